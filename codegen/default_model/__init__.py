@@ -1,0 +1,6 @@
+"""The embedded default model: a small branchy CNN for MNIST digits, trained and exported off-board.
+
+``data`` loads and splits the images, ``model`` defines the network and its exit heads, ``train``
+trains it jointly and measures it, ``export`` writes the ONNX files and the bundle, and ``command``
+is ``edgesplit build-default``, which runs the whole pipeline into ``runtime/assets``.
+"""

@@ -1,0 +1,1 @@
+"""Frozen policies evaluated with numpy alone (filled by the network issue)."""

@@ -1,0 +1,148 @@
+"""``edgesplit infer``: run a bundle locally on the inputs in a .npy file, with early exits."""
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from runtime.bundle.store import load_bundle
+from runtime.commands.output import print_json, print_table
+from runtime.errors import EdgesplitError, InputError
+from runtime.executor.executor import Executor
+
+DEFAULT_BUNDLE = "default"
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "infer", help="run a bundle locally on a .npy of inputs, exiting early on low entropy",
+        description="Run a bundle on this machine. Each row of INPUT.npy (first axis = batch) is one task: "
+                    "the main branch runs segment by segment, each exit head is checked, and the task "
+                    "stops at the first exit whose normalised softmax entropy is below its threshold. "
+                    "OUT.npy gets the scores of the exit each task took, one row per task.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  edgesplit infer default images.npy --out scores.npy --thresholds 0.2,0.3 --json")
+    parser.add_argument("bundle", help="bundle directory, or 'default' for the embedded MNIST bundle")
+    parser.add_argument("input", help=".npy file of inputs with the batch axis first (dtype and shape as the "
+                                      "bundle's manifest says)")
+    parser.add_argument("--out", required=True, help="where to write the scores (.npy)")
+    parser.add_argument("--thresholds", help="comma-separated entropy thresholds in [0,1], one per early exit "
+                                             "(default: the manifest's)")
+    parser.add_argument("--no-exits", action="store_true", help="ignore exit heads: run the whole main branch")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads per segment (default: 1 for "
+                                                                   "small segments, all cores for large ones)")
+    parser.add_argument("--json", action="store_true", help="print a JSON report (per task: exit, entropies, "
+                                                            "segment times)")
+    parser.set_defaults(handler=run_infer)
+
+
+def resolve_bundle(name: str):
+    if name == DEFAULT_BUNDLE and not os.path.exists(name):
+        from runtime.default_bundle import default_bundle_path
+
+        return load_bundle(default_bundle_path())
+    return load_bundle(name)
+
+
+def parse_thresholds(text: Optional[str]) -> Optional[List[float]]:
+    if text is None:
+        return None
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise InputError("--thresholds: %r is not a number" % part) from None
+        if not 0.0 <= value <= 1.0:
+            raise InputError("--thresholds: %s is outside [0, 1] (normalised entropy)" % part)
+        values.append(value)
+    return values
+
+
+def load_inputs(path: str) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError("%s: no such file" % path) from None
+    except (OSError, ValueError) as exc:
+        raise InputError("%s: not a readable .npy array (%s); save inputs with numpy.save" % (path, exc)) from None
+    if not isinstance(array, np.ndarray):
+        raise InputError("%s: holds several arrays (.npz); pass a single-array .npy" % path)
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise InputError("%s: needs at least one input along the first (batch) axis, got shape %s"
+                         % (path, array.shape))
+    return array
+
+
+def run_infer(args) -> int:
+    bundle = resolve_bundle(args.bundle)
+    inputs = load_inputs(args.input)
+    executor = Executor(bundle, threads=args.threads)
+    thresholds = executor.thresholds_or_default(parse_thresholds(args.thresholds))
+    executor.check_inputs({bundle.manifest.inputs[0].name: inputs[:1]})
+    tasks, outputs = [], []
+    for row in range(inputs.shape[0]):
+        started = time.perf_counter()
+        result = executor.run(inputs[row:row + 1], thresholds=thresholds, use_exits=not args.no_exits)
+        elapsed = time.perf_counter() - started
+        outputs.append(result.output)
+        tasks.append({
+            "task": row,
+            "exit": result.exit_id,
+            "prediction": int(np.argmax(result.output[0])),
+            "entropies": {str(e): round(h, 6) for e, h in result.entropies},
+            "segment_ms": {k: round(v * 1e3, 4) for k, v in result.segment_seconds.items()},
+            "latency_ms": round(elapsed * 1e3, 4),
+            "macs": result.macs,
+        })
+    write_npy(args.out, np.concatenate(outputs, axis=0))
+    report = summarise(bundle, thresholds, args, tasks)
+    if args.json:
+        print_json(report)
+    else:
+        print_summary(report)
+    return 0
+
+
+def write_npy(path: str, array: np.ndarray) -> None:
+    target = Path(path)
+    tmp = target.with_name(target.name + ".partial")
+    try:
+        with open(str(tmp), "wb") as handle:
+            np.save(handle, array)
+        os.replace(str(tmp), str(target))
+    except OSError as exc:
+        raise EdgesplitError("cannot write %s: %s" % (path, exc)) from None
+
+
+def summarise(bundle, thresholds, args, tasks) -> dict:
+    manifest = bundle.manifest
+    counts = {str(e.id): 0 for e in manifest.exits}
+    for task in tasks:
+        counts[str(task["exit"])] += 1
+    latencies = sorted(t["latency_ms"] for t in tasks)
+    return {
+        "bundle": str(bundle.root),
+        "bundle_sha256": bundle.hash,
+        "tasks": len(tasks),
+        "exits_enabled": not args.no_exits,
+        "thresholds": list(thresholds),
+        "exit_counts": counts,
+        "mean_macs": float(np.mean([t["macs"] for t in tasks])),
+        "full_macs": manifest.cuts[-1].macs_before,
+        "mean_latency_ms": float(np.mean(latencies)),
+        "p95_latency_ms": float(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]),
+        "out": args.out,
+        "per_task": tasks,
+    }
+
+
+def print_summary(report: dict) -> None:
+    print("%d tasks -> %s   mean MACs %.0f of %d   latency mean %.3f ms, p95 %.3f ms" % (
+        report["tasks"], report["out"], report["mean_macs"], report["full_macs"],
+        report["mean_latency_ms"], report["p95_latency_ms"]))
+    rows = [(exit_id, count, "%.1f%%" % (100.0 * count / report["tasks"]))
+            for exit_id, count in report["exit_counts"].items()]
+    print_table(("exit", "tasks", "share"), rows)

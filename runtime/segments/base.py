@@ -1,0 +1,38 @@
+"""The interface every segment backend implements, and the checks they share."""
+from typing import Dict, Mapping, Sequence
+
+import numpy as np
+
+from runtime.bundle.manifest import TensorSpec
+from runtime.errors import InputError
+
+
+class SegmentRunner:
+    """Runs one exported segment: named input arrays in, named output arrays out."""
+
+    segment_id = ""
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+def zeros_for(specs: Sequence[TensorSpec], batch: int = 1) -> Dict[str, np.ndarray]:
+    """Zero arrays of the right shape and dtype (dynamic dims get ``batch``), e.g. for a warm-up."""
+    feeds = {}
+    for spec in specs:
+        shape = [batch if dim is None else dim for dim in spec.shape]
+        feeds[spec.name] = np.zeros(shape, dtype=spec.dtype)
+    return feeds
+
+
+def check_tensor(spec: TensorSpec, array: np.ndarray, where: str) -> None:
+    """Refuse an array whose dtype or fixed dimensions differ from the manifest's spec."""
+    if not isinstance(array, np.ndarray):
+        raise InputError("%s: tensor %r must be a numpy array, got %s" % (where, spec.name, type(array).__name__))
+    if array.dtype != np.dtype(spec.dtype):
+        raise InputError("%s: tensor %r has dtype %s, expected %s (convert with .astype(%r))"
+                         % (where, spec.name, array.dtype, spec.dtype, spec.dtype))
+    if array.ndim != len(spec.shape) or any(
+            want is not None and got != want for got, want in zip(array.shape, spec.shape)):
+        raise InputError("%s: tensor %r has shape %s, expected %s (None = any size)"
+                         % (where, spec.name, tuple(array.shape), tuple(spec.shape)))

@@ -1,0 +1,13 @@
+import shutil
+
+import pytest
+
+from runtime.default_bundle import default_bundle_path
+
+
+@pytest.fixture
+def bundle_copy(tmp_path):
+    """A private copy of the embedded default bundle that a test may damage."""
+    target = tmp_path / "bundle"
+    shutil.copytree(str(default_bundle_path()), str(target))
+    return target
