@@ -11,10 +11,10 @@ import sys
 from typing import List, Optional
 
 from runtime import __version__
-from runtime.commands import infer
+from runtime.commands import board, demo, infer, link, peer, traces
 from runtime.errors import EdgesplitError
 
-BUILTIN = (infer.register,)
+BUILTIN = (board.register, demo.register, infer.register, link.register, peer.register, traces.register,)
 PLUGIN_GROUP = "edgesplit.commands"
 
 log = logging.getLogger("edgesplit")

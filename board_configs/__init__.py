@@ -1,0 +1,1 @@
+"""Board descriptions shipped with edgesplit: one TOML file per board (data only; see runtime.boards)."""

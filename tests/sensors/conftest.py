@@ -1,0 +1,14 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # fake_boards, shared with tests/boards
+
+import fake_boards  # noqa: E402
+
+
+@pytest.fixture(params=fake_boards.board_names())
+def board(request, tmp_path):
+    """(board name, root of its fake sysfs/procfs tree)."""
+    return request.param, fake_boards.build(request.param, tmp_path / request.param)
