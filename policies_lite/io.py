@@ -1,0 +1,212 @@
+"""Reading and writing frozen-policy files.
+
+``save_policy`` builds the metadata, validates it with the same checks ``load_policy`` runs, stamps
+the content id and writes atomically (temporary sibling + rename), so whatever it writes loads.
+
+The policy id is the sha256 of the canonical metadata (without the id itself) and of every array's
+name, dtype, shape and bytes. It is stable across re-saves of the same content, unlike a hash of the
+zip file, whose entries carry timestamps; ``load_policy`` recomputes it, so a file edited after
+saving is refused.
+"""
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any, Collection, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from policies_lite.errors import PolicyError
+from policies_lite.features import missing_features
+from policies_lite.format import (DEFAULT_MAX_INTERVAL, FORMAT_VERSION, META_KEY, PolicySpec, check_arrays,
+                                  parse_meta, spec_to_meta)
+from policies_lite.policy import FrozenPolicy
+
+PathLike = Union[str, Path]
+
+# What numpy / zipfile raise on a damaged or foreign file, as far as reading an .npz goes.
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, TypeError,
+                RuntimeError, NotImplementedError, OverflowError, MemoryError, UnicodeDecodeError)
+
+
+def _reject_constant(name: str):
+    raise ValueError("%s is not valid JSON" % name)
+
+
+def canonical_json(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def content_id(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
+    """sha256 of the metadata (minus provenance.policy_id) and the weight arrays."""
+    meta = dict(meta)
+    provenance = dict(meta.get("provenance") or {})
+    provenance.pop("policy_id", None)
+    meta["provenance"] = provenance
+    digest = hashlib.sha256(canonical_json(meta))
+    for name in sorted(arrays):
+        if name == META_KEY:
+            continue
+        arr = np.ascontiguousarray(arrays[name])
+        digest.update(("\0%s\0%s\0%s\0" % (name, arr.dtype.str, arr.shape)).encode("ascii"))
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _read_npz(path: Path) -> Dict[str, np.ndarray]:
+    try:
+        loaded = np.load(str(path), allow_pickle=False)
+    except FileNotFoundError:
+        raise PolicyError("%s: no such file" % path) from None
+    except IsADirectoryError:
+        raise PolicyError("%s: is a directory, not a policy .npz" % path) from None
+    except _READ_ERRORS as exc:
+        raise PolicyError("%s: not a readable policy .npz (%s: %s)" % (path, type(exc).__name__, exc)) from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise PolicyError("%s: a single .npy array, not a policy .npz (weights + meta)" % path)
+    try:
+        with loaded:
+            return {name: loaded[name] for name in loaded.files}
+    except _READ_ERRORS as exc:
+        raise PolicyError("%s: damaged policy .npz (%s: %s): copy it again or re-export it"
+                          % (path, type(exc).__name__, exc)) from None
+
+
+def _decode_meta(raw: Any, path: Path) -> Any:
+    if not isinstance(raw, np.ndarray):
+        raise PolicyError("%s: no %r array: this .npz is not a policy" % (path, META_KEY))
+    if raw.dtype.kind == "U" and raw.ndim == 0:
+        text = str(raw[()])
+    elif raw.dtype == np.uint8 and raw.ndim == 1:
+        try:
+            text = raw.tobytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PolicyError("%s: %r bytes are not UTF-8 (%s)" % (path, META_KEY, exc)) from None
+    else:
+        raise PolicyError("%s: %r must be a 0-d unicode array or 1-d uint8 bytes holding JSON, got %s %s"
+                          % (path, META_KEY, raw.dtype, raw.shape))
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise PolicyError("%s: %r is not valid JSON (%s)" % (path, META_KEY, exc)) from None
+
+
+def read_policy_file(path: PathLike) -> Tuple[PolicySpec, Dict[str, np.ndarray]]:
+    """Read and fully validate a policy file; return its spec and weight arrays."""
+    path = Path(path)
+    arrays = _read_npz(path)
+    meta = _decode_meta(arrays.get(META_KEY), path)
+    try:
+        spec = parse_meta(meta)
+        check_arrays(spec, arrays, str(path))
+    except PolicyError as exc:
+        message = str(exc)
+        raise PolicyError(message if message.startswith(str(path)) else "%s: %s" % (path, message)) from None
+    if content_id(meta, arrays) != spec.policy_id:
+        raise PolicyError("%s: provenance.policy_id does not match the file's content (weights or metadata "
+                          "were changed after saving): re-save it with policies_lite.save_policy" % path)
+    return spec, {k: v for k, v in arrays.items() if k != META_KEY}
+
+
+def load_policy(path: PathLike, available_features: Optional[Collection[str]] = None) -> FrozenPolicy:
+    """Load a frozen policy; with ``available_features``, refuse one that needs a feature not in it."""
+    spec, arrays = read_policy_file(path)
+    if available_features is not None:
+        missing = missing_features(spec.features, set(available_features))
+        if missing:
+            raise PolicyError("%s: this board cannot supply feature(s) %s that the policy needs (it supplies "
+                              "%s): use a policy trained on these features"
+                              % (path, ", ".join(missing), ", ".join(sorted(available_features)) or "none"))
+    return FrozenPolicy(spec, arrays, source=Path(path))
+
+
+# ---------------------------------------------------------------- writing
+
+
+def edgeml_decoder(n_exits: int, n_cuts: int, max_interval: int = DEFAULT_MAX_INTERVAL,
+                   thresholds: str = "sigmoid", scale: str = "index") -> Dict[str, Any]:
+    """Decoder metadata for an EdgeML action (outputs: n_exits thresholds, cut, interval)."""
+    return {"type": "edgeml", "n_exits": n_exits, "n_cuts": n_cuts, "max_interval": max_interval,
+            "thresholds": thresholds, "scale": scale}
+
+
+def task_choice_decoder(choices: Sequence[Tuple[int, Optional[int]]]) -> Dict[str, Any]:
+    """Decoder metadata for a per-task argmax over (exit, cut) pairs (cut None: no offload)."""
+    return {"type": "task_choice", "choices": [[e, c] for e, c in choices]}
+
+
+def _float_array(value: Any, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise PolicyError("%s: not an array of numbers (%s)" % (what, exc)) from None
+    if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
+        raise PolicyError("%s: expected numbers, got dtype %s" % (what, arr.dtype))
+    dtype = np.dtype("<f4") if arr.dtype == np.float32 else np.dtype("<f8")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def save_policy(path: PathLike, *, features: Sequence[str], layers: Sequence[Tuple[Any, Any]],
+                activations: Sequence[str], decoder: Mapping[str, Any], mean: Optional[Sequence[float]] = None,
+                std: Optional[Sequence[float]] = None, provenance: Optional[Mapping[str, Any]] = None,
+                kind: Optional[str] = None) -> str:
+    """Write a policy file that ``load_policy`` accepts; return its policy id.
+
+    ``layers``: one ``(W, b)`` per layer, W shaped (outputs, inputs). ``mean``/``std`` default to no
+    normalisation. ``provenance`` needs ``traces`` and ``algorithm``; ``date`` defaults to now (UTC).
+    A linear policy is one layer with activation ``identity`` (``kind`` is inferred if not given).
+    """
+    features = list(features)
+    arrays = {}
+    sizes = [len(features)]
+    for i, (weight, bias) in enumerate(layers):
+        arrays["W%d" % i] = _float_array(weight, "layers[%d] W" % i)
+        arrays["b%d" % i] = _float_array(bias, "layers[%d] b" % i)
+        if arrays["W%d" % i].ndim != 2:
+            raise PolicyError("layers[%d] W: expected a 2-D (outputs, inputs) matrix, got shape %s"
+                              % (i, arrays["W%d" % i].shape))
+        sizes.append(int(arrays["W%d" % i].shape[0]))
+    if kind is None:
+        kind = "linear" if len(layers) == 1 and list(activations) == ["identity"] else "mlp"
+    provenance = dict(provenance or {})
+    provenance.setdefault("traces", [])
+    provenance.setdefault("algorithm", "unspecified")
+    provenance.setdefault("date", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    provenance["policy_id"] = "pending"
+    n = len(features)
+    meta = {"format_version": FORMAT_VERSION, "kind": kind, "features": features,
+            "normalisation": {"mean": [float(v) for v in (mean if mean is not None else [0.0] * n)],
+                              "std": [float(v) for v in (std if std is not None else [1.0] * n)]},
+            "layer_sizes": sizes, "activations": list(activations), "decoder": dict(decoder),
+            "provenance": provenance}
+    spec = parse_meta(meta)
+    check_arrays(spec, arrays, "save_policy")
+    meta = spec_to_meta(spec)
+    meta["provenance"]["policy_id"] = content_id(meta, arrays)
+    text = canonical_json(meta).decode("utf-8")
+    _write_npz_atomic(Path(path), dict(arrays, **{META_KEY: np.array(text)}))
+    return meta["provenance"]["policy_id"]
+
+
+def _write_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=str(directory))
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, str(path))
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,248 @@
+"""Reading a trace database: summaries and exports (JSONL, CSV, npz) for off-board training.
+
+Readers open the file read-only, inside one read transaction (a consistent snapshot even while the
+daemon keeps writing), and refuse anything that is not an edgesplit trace database of this schema
+version. Exports are atomic: written to a temporary sibling, fsynced, then renamed over ``out``.
+"""
+import csv
+import io
+import json
+import math
+import os
+import sqlite3
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from runtime.traces.errors import TraceError
+from runtime.traces.schema import DATA_TABLES, JSON_COLUMNS, SCHEMA_VERSION, check_identity
+
+FORMATS = ("jsonl", "csv", "npz")
+PathLike = Union[str, Path]
+
+
+@contextmanager
+def open_readonly(path: PathLike) -> Iterator[sqlite3.Connection]:
+    path = Path(path)
+    if not path.exists():
+        raise TraceError("%s: no such trace database" % path)
+    if not path.is_file():
+        raise TraceError("%s: not a file" % path)
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise TraceError("%s: cannot open (%s)" % (path, exc)) from None
+    try:
+        version = check_identity(conn, str(path))
+        if version == 0:
+            raise TraceError("%s: an empty SQLite file, not a trace database" % path)
+        if version != SCHEMA_VERSION:
+            raise TraceError("%s: trace schema version %d; this edgesplit reads %d: open it once for writing "
+                             "(it migrates) or export with the edgesplit that wrote it"
+                             % (path, version, SCHEMA_VERSION))
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("ROLLBACK")
+    except sqlite3.DatabaseError as exc:
+        raise TraceError("%s: damaged or unreadable trace database (%s)" % (path, exc)) from None
+    finally:
+        conn.close()
+
+
+def dropped_rows(conn: sqlite3.Connection) -> Dict[str, int]:
+    return {name: int(rows) for name, rows in conn.execute("SELECT table_name, rows FROM dropped")}
+
+
+def summarize(path: PathLike) -> Dict[str, Any]:
+    """Rows per table, runs, and how many rows the size cap dropped."""
+    with open_readonly(path) as conn:
+        counts = {t: conn.execute("SELECT count(*) FROM %s" % t).fetchone()[0] for t in ("runs",) + DATA_TABLES}
+        runs = []
+        for run_id, started, board, bundle_hash in conn.execute(
+                "SELECT run_id, started_s, board, bundle_hash FROM runs ORDER BY started_s"):
+            runs.append({"run_id": run_id, "started_s": started, "board": board, "bundle_hash": bundle_hash,
+                         "tasks": conn.execute("SELECT count(*) FROM tasks WHERE run_id = ?", (run_id,)).fetchone()[0],
+                         "transitions": conn.execute("SELECT count(*) FROM transitions WHERE run_id = ?",
+                                                     (run_id,)).fetchone()[0]})
+        labelled = conn.execute("SELECT count(*) FROM tasks WHERE label IS NOT NULL").fetchone()[0]
+        fallbacks = conn.execute("SELECT count(*) FROM tasks WHERE fallback != 0").fetchone()[0]
+        return {"path": str(path), "schema_version": SCHEMA_VERSION, "rows": counts,
+                "dropped": dropped_rows(conn), "labelled_tasks": labelled, "fallback_tasks": fallbacks,
+                "runs": runs}
+
+
+# ---------------------------------------------------------------- rows
+
+
+def _select(conn: sqlite3.Connection, table: str, run_id: Optional[str]):
+    if table not in DATA_TABLES:
+        raise TraceError("unknown table %r: expected one of %s" % (table, ", ".join(DATA_TABLES)))
+    sql = "SELECT * FROM %s" % table
+    params = ()  # type: Tuple[Any, ...]
+    if run_id is not None:
+        sql += " WHERE run_id = ?"
+        params = (run_id,)
+    cursor = conn.execute(sql + " ORDER BY seq", params)
+    return [d[0] for d in cursor.description], cursor
+
+
+def _decoded_rows(columns: Sequence[str], cursor, table: str) -> Iterator[Dict[str, Any]]:
+    json_columns = set(JSON_COLUMNS.get(table, ()))
+    for row in cursor:
+        record = dict(zip(columns, row))
+        for name in json_columns:
+            record[name] = json.loads(record[name])
+        yield record
+
+
+def _flatten(value: Any, prefix: str, out: List[Tuple[str, float]], where: str) -> None:
+    """Numbers, lists and objects of numbers -> (name, float) pairs in stored order; null -> NaN."""
+    if value is None:
+        out.append((prefix, math.nan))
+    elif isinstance(value, bool) or isinstance(value, (int, float)):
+        out.append((prefix, float(value)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _flatten(item, "%s[%d]" % (prefix, i), out, where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(item, "%s.%s" % (prefix, key) if prefix else key, out, where)
+    else:
+        raise TraceError("%s: %r is not numeric: the npz export needs numbers (or lists/objects of them)"
+                         % (where, value))
+
+
+def transitions_arrays(conn: sqlite3.Connection, run_id: Optional[str] = None) -> Dict[str, np.ndarray]:
+    """Transitions as training arrays: state (N, d), action (N, a), reward (N,), next_state (N, d), ..."""
+    columns, cursor = _select(conn, "transitions", run_id)
+    states, actions, next_states = [], [], []
+    rewards, steps, times, runs, policies = [], [], [], [], []
+    action_names = None  # type: Optional[List[str]]
+    for record in _decoded_rows(columns, cursor, "transitions"):
+        where = "transitions run %s step %s" % (record["run_id"], record["step"])
+        flat = []  # type: List[Tuple[str, float]]
+        _flatten(record["action"], "", flat, where + " action")
+        names = [name or "action" for name, _ in flat]
+        if action_names is None:
+            action_names = names
+        elif names != action_names:
+            raise TraceError("%s: action layout %s differs from the first row's %s: export one run or one "
+                             "policy at a time (--run)" % (where, names, action_names))
+        state, next_state = [], []  # type: List[Tuple[str, float]], List[Tuple[str, float]]
+        _flatten(record["state"], "", state, where + " state")
+        _flatten(record["next_state"], "", next_state, where + " next_state")
+        if states and (len(state) != len(states[0]) or len(next_state) != len(states[0])):
+            raise TraceError("%s: state has %d values, next_state %d, the first row %d: export one run at a time "
+                             "(--run)" % (where, len(state), len(next_state), len(states[0])))
+        states.append([v for _, v in state])
+        next_states.append([v for _, v in next_state])
+        actions.append([v for _, v in flat])
+        rewards.append(record["reward"])
+        steps.append(record["step"])
+        times.append(record["time_s"])
+        runs.append(record["run_id"])
+        policies.append(record["policy_id"] or "")
+    n = len(rewards)
+    d = len(states[0]) if states else 0
+    return {
+        "state": np.array(states, dtype=np.float64).reshape(n, d),
+        "action": np.array(actions, dtype=np.float64).reshape(n, len(action_names or [])),
+        "reward": np.array(rewards, dtype=np.float64),
+        "next_state": np.array(next_states, dtype=np.float64).reshape(n, d),
+        "step": np.array(steps, dtype=np.int64),
+        "time_s": np.array(times, dtype=np.float64),
+        "run_id": np.array(runs, dtype=str).reshape(n),
+        "policy_id": np.array(policies, dtype=str).reshape(n),
+        "action_names": np.array(action_names or [], dtype=str),
+    }
+
+
+_INT_COLUMNS = ("seq", "task_id", "bytes_sent", "fallback")
+_TEXT_COLUMNS = ("run_id", "policy_id", "segment_times", "entropies")
+
+
+def tasks_arrays(conn: sqlite3.Connection, run_id: Optional[str] = None) -> Dict[str, np.ndarray]:
+    """Tasks column by column: integers as int64, nullable numbers as float64 with NaN, text as str."""
+    columns, cursor = _select(conn, "tasks", run_id)
+    rows = cursor.fetchall()
+    arrays = {}
+    for i, name in enumerate(columns):
+        values = [row[i] for row in rows]
+        if name in _TEXT_COLUMNS:
+            arrays[name] = np.array(["" if v is None else v for v in values], dtype=str).reshape(len(rows))
+        elif name in _INT_COLUMNS:
+            arrays[name] = np.array(values, dtype=np.int64)
+        else:
+            arrays[name] = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    return arrays
+
+
+# ---------------------------------------------------------------- files
+
+
+@contextmanager
+def _atomic_output(out: Path, binary: bool):
+    directory = out.parent if str(out.parent) else Path(".")
+    if not directory.is_dir():
+        raise TraceError("%s: directory %s does not exist" % (out, directory))
+    fd, tmp = tempfile.mkstemp(prefix="." + out.name + ".", suffix=".tmp", dir=str(directory))
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, str(out))
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def export(path: PathLike, out: PathLike, fmt: str, table: Optional[str] = None,
+           run_id: Optional[str] = None) -> Dict[str, Any]:
+    """Write one table to ``out``; return what was written (rows, table, dropped count)."""
+    if fmt not in FORMATS:
+        raise TraceError("unknown format %r: expected one of %s" % (fmt, ", ".join(FORMATS)))
+    table = table or ("transitions" if fmt == "npz" else "tasks")
+    if table not in DATA_TABLES:
+        raise TraceError("unknown table %r: expected one of %s" % (table, ", ".join(DATA_TABLES)))
+    out = Path(out)
+    with open_readonly(path) as conn:
+        dropped = dropped_rows(conn).get(table, 0)
+        if fmt == "npz":
+            arrays = transitions_arrays(conn, run_id) if table == "transitions" else tasks_arrays(conn, run_id)
+            arrays["dropped_rows"] = np.array(dropped, dtype=np.int64)
+            arrays["schema_version"] = np.array(SCHEMA_VERSION, dtype=np.int64)
+            rows = int(arrays["seq"].shape[0]) if table == "tasks" else int(arrays["reward"].shape[0])
+            with _atomic_output(out, binary=True) as handle:
+                np.savez(handle, **arrays)
+        else:
+            columns, cursor = _select(conn, table, run_id)
+            with _atomic_output(out, binary=False) as handle:
+                rows = (_write_jsonl if fmt == "jsonl" else _write_csv)(handle, columns, cursor, table)
+    return {"table": table, "format": fmt, "rows": rows, "dropped_rows": dropped, "out": str(out)}
+
+
+def _write_jsonl(handle: io.TextIOBase, columns: Sequence[str], cursor, table: str) -> int:
+    rows = 0
+    for record in _decoded_rows(columns, cursor, table):
+        handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        rows += 1
+    return rows
+
+
+def _write_csv(handle: io.TextIOBase, columns: Sequence[str], cursor, table: str) -> int:
+    writer = csv.writer(handle)
+    writer.writerow(columns)
+    rows = 0
+    for row in cursor:  # JSON columns stay JSON text in their cell
+        writer.writerow(["" if v is None else v for v in row])
+        rows += 1
+    return rows

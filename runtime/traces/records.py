@@ -1,0 +1,83 @@
+"""The rows the trace store writes, as plain dataclasses, and their JSON encoding."""
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+
+from runtime.traces.errors import TraceError
+
+
+@dataclass
+class TaskRecord:
+    """One task, as the executor finished it. Times in seconds on the run's clock."""
+
+    task_id: int
+    arrival_s: float
+    latency_s: Optional[float] = None
+    deadline_s: Optional[float] = None      # absolute, same clock as arrival_s; None = no deadline
+    exit: Optional[int] = None              # exit id taken (manifest exits[].id)
+    cut: Optional[int] = None               # cut id offloaded at; None = ran locally
+    segment_times: Dict[str, float] = field(default_factory=dict)  # segment id -> seconds
+    bytes_sent: int = 0
+    transfer_s: Optional[float] = None
+    entropies: Dict[str, float] = field(default_factory=dict)      # exit id -> normalised entropy
+    bandwidth_bps: Optional[float] = None   # estimate used for the decision
+    fallback: bool = False                  # peer slow/gone: finished locally
+    result: Optional[int] = None            # predicted class
+    label: Optional[int] = None             # true class, if known now (else set_label later)
+    policy_id: Optional[str] = None
+    run_id: Optional[str] = None            # None: the store's current run
+
+
+@dataclass
+class TransitionRecord:
+    """One (s, a, r, s') step of the controller."""
+
+    step: int
+    time_s: float
+    state: Sequence[float]
+    action: Any                 # JSON-able: list of numbers, dict, or a dataclass (EdgeMLAction...)
+    reward: float
+    next_state: Sequence[float]
+    policy_id: Optional[str] = None
+    run_id: Optional[str] = None
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, numpy arrays/scalars and tuples -> plain JSON types."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def dumps(value: Any, what: str) -> str:
+    try:
+        return json.dumps(to_jsonable(value), separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TraceError("%s: cannot store as JSON (%s)" % (what, exc)) from None
+
+
+def optional_float(value: Any, what: str) -> Optional[float]:
+    if value is None:
+        return None
+    number = float(value)
+    if math.isnan(number):
+        return None  # unknown is NULL, not NaN: SQLite has no NaN
+    if math.isinf(number):
+        raise TraceError("%s is infinite" % what)
+    return number
+
+
+def optional_int(value: Any) -> Optional[int]:
+    return None if value is None else int(value)

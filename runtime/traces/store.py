@@ -1,0 +1,301 @@
+"""TraceStore: the durable, size-capped SQLite log of tasks and controller transitions.
+
+Durability. The database runs in WAL mode with ``synchronous=FULL``: every commit appends to the
+write-ahead log and fsyncs it, so a committed batch survives a SIGKILL and a power cut, while an
+interrupted commit is simply absent (WAL frames without their commit record are ignored on
+recovery). The file always passes ``PRAGMA integrity_check``. Rows are written into an open
+transaction and committed every ``batch_size`` rows, every ``flush_interval_s`` seconds (checked on
+each write and by a background thread) and on ``close``: so at most the last uncommitted batch is
+lost, and an SD card sees one fsync per batch rather than one per row. ``durable=False`` selects
+``synchronous=NORMAL``: still never corrupt and safe against a process kill, but a power cut may
+lose the batches committed since the last checkpoint.
+
+Size cap. With ``max_rows`` each data table keeps at most that many rows; with ``max_bytes`` the
+database's used pages stay under that size (the WAL adds up to ~4 MiB, truncated after
+checkpoints). The oldest rows go first, deleted in the same transaction as the batch that crossed
+the cap, and counted in the ``dropped`` table so exports can say what is missing.
+"""
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional, Union
+
+from runtime.traces.errors import TraceError
+from runtime.traces.records import TaskRecord, TransitionRecord, dumps, optional_float, optional_int
+from runtime.traces.schema import DATA_TABLES, create_or_migrate
+
+log = logging.getLogger(__name__)
+
+WAL_LIMIT_BYTES = 4 * 1024 * 1024
+_DROP_FRACTION = 10  # when over max_bytes, drop 1/10 of the bigger table's rows per pass
+
+_INSERT_TASK = ("INSERT INTO tasks (run_id, task_id, arrival_s, deadline_s, exit, cut, segment_times, bytes_sent, "
+                "transfer_s, entropies, bandwidth_bps, fallback, result, label, latency_s, policy_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_TRANSITION = ("INSERT INTO transitions (run_id, step, time_s, state, action, reward, next_state, policy_id) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+class TraceStore:
+    """Append tasks and transitions; ``close()`` (or ``with``) commits the rest.
+
+    Thread-safe: one lock guards the connection. ``clock`` (monotonic seconds) only times the
+    flush interval; pass the emulator's clock and ``background_flush=False`` for virtual time.
+    ``on_commit(store)`` runs after each successful commit (e.g. to report progress).
+    """
+
+    def __init__(self, path: Union[str, Path], batch_size: int = 64, flush_interval_s: Optional[float] = 1.0,
+                 max_rows: Optional[int] = None, max_bytes: Optional[int] = None, durable: bool = True,
+                 background_flush: bool = True, clock: Callable[[], float] = time.monotonic,
+                 on_commit: Optional[Callable[["TraceStore"], None]] = None):
+        if batch_size < 1:
+            raise TraceError("batch_size must be >= 1, got %r" % batch_size)
+        if max_rows is not None and max_rows < 1:
+            raise TraceError("max_rows must be >= 1, got %r" % max_rows)
+        if max_bytes is not None and max_bytes < 64 * 1024:
+            raise TraceError("max_bytes must be >= 64 KiB, got %r" % max_bytes)
+        self.path = Path(path)
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._on_commit = on_commit
+        self._lock = threading.RLock()
+        self._pending = 0
+        self._pending_since = 0.0
+        self._last_task_id = None  # type: Optional[int]
+        self.last_committed_task_id = None  # type: Optional[int]
+        self.committed_rows = 0
+        self.run_id = None  # type: Optional[str]
+        self._conn = self._open(durable)
+        self._closed = False
+        self._stop = threading.Event()
+        self._flusher = None  # type: Optional[threading.Thread]
+        if background_flush and flush_interval_s:
+            self._flusher = threading.Thread(target=self._flush_loop, name="trace-flush", daemon=True)
+            self._flusher.start()
+
+    # ------------------------------------------------------------ opening and closing
+
+    def _open(self, durable: bool) -> sqlite3.Connection:
+        if self.path.is_dir():
+            raise TraceError("%s: is a directory; give a database file path" % self.path)
+        if not self.path.parent.is_dir():
+            raise TraceError("%s: directory %s does not exist" % (self.path, self.path.parent))
+        try:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=5.0)
+        except sqlite3.Error as exc:
+            raise TraceError("%s: cannot open trace database (%s)" % (self.path, exc)) from None
+        try:
+            create_or_migrate(conn, str(self.path))
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise TraceError("%s: the filesystem does not support SQLite WAL mode (got %r): put the trace "
+                                 "database on a local disk" % (self.path, mode))
+            conn.execute("PRAGMA synchronous=%s" % ("FULL" if durable else "NORMAL"))
+            conn.execute("PRAGMA journal_size_limit=%d" % WAL_LIMIT_BYTES)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise TraceError("%s: cannot use as a trace database (%s)" % (self.path, exc)) from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def close(self) -> None:
+        """Commit what is pending, stop the flusher, checkpoint and close. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._stop.set()
+            try:
+                self._commit()
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                self._conn.close()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5.0)
+
+    def __enter__(self) -> "TraceStore":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ writing
+
+    def start_run(self, board: Optional[str] = None, bundle_hash: Optional[str] = None,
+                  versions: Optional[Mapping[str, Any]] = None, config: Optional[Mapping[str, Any]] = None,
+                  run_id: Optional[str] = None, started_s: Optional[float] = None) -> str:
+        """Record a run (committed at once) and make it the default for later records."""
+        run_id = run_id or uuid.uuid4().hex
+        row = (run_id, time.time() if started_s is None else float(started_s), board, bundle_hash,
+               dumps(versions or {}, "runs.versions"), dumps(config or {}, "runs.config"))
+        with self._lock:
+            self._check_open()
+            self._begin()
+            try:
+                self._conn.execute("INSERT INTO runs (run_id, started_s, board, bundle_hash, versions, config) "
+                                   "VALUES (?, ?, ?, ?, ?, ?)", row)
+            except sqlite3.IntegrityError:
+                raise TraceError("%s: run %r already exists: use a new run id" % (self.path, run_id)) from None
+            self._commit()
+            self.run_id = run_id
+        return run_id
+
+    def log_task(self, task: TaskRecord) -> None:
+        run_id = self._run_of(task.run_id, "task %r" % task.task_id)
+        row = (run_id, int(task.task_id), float(task.arrival_s), optional_float(task.deadline_s, "deadline_s"),
+               optional_int(task.exit), optional_int(task.cut), dumps(task.segment_times, "segment_times"),
+               int(task.bytes_sent), optional_float(task.transfer_s, "transfer_s"),
+               dumps(task.entropies, "entropies"), optional_float(task.bandwidth_bps, "bandwidth_bps"),
+               1 if task.fallback else 0, optional_int(task.result), optional_int(task.label),
+               optional_float(task.latency_s, "latency_s"), task.policy_id)
+        with self._lock:
+            self._write(_INSERT_TASK, row, "task %r of run %s" % (task.task_id, run_id))
+            self._last_task_id = int(task.task_id)
+            self._after_write()
+
+    def log_transition(self, transition: TransitionRecord) -> None:
+        run_id = self._run_of(transition.run_id, "transition %r" % transition.step)
+        reward = optional_float(transition.reward, "reward")
+        if reward is None:
+            raise TraceError("transition %r: reward is NaN or missing" % transition.step)
+        row = (run_id, int(transition.step), float(transition.time_s), dumps(transition.state, "state"),
+               dumps(transition.action, "action"), reward, dumps(transition.next_state, "next_state"),
+               transition.policy_id)
+        with self._lock:
+            self._write(_INSERT_TRANSITION, row, "transition %r of run %s" % (transition.step, run_id))
+            self._after_write()
+
+    def set_label(self, task_id: int, label: int, run_id: Optional[str] = None) -> bool:
+        """Late feedback: set a task's true label. False if the task is unknown (or dropped by the cap)."""
+        run_id = self._run_of(run_id, "label for task %r" % task_id)
+        with self._lock:
+            self._check_open()
+            self._begin()
+            cursor = self._conn.execute("UPDATE tasks SET label = ? WHERE run_id = ? AND task_id = ?",
+                                        (int(label), run_id, int(task_id)))
+            self._after_write()
+            return cursor.rowcount > 0
+
+    def flush(self) -> None:
+        """Commit now."""
+        with self._lock:
+            self._check_open()
+            self._commit()
+
+    # ------------------------------------------------------------ internals
+
+    def _run_of(self, run_id: Optional[str], what: str) -> str:
+        run_id = run_id or self.run_id
+        if run_id is None:
+            raise TraceError("%s: no run: call start_run() first or give run_id" % what)
+        return run_id
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TraceError("%s: the trace store is closed" % self.path)
+
+    def _begin(self) -> None:
+        if not self._conn.in_transaction:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._pending_since = self._clock()
+
+    def _write(self, sql: str, row: tuple, what: str) -> None:
+        self._check_open()
+        self._begin()
+        try:
+            self._conn.execute(sql, row)
+        except sqlite3.IntegrityError as exc:
+            raise TraceError("%s: already logged (%s)" % (what, exc)) from None
+        self._pending += 1
+
+    def _after_write(self) -> None:
+        if self._pending >= self.batch_size or (
+                self.flush_interval_s is not None and self._clock() - self._pending_since >= self.flush_interval_s):
+            self._commit()
+
+    def _commit(self) -> None:
+        if not self._conn.in_transaction:
+            return
+        self._enforce_cap()
+        self._conn.execute("COMMIT")
+        self.committed_rows += self._pending
+        self._pending = 0
+        if self._last_task_id is not None:
+            self.last_committed_task_id = self._last_task_id
+        if self._on_commit is not None:
+            self._on_commit(self)
+
+    def _flush_loop(self) -> None:
+        interval = float(self.flush_interval_s or 1.0)
+        while not self._stop.wait(interval / 2.0):
+            with self._lock:
+                if self._closed:
+                    return
+                if self._conn.in_transaction and self._clock() - self._pending_since >= interval:
+                    try:
+                        self._commit()
+                    except sqlite3.Error as exc:
+                        log.warning("%s: background commit failed: %s", self.path, exc)
+
+    # ------------------------------------------------------------ size cap
+
+    def _span(self, table: str):
+        lo, hi = self._conn.execute("SELECT min(seq), max(seq) FROM %s" % table).fetchone()
+        return (0, lo, hi) if lo is None else (hi - lo + 1, lo, hi)
+
+    def _drop_oldest(self, table: str, count: int) -> int:
+        # Rows are only ever deleted from the old end, so seq is contiguous and [lo, lo + count) are the oldest.
+        _, lo, _ = self._span(table)
+        if lo is None or count <= 0:
+            return 0
+        deleted = self._conn.execute("DELETE FROM %s WHERE seq < ?" % table, (lo + count,)).rowcount
+        self._conn.execute("UPDATE dropped SET rows = rows + ?, last_dropped_s = ? WHERE table_name = ?",
+                           (deleted, time.time(), table))
+        log.info("%s: size cap: dropped the %d oldest rows of %s", self.path, deleted, table)
+        return deleted
+
+    def _used_bytes(self) -> int:
+        page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+        free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return (pages - free) * page_size
+
+    def _enforce_cap(self) -> None:
+        if self.max_rows is not None:
+            for table in DATA_TABLES:
+                rows = self._span(table)[0]
+                if rows > self.max_rows:
+                    self._drop_oldest(table, rows - self.max_rows)
+        if self.max_bytes is not None:
+            while self._used_bytes() > self.max_bytes:
+                sizes = {table: self._span(table)[0] for table in DATA_TABLES}
+                table = max(sizes, key=sizes.get)
+                if sizes[table] == 0:
+                    break
+                self._drop_oldest(table, max(1, sizes[table] // _DROP_FRACTION))
+
+
+def default_versions() -> Dict[str, str]:
+    """Versions worth recording with a run, read without importing heavy packages."""
+    import platform
+    from runtime import __version__
+
+    versions = {"edgesplit": __version__, "python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    try:
+        from importlib import metadata
+    except ImportError:  # Python < 3.8 has no importlib.metadata
+        return versions
+    for package in ("numpy", "onnxruntime", "pyzmq"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions

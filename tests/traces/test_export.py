@@ -1,0 +1,132 @@
+"""Export round trips through the real CLI, and clean errors for files that are not trace databases."""
+import csv
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from runtime.cli import main
+from runtime.traces import TaskRecord, TraceError, TraceStore, TransitionRecord, export
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "traces.db"
+    with TraceStore(path, batch_size=4) as store:
+        run = store.start_run(board="pi4", bundle_hash="cd" * 32, config={"bounds": [0.1, 1.2]}, run_id="run-a")
+        for i in range(10):
+            store.log_task(TaskRecord(task_id=i, arrival_s=i * 0.1, deadline_s=i * 0.1 + 0.3, exit=i % 3,
+                                      cut=None if i % 4 == 0 else 1, segment_times={"s0": 0.01, "s1": 0.02},
+                                      bytes_sent=1000 * i, transfer_s=0.001 * i, entropies={"0": 0.5},
+                                      bandwidth_bps=6e6, fallback=i == 5, result=i % 10,
+                                      label=None if i % 2 else i % 10, latency_s=0.05, policy_id="pol"))
+        for k in range(6):
+            store.log_transition(TransitionRecord(
+                step=k, time_s=k * 0.5, state=np.array([k, k * 2.0, 3.0]), reward=-0.5 + k,
+                action={"thresholds": (0.1 * k, 0.2), "cut": k % 3, "interval": 1 + k % 5},
+                next_state=[k + 1.0, k * 2.0 + 2, 3.0], policy_id="pol"))
+    assert run == "run-a"
+    return path
+
+
+def test_jsonl_round_trip(db, tmp_path, capsys):
+    out = tmp_path / "tasks.jsonl"
+    assert main(["traces", "export", str(db), "--format", "jsonl", "--out", str(out)]) == 0
+    assert "wrote 10 tasks rows" in capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["task_id"] for r in rows] == list(range(10))
+    assert rows[4]["cut"] is None and rows[5]["fallback"] == 1 and rows[1]["label"] is None
+    assert rows[3]["segment_times"] == {"s0": 0.01, "s1": 0.02} and rows[3]["bytes_sent"] == 3000
+    out2 = tmp_path / "tr.jsonl"
+    assert main(["traces", "export", str(db), "--format", "jsonl", "--out", str(out2), "--table", "transitions"]) == 0
+    first = json.loads(out2.read_text().splitlines()[2])
+    assert first["action"] == {"thresholds": [0.2, 0.2], "cut": 2, "interval": 3} and first["state"] == [2, 4.0, 3.0]
+
+
+def test_csv_round_trip(db, tmp_path):
+    out = tmp_path / "tasks.csv"
+    assert main(["traces", "export", str(db), "--format", "csv", "--out", str(out)]) == 0
+    with open(str(out), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 10 and rows[0]["run_id"] == "run-a"
+    assert rows[4]["cut"] == "" and json.loads(rows[2]["entropies"]) == {"0": 0.5}
+    assert float(rows[7]["transfer_s"]) == pytest.approx(0.007)
+
+
+def test_npz_transitions_for_training(db, tmp_path, capsys):
+    out = tmp_path / "tr.npz"
+    assert main(["traces", "export", str(db), "--format", "npz", "--out", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info == {"table": "transitions", "format": "npz", "rows": 6, "dropped_rows": 0, "out": str(out)}
+    with np.load(str(out), allow_pickle=False) as npz:
+        assert npz["state"].shape == (6, 3) and npz["next_state"].shape == (6, 3)
+        assert npz["action"].shape == (6, 4)
+        assert npz["action_names"].tolist() == ["thresholds[0]", "thresholds[1]", "cut", "interval"]
+        np.testing.assert_allclose(npz["action"][3], [0.3, 0.2, 0.0, 4.0])
+        np.testing.assert_allclose(npz["reward"], [-0.5 + k for k in range(6)])
+        np.testing.assert_allclose(npz["state"][2], [2, 4, 3])
+        assert npz["run_id"].tolist() == ["run-a"] * 6 and int(npz["dropped_rows"]) == 0
+
+
+def test_npz_tasks_columns(db, tmp_path):
+    out = tmp_path / "tasks.npz"
+    export(db, out, "npz", table="tasks")
+    with np.load(str(out), allow_pickle=False) as npz:
+        assert npz["task_id"].tolist() == list(range(10))
+        assert np.isnan(npz["cut"][0]) and npz["cut"][1] == 1
+        assert np.isnan(npz["label"][1]) and npz["label"][2] == 2
+
+
+def test_summary(db, capsys):
+    assert main(["traces", "summary", str(db), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["rows"] == {"runs": 1, "tasks": 10, "transitions": 6}
+    assert info["dropped"] == {"tasks": 0, "transitions": 0}
+    assert info["labelled_tasks"] == 5 and info["fallback_tasks"] == 1
+    assert info["runs"][0]["board"] == "pi4" and info["runs"][0]["tasks"] == 10
+    assert main(["traces", "summary", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert "transitions" in text and "run-a" in text
+
+
+def test_dropped_rows_are_reported(tmp_path, capsys):
+    db = tmp_path / "capped.db"
+    with TraceStore(db, batch_size=5, max_rows=20) as store:
+        store.start_run()
+        for i in range(45):
+            store.log_task(TaskRecord(task_id=i, arrival_s=i))
+    out = tmp_path / "t.jsonl"
+    assert main(["traces", "export", str(db), "--format", "jsonl", "--out", str(out)]) == 0
+    assert "25 older rows were dropped" in capsys.readouterr().out
+    assert len(out.read_text().splitlines()) == 20
+
+
+def test_export_is_atomic_and_errors_are_clean(db, tmp_path, capsys):
+    out = tmp_path / "keep.jsonl"
+    out.write_text("previous export\n")
+    # A transitions table with mixed state lengths cannot become arrays: the old file must survive.
+    with TraceStore(db) as store:
+        store.log_transition(TransitionRecord(step=99, time_s=0, state=[1.0], action=[0], reward=0, next_state=[1.0],
+                                              run_id="run-a"))
+    assert main(["traces", "export", str(db), "--format", "npz", "--out", str(out)]) == 1
+    assert "step 99" in capsys.readouterr().err
+    assert out.read_text() == "previous export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["traces.db", "keep.jsonl"] + [
+        p.name for p in tmp_path.iterdir() if p.name.startswith("traces.db-")])
+
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"\x00garbage" * 100)
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(str(other))
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    for path, message in ((junk, "not an SQLite database"), (other, "not an edgesplit trace database"),
+                          (tmp_path / "missing.db", "no such trace database")):
+        assert main(["traces", "summary", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.startswith("edgesplit traces: error:")
+    assert not (tmp_path / "missing.db").exists()  # a reader never creates a database
+    with pytest.raises(TraceError, match="directory"):
+        export(db, tmp_path / "nodir" / "x.csv", "csv")

@@ -1,0 +1,190 @@
+"""TraceStore on real SQLite files: batching, late labels, size caps, schema identity."""
+import json
+import sqlite3
+
+import pytest
+
+from runtime.traces import SCHEMA_VERSION, TaskRecord, TraceError, TraceStore, TransitionRecord, summarize
+from runtime.traces import schema
+
+
+def _count(db, table):
+    conn = sqlite3.connect(str(db))
+    try:
+        return conn.execute("SELECT count(*) FROM %s" % table).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _task(i, **extra):
+    return TaskRecord(task_id=i, arrival_s=float(i), latency_s=0.05, exit=1, cut=2, **extra)
+
+
+def test_commits_every_batch_and_on_close(tmp_path):
+    db = tmp_path / "t.db"
+    commits = []
+    store = TraceStore(db, batch_size=10, flush_interval_s=None, on_commit=lambda s: commits.append(s.committed_rows))
+    store.start_run(board="pi4")
+    for i in range(25):
+        store.log_task(_task(i))
+    assert _count(db, "tasks") == 20  # another connection sees only committed batches
+    store.close()
+    assert _count(db, "tasks") == 25
+    assert commits == [0, 10, 20, 25]
+    store.close()  # twice is fine
+
+
+def test_commits_after_the_flush_interval_with_an_injected_clock(tmp_path):
+    now = [0.0]
+    db = tmp_path / "t.db"
+    with TraceStore(db, batch_size=1000, flush_interval_s=2.0, background_flush=False, clock=lambda: now[0]) as store:
+        store.start_run()
+        store.log_task(_task(0))
+        now[0] = 1.0
+        store.log_task(_task(1))
+        assert _count(db, "tasks") == 0
+        now[0] = 2.5
+        store.log_task(_task(2))
+        assert _count(db, "tasks") == 3
+
+
+def test_background_flusher_commits_an_idle_batch(tmp_path):
+    import time
+    db = tmp_path / "t.db"
+    with TraceStore(db, batch_size=1000, flush_interval_s=0.05) as store:
+        store.start_run()
+        store.log_task(_task(0))
+        deadline = time.monotonic() + 10
+        while _count(db, "tasks") == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _count(db, "tasks") == 1
+
+
+def test_record_contents_and_late_label(tmp_path):
+    db = tmp_path / "t.db"
+    with TraceStore(db, batch_size=2) as store:
+        run = store.start_run(board="jetson-nano", bundle_hash="ab" * 32, versions={"edgesplit": "0.1"},
+                              config={"latency_bound_s": 0.1})
+        store.log_task(TaskRecord(task_id=7, arrival_s=1.5, deadline_s=1.6, exit=2, cut=None,
+                                  segment_times={"main0": 0.01}, bytes_sent=0, transfer_s=None,
+                                  entropies={"0": 0.9, "2": 0.1}, bandwidth_bps=float("nan"), fallback=True,
+                                  result=3, latency_s=0.04, policy_id="pid"))
+        assert store.set_label(7, 3) is True
+        assert store.set_label(99, 1) is False
+    conn = sqlite3.connect(str(db))
+    conn.row_factory = sqlite3.Row
+    row = dict(conn.execute("SELECT * FROM tasks").fetchone())
+    runs = dict(conn.execute("SELECT * FROM runs").fetchone())
+    conn.close()
+    assert row["run_id"] == run and row["cut"] is None and row["fallback"] == 1 and row["label"] == 3
+    assert row["bandwidth_bps"] is None  # NaN = unknown = NULL
+    assert json.loads(row["entropies"]) == {"0": 0.9, "2": 0.1}
+    assert runs["board"] == "jetson-nano" and json.loads(runs["config"]) == {"latency_bound_s": 0.1}
+
+
+def test_label_set_later_by_a_new_store(tmp_path):
+    db = tmp_path / "t.db"
+    with TraceStore(db) as store:
+        run = store.start_run()
+        store.log_task(_task(1))
+    with TraceStore(db) as store:
+        assert store.set_label(1, 5, run_id=run)
+    assert summarize(db)["labelled_tasks"] == 1
+
+
+def test_duplicate_and_missing_run_are_errors(tmp_path):
+    with TraceStore(tmp_path / "t.db") as store:
+        with pytest.raises(TraceError, match="start_run"):
+            store.log_task(_task(0))
+        store.start_run(run_id="r1")
+        store.log_task(_task(0))
+        with pytest.raises(TraceError, match="task 0 of run r1: already logged"):
+            store.log_task(_task(0))
+        with pytest.raises(TraceError, match="already exists"):
+            store.start_run(run_id="r1")
+        with pytest.raises(TraceError, match="state"):
+            store.log_transition(TransitionRecord(step=0, time_s=0, state=[float("inf")], action=[1], reward=0,
+                                                  next_state=[0]))
+
+
+def test_max_rows_drops_oldest_and_counts(tmp_path):
+    db = tmp_path / "t.db"
+    with TraceStore(db, batch_size=7, max_rows=50) as store:
+        store.start_run()
+        for i in range(203):
+            store.log_task(_task(i))
+            if i % 2:
+                store.log_transition(TransitionRecord(step=i, time_s=i, state=[i], action=[0], reward=1.0,
+                                                      next_state=[i + 1]))
+    conn = sqlite3.connect(str(db))
+    ids = [r[0] for r in conn.execute("SELECT task_id FROM tasks ORDER BY seq")]
+    steps = [r[0] for r in conn.execute("SELECT step FROM transitions ORDER BY seq")]
+    conn.close()
+    assert ids == list(range(153, 203))
+    assert len(steps) == 50 and steps[-1] == 201
+    info = summarize(db)
+    assert info["dropped"] == {"tasks": 153, "transitions": 101 - 50}
+
+
+def test_max_bytes_keeps_the_file_bounded(tmp_path):
+    db = tmp_path / "t.db"
+    cap = 256 * 1024
+    with TraceStore(db, batch_size=50, max_bytes=cap) as store:
+        store.start_run()
+        for i in range(6000):
+            store.log_task(_task(i, segment_times={"seg%d" % k: 0.001 * k for k in range(8)}))
+    conn = sqlite3.connect(str(db))
+    pages, free, size = (conn.execute("PRAGMA %s" % p).fetchone()[0] for p in ("page_count", "freelist_count", "page_size"))
+    newest = conn.execute("SELECT max(task_id) FROM tasks").fetchone()[0]
+    conn.close()
+    assert (pages - free) * size <= cap
+    assert db.stat().st_size <= cap + 64 * 1024  # freed pages are reused, so the file plateaus
+    info = summarize(db)
+    assert newest == 5999 and info["dropped"]["tasks"] > 0
+    assert info["rows"]["tasks"] + info["dropped"]["tasks"] == 6000
+
+
+def test_refuses_foreign_and_newer_files(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all, just some text that is long enough" * 20)
+    with pytest.raises(TraceError, match="not an SQLite database"):
+        TraceStore(text)
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(str(other))
+    conn.execute("CREATE TABLE x (a)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(TraceError, match="not an edgesplit trace database"):
+        TraceStore(other)
+    newer = tmp_path / "newer.db"
+    TraceStore(newer).close()
+    conn = sqlite3.connect(str(newer))
+    conn.execute("PRAGMA user_version = %d" % (SCHEMA_VERSION + 1))
+    conn.close()
+    with pytest.raises(TraceError, match="newer"):
+        TraceStore(newer)
+    with pytest.raises(TraceError, match="directory"):
+        TraceStore(tmp_path)
+
+
+def test_migration_hook_runs_in_order(tmp_path, monkeypatch):
+    db = tmp_path / "t.db"
+    TraceStore(db).close()
+    calls = []
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(schema.MIGRATIONS, 1, lambda c: (calls.append(1), c.execute("ALTER TABLE tasks ADD COLUMN rtt_s REAL")))
+    conn = sqlite3.connect(str(db), isolation_level=None)
+    schema.create_or_migrate(conn, str(db))
+    assert calls == [1]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert "rtt_s" in [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
+    conn.close()
+
+
+def test_wal_and_full_sync_are_on(tmp_path):
+    store = TraceStore(tmp_path / "t.db", durable=True)
+    try:
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        store.close()
