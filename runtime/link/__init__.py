@@ -1,0 +1,1 @@
+"""Link emulation: recorded bandwidth traces and a software link that replays them (no root needed)."""

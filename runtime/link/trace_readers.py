@@ -1,0 +1,189 @@
+"""Readers for recorded bandwidth traces, each returning bits per second at 1-second steps.
+
+The public datasets disagree on units and spacing, so every reader converts explicitly:
+
+============  =========================================  ==================================
+format        file layout                                 unit of the value column
+============  =========================================  ==================================
+fcc, norway   ``time_s  throughput`` (Pensieve cooked)    Mbit/s (FCC: 5 s spacing; Norway:
+              whitespace separated                        irregular 0.3-1.2 s spacing)
+ghent         cooked: as above                            Mbit/s
+              raw UGent log: ``epoch_ms elapsed_ms lat    bytes in the interval over
+              lon bytes duration_ms``                     duration_ms
+              ReCoCo JSON: ``uplink.trace_pattern[]``     ``capacity`` is bytes per ms
+              with ``time`` (s), ``capacity``
+multipath     CSV ``time_s,bytes_per_second``             bytes/s, 1-s bins
+============  =========================================  ==================================
+
+Samples are held until the next one (a piecewise-constant rate) and averaged over each 1-second
+step, so irregular spacings and 5-second samples all become the same kind of series.
+"""
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Sequence, Tuple, Union
+
+import numpy as np
+
+from runtime.errors import EdgesplitError
+
+FORMATS = ("auto", "fcc", "ghent", "norway", "multipath")
+# What "auto" reports for the Pensieve layout, which cannot tell FCC, Norway and cooked Ghent apart.
+COOKED = "cooked"
+STEP_S = 1.0
+
+
+class TraceError(EdgesplitError):
+    """A bandwidth trace file cannot be read: the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class BandwidthTrace:
+    """Link capacity in bits per second for consecutive steps of ``step_s`` seconds."""
+
+    bps: np.ndarray
+    source: str
+    format: str
+    step_s: float = STEP_S
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.bps) * self.step_s
+
+    def rate_at(self, t: float) -> float:
+        """Capacity at ``t`` seconds into the trace; the trace repeats when it runs out."""
+        return float(self.bps[int(math.floor(t / self.step_s)) % len(self.bps)])
+
+    def summary(self) -> dict:
+        return {"source": self.source, "format": self.format, "steps": int(len(self.bps)), "step_s": self.step_s,
+                "mean_mbps": round(float(self.bps.mean()) / 1e6, 3), "min_mbps": round(float(self.bps.min()) / 1e6, 3),
+                "max_mbps": round(float(self.bps.max()) / 1e6, 3)}
+
+
+def resample(times: Sequence[float], bps: Sequence[float], step_s: float = STEP_S) -> np.ndarray:
+    """Time-weighted mean of a piecewise-constant rate over consecutive steps from the first sample.
+
+    Sample ``i`` holds from ``times[i]`` to ``times[i+1]``; the last one holds for the median spacing.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    v = np.asarray(bps, dtype=np.float64)
+    spacing = float(np.median(np.diff(t))) if len(t) > 1 else step_s
+    edges = np.append(t, t[-1] + max(spacing, 1e-9))
+    # Cumulative bits at each sample edge; a piecewise-linear function of time.
+    cumulative = np.concatenate([[0.0], np.cumsum(v * np.diff(edges))])
+    # Whole steps only: a partial last step would be diluted by time the trace does not cover.
+    steps = max(1, int(math.floor((edges[-1] - edges[0]) / step_s + 1e-9)))
+    bounds = edges[0] + step_s * np.arange(steps + 1)
+    bits = np.interp(bounds, edges, cumulative)
+    return np.diff(bits) / step_s
+
+
+def _numeric_rows(path: Path, text: str, delimiter) -> List[Tuple[int, List[float]]]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(delimiter) if delimiter else line.split()
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise TraceError("%s:%d: expected numbers, got %r" % (path, number, line[:80])) from None
+        if not all(math.isfinite(x) for x in values):
+            raise TraceError("%s:%d: values must be finite, got %r" % (path, number, line[:80]))
+        rows.append((number, values))
+    if len(rows) < 2:
+        raise TraceError("%s: a trace needs at least 2 samples, found %d" % (path, len(rows)))
+    return rows
+
+
+def _columns(path: Path, rows, count: int, layout: str) -> np.ndarray:
+    for number, values in rows:
+        if len(values) != count:
+            raise TraceError("%s:%d: expected %d columns (%s), got %d"
+                             % (path, number, count, layout, len(values)))
+    return np.array([values for _, values in rows], dtype=np.float64)
+
+
+def _checked(path: Path, times: np.ndarray, bps: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    if np.any(np.diff(times) < 0):
+        raise TraceError("%s: time goes backwards at sample %d" % (path, int(np.argmax(np.diff(times) < 0)) + 2))
+    if np.any(bps < 0):
+        raise TraceError("%s: negative throughput at sample %d" % (path, int(np.argmax(bps < 0)) + 1))
+    keep = np.concatenate([[True], np.diff(times) > 0])  # drop duplicate timestamps
+    return times[keep], bps[keep]
+
+
+def _read_mbps(path: Path, text: str) -> Tuple[np.ndarray, np.ndarray]:
+    data = _columns(path, _numeric_rows(path, text, None), 2, "time_s throughput_Mbps")
+    return data[:, 0], data[:, 1] * 1e6
+
+
+def _read_multipath(path: Path, text: str) -> Tuple[np.ndarray, np.ndarray]:
+    data = _columns(path, _numeric_rows(path, text, ","), 2, "time_s,bytes_per_second")
+    return data[:, 0], data[:, 1] * 8.0
+
+
+def _read_ghent_raw(path: Path, text: str) -> Tuple[np.ndarray, np.ndarray]:
+    data = _columns(path, _numeric_rows(path, text, None), 6, "epoch_ms elapsed_ms lat lon bytes duration_ms")
+    duration_s = data[:, 5] / 1000.0
+    if np.any(duration_s <= 0):
+        raise TraceError("%s: duration_ms must be positive (row %d)" % (path, int(np.argmax(duration_s <= 0)) + 1))
+    return data[:, 1] / 1000.0, data[:, 4] * 8.0 / duration_s
+
+
+def _read_ghent_json(path: Path, text: str) -> Tuple[np.ndarray, np.ndarray]:
+    try:
+        pattern = json.loads(text)["uplink"]["trace_pattern"]
+        times = np.array([float(p["time"]) for p in pattern])
+        # ReCoCo's "capacity" is bytes per millisecond (kB/s), not kbit/s as its field name suggests.
+        bps = np.array([float(p["capacity"]) * 8000.0 for p in pattern])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TraceError("%s: expected ReCoCo JSON {\"uplink\": {\"trace_pattern\": [{\"time\", \"capacity\"}]}}: %s"
+                         % (path, exc)) from None
+    if len(times) < 2:
+        raise TraceError("%s: a trace needs at least 2 samples" % path)
+    return times, bps
+
+
+def _detect(path: Path, text: str) -> str:
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        return "ghent"
+    first = next((line for line in text.splitlines() if line.strip() and not line.startswith("#")), "")
+    if "," in first:
+        return "multipath"
+    if len(first.split()) == 6:
+        return "ghent"
+    if len(first.split()) == 2:
+        return COOKED  # fcc, norway and cooked ghent share this layout and unit: time_s Mbit/s
+    raise TraceError("%s: cannot tell the trace format from its first line %r: pass --format (one of %s)"
+                     % (path, first[:80], ", ".join(FORMATS[1:])))
+
+
+def read_trace(path: Union[str, Path], fmt: str = "auto") -> BandwidthTrace:
+    """Read a trace file into bits per second per 1-second step."""
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise TraceError("unknown trace format %r: use one of %s" % (fmt, ", ".join(FORMATS)))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TraceError("cannot read trace %s: %s" % (path, exc)) from None
+    detected = _detect(path, text) if fmt == "auto" else fmt
+    if detected == "multipath":
+        times, bps = _read_multipath(path, text)
+    elif detected == "ghent" and text.lstrip().startswith("{"):
+        times, bps = _read_ghent_json(path, text)
+    elif detected == "ghent" and len(text.split("\n", 1)[0].split()) == 6:
+        times, bps = _read_ghent_raw(path, text)
+    else:
+        times, bps = _read_mbps(path, text)
+    times, bps = _checked(path, times, bps)
+    return BandwidthTrace(resample(times, bps), str(path), detected)
+
+
+def constant_trace(bps: float, seconds: int = 1) -> BandwidthTrace:
+    """A flat link, for benchmarks and tests."""
+    return BandwidthTrace(np.full(max(1, seconds), float(bps)), "constant %.0f bit/s" % bps, "constant")

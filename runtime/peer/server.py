@@ -1,0 +1,215 @@
+"""The peer's serve loop: one ROUTER socket, many devices, requests answered in arrival order.
+
+Each pass drains every message already waiting (stamping its arrival time), decodes and checks it
+at once (a bad message is answered ``bad_request`` right away and never queued), then runs one
+queued request. A request is refused with ``bundle_mismatch`` when the device's bundle hash
+differs, ``expired`` when its deadline passed before its turn, ``overloaded`` when the queue is
+full; probes are answered as soon as they are drained. No exception from one request leaves the
+loop: every failure becomes a reply, so one device's bad input never harms the others.
+
+libzmq itself refuses frames over ``MAXMSGSIZE`` (the connection is dropped before allocation).
+"""
+import collections
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+import zmq
+
+from runtime.errors import InputError
+from runtime.executor.executor import Executor
+from runtime.transport import wire
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class PeerStats:
+    """Counters for logs and tests."""
+
+    served: int = 0
+    probes: int = 0
+    bad_requests: int = 0
+    bundle_mismatches: int = 0
+    expired: int = 0
+    overloaded: int = 0
+    errors: int = 0
+    by_reason: Dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"served": self.served, "probes": self.probes, "bad_requests": self.bad_requests,
+                "bundle_mismatches": self.bundle_mismatches, "expired": self.expired,
+                "overloaded": self.overloaded, "errors": self.errors, "bad_request_reasons": dict(self.by_reason)}
+
+
+@dataclass
+class _Queued:
+    identity: bytes
+    request: wire.Request
+    arrived: float
+
+
+class PeerServer:
+    """Serves one bundle. ``bind()`` then ``serve(should_stop)``; ``close()`` when done."""
+
+    def __init__(self, executor: Executor, limits: wire.Limits = wire.DEFAULT_LIMITS,
+                 context: Optional[zmq.Context] = None, clock: Clock = time.monotonic,
+                 max_queue: int = 64, max_queued_bytes: int = 256 * 1024 * 1024, poll_ms: int = 100):
+        self.executor = executor
+        self.bundle_hash = executor.bundle.hash
+        self.limits = limits
+        self.clock = clock
+        self.max_queue = max_queue
+        self.max_queued_bytes = max_queued_bytes
+        self.poll_ms = poll_ms
+        self.stats = PeerStats()
+        self._context = context or zmq.Context.instance()
+        self._socket = None  # type: Optional[zmq.Socket]
+        self._queue = collections.deque()  # type: Deque[_Queued]
+        self._queued_bytes = 0
+        self._warned = set()  # (identity, reason) pairs already logged at WARNING
+
+    def bind(self, address: str) -> str:
+        """Bind the ROUTER; returns the actual endpoint (``tcp://127.0.0.1:*`` picks a free port)."""
+        sock = self._context.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        # A frame larger than this is cut off by libzmq (the sender is disconnected) before it is allocated.
+        sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_total_bytes + self.limits.max_header_bytes)
+        sock.setsockopt(zmq.RCVHWM, 1000)
+        sock.setsockopt(zmq.SNDHWM, 1000)
+        try:
+            sock.bind(address)
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            raise InputError("cannot bind the peer to %s: %s (use tcp://HOST:PORT with a free port)"
+                             % (address, exc)) from None
+        self._socket = sock
+        endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
+        return endpoint.decode("ascii") if isinstance(endpoint, bytes) else str(endpoint)
+
+    def queue_depth(self) -> Tuple[int, int]:
+        """(requests, bytes) waiting for their turn."""
+        return len(self._queue), self._queued_bytes
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def serve(self, should_stop: Callable[[], bool]) -> PeerStats:
+        """Answer requests until ``should_stop()`` is true (checked at least every ``poll_ms``)."""
+        while not should_stop():
+            self.serve_once(self.poll_ms)
+        return self.stats
+
+    def serve_once(self, timeout_ms: int) -> None:
+        if not self._queue and not self._socket.poll(timeout_ms, zmq.POLLIN):
+            return
+        self._drain()
+        if self._queue:
+            item = self._queue.popleft()
+            self._queued_bytes -= item.request.nbytes
+            self._run(item)
+
+    # ------------------------------------------------------------ intake
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                frames = self._socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._intake(frames, self.clock())
+
+    def _intake(self, frames: List[Any], arrived: float) -> None:
+        identity = frames[0].bytes
+        request = wire.decode_request(frames[1:], self.limits)
+        if isinstance(request, wire.WireError):
+            self.stats.bad_requests += 1
+            self.stats.by_reason[request.reason] = self.stats.by_reason.get(request.reason, 0) + 1
+            self._warn_once(identity, request.reason, "refused a malformed request from %s: %s",
+                            identity.hex(), request)
+            self._reply(identity, request.request_id, "bad_request", str(request))
+            return
+        if request.bundle != self.bundle_hash:
+            self.stats.bundle_mismatches += 1
+            self._warn_once(identity, "bundle", "device %s uses bundle %s, this peer serves %s: refused",
+                            identity.hex(), request.bundle[:16], self.bundle_hash[:16])
+            self._reply(identity, request.request_id, "bundle_mismatch",
+                        "this peer serves bundle %s, the device sent %s: install the same bundle on both"
+                        % (self.bundle_hash, request.bundle))
+            return
+        if request.deadline_s <= 0.0:
+            self._expired(identity, request)
+            return
+        if request.kind == "probe":
+            self.stats.probes += 1
+            self._reply(identity, request.request_id, "ok", service_s=self.clock() - arrived)
+            return
+        if len(self._queue) >= self.max_queue or self._queued_bytes + request.nbytes > self.max_queued_bytes:
+            self.stats.overloaded += 1
+            self._reply(identity, request.request_id, "overloaded",
+                        "%d requests (%d bytes) already queued" % (len(self._queue), self._queued_bytes))
+            return
+        self._queue.append(_Queued(identity, request, arrived))
+        self._queued_bytes += request.nbytes
+
+    # ------------------------------------------------------------ work
+
+    def _run(self, item: _Queued) -> None:
+        request = item.request
+        if self.clock() - item.arrived >= request.deadline_s:
+            self._expired(item.identity, request)
+            return
+        try:
+            result = self.executor.run_from(request.cut, request.tensors, request.thresholds, request.use_exits)
+        except InputError as exc:
+            self.stats.bad_requests += 1
+            self.stats.by_reason["bad_tensors"] = self.stats.by_reason.get("bad_tensors", 0) + 1
+            self._warn_once(item.identity, "bad_tensors", "request %d from %s: %s", request.request_id,
+                            item.identity.hex(), exc)
+            self._reply(item.identity, request.request_id, "bad_request", str(exc))
+            return
+        except Exception as exc:  # a backend failure must become a reply, not end the serve loop
+            self.stats.errors += 1
+            log.exception("request %d from %s failed in the model", request.request_id, item.identity.hex())
+            self._reply(item.identity, request.request_id, "error", "the peer failed running the model: %s" % exc)
+            return
+        self.stats.served += 1
+        self._reply(item.identity, request.request_id, "ok", exit_id=result.exit_id,
+                    compute_s=result.compute_seconds, service_s=self.clock() - item.arrived,
+                    tensors={self._output_name(result.exit_id): result.output})
+
+    def _output_name(self, exit_id: int) -> str:
+        manifest = self.executor.manifest
+        head = manifest.exits[exit_id].head
+        return manifest.outputs[0].name if head is None else manifest.segment(head).outputs[0].name
+
+    def _expired(self, identity: bytes, request: wire.Request) -> None:
+        self.stats.expired += 1
+        log.debug("request %d from %s expired before its turn", request.request_id, identity.hex())
+        self._reply(identity, request.request_id, "expired", "the deadline passed before the peer got to it")
+
+    def _reply(self, identity: bytes, request_id: Optional[int], status: str, message: str = "",
+               exit_id: Optional[int] = None, compute_s: float = 0.0, service_s: float = 0.0,
+               tensors=None) -> None:
+        frames = wire.encode_reply(request_id, status, message, exit_id, compute_s, service_s, tensors)
+        try:
+            # ROUTER drops a reply to a vanished or stalled identity instead of blocking: that is wanted.
+            self._socket.send_multipart([identity] + frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError as exc:
+            log.debug("reply %s to %s dropped: %s", request_id, identity.hex(), exc)
+
+    def _warn_once(self, identity: bytes, reason: str, message: str, *args) -> None:
+        key = (identity, reason)
+        if key in self._warned:
+            log.debug(message, *args)
+            return
+        if len(self._warned) > 4096:  # bounded even when many identities misbehave
+            self._warned.clear()
+        self._warned.add(key)
+        log.warning(message, *args)
+

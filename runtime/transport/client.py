@@ -1,0 +1,289 @@
+"""The device side of the wire: ship the live tensors at a cut, get the peer's answer as a value.
+
+``PeerClient.offload`` never raises for a network problem. It returns an ``OffloadOutcome`` whose
+``status`` is ``ok``, ``timeout`` (no answer within the task's remaining deadline), ``refused`` (the
+peer answered but would not run it: other bundle, overloaded, deadline expired on arrival) or
+``error``; the caller then finishes the task locally.
+
+Failure handling follows the ZeroMQ guide's Lazy Pirate: the poll timeout is the task's remaining
+deadline; after a timeout the socket is closed with LINGER=0 and a fresh one opened, so a late
+reply can never be mistaken for a later answer (a reply whose id is not the one awaited is
+dropped). ``peer_alive`` turns false after a timeout or refusal; while it is false the caller
+skips offloading and calls ``maybe_probe()`` now and then, which sends a cheap probe at most every
+backoff interval (0.25 s doubling to 5 s) without blocking. The first answered probe or request
+makes ``peer_alive`` true again. There is no background thread: one client belongs to one thread.
+"""
+import itertools
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import zmq
+
+from runtime.transport import wire
+from runtime.transport.link_estimate import LinkEstimate, LinkEstimator
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+OK, TIMEOUT, REFUSED, ERROR = "ok", "timeout", "refused", "error"
+# Peer statuses after which the device stops offloading until a probe succeeds.
+_PEER_UNUSABLE = ("bundle_mismatch", "overloaded")
+_PEER_REFUSALS = ("bundle_mismatch", "overloaded", "expired")
+
+
+@dataclass
+class OffloadOutcome:
+    """What one offload (or probe) came to. Times are seconds; ``None`` when there was no reply."""
+
+    status: str
+    request_id: int
+    peer_status: Optional[str] = None
+    message: str = ""
+    exit_id: Optional[int] = None
+    outputs: Dict[str, np.ndarray] = field(default_factory=dict)
+    peer_compute_s: float = 0.0
+    peer_service_s: float = 0.0
+    round_trip_s: Optional[float] = None
+    transfer_s: Optional[float] = None
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    @property
+    def output(self) -> Optional[np.ndarray]:
+        """The first (usually only) result tensor: the scores of ``exit_id``. Read-only."""
+        return next(iter(self.outputs.values())) if self.outputs else None
+
+
+@dataclass
+class _PendingProbe:
+    request_id: int
+    sent_at: float
+    nbytes: int
+
+
+class PeerClient:
+    """One DEALER connection to a peer for one bundle. Not thread-safe: use it from one thread."""
+
+    def __init__(self, address: str, bundle_hash: str, clock: Clock = time.monotonic,
+                 context: Optional[zmq.Context] = None, limits: wire.Limits = wire.DEFAULT_LIMITS,
+                 estimator: Optional[LinkEstimator] = None, probe_backoff_s: Tuple[float, float] = (0.25, 5.0),
+                 probe_timeout_s: float = 1.0, probe_bytes: int = 64 * 1024):
+        self.address = address
+        self.bundle_hash = bundle_hash
+        self.clock = clock
+        self.limits = limits
+        self.estimator = estimator or LinkEstimator()
+        self.probe_backoff_s = probe_backoff_s
+        self.probe_timeout_s = probe_timeout_s
+        self.probe_bytes = probe_bytes
+        self.peer_alive = True
+        self._context = context or zmq.Context.instance()
+        self._ids = itertools.count(1)
+        self._backoff = probe_backoff_s[0]
+        self._next_probe_at = 0.0
+        self._pending_probe = None  # type: Optional[_PendingProbe]
+        self._probe_payload = np.zeros(probe_bytes, dtype=np.uint8)
+        self._socket = None  # type: Optional[zmq.Socket]
+        self._open()
+
+    # ------------------------------------------------------------ socket lifecycle
+
+    def _open(self) -> None:
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_total_bytes + self.limits.max_header_bytes)
+        sock.connect(self.address)
+        self._socket = sock
+        # The first answer on a fresh socket also paid for the TCP and ZMTP handshakes: no RTT sample.
+        self._fresh = True
+
+    def _reset(self) -> None:
+        """Lazy Pirate: drop the socket (and anything queued on it) and start a fresh one."""
+        if self._socket is not None:
+            self._socket.close(linger=0)
+        self._pending_probe = None
+        self._open()
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def __enter__(self) -> "PeerClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ public API
+
+    def offload(self, cut_id: int, tensors: Mapping[str, np.ndarray], deadline_s: float,
+                thresholds: Optional[Sequence[float]] = None, use_exits: bool = True) -> OffloadOutcome:
+        """Ship the tensors crossing ``cut_id``; wait at most ``deadline_s`` (the task's remaining time)."""
+        return self._exchange("infer", cut_id, tensors, deadline_s, thresholds, use_exits)
+
+    def probe(self, timeout_s: float, payload_bytes: int = 0) -> OffloadOutcome:
+        """A blocking probe: is the peer there with our bundle? ``payload_bytes`` also measures bandwidth."""
+        payload = {wire.PROBE_PAYLOAD: self._payload(payload_bytes)} if payload_bytes else {}
+        return self._exchange("probe", 0, payload, timeout_s, None, False)
+
+    def maybe_probe(self) -> bool:
+        """Non-blocking upkeep; call it between tasks. Returns ``peer_alive``.
+
+        Collects the answer to an earlier probe, gives up on one older than ``probe_timeout_s``,
+        and sends a new probe when the peer is down (at most every backoff interval) or when the
+        link estimate is stale (a ``probe_bytes`` payload, to refresh the bandwidth).
+        """
+        self._drain(0.0)
+        now = self.clock()
+        pending = self._pending_probe
+        if pending is not None:
+            if now - pending.sent_at >= self.probe_timeout_s:
+                log.info("probe %d to %s got no answer within %.2f s", pending.request_id, self.address,
+                         self.probe_timeout_s)
+                self._mark_down(now)
+                self._reset()
+            return self.peer_alive
+        if not self.peer_alive:
+            if now >= self._next_probe_at:
+                self._send_probe(0, now)
+        elif self.estimator.is_stale(now):
+            self._send_probe(self.probe_bytes if self.estimator.base_rtt_s is not None else 0, now)
+        return self.peer_alive
+
+    def link_estimate(self) -> LinkEstimate:
+        return self.estimator.snapshot(self.clock())
+
+    # ------------------------------------------------------------ internals
+
+    def _payload(self, nbytes: int) -> np.ndarray:
+        if nbytes != self._probe_payload.size:
+            self._probe_payload = np.zeros(nbytes, dtype=np.uint8)
+        return self._probe_payload
+
+    def _send_probe(self, nbytes: int, now: float) -> None:
+        request_id = next(self._ids)
+        payload = {wire.PROBE_PAYLOAD: self._payload(nbytes)} if nbytes else {}
+        frames = wire.encode_request(request_id, "probe", self.bundle_hash, 0, self.probe_timeout_s, payload)
+        try:
+            self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError as exc:
+            log.info("probe to %s not sent: %s", self.address, exc)
+            self._mark_down(now)
+            return
+        self._pending_probe = _PendingProbe(request_id, now, wire.message_bytes(frames))
+
+    def _exchange(self, kind: str, cut_id: int, tensors: Mapping[str, np.ndarray], deadline_s: float,
+                  thresholds: Optional[Sequence[float]], use_exits: bool) -> OffloadOutcome:
+        start = self.clock()
+        request_id = next(self._ids)
+        if not deadline_s > 0.0:
+            return OffloadOutcome(TIMEOUT, request_id, message="no time left before the deadline")
+        try:
+            frames = wire.encode_request(request_id, kind, self.bundle_hash, cut_id, deadline_s, tensors,
+                                         thresholds, use_exits)
+        except ValueError as exc:
+            return OffloadOutcome(ERROR, request_id, message=str(exc))
+        sent = wire.message_bytes(frames)
+        try:
+            self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError as exc:
+            self._mark_down(start)
+            self._reset()
+            return OffloadOutcome(ERROR, request_id, message="send to %s failed: %s" % (self.address, exc),
+                                  bytes_sent=0)
+        got = self._await(request_id, start + deadline_s)
+        end = self.clock()
+        if got is None:
+            log.info("%s %d to %s: no answer within %.3f s; falling back", kind, request_id, self.address,
+                     deadline_s)
+            self._mark_down(end)
+            self._reset()
+            return OffloadOutcome(TIMEOUT, request_id, message="no answer from %s within %.3f s"
+                                  % (self.address, deadline_s), bytes_sent=sent)
+        reply, received = got
+        return self._outcome(reply, request_id, sent, received, end - start, end)
+
+    def _outcome(self, reply: wire.Reply, request_id: int, sent: int, received: int, round_trip: float,
+                 now: float) -> OffloadOutcome:
+        transfer = max(0.0, round_trip - reply.service_s)
+        if self._fresh:
+            self._fresh = False
+        else:
+            self.estimator.observe(sent + received, transfer, now)
+        if reply.status == "ok":
+            status = OK
+            self._mark_up()
+        elif reply.status in _PEER_REFUSALS:
+            status = REFUSED
+            if reply.status in _PEER_UNUSABLE:
+                log.warning("peer %s refused request %d: %s: %s", self.address, request_id, reply.status,
+                            reply.message)
+                self._mark_down(now)
+        else:
+            status = ERROR
+            log.warning("peer %s answered request %d with %s: %s", self.address, request_id, reply.status,
+                        reply.message)
+        return OffloadOutcome(status, request_id, reply.status, reply.message, reply.exit_id, reply.tensors,
+                              reply.compute_s, reply.service_s, round_trip, transfer, sent, received)
+
+    def _await(self, request_id: int, until: float) -> Optional[Tuple[wire.Reply, int]]:
+        """Wait for the reply to ``request_id`` until the clock reaches ``until``; drop any other."""
+        while True:
+            remaining = until - self.clock()
+            if remaining <= 0.0:
+                return None
+            got = self._receive(remaining)
+            if got is None:
+                continue
+            reply, received = got
+            if reply.request_id == request_id:
+                return reply, received
+
+    def _drain(self, timeout_s: float) -> None:
+        while self._receive(timeout_s) is not None:
+            timeout_s = 0.0
+
+    def _receive(self, timeout_s: float) -> Optional[Tuple[wire.Reply, int]]:
+        """One message, if any arrives within ``timeout_s``. Probe answers are consumed here."""
+        if not self._socket.poll(max(0, int(math.ceil(timeout_s * 1000.0))), zmq.POLLIN):
+            return None
+        frames = self._socket.recv_multipart(copy=False)
+        now = self.clock()
+        reply = wire.decode_reply(frames, self.limits)
+        if isinstance(reply, wire.WireError):
+            log.warning("dropped a malformed reply from %s: %s", self.address, reply)
+            return None
+        received = wire.message_bytes(frames)
+        pending = self._pending_probe
+        if pending is not None and reply.request_id == pending.request_id:
+            self._pending_probe = None
+            self._outcome(reply, reply.request_id, pending.nbytes, received, now - pending.sent_at, now)
+            return None
+        return reply, received
+
+    def _mark_down(self, now: float) -> None:
+        if self.peer_alive:
+            log.warning("peer %s marked down; offloading pauses until a probe succeeds", self.address)
+            self._backoff = self.probe_backoff_s[0]
+        else:
+            self._backoff = min(self._backoff * 2.0, self.probe_backoff_s[1])
+        self.peer_alive = False
+        self._next_probe_at = now + self._backoff
+
+    def _mark_up(self) -> None:
+        if not self.peer_alive:
+            log.warning("peer %s is back; offloading resumes", self.address)
+        self.peer_alive = True
+        self._backoff = self.probe_backoff_s[0]

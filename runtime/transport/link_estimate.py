@@ -1,0 +1,86 @@
+"""Bandwidth and RTT to the peer, estimated from the transfers the device makes anyway.
+
+Every reply gives one timing: the round trip minus the peer's own service time is the time the
+request and its reply spent on the link. Small messages measure the RTT (their serialisation time
+is negligible); large ones measure bandwidth::
+
+    bandwidth = bytes / (time on the link - base RTT)
+
+The base RTT is the minimum over a recent window of RTT samples (propagation does not get shorter,
+queueing only adds), the bandwidth an EWMA of per-transfer samples. When no transfer has refreshed
+the estimate for ``stale_after_s``, ``is_stale`` tells the client to send a small probe.
+"""
+import collections
+import math
+from dataclasses import dataclass
+from typing import Deque, Optional
+
+
+@dataclass(frozen=True)
+class LinkEstimate:
+    """A snapshot for the controller. ``None`` means not measured yet."""
+
+    bandwidth_bps: Optional[float]
+    rtt_s: Optional[float]
+    base_rtt_s: Optional[float]
+    samples: int
+    age_s: Optional[float]
+
+
+class LinkEstimator:
+    """Passive estimator: feed it ``observe(bytes, link_seconds, now)`` after every reply."""
+
+    def __init__(self, alpha: float = 0.3, rtt_window: int = 32, min_bandwidth_bytes: int = 16 * 1024,
+                 max_rtt_bytes: int = 2048, stale_after_s: float = 5.0, rtt_floor_share: float = 0.1):
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError("alpha must be in (0, 1], got %r" % alpha)
+        self.alpha = alpha
+        self.min_bandwidth_bytes = min_bandwidth_bytes
+        self.max_rtt_bytes = max_rtt_bytes
+        self.stale_after_s = stale_after_s
+        # A transfer no slower than the base RTT still took *some* serialisation time: the estimate
+        # never divides by less than this share of the measured time (keeps loopback estimates finite).
+        self.rtt_floor_share = rtt_floor_share
+        self._rtts = collections.deque(maxlen=rtt_window)  # type: Deque[float]
+        self._srtt = None  # type: Optional[float]
+        self._bandwidth = None  # type: Optional[float]
+        self._samples = 0
+        self._last_update = None  # type: Optional[float]
+
+    @property
+    def base_rtt_s(self) -> Optional[float]:
+        return min(self._rtts) if self._rtts else None
+
+    def observe(self, nbytes: int, link_s: float, now: float) -> Optional[float]:
+        """Record one transfer of ``nbytes`` (both directions) that spent ``link_s`` on the link.
+
+        Returns the bandwidth sample in bits per second, or None when the transfer was an RTT sample.
+        """
+        if not (link_s > 0.0 and math.isfinite(link_s)) or nbytes < 0:
+            return None
+        self._last_update = now
+        if nbytes <= self.max_rtt_bytes:
+            self._rtts.append(link_s)
+            self._srtt = link_s if self._srtt is None else 0.875 * self._srtt + 0.125 * link_s
+        if nbytes < self.min_bandwidth_bytes:
+            return None
+        base = self.base_rtt_s or 0.0
+        serialisation = max(link_s - base, self.rtt_floor_share * link_s)
+        sample = 8.0 * nbytes / serialisation
+        self._bandwidth = sample if self._bandwidth is None else (
+            self.alpha * sample + (1.0 - self.alpha) * self._bandwidth)
+        self._samples += 1
+        return sample
+
+    def is_stale(self, now: float) -> bool:
+        return self._last_update is None or now - self._last_update >= self.stale_after_s
+
+    def expected_link_s(self, nbytes: int) -> Optional[float]:
+        """Predicted time on the link for a transfer of ``nbytes`` (None until both parts are known)."""
+        if self._bandwidth is None or self.base_rtt_s is None:
+            return None
+        return self.base_rtt_s + 8.0 * nbytes / self._bandwidth
+
+    def snapshot(self, now: float) -> LinkEstimate:
+        age = None if self._last_update is None else max(0.0, now - self._last_update)
+        return LinkEstimate(self._bandwidth, self._srtt, self.base_rtt_s, self._samples, age)

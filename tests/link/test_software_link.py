@@ -1,0 +1,77 @@
+"""The software link: real offloads through a trace-shaped TCP relay, and the estimate follows it."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.executor.executor import Executor
+from runtime.link.relay import BackgroundLink, RateSchedule, TokenBucket, parse_tcp_endpoint
+from runtime.link.trace_readers import BandwidthTrace, constant_trace
+from runtime.peer.background import BackgroundPeer
+from runtime.transport.client import PeerClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "peer"))
+from tiny_bundle import write_tiny_bundle  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def peer(tmp_path_factory):
+    bundle = write_tiny_bundle(tmp_path_factory.mktemp("link") / "tiny")
+    with BackgroundPeer(Executor(bundle)) as running:
+        running.bundle = bundle
+        yield running
+
+
+def _port(endpoint):
+    return parse_tcp_endpoint(endpoint, "endpoint")[1]
+
+
+def test_schedule_steps_and_time_scale():
+    trace = BandwidthTrace(np.array([8e6, 16e6, 0.0]), "t", "test")
+    schedule = RateSchedule(trace, time_scale=2.0, start=100.0)
+    assert schedule.rate_bps(100.2) == 8e6 and schedule.rate_bps(100.6) == 16e6
+    assert schedule.rate_bps(101.1) == 0.0 and schedule.rate_bps(101.6) == 8e6  # loops
+    assert schedule.next_change(100.2) == pytest.approx(100.5)
+    # 0.5 s at 1 MB/s + 0.5 s at 2 MB/s
+    assert schedule.capacity_bytes(100.0, 101.0) == pytest.approx(1.5e6)
+
+
+def test_token_bucket_waits_through_an_outage():
+    now = [0.0]
+    trace = BandwidthTrace(np.array([0.0, 8e6]), "t", "test")
+    bucket = TokenBucket(RateSchedule(trace, start=0.0), burst_bytes=1000, clock=lambda: now[0])
+    assert bucket.wait_s(1000) == 0.0
+    assert bucket.wait_s(500) == pytest.approx(1.0)  # rate 0: look again at the next step
+    now[0] = 1.0
+    assert bucket.debt_wait_s(1.0) == pytest.approx(500 / 1e6)
+
+
+def test_offloads_pass_through_the_link(peer):
+    bundle = peer.bundle
+    with BackgroundLink(("127.0.0.1", _port(peer.endpoint)), constant_trace(50e6), rtt_s=0.01) as link:
+        with PeerClient(link.endpoint, bundle.hash) as client:
+            x = np.ones((2, 4), np.float32)
+            outcome = client.offload(0, {"x": x}, 5.0, thresholds=[0.0])
+            assert outcome.ok and outcome.round_trip_s >= 0.01
+        assert link.link.stats.bytes_up >= outcome.bytes_sent and link.link.stats.connections == 1
+
+
+def test_estimate_follows_the_trace_rate(peer):
+    # 8 Mbit/s for 3 s then 2 Mbit/s: the estimate taken in each phase follows (loosely).
+    trace = BandwidthTrace(np.array([8e6, 8e6, 8e6, 2e6, 2e6, 2e6, 2e6]), "steps", "test")
+    with BackgroundLink(("127.0.0.1", _port(peer.endpoint)), trace, rtt_s=0.01) as link:
+        with PeerClient(link.endpoint, peer.bundle.hash) as client:
+            for _ in range(3):
+                client.probe(5.0)
+            schedule = link.link.schedule
+            estimates = {}
+            while True:
+                step = schedule.step_index(link.link.clock())
+                if step >= 7:
+                    break
+                client.probe(5.0, payload_bytes=32 * 1024)
+                if step in (2, 6):
+                    estimates[step] = client.link_estimate().bandwidth_bps
+    assert 4e6 < estimates[2] < 16e6, estimates
+    assert 1e6 < estimates[6] < 4e6, estimates

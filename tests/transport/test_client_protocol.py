@@ -1,0 +1,146 @@
+"""PeerClient against a scripted ROUTER: stale and malformed replies are dropped by id, timeouts
+come from the deadline, and recovery needs no background thread."""
+import threading
+import time
+
+import numpy as np
+import zmq
+
+from runtime.transport import wire
+from runtime.transport.client import PeerClient
+
+BUNDLE = "cd" * 32
+
+
+class ScriptedPeer:
+    """A ROUTER in a thread; ``script(request)`` returns a list of (delay_s, frames) to send back."""
+
+    def __init__(self, script):
+        self.script = script
+        self.requests = []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+
+    def _main(self):
+        sock = zmq.Context.instance().socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        self.port = sock.bind_to_random_port("tcp://127.0.0.1")
+        self._ready.set()
+        while not self._stop.is_set():
+            if not sock.poll(20):
+                continue
+            frames = sock.recv_multipart(copy=False)
+            request = wire.decode_request(frames[1:])
+            self.requests.append(request)
+            for delay, reply in self.script(request):
+                time.sleep(delay)
+                sock.send_multipart([frames[0]] + reply, copy=False)
+        sock.close(linger=0)
+
+    @property
+    def endpoint(self):
+        return "tcp://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+
+
+def _ok(request_id, value=1.0):
+    return wire.encode_reply(request_id, "ok", exit_id=0, tensors={"y": np.full((1, 2), value, np.float32)})
+
+
+def test_stale_and_malformed_replies_are_dropped_by_id():
+    def script(request):
+        return [(0, _ok(request.request_id + 1000, value=-1.0)),  # someone else's answer
+                (0, [b"not json"]),
+                (0, wire.encode_reply(request.request_id, "ok", tensors={"y": np.zeros(2, np.float32)})[:1]),
+                (0, _ok(request.request_id, value=2.0))]
+
+    peer = ScriptedPeer(script)
+    try:
+        with PeerClient(peer.endpoint, BUNDLE) as client:
+            outcome = client.offload(0, {"x": np.zeros((1, 4), np.float32)}, 2.0)
+    finally:
+        peer.stop()
+    assert outcome.ok and outcome.output.tolist() == [[2.0, 2.0]]
+
+
+def test_a_late_reply_never_answers_a_later_request():
+    def script(request):
+        if request.request_id == 1:
+            return [(0.4, _ok(1, value=1.0))]  # arrives after the device gave up
+        return [(0, _ok(request.request_id, value=float(request.request_id)))]
+
+    peer = ScriptedPeer(script)
+    try:
+        with PeerClient(peer.endpoint, BUNDLE) as client:
+            started = time.monotonic()
+            first = client.offload(0, {"x": np.zeros((1, 4), np.float32)}, 0.15)
+            waited = time.monotonic() - started
+            time.sleep(0.5)
+            second = client.offload(0, {"x": np.zeros((1, 4), np.float32)}, 2.0)
+    finally:
+        peer.stop()
+    assert first.status == "timeout" and waited < 1.0
+    assert second.ok and second.output[0, 0] == float(second.request_id) != 1.0
+
+
+def test_no_time_left_means_no_send():
+    peer = ScriptedPeer(lambda request: [(0, _ok(request.request_id))])
+    try:
+        with PeerClient(peer.endpoint, BUNDLE) as client:
+            outcome = client.offload(0, {"x": np.zeros((1, 4), np.float32)}, 0.0)
+    finally:
+        peer.stop()
+    assert outcome.status == "timeout" and outcome.bytes_sent == 0 and not peer.requests
+
+
+def test_maybe_probe_does_not_block_and_recovers_the_peer():
+    answering = threading.Event()
+
+    def script(request):
+        return [(0, wire.encode_reply(request.request_id, "ok"))] if answering.is_set() else []
+
+    peer = ScriptedPeer(script)
+    try:
+        client = PeerClient(peer.endpoint, BUNDLE, probe_backoff_s=(0.05, 0.2), probe_timeout_s=0.1)
+        assert client.offload(0, {"x": np.zeros((1, 4), np.float32)}, 0.1).status == "timeout"
+        assert not client.peer_alive
+        calls = 0
+        answering.set()
+        started = time.monotonic()
+        while not client.maybe_probe() and time.monotonic() - started < 5.0:
+            calls += 1
+            call_started = time.monotonic()
+            client.maybe_probe()
+            assert time.monotonic() - call_started < 0.05  # never waits for the answer
+            time.sleep(0.01)
+        assert client.peer_alive
+        probes = [r for r in peer.requests if r.kind == "probe"]
+        assert probes and all(r.bundle == BUNDLE for r in probes)
+        client.close()
+    finally:
+        peer.stop()
+
+
+def test_idle_client_refreshes_a_stale_estimate_with_a_payload_probe():
+    peer = ScriptedPeer(lambda request: [(0, wire.encode_reply(request.request_id, "ok"))])
+    try:
+        with PeerClient(peer.endpoint, BUNDLE, probe_bytes=64 * 1024) as client:
+            client.estimator.stale_after_s = 0.0
+            assert client.probe(2.0).ok  # an RTT sample first
+            for _ in range(100):
+                client.maybe_probe()
+                if client.link_estimate().bandwidth_bps:
+                    break
+                time.sleep(0.01)
+            estimate = client.link_estimate()
+    finally:
+        peer.stop()
+    assert estimate.bandwidth_bps and estimate.base_rtt_s
+    sizes = [r.nbytes for r in peer.requests if r.kind == "probe"]
+    assert sizes[0] == 0 and 64 * 1024 in sizes

@@ -1,0 +1,62 @@
+"""Bandwidth and RTT from transfer timings: synthetic timings with known answers."""
+import pytest
+
+from runtime.transport.link_estimate import LinkEstimator
+
+
+def _link_s(nbytes, bandwidth_bps, rtt_s):
+    return rtt_s + 8.0 * nbytes / bandwidth_bps
+
+
+def test_recovers_bandwidth_and_rtt_from_mixed_transfers():
+    est = LinkEstimator()
+    now = 0.0
+    for i in range(20):
+        now += 0.1
+        est.observe(200, _link_s(200, 20e6, 0.020), now)       # small: RTT
+        est.observe(256 * 1024, _link_s(256 * 1024, 20e6, 0.020), now)
+    snap = est.snapshot(now)
+    assert snap.base_rtt_s == pytest.approx(0.020, rel=0.01)
+    assert snap.bandwidth_bps == pytest.approx(20e6, rel=0.02)
+    assert est.expected_link_s(1_000_000) == pytest.approx(_link_s(1_000_000, 20e6, 0.020), rel=0.02)
+
+
+def test_follows_a_rate_change():
+    est = LinkEstimator(alpha=0.3)
+    now = 0.0
+    for rate in (40e6, 5e6):
+        for _ in range(15):
+            now += 0.1
+            est.observe(100, 0.010, now)
+            est.observe(128 * 1024, _link_s(128 * 1024, rate, 0.010), now)
+        assert est.snapshot(now).bandwidth_bps == pytest.approx(rate, rel=0.05)
+
+
+def test_queueing_does_not_raise_the_base_rtt():
+    est = LinkEstimator(rtt_window=8)
+    for i, rtt in enumerate([0.010, 0.050, 0.080, 0.011, 0.090]):
+        est.observe(100, rtt, float(i))
+    assert est.base_rtt_s == 0.010
+    assert est.snapshot(5.0).rtt_s > 0.010  # the smoothed RTT does see the queueing
+
+
+def test_small_transfers_give_no_bandwidth_and_bad_timings_are_ignored():
+    est = LinkEstimator()
+    assert est.observe(4096, 0.01, 0.0) is None
+    assert est.observe(1 << 20, 0.0, 0.0) is None
+    assert est.observe(1 << 20, float("nan"), 0.0) is None
+    assert est.snapshot(0.0).bandwidth_bps is None and est.expected_link_s(10) is None
+
+
+def test_transfer_faster_than_the_base_rtt_stays_finite():
+    est = LinkEstimator()
+    est.observe(100, 0.001, 0.0)
+    sample = est.observe(1 << 20, 0.0009, 0.1)
+    assert sample is not None and sample == pytest.approx(8.0 * (1 << 20) / (0.1 * 0.0009))
+
+
+def test_staleness():
+    est = LinkEstimator(stale_after_s=5.0)
+    assert est.is_stale(0.0)
+    est.observe(100, 0.01, 1.0)
+    assert not est.is_stale(5.9) and est.is_stale(6.0)
