@@ -56,6 +56,11 @@ class Executor:
         self.side_exits = tuple(e for e in self.manifest.exits if e.head is not None)
         self.default_thresholds = tuple(e.threshold for e in self.side_exits)
         self._cut_macs = [c.macs_before for c in self.manifest.cuts]
+        # Per cut: (exit, index into the thresholds, head's score tensor, head MACs), looked up per task.
+        self._heads_at = {}
+        for index, ex in enumerate(self.side_exits):
+            head = self.manifest.segment(ex.head)
+            self._heads_at.setdefault(ex.cut, []).append((ex, index, head.outputs[0].name, head.macs))
         if warm_up:
             self.warm_up()
 
@@ -143,16 +148,13 @@ class Executor:
 
     def _try_exits(self, cut_id: int, env: Dict[str, np.ndarray], limits: Sequence[float],
                    result: ExecutionResult) -> Optional[Exit]:
-        for ex in self.manifest.exits_at(cut_id):
-            if ex.head is None:
-                continue
-            head = self.manifest.segment(ex.head)
-            scores = self._timed(ex.head, env, result)[head.outputs[0].name]
-            result.macs += head.macs
+        for ex, index, score_name, head_macs in self._heads_at.get(cut_id, ()):
+            scores = self._timed(ex.head, env, result)[score_name]
+            result.macs += head_macs
             # With a batch, every sample must be confident: one pass cannot exit for some rows only.
             entropy = float(normalised_entropy(scores).max())
             result.entropies.append((ex.id, entropy))
-            if entropy < limits[self.side_exits.index(ex)]:
+            if entropy < limits[index]:
                 result.exit_id = ex.id
                 result.output = scores
                 return ex
