@@ -11,10 +11,11 @@ import sys
 from typing import List, Optional
 
 from runtime import __version__
-from runtime.commands import board, demo, infer, link, peer, traces
+from runtime.commands import board, demo, infer, keys, link, peer, profile, run, serve, status, submit, traces
 from runtime.errors import EdgesplitError
 
-BUILTIN = (board.register, demo.register, infer.register, link.register, peer.register, traces.register,)
+BUILTIN = (board.register, demo.register, infer.register, link.register, peer.register, profile.register, run.register, traces.register,
+           serve.register, submit.register, status.register, keys.register,)
 PLUGIN_GROUP = "edgesplit.commands"
 
 log = logging.getLogger("edgesplit")
@@ -63,6 +64,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: stop quietly, as other Unix tools do.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
