@@ -33,6 +33,17 @@ class Bundle:
     def hash(self) -> str:
         return self.manifest.bundle_sha256
 
+    @property
+    def wire_hash(self) -> str:
+        """The hash device and peer compare: the bundle's own, or for a bundle converted from another
+        (same cuts, tensors, exits and weights, checked within 1e-4 by the exporter, e.g. TFLite
+        segments made from an ONNX bundle) the source bundle's hash from ``provenance.derived_from``."""
+        derived = self.manifest.provenance.get("derived_from")
+        source = derived.get("bundle_sha256") if isinstance(derived, dict) else None
+        if isinstance(source, str) and len(source) == 64 and all(c in "0123456789abcdef" for c in source):
+            return source
+        return self.hash
+
 
 def load_bundle(root: Union[str, Path], verify_files: bool = True) -> Bundle:
     """Load and fully verify a bundle directory; raise BundleError naming what is wrong."""

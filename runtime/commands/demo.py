@@ -1,85 +1,219 @@
-"""``edgesplit demo``: the embedded bundle on its held-out images, needing nothing but the package.
+"""``edgesplit demo``: adaptive split inference against static baselines, with nothing but the package.
 
-Runs every held-out image through the executor under several exit settings and prints what early
-exits trade: accuracy against compute (MACs) and latency on this machine.
+Starts a real peer (a subprocess on loopback), puts a software link that replays a real bandwidth
+trace (shipped in the package) between each device and the peer, paces the device to an EMULATED
+board, and runs the embedded held-out images under five strategies at once (each with its own link
+replaying the same trace from the same instant, so every strategy sees the same bandwidth at the
+same task): local-only, remote-only, Neurosurgeon's best static cut, one fixed threshold for all
+exits, and the adaptive frozen policy. Prints one table, the trace database and how the adaptive
+decisions followed the bandwidth. The scenario is ``runtime.emulation.scenario.DEMO``.
 """
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from runtime.bundle.store import load_bundle
 from runtime.commands.output import print_json, print_table
-from runtime.executor.executor import Executor
+from runtime.controller.reward import Bounds
+from runtime.controller.strategies import fixed, load_policy_strategy, local_only, remote_only
+from runtime.device.loop import run_stream
+from runtime.device.session import DeviceSession, LinkSetup
+from runtime.device.summary import summarize
+from runtime.emulation.board import load_profile
+from runtime.emulation.pacing import Emulation
+from runtime.emulation.scenario import DEMO
+from runtime.errors import EdgesplitError
+from runtime.link.shipped import resolve_trace
+from runtime.link.trace_readers import read_trace
+
+log = logging.getLogger(__name__)
+
+POLICY_FILE = Path(__file__).resolve().parent.parent / "assets" / "policies" / "demo_policy.npz"
+START_MARGIN_S = 0.5  # emulated seconds between setting up and the first arrival
 
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "demo", help="run the embedded model on its held-out images and show what early exits trade",
-        description="Loads the embedded MNIST bundle, runs its held-out images locally with no early exits, "
-                    "with the manifest's per-exit thresholds, and with one shared threshold, and prints "
-                    "accuracy, mean compute and latency for each.")
+        "demo", help="adaptive vs static split inference over a replayed real bandwidth trace (EMULATED board)",
+        description="Needs nothing but the installed package. Starts a peer on loopback, replays the shipped "
+                    "Norway 3G trace through a software link, paces the device to an EMULATED Jetson Nano (CPU) "
+                    "running a VGG16-CIFAR-10-sized workload, and runs the embedded held-out MNIST images under "
+                    "local-only, remote-only, Neurosurgeon (best static cut), one threshold for all exits, and "
+                    "the adaptive frozen policy. Prints satisfaction rate (both bounds), accuracy, latency, "
+                    "fallbacks and bytes per strategy, the trace database, and the adaptive decisions over time.")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N held-out images")
+    parser.add_argument("--traces", help="trace database to write (default: a new file in the temp directory)")
+    parser.add_argument("--policy", default=str(POLICY_FILE), help="adaptive policy (default: the shipped one)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(handler=run_demo)
 
 
-def evaluate(executor: Executor, images: np.ndarray, labels: np.ndarray,
-             thresholds: Optional[Sequence[float]], use_exits: bool) -> Dict[str, object]:
-    """Run each image as one task; return accuracy, compute and latency figures."""
-    correct, macs, latencies = 0, [], []
-    exits = [0] * len(executor.manifest.exits)
-    for row in range(images.shape[0]):
-        started = time.perf_counter()
-        result = executor.run(images[row:row + 1], thresholds=thresholds, use_exits=use_exits)
-        latencies.append(time.perf_counter() - started)
-        correct += int(np.argmax(result.output[0]) == labels[row])
-        macs.append(result.macs)
-        exits[result.exit_id] += 1
-    full = executor.manifest.cuts[-1].macs_before
-    return {
-        "accuracy": correct / float(len(labels)),
-        "mean_macs": float(np.mean(macs)),
-        "compute_share": float(np.mean(macs)) / full,
-        "mean_latency_ms": 1e3 * float(np.mean(latencies)),
-        "p95_latency_ms": 1e3 * float(np.percentile(latencies, 95)),
-        "exit_shares": [count / float(len(labels)) for count in exits],
-    }
+class PeerProcess:
+    """``edgesplit peer`` in a subprocess bound to a free loopback port."""
+
+    def __init__(self, bundle_path: Path, timeout_s: float = 30.0):
+        self.proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "peer", str(bundle_path), "--bind",
+                                      "tcp://127.0.0.1:*", "--json"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        try:
+            ready = json.loads(line)
+            self.endpoint = ready["endpoint"]
+        except (ValueError, KeyError, TypeError):
+            self.stop()
+            raise EdgesplitError("the demo's peer did not start (it printed %r)" % line[:200]) from None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
-def settings(executor: Executor) -> List[Dict[str, object]]:
-    side = len(executor.side_exits)
+def strategies(bundle, policy_path: str):
+    manifest = bundle.manifest
+    n_side = len([e for e in manifest.exits if e.head is not None])
+    adaptive = load_policy_strategy(policy_path, n_side, len(manifest.cuts))
+    chosen = adaptive.policy.provenance.get("static_baselines", {})
+    neuro = chosen.get("neurosurgeon", {"cut": 0})
+    single = chosen.get("single_threshold", {"cut": len(manifest.main), "threshold": 0.1})
     return [
-        {"name": "no early exits", "thresholds": None, "use_exits": False},
-        {"name": "manifest thresholds", "thresholds": list(executor.default_thresholds), "use_exits": True},
-        {"name": "one threshold 0.1", "thresholds": [0.1] * side, "use_exits": True},
-        {"name": "one threshold 0.3", "thresholds": [0.3] * side, "use_exits": True},
+        local_only(n_side, len(manifest.main), [e.threshold for e in manifest.exits if e.head is not None]),
+        remote_only(n_side),
+        fixed("neurosurgeon (cut %d)" % neuro["cut"], neuro["cut"], [0.0] * n_side, use_exits=False),
+        fixed("one threshold %.2f (cut %d)" % (single["threshold"], single["cut"]), single["cut"],
+              [single["threshold"]] * n_side),
+        adaptive,
     ]
+
+
+def _series(results, decisions, trace, link_scale: float, trace_speed: float, origin: float,
+            block_s: float = 2.0) -> List[Dict[str, Any]]:
+    """Per block of trace seconds: the link's rate, the adaptive offload share and cuts chosen."""
+    blocks = {}  # type: Dict[int, Dict[str, Any]]
+    for r in results:
+        trace_t = (r.arrival_s - origin + START_MARGIN_S) * trace_speed
+        key = int(trace_t // block_s)
+        entry = blocks.setdefault(key, {"trace_s": key * block_s, "tasks": 0, "offloaded": 0, "cuts": {},
+                                        "est": []})
+        entry["tasks"] += 1
+        entry["offloaded"] += int(r.cut is not None)
+        entry["cuts"][r.planned_cut] = entry["cuts"].get(r.planned_cut, 0) + 1
+        if r.bandwidth_bps:
+            entry["est"].append(r.bandwidth_bps)
+    out = []
+    for key in sorted(blocks):
+        e = blocks[key]
+        t0 = int(e["trace_s"])
+        rate = float(np.mean(trace.bps[t0:t0 + int(block_s)])) * link_scale if t0 < len(trace.bps) else None
+        out.append({"trace_s": e["trace_s"], "link_mbps": None if rate is None else round(rate / 1e6, 3),
+                    "estimated_mbps": round(float(np.mean(e["est"])) / 1e6, 3) if e["est"] else None,
+                    "tasks": e["tasks"], "offloaded": e["offloaded"],
+                    "planned_cuts": {str(k): v for k, v in sorted(e["cuts"].items())}})
+    return out
 
 
 def run_demo(args) -> int:
     from runtime.default_bundle import default_bundle_path, load_heldout
 
-    bundle = load_bundle(default_bundle_path())
+    started = time.monotonic()
+    bundle_path = default_bundle_path()
+    bundle = load_bundle(bundle_path)
     images, labels = load_heldout()
     if args.limit:
         images, labels = images[:args.limit], labels[:args.limit]
-    executor = Executor(bundle)
-    rows = []
-    for setting in settings(executor):
-        figures = evaluate(executor, images, labels, setting["thresholds"], setting["use_exits"])
-        rows.append(dict(setting, **figures))
-    report = {"bundle": str(bundle.root), "bundle_sha256": bundle.hash, "images": int(len(labels)),
-              "exits": [{"id": e.id, "cut": e.cut, "accuracy": e.accuracy, "macs": e.macs}
-                        for e in bundle.manifest.exits],
-              "results": rows}
+    traces = args.traces or os.path.join(tempfile.mkdtemp(prefix="edgesplit-demo-"), "demo_traces.db")
+    trace = read_trace(resolve_trace(DEMO["trace"]))
+    link = LinkSetup(trace, rtt_s=DEMO["rtt_s"], trace_speed=DEMO["trace_speed"], link_scale=DEMO["link_scale"],
+                     name=DEMO["trace"])
+    bounds = Bounds(DEMO["latency_bound_s"], DEMO["energy_bound_mj"])
+    emulation = Emulation(load_profile(DEMO["board"]), workload_scale=DEMO["workload_scale"], speedup=DEMO["speedup"])
+    peer = PeerProcess(bundle_path)
+    sessions = []
+    from runtime.traces import TraceStore
+
+    store = TraceStore(traces, batch_size=64, flush_interval_s=1.0)
+    try:
+        for strategy in strategies(bundle, args.policy):
+            sessions.append(DeviceSession(bundle, strategy, bounds, peer=peer.endpoint, emulation=emulation, link=link,
+                                          shared_store=store, run_config={"command": "demo", "scenario": DEMO}))
+        # Every relay replays the trace from the same instant, and every stream's first task arrives then.
+        origin = emulation.clock() + START_MARGIN_S
+        real_origin = time.monotonic() + emulation.to_real(START_MARGIN_S)
+        for session in sessions:
+            session.relay.link.schedule.start = real_origin
+        outputs = {}  # type: Dict[int, Any]
+        errors = []  # type: List[BaseException]
+
+        def work(index: int, session: DeviceSession) -> None:
+            try:
+                outputs[index] = run_stream(session.loop, images, labels, period_s=DEMO["period_s"], origin=origin)
+            except BaseException as exc:  # reported after the join
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i, s), name="demo-%d" % i) for i, s in enumerate(sessions)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        rows = []
+        for i, session in enumerate(sessions):
+            summary = summarize(outputs[i], bounds, len(bundle.manifest.exits))
+            summary["strategy"] = session.controller.strategy.name
+            summary["policy_id"] = session.controller.strategy.policy_id
+            summary["decisions"] = len(session.controller.decisions)
+            rows.append(summary)
+        adaptive = sessions[-1]
+        series = _series(outputs[len(sessions) - 1], adaptive.controller.decisions, trace, DEMO["link_scale"],
+                         DEMO["trace_speed"], origin)
+    finally:
+        for session in sessions:
+            session.close()
+        store.close()
+        peer.stop()
+    best_accuracy = max(r["accuracy"] for r in rows[:-1])
+    verdict = {"adaptive_sr_at_least_every_baseline": all(rows[-1]["sr"] >= r["sr"] for r in rows[:-1]),
+               "adaptive_accuracy_gap_points": round(100 * (best_accuracy - rows[-1]["accuracy"]), 2)}
+    report = {"scenario": dict(DEMO, emulated=True, board_description=emulation.profile.description,
+                               note="EMULATED board and link: compute paced to the board profile x workload_scale, "
+                                    "link = the trace's rates x link_scale, run %gx faster than real time; "
+                                    "latencies and energies are in emulated time" % DEMO["speedup"]),
+              "images": int(len(labels)), "results": rows, "acceptance": verdict, "traces": traces,
+              "adaptive_series": series, "wall_s": round(time.monotonic() - started, 1)}
     if args.json:
         print_json(report)
         return 0
-    print("embedded bundle %s (%s...), %d held-out images, local execution on this machine"
-          % (bundle.manifest.name, bundle.hash[:12], len(labels)))
-    print_table(("setting", "accuracy", "compute", "mean ms", "p95 ms", "exit shares"), [
-        (r["name"], "%.1f%%" % (100 * r["accuracy"]), "%.0f%%" % (100 * r["compute_share"]),
-         "%.3f" % r["mean_latency_ms"], "%.3f" % r["p95_latency_ms"],
-         " / ".join("%.0f%%" % (100 * s) for s in r["exit_shares"])) for r in rows])
+    print("EMULATED %s running a VGG16-CIFAR-10-sized workload (x%g MACs), trace %s x%.3f, RTT %d ms, "
+          "bounds %d ms and %d mJ per task, %d held-out images, one task every %d ms"
+          % (emulation.profile.description, DEMO["workload_scale"], DEMO["trace"], DEMO["link_scale"],
+             1e3 * DEMO["rtt_s"], 1e3 * DEMO["latency_bound_s"], DEMO["energy_bound_mj"], len(labels),
+             1e3 * DEMO["period_s"]))
+    print_table(("strategy", "SR", "SR lat", "SR energy", "accuracy", "mean ms", "p95 ms", "mJ", "fallbacks",
+                 "offloaded", "bytes"), [
+        (r["strategy"], "%.1f%%" % (100 * r["sr"]), "%.1f%%" % (100 * r["sr_latency"]),
+         "%.1f%%" % (100 * r["sr_energy"]), "%.1f%%" % (100 * r["accuracy"]), "%.1f" % r["mean_latency_ms"],
+         "%.1f" % r["p95_latency_ms"], "%.0f" % r["mean_energy"], r["fallbacks"], r["offloaded"], r["bytes_sent"])
+        for r in rows])
+    print("adaptive vs baselines: SR >= every baseline: %s; accuracy %.2f points below the most accurate baseline"
+          % (verdict["adaptive_sr_at_least_every_baseline"], verdict["adaptive_accuracy_gap_points"]))
+    print("adaptive decisions over the trace (per 2 trace seconds: link Mbit/s (estimated) -> tasks offloaded/tasks, planned cuts):")
+    print("  " + " | ".join("%gs %.2f(est %s)->%d/%d %s" % (e["trace_s"], e["link_mbps"] or 0, e["estimated_mbps"],
+                                                            e["offloaded"], e["tasks"],
+                                                    ",".join("c%s:%d" % kv for kv in e["planned_cuts"].items()))
+                           for e in series))
+    print("traces: %s   (%.1f s)" % (traces, report["wall_s"]))
     return 0

@@ -14,6 +14,7 @@ import numpy as np
 from runtime.bundle.manifest import Segment
 from runtime.errors import BackendError
 from runtime.segments.base import SegmentRunner
+from runtime.segments.providers import check_session_providers
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ class OnnxRunner(SegmentRunner):
                 threads_for(segment.macs, threads)), providers=list(providers))
         except Exception as exc:  # onnxruntime raises its own exception types per failure
             raise BackendError("segment %s (%s): onnxruntime cannot load it: %s" % (segment.id, path, exc)) from None
+        # What the session really got: onnxruntime drops a provider whose libraries fail to load.
+        self.providers = list(self.session.get_providers())
+        check_session_providers(segment.id, providers, self.providers)
         self.output_names = [t.name for t in segment.outputs]
         self.input_names = [t.name for t in segment.inputs]
         session_inputs = [i.name for i in self.session.get_inputs()]

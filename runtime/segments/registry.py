@@ -1,16 +1,24 @@
 """Chooses the runner class for a segment from its ``backend`` field."""
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from runtime.bundle.manifest import Segment
 from runtime.errors import BackendError
 from runtime.segments.base import SegmentRunner
 
 
-def open_runner(segment: Segment, path: Path, threads: Optional[int] = None) -> SegmentRunner:
+def open_runner(segment: Segment, path: Path, threads: Optional[int] = None,
+                providers: Optional[Sequence[str]] = None) -> SegmentRunner:
+    """``providers``: onnxruntime execution providers, already chosen (see ``runtime.segments.providers``)."""
     if segment.backend == "onnxruntime":
         from runtime.segments.onnx_runner import OnnxRunner
 
-        return OnnxRunner(segment, path, threads=threads)
-    raise BackendError("segment %s uses backend %r, which this runtime cannot run yet; export the bundle "
-                       "with onnxruntime segments" % (segment.id, segment.backend))
+        if providers is None:
+            return OnnxRunner(segment, path, threads=threads)
+        return OnnxRunner(segment, path, threads=threads, providers=providers)
+    if segment.backend == "tflite":
+        from runtime.segments.tflite_runner import TfliteRunner
+
+        return TfliteRunner(segment, path, threads=threads)
+    raise BackendError("segment %s uses backend %r, which this runtime cannot run; export the bundle "
+                       "with onnxruntime or tflite segments" % (segment.id, segment.backend))

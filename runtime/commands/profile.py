@@ -1,0 +1,76 @@
+"""``edgesplit profile``: time every segment of a bundle on this board and store the profile in the bundle."""
+import argparse
+import logging
+
+from runtime.boards.config import board_configs_dir, load_all_boards, load_named_board
+from runtime.boards.detect import detect_board
+from runtime.commands.infer import resolve_bundle
+from runtime.commands.output import print_json, print_table
+from runtime.errors import InputError
+from runtime.profiling.measure import profile_bundle
+from runtime.profiling.store import PROFILES_DIR, save_profile
+from runtime.segments.providers import runner_factory_for_board
+from runtime.sensors.sysroot import SysRoot
+
+log = logging.getLogger(__name__)
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "profile", help="time each segment and exit head of a bundle on this board; store it in the bundle",
+        description="Runs every main segment and exit head of BUNDLE alone, batch 1, on the tensors a real "
+                    "pass produces: WARMUP untimed calls, then REPEATS timed ones. Prints median and p90 per "
+                    "segment and the bytes crossing each cut, and writes BUNDLE/%s/BOARD.json (atomically), "
+                    "which the controller and the emulator read. The manifest is not touched, so the bundle "
+                    "hash stays the same. Segments run with the board config's execution providers and "
+                    "threads; a provider this onnxruntime lacks is skipped with a warning." % PROFILES_DIR,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  edgesplit profile my_bundle\n"
+               "  edgesplit profile my_bundle --board jetson_nano --repeats 200 --json")
+    parser.add_argument("bundle", help="bundle directory, or 'default' for the embedded MNIST bundle")
+    parser.add_argument("--board", metavar="NAME",
+                        help="board config to profile as (see 'edgesplit board list'); default: detect this board")
+    parser.add_argument("--configs", metavar="DIR", help="board config folder (default: %s)" % board_configs_dir())
+    parser.add_argument("--repeats", type=int, default=50, help="timed calls per segment (default 50)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed calls per segment first (default 10)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per segment (default: the board's intra_op_threads, or per segment size)")
+    parser.add_argument("--no-save", action="store_true", help="measure and print only; write nothing")
+    parser.add_argument("--json", action="store_true", help="print the profile document as JSON")
+    parser.set_defaults(handler=run_profile)
+
+
+def run_profile(args) -> int:
+    if args.repeats < 1:
+        raise InputError("--repeats must be at least 1, got %d" % args.repeats)
+    if args.warmup < 0:
+        raise InputError("--warmup must be 0 or more, got %d" % args.warmup)
+    if args.threads is not None and args.threads < 1:
+        raise InputError("--threads must be at least 1, got %d" % args.threads)
+    bundle = resolve_bundle(args.bundle)
+    if args.board:
+        board = load_named_board(args.board, args.configs)
+    else:
+        detection = detect_board(SysRoot.from_env(), load_all_boards(args.configs))
+        log.info("board: %s (%s)", detection.board, detection.reason)
+        board = load_named_board(detection.board, args.configs)
+    factory = runner_factory_for_board(board)
+    threads = args.threads or board.execution.intra_op_threads or None
+    profile = profile_bundle(bundle, board.name, factory, warmup=args.warmup, repeats=args.repeats,
+                             threads=threads, providers=list(board.execution.providers))
+    path = None if args.no_save else save_profile(bundle, profile)
+    if args.json:
+        print_json(profile)
+        return 0
+    print("bundle %s (%s...) on board %s, batch 1, %d warm-up + %d timed calls per segment"
+          % (bundle.manifest.name, bundle.hash[:12], board.name, args.warmup, args.repeats))
+    print_table(["segment", "role", "backend", "provider", "MACs", "median ms", "p90 ms"],
+                [[s["id"], s["role"], s["backend"], s["provider"] or "-", s["macs"], "%.3f" % s["median_ms"],
+                  "%.3f" % s["p90_ms"]] for s in profile["segments"]])
+    print()
+    print_table(["cut", "tensors", "bytes/sample", "main ms before", "main ms after"],
+                [[c["id"], ",".join(c["tensors"]), c["bytes_per_sample"], "%.3f" % c["main_median_ms_before"],
+                  "%.3f" % c["main_median_ms_after"]] for c in profile["cuts"]])
+    print()
+    print("saved %s" % path if path else "not saved (--no-save)")
+    return 0

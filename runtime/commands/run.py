@@ -1,0 +1,150 @@
+"""``edgesplit run``: process a stream of inputs between this device and a peer, adaptively or statically."""
+import argparse
+import json
+import logging
+import sys
+
+import numpy as np
+
+from runtime.bundle.store import load_bundle
+from runtime.commands.infer import load_inputs, parse_thresholds, resolve_bundle
+from runtime.commands.output import print_json, print_table
+from runtime.controller.reward import Bounds
+from runtime.controller.strategies import fixed, load_policy_strategy
+from runtime.device.loop import run_stream
+from runtime.device.session import DeviceSession, LinkSetup
+from runtime.device.summary import summarize
+from runtime.emulation.board import load_profile, profile_names
+from runtime.emulation.pacing import Emulation
+from runtime.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "run", help="run a stream of inputs split between this device and a peer (adaptive or static)",
+        description="Each row of --inputs is one task. Per task the controller's action (from a frozen policy, "
+                    "or the static --cut/--thresholds) says where each early exit's entropy threshold lies and at "
+                    "which cut the live tensors go to the peer; the task runs locally up to the cut and the peer "
+                    "finishes it. When the peer is slow or gone the task finishes locally at the best exit still "
+                    "reachable before its deadline and is marked as a fallback; offloading resumes when the peer "
+                    "answers a probe again. Every task and every controller transition is logged to --traces. "
+                    "Exit status 0 when every task completed (fallbacks included).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  edgesplit run default --peer tcp://10.0.0.2:5555 --inputs x.npy --labels y.npy "
+               "--policy policy.npz --traces run.db --json\n"
+               "  edgesplit run default --peer tcp://127.0.0.1:5555 --inputs x.npy --cut 1 --thresholds 0.1,0.05 "
+               "--board jetson_nano_cpu --link norway_car_3")
+    parser.add_argument("bundle", help="bundle directory, or 'default' for the embedded MNIST bundle")
+    parser.add_argument("--peer", help="the peer's ZeroMQ endpoint (tcp://HOST:PORT); without it every task is local")
+    parser.add_argument("--inputs", required=True, help=".npy of inputs, batch axis first (one task per row)")
+    parser.add_argument("--labels", help=".npy of integer labels (one per input): enables the accuracy figure")
+    parser.add_argument("--policy", help="frozen EdgeML policy (.npz from edgesplit build-policy or training)")
+    parser.add_argument("--cut", type=int, help="static cut id (0 = send the input; last = all local)")
+    parser.add_argument("--thresholds", help="static per-exit entropy thresholds, comma-separated (default: the "
+                                             "manifest's)")
+    parser.add_argument("--no-exits", action="store_true", help="static: ignore early exits (Neurosurgeon style)")
+    parser.add_argument("--board", choices=profile_names(),
+                        help="pace on-device compute to this EMULATED board profile and use its energy model")
+    parser.add_argument("--workload-scale", type=float, default=1.0,
+                        help="with --board: pace each segment as if it had this many times its MACs (default 1)")
+    parser.add_argument("--speedup", type=float, default=1.0,
+                        help="with --board: run emulated time this many times faster than real time (default 1)")
+    parser.add_argument("--link", help="replay this bandwidth trace (file or shipped name) through an in-process "
+                                       "software link between this device and --peer")
+    parser.add_argument("--link-scale", type=float, default=1.0, help="multiply the trace's rates (default 1)")
+    parser.add_argument("--rtt-ms", type=float, default=20.0, help="with --link: base RTT (default 20 ms)")
+    parser.add_argument("--period-ms", type=float, default=0.0,
+                        help="a task arrives every this many ms (default 0: back to back)")
+    parser.add_argument("--latency-bound-ms", type=float, default=100.0, help="latency bound per task (default 100)")
+    parser.add_argument("--energy-bound", type=float, default=None,
+                        help="energy bound per task in the board's unit (mJ when emulated); default: none")
+    parser.add_argument("--deadline-ms", type=float, default=None,
+                        help="task deadline after arrival, the offload timeout (default: the latency bound)")
+    parser.add_argument("--traces", help="SQLite trace database to append this run to")
+    parser.add_argument("--limit", type=int, help="only the first N inputs")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(handler=run_command)
+
+
+def _labels(path, count):
+    if path is None:
+        return None
+    labels = load_inputs(path)
+    if labels.ndim != 1 or labels.shape[0] != count or labels.dtype.kind not in "iu":
+        raise InputError("%s: labels must be a 1-D integer array with one label per input (%d), got %s %s"
+                         % (path, count, labels.dtype, labels.shape))
+    return labels
+
+
+def build_strategy(args, executor_like):
+    manifest = executor_like.manifest
+    n_side = len([e for e in manifest.exits if e.head is not None])
+    if args.policy and (args.cut is not None or args.thresholds):
+        raise InputError("give either --policy or --cut/--thresholds, not both")
+    if args.policy:
+        return load_policy_strategy(args.policy, n_side, len(manifest.cuts))
+    cut = len(manifest.main) if args.cut is None else args.cut
+    if not 0 <= cut <= len(manifest.main):
+        raise InputError("--cut %d: the bundle's cuts are 0..%d" % (cut, len(manifest.main)))
+    thresholds = parse_thresholds(args.thresholds)
+    if thresholds is None:
+        thresholds = [e.threshold for e in manifest.exits if e.head is not None]
+    if len(thresholds) != n_side:
+        raise InputError("--thresholds: %d values for %d early exits" % (len(thresholds), n_side))
+    return fixed("static cut %d" % cut, cut, thresholds, use_exits=not args.no_exits)
+
+
+def make_emulation(args):
+    if args.board is None:
+        if args.workload_scale != 1.0 or args.speedup != 1.0:
+            raise InputError("--workload-scale and --speedup need --board (they pace an emulated board)")
+        return None
+    return Emulation(load_profile(args.board), workload_scale=args.workload_scale, speedup=args.speedup)
+
+
+def run_command(args) -> int:
+    bundle = resolve_bundle(args.bundle)
+    inputs = load_inputs(args.inputs)
+    if args.limit:
+        inputs = inputs[:args.limit]
+    labels = _labels(args.labels, load_inputs(args.inputs).shape[0])
+    if labels is not None and args.limit:
+        labels = labels[:args.limit]
+    strategy = build_strategy(args, bundle)
+    emulation = make_emulation(args)
+    link = None
+    if args.link:
+        if not args.peer:
+            raise InputError("--link needs --peer: the link relays to the peer")
+        from runtime.link.shipped import resolve_trace
+        from runtime.link.trace_readers import read_trace
+
+        link = LinkSetup(read_trace(resolve_trace(args.link)), rtt_s=args.rtt_ms / 1e3, link_scale=args.link_scale,
+                         name=args.link)
+    energy_bounded = args.energy_bound is not None
+    bounds = Bounds(args.latency_bound_ms / 1e3, args.energy_bound if energy_bounded else float("inf"))
+    deadline = None if args.deadline_ms is None else args.deadline_ms / 1e3
+    with DeviceSession(bundle, strategy, bounds, peer=args.peer, emulation=emulation, link=link, traces=args.traces,
+                       deadline_s=deadline, run_config={"command": "run", "inputs": args.inputs}) as session:
+        results = run_stream(session.loop, inputs, labels, period_s=args.period_ms / 1e3)
+        report = summarize(results, bounds, len(bundle.manifest.exits), energy_bounded)
+    report.update({"strategy": strategy.name, "policy_id": strategy.policy_id, "bundle_sha256": bundle.hash,
+                   "latency_bound_ms": args.latency_bound_ms, "energy_bound": args.energy_bound,
+                   "emulation": emulation.describe() if emulation else {"emulated": False},
+                   "link": link.describe() if link else None, "traces": args.traces})
+    if args.json:
+        print_json(report)
+    else:
+        label = " (EMULATED %s)" % args.board if args.board else ""
+        print("%d tasks, %d completed, %d fallbacks, %d offloaded%s" % (report["tasks"], report["completed"],
+                                                                       report["fallbacks"], report["offloaded"], label))
+        print_table(("SR", "SR latency", "accuracy", "mean ms", "p95 ms", "bytes sent"), [(
+            "%.1f%%" % (100 * report["sr"]), "%.1f%%" % (100 * report["sr_latency"]),
+            "-" if report["accuracy"] is None else "%.1f%%" % (100 * report["accuracy"]),
+            "%.1f" % report["mean_latency_ms"], "%.1f" % report["p95_latency_ms"], report["bytes_sent"])])
+        if args.traces:
+            print("traces: %s" % args.traces)
+    return 0 if report["completed"] == report["tasks"] else 1

@@ -1,0 +1,75 @@
+"""The EdgeML control loop: hold an action for its interval, then score it and choose the next.
+
+Per task the device asks ``action(peer_alive, bandwidth)`` and reports ``record(outcome)``. When the
+current action's interval (in tasks) has run out, the controller closes the interval, computes the
+reward over its tasks (EdgeML eq. 4/5, ``reward.py``), forms the next state from the last q
+intervals, logs the transition (state, action, reward, next state, policy id) and asks the strategy
+for the next action. The controller keeps no clock of its own: ``clock`` only stamps transitions.
+"""
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from runtime.controller.reward import Bounds, TaskOutcome, reward
+from runtime.controller.state import DEFAULT_Q, FEATURES, StateWindow
+from runtime.controller.strategies import Action, Strategy
+from runtime.traces import TraceStore, TransitionRecord
+
+
+class Controller:
+    def __init__(self, strategy: Strategy, bounds: Bounds, q: int = DEFAULT_Q, store: Optional[TraceStore] = None,
+                 clock: Callable[[], float] = time.monotonic, run_id: Optional[str] = None):
+        self.strategy = strategy
+        self.bounds = bounds
+        self.window = StateWindow(q)
+        self.store = store
+        self.clock = clock
+        self.run_id = run_id
+        self.step = 0
+        self.decisions = []  # type: List[Dict[str, Any]]
+        self.decide_seconds = 0.0
+        self._action = None  # type: Optional[Action]
+        self._state = None  # type: Optional[Dict[str, float]]
+        self._tasks = []  # type: List[TaskOutcome]
+        self._task_ids = []  # type: List[int]
+
+    @property
+    def current(self) -> Optional[Action]:
+        return self._action
+
+    def action(self, peer_alive: bool, bandwidth_bps: Optional[float], task_id: int = -1) -> Action:
+        """The action for the next task; a new decision when the interval has run out."""
+        if self._action is not None and len(self._tasks) >= self._action.interval:
+            self._close(peer_alive, bandwidth_bps)
+        if self._action is None:
+            self._state = self.window.state(peer_alive, bandwidth_bps)
+            started = time.perf_counter()
+            self._action = self.strategy.decide(self._state)
+            self.decide_seconds += time.perf_counter() - started
+            self.decisions.append({"step": self.step, "task": task_id, "time_s": self.clock(),
+                                   "state": dict(self._state), "action": self._action.to_dict()})
+        return self._action
+
+    def record(self, outcome: TaskOutcome, task_id: int = -1) -> None:
+        """One finished task under the current action."""
+        self._tasks.append(outcome)
+        self._task_ids.append(task_id)
+
+    def finish(self, peer_alive: bool, bandwidth_bps: Optional[float]) -> None:
+        """Close a partly used interval at the end of a stream so its transition is logged too."""
+        if self._action is not None and self._tasks:
+            self._close(peer_alive, bandwidth_bps)
+
+    def _close(self, peer_alive: bool, bandwidth_bps: Optional[float]) -> None:
+        value = reward(self._tasks, self.bounds)
+        self.window.close_interval(self._tasks)
+        next_state = self.window.state(peer_alive, bandwidth_bps)
+        if self.store is not None:
+            self.store.log_transition(TransitionRecord(
+                step=self.step, time_s=self.clock(), state=[self._state[k] for k in FEATURES],
+                action=self._action.to_dict(), reward=value, next_state=[next_state[k] for k in FEATURES],
+                policy_id=self.strategy.policy_id, run_id=self.run_id))
+        self.decisions[-1]["reward"] = value
+        self.step += 1
+        self._action = None
+        self._tasks = []
+        self._task_ids = []

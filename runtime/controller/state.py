@@ -1,0 +1,58 @@
+"""EdgeML's state: averages over the state interval, the union of the last q action intervals.
+
+Per task the controller records latency, energy proxy and the bandwidth estimate the task saw; per
+action interval it keeps those tasks together. The state is the mean latency, mean energy and mean
+bandwidth over the last ``q`` intervals (EdgeML uses q = 3), plus whether the peer is reachable now.
+"""
+import collections
+import math
+from dataclasses import dataclass
+from typing import Deque, Dict, List, Optional
+
+from runtime.controller.reward import TaskOutcome
+
+FEATURES = ("latency_mean_s", "energy_mean", "bandwidth_mbps", "peer_alive")
+DEFAULT_Q = 3
+
+
+@dataclass
+class Interval:
+    """The tasks run under one action."""
+
+    tasks: List[TaskOutcome]
+
+    def bandwidths(self) -> List[float]:
+        return [t.bandwidth_bps for t in self.tasks if t.bandwidth_bps > 0 and math.isfinite(t.bandwidth_bps)]
+
+
+class StateWindow:
+    def __init__(self, q: int = DEFAULT_Q):
+        if q < 1:
+            raise ValueError("q must be >= 1, got %r" % q)
+        self.q = q
+        self._intervals = collections.deque(maxlen=q)  # type: Deque[Interval]
+
+    def close_interval(self, tasks: List[TaskOutcome]) -> None:
+        self._intervals.append(Interval(list(tasks)))
+
+    def tasks(self) -> List[TaskOutcome]:
+        return [t for interval in self._intervals for t in interval.tasks]
+
+    def state(self, peer_alive: bool, bandwidth_now_bps: Optional[float]) -> Dict[str, float]:
+        """The feature mapping the strategy sees.
+
+        Bandwidth: the mean of the estimates over the window; with none yet, the current estimate;
+        with no estimate at all, 0 (unknown is treated as no usable link).
+        """
+        tasks = self.tasks()
+        latency = sum(t.latency_s for t in tasks) / len(tasks) if tasks else 0.0
+        energy = sum(t.energy for t in tasks) / len(tasks) if tasks else 0.0
+        samples = [b for interval in self._intervals for b in interval.bandwidths()]
+        if samples:
+            bandwidth = sum(samples) / len(samples)
+        elif bandwidth_now_bps is not None and bandwidth_now_bps > 0 and math.isfinite(bandwidth_now_bps):
+            bandwidth = bandwidth_now_bps
+        else:
+            bandwidth = 0.0
+        return {"latency_mean_s": latency, "energy_mean": energy, "bandwidth_mbps": bandwidth / 1e6,
+                "peer_alive": 1.0 if peer_alive else 0.0}

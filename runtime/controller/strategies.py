@@ -1,0 +1,108 @@
+"""What decides the action: a frozen policy, or one of the static baselines, behind one interface.
+
+An ``Action`` is EdgeML's (per-exit thresholds, cut, interval in tasks) plus ``use_exits`` (False:
+run to the final exit, as Neurosurgeon does). ``Strategy.decide(state)`` gets the controller's
+state as a name -> number mapping (see ``runtime.controller.state.FEATURES``).
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+from policies_lite import FrozenPolicy, PolicyError, load_policy
+
+from runtime.controller.state import FEATURES
+from runtime.errors import EdgesplitError, InputError
+
+
+class PolicyLoadError(EdgesplitError):
+    """A policy file cannot be used on this board (the message names the file and the problem)."""
+
+
+@dataclass(frozen=True)
+class Action:
+    thresholds: Tuple[float, ...]
+    cut: int
+    interval: int = 1
+    use_exits: bool = True
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"thresholds": [round(t, 4) for t in self.thresholds], "cut": self.cut, "interval": self.interval,
+                "use_exits": self.use_exits}
+
+
+class Strategy:
+    name = "strategy"
+    policy_id = None  # type: Optional[str]
+
+    def decide(self, state: Mapping[str, float]) -> Action:
+        raise NotImplementedError
+
+    def describe(self) -> Dict[str, Any]:
+        return {"name": self.name, "policy_id": self.policy_id}
+
+
+class StaticStrategy(Strategy):
+    """The same action for every task (the interval only sets how often a transition is logged)."""
+
+    def __init__(self, name: str, action: Action):
+        self.name = name
+        self.action = action
+        self.policy_id = "static:%s" % name
+
+    def decide(self, state: Mapping[str, float]) -> Action:
+        return self.action
+
+    def describe(self) -> Dict[str, Any]:
+        return dict(super().describe(), action=self.action.to_dict())
+
+
+class PolicyStrategy(Strategy):
+    """A frozen policy (``policies_lite``) with an EdgeML decoder."""
+
+    def __init__(self, policy: FrozenPolicy, name: str = "adaptive"):
+        if policy.decoder_type != "edgeml":
+            raise PolicyLoadError("%s: decoder %r; the controller applies EdgeML actions (thresholds, cut, "
+                                  "interval): export the policy with an edgeml decoder"
+                                  % (policy.source, policy.decoder_type))
+        self.policy = policy
+        self.name = name
+        self.policy_id = policy.policy_id
+
+    def decide(self, state: Mapping[str, float]) -> Action:
+        try:
+            decided = self.policy.decide_from(state)
+        except PolicyError as exc:
+            raise InputError("policy %s: %s" % (self.policy_id[:12], exc)) from None
+        return Action(tuple(decided.thresholds), decided.cut, decided.interval, True)
+
+    def describe(self) -> Dict[str, Any]:
+        return dict(super().describe(), source=str(self.policy.source), features=list(self.policy.features),
+                    provenance={k: v for k, v in self.policy.provenance.items() if k != "grid_check"})
+
+
+def load_policy_strategy(path, n_exits: int, n_cuts: int, name: str = "adaptive") -> PolicyStrategy:
+    """Load and check a policy file against this bundle and the features the controller supplies."""
+    try:
+        policy = load_policy(Path(path), available_features=FEATURES)
+    except PolicyError as exc:
+        raise PolicyLoadError(str(exc)) from None
+    decoder = policy.spec.decoder
+    if getattr(decoder, "n_exits", None) != n_exits or getattr(decoder, "n_cuts", None) != n_cuts:
+        raise PolicyLoadError("%s: the policy was built for %s early exits and %s cuts, the bundle has %d and %d: "
+                              "build a policy for this bundle (edgesplit build-policy)"
+                              % (path, getattr(decoder, "n_exits", "?"), getattr(decoder, "n_cuts", "?"), n_exits,
+                                 n_cuts))
+    return PolicyStrategy(policy, name)
+
+
+def local_only(n_exits: int, last_cut: int, thresholds: Sequence[float]) -> StaticStrategy:
+    return StaticStrategy("local-only", Action(tuple(thresholds), last_cut, 1, True))
+
+
+def remote_only(n_exits: int) -> StaticStrategy:
+    """Ship the input at cut 0; the peer runs the whole model to its final exit."""
+    return StaticStrategy("remote-only", Action(tuple([0.0] * n_exits), 0, 1, False))
+
+
+def fixed(name: str, cut: int, thresholds: Sequence[float], use_exits: bool = True) -> StaticStrategy:
+    return StaticStrategy(name, Action(tuple(thresholds), cut, 1, use_exits))

@@ -1,0 +1,214 @@
+"""The device task loop: action -> local segments -> offload at the cut -> local fallback -> trace row.
+
+For each input: the controller gives the action; the executor runs the main branch locally up to
+the action's cut, taking any confident exit on the way; if the task has not exited, the live tensors
+go to the peer with the task's remaining deadline as the timeout. When the peer is known down, does
+not answer in time or refuses, the task finishes locally from the cut at the deepest exit it can
+still reach before its deadline (or the first exit after the cut when none can), and is marked as a
+fallback. Every task gets a result from a real model output and a trace row; none is dropped.
+
+Time: ``clock`` gives seconds on the run's clock (emulated seconds under ``--board``); the peer
+client works in real seconds and ``to_real`` / ``to_emulated`` convert at that boundary.
+"""
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from runtime.controller.controller import Controller
+from runtime.controller.reward import TaskOutcome
+from runtime.controller.strategies import Action
+from runtime.executor.executor import ExecutionResult, Executor
+from runtime.traces import TaskRecord, TraceStore
+
+log = logging.getLogger(__name__)
+
+FORCE_EXIT = 2.0  # a threshold above any normalised entropy (max 1.0): the exit is always taken
+
+
+@dataclass
+class TaskResult:
+    task_id: int
+    arrival_s: float
+    start_s: float
+    finish_s: float
+    exit_id: int
+    cut: Optional[int]            # cut offloaded at (None: finished on the device)
+    planned_cut: int
+    fallback: bool
+    fallback_reason: str
+    bytes_sent: int
+    transfer_s: Optional[float]
+    local_compute_s: float
+    energy: float
+    bandwidth_bps: Optional[float]
+    result: int
+    label: Optional[int]
+    peer_alive: bool
+    segment_times: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def latency_s(self) -> float:
+        return self.finish_s - self.arrival_s
+
+
+class DeviceLoop:
+    """Runs tasks one at a time. ``client`` is a PeerClient or None (then every task is local)."""
+
+    def __init__(self, executor: Executor, controller: Controller, client=None, store: Optional[TraceStore] = None,
+                 clock: Callable[[], float] = time.perf_counter, sleep_until: Optional[Callable[[float], None]] = None,
+                 to_real: Callable[[float], float] = lambda s: s, to_emulated: Callable[[float], float] = lambda s: s,
+                 energy: Optional[Callable[[float, float], float]] = None, deadline_s: float = 0.1,
+                 segment_estimates: Optional[Dict[str, float]] = None, run_id: Optional[str] = None):
+        self.executor = executor
+        self.controller = controller
+        self.client = client
+        self.store = store
+        self.clock = clock
+        self.sleep_until = sleep_until or self._real_sleep_until
+        self.to_real = to_real
+        self.to_emulated = to_emulated
+        self.energy = energy
+        self.deadline_s = deadline_s
+        self.run_id = run_id
+        self.manifest = executor.manifest
+        self.n_exits = len(self.manifest.exits)
+        self._estimates = dict(segment_estimates or {})
+        self.results = []  # type: List[TaskResult]
+
+    def _real_sleep_until(self, t: float) -> None:
+        remaining = t - self.clock()
+        if remaining > 0:
+            time.sleep(remaining)
+
+    # ------------------------------------------------------------ link state
+
+    def peer_alive(self) -> bool:
+        return self.client is not None and self.client.peer_alive
+
+    def bandwidth_bps(self) -> Optional[float]:
+        if self.client is None:
+            return None
+        estimate = self.client.link_estimate().bandwidth_bps
+        # Real bits per real second -> bits per emulated second.
+        return None if estimate is None else estimate / self.to_emulated(1.0)
+
+    # ------------------------------------------------------------ one task
+
+    def process(self, task_id: int, x: np.ndarray, label: Optional[int] = None,
+                arrival_s: Optional[float] = None) -> TaskResult:
+        if arrival_s is None:
+            arrival_s = self.clock()
+        self.sleep_until(arrival_s)
+        if self.client is not None:
+            self.client.maybe_probe()
+        alive = self.peer_alive()
+        bandwidth = self.bandwidth_bps()
+        action = self.controller.action(alive, bandwidth, task_id)
+        start = self.clock()
+        deadline = arrival_s + self.deadline_s
+        first = self.executor.run(x, thresholds=action.thresholds, use_exits=action.use_exits,
+                                  stop_at_cut=action.cut)
+        self._learn(first)
+        segments = dict(first.segment_seconds)
+        local_s = first.compute_seconds
+        cut, fallback, reason, sent, transfer = None, False, "", 0, None
+        output, exit_id = first.output, first.exit_id
+        if exit_id is None:  # stopped at the cut with live tensors
+            outcome = None
+            if self.client is not None and self.client.peer_alive:
+                remaining = deadline - self.clock()
+                outcome = self.client.offload(first.stopped_at_cut, first.live, self.to_real(remaining),
+                                              thresholds=action.thresholds, use_exits=action.use_exits)
+                sent = outcome.bytes_sent
+                if outcome.transfer_s is not None:
+                    transfer = self.to_emulated(outcome.transfer_s)
+            if outcome is not None and outcome.ok and outcome.output is not None and outcome.exit_id is not None:
+                cut, output, exit_id = first.stopped_at_cut, np.array(outcome.output), outcome.exit_id
+            else:
+                fallback = True
+                reason = "peer down" if outcome is None else "%s: %s" % (outcome.status, outcome.message)
+                rest = self._finish_locally(first.stopped_at_cut, first.live, action, deadline)
+                self._learn(rest)
+                for name, seconds in rest.segment_seconds.items():
+                    segments[name] = segments.get(name, 0.0) + seconds
+                local_s += rest.compute_seconds
+                output, exit_id = rest.output, rest.exit_id
+        finish = self.clock()
+        energy = self.energy(local_s, (finish - start) - local_s) if self.energy is not None else 0.0
+        alive_after = self.peer_alive()
+        result = TaskResult(task_id=task_id, arrival_s=arrival_s, start_s=start, finish_s=finish, exit_id=int(exit_id),
+                            cut=cut, planned_cut=action.cut, fallback=fallback, fallback_reason=reason,
+                            bytes_sent=int(sent), transfer_s=transfer, local_compute_s=local_s, energy=energy,
+                            bandwidth_bps=bandwidth, result=int(np.argmax(output.reshape(-1))), label=label,
+                            peer_alive=alive_after, segment_times=segments)
+        self.controller.record(TaskOutcome(result.latency_s, energy, bandwidth or 0.0, result.exit_id, self.n_exits),
+                               task_id)
+        self._log(result, first, action)
+        self.results.append(result)
+        return result
+
+    def finish(self) -> None:
+        self.controller.finish(self.peer_alive(), self.bandwidth_bps())
+
+    # ------------------------------------------------------------ local fallback
+
+    def _learn(self, result: ExecutionResult) -> None:
+        for name, seconds in result.segment_seconds.items():
+            old = self._estimates.get(name)
+            self._estimates[name] = seconds if old is None else 0.8 * old + 0.2 * seconds
+
+    def reach_seconds(self, start_cut: int) -> List[float]:
+        """Estimated local seconds from ``start_cut`` to each exit after it (None-free; by exit order)."""
+        out = []
+        elapsed = 0.0
+        for cut_id in range(start_cut, len(self.executor.main)):
+            elapsed += self._estimates.get(self.executor.main[cut_id].id, 0.0)
+            for ex in self.manifest.exits_at(cut_id + 1):
+                if ex.head is not None:
+                    elapsed += self._estimates.get(ex.head, 0.0)
+                out.append((ex, elapsed))
+        return out
+
+    def _finish_locally(self, cut: int, live: Dict[str, np.ndarray], action: Action, deadline: float) -> ExecutionResult:
+        remaining = deadline - self.clock()
+        reachable = self.reach_seconds(cut)
+        in_time = [ex for ex, seconds in reachable if seconds <= remaining]
+        target = in_time[-1] if in_time else reachable[0][0]
+        thresholds = list(action.thresholds)
+        side = self.executor.side_exits
+        if target.head is not None:
+            thresholds[side.index(target)] = FORCE_EXIT
+        return self.executor.run_from(cut, live, thresholds=thresholds, use_exits=True)
+
+    # ------------------------------------------------------------ trace
+
+    def _log(self, result: TaskResult, first: ExecutionResult, action: Action) -> None:
+        if self.store is None:
+            return
+        entropies = {str(e): h for e, h in first.entropies}
+        self.store.log_task(TaskRecord(
+            task_id=result.task_id, arrival_s=result.arrival_s, latency_s=result.latency_s,
+            deadline_s=result.arrival_s + self.deadline_s, exit=result.exit_id, cut=result.cut,
+            segment_times=result.segment_times, bytes_sent=result.bytes_sent, transfer_s=result.transfer_s,
+            entropies=entropies, bandwidth_bps=result.bandwidth_bps, fallback=result.fallback, result=result.result,
+            label=result.label, policy_id=self.controller.strategy.policy_id, run_id=self.run_id))
+
+
+def run_stream(loop: DeviceLoop, inputs: np.ndarray, labels: Optional[Sequence[int]] = None,
+               period_s: float = 0.0, limit: Optional[int] = None,
+               on_task: Optional[Callable[[TaskResult], None]] = None,
+               origin: Optional[float] = None) -> List[TaskResult]:
+    """Every row of ``inputs`` as one task; arrivals every ``period_s`` from ``origin`` (0: back to back)."""
+    count = inputs.shape[0] if limit is None else min(limit, inputs.shape[0])
+    origin = loop.clock() if origin is None else origin
+    for i in range(count):
+        arrival = origin + i * period_s if period_s > 0 else None
+        label = None if labels is None else int(labels[i])
+        result = loop.process(i, inputs[i:i + 1], label, arrival)
+        if on_task is not None:
+            on_task(result)
+    loop.finish()
+    return loop.results

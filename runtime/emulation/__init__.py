@@ -1,0 +1,9 @@
+"""Emulated boards: pacing on-device compute and modelling energy as a named board would.
+
+Everything here is labelled "emulated" wherever it shows up (JSON output, tables, the trace run
+config): the numbers are calibrated from published whole-model timings, not measured on the board.
+"""
+from runtime.emulation.board import BoardProfile, EmulationError, load_profile, profile_names
+from runtime.emulation.pacing import Emulation
+
+__all__ = ["BoardProfile", "Emulation", "EmulationError", "load_profile", "profile_names"]

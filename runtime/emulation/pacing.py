@@ -1,0 +1,87 @@
+"""Emulated time: a scaled clock, segment runners paced to a board profile, and the link scaling.
+
+``speedup`` runs the whole emulation faster than real time: one emulated second lasts
+``1 / speedup`` real seconds. Everything that measures time on the device side (executor,
+controller, traces) uses ``Emulation.clock``, which returns emulated seconds; whatever talks to the
+real world (ZeroMQ polls, the relay) stays on real time and is converted at the boundary with
+``to_real`` / ``to_emulated``. The link relay is given ``bandwidth x speedup`` and ``rtt / speedup``
+so a transfer lasts as long in emulated time as it would at the trace's rate.
+
+A paced runner runs the real segment, then sleeps until the board profile's time for the segment's
+MACs has passed on the emulated clock. If this machine is slower than the emulated board for a
+segment, no sleep happens and the real (scaled) time is what is measured.
+"""
+import time
+from typing import Any, Callable, Dict, Mapping, Optional
+
+import numpy as np
+
+from runtime.emulation.board import BoardProfile, EmulationError
+from runtime.segments.base import SegmentRunner
+from runtime.segments.registry import open_runner
+
+
+class PacedRunner(SegmentRunner):
+    def __init__(self, inner: SegmentRunner, emulated_s: float, emulation: "Emulation"):
+        self.inner = inner
+        self.segment_id = getattr(inner, "segment_id", "")
+        self.emulated_s = emulated_s
+        self._emulation = emulation
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        start = self._emulation.clock()
+        produced = self.inner.run(feeds)
+        self._emulation.sleep_until(start + self.emulated_s)
+        return produced
+
+
+class Emulation:
+    """One emulated board: its clock, its pacing and its energy model."""
+
+    def __init__(self, profile: BoardProfile, workload_scale: float = 1.0, speedup: float = 1.0,
+                 real_clock: Callable[[], float] = time.perf_counter):
+        if not workload_scale > 0 or not speedup > 0:
+            raise EmulationError("workload scale and speedup must be positive, got %r and %r"
+                                 % (workload_scale, speedup))
+        self.profile = profile
+        self.workload_scale = float(workload_scale)
+        self.speedup = float(speedup)
+        self._real = real_clock
+        self._origin = real_clock()
+
+    def clock(self) -> float:
+        """Emulated seconds since the emulation started."""
+        return (self._real() - self._origin) * self.speedup
+
+    def to_real(self, emulated_s: float) -> float:
+        return emulated_s / self.speedup
+
+    def to_emulated(self, real_s: float) -> float:
+        return real_s * self.speedup
+
+    def sleep_until(self, emulated_t: float) -> None:
+        # time.sleep overshoots by ~0.1 ms; good enough against segment times of milliseconds.
+        remaining = emulated_t - self.clock()
+        if remaining > 0:
+            time.sleep(remaining / self.speedup)
+
+    def segment_seconds(self, macs: float) -> float:
+        return self.profile.compute_s(macs, self.workload_scale)
+
+    def energy(self, busy_s: float, idle_s: float) -> float:
+        return self.profile.energy_mj(busy_s, idle_s)
+
+    def runner_factory(self, inner_factory: Callable[..., SegmentRunner] = open_runner) -> Callable[..., SegmentRunner]:
+        """A runner factory for ``Executor`` that paces every segment (main and exit heads)."""
+        def factory(segment, path, threads: Optional[int] = None) -> SegmentRunner:
+            return PacedRunner(inner_factory(segment, path, threads=threads), self.segment_seconds(segment.macs), self)
+        return factory
+
+    def describe(self) -> Dict[str, Any]:
+        """The label that goes with every result produced under this emulation."""
+        return {"emulated": True, "board": self.profile.to_dict(), "workload_scale": self.workload_scale,
+                "speedup": self.speedup,
+                "compute_model": "segment seconds = MACs x workload_scale / macs_per_s (board profile)",
+                "energy_model": "energy_mJ = 1000 x (busy_power_w x on-device compute s + idle_power_w x rest of "
+                                "the task's service time s)",
+                "calibration": self.profile.provenance.get("source", {}).get("rule", "")}

@@ -1,0 +1,23 @@
+"""The demo's scenario, shared by ``edgesplit demo`` and ``edgesplit build-policy`` (which builds its policy).
+
+EdgeML-like (IoTDI '21): a 100 ms latency bound and an energy bound, a real varying bandwidth. The
+shipped MNIST model is far too cheap to make offloading worth anything on any real board (2.8 M MACs:
+about 1 ms on a Jetson Nano's CPU), so the EMULATED board is paced as if the model were as heavy as
+EdgeML's headline model, VGG16 on CIFAR-10 (about 313 M MACs: ``workload_scale`` 112), on the Jetson
+Nano's CPU; and the trace's rates are scaled by ``link_scale`` = 3136 / 12288, the MNIST input's size
+over a CIFAR-10 input's, so sending a tensor takes as long as sending that model's would. Both
+choices are stated in the demo's output.
+"""
+DEMO = {
+    "board": "jetson_nano_cpu",
+    "workload_scale": 112.0,
+    "latency_bound_s": 0.100,
+    "energy_bound_mj": 900.0,
+    "trace": "norway_car_3",
+    "link_scale": 3136.0 / 12288.0,
+    "rtt_s": 0.020,
+    "trace_speed": 2.0,
+    "period_s": 0.065,
+    "speedup": 2.0,
+    "profiling_bandwidth_mbps": 1.75 * 3136.0 / 12288.0,
+}

@@ -1,0 +1,97 @@
+"""Controller: EdgeML windows, interval expiry, transition logging, reward branches."""
+import math
+import sqlite3
+
+import pytest
+
+from runtime.controller.controller import Controller
+from runtime.controller.reward import Bounds, TaskOutcome, reward
+from runtime.controller.state import FEATURES, StateWindow
+from runtime.controller.strategies import Action, Strategy, StaticStrategy
+from runtime.traces import TraceStore
+
+BOUNDS = Bounds(latency_s=0.1, energy=100.0)
+
+
+def outcome(latency=0.05, energy=50.0, bandwidth=1e6, exit_index=2, exits=3):
+    return TaskOutcome(latency, energy, bandwidth, exit_index, exits)
+
+
+class Recording(Strategy):
+    """Returns interval 2, cut = number of decisions so far; remembers the states it saw."""
+
+    name = "recording"
+    policy_id = "test-policy"
+
+    def __init__(self):
+        self.states = []
+
+    def decide(self, state):
+        self.states.append(dict(state))
+        return Action((0.1, 0.2), len(self.states) - 1, 2, True)
+
+
+def test_state_is_the_mean_over_the_last_q_intervals():
+    window = StateWindow(q=3)
+    for latency in (0.01, 0.02, 0.03, 0.04):
+        window.close_interval([outcome(latency=latency, energy=latency * 1000, bandwidth=latency * 1e8)])
+    state = window.state(peer_alive=True, bandwidth_now_bps=None)
+    assert state["latency_mean_s"] == pytest.approx(0.03)  # 0.02, 0.03, 0.04: the first interval left the window
+    assert state["energy_mean"] == pytest.approx(30.0)
+    assert state["bandwidth_mbps"] == pytest.approx(3.0)
+    assert state["peer_alive"] == 1.0
+    assert set(state) == set(FEATURES)
+
+
+def test_empty_window_uses_the_current_bandwidth_estimate_and_peer_state():
+    state = StateWindow().state(peer_alive=False, bandwidth_now_bps=2.5e6)
+    assert state == {"latency_mean_s": 0.0, "energy_mean": 0.0, "bandwidth_mbps": 2.5, "peer_alive": 0.0}
+    assert StateWindow().state(True, None)["bandwidth_mbps"] == 0.0
+
+
+def test_action_holds_for_its_interval_then_a_transition_is_logged(tmp_path):
+    strategy = Recording()
+    with TraceStore(tmp_path / "t.db", background_flush=False) as store:
+        store.start_run(board="test")
+        controller = Controller(strategy, BOUNDS, store=store, clock=lambda: 1.0)
+        cuts = []
+        for task in range(5):
+            action = controller.action(True, 1e6, task)
+            cuts.append(action.cut)
+            controller.record(outcome(latency=0.05 if task < 2 else 0.2), task)
+        controller.finish(True, 1e6)
+    assert cuts == [0, 0, 1, 1, 2]
+    assert len(strategy.states) == 3
+    with sqlite3.connect(str(tmp_path / "t.db")) as conn:
+        rows = conn.execute("SELECT step, reward, policy_id, action FROM transitions ORDER BY step").fetchall()
+    assert [r[0] for r in rows] == [0, 1, 2]
+    assert rows[0][1] == pytest.approx(1.0)  # both bounds met, final exit: BE = 1
+    assert rows[1][1] < 0  # latency over the bound
+    assert rows[0][2] == "test-policy"
+    # The second decision saw the first interval's tasks in its state.
+    assert strategy.states[1]["latency_mean_s"] == pytest.approx(0.05)
+
+
+def test_static_strategy_ignores_the_state():
+    action = Action((0.3, 0.3), 3, 1, True)
+    strategy = StaticStrategy("local", action)
+    assert strategy.decide({"bandwidth_mbps": 0.0}) is action
+    assert strategy.decide({"bandwidth_mbps": 100.0}) is action
+
+
+@pytest.mark.parametrize("latency, energy, expected", [
+    (0.05, 50.0, "positive"),
+    (0.2, 200.0, -1.0),
+    (0.2, 50.0, "latency"),
+    (0.05, 200.0, "energy"),
+])
+def test_reward_branches(latency, energy, expected):
+    value = reward([outcome(latency=latency, energy=energy, exit_index=1)], BOUNDS)
+    if expected == "positive":
+        assert value == pytest.approx(0.5)
+    elif expected == "latency":
+        assert value == pytest.approx(-(2 / math.pi) * math.atan((0.2 - 0.1) / 0.1))
+    elif expected == "energy":
+        assert value == pytest.approx(-(2 / math.pi) * math.atan((200.0 - 100.0) / 100.0))
+    else:
+        assert value == expected

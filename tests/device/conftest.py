@@ -1,0 +1,68 @@
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from runtime.default_bundle import default_bundle_path, load_heldout
+
+EDGESPLIT = [sys.executable, "-m", "runtime.cli"]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def free_port():
+    return _free_port()
+
+
+@pytest.fixture
+def edgesplit():
+    return list(EDGESPLIT)
+
+
+class Peer:
+    def __init__(self, port):
+        self.proc = subprocess.Popen(EDGESPLIT + ["peer", str(default_bundle_path()), "--bind",
+                                                 "tcp://127.0.0.1:%d" % port, "--json"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        ready = json.loads(self.proc.stdout.readline())
+        assert ready["event"] == "ready"
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def peers():
+    started = []
+
+    def start(port):
+        peer = Peer(port)
+        started.append(peer)
+        return peer
+
+    yield start
+    for peer in started:
+        peer.kill()
+
+
+@pytest.fixture(scope="session")
+def heldout_files(tmp_path_factory):
+    images, labels = load_heldout()
+    base = tmp_path_factory.mktemp("heldout")
+    x, y = base / "x.npy", base / "y.npy"
+    reps = 2
+    np.save(str(x), np.concatenate([images] * reps)[:800])
+    np.save(str(y), np.concatenate([labels] * reps)[:800])
+    return str(x), str(y)
