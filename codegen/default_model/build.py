@@ -19,6 +19,7 @@ from codegen.default_model import data as mnist
 from codegen.default_model import train as training
 from codegen.default_model.model import ARCHITECTURE
 from runtime.default_bundle import BUNDLE_DIR_NAME, HELDOUT_FILE_NAME
+from runtime.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,8 @@ def build_default(out_dir: Path, config: training.TrainConfig = training.TrainCo
 def write_heldout(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
     """Write the held-out arrays atomically (temporary file renamed into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with open(str(tmp), "wb") as handle:
+    with atomic_write(path) as handle:
         np.savez_compressed(handle, images=images.astype(np.float32), labels=labels.astype(np.int64))
-    os.replace(str(tmp), str(path))
 
 
 def _provenance(splits: mnist.MnistSplits, config: training.TrainConfig, accuracy: List[float],

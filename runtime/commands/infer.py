@@ -2,7 +2,6 @@
 import argparse
 import os
 import time
-from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
@@ -11,6 +10,7 @@ from runtime.bundle.store import load_bundle
 from runtime.commands.output import print_json, print_table
 from runtime.errors import EdgesplitError, InputError
 from runtime.executor.executor import Executor
+from runtime.files import atomic_write
 
 DEFAULT_BUNDLE = "default"
 
@@ -107,12 +107,9 @@ def run_infer(args) -> int:
 
 
 def write_npy(path: str, array: np.ndarray) -> None:
-    target = Path(path)
-    tmp = target.with_name(target.name + ".partial")
     try:
-        with open(str(tmp), "wb") as handle:
+        with atomic_write(path) as handle:
             np.save(handle, array)
-        os.replace(str(tmp), str(target))
     except OSError as exc:
         raise EdgesplitError("cannot write %s: %s" % (path, exc)) from None
 

@@ -1,10 +1,9 @@
 """Reading and writing ``BUNDLE/profiles/<board>.json`` (atomic: a temporary file renamed into place)."""
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Union
 
+from runtime.files import atomic_write
 from runtime.profiling.schema import BOARD_NAME, ProfileError, check_matches_bundle, validate_profile
 
 PROFILES_DIR = "profiles"
@@ -23,22 +22,12 @@ def save_profile(bundle, profile: Dict[str, Any]) -> Path:
     path = profile_path(bundle.root, profile["board"])
     try:
         path.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".partial", dir=str(path.parent))
+        with atomic_write(path, binary=False) as handle:
+            json.dump(profile, handle, indent=2)
+            handle.write("\n")
     except OSError as exc:
         raise ProfileError("cannot write a profile into %s: %s (is the bundle read-only? copy it somewhere "
                            "writable)" % (path.parent, exc.strerror or exc)) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(profile, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, str(path))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

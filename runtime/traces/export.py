@@ -8,15 +8,14 @@ import csv
 import io
 import json
 import math
-import os
 import sqlite3
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from runtime.files import atomic_write
 from runtime.traces.errors import TraceError
 from runtime.traces.schema import DATA_TABLES, JSON_COLUMNS, SCHEMA_VERSION, check_identity
 
@@ -185,24 +184,11 @@ def tasks_arrays(conn: sqlite3.Connection, run_id: Optional[str] = None) -> Dict
 # ---------------------------------------------------------------- files
 
 
-@contextmanager
 def _atomic_output(out: Path, binary: bool):
     directory = out.parent if str(out.parent) else Path(".")
     if not directory.is_dir():
         raise TraceError("%s: directory %s does not exist" % (out, directory))
-    fd, tmp = tempfile.mkstemp(prefix="." + out.name + ".", suffix=".tmp", dir=str(directory))
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, str(out))
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    return atomic_write(out, binary=binary)
 
 
 def export(path: PathLike, out: PathLike, fmt: str, table: Optional[str] = None,
