@@ -11,11 +11,11 @@ import sys
 from typing import List, Optional
 
 from runtime import __version__
-from runtime.commands import board, demo, infer, link, peer, profile, run, traces
+from runtime.commands import board, demo, infer, keys, link, peer, profile, run, serve, status, submit, traces
 from runtime.errors import EdgesplitError
 
-BUILTIN = (board.register, demo.register, infer.register, link.register, peer.register, profile.register,
-           run.register, traces.register)
+BUILTIN = (board.register, demo.register, infer.register, link.register, peer.register, profile.register, run.register, traces.register,
+           serve.register, submit.register, status.register, keys.register,)
 PLUGIN_GROUP = "edgesplit.commands"
 
 log = logging.getLogger("edgesplit")

@@ -10,7 +10,9 @@ from runtime.bundle.store import load_bundle
 from runtime.commands.output import print_json
 from runtime.errors import InputError
 from runtime.executor.executor import Executor
+from runtime.daemon.sd_notify import SystemdNotifier
 from runtime.peer.server import PeerServer
+from runtime.security.curve import describe, is_loopback_endpoint, server_keys
 from runtime.transport import wire
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,15 @@ def register(commands) -> None:
                         help="requests waiting at most; more are answered 'overloaded' (default %(default)s)")
     parser.add_argument("--threads", type=int, default=None,
                         help="onnxruntime intra-op threads per segment (default: by segment size)")
+    parser.add_argument("--secret-key", metavar="FILE",
+                        help="this peer's CurveZMQ NAME.key_secret (from 'edgesplit keys generate'); with "
+                             "--allowed-keys turns on the secure link. Required when --bind is not a loopback "
+                             "address, unless --insecure")
+    parser.add_argument("--allowed-keys", metavar="DIR",
+                        help="directory of device public keys (NAME.key files) allowed to connect; any other "
+                             "device gets nothing and is logged")
+    parser.add_argument("--insecure", action="store_true",
+                        help="serve without CurveZMQ on a non-loopback address (only on a trusted network)")
     parser.add_argument("--json-log", action="store_true", help="write log records as JSON lines on stderr")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON line when ready (with the bound endpoint) and JSON stats at exit")
@@ -62,16 +73,48 @@ def _use_json_logs() -> None:
         root.setLevel(logging.INFO)
 
 
+def _curve_keys(args):
+    if bool(args.secret_key) != bool(args.allowed_keys):
+        raise InputError("the secure link needs both --secret-key FILE and --allowed-keys DIR")
+    if args.secret_key:
+        return server_keys(args.secret_key, args.allowed_keys)
+    if not is_loopback_endpoint(args.bind) and not args.insecure:
+        raise InputError("--bind %s is reachable from other machines: give --secret-key and --allowed-keys "
+                         "(see 'edgesplit keys generate') or, on a trusted network only, --insecure" % args.bind)
+    return None
+
+
+def _with_watchdog(stop, notifier, server):
+    """``should_stop`` for the serve loop that also pings the systemd watchdog and refreshes STATUS.
+
+    The serve loop calls it once per pass, so the pings stop when the loop stops making progress."""
+    state = {"status_at": 0.0}
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        notifier.watchdog_if_due(now)
+        if now - state["status_at"] >= 5.0:
+            state["status_at"] = now
+            stats, (queued, _) = server.stats, server.queue_depth()
+            notifier.status("served %d, probes %d, refused %d, queue %d"
+                            % (stats.served, stats.probes, stats.bad_requests + stats.bundle_mismatches
+                               + stats.expired + stats.overloaded, queued))
+        return stop.is_set()
+
+    return should_stop
+
+
 def run_peer(args) -> int:
     if args.json_log:
         _use_json_logs()
     if args.max_bytes < 1:
         raise InputError("--max-bytes must be a positive number of bytes, got %d" % args.max_bytes)
+    curve = _curve_keys(args)
     bundle = load_bundle(args.bundle)
     executor = Executor(bundle, threads=args.threads)
     limits = wire.Limits(max_total_bytes=args.max_bytes)
     server = PeerServer(executor, limits=limits, max_queue=args.max_queue,
-                        max_queued_bytes=max(4 * args.max_bytes, 64 * 1024 * 1024))
+                        max_queued_bytes=max(4 * args.max_bytes, 64 * 1024 * 1024), curve=curve)
     stop = threading.Event()
 
     def request_stop(signum, frame) -> None:
@@ -90,10 +133,14 @@ def run_peer(args) -> int:
         print("edgesplit peer: serving %s (bundle %s) on %s; Ctrl-C to stop"
               % (bundle.manifest.name, bundle.hash[:12], endpoint), flush=True)
     started = time.monotonic()
+    notifier = SystemdNotifier.from_environment()
+    notifier.ready("serving %s on %s (%s)" % (bundle.hash[:12], endpoint, describe(curve)))
+    should_stop = _with_watchdog(stop, notifier, server)
     try:
-        stats = server.serve(stop.is_set)
+        stats = server.serve(should_stop)
     finally:
         server.close()
+    notifier.stopping()
     summary = dict(stats.as_dict(), event="stopped", uptime_s=round(time.monotonic() - started, 3))
     log.info("stopped: %s", summary)
     if args.json:

@@ -14,8 +14,8 @@ class BackgroundPeer:
     """``with BackgroundPeer(executor, "tcp://127.0.0.1:*") as peer: ... peer.endpoint ...``"""
 
     def __init__(self, executor: Executor, bind: str = "tcp://127.0.0.1:*",
-                 limits: wire.Limits = wire.DEFAULT_LIMITS, startup_timeout_s: float = 10.0):
-        self.server = PeerServer(executor, limits=limits, poll_ms=50)
+                 limits: wire.Limits = wire.DEFAULT_LIMITS, startup_timeout_s: float = 10.0, curve=None):
+        self.server = PeerServer(executor, limits=limits, poll_ms=50, curve=curve)
         self._bind = bind
         self._stop = threading.Event()
         self._ready = threading.Event()

@@ -57,9 +57,13 @@ class PeerServer:
 
     def __init__(self, executor: Executor, limits: wire.Limits = wire.DEFAULT_LIMITS,
                  context: Optional[zmq.Context] = None, clock: Clock = time.monotonic,
-                 max_queue: int = 64, max_queued_bytes: int = 256 * 1024 * 1024, poll_ms: int = 100):
+                 max_queue: int = 64, max_queued_bytes: int = 256 * 1024 * 1024, poll_ms: int = 100,
+                 curve=None):
         self.executor = executor
-        self.bundle_hash = executor.bundle.hash
+        # runtime.security.curve.CurveServerKeys: CurveZMQ with an allow list of device keys; None = plain.
+        self.curve = curve
+        self._allow_list = None
+        self.bundle_hash = executor.bundle.wire_hash
         self.limits = limits
         self.clock = clock
         self.max_queue = max_queue
@@ -80,6 +84,11 @@ class PeerServer:
         sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_total_bytes + self.limits.max_header_bytes)
         sock.setsockopt(zmq.RCVHWM, 1000)
         sock.setsockopt(zmq.SNDHWM, 1000)
+        if self.curve is not None:
+            from runtime.security.zap import CurveAllowList
+
+            self._allow_list = CurveAllowList(self._context, self.curve.allowed, self.curve.allowed).start()
+            self.curve.apply(sock)
         try:
             sock.bind(address)
         except zmq.ZMQError as exc:
@@ -98,6 +107,9 @@ class PeerServer:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+        if self._allow_list is not None:
+            self._allow_list.stop()
+            self._allow_list = None
 
     def serve(self, should_stop: Callable[[], bool]) -> PeerStats:
         """Answer requests until ``should_stop()`` is true (checked at least every ``poll_ms``)."""

@@ -76,8 +76,10 @@ class PeerClient:
     def __init__(self, address: str, bundle_hash: str, clock: Clock = time.monotonic,
                  context: Optional[zmq.Context] = None, limits: wire.Limits = wire.DEFAULT_LIMITS,
                  estimator: Optional[LinkEstimator] = None, probe_backoff_s: Tuple[float, float] = (0.25, 5.0),
-                 probe_timeout_s: float = 1.0, probe_bytes: int = 64 * 1024):
+                 probe_timeout_s: float = 1.0, probe_bytes: int = 64 * 1024, curve=None):
         self.address = address
+        # runtime.security.curve.CurveClientKeys: pins the peer's key; None = plain ZMTP.
+        self.curve = curve
         self.bundle_hash = bundle_hash
         self.clock = clock
         self.limits = limits
@@ -103,6 +105,8 @@ class PeerClient:
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_total_bytes + self.limits.max_header_bytes)
+        if self.curve is not None:
+            self.curve.apply(sock)
         sock.connect(self.address)
         self._socket = sock
         # The first answer on a fresh socket also paid for the TCP and ZMTP handshakes: no RTT sample.

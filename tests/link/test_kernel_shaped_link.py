@@ -34,7 +34,8 @@ def test_offloads_complete_and_estimate_follows_a_tbf_rate_change(tmp_path):
     with NamespacePair(tag="t") as pair:
         pair.set_rate(40e6)
         peer = subprocess.Popen(pair.exec_args("peer", [sys.executable, "-m", "runtime.cli", "peer", str(bundle.root),
-                                                        "--bind", "tcp://%s:5555" % pair.peer_ip, "--json"]),
+                                                        "--bind", "tcp://%s:5555" % pair.peer_ip, "--json",
+                                                        "--insecure"]),  # a private namespace pair: no keys needed
                                 cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         device = None
         try:

@@ -1,0 +1,12 @@
+"""The local API applications on the board use: a ZeroMQ ipc socket, its protocol, a Python client.
+
+    from runtime.api import ApiClient
+    with ApiClient("/run/edgesplit/api.sock") as api:
+        answer = api.submit(image, deadline_ms=200)      # ApiAnswer: status, task_id, result, exit, ...
+        api.feedback(answer.task_id, label=7)             # late label, lands in the trace
+        print(api.status()["queue"])
+"""
+from runtime.api.client import ApiAnswer, ApiClient, ApiUnavailable
+from runtime.api.protocol import STATUSES
+
+__all__ = ["ApiAnswer", "ApiClient", "ApiUnavailable", "STATUSES"]

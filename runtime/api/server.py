@@ -1,0 +1,300 @@
+"""The daemon side of the local API: a ROUTER on an ipc socket that only the owner and group can open.
+
+One thread owns the socket. It answers ``status``, ``feedback`` and ``ping`` itself, checks each
+``submit`` and hands it to the serving loop through a bounded queue: when the queue is full the
+request is refused at once with ``queue_full`` (never left waiting). Answers come back from the
+serving loop through an inproc socket (ZeroMQ sockets belong to one thread), so this thread never
+blocks on model work and ``status`` stays answerable while a task runs.
+
+Permissions: the socket's folder is created 0770 and the socket file chmod-ed 0660 (group from
+``api.group``), so only the daemon's user and that group can connect. A lock file beside the socket
+keeps a second daemon from stealing a running one's socket.
+"""
+import errno
+import fcntl
+import grp
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import zmq
+
+from runtime.api import protocol
+from runtime.errors import EdgesplitError
+
+log = logging.getLogger(__name__)
+
+_REPLIES = "inproc://edgesplit-api-replies-%d"
+_instances = itertools.count(1)
+
+
+class ApiSocketError(EdgesplitError):
+    """The API socket cannot be created or is held by another daemon."""
+
+
+@dataclass
+class Job:
+    """One accepted ``submit``: what the serving loop runs and where the answer goes."""
+
+    identity: bytes
+    request_id: int
+    inputs: Dict[str, np.ndarray]
+    deadline_s: float  # relative to arrival
+    arrival_s: float  # time.perf_counter() when it arrived
+    label: Optional[int] = None
+    frames: List[Any] = field(default_factory=list)  # keeps the received buffers alive
+
+    @property
+    def expires_at(self) -> float:
+        return self.arrival_s + self.deadline_s
+
+
+class ApiHandlers(object):
+    """What the API thread calls; the daemon supplies it. Every method must be quick and thread-safe."""
+
+    def accepting(self) -> Tuple[bool, str]:
+        return True, ""
+
+    def check_inputs(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """The inputs by model input name; raise runtime.errors.InputError for tensors the model cannot take."""
+        return inputs
+
+    def default_deadline_s(self) -> float:
+        return 1.0
+
+    def status(self) -> Dict[str, Any]:
+        return {}
+
+    def feedback(self, task_id: int, label: int) -> Tuple[str, str]:
+        return "unknown_task", "no trace store"
+
+    def refused(self, status: str) -> None:
+        """Count a refusal (for status and metrics)."""
+
+
+class ReplySender:
+    """Sends answers from the serving loop's thread to the API thread. Create it in that thread."""
+
+    def __init__(self, context: zmq.Context, endpoint: str):
+        self._sock = context.socket(zmq.PUSH)
+        self._sock.setsockopt(zmq.LINGER, 1000)
+        self._sock.connect(endpoint)
+
+    def send(self, job: Job, code: str, message: str = "", **fields: Any) -> None:
+        self._sock.send_multipart([job.identity, protocol.encode_reply(job.request_id, code, message, **fields)])
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class ApiServer:
+    def __init__(self, socket_path: str, handlers: ApiHandlers, jobs: "queue.Queue[Job]", max_input_bytes: int,
+                 group: str = "", context: Optional[zmq.Context] = None):
+        self.socket_path = os.path.abspath(socket_path)
+        self.endpoint = "ipc://" + self.socket_path
+        self.handlers = handlers
+        self.jobs = jobs
+        self.max_input_bytes = max_input_bytes
+        self.group = group
+        self.context = context or zmq.Context.instance()
+        self.replies_endpoint = _REPLIES % next(_instances)
+        self.heartbeat = time.monotonic()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error = None  # type: Optional[BaseException]
+        self._lock_fd = None  # type: Optional[int]
+        self._thread = threading.Thread(target=self._main, name="edgesplit-api", daemon=True)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self, timeout_s: float = 10.0) -> "ApiServer":
+        self._take_lock()
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise ApiSocketError("the API thread did not start within %.0f s" % timeout_s)
+        if self._error is not None:
+            self._release_lock()
+            raise self._error
+        return self
+
+    def reply_sender(self) -> ReplySender:
+        return ReplySender(self.context, self.replies_endpoint)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Forward the answers still in flight, then close the socket and remove its file."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        self._release_lock()
+
+    def _take_lock(self) -> None:
+        folder = os.path.dirname(self.socket_path)
+        try:
+            if not os.path.isdir(folder):
+                os.makedirs(folder, mode=0o770)
+                os.chmod(folder, 0o770)  # makedirs applies the umask
+            fd = os.open(self.socket_path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
+        except OSError as exc:
+            raise ApiSocketError("cannot create the API socket folder %s: %s (check api.socket and that the "
+                                 "daemon's user may write there)" % (folder, exc.strerror or exc)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise ApiSocketError("%s is in use by another edgesplit daemon: stop it first, or give this one "
+                                     "another api.socket" % self.socket_path) from None
+            raise
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _bind(self) -> Tuple[zmq.Socket, zmq.Socket]:
+        router = self.context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.RCVHWM, 10000)
+        router.setsockopt(zmq.SNDHWM, 10000)
+        router.setsockopt(zmq.MAXMSGSIZE, self.max_input_bytes + protocol.MAX_HEADER_BYTES)
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)  # a stale file from a killed daemon: we hold the lock
+        old_umask = os.umask(0o117)  # the file is born 0660, never briefly world-writable
+        try:
+            router.bind(self.endpoint)
+        except zmq.ZMQError as exc:
+            router.close(0)
+            raise ApiSocketError("cannot bind the API socket %s: %s" % (self.socket_path, exc)) from None
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.socket_path, 0o660)
+        if self.group:
+            try:
+                os.chown(self.socket_path, -1, grp.getgrnam(self.group).gr_gid)
+            except (KeyError, OSError) as exc:
+                router.close(0)
+                raise ApiSocketError("cannot give the API socket to group %r: %s (create the group or fix "
+                                     "api.group)" % (self.group, exc)) from None
+        pull = self.context.socket(zmq.PULL)
+        pull.setsockopt(zmq.LINGER, 0)
+        pull.bind(self.replies_endpoint)
+        return router, pull
+
+    # ------------------------------------------------------------ the thread
+
+    def _main(self) -> None:
+        try:
+            router, pull = self._bind()
+        except BaseException as exc:  # handed to start(), which raises it in the daemon's thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(pull, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                self.heartbeat = time.monotonic()
+                events = dict(poller.poll(200))
+                if pull in events:
+                    self._forward(pull, router)
+                if router in events:
+                    self._intake(router)
+            # Answers the serving loop sent while we were stopping still go out.
+            while pull.poll(50, zmq.POLLIN):
+                self._forward(pull, router)
+        finally:
+            router.close(0)
+            pull.close(0)
+            try:
+                os.unlink(self.socket_path)
+            except OSError:
+                pass
+
+    def _forward(self, pull: zmq.Socket, router: zmq.Socket) -> None:
+        while True:
+            try:
+                frames = pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._send(router, frames[0], frames[1])
+
+    def _send(self, router: zmq.Socket, identity: bytes, reply: bytes) -> None:
+        try:
+            router.send_multipart([identity, reply], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # the client went away: its answer has nowhere to go
+            log.debug("answer to %s dropped: %s", identity.hex(), exc)
+
+    def _intake(self, router: zmq.Socket) -> None:
+        for _ in range(256):  # bounded burst, so replies are forwarded in between
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            identity = frames[0].bytes
+            if len(frames) < 2:
+                continue
+            arrival = time.perf_counter()
+            request_id = None
+            try:
+                header = protocol.decode_header(frames[1])
+                request_id = protocol.request_id_of(header)
+                if request_id is None:
+                    raise protocol.BadMessage("'id' must be an integer in [0, 2**53)")
+                reply = self._handle(identity, header, frames, arrival)
+            except protocol.BadMessage as exc:
+                self.handlers.refused("bad_request")
+                reply = protocol.encode_reply(request_id, "bad_request", str(exc))
+            except EdgesplitError as exc:  # InputError from check_inputs, TraceError from feedback
+                self.handlers.refused("bad_request")
+                reply = protocol.encode_reply(request_id, "bad_request", str(exc))
+            except Exception as exc:  # this thread must outlive any one request; the answer says what failed
+                log.exception("API request %s failed", request_id)
+                reply = protocol.encode_reply(request_id, "error", "the daemon failed answering: %s" % exc)
+            if reply is not None:
+                self._send(router, identity, reply)
+
+    def _handle(self, identity: bytes, header: Dict[str, Any], frames: List[Any], arrival: float) -> Optional[bytes]:
+        op, request_id = header.get("op"), header["id"]
+        if op == "submit":
+            return self._submit(identity, request_id, header, frames, arrival)
+        if op == "status":
+            return protocol.encode_reply(request_id, "ok", figures=self.handlers.status())
+        if op == "feedback":
+            task_id = protocol.number_field(header, "task_id", 0, 2 ** 53, integer=True)
+            label = protocol.number_field(header, "label", -2 ** 31, 2 ** 31, integer=True)
+            if task_id is None or label is None:
+                raise protocol.BadMessage("feedback needs integer 'task_id' and 'label'")
+            status, message = self.handlers.feedback(int(task_id), int(label))
+            return protocol.encode_reply(request_id, status, message, task_id=task_id)
+        if op == "ping":
+            return protocol.encode_reply(request_id, "ok")
+        raise protocol.BadMessage("op %r is not one of %s" % (op, ", ".join(protocol.OPS)))
+
+    def _submit(self, identity: bytes, request_id: int, header: Dict[str, Any], frames: List[Any],
+                arrival: float) -> Optional[bytes]:
+        accepting, why = self.handlers.accepting()
+        if not accepting:
+            self.handlers.refused("draining")
+            return protocol.encode_reply(request_id, "draining", why)
+        deadline_ms = protocol.number_field(header, "deadline_ms", 0.001, 86400e3)
+        label = protocol.number_field(header, "label", -2 ** 31, 2 ** 31, integer=True)
+        inputs = protocol.decode_tensors(header, frames[2:], self.max_input_bytes)
+        inputs = self.handlers.check_inputs(inputs)
+        deadline_s = self.handlers.default_deadline_s() if deadline_ms is None else deadline_ms / 1e3
+        job = Job(identity, request_id, inputs, deadline_s, arrival, None if label is None else int(label), frames)
+        try:
+            self.jobs.put_nowait(job)
+        except queue.Full:
+            self.handlers.refused("queue_full")
+            return protocol.encode_reply(request_id, "queue_full", "%d requests already waiting (api.queue_size): "
+                                         "retry later or lower the request rate" % self.jobs.maxsize)
+        return None

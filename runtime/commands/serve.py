@@ -1,0 +1,67 @@
+"""``edgesplit serve``: the long-running device daemon (what the systemd unit starts)."""
+import logging
+
+from runtime.commands.output import print_json
+from runtime.daemon.config import load_daemon_config
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "/etc/edgesplit/edgesplit.toml"
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "serve", help="run the device daemon: local API, adaptive split inference, traces",
+        description="Loads the bundle, board config, policy and trace database named in the TOML config, warms "
+                    "the model up, opens the local API socket and serves tasks until SIGTERM (which drains the "
+                    "queue and flushes the traces). SIGHUP reloads the policy and the reloadable config keys; a "
+                    "policy that does not load is refused and the old one keeps serving. Under systemd it "
+                    "reports READY, STATUS and watchdog pings (Type=notify). See systemd/edgesplit.toml for "
+                    "every key.")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                        help="daemon config (default %(default)s)")
+    parser.add_argument("--check-config", action="store_true",
+                        help="validate the config and what it names (bundle, board, policy, keys), then exit: "
+                             "0 when it would start")
+    parser.add_argument("--json", action="store_true", help="with --check-config: print the result as JSON")
+    parser.set_defaults(handler=run_serve)
+
+
+def check_config(path: str):
+    """Everything start-up would refuse, without opening sockets or the database."""
+    from runtime.bundle.store import load_bundle
+    from runtime.daemon.service import build_strategy, resolve_board
+    from runtime.default_bundle import default_bundle_path
+
+    config = load_daemon_config(path)
+    bundle = load_bundle(config.model.bundle or default_bundle_path())
+    board = resolve_board(config.model.board)
+    strategy = build_strategy(config, bundle)
+    if config.peer.server_key:
+        from runtime.security.curve import client_keys
+
+        client_keys(config.peer.server_key, config.peer.device_key)
+    return config, {"config": path, "ok": True, "bundle": bundle.manifest.name, "bundle_sha256": bundle.hash,
+                    "board": board.name if board is not None else None, "policy_id": strategy.policy_id,
+                    "peer": config.peer.address or None, "secure_link": bool(config.peer.server_key),
+                    "api_socket": config.api.socket, "traces": config.traces.path}
+
+
+def run_serve(args) -> int:
+    if args.check_config:
+        _, report = check_config(args.config)
+        if args.json:
+            print_json(report)
+        else:
+            print("%s: OK (bundle %s, board %s, policy %s, peer %s)" % (
+                args.config, report["bundle"], report["board"], report["policy_id"], report["peer"] or "none"))
+        return 0
+    import os
+
+    from runtime.daemon.logs import configure_logging
+    from runtime.daemon.service import Daemon
+
+    config = load_daemon_config(args.config)
+    configure_logging(config.log_level)
+    os.umask(0o007)  # API socket, traces and metrics: owner and group only
+    return Daemon(config).run()

@@ -1,0 +1,64 @@
+"""``edgesplit status``: what the running daemon is doing, from its local API."""
+from runtime.api.client import DEFAULT_SOCKET, ApiClient
+from runtime.commands.output import print_json
+
+
+def add_socket_arguments(parser) -> None:
+    parser.add_argument("--socket", default=None, metavar="PATH",
+                        help="the daemon's API socket (default: api.socket from --config, else %s)" % DEFAULT_SOCKET)
+    parser.add_argument("--config", default=None, metavar="FILE", help="read the socket path from this daemon config")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the daemon (default 5)")
+
+
+def socket_of(args) -> str:
+    if args.socket:
+        return args.socket
+    if args.config:
+        from runtime.daemon.config import load_daemon_config
+
+        return load_daemon_config(args.config).api.socket
+    return DEFAULT_SOCKET
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "status", help="show the running daemon's queue, action, peer, fallbacks, policy and uptime",
+        description="Asks the daemon on its local API socket for its live figures: state, uptime, queue length "
+                    "and capacity, the current action (thresholds, cut), the policy id, peer state and estimated "
+                    "bandwidth, answered/fallback/expired/refused counts and recent latency.")
+    add_socket_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the full status as JSON")
+    parser.set_defaults(handler=run_status)
+
+
+def run_status(args) -> int:
+    with ApiClient(socket_of(args), timeout_s=args.timeout) as client:
+        status = client.status()
+    if args.json:
+        print_json(status)
+        return 0
+    tasks, peer, queue, policy = status["tasks"], status["peer"], status["queue"], status["policy"]
+    latency = tasks["latency_ms"]
+    print("state      %s (pid %s, up %.0f s, ready %.2f s after start)" % (
+        status["state"], status["pid"], status["uptime_s"], status["startup_s"] or float("nan")))
+    print("queue      %d / %d" % (queue["length"], queue["capacity"]))
+    print("action     %s" % (status["current_action"] or "none yet"))
+    print("policy     %s %s%s" % (policy["name"], policy["policy_id"], " (%s)" % policy["note"] if policy["note"] else ""))
+    if peer["address"]:
+        bandwidth = peer["bandwidth_bps"]
+        print("peer       %s %s%s%s" % (peer["address"], "up" if peer["alive"] else "DOWN",
+                                        ", %.2f Mbit/s" % (bandwidth / 1e6) if bandwidth else "",
+                                        ", CurveZMQ" if peer["secure"] else ", plain"))
+    else:
+        print("peer       none (every task runs locally)")
+    print("tasks      %d answered, %d offloaded, %d fallbacks, %d expired, %d errors, %d late" % (
+        tasks["ok"], tasks["offloaded"], tasks["fallbacks"], tasks["expired"], tasks["errors"],
+        tasks["missed_deadline"]))
+    if status["refused"]:
+        print("refused    %s" % ", ".join("%s %d" % kv for kv in sorted(status["refused"].items())))
+    if latency["p50"] is not None:
+        print("latency    p50 %.2f ms, p95 %.2f ms (recent)" % (latency["p50"], latency["p95"]))
+    print("traces     %s (%d rows committed)" % (status["traces"]["path"], status["traces"]["committed_rows"]))
+    if status["restart_needed_for"]:
+        print("restart needed to apply: %s" % ", ".join(status["restart_needed_for"]))
+    return 0

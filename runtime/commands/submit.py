@@ -1,0 +1,67 @@
+"""``edgesplit submit``: send inputs to the running daemon, or post late feedback for a finished task."""
+import numpy as np
+
+from runtime.api.client import ApiClient
+from runtime.commands.output import print_json
+from runtime.commands.status import add_socket_arguments, socket_of
+from runtime.errors import InputError
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "submit", help="run inputs through the daemon, or post a label for a finished task",
+        description="Sends each row of --inputs (a .npy, batch axis first) as one task to the daemon's local API "
+                    "and prints each answer: status, task id, predicted class, exit, cut (if offloaded), "
+                    "fallback, latency. A full queue answers 'queue_full' at once. With --feedback TASK_ID "
+                    "--label N it stores the true label of a finished task in the trace instead.")
+    add_socket_arguments(parser)
+    parser.add_argument("--inputs", metavar="X.npy", help="inputs, one task per row of the first axis")
+    parser.add_argument("--rows", type=int, default=None, help="send only the first N rows")
+    parser.add_argument("--deadline-ms", type=float, default=None,
+                        help="per-task deadline after arrival (default: the daemon's api.default_deadline_ms)")
+    parser.add_argument("--labels", metavar="Y.npy", help="true labels, one per row, stored with each task")
+    parser.add_argument("--feedback", type=int, metavar="TASK_ID", help="post late feedback for this task")
+    parser.add_argument("--label", type=int, help="with --feedback: the task's true label")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per answer")
+    parser.set_defaults(handler=run_submit)
+
+
+def _load(path: str, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError("%s %s: cannot read as .npy (%s)" % (what, path, exc)) from None
+
+
+def run_submit(args) -> int:
+    if args.feedback is not None:
+        if args.label is None or args.inputs:
+            raise InputError("--feedback TASK_ID needs --label N (and no --inputs)")
+        with ApiClient(socket_of(args), timeout_s=args.timeout) as client:
+            answer = client.feedback(args.feedback, args.label)
+        if args.json:
+            print_json(answer.to_dict())
+        else:
+            print("task %d: %s%s" % (args.feedback, answer.status, " (%s)" % answer.message if answer.message else ""))
+        return 0 if answer.ok else 1
+    if not args.inputs:
+        raise InputError("give --inputs X.npy (or --feedback TASK_ID --label N)")
+    inputs = _load(args.inputs, "--inputs")
+    labels = _load(args.labels, "--labels") if args.labels else None
+    count = inputs.shape[0] if args.rows is None else min(args.rows, inputs.shape[0])
+    failures = 0
+    with ApiClient(socket_of(args), timeout_s=args.timeout) as client:
+        for row in range(count):
+            label = None if labels is None else int(labels[row])
+            answer = client.submit(inputs[row:row + 1], deadline_ms=args.deadline_ms, label=label)
+            failures += int(not answer.ok)
+            if args.json:
+                print_json(answer.to_dict())
+            elif answer.ok:
+                where = "peer at cut %d" % answer.cut if answer.cut is not None else "board"
+                print("row %d: task %d -> class %d (exit %d, %s%s, %.2f ms)" % (
+                    row, answer.task_id, answer.result, answer.exit, where, ", FALLBACK" if answer.fallback else "",
+                    answer.latency_ms))
+            else:
+                print("row %d: %s: %s" % (row, answer.status, answer.message))
+    return 0 if failures == 0 else 1

@@ -1,0 +1,1 @@
+"""The device daemon (``edgesplit serve``): config, service composition, systemd integration."""

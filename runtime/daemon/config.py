@@ -1,0 +1,222 @@
+"""The daemon's TOML config: a typed model validated by the same strict loader as the board configs.
+
+An unknown key, a missing key, a wrong type or a value out of range is a ``DaemonConfigError`` naming
+the file, the key and its line. Relative paths are relative to the config file's folder. Empty
+strings mean "not set" (TOML has no null). Which keys SIGHUP can change without a restart is in
+``RELOADABLE``; the others need ``systemctl restart``.
+"""
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Tuple
+
+from runtime.boards.config import _build, _Context
+from runtime.daemon.logs import LEVELS
+from runtime.errors import EdgesplitError
+from runtime.security.curve import is_loopback_endpoint
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.8-3.10 on the boards
+    import tomli as tomllib
+
+
+class DaemonConfigError(EdgesplitError):
+    """The daemon config is malformed; the message names file, key and line."""
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """What runs on the board."""
+
+    bundle: str = ""  # bundle directory; "" = the embedded default bundle
+    board: str = "auto"  # board config name (board_configs/NAME.toml), a .toml path, or "auto" (detect)
+    policy: str = ""  # frozen policy .npz; "" = the bundle's default thresholds and [action]
+    threads: int = 0  # onnxruntime intra-op threads per segment (0: by segment size)
+
+
+@dataclass(frozen=True)
+class PeerSection:
+    """The edge server that runs the rest of the model."""
+
+    address: str = ""  # tcp://HOST:PORT of 'edgesplit peer'; "" = run everything locally
+    server_key: str = ""  # the peer's public key file (NAME.key): pinned, another key is refused
+    device_key: str = ""  # this device's secret key file (NAME.key_secret, mode 0600)
+    insecure: bool = False  # allow a non-loopback address without CurveZMQ (trusted networks only)
+
+
+@dataclass(frozen=True)
+class ActionSection:
+    """The action used while no policy is loaded."""
+
+    cut: int = -1  # cut to offload at; -1 = run locally to the end
+
+
+@dataclass(frozen=True)
+class BoundsSection:
+    """The user's bounds (the policy's reward and the satisfaction figures use them)."""
+
+    latency_ms: float = 0.0  # latency bound per task; 0 = the board config's default
+    energy: float = 0.0  # bound on the board's energy proxy; 0 = the board config's default
+
+
+@dataclass(frozen=True)
+class TracesSection:
+    """The durable trace database."""
+
+    path: str = "/var/lib/edgesplit/traces.db"
+    max_mb: float = 256.0  # size cap; the oldest rows go first
+    batch_size: int = 64  # rows per commit (one fsync per batch)
+    flush_interval_s: float = 1.0  # commit at least this often
+
+
+@dataclass(frozen=True)
+class ApiSection:
+    """The local API applications use."""
+
+    socket: str = "/run/edgesplit/api.sock"  # ZeroMQ ipc socket path (owner/group only)
+    group: str = ""  # group that may use the socket; "" = the daemon's own group
+    queue_size: int = 64  # requests waiting at most; more are refused at once with 'queue_full'
+    default_deadline_ms: float = 1000.0  # a request without a deadline gets this one
+    max_input_mb: float = 16.0  # largest input accepted per request
+
+
+@dataclass(frozen=True)
+class MetricsSection:
+    """A Prometheus textfile (node_exporter's textfile collector reads it)."""
+
+    path: str = ""  # e.g. /var/lib/edgesplit/metrics/edgesplit.prom; "" = off
+    interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class DebugSection:
+    """Hooks for tests only: never set in production."""
+
+    allow_freeze: bool = False  # SIGUSR2 freezes the serving loop (proves the systemd watchdog)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    log_level: str = "info"  # debug, info, warning, error
+    model: ModelSection = field(default_factory=ModelSection)
+    peer: PeerSection = field(default_factory=PeerSection)
+    action: ActionSection = field(default_factory=ActionSection)
+    bounds: BoundsSection = field(default_factory=BoundsSection)
+    traces: TracesSection = field(default_factory=TracesSection)
+    api: ApiSection = field(default_factory=ApiSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
+    debug: DebugSection = field(default_factory=DebugSection)
+    path: str = field(default="", metadata={"toml": False})
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("path")
+        return data
+
+
+# Keys SIGHUP applies to a running daemon; a change to any other key is logged and needs a restart.
+RELOADABLE = ("log_level", "model.policy", "action.cut", "bounds.latency_ms", "bounds.energy",
+              "api.default_deadline_ms", "metrics.interval_s")
+
+
+class _DaemonContext(_Context):
+    def fail(self, table, key, message):
+        return DaemonConfigError(str(super().fail(table, key, message)))
+
+
+def _resolve(base: str, path: str) -> str:
+    return path if not path or os.path.isabs(path) else os.path.normpath(os.path.join(base, path))
+
+
+def parse_daemon_config(text: str, path: str) -> DaemonConfig:
+    ctx = _DaemonContext(path, text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DaemonConfigError("%s: not valid TOML: %s" % (path, exc)) from None
+    config = _build(ctx, (), data, DaemonConfig)
+    _check(ctx, config)
+    base = os.path.dirname(os.path.abspath(path))
+    model = config.model
+    if model.board.endswith(".toml"):
+        model = dataclasses.replace(model, board=_resolve(base, model.board))
+    return dataclasses.replace(
+        config, path=path,
+        model=dataclasses.replace(model, bundle=_resolve(base, model.bundle), policy=_resolve(base, model.policy)),
+        peer=dataclasses.replace(config.peer, server_key=_resolve(base, config.peer.server_key),
+                                 device_key=_resolve(base, config.peer.device_key)),
+        traces=dataclasses.replace(config.traces, path=_resolve(base, config.traces.path)),
+        api=dataclasses.replace(config.api, socket=_resolve(base, config.api.socket)),
+        metrics=dataclasses.replace(config.metrics, path=_resolve(base, config.metrics.path)))
+
+
+def load_daemon_config(path: str) -> DaemonConfig:
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except OSError as exc:
+        raise DaemonConfigError("cannot read config %s: %s (see systemd/edgesplit.toml for an example)"
+                                % (path, exc.strerror or exc)) from None
+    except UnicodeDecodeError as exc:
+        raise DaemonConfigError("%s: not UTF-8 text: %s" % (path, exc)) from None
+    return parse_daemon_config(text, path)
+
+
+def _positive(ctx: _Context, table: Tuple[str, ...], key: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ctx.fail(table, key, "must be %s, got %r" % ("zero or positive" if allow_zero else "positive", value))
+
+
+def _check(ctx: _Context, c: DaemonConfig) -> None:
+    """Rules a type check cannot express."""
+    if c.log_level not in LEVELS:
+        raise ctx.fail((), "log_level", "unknown level %r; choose from %s" % (c.log_level, ", ".join(LEVELS)))
+    if not 0 <= c.model.threads <= 256:
+        raise ctx.fail(("model",), "threads", "must be in 0..256, got %r" % c.model.threads)
+    peer = c.peer
+    if peer.address:
+        if not peer.address.startswith(("tcp://", "ipc://")):
+            raise ctx.fail(("peer",), "address", "must be tcp://HOST:PORT (or ipc://PATH), got %r" % peer.address)
+        if bool(peer.server_key) != bool(peer.device_key):
+            raise ctx.fail(("peer",), "server_key" if not peer.server_key else "device_key",
+                           "the secure link needs both server_key (the peer's NAME.key) and device_key (this "
+                           "device's NAME.key_secret)")
+        if not peer.server_key and not peer.insecure and not is_loopback_endpoint(peer.address):
+            raise ctx.fail(("peer",), "address", "%s is not a loopback address: set server_key and device_key "
+                           "(see 'edgesplit keys generate') or, on a trusted network only, insecure = true"
+                           % peer.address)
+    if c.action.cut < -1:
+        raise ctx.fail(("action",), "cut", "must be -1 (local) or a cut id, got %r" % c.action.cut)
+    _positive(ctx, ("bounds",), "latency_ms", c.bounds.latency_ms, allow_zero=True)
+    _positive(ctx, ("bounds",), "energy", c.bounds.energy, allow_zero=True)
+    if not c.traces.path:
+        raise ctx.fail(("traces",), "path", "must name the trace database file")
+    if c.traces.max_mb < 0.0625:
+        raise ctx.fail(("traces",), "max_mb", "must be at least 0.0625 (64 KiB), got %r" % c.traces.max_mb)
+    if not 1 <= c.traces.batch_size <= 100000:
+        raise ctx.fail(("traces",), "batch_size", "must be in 1..100000, got %r" % c.traces.batch_size)
+    _positive(ctx, ("traces",), "flush_interval_s", c.traces.flush_interval_s)
+    if not c.api.socket:
+        raise ctx.fail(("api",), "socket", "must name the API socket file")
+    if len(c.api.socket.encode("utf-8")) > 100:
+        raise ctx.fail(("api",), "socket", "path is longer than the 100 bytes a unix socket allows: %s"
+                       % c.api.socket)
+    if not 1 <= c.api.queue_size <= 100000:
+        raise ctx.fail(("api",), "queue_size", "must be in 1..100000, got %r" % c.api.queue_size)
+    _positive(ctx, ("api",), "default_deadline_ms", c.api.default_deadline_ms)
+    _positive(ctx, ("api",), "max_input_mb", c.api.max_input_mb)
+    _positive(ctx, ("metrics",), "interval_s", c.metrics.interval_s)
+
+
+def changed_keys(old: DaemonConfig, new: DaemonConfig) -> List[str]:
+    """Dotted keys whose value differs between two configs."""
+    changed = []
+    a, b = old.to_dict(), new.to_dict()
+    for name in a:
+        if isinstance(a[name], dict):
+            changed += ["%s.%s" % (name, k) for k in a[name] if a[name][k] != b[name][k]]
+        elif a[name] != b[name]:
+            changed.append(name)
+    return changed

@@ -1,0 +1,379 @@
+"""The daemon's composition root: builds every part from the config, serves, reloads, drains.
+
+Threads: the main thread handles signals, systemd notifications (READY, STATUS, WATCHDOG) and the
+metrics file; the API thread owns the ipc socket; the serving thread runs tasks through the device
+loop. Nothing else holds global state.
+
+Signals: SIGTERM/SIGINT stop accepting, drain the queued and running tasks (each gets its answer),
+close the controller interval and the trace store (commit + checkpoint), then exit 0. SIGHUP re-reads
+the config and the policy file: a policy that does not load is refused with a log line and the old
+one keeps serving; keys that need a restart are named in the log. SIGUSR2 freezes the serving loop,
+only with ``[debug] allow_freeze = true`` (a test hook proving the watchdog).
+"""
+import dataclasses
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+from runtime.api.server import ApiHandlers, ApiServer
+from runtime.bundle.store import Bundle, load_bundle
+from runtime.controller.controller import Controller
+from runtime.controller.reward import Bounds
+from runtime.controller.strategies import Strategy, fixed, load_policy_strategy, local_only
+from runtime.daemon.config import RELOADABLE, DaemonConfig, DaemonConfigError, changed_keys, load_daemon_config
+from runtime.daemon.logs import LEVELS
+from runtime.daemon.metrics import render, write_textfile
+from runtime.daemon.sd_notify import SystemdNotifier
+from runtime.daemon.serving import ServingLoop
+from runtime.device.loop import DeviceLoop
+from runtime.errors import EdgesplitError, InputError
+from runtime.executor.executor import Executor
+from runtime.traces import TraceStore, default_versions
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY_S = 5.0
+DRAIN_TIMEOUT_S = 60.0
+
+
+def process_age_s() -> Optional[float]:
+    """Seconds since this process was started by the kernel (Linux), for honest start-up figures."""
+    try:
+        with open("/proc/self/stat") as handle:
+            start_ticks = float(handle.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as handle:
+            uptime = float(handle.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+def resolve_board(spec: str):
+    """The board config named by ``model.board``: "auto", a name, a .toml path, or "" for none."""
+    from runtime.boards.config import load_board_config, load_named_board
+
+    if not spec:
+        return None
+    if spec.endswith(".toml"):
+        return load_board_config(spec)
+    if spec == "auto":
+        from runtime.boards.config import load_all_boards
+        from runtime.boards.detect import detect_board
+        from runtime.sensors.sysroot import SysRoot
+
+        detection = detect_board(SysRoot(os.environ.get("EDGESPLIT_SYSROOT", "/")), load_all_boards())
+        log.info("board: %s (%s)", detection.board, detection.reason)
+        return load_named_board(detection.board)
+    return load_named_board(spec)
+
+
+def build_strategy(config: DaemonConfig, bundle: Bundle) -> Strategy:
+    """The policy file when one is set, else the static [action]; raises EdgesplitError when unusable."""
+    manifest = bundle.manifest
+    side = [e.threshold for e in manifest.exits if e.head is not None]
+    if config.model.policy:
+        return load_policy_strategy(config.model.policy, len(side), len(manifest.cuts))
+    cut = config.action.cut
+    if cut == -1:
+        return local_only(len(side), len(manifest.main), side)
+    if cut > len(manifest.main):
+        raise DaemonConfigError("%s: key action.cut: cut %d does not exist (the bundle's cuts are 0..%d)"
+                                % (config.path, cut, len(manifest.main)))
+    return fixed("static cut %d" % cut, cut, side)
+
+
+def build_bounds(config: DaemonConfig, board) -> Bounds:
+    latency_ms = config.bounds.latency_ms or (board.bounds.latency_ms if board is not None else 100.0)
+    energy = config.bounds.energy or (board.bounds.energy if board is not None else float("inf"))
+    return Bounds(latency_ms / 1e3, energy)
+
+
+def _apply_reloadable(old: DaemonConfig, new: DaemonConfig) -> DaemonConfig:
+    """``old`` with the values of every RELOADABLE key taken from ``new``."""
+    result = dataclasses.replace(old, log_level=new.log_level)
+    for dotted in RELOADABLE:
+        if "." not in dotted:
+            continue
+        section, key = dotted.split(".")
+        merged = dataclasses.replace(getattr(result, section), **{key: getattr(getattr(new, section), key)})
+        result = dataclasses.replace(result, **{section: merged})
+    return result
+
+
+class _Handlers(ApiHandlers):
+    def __init__(self, daemon: "Daemon"):
+        self.daemon = daemon
+        self.refusals = {}  # type: Dict[str, int]
+
+    def accepting(self):
+        if self.daemon.stopping.is_set():
+            return False, "the daemon is stopping: retry when it is back"
+        return True, ""
+
+    def check_inputs(self, inputs):
+        executor = self.daemon.executor
+        specs = executor.manifest.inputs
+        if list(inputs) == ["*"]:
+            if len(specs) != 1:
+                raise InputError("the model has %d inputs (%s): send them by name"
+                                 % (len(specs), ", ".join(s.name for s in specs)))
+            inputs = {specs[0].name: inputs["*"]}
+        executor.check_inputs(inputs, 0)
+        return inputs
+
+    def default_deadline_s(self) -> float:
+        return self.daemon.config.api.default_deadline_ms / 1e3
+
+    def status(self):
+        return self.daemon.status()
+
+    def feedback(self, task_id: int, label: int):
+        if self.daemon.store.set_label(task_id, label):
+            return "ok", ""
+        return "unknown_task", ("task %d is not in this run's trace (not finished yet, from before the last restart, "
+                                "or dropped by the size cap)" % task_id)
+
+    def refused(self, status: str) -> None:
+        self.refusals[status] = self.refusals.get(status, 0) + 1
+
+
+class Daemon:
+    """``Daemon(config).start()`` then ``serve_until_stopped()``; or ``run()`` for both."""
+
+    def __init__(self, config: DaemonConfig, notifier: Optional[SystemdNotifier] = None):
+        self.config = config
+        self.notifier = notifier or SystemdNotifier.from_environment()
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._reload_requested = False
+        self._started_mono = time.monotonic()
+        self.startup_s = None  # type: Optional[float]
+        self.policy_note = ""
+        self.restart_needed = []  # type: List[str]
+        self.bundle = None
+        self.executor = None
+        self.store = None  # type: Optional[TraceStore]
+        self.client = None
+        self.api = None  # type: Optional[ApiServer]
+        self.serving = None  # type: Optional[ServingLoop]
+        self.jobs = queue.Queue(maxsize=config.api.queue_size)  # type: queue.Queue
+        self.handlers = _Handlers(self)
+
+    # ------------------------------------------------------------ start-up
+
+    def start(self) -> None:
+        config = self.config
+        try:
+            self._build(config)
+        except BaseException:
+            self._close_resources()
+            raise
+        self.api.start()
+        self.serving.start()
+        self.startup_s = process_age_s()
+        log.info("serving %s (bundle %s) on %s; peer %s; policy %s; ready %.2f s after process start",
+                 self.bundle.manifest.name, self.bundle.hash[:12], self.api.socket_path,
+                 config.peer.address or "none (local only)", self.serving.strategy.policy_id,
+                 self.startup_s if self.startup_s is not None else float("nan"))
+        self.notifier.ready(self.status_line())
+
+    def _build(self, config: DaemonConfig) -> None:
+        from runtime.default_bundle import default_bundle_path
+
+        self.bundle = load_bundle(config.model.bundle or default_bundle_path())
+        board = resolve_board(config.model.board)
+        strategy = build_strategy(config, self.bundle)
+        threads = config.model.threads or (board.execution.intra_op_threads if board is not None else 0) or None
+        self.executor = Executor(self.bundle, threads=threads)  # warms every segment up
+        self.store = TraceStore(config.traces.path, batch_size=config.traces.batch_size,
+                                flush_interval_s=config.traces.flush_interval_s,
+                                max_bytes=int(config.traces.max_mb * 1024 * 1024))
+        self.store.start_run(board=board.name if board is not None else None, bundle_hash=self.bundle.hash,
+                             versions=default_versions(),
+                             config=dict(config.to_dict(), command="serve", strategy=strategy.describe()))
+        if config.peer.address:
+            self.client = self._peer_client(config)
+        controller = Controller(strategy, build_bounds(config, board), store=self.store)
+        loop = DeviceLoop(self.executor, controller, client=self.client, store=self.store,
+                          deadline_s=config.api.default_deadline_ms / 1e3)
+        self.api = ApiServer(config.api.socket, self.handlers, self.jobs,
+                             max_input_bytes=int(config.api.max_input_mb * 1024 * 1024), group=config.api.group)
+        self.serving = ServingLoop(loop, self.jobs, self.api)
+        self.board = board
+
+    def _peer_client(self, config: DaemonConfig):
+        from runtime.transport.client import PeerClient
+
+        curve = None
+        if config.peer.server_key:
+            from runtime.security.curve import client_keys
+
+            curve = client_keys(config.peer.server_key, config.peer.device_key)
+        # No blocking probe here: start-up stays fast when the peer is away; the idle loop probes.
+        return PeerClient(config.peer.address, self.bundle.wire_hash, curve=curve)
+
+    # ------------------------------------------------------------ signals and the main loop
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+        signal.signal(signal.SIGUSR2, self._on_freeze)
+
+    def _on_stop(self, signum, frame) -> None:
+        self.stopping.set()
+        self._wake.set()
+
+    def _on_reload(self, signum, frame) -> None:
+        self._reload_requested = True
+        self._wake.set()
+
+    def _on_freeze(self, signum, frame) -> None:
+        if self.config.debug.allow_freeze:
+            self.serving.freeze.set()
+        else:
+            log.warning("SIGUSR2 ignored: the freeze hook is off ([debug] allow_freeze)")
+
+    def serve_until_stopped(self) -> int:
+        last_status = last_metrics = 0.0
+        while not self.stopping.is_set():
+            self._wake.wait(0.25)
+            self._wake.clear()
+            if self._reload_requested:
+                self._reload_requested = False
+                self.reload()
+            now = time.monotonic()
+            if self.healthy(now):
+                self.notifier.watchdog_if_due(now)
+            if now - last_status >= STATUS_EVERY_S:
+                last_status = now
+                self.notifier.status(self.status_line())
+            if self.config.metrics.path and now - last_metrics >= self.config.metrics.interval_s:
+                last_metrics = now
+                self.write_metrics()
+        return self.shutdown()
+
+    def run(self) -> int:
+        self.install_signal_handlers()
+        self.start()
+        return self.serve_until_stopped()
+
+    def healthy(self, now: float) -> bool:
+        """Both working threads have looped recently (a task may run up to its deadline)."""
+        limit = max(5.0, 2.0 * self.config.api.default_deadline_ms / 1e3)
+        if self.notifier.watchdog_s is not None:
+            limit = min(limit, max(1.0, self.notifier.watchdog_s / 2.0))
+        return now - self.serving.heartbeat < limit and now - self.api.heartbeat < limit
+
+    # ------------------------------------------------------------ reload
+
+    def reload(self) -> bool:
+        """SIGHUP: re-read the config and the policy; keep everything as it was when they are bad."""
+        self.notifier.reloading()
+        try:
+            new = load_daemon_config(self.config.path)
+        except DaemonConfigError as exc:
+            log.error("reload refused, still serving the previous config: %s", exc)
+            self.policy_note = "config reload refused"
+            self.notifier.ready(self.status_line())
+            return False
+        changed = changed_keys(self.config, new)
+        self.restart_needed = [k for k in changed if k not in RELOADABLE]
+        if self.restart_needed:
+            log.warning("reload: %s changed but need a restart (systemctl restart edgesplit); kept the old values",
+                        ", ".join(self.restart_needed))
+        candidate = _apply_reloadable(self.config, new)
+        try:
+            strategy = build_strategy(candidate, self.bundle)
+        except EdgesplitError as exc:
+            log.error("reload: new policy refused, still serving %s: %s", self.serving.strategy.policy_id, exc)
+            self.policy_note = "policy reload refused"
+            self.notifier.ready(self.status_line())
+            return False
+        logging.getLogger().setLevel(LEVELS[candidate.log_level])
+        self.serving.use_strategy(strategy)
+        self.serving.use_bounds(build_bounds(candidate, self.board))
+        self.config = candidate
+        self.policy_note = ""
+        log.info("reloaded: policy %s, changed %s", strategy.policy_id, ", ".join(changed) or "nothing")
+        self.notifier.ready(self.status_line())
+        return True
+
+    # ------------------------------------------------------------ stop
+
+    def shutdown(self) -> int:
+        """Drain: refuse new work, finish and answer what was accepted, flush the traces."""
+        queued = self.jobs.qsize()
+        log.info("stopping: draining %d queued task(s)", queued)
+        self.notifier.stopping("draining %d queued task(s)" % queued)
+        code = 0
+        if self.serving is not None:
+            self.serving.draining.set()
+            if not self.serving.join(DRAIN_TIMEOUT_S):
+                log.error("the serving loop did not drain within %.0f s; exiting without it", DRAIN_TIMEOUT_S)
+                code = 1
+        if self.config.metrics.path and self.api is not None:
+            self.write_metrics()
+        self._close_resources()
+        log.info("stopped")
+        self.notifier.close()
+        return code
+
+    def _close_resources(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.store is not None:
+            self.store.close()
+
+    # ------------------------------------------------------------ figures
+
+    def status(self) -> Dict[str, Any]:
+        serving = self.serving
+        snapshot = serving.snapshot
+        counters = serving.counters.as_dict()
+        counters["latency_sum_s"] = serving.counters.latency_sum_s
+        strategy = snapshot.get("strategy", {})
+        return {
+            "state": "draining" if self.stopping.is_set() else "serving",
+            "pid": os.getpid(),
+            "uptime_s": round(time.monotonic() - self._started_mono, 3),
+            "startup_s": None if self.startup_s is None else round(self.startup_s, 3),
+            "queue": {"length": self.jobs.qsize(), "capacity": self.jobs.maxsize},
+            "current_task": serving.current_task,
+            "current_action": snapshot.get("action"),
+            "policy": {"policy_id": strategy.get("policy_id"), "name": strategy.get("name"),
+                       "source": strategy.get("source"), "note": self.policy_note},
+            "peer": {"address": self.config.peer.address or None, "alive": bool(snapshot.get("peer_alive")),
+                     "secure": bool(self.config.peer.server_key), "bandwidth_bps": snapshot.get("bandwidth_bps"),
+                     "rtt_s": snapshot.get("rtt_s")},
+            "tasks": counters,
+            "refused": dict(self.handlers.refusals),
+            "transitions": snapshot.get("transitions"),
+            "bundle": {"name": self.bundle.manifest.name, "sha256": self.bundle.hash},
+            "traces": {"path": str(self.store.path), "committed_rows": self.store.committed_rows,
+                       "run_id": self.store.run_id},
+            "restart_needed_for": list(self.restart_needed),
+        }
+
+    def status_line(self) -> str:
+        s = self.status()
+        bandwidth = s["peer"]["bandwidth_bps"]
+        peer = "local only" if not s["peer"]["address"] else "peer %s%s" % (
+            "up" if s["peer"]["alive"] else "down", ", %.1f Mbit/s" % (bandwidth / 1e6) if bandwidth else "")
+        note = s["policy"]["note"]
+        return "%d answered, %d fallbacks, queue %d/%d, %s, policy %s%s" % (
+            s["tasks"]["ok"], s["tasks"]["fallbacks"], s["queue"]["length"], s["queue"]["capacity"], peer,
+            (s["policy"]["policy_id"] or "?")[:16], " (%s)" % note if note else "")
+
+    def write_metrics(self) -> None:
+        try:
+            write_textfile(self.config.metrics.path, render(self.status()))
+        except OSError as exc:
+            log.warning("cannot write metrics file %s: %s", self.config.metrics.path, exc)

@@ -1,0 +1,193 @@
+"""The serving loop: takes accepted API jobs one at a time and runs each through the device loop.
+
+It owns the ``DeviceLoop`` (controller -> executor -> peer -> fallback -> trace) from its own thread,
+answers every job (``ok``, ``expired`` when its deadline passed while it waited, ``error`` when the
+model failed) and updates ``heartbeat`` on every pass, busy or idle: the daemon pings the systemd
+watchdog only while the heartbeat is fresh. Policy and bounds changes are applied between tasks.
+"""
+import collections
+import itertools
+import logging
+import queue
+import threading
+import time
+from typing import Any, Deque, Dict, Optional
+
+from runtime.api.server import ApiServer, Job, ReplySender
+from runtime.controller.reward import Bounds
+from runtime.controller.strategies import Strategy
+from runtime.device.loop import DeviceLoop
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_S = 0.2
+
+
+class ServingCounters:
+    """Written by the serving thread only; read (racily, which is fine for figures) by the others."""
+
+    def __init__(self) -> None:
+        self.ok = 0
+        self.fallbacks = 0
+        self.offloaded = 0
+        self.expired = 0
+        self.errors = 0
+        self.missed_deadline = 0
+        self.latency_sum_s = 0.0
+        self.recent_latency_s = collections.deque(maxlen=512)  # type: Deque[float]
+
+    def as_dict(self) -> Dict[str, Any]:
+        recent = sorted(self.recent_latency_s)
+        p50 = recent[len(recent) // 2] if recent else None
+        p95 = recent[min(len(recent) - 1, int(0.95 * len(recent)))] if recent else None
+        return {"ok": self.ok, "fallbacks": self.fallbacks, "offloaded": self.offloaded, "expired": self.expired,
+                "errors": self.errors, "missed_deadline": self.missed_deadline,
+                "latency_ms": {"p50": None if p50 is None else round(1e3 * p50, 3),
+                               "p95": None if p95 is None else round(1e3 * p95, 3),
+                               "mean": round(1e3 * self.latency_sum_s / self.ok, 3) if self.ok else None}}
+
+
+class ServingLoop:
+    def __init__(self, device_loop: DeviceLoop, jobs: "queue.Queue[Job]", api: ApiServer):
+        self.loop = device_loop
+        self.jobs = jobs
+        self.api = api
+        self.counters = ServingCounters()
+        self.heartbeat = time.monotonic()
+        self.draining = threading.Event()
+        self.freeze = threading.Event()  # test hook: [debug] allow_freeze + SIGUSR2
+        self.current_task = None  # type: Optional[int]
+        self.snapshot = {}  # type: Dict[str, Any]
+        self._task_ids = itertools.count(1)
+        self._pending_strategy = None  # type: Optional[Strategy]
+        self._pending_bounds = None  # type: Optional[Bounds]
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._main, name="edgesplit-serving", daemon=True)
+        # A daemon runs for months: keep only the latest result and decisions, not all of them.
+        self.loop.results = collections.deque(maxlen=1)
+        self.loop.controller.decisions = collections.deque(maxlen=64)
+        self._refresh_snapshot()
+
+    # ------------------------------------------------------------ control (any thread)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout_s: float) -> bool:
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def use_strategy(self, strategy: Strategy) -> None:
+        """Take this strategy from the next decision on (the current interval is closed first)."""
+        with self._lock:
+            self._pending_strategy = strategy
+
+    def use_bounds(self, bounds: Bounds) -> None:
+        with self._lock:
+            self._pending_bounds = bounds
+
+    @property
+    def strategy(self) -> Strategy:
+        with self._lock:
+            return self._pending_strategy or self.loop.controller.strategy
+
+    # ------------------------------------------------------------ the thread
+
+    def _main(self) -> None:
+        sender = self.api.reply_sender()
+        try:
+            while True:
+                self.heartbeat = time.monotonic()
+                if self.freeze.is_set():
+                    self._frozen()
+                self._apply_pending()
+                try:
+                    job = self.jobs.get(timeout=IDLE_POLL_S)
+                except queue.Empty:
+                    if self.draining.is_set():
+                        break
+                    self._idle()
+                    continue
+                self._serve(job, sender)
+            self._close_interval()
+        finally:
+            sender.close()
+        log.info("serving loop drained: %s", self.counters.as_dict())
+
+    def _frozen(self) -> None:
+        log.warning("serving loop frozen on purpose ([debug] allow_freeze, SIGUSR2): the watchdog should "
+                    "kill this process")
+        while True:  # never returns: a stuck loop is what the hook imitates
+            time.sleep(3600)
+
+    def _idle(self) -> None:
+        client = self.loop.client
+        if client is not None:
+            client.maybe_probe()  # keeps peer state and bandwidth fresh between tasks
+        self._refresh_snapshot()
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            strategy, bounds = self._pending_strategy, self._pending_bounds
+            self._pending_strategy = self._pending_bounds = None
+        if strategy is None and bounds is None:
+            return
+        # Close the interval under the old policy, so its transition carries the old policy id.
+        self._close_interval()
+        controller = self.loop.controller
+        if strategy is not None:
+            log.info("policy %s -> %s from the next decision", controller.strategy.policy_id, strategy.policy_id)
+            controller.strategy = strategy
+        if bounds is not None:
+            controller.bounds = bounds
+        self._refresh_snapshot()
+
+    def _close_interval(self) -> None:
+        try:
+            self.loop.finish()
+        except Exception:  # a failing trace write must not stop serving; it is logged
+            log.exception("closing the controller interval failed")
+
+    def _serve(self, job: Job, sender: ReplySender) -> None:
+        if time.perf_counter() >= job.expires_at:
+            self.counters.expired += 1
+            sender.send(job, "expired", "the deadline (%.0f ms) passed while the request waited in the queue"
+                        % (1e3 * job.deadline_s))
+            return
+        task_id = next(self._task_ids)
+        self.current_task = task_id
+        self.loop.deadline_s = job.deadline_s
+        try:
+            result = self.loop.process(task_id, job.inputs, job.label, arrival_s=job.arrival_s)
+        except Exception as exc:  # one task's failure is its answer; the daemon keeps serving
+            self.counters.errors += 1
+            log.exception("task %d failed", task_id)
+            sender.send(job, "error", "task %d failed: %s" % (task_id, exc), task_id=task_id)
+            return
+        finally:
+            self.current_task = None
+        counters = self.counters
+        counters.ok += 1
+        counters.fallbacks += int(result.fallback)
+        counters.offloaded += int(result.cut is not None)
+        met = result.latency_s <= job.deadline_s
+        counters.missed_deadline += int(not met)
+        counters.latency_sum_s += result.latency_s
+        counters.recent_latency_s.append(result.latency_s)
+        sender.send(job, "ok", result.fallback_reason, task_id=task_id, result=result.result, exit=result.exit_id,
+                    cut=result.cut, fallback=result.fallback, latency_ms=round(1e3 * result.latency_s, 3),
+                    met_deadline=met, policy_id=self.loop.controller.strategy.policy_id)
+        self._refresh_snapshot()
+
+    def _refresh_snapshot(self) -> None:
+        loop = self.loop
+        action = loop.controller.current
+        estimate = loop.client.link_estimate() if loop.client is not None else None
+        self.snapshot = {
+            "action": None if action is None else action.to_dict(),
+            "strategy": loop.controller.strategy.describe(),
+            "peer_alive": loop.peer_alive(),
+            "bandwidth_bps": None if estimate is None else estimate.bandwidth_bps,
+            "rtt_s": None if estimate is None else estimate.rtt_s,
+            "transitions": loop.controller.step,
+        }

@@ -1,0 +1,59 @@
+"""The daemon config: strict TOML with key and line in every error, --check-config, journald logs."""
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from runtime.daemon.config import DaemonConfigError, load_daemon_config, parse_daemon_config
+from runtime.daemon.logs import JournalFormatter, under_systemd
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[model]\nbundle = ""\npolcy = "p.npz"\n', r"x.toml:3: key model.polcy: unknown key"),
+    ('log_level = "loud"\n', r"x.toml:1: key log_level: unknown level 'loud'"),
+    ('[api]\nqueue_size = "64"\n', r"x.toml:2: key api.queue_size: expected an integer"),
+    ('[api]\nqueue_size = 0\n', r"x.toml:2: key api.queue_size: must be in 1..100000"),
+    ('[traces]\nmax_mb = 0.001\n', r"x.toml:2: key traces.max_mb"),
+    ('[peer]\naddress = "udp://x"\n', r"x.toml:2: key peer.address: must be tcp://"),
+    ('[bogus]\nx = 1\n', r"x.toml:1: key bogus: unknown key"),
+    ('[api\n', r"x.toml: not valid TOML"),
+])
+def test_errors_name_file_key_and_line(text, message):
+    with pytest.raises(DaemonConfigError, match=message):
+        parse_daemon_config(text, "x.toml")
+
+
+def test_relative_paths_are_relative_to_the_config_and_defaults_fill_the_rest(tmp_path):
+    path = tmp_path / "edgesplit.toml"
+    path.write_text('[traces]\npath = "state/traces.db"\n[model]\npolicy = "p.npz"\n')
+    config = load_daemon_config(str(path))
+    assert config.traces.path == str(tmp_path / "state" / "traces.db")
+    assert config.model.policy == str(tmp_path / "p.npz") and config.api.queue_size == 64
+
+
+def test_check_config_cli(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text('[model]\nboard = "x86_cpu"\n')
+    out = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "--config", str(good), "--check-config",
+                          "--json"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    assert '"ok": true' in out and '"board": "x86_cpu"' in out
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[model]\nboard = "x86_cpu"\npolicy = "missing.npz"\n')
+    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "--config", str(bad), "--check-config"],
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 1 and "missing.npz" in proc.stderr
+
+
+def test_the_shipped_example_config_is_valid():
+    from pathlib import Path
+
+    config = load_daemon_config(str(Path(__file__).resolve().parents[2] / "systemd" / "edgesplit.toml"))
+    assert config.api.socket == "/run/edgesplit/api.sock" and config.api.group == "edgesplit"
+
+
+def test_journald_form_has_priorities_and_no_timestamps():
+    record = logging.LogRecord("runtime.x", logging.WARNING, __file__, 1, "disk %s\nsecond", ("full",), None)
+    assert JournalFormatter().format(record) == "<4>runtime.x: disk full\n<4>second"
+    assert under_systemd({"INVOCATION_ID": "abc"}) and under_systemd({"JOURNAL_STREAM": "8:1"})
+    assert not under_systemd({})
