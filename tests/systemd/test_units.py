@@ -73,8 +73,10 @@ def _test_unit(base: Path, config: Path, drop: list = ()) -> str:
     text = (UNITS / "edgesplit.service").read_text()
     for line in drop:
         text = text.replace(line + "\n", "")
-    if sys.prefix.startswith("/tmp/"):  # e.g. the Python 3.8 venv of the on-device leg: PrivateTmp hides it
-        text = text.replace("PrivateTmp=true\n", "PrivateTmp=true\nBindReadOnlyPaths=%s\n" % sys.prefix)
+    # A checkout or venv under /tmp (a CI clone, the Python 3.8 leg's venv) is hidden by PrivateTmp.
+    hidden = sorted({p for p in (sys.prefix, str(ROOT)) if p.startswith("/tmp/")})
+    if hidden:
+        text = text.replace("PrivateTmp=true\n", "PrivateTmp=true\nBindReadOnlyPaths=%s\n" % " ".join(hidden))
     command = "%s -m runtime.cli serve --config %s" % (sys.executable, config)
     text = text.replace("%s serve --config /etc/edgesplit/edgesplit.toml" % INSTALLED_EXE, command)
     text = re.sub(r"(?m)^(User|Group)=.*\n", "", text)
