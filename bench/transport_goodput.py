@@ -94,7 +94,8 @@ def kernel_leg(bundle, rate_bps, repeats):
     with NamespacePair(tag="b") as pair:
         pair.set_rate(rate_bps)
         peer = subprocess.Popen(pair.exec_args("peer", [sys.executable, "-m", "runtime.cli", "peer", str(bundle.root),
-                                                        "--bind", "tcp://%s:5555" % pair.peer_ip, "--json"]),
+                                                        "--bind", "tcp://%s:5555" % pair.peer_ip, "--json",
+                                                        "--insecure"]),  # a private namespace pair: no keys needed
                                 cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             endpoint = json.loads(peer.stdout.readline())["endpoint"]

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "assets" / "policies" / "demo_policy.npz"
 START_MARGIN_S = 0.5  # emulated seconds between setting up and the first arrival
+SERIES_BLOCK_S = 5.0  # trace seconds per row of the adaptive decisions series
 
 
 def register(commands) -> None:
@@ -100,11 +101,12 @@ def strategies(bundle, policy_path: str):
 
 
 def _series(results, decisions, trace, link_scale: float, trace_speed: float, origin: float,
-            block_s: float = 2.0) -> List[Dict[str, Any]]:
+            block_s: float = SERIES_BLOCK_S) -> List[Dict[str, Any]]:
     """Per block of trace seconds: the link's rate, the adaptive offload share and cuts chosen."""
     blocks = {}  # type: Dict[int, Dict[str, Any]]
     for r in results:
-        trace_t = (r.arrival_s - origin + START_MARGIN_S) * trace_speed
+        # The relays start replaying the trace at ``origin``, when the first task arrives.
+        trace_t = (r.arrival_s - origin) * trace_speed
         key = int(trace_t // block_s)
         entry = blocks.setdefault(key, {"trace_s": key * block_s, "tasks": 0, "offloaded": 0, "cuts": {},
                                         "est": []})
@@ -123,6 +125,12 @@ def _series(results, decisions, trace, link_scale: float, trace_speed: float, or
                     "tasks": e["tasks"], "offloaded": e["offloaded"],
                     "planned_cuts": {str(k): v for k, v in sorted(e["cuts"].items())}})
     return out
+
+
+def _bar(value: float, full: float, width: int = 12, char: str = "#") -> str:
+    """``value`` out of ``full`` as a bar of ``width`` characters."""
+    n = int(round(min(max(value / full, 0.0), 1.0) * width)) if full > 0 else 0
+    return char * n + "." * (width - n)
 
 
 def run_demo(args) -> int:
@@ -210,10 +218,15 @@ def run_demo(args) -> int:
         for r in rows])
     print("adaptive vs baselines: SR >= every baseline: %s; accuracy %.2f points below the most accurate baseline"
           % (verdict["adaptive_sr_at_least_every_baseline"], verdict["adaptive_accuracy_gap_points"]))
-    print("adaptive decisions over the trace (per 2 trace seconds: link Mbit/s (estimated) -> tasks offloaded/tasks, planned cuts):")
-    print("  " + " | ".join("%gs %.2f(est %s)->%d/%d %s" % (e["trace_s"], e["link_mbps"] or 0, e["estimated_mbps"],
-                                                            e["offloaded"], e["tasks"],
-                                                    ",".join("c%s:%d" % kv for kv in e["planned_cuts"].items()))
-                           for e in series))
+    print("adaptive decisions as the bandwidth changes (per %g trace seconds; link = the replayed rate, estimate = "
+          "what the device measured; cut 0 = send the input, cut %d = all on the device):"
+          % (SERIES_BLOCK_S, len(bundle.manifest.main)))
+    top = max([e["link_mbps"] or 0.0 for e in series] + [1e-9])
+    print_table(("trace s", "link Mbit/s", "", "estimate", "offloaded", "", "cuts chosen"), [
+        ("%g-%g" % (e["trace_s"], e["trace_s"] + SERIES_BLOCK_S), "%.2f" % (e["link_mbps"] or 0),
+         _bar(e["link_mbps"] or 0.0, top), "-" if e["estimated_mbps"] is None else "%.2f" % e["estimated_mbps"],
+         "%d/%d" % (e["offloaded"], e["tasks"]), _bar(e["offloaded"], e["tasks"], char="o"),
+         " ".join("c%s:%d" % kv for kv in e["planned_cuts"].items()))
+        for e in series])
     print("traces: %s   (%.1f s)" % (traces, report["wall_s"]))
     return 0

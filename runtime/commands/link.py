@@ -6,7 +6,7 @@ import signal
 
 from runtime.commands.output import print_json, print_table
 from runtime.errors import InputError
-from runtime.link.relay import SoftwareLink, parse_tcp_endpoint
+from runtime.link.relay import DEFAULT_BURST_BYTES, SoftwareLink, parse_tcp_endpoint
 from runtime.link.shipped import DEFAULT_TRACE, resolve_trace, shipped_traces
 from runtime.link.trace_readers import FORMATS, read_trace
 
@@ -30,6 +30,9 @@ def register(commands) -> None:
     parser.add_argument("--rtt-ms", type=float, default=20.0, help="base round-trip time in ms (default %(default)s)")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="replay speed: 2 plays each 1-s trace step in 0.5 s (default %(default)s)")
+    parser.add_argument("--burst-bytes", type=int, default=DEFAULT_BURST_BYTES,
+                        help="bytes the link may save up while idle and send at once (default %(default)s: every "
+                             "byte waits its serialisation time, as on a real bottleneck; 1500 = one MTU)")
     parser.add_argument("--list-traces", action="store_true", help="list the shipped traces and exit")
     parser.add_argument("--json", action="store_true",
                         help="print JSON: a ready line, one line per trace step, stats at exit")
@@ -49,15 +52,17 @@ def _list_traces(as_json: bool) -> int:
 def run_link(args) -> int:
     if args.list_traces:
         return _list_traces(args.json)
-    if args.rtt_ms < 0 or not args.time_scale > 0:
-        raise InputError("--rtt-ms must be >= 0 and --time-scale > 0 (got %s and %s)" % (args.rtt_ms, args.time_scale))
+    if args.rtt_ms < 0 or not args.time_scale > 0 or args.burst_bytes < 0:
+        raise InputError("--rtt-ms and --burst-bytes must be >= 0 and --time-scale > 0 (got %s, %s and %s)"
+                         % (args.rtt_ms, args.burst_bytes, args.time_scale))
     try:
         listen = parse_tcp_endpoint(args.listen, "--listen")
         target = parse_tcp_endpoint(args.to, "--to")
     except ValueError as exc:
         raise InputError(str(exc)) from None
     trace = read_trace(resolve_trace(args.trace), args.format)
-    link = SoftwareLink(listen, target, trace, rtt_s=args.rtt_ms / 1000.0, time_scale=args.time_scale)
+    link = SoftwareLink(listen, target, trace, rtt_s=args.rtt_ms / 1000.0, time_scale=args.time_scale,
+                        burst_bytes=args.burst_bytes)
     return asyncio.run(_serve(link, args))
 
 

@@ -22,10 +22,12 @@ from runtime.controller.reward import TaskOutcome
 from runtime.controller.strategies import Action
 from runtime.executor.executor import ExecutionResult, Executor
 from runtime.traces import TaskRecord, TraceStore
+from runtime.transport.client import TIMEOUT
 
 log = logging.getLogger(__name__)
 
 FORCE_EXIT = 2.0  # a threshold above any normalised entropy (max 1.0): the exit is always taken
+IDLE_POLL_S = 0.002  # while waiting for the next arrival, look for probe replies this often
 
 
 @dataclass
@@ -78,10 +80,21 @@ class DeviceLoop:
         self._estimates = dict(segment_estimates or {})
         self.results = []  # type: List[TaskResult]
 
-    def _real_sleep_until(self, t: float) -> None:
-        remaining = t - self.clock()
-        if remaining > 0:
-            time.sleep(remaining)
+    def _real_sleep_until(self, t: float, idle: Optional[Callable[[], object]] = None) -> None:
+        while True:
+            remaining = t - self.clock()
+            if remaining <= 0:
+                return
+            if idle is None:
+                time.sleep(remaining)
+                return
+            idle()
+            time.sleep(min(remaining, IDLE_POLL_S))
+
+    def idle(self) -> None:
+        """Between and during tasks: collect probe replies when they arrive (so their timing is the link's)."""
+        if self.client is not None:
+            self.client.maybe_probe()
 
     # ------------------------------------------------------------ link state
 
@@ -101,9 +114,8 @@ class DeviceLoop:
                 arrival_s: Optional[float] = None) -> TaskResult:
         if arrival_s is None:
             arrival_s = self.clock()
-        self.sleep_until(arrival_s)
-        if self.client is not None:
-            self.client.maybe_probe()
+        self.sleep_until(arrival_s, self.idle)
+        self.idle()
         alive = self.peer_alive()
         bandwidth = self.bandwidth_bps()
         action = self.controller.action(alive, bandwidth, task_id)
@@ -120,9 +132,13 @@ class DeviceLoop:
             outcome = None
             if self.client is not None and self.client.peer_alive:
                 remaining = deadline - self.clock()
+                asked = self.client.clock()
                 outcome = self.client.offload(first.stopped_at_cut, first.live, self.to_real(remaining),
                                               thresholds=action.thresholds, use_exits=action.use_exits)
                 sent = outcome.bytes_sent
+                if outcome.status == TIMEOUT:
+                    # No reply in time still says something about the link: it is slower than that.
+                    self.client.estimator.observe_unanswered(sent, self.client.clock() - asked, self.client.clock())
                 if outcome.transfer_s is not None:
                     transfer = self.to_emulated(outcome.transfer_s)
             if outcome is not None and outcome.ok and outcome.output is not None and outcome.exit_id is not None:

@@ -27,6 +27,8 @@ from runtime.transport.link_estimate import LinkEstimator
 
 log = logging.getLogger(__name__)
 
+PROBE_BYTES = 4 * 1024
+
 
 @dataclass
 class LinkSetup:
@@ -69,7 +71,8 @@ class DeviceSession:
         self.client = None
         self.store = None
         clock = emulation.clock if emulation is not None else time.perf_counter
-        factory = emulation.runner_factory() if emulation is not None else None
+        # Paced compute sleeps; meanwhile the loop collects probe replies (see DeviceLoop.idle).
+        factory = emulation.runner_factory(idle=self._idle) if emulation is not None else None
         kwargs = {"runner_factory": factory} if factory is not None else {}
         self.executor = Executor(bundle, threads=threads, clock=clock, **kwargs)
         try:
@@ -80,7 +83,8 @@ class DeviceSession:
             if endpoint is not None:
                 speed = emulation.speedup if emulation else 1.0
                 estimator = LinkEstimator(min_bandwidth_bytes=3000, stale_after_s=1.0 / speed)
-                self.client = PeerClient(endpoint, bundle.hash, estimator=estimator, probe_bytes=16 * 1024,
+                # Probes about the size of an offload measure what an offload would see.
+                self.client = PeerClient(endpoint, bundle.wire_hash, estimator=estimator, probe_bytes=PROBE_BYTES,
                                          probe_backoff_s=(0.25 / speed, 5.0 / speed), probe_timeout_s=1.0 / speed)
                 self._first_probe(speed)
             store = shared_store
@@ -110,12 +114,17 @@ class DeviceSession:
 
     def _first_probe(self, speed: float) -> None:
         # The first answer on a fresh socket also pays the handshakes: probe once plain, then with a payload.
-        for payload in (0, 16 * 1024):
+        for payload in (0, PROBE_BYTES):
             outcome = self.client.probe(timeout_s=2.0, payload_bytes=payload)
             if not outcome.ok:
                 log.warning("peer %s did not answer the first probe (%s): starting with the peer marked down",
                             self.client.address, outcome.message or outcome.status)
                 return
+
+    def _idle(self) -> None:
+        loop = getattr(self, "loop", None)
+        if loop is not None:
+            loop.idle()
 
     def close(self) -> None:
         if self.store is not None:

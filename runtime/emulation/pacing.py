@@ -9,7 +9,9 @@ so a transfer lasts as long in emulated time as it would at the trace's rate.
 
 A paced runner runs the real segment, then sleeps until the board profile's time for the segment's
 MACs has passed on the emulated clock. If this machine is slower than the emulated board for a
-segment, no sleep happens and the real (scaled) time is what is measured.
+segment, no sleep happens and the real (scaled) time is what is measured. While it sleeps it can call
+an ``idle`` hook every few milliseconds (the device loop reads probe replies there), as a board
+computing in one thread would receive on another: that time is the board's compute, not the link's.
 """
 import time
 from typing import Any, Callable, Dict, Mapping, Optional
@@ -21,17 +23,22 @@ from runtime.segments.base import SegmentRunner
 from runtime.segments.registry import open_runner
 
 
+IDLE_POLL_REAL_S = 0.002  # how often a waiting emulation calls its idle hook (real seconds)
+
+
 class PacedRunner(SegmentRunner):
-    def __init__(self, inner: SegmentRunner, emulated_s: float, emulation: "Emulation"):
+    def __init__(self, inner: SegmentRunner, emulated_s: float, emulation: "Emulation",
+                 idle: Optional[Callable[[], object]] = None):
         self.inner = inner
         self.segment_id = getattr(inner, "segment_id", "")
         self.emulated_s = emulated_s
         self._emulation = emulation
+        self._idle = idle
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         start = self._emulation.clock()
         produced = self.inner.run(feeds)
-        self._emulation.sleep_until(start + self.emulated_s)
+        self._emulation.sleep_until(start + self.emulated_s, self._idle)
         return produced
 
 
@@ -59,11 +66,18 @@ class Emulation:
     def to_emulated(self, real_s: float) -> float:
         return real_s * self.speedup
 
-    def sleep_until(self, emulated_t: float) -> None:
+    def sleep_until(self, emulated_t: float, idle: Optional[Callable[[], object]] = None) -> None:
+        """Sleep until the emulated clock reads ``emulated_t``, calling ``idle`` every few ms meanwhile."""
         # time.sleep overshoots by ~0.1 ms; good enough against segment times of milliseconds.
-        remaining = emulated_t - self.clock()
-        if remaining > 0:
-            time.sleep(remaining / self.speedup)
+        while True:
+            remaining = (emulated_t - self.clock()) / self.speedup
+            if remaining <= 0:
+                return
+            if idle is None:
+                time.sleep(remaining)
+                return
+            idle()
+            time.sleep(min(remaining, IDLE_POLL_REAL_S))
 
     def segment_seconds(self, macs: float) -> float:
         return self.profile.compute_s(macs, self.workload_scale)
@@ -71,10 +85,12 @@ class Emulation:
     def energy(self, busy_s: float, idle_s: float) -> float:
         return self.profile.energy_mj(busy_s, idle_s)
 
-    def runner_factory(self, inner_factory: Callable[..., SegmentRunner] = open_runner) -> Callable[..., SegmentRunner]:
+    def runner_factory(self, inner_factory: Callable[..., SegmentRunner] = open_runner,
+                       idle: Optional[Callable[[], object]] = None) -> Callable[..., SegmentRunner]:
         """A runner factory for ``Executor`` that paces every segment (main and exit heads)."""
         def factory(segment, path, threads: Optional[int] = None) -> SegmentRunner:
-            return PacedRunner(inner_factory(segment, path, threads=threads), self.segment_seconds(segment.macs), self)
+            return PacedRunner(inner_factory(segment, path, threads=threads), self.segment_seconds(segment.macs), self,
+                               idle)
         return factory
 
     def describe(self) -> Dict[str, Any]:

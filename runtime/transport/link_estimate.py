@@ -72,6 +72,23 @@ class LinkEstimator:
         self._samples += 1
         return sample
 
+    def observe_unanswered(self, nbytes: int, waited_s: float, now: float) -> Optional[float]:
+        """A request of ``nbytes`` got no reply within ``waited_s``: the link carried less than that.
+
+        The bound ``8 x nbytes / (waited - base RTT)`` is above the true rate (the request, or its
+        reply, was still on the link), so the estimate is only ever lowered to it, never raised.
+        Without this a link that got too slow to answer in time would keep its last, fast estimate.
+        Returns the bound in bits per second (None when ``waited_s`` is not usable).
+        """
+        if not (waited_s > 0.0 and math.isfinite(waited_s)) or nbytes < self.min_bandwidth_bytes:
+            return None
+        base = self.base_rtt_s or 0.0
+        bound = 8.0 * nbytes / max(waited_s - base, self.rtt_floor_share * waited_s)
+        if self._bandwidth is None or self._bandwidth > bound:
+            self._bandwidth = bound
+            self._last_update = now
+        return bound
+
     def is_stale(self, now: float) -> bool:
         return self._last_update is None or now - self._last_update >= self.stale_after_s
 

@@ -239,6 +239,10 @@ def _tensor_specs(header: Dict[str, Any], limits: Limits) -> List[WireTensor]:
                 isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
             raise _Refused("bad_header", "%s.shape must be a list of at most %d non-negative integers"
                            % (where, limits.max_dims))
+        # With a zero elsewhere a huge dimension passes the byte count but overflows numpy's index
+        # type on reshape: no single dimension may exceed the byte limit either.
+        if any(d > limits.max_total_bytes for d in shape):
+            raise _Refused("too_large", "%s.shape has a dimension of more than %d" % (where, limits.max_total_bytes))
         spec = WireTensor(name, dtype, tuple(shape))
         # Python ints do not overflow: a huge shape is caught here, before any allocation.
         total += spec.nbytes

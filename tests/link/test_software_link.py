@@ -75,3 +75,26 @@ def test_estimate_follows_the_trace_rate(peer):
                     estimates[step] = client.link_estimate().bandwidth_bps
     assert 4e6 < estimates[2] < 16e6, estimates
     assert 1e6 < estimates[6] < 4e6, estimates
+
+
+def test_without_a_burst_every_byte_waits_its_serialisation_time():
+    # 8 Mbit/s = 1 MB/s: a 3000-byte message after an idle second still takes 3 ms, as on a real bottleneck.
+    now = [0.0]
+    trace = BandwidthTrace(np.array([8e6, 8e6]), "t", "test")
+    bucket = TokenBucket(RateSchedule(trace, start=0.0), clock=lambda: now[0])
+    now[0] = 1.0
+    assert bucket.wait_s(3000) == pytest.approx(0.003)
+    mtu = TokenBucket(RateSchedule(trace, start=0.0), burst_bytes=1500, clock=lambda: now[0])
+    now[0] = 1.5
+    assert mtu.wait_s(3000) == pytest.approx(0.0015)  # one MTU saved up while idle
+
+
+def test_small_transfers_through_the_link_take_their_serialisation_time(peer):
+    # 0.4 Mbit/s, RTT 10 ms: a 4 KiB probe (plus its header) must spend >= 8 x 4096 / 0.4e6 = 82 ms on the link.
+    with BackgroundLink(("127.0.0.1", _port(peer.endpoint)), constant_trace(0.4e6), rtt_s=0.01) as link:
+        with PeerClient(link.endpoint, peer.bundle.hash) as client:
+            for _ in range(2):
+                client.probe(5.0)
+            outcome = client.probe(5.0, payload_bytes=4096)
+    assert outcome.ok
+    assert outcome.transfer_s >= 8 * 4096 / 0.4e6 + 0.01

@@ -60,3 +60,16 @@ def test_staleness():
     assert est.is_stale(0.0)
     est.observe(100, 0.01, 1.0)
     assert not est.is_stale(5.9) and est.is_stale(6.0)
+
+
+def test_an_unanswered_request_only_lowers_the_estimate():
+    from runtime.transport.link_estimate import LinkEstimator
+
+    est = LinkEstimator(min_bandwidth_bytes=1000)
+    est.observe(100, 0.02, now=0.0)                     # base RTT 20 ms
+    est.observe(10000, 0.02 + 0.008, now=1.0)           # 10 Mbit/s
+    bound = est.observe_unanswered(5000, 0.12, now=2.0)  # 5000 B not answered in 120 ms: < 0.4 Mbit/s
+    assert bound == pytest.approx(8 * 5000 / 0.1)
+    assert est.snapshot(2.0).bandwidth_bps == bound
+    assert est.observe_unanswered(5000, 0.01, now=3.0) > bound  # a looser bound leaves the estimate alone
+    assert est.snapshot(3.0).bandwidth_bps == bound
