@@ -50,15 +50,26 @@ class RateSchedule:
         return float(self.trace.bps[self.step_index(now) % len(self.trace.bps)])
 
     def next_change(self, now: float) -> float:
-        return self.start + (self.step_index(now) + 1) * self.step_wall_s
+        """The first step boundary strictly after ``now`` (rounding can put the computed one on ``now``)."""
+        index = self.step_index(now) + 1
+        change = self.start + index * self.step_wall_s
+        return change if change > now else self.start + (index + 1) * self.step_wall_s
 
     def capacity_bytes(self, t0: float, t1: float) -> float:
-        """Bytes the link can carry between ``t0`` and ``t1`` (exact across step boundaries)."""
+        """Bytes the link can carry between ``t0`` and ``t1`` (exact across step boundaries).
+
+        Walks step indices, not times: with a step that binary floating point cannot represent
+        (time scale 3 gives 1/3 s), the boundary computed for a time can round back onto that very
+        time, and a loop over times would then never advance.
+        """
         total, t = 0.0, t0
+        index = self.step_index(t0)
         while t < t1:
-            end = min(t1, self.next_change(t))
-            total += self.rate_bps(t) / 8.0 * (end - t)
-            t = end
+            end = min(t1, self.start + (index + 1) * self.step_wall_s)
+            if end > t:
+                total += float(self.trace.bps[index % len(self.trace.bps)]) / 8.0 * (end - t)
+                t = end
+            index += 1
         return total
 
 

@@ -37,6 +37,21 @@ def test_schedule_steps_and_time_scale():
     assert schedule.capacity_bytes(100.0, 101.0) == pytest.approx(1.5e6)
 
 
+@pytest.mark.parametrize("time_scale", [3.0, 6.0, 0.3, 7.0 / 3.0])
+def test_schedule_with_unrepresentable_steps_always_advances(time_scale):
+    # A step of 1/3 s cannot be represented exactly: boundaries computed for a time may round back
+    # onto it (this hung the demo's links at time scale 3 before capacity_bytes walked indices).
+    trace = BandwidthTrace(np.array([8e6, 16e6]), "t", "test")
+    schedule = RateSchedule(trace, time_scale=time_scale, start=12345.678)
+    step = 1.0 / time_scale
+    for k in range(1, 200):
+        boundary = schedule.start + k * step
+        for t in (boundary, np.nextafter(boundary, 0.0), np.nextafter(boundary, np.inf)):
+            assert schedule.next_change(t) > t
+            total = schedule.capacity_bytes(t, t + 2 * step)
+            assert total == pytest.approx(1.5e6 * 2 * step, rel=1e-6)
+
+
 def test_token_bucket_waits_through_an_outage():
     now = [0.0]
     trace = BandwidthTrace(np.array([0.0, 8e6]), "t", "test")
