@@ -137,6 +137,9 @@ def run_demo(args) -> int:
     from runtime.default_bundle import default_bundle_path, load_heldout
 
     started = time.monotonic()
+    if not getattr(args, "verbose", 0):
+        # Peer up/down events are the point of the table's fallback column; one line each would bury it.
+        logging.getLogger("runtime.transport").setLevel(logging.ERROR)
     bundle_path = default_bundle_path()
     bundle = load_bundle(bundle_path)
     images, labels = load_heldout()
