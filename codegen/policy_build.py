@@ -6,7 +6,8 @@ The procedure, reproducible from its inputs:
    validation split and the 500 test-split images the package does not ship; never the held-out
    images the demo runs) and record each side exit's normalised entropy
    and whether each exit is right.
-2. Costs: per segment, the emulated board's time (MACs x workload scale / MACs per second); per cut,
+2. Costs: per segment, the emulated board's time (MACs x workload scale / MACs per second, or with
+   ``--measured-profile NAME`` the median measured by ``edgesplit profile`` x workload scale); per cut,
    the bytes of its live tensors plus the wire header; the link's base RTT; the board's power model.
 3. Grid: for every bandwidth on a log grid and the peer up or down, predict every action (cut x a
    grid of per-exit thresholds) with ``runtime.controller.planner.predict`` and keep the best: among
@@ -44,9 +45,11 @@ from runtime.controller.planner import HEADER_BYTES, CostModel, ExitStats, Predi
 from runtime.controller.reward import Bounds
 from runtime.controller.state import FEATURES
 from runtime.emulation.board import load_profile
+from runtime.emulation.segment_times import SegmentTimes
 from runtime.errors import InputError
 from runtime.executor.entropy import normalised_entropy
 from runtime.executor.executor import Executor
+from runtime.profiling.store import load_profile as load_measured_profile
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +85,17 @@ def exit_stats(bundle, images: np.ndarray, labels: np.ndarray) -> ExitStats:
     return ExitStats(entropies, correct)
 
 
-def cost_model(bundle, board: str, workload_scale: float, rtt_s: float, peer_s: float = 0.001) -> CostModel:
+def cost_model(bundle, board: str, workload_scale: float, rtt_s: float, peer_s: float = 0.001,
+               measured: Optional[Dict[str, Any]] = None) -> CostModel:
+    """Segment times from ``measured`` (a loaded ``edgesplit profile`` document) where given, else the emulated
+    board's MACs model; energy from the emulated board's power model either way."""
     profile = load_profile(board)
+    times = SegmentTimes(profile, workload_scale, measured)
     manifest = bundle.manifest
     side = [e for e in manifest.exits if e.head is not None]
     return CostModel(
-        main_s=[profile.compute_s(s.macs, workload_scale) for s in manifest.main],
-        head_s=[profile.compute_s(manifest.segment(e.head).macs, workload_scale) for e in side],
+        main_s=[times.seconds(s.macs, s.id) for s in manifest.main],
+        head_s=[times.seconds(manifest.segment(e.head).macs, e.head) for e in side],
         head_cut=[e.cut for e in side],
         cut_bytes=[c.bytes_per_sample + HEADER_BYTES for c in manifest.cuts],
         rtt_s=rtt_s, peer_s=peer_s, energy=lambda busy, idle: 1000.0 * (
@@ -193,14 +200,17 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int = 32, steps: int = 4000, s
 def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float, latency_bound_s: float,
                  energy_bound: float, rtt_s: float, images: np.ndarray, labels: np.ndarray, images_source: str,
                  mean_bandwidth_bps: float, seed: int = 0,
-                 bandwidth_samples_bps: Optional[Sequence[float]] = None, fit_steps: int = 4000) -> Dict[str, Any]:
+                 bandwidth_samples_bps: Optional[Sequence[float]] = None, fit_steps: int = 4000,
+                 measured_profile: Optional[str] = None) -> Dict[str, Any]:
+    """``measured_profile``: plan from ``BUNDLE/profiles/<name>.json`` instead of the board's MACs model."""
     bundle = load_bundle(bundle_path)
+    measured = load_measured_profile(bundle, measured_profile) if measured_profile else None
     manifest = bundle.manifest
     n_side = len([e for e in manifest.exits if e.head is not None])
     n_cuts = len(manifest.cuts)
     bounds = Bounds(latency_bound_s, energy_bound)
     stats = exit_stats(bundle, images, labels)
-    cost = cost_model(bundle, board, workload_scale, rtt_s)
+    cost = cost_model(bundle, board, workload_scale, rtt_s, measured=measured)
     table = []
     for mbps in BANDWIDTH_GRID_MBPS:
         for alive in (True, False):
@@ -242,6 +252,8 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
             "single_threshold": {"cut": single_cut, "threshold": single_t[0]},
         },
     }
+    if measured is not None:  # only then: a policy built from the MACs model keeps its documented provenance
+        provenance.update(SegmentTimes(load_profile(board), workload_scale, measured).describe())
     tmp = out.with_name(out.name + ".unchecked.npz")
     save_policy(tmp, features=list(FEATURES), layers=layers, activations=["tanh", "tanh", "identity"],
                 decoder=decoder, mean=mean.tolist(), std=std.tolist(), provenance=provenance)

@@ -20,7 +20,14 @@ def register(commands) -> None:
                     "energy, bandwidth, peer alive) to those actions; checks it on the grid and saves it with "
                     "policies_lite. Defaults are the demo's scenario. See codegen/policy_build.py.")
     parser.add_argument("--bundle", default="default", help="bundle directory ('default': the embedded MNIST one)")
-    parser.add_argument("--board", default=DEMO["board"], choices=profile_names(), help="emulated board profile")
+    parser.add_argument("--board", default=DEMO["board"], choices=profile_names(),
+                        help="emulated board profile: segment times (MACs model) and the energy model")
+    parser.add_argument("--measured-profile", metavar="NAME",
+                        help="plan from the per-segment medians in BUNDLE/profiles/NAME.json (measured by 'edgesplit "
+                             "profile BUNDLE --board NAME'; refused if the bundle changed since) x --workload-scale "
+                             "instead of --board's MACs model (pass --workload-scale 1 to plan the bundle as measured); "
+                             "--board still gives the energy model. Default: the MACs model (the demo's documented "
+                             "scenario)")
     parser.add_argument("--out", required=True, help="policy file to write (.npz)")
     parser.add_argument("--workload-scale", type=float, default=DEMO["workload_scale"])
     parser.add_argument("--latency-bound-ms", type=float, default=1e3 * DEMO["latency_bound_s"])
@@ -70,7 +77,7 @@ def run(args) -> int:
     report = build_policy(str(bundle.root), args.board, Path(args.out), args.workload_scale,
                           args.latency_bound_ms / 1e3, args.energy_bound, args.rtt_ms / 1e3, images, labels, source,
                           args.profiling_bandwidth_mbps * 1e6, seed=args.seed,
-                          bandwidth_samples_bps=_trace_samples(args))
+                          bandwidth_samples_bps=_trace_samples(args), measured_profile=args.measured_profile)
     if args.json:
         print_json(report)
     else:

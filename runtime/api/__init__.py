@@ -4,6 +4,7 @@
     with ApiClient("/run/edgesplit/api.sock") as api:
         answer = api.submit(image, deadline_ms=200)      # ApiAnswer: status, task_id, result, exit, ...
         api.feedback(answer.task_id, label=7)             # late label, lands in the trace
+        api.feedback(answer.task_id, rating=4.5)          # and/or a rating (any finite number)
         print(api.status()["queue"])
 """
 from runtime.api.client import ApiAnswer, ApiClient, ApiUnavailable

@@ -47,6 +47,11 @@ class ApiAnswer:
 _ANSWER_FIELDS = tuple(ApiAnswer.__dataclass_fields__)
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars (a label from an array, a float32 score) as the Python numbers JSON takes."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 class ApiClient:
     def __init__(self, socket_path: str = DEFAULT_SOCKET, timeout_s: float = 10.0,
                  context: Optional[zmq.Context] = None):
@@ -93,9 +98,18 @@ class ApiClient:
         wait = timeout_s if timeout_s is not None else self.timeout_s + (deadline_ms or 0.0) / 1e3
         return self._answer(self._call("submit", fields, tensors, wait))
 
-    def feedback(self, task_id: int, label: int) -> ApiAnswer:
-        """Late feedback: the true label of a finished task, stored in its trace row."""
-        return self._answer(self._call("feedback", {"task_id": int(task_id), "label": int(label)}))
+    def feedback(self, task_id: int, label: Optional[int] = None, rating: Optional[float] = None) -> ApiAnswer:
+        """Late feedback for a finished task, stored in its trace row: its true ``label``, the
+        application's ``rating`` of the result (any finite number, e.g. a QoE score), or both.
+
+        A value the daemon would refuse (neither given, a rating that is NaN or infinite) is answered
+        ``bad_request`` here, as the daemon would, without sending it: JSON has no NaN."""
+        fields = {"task_id": _plain(task_id), "label": _plain(label), "rating": _plain(rating)}
+        try:
+            protocol.feedback_fields(fields)
+        except protocol.BadMessage as exc:
+            return ApiAnswer(status="bad_request", message=str(exc), task_id=task_id)
+        return self._answer(self._call("feedback", {k: v for k, v in fields.items() if v is not None}))
 
     def status(self) -> Dict[str, Any]:
         return self._call("status").get("figures", {})

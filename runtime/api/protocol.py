@@ -4,7 +4,7 @@ Request (``op`` is ``submit``, ``status``, ``feedback`` or ``ping``)::
 
     {"v": 1, "op": "submit", "id": 7, "deadline_ms": 200, "label": null,
      "tensors": [{"name": "image", "dtype": "float32", "shape": [1, 1, 28, 28]}]}
-    {"v": 1, "op": "feedback", "id": 8, "task_id": 41, "label": 3}
+    {"v": 1, "op": "feedback", "id": 8, "task_id": 41, "label": 3, "rating": 4.5}
 
 Reply::
 
@@ -12,7 +12,9 @@ Reply::
      "cut": null, "fallback": false, "latency_ms": 2.1, "policy_id": "..."}
 
 ``status`` is one of ``STATUSES``; anything but ``ok`` says why nothing ran (or, for ``error``, why
-it failed). A ``status`` request's reply carries the daemon's figures under ``"figures"``.
+it failed). A ``status`` request's reply carries the daemon's figures under ``"figures"``. A
+``feedback`` request carries ``label`` (an integer), ``rating`` (any finite number: the application's
+score of the result, stored as given) or both; one left out keeps what the trace holds.
 """
 import json
 import math
@@ -94,6 +96,22 @@ def number_field(header: Mapping[str, Any], key: str, low: float, high: float,
         raise BadMessage("%r must be %s in [%s, %s], got %r" % (key, "an integer" if integer else "a number",
                                                                low, high, value))
     return value
+
+
+def feedback_fields(header: Mapping[str, Any]) -> Tuple[int, Optional[int], Optional[float]]:
+    """(task_id, label, rating) of a feedback request; label or rating may be None, not both."""
+    task_id = number_field(header, "task_id", 0, 2 ** 53, integer=True)
+    if task_id is None:
+        raise BadMessage("feedback needs an integer 'task_id'")
+    label = number_field(header, "label", -2 ** 31, 2 ** 31, integer=True)
+    rating = header.get("rating")
+    if rating is not None and (isinstance(rating, bool) or not isinstance(rating, (int, float))
+                               or not math.isfinite(rating)):
+        raise BadMessage("'rating' must be a finite number, got %r" % (rating,))
+    if label is None and rating is None:
+        raise BadMessage("feedback for task %d needs 'label' (an integer), 'rating' (a finite number) or both"
+                         % task_id)
+    return int(task_id), None if label is None else int(label), None if rating is None else float(rating)
 
 
 def decode_tensors(header: Mapping[str, Any], frames: Sequence[Any], max_bytes: int) -> Dict[str, np.ndarray]:

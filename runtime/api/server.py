@@ -71,7 +71,8 @@ class ApiHandlers(object):
     def status(self) -> Dict[str, Any]:
         return {}
 
-    def feedback(self, task_id: int, label: int) -> Tuple[str, str]:
+    def feedback(self, task_id: int, label: Optional[int], rating: Optional[float]) -> Tuple[str, str]:
+        """Store late feedback (label and/or rating, at least one given); answer (status, message)."""
         return "unknown_task", "no trace store"
 
     def refused(self, status: str) -> None:
@@ -269,11 +270,8 @@ class ApiServer:
         if op == "status":
             return protocol.encode_reply(request_id, "ok", figures=self.handlers.status())
         if op == "feedback":
-            task_id = protocol.number_field(header, "task_id", 0, 2 ** 53, integer=True)
-            label = protocol.number_field(header, "label", -2 ** 31, 2 ** 31, integer=True)
-            if task_id is None or label is None:
-                raise protocol.BadMessage("feedback needs integer 'task_id' and 'label'")
-            status, message = self.handlers.feedback(int(task_id), int(label))
+            task_id, label, rating = protocol.feedback_fields(header)
+            status, message = self.handlers.feedback(task_id, label, rating)
             return protocol.encode_reply(request_id, status, message, task_id=task_id)
         if op == "ping":
             return protocol.encode_reply(request_id, "ok")

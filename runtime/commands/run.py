@@ -17,6 +17,7 @@ from runtime.device.summary import summarize
 from runtime.emulation.board import load_profile, profile_names
 from runtime.emulation.pacing import Emulation
 from runtime.errors import InputError
+from runtime.profiling.store import load_profile as load_measured_profile
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,9 @@ def register(commands) -> None:
                "  edgesplit run default --peer tcp://10.0.0.2:5555 --inputs x.npy --labels y.npy "
                "--policy policy.npz --traces run.db --json\n"
                "  edgesplit run default --peer tcp://127.0.0.1:5555 --inputs x.npy --cut 1 --thresholds 0.1,0.05 "
-               "--board jetson_nano_cpu --link norway_car_3")
+               "--board jetson_nano_cpu --link norway_car_3\n"
+               "  edgesplit profile my_bundle --board rpi4 && edgesplit run my_bundle --inputs x.npy "
+               "--board rpi4 --measured-profile rpi4")
     parser.add_argument("bundle", help="bundle directory, or 'default' for the embedded MNIST bundle")
     parser.add_argument("--peer", help="the peer's ZeroMQ endpoint (tcp://HOST:PORT); without it every task is local")
     parser.add_argument("--inputs", required=True, help=".npy of inputs, batch axis first (one task per row)")
@@ -48,8 +51,15 @@ def register(commands) -> None:
     parser.add_argument("--no-exits", action="store_true", help="static: ignore early exits (Neurosurgeon style)")
     parser.add_argument("--board", choices=profile_names(),
                         help="pace on-device compute to this EMULATED board profile and use its energy model")
+    parser.add_argument("--measured-profile", metavar="NAME",
+                        help="with --board: pace each segment to its median in BUNDLE/profiles/NAME.json (measured by "
+                             "'edgesplit profile BUNDLE --board NAME'; refused if the bundle changed since) instead "
+                             "of the board's MACs-per-second model, which still paces any segment the profile "
+                             "lacks; --board keeps giving the energy model. Results are labelled 'emulated "
+                             "(measured profile NAME)'")
     parser.add_argument("--workload-scale", type=float, default=1.0,
-                        help="with --board: pace each segment as if it had this many times its MACs (default 1)")
+                        help="with --board: pace each segment as if it had this many times its MACs, or its "
+                             "measured time (default 1)")
     parser.add_argument("--speedup", type=float, default=1.0,
                         help="with --board: run emulated time this many times faster than real time (default 1)")
     parser.add_argument("--link", help="replay this bandwidth trace (file or shipped name) through an in-process "
@@ -97,12 +107,15 @@ def build_strategy(args, executor_like):
     return fixed("static cut %d" % cut, cut, thresholds, use_exits=not args.no_exits)
 
 
-def make_emulation(args):
+def make_emulation(args, bundle):
     if args.board is None:
-        if args.workload_scale != 1.0 or args.speedup != 1.0:
-            raise InputError("--workload-scale and --speedup need --board (they pace an emulated board)")
+        if args.workload_scale != 1.0 or args.speedup != 1.0 or args.measured_profile:
+            raise InputError("--workload-scale, --speedup and --measured-profile need --board (they pace an emulated "
+                             "board, whose power model gives the energy)")
         return None
-    return Emulation(load_profile(args.board), workload_scale=args.workload_scale, speedup=args.speedup)
+    measured = load_measured_profile(bundle, args.measured_profile) if args.measured_profile else None
+    return Emulation(load_profile(args.board), workload_scale=args.workload_scale, speedup=args.speedup,
+                     measured=measured)
 
 
 def run_command(args) -> int:
@@ -114,7 +127,7 @@ def run_command(args) -> int:
     if labels is not None and args.limit:
         labels = labels[:args.limit]
     strategy = build_strategy(args, bundle)
-    emulation = make_emulation(args)
+    emulation = make_emulation(args, bundle)
     link = None
     if args.link:
         if not args.peer:
@@ -139,6 +152,8 @@ def run_command(args) -> int:
         print_json(report)
     else:
         label = " (EMULATED %s)" % args.board if args.board else ""
+        if emulation is not None and args.measured_profile:
+            label = " (%s; energy model of board %s)" % (emulation.label, args.board)
         print("%d tasks, %d completed, %d fallbacks, %d offloaded%s" % (report["tasks"], report["completed"],
                                                                        report["fallbacks"], report["offloaded"], label))
         print_table(("SR", "SR latency", "accuracy", "mean ms", "p95 ms", "bytes sent"), [(

@@ -1,4 +1,6 @@
 """``edgesplit submit``: send inputs to the running daemon, or post late feedback for a finished task."""
+import math
+
 import numpy as np
 
 from runtime.api.client import ApiClient
@@ -9,11 +11,13 @@ from runtime.errors import InputError
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "submit", help="run inputs through the daemon, or post a label for a finished task",
+        "submit", help="run inputs through the daemon, or post feedback (label, rating) for a finished task",
         description="Sends each row of --inputs (a .npy, batch axis first) as one task to the daemon's local API "
                     "and prints each answer: status, task id, predicted class, exit, cut (if offloaded), "
                     "fallback, latency. A full queue answers 'queue_full' at once. With --feedback TASK_ID "
-                    "--label N it stores the true label of a finished task in the trace instead.")
+                    "[--label N] [--rating X] it stores late feedback for a finished task in the trace "
+                    "instead: its true label, the application's rating of the result (any finite number, "
+                    "e.g. a QoE score, stored as given), or both.")
     add_socket_arguments(parser)
     parser.add_argument("--inputs", metavar="X.npy", help="inputs, one task per row of the first axis")
     parser.add_argument("--rows", type=int, default=None, help="send only the first N rows")
@@ -22,6 +26,8 @@ def register(commands) -> None:
     parser.add_argument("--labels", metavar="Y.npy", help="true labels, one per row, stored with each task")
     parser.add_argument("--feedback", type=int, metavar="TASK_ID", help="post late feedback for this task")
     parser.add_argument("--label", type=int, help="with --feedback: the task's true label")
+    parser.add_argument("--rating", type=float, metavar="X",
+                        help="with --feedback: the application's rating of the result (any finite number)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per answer")
     parser.set_defaults(handler=run_submit)
 
@@ -35,17 +41,19 @@ def _load(path: str, what: str) -> np.ndarray:
 
 def run_submit(args) -> int:
     if args.feedback is not None:
-        if args.label is None or args.inputs:
-            raise InputError("--feedback TASK_ID needs --label N (and no --inputs)")
+        if (args.label is None and args.rating is None) or args.inputs:
+            raise InputError("--feedback TASK_ID needs --label N, --rating X or both (and no --inputs)")
+        if args.rating is not None and not math.isfinite(args.rating):
+            raise InputError("--rating must be a finite number, got %r" % args.rating)
         with ApiClient(socket_of(args), timeout_s=args.timeout) as client:
-            answer = client.feedback(args.feedback, args.label)
+            answer = client.feedback(args.feedback, label=args.label, rating=args.rating)
         if args.json:
             print_json(answer.to_dict())
         else:
             print("task %d: %s%s" % (args.feedback, answer.status, " (%s)" % answer.message if answer.message else ""))
         return 0 if answer.ok else 1
     if not args.inputs:
-        raise InputError("give --inputs X.npy (or --feedback TASK_ID --label N)")
+        raise InputError("give --inputs X.npy (or --feedback TASK_ID --label N / --rating X)")
     inputs = _load(args.inputs, "--inputs")
     labels = _load(args.labels, "--labels") if args.labels else None
     count = inputs.shape[0] if args.rows is None else min(args.rows, inputs.shape[0])

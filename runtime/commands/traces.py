@@ -62,7 +62,8 @@ def _summary(args) -> int:
     print("%s (trace schema %d)" % (info["path"], info["schema_version"]))
     print_table(["table", "rows", "dropped by size cap"],
                 [[t, n, info["dropped"].get(t, "")] for t, n in info["rows"].items()])
-    print("labelled tasks: %d, fallback tasks: %d" % (info["labelled_tasks"], info["fallback_tasks"]))
+    print("labelled tasks: %d, rated tasks: %d, fallback tasks: %d"
+          % (info["labelled_tasks"], info.get("rated_tasks", 0), info["fallback_tasks"]))
     if info["runs"]:
         print()
         print_table(["run", "started_s", "board", "bundle", "tasks", "transitions"],

@@ -131,8 +131,8 @@ class _Handlers(ApiHandlers):
     def status(self):
         return self.daemon.status()
 
-    def feedback(self, task_id: int, label: int):
-        if self.daemon.store.set_label(task_id, label):
+    def feedback(self, task_id: int, label: Optional[int], rating: Optional[float]):
+        if self.daemon.store.set_feedback(task_id, label=label, rating=rating):
             return "ok", ""
         return "unknown_task", ("task %d is not in this run's trace (not finished yet, from before the last restart, "
                                 "or dropped by the size cap)" % task_id)

@@ -98,7 +98,7 @@ class DeviceSession:
                                "state_features": list(FEATURES), "peer": peer,
                                "emulation": emulation.describe() if emulation else {"emulated": False},
                                "link": link.describe() if link else None})
-                self.run_id = store.start_run(board=(emulation.profile.name + " (emulated)") if emulation else None,
+                self.run_id = store.start_run(board=emulation.label if emulation else None,
                                      bundle_hash=bundle.hash, versions=default_versions(), config=config)
             self.controller = Controller(strategy, bounds, q=q, store=store, clock=clock, run_id=self.run_id)
             self.loop = DeviceLoop(self.executor, self.controller, client=self.client, store=store, clock=clock,

@@ -1,7 +1,8 @@
 """Emulated boards: pacing on-device compute and modelling energy as a named board would.
 
 Everything here is labelled "emulated" wherever it shows up (JSON output, tables, the trace run
-config): the numbers are calibrated from published whole-model timings, not measured on the board.
+config): the numbers are calibrated from published whole-model timings, not measured on the board,
+unless a measured profile (``edgesplit profile``) paces the segments (see ``segment_times``).
 """
 from runtime.emulation.board import BoardProfile, EmulationError, load_profile, profile_names
 from runtime.emulation.pacing import Emulation

@@ -7,8 +7,9 @@ real world (ZeroMQ polls, the relay) stays on real time and is converted at the 
 ``to_real`` / ``to_emulated``. The link relay is given ``bandwidth x speedup`` and ``rtt / speedup``
 so a transfer lasts as long in emulated time as it would at the trace's rate.
 
-A paced runner runs the real segment, then sleeps until the board profile's time for the segment's
-MACs has passed on the emulated clock. If this machine is slower than the emulated board for a
+A paced runner runs the real segment, then sleeps until the board's time for the segment has passed
+on the emulated clock: by default its MACs over the board profile's MACs per second; given a measured
+profile (``edgesplit profile``), the segment's measured median (see ``segment_times``). If this machine is slower than the emulated board for a
 segment, no sleep happens and the real (scaled) time is what is measured. While it sleeps it can call
 an ``idle`` hook every few milliseconds (the device loop reads probe replies there), as a board
 computing in one thread would receive on another: that time is the board's compute, not the link's.
@@ -19,6 +20,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import numpy as np
 
 from runtime.emulation.board import BoardProfile, EmulationError
+from runtime.emulation.segment_times import SegmentTimes
 from runtime.segments.base import SegmentRunner
 from runtime.segments.registry import open_runner
 
@@ -43,16 +45,22 @@ class PacedRunner(SegmentRunner):
 
 
 class Emulation:
-    """One emulated board: its clock, its pacing and its energy model."""
+    """One emulated board: its clock, its pacing and its energy model.
+
+    ``measured``: a validated profile document (``runtime.profiling.store.load_profile``) whose
+    per-segment medians pace the segments instead of the MACs model; ``profile`` still gives the
+    energy model (a profile measures time, not power).
+    """
 
     def __init__(self, profile: BoardProfile, workload_scale: float = 1.0, speedup: float = 1.0,
-                 real_clock: Callable[[], float] = time.perf_counter):
+                 real_clock: Callable[[], float] = time.perf_counter, measured: Optional[Dict[str, Any]] = None):
         if not workload_scale > 0 or not speedup > 0:
             raise EmulationError("workload scale and speedup must be positive, got %r and %r"
                                  % (workload_scale, speedup))
         self.profile = profile
         self.workload_scale = float(workload_scale)
         self.speedup = float(speedup)
+        self.times = SegmentTimes(profile, self.workload_scale, measured)
         self._real = real_clock
         self._origin = real_clock()
 
@@ -79,8 +87,14 @@ class Emulation:
             idle()
             time.sleep(min(remaining, IDLE_POLL_REAL_S))
 
-    def segment_seconds(self, macs: float) -> float:
-        return self.profile.compute_s(macs, self.workload_scale)
+    def segment_seconds(self, macs: float, segment_id: Optional[str] = None) -> float:
+        """Emulated seconds of one call of a segment: measured median x scale if the profile has it, else MACs."""
+        return self.times.seconds(macs, segment_id)
+
+    @property
+    def label(self) -> str:
+        """``<board> (emulated)``, or ``emulated (measured profile <name>)`` when paced from a measured profile."""
+        return self.times.label()
 
     def energy(self, busy_s: float, idle_s: float) -> float:
         return self.profile.energy_mj(busy_s, idle_s)
@@ -89,15 +103,16 @@ class Emulation:
                        idle: Optional[Callable[[], object]] = None) -> Callable[..., SegmentRunner]:
         """A runner factory for ``Executor`` that paces every segment (main and exit heads)."""
         def factory(segment, path, threads: Optional[int] = None) -> SegmentRunner:
-            return PacedRunner(inner_factory(segment, path, threads=threads), self.segment_seconds(segment.macs), self,
-                               idle)
+            return PacedRunner(inner_factory(segment, path, threads=threads),
+                               self.segment_seconds(segment.macs, segment.id), self, idle)
         return factory
 
     def describe(self) -> Dict[str, Any]:
         """The label that goes with every result produced under this emulation."""
-        return {"emulated": True, "board": self.profile.to_dict(), "workload_scale": self.workload_scale,
-                "speedup": self.speedup,
-                "compute_model": "segment seconds = MACs x workload_scale / macs_per_s (board profile)",
-                "energy_model": "energy_mJ = 1000 x (busy_power_w x on-device compute s + idle_power_w x rest of "
-                                "the task's service time s)",
-                "calibration": self.profile.provenance.get("source", {}).get("rule", "")}
+        described = {"emulated": True, "label": self.label, "board": self.profile.to_dict(),
+                     "workload_scale": self.workload_scale, "speedup": self.speedup}
+        described.update(self.times.describe())
+        described["energy_model"] = ("energy_mJ = 1000 x (busy_power_w x on-device compute s + idle_power_w x rest "
+                                     "of the task's service time s)")
+        described["calibration"] = self.profile.provenance.get("source", {}).get("rule", "")
+        return described

@@ -2,7 +2,9 @@
 
 Readers open the file read-only, inside one read transaction (a consistent snapshot even while the
 daemon keeps writing), and refuse anything that is not an edgesplit trace database of this schema
-version. Exports are atomic: written to a temporary sibling, fsynced, then renamed over ``out``.
+version or an older one. A column a later version added (``ADDED_COLUMNS``) reads as NULL from an
+older file, so every export has the same layout. Exports are atomic: written to a temporary sibling,
+fsynced, then renamed over ``out``.
 """
 import csv
 import io
@@ -17,7 +19,7 @@ import numpy as np
 
 from runtime.files import atomic_write
 from runtime.traces.errors import TraceError
-from runtime.traces.schema import DATA_TABLES, JSON_COLUMNS, SCHEMA_VERSION, check_identity
+from runtime.traces.schema import ADDED_COLUMNS, DATA_TABLES, JSON_COLUMNS, SCHEMA_VERSION, check_identity
 
 FORMATS = ("jsonl", "csv", "npz")
 PathLike = Union[str, Path]
@@ -38,10 +40,6 @@ def open_readonly(path: PathLike) -> Iterator[sqlite3.Connection]:
         version = check_identity(conn, str(path))
         if version == 0:
             raise TraceError("%s: an empty SQLite file, not a trace database" % path)
-        if version != SCHEMA_VERSION:
-            raise TraceError("%s: trace schema version %d; this edgesplit reads %d: open it once for writing "
-                             "(it migrates) or export with the edgesplit that wrote it"
-                             % (path, version, SCHEMA_VERSION))
         conn.execute("BEGIN")
         try:
             yield conn
@@ -69,19 +67,28 @@ def summarize(path: PathLike) -> Dict[str, Any]:
                          "transitions": conn.execute("SELECT count(*) FROM transitions WHERE run_id = ?",
                                                      (run_id,)).fetchone()[0]})
         labelled = conn.execute("SELECT count(*) FROM tasks WHERE label IS NOT NULL").fetchone()[0]
+        rated = (conn.execute("SELECT count(*) FROM tasks WHERE rating IS NOT NULL").fetchone()[0]
+                 if "rating" in _column_names(conn, "tasks") else 0)
         fallbacks = conn.execute("SELECT count(*) FROM tasks WHERE fallback != 0").fetchone()[0]
-        return {"path": str(path), "schema_version": SCHEMA_VERSION, "rows": counts,
-                "dropped": dropped_rows(conn), "labelled_tasks": labelled, "fallback_tasks": fallbacks,
-                "runs": runs}
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        return {"path": str(path), "schema_version": version, "rows": counts,
+                "dropped": dropped_rows(conn), "labelled_tasks": labelled, "rated_tasks": rated,
+                "fallback_tasks": fallbacks, "runs": runs}
 
 
 # ---------------------------------------------------------------- rows
 
 
+def _column_names(conn: sqlite3.Connection, table: str) -> List[str]:
+    return [row[1] for row in conn.execute("PRAGMA table_info(%s)" % table)]
+
+
 def _select(conn: sqlite3.Connection, table: str, run_id: Optional[str]):
     if table not in DATA_TABLES:
         raise TraceError("unknown table %r: expected one of %s" % (table, ", ".join(DATA_TABLES)))
-    sql = "SELECT * FROM %s" % table
+    present = _column_names(conn, table)
+    missing = [name for name in ADDED_COLUMNS.get(table, ()) if name not in present]
+    sql = "SELECT *%s FROM %s" % ("".join(", NULL AS %s" % name for name in missing), table)
     params = ()  # type: Tuple[Any, ...]
     if run_id is not None:
         sql += " WHERE run_id = ?"

@@ -27,7 +27,8 @@ class TaskRecord:
     bandwidth_bps: Optional[float] = None   # estimate used for the decision
     fallback: bool = False                  # peer slow/gone: finished locally
     result: Optional[int] = None            # predicted class
-    label: Optional[int] = None             # true class, if known now (else set_label later)
+    label: Optional[int] = None             # true class, if known now (else set_feedback later)
+    rating: Optional[float] = None          # the application's rating of the result, any finite number
     policy_id: Optional[str] = None
     run_id: Optional[str] = None            # None: the store's current run
 
@@ -76,6 +77,19 @@ def optional_float(value: Any, what: str) -> Optional[float]:
         return None  # unknown is NULL, not NaN: SQLite has no NaN
     if math.isinf(number):
         raise TraceError("%s is infinite" % what)
+    return number
+
+
+def finite_float(value: Any, what: str) -> float:
+    """A rating as given: any finite number (bool is not a number here)."""
+    if isinstance(value, bool):
+        raise TraceError("%s must be a finite number, got %r" % (what, value))
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TraceError("%s must be a finite number, got %r" % (what, value)) from None
+    if not math.isfinite(number):
+        raise TraceError("%s must be a finite number, got %r" % (what, value))
     return number
 
 

@@ -7,13 +7,18 @@ by name. ``MIGRATIONS[v]`` upgrades version v to v + 1 inside the opening transa
 The SQL avoids features newer than SQLite 3.22 (Ubuntu 18.04 / JetPack 4): no UPSERT, no RETURNING.
 Times are seconds (REAL); ``*_s`` columns on the run's clock (Unix time for a real run, virtual
 seconds in the emulator), bandwidth in bits per second, bytes as integers. JSON columns are TEXT.
+
+Versions: 1 is ``SCHEMA_V1``; 2 adds ``tasks.rating`` (REAL, NULL until given), the application's
+late rating of a task's result (a QoE score, say): any finite number the application chooses, stored
+as given, with no scale implied. A new file is created as version 1 and migrated, so every database
+takes the same path.
 """
 import sqlite3
-from typing import Callable, Dict
+from typing import Callable, Dict, Tuple
 
 from runtime.traces.errors import TraceError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x45535452  # "ESTR": edgesplit traces
 DATA_TABLES = ("tasks", "transitions")
 JSON_COLUMNS = {"runs": ("versions", "config"), "tasks": ("segment_times", "entropies"),
@@ -68,8 +73,16 @@ CREATE TABLE dropped (
 INSERT INTO dropped (table_name, rows, last_dropped_s) VALUES ('tasks', 0, NULL), ('transitions', 0, NULL);
 """
 
+
+
+def _add_task_rating(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE tasks ADD COLUMN rating REAL")  # ADD COLUMN: any SQLite >= 3.2, so JetPack 4's 3.22
+
+
 # version -> function(connection) that upgrades that version to version + 1.
-MIGRATIONS = {}  # type: Dict[int, Callable[[sqlite3.Connection], None]]
+MIGRATIONS = {1: _add_task_rating}  # type: Dict[int, Callable[[sqlite3.Connection], None]]
+# Columns added by migrations: readers of an older file show them as NULL, so exports keep one layout.
+ADDED_COLUMNS = {"tasks": ("rating",)}  # type: Dict[str, Tuple[str, ...]]
 
 
 def _pragma(conn: sqlite3.Connection, name: str) -> int:

@@ -16,15 +16,17 @@ checkpoints). The oldest rows go first, deleted in the same transaction as the b
 the cap, and counted in the ``dropped`` table so exports can say what is missing.
 """
 import logging
+import operator
 import sqlite3
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 from runtime.traces.errors import TraceError
-from runtime.traces.records import TaskRecord, TransitionRecord, dumps, optional_float, optional_int
+from runtime.traces.records import (TaskRecord, TransitionRecord, dumps, finite_float, optional_float,
+                                    optional_int)
 from runtime.traces.schema import DATA_TABLES, create_or_migrate
 
 log = logging.getLogger(__name__)
@@ -33,8 +35,8 @@ WAL_LIMIT_BYTES = 4 * 1024 * 1024
 _DROP_FRACTION = 10  # when over max_bytes, drop 1/10 of the bigger table's rows per pass
 
 _INSERT_TASK = ("INSERT INTO tasks (run_id, task_id, arrival_s, deadline_s, exit, cut, segment_times, bytes_sent, "
-                "transfer_s, entropies, bandwidth_bps, fallback, result, label, latency_s, policy_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                "transfer_s, entropies, bandwidth_bps, fallback, result, label, rating, latency_s, policy_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _INSERT_TRANSITION = ("INSERT INTO transitions (run_id, step, time_s, state, action, reward, next_state, policy_id) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -155,6 +157,7 @@ class TraceStore:
                int(task.bytes_sent), optional_float(task.transfer_s, "transfer_s"),
                dumps(task.entropies, "entropies"), optional_float(task.bandwidth_bps, "bandwidth_bps"),
                1 if task.fallback else 0, optional_int(task.result), optional_int(task.label),
+               None if task.rating is None else finite_float(task.rating, "task %r: rating" % task.task_id),
                optional_float(task.latency_s, "latency_s"), task.policy_id)
         with self._lock:
             self._write(_INSERT_TASK, row, "task %r of run %s" % (task.task_id, run_id))
@@ -173,16 +176,35 @@ class TraceStore:
             self._write(_INSERT_TRANSITION, row, "transition %r of run %s" % (transition.step, run_id))
             self._after_write()
 
-    def set_label(self, task_id: int, label: int, run_id: Optional[str] = None) -> bool:
-        """Late feedback: set a task's true label. False if the task is unknown (or dropped by the cap)."""
-        run_id = self._run_of(run_id, "label for task %r" % task_id)
+    def set_feedback(self, task_id: int, label: Optional[int] = None, rating: Optional[float] = None,
+                     run_id: Optional[str] = None) -> bool:
+        """Late feedback for a logged task: its true ``label`` and/or the application's ``rating`` (any
+        finite number, stored as given). A value left None keeps what the row holds. False if the task
+        is unknown (not logged in that run, or dropped by the size cap)."""
+        what = "feedback for task %r" % task_id
+        if label is None and rating is None:
+            raise TraceError("%s: give a label, a rating or both" % what)
+        assignments, values = [], []  # type: List[str], List[Any]
+        if label is not None:
+            if isinstance(label, bool) or not hasattr(label, "__index__"):  # int or numpy integer; not 3.5, not "3"
+                raise TraceError("%s: label must be an integer, got %r" % (what, label))
+            assignments.append("label = ?")
+            values.append(operator.index(label))
+        if rating is not None:
+            assignments.append("rating = ?")
+            values.append(finite_float(rating, what + ": rating"))
+        run_id = self._run_of(run_id, what)
         with self._lock:
             self._check_open()
             self._begin()
-            cursor = self._conn.execute("UPDATE tasks SET label = ? WHERE run_id = ? AND task_id = ?",
-                                        (int(label), run_id, int(task_id)))
+            cursor = self._conn.execute("UPDATE tasks SET %s WHERE run_id = ? AND task_id = ?" % ", ".join(assignments),
+                                        values + [run_id, int(task_id)])
             self._after_write()
             return cursor.rowcount > 0
+
+    def set_label(self, task_id: int, label: int, run_id: Optional[str] = None) -> bool:
+        """Late feedback: set a task's true label. False if the task is unknown (or dropped by the cap)."""
+        return self.set_feedback(task_id, label=label, run_id=run_id)
 
     def flush(self) -> None:
         """Commit now."""

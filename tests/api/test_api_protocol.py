@@ -36,6 +36,9 @@ def test_garbage_is_answered_and_the_daemon_keeps_serving(tmp_path):
                        [b'{"v": 1, "id": 4, "op": "submit", "tensors": [{"name": "*", "dtype": "object", '
                         b'"shape": [1]}]}', b"x"],
                        [b'{"v": 1, "id": 5, "op": "feedback", "task_id": -1, "label": 1}'],
+                       [b'{"v": 1, "id": 7, "op": "feedback", "task_id": 1}'],
+                       [b'{"v": 1, "id": 8, "op": "feedback", "task_id": 1, "rating": NaN}'],
+                       [b'{"v": 1, "id": 9, "op": "feedback", "task_id": 1, "rating": [1]}'],
                        [b'{"v": 1, "id": 6, "op": "submit", "deadline_ms": "soon", "tensors": []}']):
             reply = _raw(daemon, frames)
             assert reply is not None and reply["status"] == "bad_request", (frames, reply)
@@ -44,7 +47,7 @@ def test_garbage_is_answered_and_the_daemon_keeps_serving(tmp_path):
             status = client.status()
         for key in ("queue", "current_action", "peer", "tasks", "policy", "uptime_s", "refused"):
             assert key in status
-        assert status["refused"]["bad_request"] == 9 and status["tasks"]["ok"] == 1
+        assert status["refused"]["bad_request"] == 12 and status["tasks"]["ok"] == 1
         assert status["policy"]["policy_id"] == "static:local-only"
     finally:
         assert daemon.stop() == 0

@@ -5,6 +5,8 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
@@ -110,13 +112,28 @@ def test_late_feedback_lands_in_the_trace(make_daemon):
     daemon = make_daemon().start()
     with daemon.client() as client:
         answer = client.submit(heldout(1))
-        assert answer.ok
+        rated = client.submit(heldout(2)[1:])
+        assert answer.ok and rated.ok
         time.sleep(0.1)
         assert client.feedback(answer.task_id, 7).ok
+        assert client.feedback(rated.task_id, rating=np.float32(0.75)).ok
+        assert client.feedback(answer.task_id, rating=-3).ok  # keeps the label set above
         assert client.feedback(10 ** 6, 1).status == "unknown_task"
+        assert client.feedback(10 ** 6, rating=1.0).status == "unknown_task"
+        for bad, words in (({}, "'label'"), ({"rating": float("nan")}, "finite"), ({"rating": float("inf")}, "finite"),
+                           ({"rating": "good"}, "finite"), ({"label": 2.5}, "'label'")):
+            refused = client.feedback(answer.task_id, **bad)
+            assert refused.status == "bad_request" and words in refused.message, (bad, refused)
+    cli = subprocess.run([sys.executable, "-m", "runtime.cli", "submit", "--socket", str(daemon.socket),
+                          "--feedback", str(rated.task_id), "--label", "1", "--rating", "2.5", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=daemon.env,
+                         timeout=60)
+    assert cli.returncode == 0 and json.loads(cli.stdout)["status"] == "ok", cli.stderr
     assert daemon.stop() == 0
     with sqlite3.connect(str(daemon.traces)) as db:
-        assert db.execute("SELECT label FROM tasks WHERE task_id = ?", (answer.task_id,)).fetchone()[0] == 7
+        rows = dict((task_id, (label, rating)) for task_id, label, rating in db.execute(
+            "SELECT task_id, label, rating FROM tasks WHERE task_id IN (?, ?)", (answer.task_id, rated.task_id)))
+    assert rows == {answer.task_id: (7, -3.0), rated.task_id: (1, 2.5)}
 
 
 def test_sigterm_drains_every_accepted_task_and_flushes(make_daemon):

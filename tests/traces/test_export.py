@@ -21,6 +21,7 @@ def db(tmp_path):
                                       bytes_sent=1000 * i, transfer_s=0.001 * i, entropies={"0": 0.5},
                                       bandwidth_bps=6e6, fallback=i == 5, result=i % 10,
                                       label=None if i % 2 else i % 10, latency_s=0.05, policy_id="pol"))
+        assert store.set_feedback(3, rating=4.5) and store.set_feedback(4, label=4, rating=-1)
         for k in range(6):
             store.log_transition(TransitionRecord(
                 step=k, time_s=k * 0.5, state=np.array([k, k * 2.0, 3.0]), reward=-0.5 + k,
@@ -38,6 +39,7 @@ def test_jsonl_round_trip(db, tmp_path, capsys):
     assert [r["task_id"] for r in rows] == list(range(10))
     assert rows[4]["cut"] is None and rows[5]["fallback"] == 1 and rows[1]["label"] is None
     assert rows[3]["segment_times"] == {"s0": 0.01, "s1": 0.02} and rows[3]["bytes_sent"] == 3000
+    assert [r["rating"] for r in rows[2:5]] == [None, 4.5, -1.0]
     out2 = tmp_path / "tr.jsonl"
     assert main(["traces", "export", str(db), "--format", "jsonl", "--out", str(out2), "--table", "transitions"]) == 0
     first = json.loads(out2.read_text().splitlines()[2])
@@ -52,6 +54,7 @@ def test_csv_round_trip(db, tmp_path):
     assert len(rows) == 10 and rows[0]["run_id"] == "run-a"
     assert rows[4]["cut"] == "" and json.loads(rows[2]["entropies"]) == {"0": 0.5}
     assert float(rows[7]["transfer_s"]) == pytest.approx(0.007)
+    assert rows[3]["rating"] == "4.5" and rows[2]["rating"] == ""
 
 
 def test_npz_transitions_for_training(db, tmp_path, capsys):
@@ -76,6 +79,26 @@ def test_npz_tasks_columns(db, tmp_path):
         assert npz["task_id"].tolist() == list(range(10))
         assert np.isnan(npz["cut"][0]) and npz["cut"][1] == 1
         assert np.isnan(npz["label"][1]) and npz["label"][2] == 2
+        assert np.isnan(npz["rating"][2]) and npz["rating"][3] == 4.5 and npz["rating"][4] == -1.0
+
+
+def test_a_version_1_file_exports_with_a_null_rating_column(tmp_path):
+    from runtime.traces import schema
+
+    db = tmp_path / "v1.db"
+    conn = sqlite3.connect(str(db), isolation_level=None)
+    conn.executescript(schema.SCHEMA_V1)
+    conn.execute("PRAGMA application_id = %d" % schema.APPLICATION_ID)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO tasks (run_id, task_id, arrival_s, label) VALUES ('r', 0, 1.0, 6)")
+    conn.close()
+    out = tmp_path / "tasks.jsonl"
+    assert export(db, out, "jsonl")["rows"] == 1
+    row = json.loads(out.read_text())
+    assert row["label"] == 6 and row["rating"] is None and list(row)[-1] == "rating"
+    export(db, tmp_path / "tasks.npz", "npz", table="tasks")
+    with np.load(str(tmp_path / "tasks.npz"), allow_pickle=False) as npz:
+        assert np.isnan(npz["rating"][0])
 
 
 def test_summary(db, capsys):
@@ -83,7 +106,8 @@ def test_summary(db, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["rows"] == {"runs": 1, "tasks": 10, "transitions": 6}
     assert info["dropped"] == {"tasks": 0, "transitions": 0}
-    assert info["labelled_tasks"] == 5 and info["fallback_tasks"] == 1
+    assert info["labelled_tasks"] == 5 and info["rated_tasks"] == 2 and info["fallback_tasks"] == 1
+    assert info["schema_version"] == 2
     assert info["runs"][0]["board"] == "pi4" and info["runs"][0]["tasks"] == 10
     assert main(["traces", "summary", str(db)]) == 0
     text = capsys.readouterr().out

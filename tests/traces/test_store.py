@@ -171,13 +171,79 @@ def test_migration_hook_runs_in_order(tmp_path, monkeypatch):
     db = tmp_path / "t.db"
     TraceStore(db).close()
     calls = []
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(schema.MIGRATIONS, 1, lambda c: (calls.append(1), c.execute("ALTER TABLE tasks ADD COLUMN rtt_s REAL")))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(schema.MIGRATIONS, SCHEMA_VERSION,
+                        lambda c: (calls.append(SCHEMA_VERSION), c.execute("ALTER TABLE tasks ADD COLUMN rtt_s REAL")))
     conn = sqlite3.connect(str(db), isolation_level=None)
     schema.create_or_migrate(conn, str(db))
-    assert calls == [1]
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert calls == [SCHEMA_VERSION]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
     assert "rtt_s" in [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
+    conn.close()
+
+
+def _v1_database(path):
+    """A trace database exactly as a version-1 edgesplit wrote it, with one task."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.executescript(schema.SCHEMA_V1)
+    conn.execute("PRAGMA application_id = %d" % schema.APPLICATION_ID)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO runs (run_id, started_s, board) VALUES ('old-run', 100.0, 'jetson-nano')")
+    conn.execute("INSERT INTO tasks (run_id, task_id, arrival_s, exit, result, label, latency_s) "
+                 "VALUES ('old-run', 3, 100.5, 1, 4, 4, 0.02)")
+    conn.close()
+
+
+def _columns(db, table):
+    conn = sqlite3.connect(str(db))
+    try:
+        return [r[1] for r in conn.execute("PRAGMA table_info(%s)" % table)]
+    finally:
+        conn.close()
+
+
+def test_a_version_1_file_is_read_as_is_and_upgraded_in_place_when_opened_for_writing(tmp_path):
+    assert SCHEMA_VERSION == 2
+    db = tmp_path / "v1.db"
+    _v1_database(db)
+    info = summarize(db)  # a reader leaves the file as it is
+    assert info["schema_version"] == 1 and info["rows"]["tasks"] == 1 and info["rated_tasks"] == 0
+    assert "rating" not in _columns(db, "tasks")
+    with TraceStore(db) as store:
+        assert store.set_feedback(3, rating=-0.25, run_id="old-run")
+        store.start_run(run_id="new-run")
+        store.log_task(_task(1, rating=9))
+    assert _columns(db, "tasks")[-1] == "rating"
+    conn = sqlite3.connect(str(db))
+    conn.row_factory = sqlite3.Row
+    old, new = [dict(r) for r in conn.execute("SELECT * FROM tasks ORDER BY seq")]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    assert version == 2
+    assert (old["run_id"], old["task_id"], old["arrival_s"], old["exit"], old["result"], old["label"],
+            old["latency_s"]) == ("old-run", 3, 100.5, 1, 4, 4, 0.02)
+    assert old["rating"] == -0.25 and new["rating"] == 9.0
+    assert summarize(db)["rated_tasks"] == 2
+
+
+def test_feedback_sets_label_and_rating_independently_and_refuses_bad_values(tmp_path):
+    db = tmp_path / "t.db"
+    with TraceStore(db) as store:
+        store.start_run()
+        store.log_task(_task(1))
+        assert store.set_feedback(1, rating=3.5)
+        assert store.set_feedback(1, label=2)  # leaves the rating as it was
+        assert store.set_feedback(2, label=1, rating=1.0) is False
+        for bad, match in (({}, "label, a rating or both"), ({"rating": float("nan")}, "finite"),
+                           ({"rating": float("inf")}, "finite"), ({"rating": "good"}, "finite"),
+                           ({"label": 2.5}, "integer"), ({"label": True}, "integer")):
+            with pytest.raises(TraceError, match=match):
+                store.set_feedback(1, **bad)
+        with pytest.raises(TraceError, match="rating"):
+            store.log_task(_task(5, rating=float("nan")))
+    conn = sqlite3.connect(str(db))
+    assert conn.execute("SELECT label, rating FROM tasks WHERE task_id = 1").fetchone() == (2, 3.5)
     conn.close()
 
 
