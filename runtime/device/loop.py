@@ -13,10 +13,11 @@ client works in real seconds and ``to_real`` / ``to_emulated`` convert at that b
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from runtime.clocks import sleep_until
 from runtime.controller.controller import Controller
 from runtime.controller.reward import TaskOutcome
 from runtime.controller.strategies import Action
@@ -81,15 +82,7 @@ class DeviceLoop:
         self.results = []  # type: List[TaskResult]
 
     def _real_sleep_until(self, t: float, idle: Optional[Callable[[], object]] = None) -> None:
-        while True:
-            remaining = t - self.clock()
-            if remaining <= 0:
-                return
-            if idle is None:
-                time.sleep(remaining)
-                return
-            idle()
-            time.sleep(min(remaining, IDLE_POLL_S))
+        sleep_until(self.clock, t, idle, IDLE_POLL_S)
 
     def idle(self) -> None:
         """Between and during tasks: collect probe replies when they arrive (so their timing is the link's)."""

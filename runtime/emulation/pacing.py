@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
+from runtime.clocks import sleep_until
 from runtime.emulation.board import BoardProfile, EmulationError
 from runtime.emulation.segment_times import SegmentTimes
 from runtime.segments.base import SegmentRunner
@@ -76,16 +77,7 @@ class Emulation:
 
     def sleep_until(self, emulated_t: float, idle: Optional[Callable[[], object]] = None) -> None:
         """Sleep until the emulated clock reads ``emulated_t``, calling ``idle`` every few ms meanwhile."""
-        # time.sleep overshoots by ~0.1 ms; good enough against segment times of milliseconds.
-        while True:
-            remaining = (emulated_t - self.clock()) / self.speedup
-            if remaining <= 0:
-                return
-            if idle is None:
-                time.sleep(remaining)
-                return
-            idle()
-            time.sleep(min(remaining, IDLE_POLL_REAL_S))
+        sleep_until(self.clock, emulated_t, idle, IDLE_POLL_REAL_S, 1.0 / self.speedup)
 
     def segment_seconds(self, macs: float, segment_id: Optional[str] = None) -> float:
         """Emulated seconds of one call of a segment: measured median x scale if the profile has it, else MACs."""
