@@ -277,13 +277,19 @@ def _request_id(header: Dict[str, Any]) -> Optional[int]:
     return value
 
 
+def _first_header(frames: Sequence[Any], limits: Limits) -> Dict[str, Any]:
+    """The first frame parsed as a header, or _Refused (the version is checked by the caller, after
+    it has kept the header, so a refusal can still echo the request id)."""
+    if not frames:
+        raise _Refused("frame_count", "empty message")
+    return _parse_header(frames[0], limits)
+
+
 def decode_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS):
     """``frames`` without the ROUTER identity. Returns a Request, or a WireError (never raises)."""
     header = None
     try:
-        if not frames:
-            raise _Refused("frame_count", "empty message")
-        header = _parse_header(frames[0], limits)
+        header = _first_header(frames, limits)
         _check_version(header)
         request_id = _request_id(header)
         if request_id is None:
@@ -320,9 +326,7 @@ def decode_reply(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS):
     """Frames of one reply. Returns a Reply, or a WireError (never raises)."""
     header = None
     try:
-        if not frames:
-            raise _Refused("frame_count", "empty message")
-        header = _parse_header(frames[0], limits)
+        header = _first_header(frames, limits)
         _check_version(header)
         request_id = _request_id(header)
         if request_id is None and header.get("id") is not None:
