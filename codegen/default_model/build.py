@@ -115,7 +115,8 @@ def _provenance(splits: mnist.MnistSplits, config: training.TrainConfig, accurac
             "seed": config.seed, "epochs": config.epochs, "batch_size": config.batch_size,
             "optimiser": "Adam", "learning_rate": config.learning_rate,
             "loss": "BranchyNet joint loss: weighted sum of each exit's cross-entropy",
-            "exit_loss_weights": list(config.exit_weights), "device": "cpu", "threads": training.TRAIN_THREADS,
+            "exit_loss_weights": list(config.exit_weights),
+            "augmentation": "random shift of up to %d pixels per axis, zero fill" % config.augment_shift, "device": "cpu", "threads": training.TRAIN_THREADS,
             "torch": torch.__version__.split("+")[0],
         },
         "exit_accuracy": {

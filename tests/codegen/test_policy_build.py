@@ -42,3 +42,23 @@ def test_quick_build_loads_on_the_board_side_and_follows_its_table(tmp_path):
         agree += int(action.cut == row["cut"])
     assert agree / float(len(table)) >= 0.9
     assert report["check"]["cut_agreement"] == pytest.approx(agree / float(len(table)))
+
+
+def test_bandwidth_uncertainty_is_what_the_shipped_traces_measure():
+    from codegen.policy_build import BANDWIDTH_UNCERTAINTY, bandwidth_change_factors
+    from runtime.link.shipped import shipped_traces
+    from runtime.link.trace_readers import read_trace
+
+    rates = [read_trace(path).bps for _, path in sorted(shipped_traces().items())]
+    assert bandwidth_change_factors(rates) == BANDWIDTH_UNCERTAINTY
+    assert BANDWIDTH_UNCERTAINTY[0] < 0.8 and BANDWIDTH_UNCERTAINTY[-1] > 1.2  # wider than the old guess
+
+
+def test_bandwidth_change_factors_of_a_steady_and_a_halving_link():
+    from codegen.policy_build import bandwidth_change_factors
+
+    assert set(bandwidth_change_factors([[1e6] * 20])) == {1.0}
+    halving = bandwidth_change_factors([[1e6, 1e6, 1e6, 5e5] * 10])
+    assert halving[0] == 0.5 and max(halving) > 1.0
+    with pytest.raises(Exception, match="no trace has more than 3 steps"):
+        bandwidth_change_factors([[1e6, 1e6]])
