@@ -11,7 +11,9 @@ The procedure, reproducible from its inputs:
    the bytes of its live tensors plus the wire header; the link's base RTT; the board's power model.
 3. Grid: for every bandwidth on a log grid and the peer up or down, predict every action (cut x a
    grid of per-exit thresholds) with ``runtime.controller.planner.predict`` and keep the best: among
-   the actions whose predicted accuracy is within POLICY_ACCURACY_ALLOWANCE (1 point) of the most
+   the actions whose predicted accuracy is within POLICY_ACCURACY_ALLOWANCE (1.5 points, the
+   budget the single-threshold baseline gets, so the baseline's action is always a candidate; a
+   stricter 1 point let that baseline beat the policy's satisfaction rate) of the most
    accurate action at that state, the highest satisfaction rate (both bounds), then among actions
    within 0.5 point of it the most accurate, then the one offloading least, then the least energy.
    (The accuracy floor is the
@@ -268,6 +270,8 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
         "bundle": manifest.name, "bundle_sha256": bundle.hash, "board": board, "board_emulated": True,
         "workload_scale": workload_scale, "latency_bound_s": latency_bound_s, "energy_bound": energy_bound,
         "energy_unit": "mJ", "rtt_s": rtt_s, "images": images_source, "seed": seed,
+        "bandwidth_uncertainty_factors": list(BANDWIDTH_UNCERTAINTY),
+        "accuracy_allowance": POLICY_ACCURACY_ALLOWANCE,
         "static_baselines": {
             "profiled_at_bandwidth_mbps": mean_bandwidth_bps / 1e6,
             "neurosurgeon": {"cut": neuro["cut"], "use_exits": False},
