@@ -4,7 +4,8 @@ Measures, in one run, with the same onnxruntime session options on both sides:
 
 (a) ResNet-50 (the model-zoo graph in the onnx wheel) as one session vs split at every valid cut
     (40 segments) and at the "auto" cuts (5 segments), run through the Executor without exits:
-    ratio chained / monolithic (target <= 1.03). A diagnostic pair repeats the all-cuts chain and
+    ratio chained / monolithic (target <= 1.03); the auto cuts again written without the splitter's
+    layout anchors (codegen/layout_anchor.py), to show what they save. A diagnostic pair repeats the all-cuts chain and
     the monolithic model with onnxruntime's NCHWc layout transformer off: on x86 each segment
     converts its activations NCHW -> NCHWc -> NCHW at its boundaries (ReorderInput/ReorderOutput),
     which one monolithic session does once;
@@ -163,6 +164,7 @@ def resnet_ratio(work: Path, threads: int, rounds: int) -> Dict[str, object]:
     path = zoo_model("light_resnet50")
     every = split_model(path, work / "resnet50_all", cuts="all")
     auto = split_model(path, work / "resnet50_auto", cuts="auto")
+    auto_plain = split_model(path, work / "resnet50_auto_plain", cuts="auto", layout_anchors=False)
     one = split_model(path, work / "resnet50_one", cuts=[])
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
     no_nchwc = ["NchwcTransformer"]
@@ -172,6 +174,7 @@ def resnet_ratio(work: Path, threads: int, rounds: int) -> Dict[str, object]:
            "executor_1_segment": chained(one, threads, x),
            "executor_all_cuts": chained(every, threads, x),
            "executor_auto_cuts": chained(auto, threads, x),
+           "executor_auto_cuts_no_layout_anchors": chained(auto_plain, threads, x),
            "monolithic_session_no_nchwc": lambda: plain.run(None, {"gpu_0/data_0": x}),
            "session_chain_all_cuts_no_nchwc": raw_chain(every, threads, x, no_nchwc)}
     max_diff = check_same_output(fns)
@@ -185,6 +188,8 @@ def resnet_ratio(work: Path, threads: int, rounds: int) -> Dict[str, object]:
         "ms": summarise(samples, 1e3, 3),
         "ratio_all_cuts_over_monolithic": all_ratio,
         "ratio_auto_cuts_over_monolithic": auto_ratio,
+        "ratio_auto_cuts_without_layout_anchors_over_monolithic": paired_ratio(
+            samples, "executor_auto_cuts_no_layout_anchors", "monolithic_session"),
         "ratio_1_segment_executor_over_monolithic": paired_ratio(samples, "executor_1_segment", "monolithic_session"),
         "diagnostic_ratio_all_cuts_over_monolithic_without_nchwc_layout": paired_ratio(
             samples, "session_chain_all_cuts_no_nchwc", "monolithic_session_no_nchwc"),

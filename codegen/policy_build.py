@@ -36,9 +36,6 @@ The procedure, reproducible from its inputs:
 5. Save with ``policies_lite.save_policy``; the static baselines chosen by the same profiling
    (Neurosurgeon's best cut, the best single threshold) go into the provenance for the demo.
 """
-import argparse
-import datetime
-import json
 import logging
 import math
 from pathlib import Path

@@ -5,7 +5,10 @@ Each main segment is extracted with onnx's Extractor (the machinery of ``onnx.ut
 its inputs are the tensors crossing the cut before it that it reads, its outputs the tensors it
 produces that cross the cut after it. Tensors produced earlier and still live later (shape tensors
 of a dynamic-batch flatten, for example) pass through the executor's environment, not through the
-segment. Everything is written by ``write_bundle`` into a temporary directory renamed into place at
+segment. A main segment after the first gets a layout anchor on each input that a non-Conv op
+also reads (``codegen.layout_anchor``: an exact 1x1 depthwise convolution that keeps onnxruntime's
+x86 blocked layout across the boundary); ``layout_anchors=False`` writes the plain extracts.
+Everything is written by ``write_bundle`` into a temporary directory renamed into place at
 the end, so a failure never leaves a partial bundle behind.
 """
 import datetime
@@ -54,7 +57,7 @@ class _LoadedHead:
 def split_model(model_path: PathLike, out_dir: PathLike, cuts="auto", exit_heads: Sequence[ExitHead] = (),
                 final_accuracy: Optional[float] = None, name: Optional[str] = None,
                 provenance: Optional[Dict] = None, opset: Optional[int] = None,
-                overwrite: bool = False) -> Bundle:
+                overwrite: bool = False, layout_anchors: bool = True) -> Bundle:
     """Write a bundle of ``model_path`` cut at ``cuts`` ("auto", "all" or cut ids from ``edgesplit cuts``).
 
     Each exit head's cut is included even when not requested. Raises ModelError/CutError (model or
@@ -88,7 +91,9 @@ def split_model(model_path: PathLike, out_dir: PathLike, cuts="auto", exit_heads
     )
 
     def write_files(tmp: Path) -> None:
-        _write_main_segments(analysis, main, tmp)
+        anchored = _write_main_segments(analysis, main, tmp, layout_anchors)
+        if anchored:
+            log.info("layout anchors on %s", ", ".join(anchored))
         for segment, head in zip(head_segments, heads):
             _save(head.model, tmp / segment.file, segment.id)
 
@@ -120,11 +125,16 @@ def _produced_in(producer: Optional[int], nodes: int) -> bool:
     return producer is not None and bool(nodes >> producer & 1)
 
 
-def _write_main_segments(analysis: ModelCuts, segments: Sequence[Segment], tmp: Path) -> None:
+def _write_main_segments(analysis: ModelCuts, segments: Sequence[Segment], tmp: Path,
+                         layout_anchors: bool = True) -> List[str]:
+    """Extract and save every main segment; returns "segment:tensor" for each layout anchor added."""
     import onnx.utils
 
+    from codegen.layout_anchor import anchor_inputs
+
     extractor = onnx.utils.Extractor(_with_boundary_types(analysis, segments))
-    for segment in segments:
+    anchored = []
+    for index, segment in enumerate(segments):
         try:
             part = extractor.extract_model([t.name for t in segment.inputs], [t.name for t in segment.outputs])
         except (ValueError, KeyError) as exc:
@@ -133,7 +143,10 @@ def _write_main_segments(analysis: ModelCuts, segments: Sequence[Segment], tmp: 
                                 exc)) from None
         if part.ir_version < _MIN_IR_WITHOUT_INPUT_INITIALIZERS:
             part.ir_version = _MIN_IR_WITHOUT_INPUT_INITIALIZERS
+        if layout_anchors and index > 0:
+            anchored += ["%s:%s" % (segment.id, name) for name in anchor_inputs(part)]
         _save(part, tmp / segment.file, segment.id)
+    return anchored
 
 
 def _with_boundary_types(analysis: ModelCuts, segments: Sequence[Segment]):

@@ -121,14 +121,12 @@ def select_auto(cuts: ModelCuts, count: int = 4) -> List[int]:
     """About ``count`` cuts at equal steps of compute, each the smallest crossing within its step.
 
     Step i covers the compute shares ((2i-1)/2n, (2i+1)/2n] around the target i/n, n = count + 1;
-    an empty step is skipped. Within a step, cuts whose tensor feeds only compute ops (Conv, Gemm,
-    MatMul) come first: the next segment then starts with ops that absorb onnxruntime's layout
-    conversion, whereas a tensor also read by a residual Add leaves that Add and its Relu unfused
-    with extra reorders (ResNet-50, 4 cuts: 1.04-1.05x the monolithic model against 1.02x when the
-    cuts sit where a stage's output feeds the next stage's projection; bench/segment_overhead.py).
-    Then the smallest crossing, then the cut nearest the target, then the later cut: of cuts
-    around MAC-free ops (Conv | BatchNorm | Relu, Add | Relu) the last keeps the ops that
-    onnxruntime fuses into the preceding Conv in one segment.
+    an empty step is skipped. Within a step: the smallest crossing (fewest bytes to ship, and the
+    least for onnxruntime to convert at the boundary), then the cut nearest the target, then the
+    later cut: of cuts around MAC-free ops (Conv | BatchNorm | Relu, Add | Relu) the last keeps the
+    ops that onnxruntime fuses into the preceding Conv in one segment. (Cuts read by a residual Add
+    used to cost more on x86 and were avoided; the splitter's layout anchors removed that cost:
+    codegen/layout_anchor.py.)
     """
     steps = count + 1
     chosen = []
@@ -138,22 +136,9 @@ def select_auto(cuts: ModelCuts, count: int = 4) -> List[int]:
         target = i / steps
         in_step = [c for c in cuts.inner if low < c.macs_before / total <= high]
         if in_step:
-            best = min(in_step, key=lambda c: (not feeds_only_compute(cuts, c), c.bytes_per_sample,
-                                                abs(c.macs_before / total - target), -c.id))
+            best = min(in_step, key=lambda c: (c.bytes_per_sample, abs(c.macs_before / total - target), -c.id))
             chosen.append(best.id)
     return sorted(set(chosen))
-
-
-COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-
-
-def feeds_only_compute(cuts: ModelCuts, cut: CutPoint) -> bool:
-    """Is every reader of the cut's data tensor a compute op (not an Add, Concat, Relu, ...)?"""
-    tensor = cuts.flow.tensors.get(cut.tensor)
-    if tensor is None:
-        return False
-    readers = [node for bit, node in enumerate(cuts.flow.nodes) if tensor.consumers >> bit & 1]
-    return bool(readers) and all(node.op_type in COMPUTE_OPS for node in readers)
 
 
 def resolve_cut_ids(cuts: ModelCuts, requested) -> List[int]:

@@ -1,12 +1,7 @@
 """``edgesplit run``: process a stream of inputs between this device and a peer, adaptively or statically."""
 import argparse
-import json
 import logging
-import sys
 
-import numpy as np
-
-from runtime.bundle.store import load_bundle
 from runtime.commands.infer import load_inputs, parse_thresholds, resolve_bundle
 from runtime.commands.output import print_json, print_table
 from runtime.controller.reward import Bounds
