@@ -92,7 +92,8 @@ def split_model(model_path: PathLike, out_dir: PathLike, cuts="auto", exit_heads
 
     def write_files(tmp: Path) -> None:
         anchored = _write_main_segments(analysis, main, tmp, layout_anchors)
-        if anchored:
+        if anchored:  # write_bundle serialises the manifest after this returns: the provenance says so
+            manifest.provenance["layout_anchors"] = anchored
             log.info("layout anchors on %s", ", ".join(anchored))
         for segment, head in zip(head_segments, heads):
             _save(head.model, tmp / segment.file, segment.id)

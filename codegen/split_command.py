@@ -66,6 +66,7 @@ def run_split(args) -> int:
             "cuts": [{"id": c.id, "model_cut_id": _model_cut_id(c.id, source_ids, len(manifest.cuts)),
                       "tensors": [t.name for t in c.tensors], "bytes_per_sample": c.bytes_per_sample,
                       "macs_before": c.macs_before, "macs_after": c.macs_after} for c in manifest.cuts],
+            "layout_anchors": manifest.provenance.get("layout_anchors", []),
         })
         return 0
     print("wrote %s: %d segments, bundle sha256 %s" % (bundle.root, len(manifest.segments), bundle.hash))
@@ -73,6 +74,9 @@ def run_split(args) -> int:
                 [(c.id, _model_cut_text(c.id, source_ids, len(manifest.cuts)), tensors_text(c),
                   human_bytes(c.bytes_per_sample), human_count(c.macs_before), human_count(c.macs_after))
                  for c in manifest.cuts])
+    anchors = manifest.provenance.get("layout_anchors", [])
+    if anchors:
+        print("layout anchors (exact 1x1 depthwise identity, see README): %s" % ", ".join(anchors))
     return 0
 
 

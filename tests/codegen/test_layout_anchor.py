@@ -77,3 +77,16 @@ def test_onnxruntime_fuses_every_residual_add_of_an_anchored_segment(resnet, tmp
     anchored_ops = optimised_ops(anchored, tmp_path, "anchored")
     assert not any(op in unfused for _, op in anchored_ops)
     assert sum(op == "ReorderInput" for _, op in anchored_ops) == 1  # one conversion, at the boundary
+
+
+def test_split_reports_its_anchors(resnet, tmp_path, capsys):
+    from runtime.cli import main as cli_main
+
+    assert cli_main(["split", str(resnet), "--out", str(tmp_path / "b"), "--cuts", str(cut_id_of(resnet, "r99")),
+                     "--json"]) == 0
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["layout_anchors"] == ["main1:r99"]
+    bundle_provenance = json.loads((tmp_path / "b" / "manifest.json").read_text())["provenance"]
+    assert bundle_provenance["layout_anchors"] == ["main1:r99"]
