@@ -40,13 +40,17 @@ def anchor_inputs(model) -> List[str]:
     graph = model.graph
     initializers = {t.name for t in graph.initializer}
     taken = {name for node in graph.node for name in list(node.input) + list(node.output)} | initializers
+    readers_of = {}
+    for node in graph.node:
+        for tensor in node.input:
+            readers_of.setdefault(tensor, []).append(node)
     anchored = []
     for value in graph.input:
         if value.name in initializers or not _is_4d_float_with_channels(value):
             continue
-        if not _worth_anchoring(graph, value.name):
+        if not _worth_anchoring(readers_of, value.name):
             continue
-        readers = [node for node in graph.node if value.name in node.input]
+        readers = readers_of[value.name]
         channels = value.type.tensor_type.shape.dim[1].dim_value
         output = _unique(value.name + "__layout", taken)
         weight = _unique(value.name + "__layout_ones", taken)
@@ -61,12 +65,8 @@ def anchor_inputs(model) -> List[str]:
     return anchored
 
 
-def _worth_anchoring(graph, name: str) -> bool:
+def _worth_anchoring(readers_of, name: str) -> bool:
     """Is ``name``, or an activation of it, read both by a Conv and by a residual Add?"""
-    readers_of = {}
-    for node in graph.node:
-        for tensor in node.input:
-            readers_of.setdefault(tensor, []).append(node)
     ops, frontier, seen = set(), [name], set()
     while frontier:
         tensor = frontier.pop()
