@@ -18,21 +18,19 @@ import json
 import platform
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.bundle.store import load_bundle  # noqa: E402
-from runtime.commands.demo import POLICY_FILE  # noqa: E402
-from runtime.controller.controller import Controller  # noqa: E402
-from runtime.controller.reward import Bounds  # noqa: E402
-from runtime.controller.strategies import load_policy_strategy  # noqa: E402
-from runtime.default_bundle import default_bundle_path, load_heldout  # noqa: E402
-from runtime.device.loop import DeviceLoop, run_stream  # noqa: E402
-from runtime.emulation.board import load_profile  # noqa: E402
-from runtime.emulation.pacing import Emulation  # noqa: E402
-from runtime.emulation.scenario import DEMO  # noqa: E402
-from runtime.executor.executor import Executor  # noqa: E402
+from edgesplit.runtime.bundle.store import load_bundle  # noqa: E402
+from edgesplit.runtime.commands.demo import POLICY_FILE  # noqa: E402
+from edgesplit.runtime.controller.controller import Controller  # noqa: E402
+from edgesplit.runtime.controller.reward import Bounds  # noqa: E402
+from edgesplit.runtime.controller.strategies import load_policy_strategy  # noqa: E402
+from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout  # noqa: E402
+from edgesplit.runtime.device.loop import DeviceLoop, run_stream  # noqa: E402
+from edgesplit.runtime.emulation.board import load_profile  # noqa: E402
+from edgesplit.runtime.emulation.pacing import Emulation  # noqa: E402
+from edgesplit.runtime.emulation.scenario import DEMO  # noqa: E402
+from edgesplit.runtime.executor.executor import Executor  # noqa: E402
 
 
 class TimedController(Controller):

@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from runtime.api.client import ApiClient  # noqa: E402
+from edgesplit.runtime.api.client import ApiClient  # noqa: E402
 
 
 def one_run(work: Path) -> dict:
@@ -31,7 +30,7 @@ def one_run(work: Path) -> dict:
                       % (work / "traces.db", work / "api.sock"))
     env = dict(os.environ, NOTIFY_SOCKET=str(notify), PYTHONPATH=str(ROOT))
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "serve", "--config", str(config)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(config)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while b"READY=1" not in listener.recv(4096):

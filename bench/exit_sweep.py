@@ -11,18 +11,16 @@ Latencies are from one run on this machine; compare them with each other, not ac
 """
 import argparse
 import json
-import os
 import platform
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from runtime.bundle.store import load_bundle  # noqa: E402
-from runtime.default_bundle import default_bundle_path, load_heldout  # noqa: E402
-from runtime.executor.executor import Executor  # noqa: E402
+from edgesplit.runtime.bundle.store import load_bundle  # noqa: E402
+from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout  # noqa: E402
+from edgesplit.runtime.executor.executor import Executor  # noqa: E402
 
 
 def measure(executor, images, labels, **kwargs):

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from policies_lite import edgeml_decoder, load_policy, save_policy, task_choice_decoder  # noqa: E402
+from edgesplit.policies_lite import edgeml_decoder, load_policy, save_policy, task_choice_decoder  # noqa: E402
 
 FEATURES = ["latency_mean_s", "energy_mean", "bandwidth_mean_bps", "rtt_s", "queue_len", "gpu_freq_hz",
             "temperature_c", "peer_alive"]

@@ -37,12 +37,10 @@ from typing import Callable, Dict, List
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from codegen.split import split_model  # noqa: E402
-from runtime.executor.executor import Executor  # noqa: E402
-from runtime.segments.onnx_runner import session_options  # noqa: E402
+from edgesplit.codegen.split import split_model  # noqa: E402
+from edgesplit.runtime.executor.executor import Executor  # noqa: E402
+from edgesplit.runtime.segments.onnx_runner import session_options  # noqa: E402
 
 RATIO_TARGET = 1.03
 EXTRA_SEGMENT_TARGET_US = 10.0
@@ -201,7 +199,7 @@ def resnet_ratio(work: Path, threads: int, rounds: int) -> Dict[str, object]:
 
 
 def extra_segment_cost(work: Path, threads: int, rounds: int) -> Dict[str, object]:
-    from codegen.graph import analyse_model, load_model
+    from edgesplit.codegen.graph import analyse_model, load_model
 
     path = small_cnn(work / "small_cnn.onnx")
     analysis = analyse_model(load_model(path))

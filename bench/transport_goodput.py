@@ -26,8 +26,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "peer"))
+sys.path.insert(0, str(ROOT / "tests"))  # tiny_bundle lives in tests/support
 
 SIZES = [4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 8 << 20]
 ACCEPT_FROM_BYTES = 64 << 10
@@ -36,7 +35,7 @@ ACCEPT_RATIO = 0.9
 
 def measure(endpoint, bundle_hash, sizes, repeats, timeout_s=60.0):
     """Median goodput per payload size, measured from this process."""
-    from runtime.transport.client import PeerClient
+    from edgesplit.runtime.transport.client import PeerClient
 
     rows = []
     with PeerClient(endpoint, bundle_hash) as client:
@@ -65,18 +64,18 @@ def _with_ratio(rows, rate_bps):
 
 
 def loopback_leg(bundle, repeats):
-    from runtime.executor.executor import Executor
-    from runtime.peer.background import BackgroundPeer
+    from edgesplit.runtime.executor.executor import Executor
+    from edgesplit.runtime.peer.background import BackgroundPeer
 
     with BackgroundPeer(Executor(bundle)) as peer:
         return {"rows": measure(peer.endpoint, bundle.hash, SIZES, repeats)}
 
 
 def software_leg(bundle, rate_bps, repeats):
-    from runtime.executor.executor import Executor
-    from runtime.link.relay import BackgroundLink, parse_tcp_endpoint
-    from runtime.link.trace_readers import constant_trace
-    from runtime.peer.background import BackgroundPeer
+    from edgesplit.runtime.executor.executor import Executor
+    from edgesplit.runtime.link.relay import BackgroundLink, parse_tcp_endpoint
+    from edgesplit.runtime.link.trace_readers import constant_trace
+    from edgesplit.runtime.peer.background import BackgroundPeer
 
     with BackgroundPeer(Executor(bundle)) as peer:
         target = parse_tcp_endpoint(peer.endpoint, "peer endpoint")
@@ -85,7 +84,7 @@ def software_leg(bundle, rate_bps, repeats):
 
 
 def kernel_leg(bundle, rate_bps, repeats):
-    from runtime.link.kernel_shaping import NamespacePair, unavailable_reason
+    from edgesplit.runtime.link.kernel_shaping import NamespacePair, unavailable_reason
 
     reason = unavailable_reason()
     if reason is not None:
@@ -93,7 +92,7 @@ def kernel_leg(bundle, rate_bps, repeats):
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
     with NamespacePair(tag="b") as pair:
         pair.set_rate(rate_bps)
-        peer = subprocess.Popen(pair.exec_args("peer", [sys.executable, "-m", "runtime.cli", "peer", str(bundle.root),
+        peer = subprocess.Popen(pair.exec_args("peer", [sys.executable, "-m", "edgesplit.runtime.cli", "peer", str(bundle.root),
                                                         "--bind", "tcp://%s:5555" % pair.peer_ip, "--json",
                                                         "--insecure"]),  # a private namespace pair: no keys needed
                                 cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -127,7 +126,7 @@ def main():
     if args.client:  # inside the device namespace: measure and print the rows
         print(json.dumps(measure(args.client[0], args.client[1], SIZES, args.repeats)))
         return 0
-    from tiny_bundle import write_tiny_bundle
+    from support.tiny_bundle import write_tiny_bundle
 
     rate = args.rate_mbit * 1e6
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,8 +3,8 @@ import argparse
 import textwrap
 from typing import Any, Dict
 
-from runtime.commands.output import print_json, print_table
-from runtime.errors import EdgesplitError
+from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.errors import EdgesplitError
 
 INSTALL_HINT = "this command needs the workstation tools: pip install 'edgesplit[codegen]'"
 
@@ -31,7 +31,7 @@ def import_codegen():
     try:
         import onnx  # noqa: F401
 
-        from codegen import graph
+        from edgesplit.codegen import graph
     except ImportError as exc:
         raise EdgesplitError("%s (%s)" % (INSTALL_HINT, exc)) from None
     return graph

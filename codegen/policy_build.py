@@ -10,7 +10,7 @@ The procedure, reproducible from its inputs:
    ``--measured-profile NAME`` the median measured by ``edgesplit profile`` x workload scale); per cut,
    the bytes of its live tensors plus the wire header; the link's base RTT; the board's power model.
 3. Grid: for every bandwidth on a log grid and the peer up or down, predict every action (cut x a
-   grid of per-exit thresholds) with ``runtime.controller.planner.predict`` and keep the best: among
+   grid of per-exit thresholds) with ``edgesplit.runtime.controller.planner.predict`` and keep the best: among
    the actions whose predicted accuracy is within POLICY_ACCURACY_ALLOWANCE (1.5 points, the
    budget the single-threshold baseline gets, so the baseline's action is always a candidate; a
    stricter 1 point let that baseline beat the policy's satisfaction rate) of the most
@@ -33,7 +33,7 @@ The procedure, reproducible from its inputs:
    so the fit learns to ignore them; each sample's bandwidth is drawn across half the gap to the
    neighbouring grid points, so every bandwidth in the grid's range has a target. The fitted policy is decoded on the grid and its agreement with
    the table is recorded in the provenance; a policy that disagrees on more than 10 % is refused.
-5. Save with ``policies_lite.save_policy``; the static baselines chosen by the same profiling
+5. Save with ``edgesplit.policies_lite.save_policy``; the static baselines chosen by the same profiling
    (Neurosurgeon's best cut, the best single threshold) go into the provenance for the demo.
 """
 import logging
@@ -43,17 +43,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from policies_lite import edgeml_decoder, load_policy, save_policy
-from runtime.bundle.store import load_bundle
-from runtime.controller.planner import HEADER_BYTES, CostModel, ExitStats, Prediction, best_static_cut, predict
-from runtime.controller.reward import Bounds
-from runtime.controller.state import FEATURES
-from runtime.emulation.board import load_profile
-from runtime.emulation.segment_times import SegmentTimes
-from runtime.errors import InputError
-from runtime.executor.entropy import normalised_entropy
-from runtime.executor.executor import Executor
-from runtime.profiling.store import load_profile as load_measured_profile
+from edgesplit.policies_lite import edgeml_decoder, load_policy, save_policy
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.controller.planner import HEADER_BYTES, CostModel, ExitStats, Prediction, best_static_cut, predict
+from edgesplit.runtime.controller.reward import Bounds
+from edgesplit.runtime.controller.state import FEATURES
+from edgesplit.runtime.emulation.board import load_profile
+from edgesplit.runtime.emulation.segment_times import SegmentTimes
+from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.executor.entropy import normalised_entropy
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.commands.output import print_json
-from runtime.emulation.board import profile_names
-from runtime.emulation.scenario import DEMO
-from runtime.errors import InputError
+from edgesplit.runtime.commands.output import print_json
+from edgesplit.runtime.emulation.board import profile_names
+from edgesplit.runtime.emulation.scenario import DEMO
+from edgesplit.runtime.errors import InputError
 
 
 def register(commands) -> None:
@@ -46,15 +46,15 @@ def register(commands) -> None:
 
 def _trace_samples(args):
     """The demo trace's per-second rates, scaled as the demo's link scales them (for the T1 baseline)."""
-    from runtime.link.shipped import resolve_trace
-    from runtime.link.trace_readers import read_trace
+    from edgesplit.runtime.link.shipped import resolve_trace
+    from edgesplit.runtime.link.trace_readers import read_trace
 
     return [float(b) * DEMO["link_scale"] for b in read_trace(resolve_trace(DEMO["trace"])).bps]
 
 
 def run(args) -> int:
-    from codegen.policy_build import build_policy
-    from runtime.commands.infer import resolve_bundle
+    from edgesplit.codegen.policy_build import build_policy
+    from edgesplit.runtime.commands.infer import resolve_bundle
 
     bundle = resolve_bundle(args.bundle)
     if args.images:
@@ -63,8 +63,8 @@ def run(args) -> int:
         images, labels = np.load(args.images), np.load(args.labels)
         source = "%s, %s" % (args.images, args.labels)
     else:
-        from codegen.default_model.data import SPLIT_SEED, split_mnist
-        from runtime.default_bundle import load_heldout
+        from edgesplit.codegen.default_model.data import SPLIT_SEED, split_mnist
+        from edgesplit.runtime.default_bundle import load_heldout
 
         # The validation split and the half of the test split that the package does not ship: every image the
         # model was not trained on and the demo does not run. 500 images alone over-rate the confident exits.

@@ -6,7 +6,7 @@ its inputs are the tensors crossing the cut before it that it reads, its outputs
 produces that cross the cut after it. Tensors produced earlier and still live later (shape tensors
 of a dynamic-batch flatten, for example) pass through the executor's environment, not through the
 segment. A main segment after the first gets a layout anchor on each input that a non-Conv op
-also reads (``codegen.layout_anchor``: an exact 1x1 depthwise convolution that keeps onnxruntime's
+also reads (``edgesplit.codegen.layout_anchor``: an exact 1x1 depthwise convolution that keeps onnxruntime's
 x86 blocked layout across the boundary); ``layout_anchors=False`` writes the plain extracts.
 Everything is written by ``write_bundle`` into a temporary directory renamed into place at
 the end, so a failure never leaves a partial bundle behind.
@@ -19,13 +19,13 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from codegen.graph import CutError, ModelCuts, ModelError, analyse_model, default_opset, load_model, resolve_cut_ids
-from codegen.graph.dataflow import build_dataflow, topological_order
-from codegen.graph.macs import needed_for, node_macs
-from codegen.graph.shapes import ShapeTable
-from runtime import __version__
-from runtime.bundle.manifest import Cut, Exit, Manifest, Segment, TensorSpec, file_sha256
-from runtime.bundle.store import Bundle, write_bundle
+from edgesplit.codegen.graph import CutError, ModelCuts, ModelError, analyse_model, default_opset, load_model, resolve_cut_ids
+from edgesplit.codegen.graph.dataflow import build_dataflow, topological_order
+from edgesplit.codegen.graph.macs import needed_for, node_macs
+from edgesplit.codegen.graph.shapes import ShapeTable
+from edgesplit.runtime import __version__
+from edgesplit.runtime.bundle.manifest import Cut, Exit, Manifest, Segment, TensorSpec, file_sha256
+from edgesplit.runtime.bundle.store import Bundle, write_bundle
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def _write_main_segments(analysis: ModelCuts, segments: Sequence[Segment], tmp: 
     """Extract and save every main segment; returns "segment:tensor" for each layout anchor added."""
     import onnx.utils
 
-    from codegen.layout_anchor import anchor_inputs
+    from edgesplit.codegen.layout_anchor import anchor_inputs
 
     extractor = onnx.utils.Extractor(_with_boundary_types(analysis, segments))
     anchored = []

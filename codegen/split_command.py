@@ -3,9 +3,9 @@ import argparse
 import textwrap
 from typing import List, Optional, Union
 
-from codegen.cuts_command import INSTALL_HINT, human_bytes, human_count, tensors_text
-from runtime.commands.output import print_json, print_table
-from runtime.errors import EdgesplitError
+from edgesplit.codegen.cuts_command import INSTALL_HINT, human_bytes, human_count, tensors_text
+from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.errors import EdgesplitError
 
 
 def register(commands) -> None:
@@ -50,7 +50,7 @@ def run_split(args) -> int:
     try:
         import onnx  # noqa: F401
 
-        from codegen.split import split_model
+        from edgesplit.codegen.split import split_model
     except ImportError as exc:
         raise EdgesplitError("%s (%s)" % (INSTALL_HINT, exc)) from None
     bundle = split_model(args.model, args.out, cuts=cuts, name=args.name, overwrite=args.force)

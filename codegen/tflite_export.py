@@ -29,9 +29,9 @@ from typing import Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from runtime.bundle.manifest import Manifest
-from runtime.bundle.store import Bundle, load_bundle, write_bundle
-from runtime.errors import EdgesplitError
+from edgesplit.runtime.bundle.manifest import Manifest
+from edgesplit.runtime.bundle.store import Bundle, load_bundle, write_bundle
+from edgesplit.runtime.errors import EdgesplitError
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def default_model_from_bundle(onnx_bundle: Bundle):
     import torch
     from onnx import numpy_helper
 
-    from codegen.default_model.model import BranchyCNN
+    from edgesplit.codegen.default_model.model import BranchyCNN
 
     model = BranchyCNN().eval()
     expected = set(model.state_dict())
@@ -194,7 +194,7 @@ def exit_outputs(bundle: Bundle, inputs: np.ndarray, threads: int = 1) -> Dict[s
 
     Runs every segment on every input (no early exit), through the runtime's own runners.
     """
-    from runtime.executor.executor import Executor
+    from edgesplit.runtime.executor.executor import Executor
 
     executor = Executor(bundle, threads=threads, warm_up=False)
     manifest = bundle.manifest
@@ -219,7 +219,7 @@ def compare_bundles(a: Bundle, b: Bundle, inputs: np.ndarray) -> Dict[str, float
 
 def _onnx_tensors(onnx_bundle: Bundle, inputs: np.ndarray) -> Dict[str, np.ndarray]:
     """Every tensor of the ONNX bundle (main branch and heads) for ``inputs``: samples and references."""
-    from runtime.executor.executor import Executor
+    from edgesplit.runtime.executor.executor import Executor
 
     executor = Executor(onnx_bundle, threads=1, warm_up=False)
     env = {onnx_bundle.manifest.inputs[0].name: inputs}
@@ -233,7 +233,7 @@ def _onnx_tensors(onnx_bundle: Bundle, inputs: np.ndarray) -> Dict[str, np.ndarr
 
 def _check_segment(segment, path: Path, env: Dict[str, np.ndarray], tolerance: float) -> float:
     """Run one converted file on the ONNX bundle's tensors; refuse it if its outputs differ."""
-    from runtime.segments.tflite_runner import TfliteRunner
+    from edgesplit.runtime.segments.tflite_runner import TfliteRunner
 
     produced = TfliteRunner(segment, path).run(env)
     worst = max(float(np.abs(produced[t.name] - env[t.name]).max()) for t in segment.outputs)
@@ -315,7 +315,7 @@ def export_tflite_bundle(main_modules: Sequence, head_modules: Mapping[str, obje
 def export_default_tflite(out_dir, onnx_bundle_dir=None, images: int = 64,
                           overwrite: bool = False) -> Tuple[Bundle, ExportReport]:
     """The TFLite twin of the default (or a rebuilt) mnist-branchy bundle, checked on held-out images."""
-    from runtime.default_bundle import default_bundle_path, load_heldout
+    from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
 
     onnx_bundle = load_bundle(onnx_bundle_dir or default_bundle_path())
     mains, heads = default_model_modules(onnx_bundle)
@@ -347,7 +347,7 @@ def register(subparsers) -> None:
 
 
 def run_export(args) -> int:
-    from runtime.commands.output import print_json, print_table
+    from edgesplit.runtime.commands.output import print_json, print_table
 
     if args.images < 1:
         raise TfliteExportError("--images must be at least 1, got %d" % args.images)

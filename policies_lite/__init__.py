@@ -1,17 +1,17 @@
 """Frozen policies evaluated with numpy alone.
 
-A policy is one ``.npz`` (weights + JSON metadata, see ``policies_lite.format``). Load it with
+A policy is one ``.npz`` (weights + JSON metadata, see ``edgesplit.policies_lite.format``). Load it with
 ``load_policy(path, available_features=...)``, then ``policy.decide(x)`` or
 ``policy.decide_from({"feature": value, ...})`` returns an ``EdgeMLAction`` (per-exit thresholds,
 cut, action interval) or a ``TaskChoice`` (exit, cut). ``save_policy`` writes the same format.
 """
-from policies_lite.decoders import EdgeMLAction, TaskChoice
-from policies_lite.errors import PolicyError
-from policies_lite.features import features_vector
-from policies_lite.format import ACTIVATIONS, FORMAT_VERSION, PolicySpec
-from policies_lite.io import (content_id, edgeml_decoder, load_policy, read_policy_file, save_policy,
+from edgesplit.policies_lite.decoders import EdgeMLAction, TaskChoice
+from edgesplit.policies_lite.errors import PolicyError
+from edgesplit.policies_lite.features import features_vector
+from edgesplit.policies_lite.format import ACTIVATIONS, FORMAT_VERSION, PolicySpec
+from edgesplit.policies_lite.io import (content_id, edgeml_decoder, load_policy, read_policy_file, save_policy,
                               task_choice_decoder)
-from policies_lite.policy import FrozenPolicy
+from edgesplit.policies_lite.policy import FrozenPolicy
 
 __all__ = ["ACTIVATIONS", "EdgeMLAction", "FORMAT_VERSION", "FrozenPolicy", "PolicyError", "PolicySpec",
            "TaskChoice", "content_id", "edgeml_decoder", "features_vector", "load_policy",

@@ -15,8 +15,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from policies_lite.errors import PolicyError
-from policies_lite.format import EdgeMLDecoderSpec, TaskChoiceDecoderSpec
+from edgesplit.policies_lite.errors import PolicyError
+from edgesplit.policies_lite.format import EdgeMLDecoderSpec, TaskChoiceDecoderSpec
 
 _tanh = math.tanh
 _floor = math.floor

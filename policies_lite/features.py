@@ -4,7 +4,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from policies_lite.errors import PolicyError
+from edgesplit.policies_lite.errors import PolicyError
 
 
 def missing_features(required: Sequence[str], available) -> list:

@@ -17,7 +17,7 @@ finite. ``meta`` is a 0-d unicode array holding one JSON object::
                     "policy_id": "<sha256 of the content>", ...free-form extras}}
 
 This module only checks a parsed ``meta`` dict and the arrays against it; reading and writing the
-file is in ``policies_lite.io``.
+file is in ``edgesplit.policies_lite.io``.
 """
 import math
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from policies_lite.errors import PolicyError
+from edgesplit.policies_lite.errors import PolicyError
 
 FORMAT_VERSION = 1
 META_KEY = "meta"

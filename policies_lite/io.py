@@ -20,11 +20,11 @@ from typing import Any, Collection, Dict, Mapping, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
-from policies_lite.errors import PolicyError
-from policies_lite.features import missing_features
-from policies_lite.format import (DEFAULT_MAX_INTERVAL, FORMAT_VERSION, META_KEY, PolicySpec, check_arrays,
+from edgesplit.policies_lite.errors import PolicyError
+from edgesplit.policies_lite.features import missing_features
+from edgesplit.policies_lite.format import (DEFAULT_MAX_INTERVAL, FORMAT_VERSION, META_KEY, PolicySpec, check_arrays,
                                   parse_meta, spec_to_meta)
-from policies_lite.policy import FrozenPolicy
+from edgesplit.policies_lite.policy import FrozenPolicy
 
 PathLike = Union[str, Path]
 

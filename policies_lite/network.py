@@ -9,8 +9,8 @@ from typing import Callable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from policies_lite.errors import PolicyError
-from policies_lite.format import PolicySpec
+from edgesplit.policies_lite.errors import PolicyError
+from edgesplit.policies_lite.format import PolicySpec
 
 _dot = np.dot
 _tanh = np.tanh

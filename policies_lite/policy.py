@@ -4,11 +4,11 @@ from typing import Any, Mapping, Optional, Tuple
 
 import numpy as np
 
-from policies_lite.decoders import make_decoder
-from policies_lite.errors import PolicyError
-from policies_lite.features import features_vector
-from policies_lite.format import PolicySpec
-from policies_lite.network import DenseNetwork
+from edgesplit.policies_lite.decoders import make_decoder
+from edgesplit.policies_lite.errors import PolicyError
+from edgesplit.policies_lite.features import features_vector
+from edgesplit.policies_lite.format import PolicySpec
+from edgesplit.policies_lite.network import DenseNetwork
 
 _ndarray = np.ndarray
 _float64 = np.dtype(np.float64)

@@ -1,6 +1,6 @@
 """The ``edgesplit`` command line.
 
-Board-side commands live in ``runtime.commands``; workstation commands (cuts, split, ...) are
+Board-side commands live in ``edgesplit.runtime.commands``; workstation commands (cuts, split, ...) are
 registered through the ``edgesplit.commands`` entry-point group, so this module never imports
 off-board code. Every command returns an exit code; an ``EdgesplitError`` becomes one line on
 stderr and exit status 1.
@@ -10,9 +10,9 @@ import logging
 import sys
 from typing import List, Optional
 
-from runtime import __version__
-from runtime.commands import board, demo, infer, keys, link, peer, profile, run, serve, status, submit, traces
-from runtime.errors import EdgesplitError
+from edgesplit.runtime import __version__
+from edgesplit.runtime.commands import board, demo, infer, keys, link, peer, profile, run, serve, status, submit, traces
+from edgesplit.runtime.errors import EdgesplitError
 
 BUILTIN = (board.register, demo.register, infer.register, link.register, peer.register, profile.register, run.register, traces.register,
            serve.register, submit.register, status.register, keys.register,)

@@ -10,7 +10,7 @@ from typing import Tuple
 
 import numpy as np
 
-from runtime.errors import BundleError
+from edgesplit.runtime.errors import BundleError
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 BUNDLE_DIR_NAME = "mnist_branchy"

@@ -15,11 +15,11 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from codegen.default_model import data as mnist
-from codegen.default_model import train as training
-from codegen.default_model.model import ARCHITECTURE
-from runtime.default_bundle import BUNDLE_DIR_NAME, HELDOUT_FILE_NAME
-from runtime.files import atomic_write
+from edgesplit.codegen.default_model import data as mnist
+from edgesplit.codegen.default_model import train as training
+from edgesplit.codegen.default_model.model import ARCHITECTURE
+from edgesplit.runtime.default_bundle import BUNDLE_DIR_NAME, HELDOUT_FILE_NAME
+from edgesplit.runtime.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ def created_date() -> str:
 def build_default(out_dir: Path, config: training.TrainConfig = training.TrainConfig(),
                   progress: bool = True, regenerate_command: Optional[str] = None) -> BuildReport:
     """Train, export and write ``out_dir/mnist_branchy`` and ``out_dir/mnist_heldout.npz``."""
-    from codegen.default_model.export import check_bundle_matches, export_heads, export_main
-    from codegen.split import ExitHead, split_model
+    from edgesplit.codegen.default_model.export import check_bundle_matches, export_heads, export_main
+    from edgesplit.codegen.split import ExitHead, split_model
 
     out_dir = Path(out_dir)
     splits = mnist.split_mnist()

@@ -6,9 +6,9 @@ when the command runs, so listing commands stays cheap and works without the cod
 import argparse
 import logging
 
-from codegen.default_model import DEFAULT_EPOCHS, DEFAULT_SEED
-from runtime.commands.output import print_json, print_table
-from runtime.default_bundle import assets_dir
+from edgesplit.codegen.default_model import DEFAULT_EPOCHS, DEFAULT_SEED
+from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.default_bundle import assets_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ def _positive(text: str) -> int:
 
 
 def run(args) -> int:
-    from codegen.default_model.build import build_default
-    from codegen.default_model.train import TrainConfig
+    from edgesplit.codegen.default_model.build import build_default
+    from edgesplit.codegen.default_model.train import TrainConfig
 
     config = TrainConfig(epochs=args.epochs, seed=args.seed)
     report = build_default(args.out, config, progress=not args.no_progress)

@@ -15,9 +15,9 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from codegen.default_model.model import (BLOCK_OUTPUT_NAMES, HEAD_OUTPUT_NAMES, INPUT_NAME, OUTPUT_NAME,
+from edgesplit.codegen.default_model.model import (BLOCK_OUTPUT_NAMES, HEAD_OUTPUT_NAMES, INPUT_NAME, OUTPUT_NAME,
                                          BranchyCNN, MainBranchWithTaps)
-from codegen.graph import ModelError
+from edgesplit.codegen.graph import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def torch_exit_logits(model: BranchyCNN, images: np.ndarray) -> List[np.ndarray]
 
 def bundle_exit_logits(bundle, images: np.ndarray) -> List[np.ndarray]:
     """Each exit's logits from the bundle's own segments: heads on their cut's tensors, and the chain."""
-    from runtime.executor.executor import Executor
+    from edgesplit.runtime.executor.executor import Executor
 
     executor = Executor(bundle, threads=1)
     manifest = bundle.manifest

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from codegen.default_model import DEFAULT_EPOCHS, DEFAULT_SEED
-from codegen.default_model.data import Split
-from codegen.default_model.model import BranchyCNN
-from runtime.executor.entropy import normalised_entropy
+from edgesplit.codegen.default_model import DEFAULT_EPOCHS, DEFAULT_SEED
+from edgesplit.codegen.default_model.data import Split
+from edgesplit.codegen.default_model.model import BranchyCNN
+from edgesplit.runtime.executor.entropy import normalised_entropy
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ import logging
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
-from codegen.graph.dataflow import DATA, DataFlow, build_dataflow
-from codegen.graph.errors import ModelError
-from codegen.graph.macs import needed_for, node_macs
-from codegen.graph.partition import PartitionFinder, find_partitions
-from codegen.graph.shapes import ShapeTable
-from runtime.bundle.manifest import TensorSpec
+from edgesplit.codegen.graph.dataflow import DATA, DataFlow, build_dataflow
+from edgesplit.codegen.graph.errors import ModelError
+from edgesplit.codegen.graph.macs import needed_for, node_macs
+from edgesplit.codegen.graph.partition import PartitionFinder, find_partitions
+from edgesplit.codegen.graph.shapes import ShapeTable
+from edgesplit.runtime.bundle.manifest import TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def resolve_cut_ids(cuts: ModelCuts, requested) -> List[int]:
 
     An empty sequence asks for no cut: one segment holding the whole main branch.
     """
-    from codegen.graph.errors import CutError
+    from edgesplit.codegen.graph.errors import CutError
 
     valid = [c.id for c in cuts.inner]
     if isinstance(requested, str) and requested not in ("auto", "all"):

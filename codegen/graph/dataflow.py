@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set, Tuple
 
-from codegen.graph.errors import ModelError
+from edgesplit.codegen.graph.errors import ModelError
 
 log = logging.getLogger(__name__)
 

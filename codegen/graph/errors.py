@@ -1,5 +1,5 @@
 """Errors the splitter raises on models and cut requests it cannot handle (the CLI prints them)."""
-from runtime.errors import EdgesplitError
+from edgesplit.runtime.errors import EdgesplitError
 
 
 class ModelError(EdgesplitError):

@@ -3,7 +3,7 @@ import logging
 from pathlib import Path
 from typing import Union
 
-from codegen.graph.errors import ModelError
+from edgesplit.codegen.graph.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from codegen.graph.dataflow import DATA, SHAPE, DataFlow
+from edgesplit.codegen.graph.dataflow import DATA, SHAPE, DataFlow
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from codegen.graph.errors import ModelError
-from runtime.bundle.manifest import DTYPES, TensorSpec
+from edgesplit.codegen.graph.errors import ModelError
+from edgesplit.runtime.bundle.manifest import DTYPES, TensorSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """The local API applications on the board use: a ZeroMQ ipc socket, its protocol, a Python client.
 
-    from runtime.api import ApiClient
+    from edgesplit.runtime.api import ApiClient
     with ApiClient("/run/edgesplit/api.sock") as api:
         answer = api.submit(image, deadline_ms=200)      # ApiAnswer: status, task_id, result, exit, ...
         api.feedback(answer.task_id, label=7)             # late label, lands in the trace
         api.feedback(answer.task_id, rating=4.5)          # and/or a rating (any finite number)
         print(api.status()["queue"])
 """
-from runtime.api.client import ApiAnswer, ApiClient, ApiUnavailable
-from runtime.api.protocol import STATUSES
+from edgesplit.runtime.api.client import ApiAnswer, ApiClient, ApiUnavailable
+from edgesplit.runtime.api.protocol import STATUSES
 
 __all__ = ["ApiAnswer", "ApiClient", "ApiUnavailable", "STATUSES"]

@@ -13,8 +13,8 @@ from typing import Any, Dict, Mapping, Optional, Union
 import numpy as np
 import zmq
 
-from runtime.api import protocol
-from runtime.errors import EdgesplitError
+from edgesplit.runtime.api import protocol
+from edgesplit.runtime.errors import EdgesplitError
 
 DEFAULT_SOCKET = "/run/edgesplit/api.sock"
 

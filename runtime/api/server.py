@@ -25,8 +25,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import zmq
 
-from runtime.api import protocol
-from runtime.errors import EdgesplitError
+from edgesplit.runtime.api import protocol
+from edgesplit.runtime.errors import EdgesplitError
 
 log = logging.getLogger(__name__)
 

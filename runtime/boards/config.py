@@ -10,9 +10,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
-from runtime.boards.toml_lines import find_line
-from runtime.errors import EdgesplitError
-from runtime.sensors.catalog import GPU_SOURCES, POWER_SOURCES, PROXY_UNITS, SENSOR_KINDS
+from edgesplit.runtime.boards.toml_lines import find_line
+from edgesplit.runtime.errors import EdgesplitError
+from edgesplit.runtime.sensors.catalog import GPU_SOURCES, POWER_SOURCES, PROXY_UNITS, SENSOR_KINDS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -244,7 +244,7 @@ def board_configs_dir() -> str:
     if override:
         return override
     try:
-        import board_configs
+        from edgesplit import board_configs
 
         return os.path.dirname(os.path.abspath(board_configs.__file__))
     except ImportError:

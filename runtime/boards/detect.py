@@ -10,10 +10,10 @@ import platform
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
-from runtime.boards.config import BoardConfig
-from runtime.sensors.nvml import NvmlSession
-from runtime.sensors.reading import SensorUnavailable
-from runtime.sensors.sysroot import SysRoot
+from edgesplit.runtime.boards.config import BoardConfig
+from edgesplit.runtime.sensors.nvml import NvmlSession
+from edgesplit.runtime.sensors.reading import SensorUnavailable
+from edgesplit.runtime.sensors.sysroot import SysRoot
 
 log = logging.getLogger(__name__)
 

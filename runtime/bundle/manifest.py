@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from runtime.errors import BundleError
+from edgesplit.runtime.errors import BundleError
 
 FORMAT = "edgesplit-bundle"
 FORMAT_VERSION = 1

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
-from runtime.bundle.manifest import (MANIFEST_NAME, Manifest, bundle_hash, file_sha256, manifest_to_dict,
+from edgesplit.runtime.bundle.manifest import (MANIFEST_NAME, Manifest, bundle_hash, file_sha256, manifest_to_dict,
                                      parse_manifest)
-from runtime.errors import BundleError
+from edgesplit.runtime.errors import BundleError
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,13 @@ import argparse
 import os
 from typing import Any, List, Optional
 
-from runtime.boards.config import (BoardConfig, board_configs_dir, load_all_boards, load_board_config,
+from edgesplit.runtime.boards.config import (BoardConfig, board_configs_dir, load_all_boards, load_board_config,
                                    load_named_board)
-from runtime.boards.detect import Detection, detect_board
-from runtime.commands.output import print_json, print_table
-from runtime.sensors.catalog import GPU_SOURCES, POWER_SOURCES, SENSOR_KINDS, Hardware, build_sensors
-from runtime.sensors.reading import Reading
-from runtime.sensors.sysroot import ENV_VAR, SysRoot
+from edgesplit.runtime.boards.detect import Detection, detect_board
+from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.sensors.catalog import GPU_SOURCES, POWER_SOURCES, SENSOR_KINDS, Hardware, build_sensors
+from edgesplit.runtime.sensors.reading import Reading
+from edgesplit.runtime.sensors.sysroot import ENV_VAR, SysRoot
 
 
 def register(subparsers: Any) -> None:
@@ -93,7 +93,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def _names() -> List[str]:
-    from runtime.boards.config import list_board_configs
+    from edgesplit.runtime.boards.config import list_board_configs
 
     return list_board_configs()
 

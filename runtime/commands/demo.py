@@ -6,7 +6,7 @@ board, and runs the embedded held-out images under five strategies at once (each
 replaying the same trace from the same instant, so every strategy sees the same bandwidth at the
 same task): local-only, remote-only, Neurosurgeon's best static cut, one fixed threshold for all
 exits, and the adaptive frozen policy. Prints one table, the trace database and how the adaptive
-decisions followed the bandwidth. The scenario is ``runtime.emulation.scenario.DEMO``.
+decisions followed the bandwidth. The scenario is ``edgesplit.runtime.emulation.scenario.DEMO``.
 """
 import json
 import logging
@@ -21,19 +21,19 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from runtime.bundle.store import load_bundle
-from runtime.commands.output import print_json, print_table
-from runtime.controller.reward import Bounds
-from runtime.controller.strategies import fixed, load_policy_strategy, local_only, remote_only
-from runtime.device.loop import run_stream
-from runtime.device.session import DeviceSession, LinkSetup
-from runtime.device.summary import summarize
-from runtime.emulation.board import load_profile
-from runtime.emulation.pacing import Emulation
-from runtime.emulation.scenario import DEMO
-from runtime.errors import EdgesplitError
-from runtime.link.shipped import resolve_trace
-from runtime.link.trace_readers import read_trace
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.controller.reward import Bounds
+from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy, local_only, remote_only
+from edgesplit.runtime.device.loop import run_stream
+from edgesplit.runtime.device.session import DeviceSession, LinkSetup
+from edgesplit.runtime.device.summary import summarize
+from edgesplit.runtime.emulation.board import load_profile
+from edgesplit.runtime.emulation.pacing import Emulation
+from edgesplit.runtime.emulation.scenario import DEMO
+from edgesplit.runtime.errors import EdgesplitError
+from edgesplit.runtime.link.shipped import resolve_trace
+from edgesplit.runtime.link.trace_readers import read_trace
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class PeerProcess:
     """``edgesplit peer`` in a subprocess bound to a free loopback port."""
 
     def __init__(self, bundle_path: Path, timeout_s: float = 30.0):
-        self.proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "peer", str(bundle_path), "--bind",
+        self.proc = subprocess.Popen([sys.executable, "-m", "edgesplit.runtime.cli", "peer", str(bundle_path), "--bind",
                                       "tcp://127.0.0.1:*", "--json"], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()
@@ -134,12 +134,12 @@ def _bar(value: float, full: float, width: int = 12, char: str = "#") -> str:
 
 
 def run_demo(args) -> int:
-    from runtime.default_bundle import default_bundle_path, load_heldout
+    from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
 
     started = time.monotonic()
     if not getattr(args, "verbose", 0):
         # Peer up/down events are the point of the table's fallback column; one line each would bury it.
-        logging.getLogger("runtime.transport").setLevel(logging.ERROR)
+        logging.getLogger("edgesplit.runtime.transport").setLevel(logging.ERROR)
     bundle_path = default_bundle_path()
     bundle = load_bundle(bundle_path)
     images, labels = load_heldout()
@@ -153,7 +153,7 @@ def run_demo(args) -> int:
     emulation = Emulation(load_profile(DEMO["board"]), workload_scale=DEMO["workload_scale"], speedup=DEMO["speedup"])
     peer = PeerProcess(bundle_path)
     sessions = []
-    from runtime.traces import TraceStore
+    from edgesplit.runtime.traces import TraceStore
 
     store = TraceStore(traces, batch_size=64, flush_interval_s=1.0)
     try:

@@ -6,11 +6,11 @@ from typing import List, Optional
 
 import numpy as np
 
-from runtime.bundle.store import load_bundle
-from runtime.commands.output import print_json, print_table
-from runtime.errors import EdgesplitError, InputError
-from runtime.executor.executor import Executor
-from runtime.files import atomic_write
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.errors import EdgesplitError, InputError
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.files import atomic_write
 
 DEFAULT_BUNDLE = "default"
 
@@ -40,7 +40,7 @@ def register(commands) -> None:
 
 def resolve_bundle(name: str):
     if name == DEFAULT_BUNDLE and not os.path.exists(name):
-        from runtime.default_bundle import default_bundle_path
+        from edgesplit.runtime.default_bundle import default_bundle_path
 
         return load_bundle(default_bundle_path())
     return load_bundle(name)

@@ -1,6 +1,6 @@
 """``edgesplit keys``: CurveZMQ key pairs for the secure device <-> peer link."""
-from runtime.commands.output import print_json
-from runtime.security.keys import generate_keypair, load_keys
+from edgesplit.runtime.commands.output import print_json
+from edgesplit.runtime.security.keys import generate_keypair, load_keys
 
 
 def register(commands) -> None:

@@ -4,11 +4,11 @@ import json
 import logging
 import signal
 
-from runtime.commands.output import print_json, print_table
-from runtime.errors import InputError
-from runtime.link.relay import DEFAULT_BURST_BYTES, SoftwareLink, parse_tcp_endpoint
-from runtime.link.shipped import DEFAULT_TRACE, resolve_trace, shipped_traces
-from runtime.link.trace_readers import FORMATS, read_trace
+from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.link.relay import DEFAULT_BURST_BYTES, SoftwareLink, parse_tcp_endpoint
+from edgesplit.runtime.link.shipped import DEFAULT_TRACE, resolve_trace, shipped_traces
+from edgesplit.runtime.link.trace_readers import FORMATS, read_trace
 
 log = logging.getLogger(__name__)
 

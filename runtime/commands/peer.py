@@ -6,14 +6,14 @@ import sys
 import threading
 import time
 
-from runtime.bundle.store import load_bundle
-from runtime.commands.output import print_json
-from runtime.errors import InputError
-from runtime.executor.executor import Executor
-from runtime.daemon.sd_notify import SystemdNotifier
-from runtime.peer.server import PeerServer
-from runtime.security.curve import describe, is_loopback_endpoint, server_keys
-from runtime.transport import wire
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.commands.output import print_json
+from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.daemon.sd_notify import SystemdNotifier
+from edgesplit.runtime.peer.server import PeerServer
+from edgesplit.runtime.security.curve import describe, is_loopback_endpoint, server_keys
+from edgesplit.runtime.transport import wire
 
 log = logging.getLogger(__name__)
 

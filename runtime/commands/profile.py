@@ -2,15 +2,15 @@
 import argparse
 import logging
 
-from runtime.boards.config import board_configs_dir, load_all_boards, load_named_board
-from runtime.boards.detect import detect_board
-from runtime.commands.infer import resolve_bundle
-from runtime.commands.output import print_json, print_table
-from runtime.errors import InputError
-from runtime.profiling.measure import profile_bundle
-from runtime.profiling.store import PROFILES_DIR, save_profile
-from runtime.segments.providers import runner_factory_for_board
-from runtime.sensors.sysroot import SysRoot
+from edgesplit.runtime.boards.config import board_configs_dir, load_all_boards, load_named_board
+from edgesplit.runtime.boards.detect import detect_board
+from edgesplit.runtime.commands.infer import resolve_bundle
+from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.profiling.measure import profile_bundle
+from edgesplit.runtime.profiling.store import PROFILES_DIR, save_profile
+from edgesplit.runtime.segments.providers import runner_factory_for_board
+from edgesplit.runtime.sensors.sysroot import SysRoot
 
 log = logging.getLogger(__name__)
 

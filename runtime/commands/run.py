@@ -2,17 +2,17 @@
 import argparse
 import logging
 
-from runtime.commands.infer import load_inputs, parse_thresholds, resolve_bundle
-from runtime.commands.output import print_json, print_table
-from runtime.controller.reward import Bounds
-from runtime.controller.strategies import fixed, load_policy_strategy
-from runtime.device.loop import run_stream
-from runtime.device.session import DeviceSession, LinkSetup
-from runtime.device.summary import summarize
-from runtime.emulation.board import load_profile, profile_names
-from runtime.emulation.pacing import Emulation
-from runtime.errors import InputError
-from runtime.profiling.store import load_profile as load_measured_profile
+from edgesplit.runtime.commands.infer import load_inputs, parse_thresholds, resolve_bundle
+from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.controller.reward import Bounds
+from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy
+from edgesplit.runtime.device.loop import run_stream
+from edgesplit.runtime.device.session import DeviceSession, LinkSetup
+from edgesplit.runtime.device.summary import summarize
+from edgesplit.runtime.emulation.board import load_profile, profile_names
+from edgesplit.runtime.emulation.pacing import Emulation
+from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,8 @@ def run_command(args) -> int:
     if args.link:
         if not args.peer:
             raise InputError("--link needs --peer: the link relays to the peer")
-        from runtime.link.shipped import resolve_trace
-        from runtime.link.trace_readers import read_trace
+        from edgesplit.runtime.link.shipped import resolve_trace
+        from edgesplit.runtime.link.trace_readers import read_trace
 
         link = LinkSetup(read_trace(resolve_trace(args.link)), rtt_s=args.rtt_ms / 1e3, link_scale=args.link_scale,
                          name=args.link)

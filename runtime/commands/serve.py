@@ -1,8 +1,8 @@
 """``edgesplit serve``: the long-running device daemon (what the systemd unit starts)."""
 import logging
 
-from runtime.commands.output import print_json
-from runtime.daemon.config import load_daemon_config
+from edgesplit.runtime.commands.output import print_json
+from edgesplit.runtime.daemon.config import load_daemon_config
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +29,16 @@ def register(commands) -> None:
 
 def check_config(path: str):
     """Everything start-up would refuse, without opening sockets or the database."""
-    from runtime.bundle.store import load_bundle
-    from runtime.daemon.service import build_strategy, resolve_board
-    from runtime.default_bundle import default_bundle_path
+    from edgesplit.runtime.bundle.store import load_bundle
+    from edgesplit.runtime.daemon.service import build_strategy, resolve_board
+    from edgesplit.runtime.default_bundle import default_bundle_path
 
     config = load_daemon_config(path)
     bundle = load_bundle(config.model.bundle or default_bundle_path())
     board = resolve_board(config.model.board)
     strategy = build_strategy(config, bundle)
     if config.peer.server_key:
-        from runtime.security.curve import client_keys
+        from edgesplit.runtime.security.curve import client_keys
 
         client_keys(config.peer.server_key, config.peer.device_key)
     return config, {"config": path, "ok": True, "bundle": bundle.manifest.name, "bundle_sha256": bundle.hash,
@@ -58,8 +58,8 @@ def run_serve(args) -> int:
         return 0
     import os
 
-    from runtime.daemon.logs import configure_logging
-    from runtime.daemon.service import Daemon
+    from edgesplit.runtime.daemon.logs import configure_logging
+    from edgesplit.runtime.daemon.service import Daemon
 
     config = load_daemon_config(args.config)
     configure_logging(config.log_level)

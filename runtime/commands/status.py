@@ -1,6 +1,6 @@
 """``edgesplit status``: what the running daemon is doing, from its local API."""
-from runtime.api.client import DEFAULT_SOCKET, ApiClient
-from runtime.commands.output import print_json
+from edgesplit.runtime.api.client import DEFAULT_SOCKET, ApiClient
+from edgesplit.runtime.commands.output import print_json
 
 
 def add_socket_arguments(parser) -> None:
@@ -14,7 +14,7 @@ def socket_of(args) -> str:
     if args.socket:
         return args.socket
     if args.config:
-        from runtime.daemon.config import load_daemon_config
+        from edgesplit.runtime.daemon.config import load_daemon_config
 
         return load_daemon_config(args.config).api.socket
     return DEFAULT_SOCKET

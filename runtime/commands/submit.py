@@ -3,10 +3,10 @@ import math
 
 import numpy as np
 
-from runtime.api.client import ApiClient
-from runtime.commands.output import print_json
-from runtime.commands.status import add_socket_arguments, socket_of
-from runtime.errors import InputError
+from edgesplit.runtime.api.client import ApiClient
+from edgesplit.runtime.commands.output import print_json
+from edgesplit.runtime.commands.status import add_socket_arguments, socket_of
+from edgesplit.runtime.errors import InputError
 
 
 def register(commands) -> None:

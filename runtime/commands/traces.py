@@ -5,8 +5,8 @@
 """
 import argparse
 
-from runtime.commands.output import print_json, print_table
-from runtime.traces import FORMATS, export, summarize
+from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.traces import FORMATS, export, summarize
 
 _SCHEMA_HINT = ("Tables: runs (one row per run: board, bundle hash, versions, config), tasks (one row per "
                 "task: arrival, deadline, exit, cut, per-segment times, bytes, transfer time, entropies, "

@@ -9,10 +9,10 @@ for the next action. The controller keeps no clock of its own: ``clock`` only st
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from runtime.controller.reward import Bounds, TaskOutcome, reward
-from runtime.controller.state import DEFAULT_Q, FEATURES, StateWindow
-from runtime.controller.strategies import Action, Strategy
-from runtime.traces import TraceStore, TransitionRecord
+from edgesplit.runtime.controller.reward import Bounds, TaskOutcome, reward
+from edgesplit.runtime.controller.state import DEFAULT_Q, FEATURES, StateWindow
+from edgesplit.runtime.controller.strategies import Action, Strategy
+from edgesplit.runtime.traces import TraceStore, TransitionRecord
 
 
 class Controller:

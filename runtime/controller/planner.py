@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
-from runtime.controller.reward import Bounds
+from edgesplit.runtime.controller.reward import Bounds
 
 HEADER_BYTES = 400  # the wire header (JSON) per request, roughly
 

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Deque, Dict, List, Optional
 
-from runtime.controller.reward import TaskOutcome
+from edgesplit.runtime.controller.reward import TaskOutcome
 
 FEATURES = ("latency_mean_s", "energy_mean", "bandwidth_mbps", "peer_alive")
 DEFAULT_Q = 3

@@ -2,16 +2,16 @@
 
 An ``Action`` is EdgeML's (per-exit thresholds, cut, interval in tasks) plus ``use_exits`` (False:
 run to the final exit, as Neurosurgeon does). ``Strategy.decide(state)`` gets the controller's
-state as a name -> number mapping (see ``runtime.controller.state.FEATURES``).
+state as a name -> number mapping (see ``edgesplit.runtime.controller.state.FEATURES``).
 """
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-from policies_lite import FrozenPolicy, PolicyError, load_policy
+from edgesplit.policies_lite import FrozenPolicy, PolicyError, load_policy
 
-from runtime.controller.state import FEATURES
-from runtime.errors import EdgesplitError, InputError
+from edgesplit.runtime.controller.state import FEATURES
+from edgesplit.runtime.errors import EdgesplitError, InputError
 
 
 class PolicyLoadError(EdgesplitError):

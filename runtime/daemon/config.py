@@ -11,10 +11,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
-from runtime.boards.config import _build, _Context
-from runtime.daemon.logs import LEVELS
-from runtime.errors import EdgesplitError
-from runtime.security.curve import is_loopback_endpoint
+from edgesplit.runtime.boards.config import _build, _Context
+from edgesplit.runtime.daemon.logs import LEVELS
+from edgesplit.runtime.errors import EdgesplitError
+from edgesplit.runtime.security.curve import is_loopback_endpoint
 
 if sys.version_info >= (3, 11):
     import tomllib

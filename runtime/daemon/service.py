@@ -19,20 +19,20 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
-from runtime.api.server import ApiHandlers, ApiServer
-from runtime.bundle.store import Bundle, load_bundle
-from runtime.controller.controller import Controller
-from runtime.controller.reward import Bounds
-from runtime.controller.strategies import Strategy, fixed, load_policy_strategy, local_only
-from runtime.daemon.config import RELOADABLE, DaemonConfig, DaemonConfigError, changed_keys, load_daemon_config
-from runtime.daemon.logs import LEVELS
-from runtime.daemon.metrics import render, write_textfile
-from runtime.daemon.sd_notify import SystemdNotifier
-from runtime.daemon.serving import ServingLoop
-from runtime.device.loop import DeviceLoop
-from runtime.errors import EdgesplitError, InputError
-from runtime.executor.executor import Executor
-from runtime.traces import TraceStore, default_versions
+from edgesplit.runtime.api.server import ApiHandlers, ApiServer
+from edgesplit.runtime.bundle.store import Bundle, load_bundle
+from edgesplit.runtime.controller.controller import Controller
+from edgesplit.runtime.controller.reward import Bounds
+from edgesplit.runtime.controller.strategies import Strategy, fixed, load_policy_strategy, local_only
+from edgesplit.runtime.daemon.config import RELOADABLE, DaemonConfig, DaemonConfigError, changed_keys, load_daemon_config
+from edgesplit.runtime.daemon.logs import LEVELS
+from edgesplit.runtime.daemon.metrics import render, write_textfile
+from edgesplit.runtime.daemon.sd_notify import SystemdNotifier
+from edgesplit.runtime.daemon.serving import ServingLoop
+from edgesplit.runtime.device.loop import DeviceLoop
+from edgesplit.runtime.errors import EdgesplitError, InputError
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.traces import TraceStore, default_versions
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +54,16 @@ def process_age_s() -> Optional[float]:
 
 def resolve_board(spec: str):
     """The board config named by ``model.board``: "auto", a name, a .toml path, or "" for none."""
-    from runtime.boards.config import load_board_config, load_named_board
+    from edgesplit.runtime.boards.config import load_board_config, load_named_board
 
     if not spec:
         return None
     if spec.endswith(".toml"):
         return load_board_config(spec)
     if spec == "auto":
-        from runtime.boards.config import load_all_boards
-        from runtime.boards.detect import detect_board
-        from runtime.sensors.sysroot import SysRoot
+        from edgesplit.runtime.boards.config import load_all_boards
+        from edgesplit.runtime.boards.detect import detect_board
+        from edgesplit.runtime.sensors.sysroot import SysRoot
 
         detection = detect_board(SysRoot(os.environ.get("EDGESPLIT_SYSROOT", "/")), load_all_boards())
         log.info("board: %s (%s)", detection.board, detection.reason)
@@ -182,7 +182,7 @@ class Daemon:
         self.notifier.ready(self.status_line())
 
     def _build(self, config: DaemonConfig) -> None:
-        from runtime.default_bundle import default_bundle_path
+        from edgesplit.runtime.default_bundle import default_bundle_path
 
         self.bundle = load_bundle(config.model.bundle or default_bundle_path())
         board = resolve_board(config.model.board)
@@ -206,11 +206,11 @@ class Daemon:
         self.board = board
 
     def _peer_client(self, config: DaemonConfig):
-        from runtime.transport.client import PeerClient
+        from edgesplit.runtime.transport.client import PeerClient
 
         curve = None
         if config.peer.server_key:
-            from runtime.security.curve import client_keys
+            from edgesplit.runtime.security.curve import client_keys
 
             curve = client_keys(config.peer.server_key, config.peer.device_key)
         # No blocking probe here: start-up stays fast when the peer is away; the idle loop probes.

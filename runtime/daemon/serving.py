@@ -13,10 +13,10 @@ import threading
 import time
 from typing import Any, Deque, Dict, Optional
 
-from runtime.api.server import ApiServer, Job, ReplySender
-from runtime.controller.reward import Bounds
-from runtime.controller.strategies import Strategy
-from runtime.device.loop import DeviceLoop
+from edgesplit.runtime.api.server import ApiServer, Job, ReplySender
+from edgesplit.runtime.controller.reward import Bounds
+from edgesplit.runtime.controller.strategies import Strategy
+from edgesplit.runtime.device.loop import DeviceLoop
 
 log = logging.getLogger(__name__)
 

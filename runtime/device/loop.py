@@ -17,13 +17,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from runtime.clocks import sleep_until
-from runtime.controller.controller import Controller
-from runtime.controller.reward import TaskOutcome
-from runtime.controller.strategies import Action
-from runtime.executor.executor import ExecutionResult, Executor
-from runtime.traces import TaskRecord, TraceStore
-from runtime.transport.client import TIMEOUT
+from edgesplit.runtime.clocks import sleep_until
+from edgesplit.runtime.controller.controller import Controller
+from edgesplit.runtime.controller.reward import TaskOutcome
+from edgesplit.runtime.controller.strategies import Action
+from edgesplit.runtime.executor.executor import ExecutionResult, Executor
+from edgesplit.runtime.traces import TaskRecord, TraceStore
+from edgesplit.runtime.transport.client import TIMEOUT
 
 log = logging.getLogger(__name__)
 

@@ -12,18 +12,18 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from runtime.controller.controller import Controller
-from runtime.controller.reward import Bounds
-from runtime.controller.state import FEATURES
-from runtime.controller.strategies import Strategy
-from runtime.device.loop import DeviceLoop
-from runtime.emulation.pacing import Emulation
-from runtime.errors import InputError
-from runtime.executor.executor import Executor
-from runtime.link.trace_readers import BandwidthTrace
-from runtime.traces import TraceStore, default_versions
-from runtime.transport.client import PeerClient
-from runtime.transport.link_estimate import LinkEstimator
+from edgesplit.runtime.controller.controller import Controller
+from edgesplit.runtime.controller.reward import Bounds
+from edgesplit.runtime.controller.state import FEATURES
+from edgesplit.runtime.controller.strategies import Strategy
+from edgesplit.runtime.device.loop import DeviceLoop
+from edgesplit.runtime.emulation.pacing import Emulation
+from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.link.trace_readers import BandwidthTrace
+from edgesplit.runtime.traces import TraceStore, default_versions
+from edgesplit.runtime.transport.client import PeerClient
+from edgesplit.runtime.transport.link_estimate import LinkEstimator
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class LinkSetup:
 
 def open_relay(peer: str, link: LinkSetup, speedup: float):
     """A BackgroundLink relaying to ``peer`` that plays ``link`` at emulated time ``speedup``."""
-    from runtime.link.relay import BackgroundLink, parse_tcp_endpoint
+    from edgesplit.runtime.link.relay import BackgroundLink, parse_tcp_endpoint
 
     try:
         target = parse_tcp_endpoint(peer, "--peer")

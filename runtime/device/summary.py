@@ -3,8 +3,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from runtime.controller.reward import Bounds
-from runtime.device.loop import TaskResult
+from edgesplit.runtime.controller.reward import Bounds
+from edgesplit.runtime.device.loop import TaskResult
 
 
 def summarize(results: Sequence[TaskResult], bounds: Bounds, n_exits: int, energy_bounded: bool = True) -> Dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List
 
-from runtime.errors import EdgesplitError
+from edgesplit.runtime.errors import EdgesplitError
 
 PROFILES_FILE = Path(__file__).resolve().parent / "board_profiles.json"
 ENERGY_UNIT = "mJ"

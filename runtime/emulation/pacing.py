@@ -19,11 +19,11 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
-from runtime.clocks import sleep_until
-from runtime.emulation.board import BoardProfile, EmulationError
-from runtime.emulation.segment_times import SegmentTimes
-from runtime.segments.base import SegmentRunner
-from runtime.segments.registry import open_runner
+from edgesplit.runtime.clocks import sleep_until
+from edgesplit.runtime.emulation.board import BoardProfile, EmulationError
+from edgesplit.runtime.emulation.segment_times import SegmentTimes
+from edgesplit.runtime.segments.base import SegmentRunner
+from edgesplit.runtime.segments.registry import open_runner
 
 
 IDLE_POLL_REAL_S = 0.002  # how often a waiting emulation calls its idle hook (real seconds)
@@ -48,7 +48,7 @@ class PacedRunner(SegmentRunner):
 class Emulation:
     """One emulated board: its clock, its pacing and its energy model.
 
-    ``measured``: a validated profile document (``runtime.profiling.store.load_profile``) whose
+    ``measured``: a validated profile document (``edgesplit.runtime.profiling.store.load_profile``) whose
     per-segment medians pace the segments instead of the MACs model; ``profile`` still gives the
     energy model (a profile measures time, not power).
     """

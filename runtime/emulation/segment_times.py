@@ -2,7 +2,7 @@
 
 Without a measured profile a segment takes ``MACs x workload_scale / macs_per_s`` (the board
 profile's published calibration). With one (``BUNDLE/profiles/<name>.json`` from ``edgesplit
-profile``, loaded through ``runtime.profiling.store.load_profile``, which refuses a profile of
+profile``, loaded through ``edgesplit.runtime.profiling.store.load_profile``, which refuses a profile of
 another bundle version) a segment takes its measured median x workload_scale; a segment the profile
 lacks falls back to the MACs model, logged once per segment. The emulator (``Emulation``) and the
 planner's cost model (``codegen/policy_build.cost_model``) both ask this one object.
@@ -10,7 +10,7 @@ planner's cost model (``codegen/policy_build.cost_model``) both ask this one obj
 import logging
 from typing import Any, Dict, Optional, Set
 
-from runtime.emulation.board import BoardProfile
+from edgesplit.runtime.emulation.board import BoardProfile
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from runtime.bundle.manifest import Exit
-from runtime.bundle.store import Bundle
-from runtime.errors import InputError
-from runtime.executor.entropy import normalised_entropy
-from runtime.segments.base import SegmentRunner, check_tensor, zeros_for
-from runtime.segments.registry import open_runner
+from edgesplit.runtime.bundle.manifest import Exit
+from edgesplit.runtime.bundle.store import Bundle
+from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.executor.entropy import normalised_entropy
+from edgesplit.runtime.segments.base import SegmentRunner, check_tensor, zeros_for
+from edgesplit.runtime.segments.registry import open_runner
 
 Clock = Callable[[], float]
 RunnerFactory = Callable[..., SegmentRunner]

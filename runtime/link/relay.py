@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Set, Tuple
 
-from runtime.link.trace_readers import BandwidthTrace
+from edgesplit.runtime.link.trace_readers import BandwidthTrace
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 from pathlib import Path
 from typing import Dict
 
-from runtime.link.trace_readers import TraceError
+from edgesplit.runtime.link.trace_readers import TraceError
 
 TRACE_DIR = Path(__file__).resolve().parent / "traces"
 DEFAULT_TRACE = "norway_car_3"

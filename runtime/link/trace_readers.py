@@ -26,7 +26,7 @@ from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
-from runtime.errors import EdgesplitError
+from edgesplit.runtime.errors import EdgesplitError
 
 FORMATS = ("auto", "fcc", "ghent", "norway", "multipath")
 # What "auto" reports for the Pensieve layout, which cannot tell FCC, Norway and cooked Ghent apart.

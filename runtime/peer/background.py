@@ -5,9 +5,9 @@ The ZeroMQ socket is created, used and closed inside the thread, as ZeroMQ requi
 import threading
 from typing import Optional
 
-from runtime.executor.executor import Executor
-from runtime.peer.server import PeerServer, PeerStats
-from runtime.transport import wire
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.peer.server import PeerServer, PeerStats
+from edgesplit.runtime.transport import wire
 
 
 class BackgroundPeer:

@@ -17,9 +17,9 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import zmq
 
-from runtime.errors import InputError
-from runtime.executor.executor import Executor
-from runtime.transport import wire
+from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.transport import wire
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class PeerServer:
         sock.setsockopt(zmq.RCVHWM, 1000)
         sock.setsockopt(zmq.SNDHWM, 1000)
         if self.curve is not None:
-            from runtime.security.zap import CurveAllowList
+            from edgesplit.runtime.security.zap import CurveAllowList
 
             self._allow_list = CurveAllowList(self._context, self.curve.allowed, self.curve.allowed).start()
             self.curve.apply(sock)

@@ -15,10 +15,10 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from runtime.bundle.store import Bundle
-from runtime.errors import InputError
-from runtime.profiling.schema import FORMAT, FORMAT_VERSION, validate_profile
-from runtime.segments.base import SegmentRunner, zeros_for
+from edgesplit.runtime.bundle.store import Bundle
+from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.profiling.schema import FORMAT, FORMAT_VERSION, validate_profile
+from edgesplit.runtime.segments.base import SegmentRunner, zeros_for
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def backend_versions(bundle: Bundle) -> Dict[str, str]:
 
         versions["onnxruntime"] = onnxruntime.__version__
     if "tflite" in backends:
-        from runtime.segments.tflite_runner import tflite_library
+        from edgesplit.runtime.segments.tflite_runner import tflite_library
 
         versions["tflite"] = tflite_library()
     return versions

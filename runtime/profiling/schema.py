@@ -9,7 +9,7 @@ Times are milliseconds of wall time per call with batch 1, measured after warm-u
 import re
 from typing import Any, Dict, List, Optional, Sequence
 
-from runtime.errors import EdgesplitError
+from edgesplit.runtime.errors import EdgesplitError
 
 FORMAT = "edgesplit-profile"
 FORMAT_VERSION = 1

@@ -11,7 +11,7 @@ from typing import Dict, FrozenSet, Optional
 
 import zmq
 
-from runtime.security.keys import load_keys, load_public_keys
+from edgesplit.runtime.security.keys import load_keys, load_public_keys
 
 ZAP_DOMAIN = b"edgesplit"
 

@@ -11,7 +11,7 @@ from typing import List, Optional, Tuple, Union
 
 import zmq
 
-from runtime.errors import EdgesplitError
+from edgesplit.runtime.errors import EdgesplitError
 
 PathLike = Union[str, Path]
 PUBLIC_SUFFIX = ".key"

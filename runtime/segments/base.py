@@ -3,8 +3,8 @@ from typing import Dict, Mapping, Sequence
 
 import numpy as np
 
-from runtime.bundle.manifest import TensorSpec
-from runtime.errors import InputError
+from edgesplit.runtime.bundle.manifest import TensorSpec
+from edgesplit.runtime.errors import InputError
 
 
 class SegmentRunner:

@@ -11,10 +11,10 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-from runtime.bundle.manifest import Segment
-from runtime.errors import BackendError
-from runtime.segments.base import SegmentRunner
-from runtime.segments.providers import check_session_providers
+from edgesplit.runtime.bundle.manifest import Segment
+from edgesplit.runtime.errors import BackendError
+from edgesplit.runtime.segments.base import SegmentRunner
+from edgesplit.runtime.segments.providers import check_session_providers
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ load at session creation (a missing libcudnn, say), and that drop is logged too.
 import logging
 from typing import List, Optional, Sequence
 
-from runtime.errors import BackendError
+from edgesplit.runtime.errors import BackendError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _install_hint(name: str) -> str:
 
 
 def providers_for_board(config) -> List[str]:
-    """``choose_providers`` for a loaded ``runtime.boards.config.BoardConfig``."""
+    """``choose_providers`` for a loaded ``edgesplit.runtime.boards.config.BoardConfig``."""
     return choose_providers(config.execution.providers, source="board config %s" % (config.path or config.name))
 
 
@@ -79,7 +79,7 @@ def runner_factory_for_board(config):
     onnxruntime), so a missing provider is warned about once, not per segment. ``threads`` given to
     the factory wins over the board's ``intra_op_threads`` (0 there: the per-segment default).
     """
-    from runtime.segments.registry import open_runner
+    from edgesplit.runtime.segments.registry import open_runner
 
     chosen = []  # type: List[str]
     board_threads = config.execution.intra_op_threads or None

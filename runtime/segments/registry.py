@@ -2,22 +2,22 @@
 from pathlib import Path
 from typing import Optional, Sequence
 
-from runtime.bundle.manifest import Segment
-from runtime.errors import BackendError
-from runtime.segments.base import SegmentRunner
+from edgesplit.runtime.bundle.manifest import Segment
+from edgesplit.runtime.errors import BackendError
+from edgesplit.runtime.segments.base import SegmentRunner
 
 
 def open_runner(segment: Segment, path: Path, threads: Optional[int] = None,
                 providers: Optional[Sequence[str]] = None) -> SegmentRunner:
-    """``providers``: onnxruntime execution providers, already chosen (see ``runtime.segments.providers``)."""
+    """``providers``: onnxruntime execution providers, already chosen (see ``edgesplit.runtime.segments.providers``)."""
     if segment.backend == "onnxruntime":
-        from runtime.segments.onnx_runner import OnnxRunner
+        from edgesplit.runtime.segments.onnx_runner import OnnxRunner
 
         if providers is None:
             return OnnxRunner(segment, path, threads=threads)
         return OnnxRunner(segment, path, threads=threads, providers=providers)
     if segment.backend == "tflite":
-        from runtime.segments.tflite_runner import TfliteRunner
+        from edgesplit.runtime.segments.tflite_runner import TfliteRunner
 
         return TfliteRunner(segment, path, threads=threads)
     raise BackendError("segment %s uses backend %r, which this runtime cannot run; export the bundle "

@@ -1,7 +1,7 @@
 """TFLite backend: ``ai_edge_litert`` where it installs (Python >= 3.10), else ``tflite_runtime``.
 
 A segment file carries one signature whose input and output names are the manifest's tensor names
-(``codegen.tflite_export`` writes them so), and whose tensors keep the NCHW layout of the ONNX
+(``edgesplit.codegen.tflite_export`` writes them so), and whose tensors keep the NCHW layout of the ONNX
 segments: the tensors crossing a cut are the same bytes whichever backend produced them.
 
 Calls go through the signature runner only: calling ``invoke()`` on an interpreter after
@@ -14,9 +14,9 @@ from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
-from runtime.bundle.manifest import Segment
-from runtime.errors import BackendError, InputError
-from runtime.segments.base import SegmentRunner
+from edgesplit.runtime.bundle.manifest import Segment
+from edgesplit.runtime.errors import BackendError, InputError
+from edgesplit.runtime.segments.base import SegmentRunner
 
 log = logging.getLogger(__name__)
 

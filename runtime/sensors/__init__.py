@@ -5,7 +5,7 @@ marked unavailable with the reason (never a made-up number). Every reader takes 
 from one ``SysRoot``, so tests point the same code at fake sysfs/procfs trees copied from real boards.
 ``Sampler`` reads a set of sensors on its own thread and hands out windowed averages.
 """
-from runtime.sensors.reading import Reading, Sensor
-from runtime.sensors.sysroot import SysRoot
+from edgesplit.runtime.sensors.reading import Reading, Sensor
+from edgesplit.runtime.sensors.sysroot import SysRoot
 
 __all__ = ["Reading", "Sensor", "SysRoot"]

@@ -2,18 +2,18 @@
 import time
 from typing import Dict, List, Optional, Sequence
 
-from runtime.sensors.chain import FirstAvailable
-from runtime.sensors.cpu import CpuFreq
-from runtime.sensors.gpu_devfreq import DevfreqGpu
-from runtime.sensors.jtop_source import JtopClient, JtopGpu, JtopPower
-from runtime.sensors.memory import Memory
-from runtime.sensors.nvml import NvmlGpu, NvmlPower, NvmlSession
-from runtime.sensors.power_ina3221 import DEFAULT_TOTAL_RAILS, Ina3221Power
-from runtime.sensors.power_rpi import RpiPmicPower, RpiThrottle
-from runtime.sensors.reading import Clock, Sensor
-from runtime.sensors.sysroot import SysRoot
-from runtime.sensors.thermal import Thermal
-from runtime.sensors.vcgencmd import Vcgencmd
+from edgesplit.runtime.sensors.chain import FirstAvailable
+from edgesplit.runtime.sensors.cpu import CpuFreq
+from edgesplit.runtime.sensors.gpu_devfreq import DevfreqGpu
+from edgesplit.runtime.sensors.jtop_source import JtopClient, JtopGpu, JtopPower
+from edgesplit.runtime.sensors.memory import Memory
+from edgesplit.runtime.sensors.nvml import NvmlGpu, NvmlPower, NvmlSession
+from edgesplit.runtime.sensors.power_ina3221 import DEFAULT_TOTAL_RAILS, Ina3221Power
+from edgesplit.runtime.sensors.power_rpi import RpiPmicPower, RpiThrottle
+from edgesplit.runtime.sensors.reading import Clock, Sensor
+from edgesplit.runtime.sensors.sysroot import SysRoot
+from edgesplit.runtime.sensors.thermal import Thermal
+from edgesplit.runtime.sensors.vcgencmd import Vcgencmd
 
 SENSOR_KINDS = ("gpu", "power", "cpu_freq", "thermal", "memory", "throttle")
 GPU_SOURCES = ("nvml", "jtop", "devfreq")

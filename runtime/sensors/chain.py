@@ -1,7 +1,7 @@
 """First available source of a quantity: e.g. GPU from NVML, else jtop, else sysfs devfreq."""
 from typing import List, Optional, Sequence
 
-from runtime.sensors.reading import Clock, Reading, Sensor
+from edgesplit.runtime.sensors.reading import Clock, Reading, Sensor
 
 
 class FirstAvailable(Sensor):

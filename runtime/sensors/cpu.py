@@ -7,8 +7,8 @@ tools read. Virtual machines often have no cpufreq driver; there the kernel's "c
 import re
 from typing import List, Optional, Tuple
 
-from runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
-from runtime.sensors.sysroot import SysRoot
+from edgesplit.runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
+from edgesplit.runtime.sensors.sysroot import SysRoot
 
 CPU_DIR = "/sys/devices/system/cpu"
 CPUINFO = "/proc/cpuinfo"

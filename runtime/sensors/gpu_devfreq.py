@@ -9,8 +9,8 @@ gv11b (Xavier, 17000000.gv11b), ga10b (Orin on JetPack 5, 17000000.ga10b; ``gpu`
 import logging
 from typing import List, Optional, Tuple
 
-from runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
-from runtime.sensors.sysroot import SysRoot
+from edgesplit.runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
+from edgesplit.runtime.sensors.sysroot import SysRoot
 
 log = logging.getLogger(__name__)
 

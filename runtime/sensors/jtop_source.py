@@ -8,7 +8,7 @@ power.py: ``client.gpu`` maps a GPU name to {'type', 'status': {'load': %}, 'fre
 import logging
 from typing import Any, Callable, List, Optional
 
-from runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
+from edgesplit.runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
 
 log = logging.getLogger(__name__)
 SOURCE = "jtop"

@@ -1,8 +1,8 @@
 """Memory from /proc/meminfo (kB). On Jetsons the GPU shares this memory, so it is the GPU's too."""
 from typing import Dict, List
 
-from runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured
-from runtime.sensors.sysroot import SysRoot
+from edgesplit.runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured
+from edgesplit.runtime.sensors.sysroot import SysRoot
 
 MEMINFO = "/proc/meminfo"
 

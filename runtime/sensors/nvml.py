@@ -7,7 +7,7 @@ a sampler on a Jetson or a CPU-only host does not retry them at every tick.
 import logging
 from typing import Any, List, Optional, Tuple
 
-from runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
+from edgesplit.runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import logging
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
-from runtime.sensors.sysroot import SysRoot
+from edgesplit.runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
+from edgesplit.runtime.sensors.sysroot import SysRoot
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ has only a voltage channel, EXT5V_V), hence the separate name ``power_pmic_sum``
 """
 from typing import List
 
-from runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured
-from runtime.sensors.vcgencmd import Vcgencmd, parse_pmic_adc, parse_throttled, throttle_flags
+from edgesplit.runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured
+from edgesplit.runtime.sensors.vcgencmd import Vcgencmd, parse_pmic_adc, parse_throttled, throttle_flags
 
 
 class RpiPmicPower(Sensor):

@@ -10,8 +10,8 @@ import threading
 import time
 from typing import Deque, Dict, List, Optional, Sequence, Tuple
 
-from runtime.sensors.energy import integrate_energy_j
-from runtime.sensors.reading import Clock, Reading, Sensor, unavailable
+from edgesplit.runtime.sensors.energy import integrate_energy_j
+from edgesplit.runtime.sensors.reading import Clock, Reading, Sensor, unavailable
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ written as they are on the board (``/sys/class/devfreq``) and resolved under the
 import os
 from typing import List, Mapping, Optional
 
-from runtime.sensors.reading import SensorUnavailable
+from edgesplit.runtime.sensors.reading import SensorUnavailable
 
 ENV_VAR = "EDGESPLIT_SYSROOT"
 

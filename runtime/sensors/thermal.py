@@ -7,8 +7,8 @@ zones selected (all unless the board config names some).
 import re
 from typing import List, Sequence
 
-from runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
-from runtime.sensors.sysroot import SysRoot
+from edgesplit.runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
+from edgesplit.runtime.sensors.sysroot import SysRoot
 
 THERMAL_CLASS = "/sys/class/thermal"
 # Outside -60..200 C is a driver placeholder (a Jetson zone that is powered off reads -256 C).

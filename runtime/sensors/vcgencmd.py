@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from typing import Dict, List, Optional, Tuple
 
-from runtime.sensors.reading import SensorUnavailable
+from edgesplit.runtime.sensors.reading import SensorUnavailable
 
 DEFAULT_TIMEOUT_S = 2.0
 PMIC_LINE = re.compile(r"^\s*(\S+)_([AV])\s+(current|volt)\(\d+\)=([-+0-9.eE]+|nan)([AV])\s*$")

@@ -1,5 +1,5 @@
 """The trace store's user-facing error (an EdgesplitError, so the CLI prints it as one line)."""
-from runtime.errors import EdgesplitError
+from edgesplit.runtime.errors import EdgesplitError
 
 
 class TraceError(EdgesplitError):

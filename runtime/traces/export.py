@@ -17,9 +17,9 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from runtime.files import atomic_write
-from runtime.traces.errors import TraceError
-from runtime.traces.schema import ADDED_COLUMNS, DATA_TABLES, JSON_COLUMNS, SCHEMA_VERSION, check_identity
+from edgesplit.runtime.files import atomic_write
+from edgesplit.runtime.traces.errors import TraceError
+from edgesplit.runtime.traces.schema import ADDED_COLUMNS, DATA_TABLES, JSON_COLUMNS, SCHEMA_VERSION, check_identity
 
 FORMATS = ("jsonl", "csv", "npz")
 PathLike = Union[str, Path]

@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from runtime.traces.errors import TraceError
+from edgesplit.runtime.traces.errors import TraceError
 
 
 @dataclass

@@ -16,7 +16,7 @@ takes the same path.
 import sqlite3
 from typing import Callable, Dict, Tuple
 
-from runtime.traces.errors import TraceError
+from edgesplit.runtime.traces.errors import TraceError
 
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x45535452  # "ESTR": edgesplit traces

@@ -24,10 +24,10 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
-from runtime.traces.errors import TraceError
-from runtime.traces.records import (TaskRecord, TransitionRecord, dumps, finite_float, optional_float,
+from edgesplit.runtime.traces.errors import TraceError
+from edgesplit.runtime.traces.records import (TaskRecord, TransitionRecord, dumps, finite_float, optional_float,
                                     optional_int)
-from runtime.traces.schema import DATA_TABLES, create_or_migrate
+from edgesplit.runtime.traces.schema import DATA_TABLES, create_or_migrate
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ class TraceStore:
 def default_versions() -> Dict[str, str]:
     """Versions worth recording with a run, read without importing heavy packages."""
     import platform
-    from runtime import __version__
+    from edgesplit.runtime import __version__
 
     versions = {"edgesplit": __version__, "python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
     try:

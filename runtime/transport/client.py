@@ -23,8 +23,8 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import zmq
 
-from runtime.transport import wire
-from runtime.transport.link_estimate import LinkEstimate, LinkEstimator
+from edgesplit.runtime.transport import wire
+from edgesplit.runtime.transport.link_estimate import LinkEstimate, LinkEstimator
 
 log = logging.getLogger(__name__)
 

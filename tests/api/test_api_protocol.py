@@ -3,15 +3,12 @@ the socket is owner/group only; status carries the figures the issue names."""
 import os
 import stat
 import sys
-from pathlib import Path
 
 import numpy as np
 import zmq
+from support.daemon_process import DaemonProcess, heldout  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
-from daemon_process import DaemonProcess, heldout  # noqa: E402
-
-from runtime.api import protocol  # noqa: E402
+from edgesplit.runtime.api import protocol  # noqa: E402
 
 
 def _raw(daemon, frames):
@@ -62,7 +59,7 @@ def test_a_second_daemon_cannot_take_a_running_daemons_socket(tmp_path):
     other = tmp_path / "second.toml"
     other.write_text(first.config.read_text().replace(str(first.traces), str(tmp_path / "second.db")))
     try:
-        proc = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "--config", str(other)],
+        proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(other)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
                               env=first.env)
         assert proc.returncode == 1 and "in use by another edgesplit daemon" in proc.stderr

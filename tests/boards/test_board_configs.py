@@ -1,7 +1,7 @@
 """Strict loading of board_configs/*.toml: every shipped file loads; every mistake names file, key, line."""
 import pytest
 
-from runtime.boards.config import (BoardConfigError, board_configs_dir, list_board_configs, load_all_boards,
+from edgesplit.runtime.boards.config import (BoardConfigError, board_configs_dir, list_board_configs, load_all_boards,
                                    load_board_config, load_named_board)
 
 SHIPPED = ["jetson_nano", "jetson_orin_nano", "jetson_tx2", "jetson_xavier_nx", "rpi4", "rpi5", "x86_cpu",
@@ -103,7 +103,7 @@ def test_unknown_board_name_lists_the_known_ones():
 
 
 def test_shipped_configs_found_from_the_package():
-    import board_configs
+    from edgesplit import board_configs
 
     assert board_configs_dir().rstrip("/").endswith("board_configs")
     assert board_configs.__file__.startswith(board_configs_dir())

@@ -6,13 +6,13 @@ import sys
 
 import pytest
 
-import fake_boards
-from fake_nvml import FakeNvml
-from runtime.boards.config import load_all_boards
-from runtime.boards.detect import detect_board
-from runtime.cli import main
-from runtime.sensors.nvml import NvmlSession
-from runtime.sensors.sysroot import SysRoot
+from support import fake_boards
+from support.fake_nvml import FakeNvml
+from edgesplit.runtime.boards.config import load_all_boards
+from edgesplit.runtime.boards.detect import detect_board
+from edgesplit.runtime.cli import main
+from edgesplit.runtime.sensors.nvml import NvmlSession
+from edgesplit.runtime.sensors.sysroot import SysRoot
 
 
 def no_nvml():
@@ -72,7 +72,7 @@ def test_cli_validate_refuses_a_typo(tmp_path, capsys):
 
 def test_board_show_on_this_host_in_a_real_process():
     """On the real root: whatever is present reads, everything else says why not."""
-    done = subprocess.run([sys.executable, "-m", "runtime.cli", "board", "show", "--json", "--all-sensors"],
+    done = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "board", "show", "--json", "--all-sensors"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
                           env=dict(os.environ, EDGESPLIT_SYSROOT="/"))
     assert done.returncode == 0, done.stderr.decode()

@@ -8,10 +8,10 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 
-from codegen.graph import CutError, ModelError, analyse_model, load_model, resolve_cut_ids, select_auto  # noqa: E402
-from codegen.graph.dataflow import build_dataflow  # noqa: E402
-from codegen.graph.partition import find_partitions  # noqa: E402
-from runtime.cli import main as cli_main  # noqa: E402
+from edgesplit.codegen.graph import CutError, ModelError, analyse_model, load_model, resolve_cut_ids, select_auto  # noqa: E402
+from edgesplit.codegen.graph.dataflow import build_dataflow  # noqa: E402
+from edgesplit.codegen.graph.partition import find_partitions  # noqa: E402
+from edgesplit.runtime.cli import main as cli_main  # noqa: E402
 
 pytestmark = pytest.mark.workstation
 

@@ -13,13 +13,13 @@ pytestmark = pytest.mark.workstation
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from codegen.default_model import data as mnist  # noqa: E402
-from codegen.default_model import train as training  # noqa: E402
-from codegen.default_model.build import build_default  # noqa: E402
-from codegen.default_model.export import bundle_exit_logits, check_bundle_matches, export_heads, export_main  # noqa: E402
-from codegen.split import ExitHead, split_model  # noqa: E402
-from runtime.bundle.store import load_bundle  # noqa: E402
-from runtime.default_bundle import BUNDLE_DIR_NAME, HELDOUT_FILE_NAME  # noqa: E402
+from edgesplit.codegen.default_model import data as mnist  # noqa: E402
+from edgesplit.codegen.default_model import train as training  # noqa: E402
+from edgesplit.codegen.default_model.build import build_default  # noqa: E402
+from edgesplit.codegen.default_model.export import bundle_exit_logits, check_bundle_matches, export_heads, export_main  # noqa: E402
+from edgesplit.codegen.split import ExitHead, split_model  # noqa: E402
+from edgesplit.runtime.bundle.store import load_bundle  # noqa: E402
+from edgesplit.runtime.default_bundle import BUNDLE_DIR_NAME, HELDOUT_FILE_NAME  # noqa: E402
 
 QUICK_EPOCHS = 2
 
@@ -103,7 +103,7 @@ def test_threshold_rule_stops_before_the_first_costly_step():
     side[wrong:, 0], side[wrong:, 1] = 0.0, np.linspace(3.0, 0.5, count - wrong)
     final = _logits_with_entropy_rank(count)
     thresholds = training.choose_thresholds([side, final], labels)
-    from runtime.executor.entropy import normalised_entropy
+    from edgesplit.runtime.executor.entropy import normalised_entropy
 
     entropy = normalised_entropy(side)
     assert (np.diff(entropy) > 0).all()

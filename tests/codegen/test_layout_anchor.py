@@ -7,9 +7,9 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from codegen.graph import analyse_model, load_model  # noqa: E402
-from codegen.split import split_model  # noqa: E402
-from runtime.executor.executor import Executor  # noqa: E402
+from edgesplit.codegen.graph import analyse_model, load_model  # noqa: E402
+from edgesplit.codegen.split import split_model  # noqa: E402
+from edgesplit.runtime.executor.executor import Executor  # noqa: E402
 
 pytestmark = pytest.mark.workstation
 
@@ -80,7 +80,7 @@ def test_onnxruntime_fuses_every_residual_add_of_an_anchored_segment(resnet, tmp
 
 
 def test_split_reports_its_anchors(resnet, tmp_path, capsys):
-    from runtime.cli import main as cli_main
+    from edgesplit.runtime.cli import main as cli_main
 
     assert cli_main(["split", str(resnet), "--out", str(tmp_path / "b"), "--cuts", str(cut_id_of(resnet, "r99")),
                      "--json"]) == 0

@@ -7,13 +7,13 @@ pytestmark = pytest.mark.workstation
 
 def test_quick_build_loads_on_the_board_side_and_follows_its_table(tmp_path):
     np = pytest.importorskip("numpy")
-    from codegen.policy_build import build_policy
-    from policies_lite import load_policy
-    from runtime.bundle.store import load_bundle
-    from runtime.controller.state import FEATURES
-    from runtime.controller.strategies import load_policy_strategy
-    from runtime.default_bundle import default_bundle_path, load_heldout
-    from runtime.emulation.scenario import DEMO
+    from edgesplit.codegen.policy_build import build_policy
+    from edgesplit.policies_lite import load_policy
+    from edgesplit.runtime.bundle.store import load_bundle
+    from edgesplit.runtime.controller.state import FEATURES
+    from edgesplit.runtime.controller.strategies import load_policy_strategy
+    from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
+    from edgesplit.runtime.emulation.scenario import DEMO
 
     images, labels = load_heldout()
     out = tmp_path / "policy.npz"
@@ -45,9 +45,9 @@ def test_quick_build_loads_on_the_board_side_and_follows_its_table(tmp_path):
 
 
 def test_bandwidth_uncertainty_is_what_the_shipped_traces_measure():
-    from codegen.policy_build import BANDWIDTH_UNCERTAINTY, bandwidth_change_factors
-    from runtime.link.shipped import shipped_traces
-    from runtime.link.trace_readers import read_trace
+    from edgesplit.codegen.policy_build import BANDWIDTH_UNCERTAINTY, bandwidth_change_factors
+    from edgesplit.runtime.link.shipped import shipped_traces
+    from edgesplit.runtime.link.trace_readers import read_trace
 
     rates = [read_trace(path).bps for _, path in sorted(shipped_traces().items())]
     assert bandwidth_change_factors(rates) == BANDWIDTH_UNCERTAINTY
@@ -55,7 +55,7 @@ def test_bandwidth_uncertainty_is_what_the_shipped_traces_measure():
 
 
 def test_bandwidth_change_factors_of_a_steady_and_a_halving_link():
-    from codegen.policy_build import bandwidth_change_factors
+    from edgesplit.codegen.policy_build import bandwidth_change_factors
 
     assert set(bandwidth_change_factors([[1e6] * 20])) == {1.0}
     halving = bandwidth_change_factors([[1e6, 1e6, 1e6, 5e5] * 10])

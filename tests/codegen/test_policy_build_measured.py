@@ -8,11 +8,11 @@ pytestmark = pytest.mark.workstation
 
 @pytest.fixture(scope="module")
 def profiled(tmp_path_factory):
-    from runtime.bundle.store import load_bundle
-    from runtime.default_bundle import default_bundle_path
-    from runtime.profiling.measure import profile_bundle
-    from runtime.profiling.store import save_profile
-    from runtime.segments.registry import open_runner
+    from edgesplit.runtime.bundle.store import load_bundle
+    from edgesplit.runtime.default_bundle import default_bundle_path
+    from edgesplit.runtime.profiling.measure import profile_bundle
+    from edgesplit.runtime.profiling.store import save_profile
+    from edgesplit.runtime.segments.registry import open_runner
 
     root = tmp_path_factory.mktemp("measured") / "bundle"
     shutil.copytree(str(default_bundle_path()), str(root))
@@ -22,9 +22,9 @@ def profiled(tmp_path_factory):
 
 
 def test_the_cost_model_uses_the_measured_medians(profiled):
-    from codegen.policy_build import cost_model
-    from runtime.emulation.board import load_profile
-    from runtime.profiling.store import load_profile as load_measured_profile
+    from edgesplit.codegen.policy_build import cost_model
+    from edgesplit.runtime.emulation.board import load_profile
+    from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
 
     measured = load_measured_profile(profiled, "x86_cpu")
     median_s = {s["id"]: s["median_ms"] / 1e3 for s in measured["segments"]}
@@ -45,7 +45,7 @@ def test_the_cost_model_uses_the_measured_medians(profiled):
 def test_the_command_offers_measured_profile():
     import argparse
 
-    from codegen.policy_build_command import register
+    from edgesplit.codegen.policy_build_command import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

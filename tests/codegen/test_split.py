@@ -14,13 +14,13 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from codegen.graph import CutError, ModelError  # noqa: E402
-from codegen.split import ExitHead, split_model  # noqa: E402
-from runtime.bundle.manifest import file_sha256  # noqa: E402
-from runtime.bundle.store import load_bundle  # noqa: E402
-from runtime.cli import main as cli_main  # noqa: E402
-from runtime.errors import BundleError  # noqa: E402
-from runtime.executor.executor import Executor  # noqa: E402
+from edgesplit.codegen.graph import CutError, ModelError  # noqa: E402
+from edgesplit.codegen.split import ExitHead, split_model  # noqa: E402
+from edgesplit.runtime.bundle.manifest import file_sha256  # noqa: E402
+from edgesplit.runtime.bundle.store import load_bundle  # noqa: E402
+from edgesplit.runtime.cli import main as cli_main  # noqa: E402
+from edgesplit.runtime.errors import BundleError  # noqa: E402
+from edgesplit.runtime.executor.executor import Executor  # noqa: E402
 
 pytestmark = pytest.mark.workstation
 

@@ -3,7 +3,6 @@
 Converting the five segments takes about 10 s (litert-torch imports jax and lowers through MLIR),
 so the export runs once per module.
 """
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +14,16 @@ pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("litert_torch")
 
-from codegen.default_model.model import BranchyCNN  # noqa: E402
-from codegen.tflite_export import (TfliteExportError, compare_bundles, default_model_modules,  # noqa: E402
+from edgesplit.codegen.default_model.model import BranchyCNN  # noqa: E402
+from edgesplit.codegen.tflite_export import (TfliteExportError, compare_bundles, default_model_modules,  # noqa: E402
                                    export_default_tflite, export_tflite_bundle)
-from runtime.bundle.store import load_bundle  # noqa: E402
-from runtime.cli import main  # noqa: E402
-from runtime.default_bundle import default_bundle_path, load_heldout  # noqa: E402
-from runtime.executor.executor import Executor  # noqa: E402
+from edgesplit.runtime.bundle.store import load_bundle  # noqa: E402
+from edgesplit.runtime.cli import main  # noqa: E402
+from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout  # noqa: E402
+from edgesplit.runtime.executor.executor import Executor  # noqa: E402
 
 TOLERANCE = 1e-4
-SHIPPED_TWIN = Path(__file__).resolve().parents[1] / "segments" / "data" / "mnist_branchy_tflite"
+SHIPPED_TWIN = Path(__file__).resolve().parents[1] / "support" / "data" / "mnist_branchy_tflite"
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +73,8 @@ def test_end_to_end_and_mixed_pairs_through_the_executor(exported, onnx_bundle, 
 def test_the_shipped_twin_is_current(onnx_bundle, exported, images):
     shipped = load_bundle(SHIPPED_TWIN)
     assert shipped.wire_hash == onnx_bundle.hash, (
-        "tests/segments/data/mnist_branchy_tflite was made from another default bundle: refresh it with "
-        "'edgesplit export-tflite --out tests/segments/data/mnist_branchy_tflite --force'")
+        "tests/support/data/mnist_branchy_tflite was made from another default bundle: refresh it with "
+        "'edgesplit export-tflite --out tests/support/data/mnist_branchy_tflite --force'")
     assert max(compare_bundles(shipped, exported[0], images[:20]).values()) <= TOLERANCE
 
 
@@ -89,9 +88,7 @@ def test_a_mismatch_refuses_the_export_and_writes_nothing(onnx_bundle, tmp_path,
 
 
 def test_the_command_refuses_a_non_default_bundle(tmp_path, capsys):
-    tiny = Path(__file__).resolve().parents[1] / "peer"
-    sys.path.insert(0, str(tiny))
-    from tiny_bundle import write_tiny_bundle
+    from support.tiny_bundle import write_tiny_bundle
 
     bundle = write_tiny_bundle(tmp_path / "tiny")
     assert main(["export-tflite", str(bundle.root), "--out", str(tmp_path / "out")]) == 1

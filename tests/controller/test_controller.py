@@ -4,11 +4,11 @@ import sqlite3
 
 import pytest
 
-from runtime.controller.controller import Controller
-from runtime.controller.reward import Bounds, TaskOutcome, reward
-from runtime.controller.state import FEATURES, StateWindow
-from runtime.controller.strategies import Action, Strategy, StaticStrategy
-from runtime.traces import TraceStore
+from edgesplit.runtime.controller.controller import Controller
+from edgesplit.runtime.controller.reward import Bounds, TaskOutcome, reward
+from edgesplit.runtime.controller.state import FEATURES, StateWindow
+from edgesplit.runtime.controller.strategies import Action, Strategy, StaticStrategy
+from edgesplit.runtime.traces import TraceStore
 
 BOUNDS = Bounds(latency_s=0.1, energy=100.0)
 

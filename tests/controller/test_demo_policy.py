@@ -1,10 +1,10 @@
 """The demo's shipped policy, decoded the way the controller decodes it: it keeps tasks on the device
 (with early exits) on a slow link, sends the input on a fast one, and stays local with the peer down."""
-from runtime.bundle.store import load_bundle
-from runtime.commands.demo import POLICY_FILE
-from runtime.controller.strategies import load_policy_strategy
-from runtime.default_bundle import default_bundle_path
-from runtime.emulation.scenario import DEMO
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.commands.demo import POLICY_FILE
+from edgesplit.runtime.controller.strategies import load_policy_strategy
+from edgesplit.runtime.default_bundle import default_bundle_path
+from edgesplit.runtime.emulation.scenario import DEMO
 
 
 def decide(strategy, mbps: float, alive: bool = True):

@@ -1,10 +1,6 @@
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from daemon_process import DaemonProcess  # noqa: E402
+from support.daemon_process import DaemonProcess  # noqa: E402
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from runtime.daemon.config import DaemonConfigError, load_daemon_config, parse_daemon_config
-from runtime.daemon.logs import JournalFormatter, under_systemd
+from edgesplit.runtime.daemon.config import DaemonConfigError, load_daemon_config, parse_daemon_config
+from edgesplit.runtime.daemon.logs import JournalFormatter, under_systemd
 
 
 @pytest.mark.parametrize("text,message", [
@@ -35,12 +35,12 @@ def test_relative_paths_are_relative_to_the_config_and_defaults_fill_the_rest(tm
 def test_check_config_cli(tmp_path):
     good = tmp_path / "good.toml"
     good.write_text('[model]\nboard = "x86_cpu"\n')
-    out = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "--config", str(good), "--check-config",
+    out = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(good), "--check-config",
                           "--json"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
     assert '"ok": true' in out and '"board": "x86_cpu"' in out
     bad = tmp_path / "bad.toml"
     bad.write_text('[model]\nboard = "x86_cpu"\npolicy = "missing.npz"\n')
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "--config", str(bad), "--check-config"],
+    proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(bad), "--check-config"],
                           stderr=subprocess.PIPE, universal_newlines=True)
     assert proc.returncode == 1 and "missing.npz" in proc.stderr
 
@@ -53,7 +53,7 @@ def test_the_shipped_example_config_is_valid():
 
 
 def test_journald_form_has_priorities_and_no_timestamps():
-    record = logging.LogRecord("runtime.x", logging.WARNING, __file__, 1, "disk %s\nsecond", ("full",), None)
-    assert JournalFormatter().format(record) == "<4>runtime.x: disk full\n<4>second"
+    record = logging.LogRecord("edgesplit.runtime.x", logging.WARNING, __file__, 1, "disk %s\nsecond", ("full",), None)
+    assert JournalFormatter().format(record) == "<4>edgesplit.runtime.x: disk full\n<4>second"
     assert under_systemd({"INVOCATION_ID": "abc"}) and under_systemd({"JOURNAL_STREAM": "8:1"})
     assert not under_systemd({})

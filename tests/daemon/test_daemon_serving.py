@@ -1,7 +1,6 @@
 """The daemon as a real process: many concurrent clients, the bounded queue, deadlines, late feedback,
 SIGTERM drain, SIGHUP policy reload (good and corrupt), and the sd_notify protocol."""
 import json
-import os
 import signal
 import socket
 import sqlite3
@@ -11,10 +10,9 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
-from daemon_process import heldout, write_policy
-from runtime.api.client import ApiUnavailable
+from support.daemon_process import heldout, write_policy
+from edgesplit.runtime.api.client import ApiUnavailable
 
 TASK_STATUSES = {"ok", "queue_full", "expired", "draining"}
 
@@ -83,7 +81,7 @@ def test_full_queue_refuses_at_once_and_an_expired_deadline_is_said(make_daemon)
     waiting = []
     for _ in range(3):
         client = daemon.client()
-        client._sock.send_multipart(__import__("runtime.api.protocol", fromlist=["x"]).encode_request(
+        client._sock.send_multipart(__import__("edgesplit.runtime.api.protocol", fromlist=["x"]).encode_request(
             "submit", 1, {"deadline_ms": 60000}, {"*": image}), copy=False)
         waiting.append(client)
     time.sleep(0.3)
@@ -124,7 +122,7 @@ def test_late_feedback_lands_in_the_trace(make_daemon):
                            ({"rating": "good"}, "finite"), ({"label": 2.5}, "'label'")):
             refused = client.feedback(answer.task_id, **bad)
             assert refused.status == "bad_request" and words in refused.message, (bad, refused)
-    cli = subprocess.run([sys.executable, "-m", "runtime.cli", "submit", "--socket", str(daemon.socket),
+    cli = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "submit", "--socket", str(daemon.socket),
                           "--feedback", str(rated.task_id), "--label", "1", "--rating", "2.5", "--json"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=daemon.env,
                          timeout=60)
@@ -240,15 +238,15 @@ def test_sd_notify_ready_status_and_watchdog_pings_stop_when_the_loop_freezes(ma
     assert not any("WATCHDOG=1" in m for m in late), late
     daemon.kill()
     log = daemon.log.read_text()
-    assert "<4>runtime.daemon.serving: serving loop frozen on purpose" in log  # journald form: INVOCATION_ID set
+    assert "<4>edgesplit.runtime.daemon.serving: serving loop frozen on purpose" in log  # journald form: INVOCATION_ID set
     listener.close()
 
 
 def test_offloads_to_a_loopback_peer_and_falls_back_when_it_is_gone(make_daemon):
-    from runtime.bundle.store import load_bundle
-    from runtime.default_bundle import default_bundle_path
-    from runtime.executor.executor import Executor
-    from runtime.peer.background import BackgroundPeer
+    from edgesplit.runtime.bundle.store import load_bundle
+    from edgesplit.runtime.default_bundle import default_bundle_path
+    from edgesplit.runtime.executor.executor import Executor
+    from edgesplit.runtime.peer.background import BackgroundPeer
 
     peer = BackgroundPeer(Executor(load_bundle(default_bundle_path())), "tcp://127.0.0.1:*")
     daemon = make_daemon(extra_toml='[peer]\naddress = "%s"\n[action]\ncut = 1\n' % peer.endpoint).start()

@@ -1,5 +1,4 @@
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -8,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from runtime.default_bundle import default_bundle_path, load_heldout
+from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
 
-EDGESPLIT = [sys.executable, "-m", "runtime.cli"]
+EDGESPLIT = [sys.executable, "-m", "edgesplit.runtime.cli"]
 
 
 def _free_port():

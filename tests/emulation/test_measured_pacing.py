@@ -7,15 +7,15 @@ import shutil
 import numpy as np
 import pytest
 
-from runtime.bundle.store import load_bundle
-from runtime.cli import main
-from runtime.default_bundle import default_bundle_path
-from runtime.emulation import Emulation, load_profile
-from runtime.profiling.measure import profile_bundle
-from runtime.profiling.schema import ProfileError
-from runtime.profiling.store import load_profile as load_measured_profile
-from runtime.profiling.store import profile_path, save_profile
-from runtime.segments.registry import open_runner
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.cli import main
+from edgesplit.runtime.default_bundle import default_bundle_path
+from edgesplit.runtime.emulation import Emulation, load_profile
+from edgesplit.runtime.profiling.measure import profile_bundle
+from edgesplit.runtime.profiling.schema import ProfileError
+from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
+from edgesplit.runtime.profiling.store import profile_path, save_profile
+from edgesplit.runtime.segments.registry import open_runner
 
 SCALE = 7.0
 
@@ -62,7 +62,7 @@ def test_a_segment_the_profile_lacks_falls_back_to_macs_logged_once(profiled, ca
     missing = measured["segments"].pop()["id"]
     seg = bundle.manifest.segment(missing)
     emulation = Emulation(load_profile("rpi4"), workload_scale=SCALE, measured=measured)
-    with caplog.at_level(logging.WARNING, logger="runtime.emulation.segment_times"):
+    with caplog.at_level(logging.WARNING, logger="edgesplit.runtime.emulation.segment_times"):
         first = emulation.segment_seconds(seg.macs, missing)
         emulation.segment_seconds(seg.macs, missing)
     assert first == pytest.approx(load_profile("rpi4").compute_s(seg.macs, SCALE))

@@ -1,10 +1,10 @@
 """Board pacing: profiles load with provenance; paced segments take the profile's emulated time."""
 import pytest
 
-from runtime.bundle.store import load_bundle
-from runtime.default_bundle import default_bundle_path
-from runtime.emulation import Emulation, EmulationError, load_profile, profile_names
-from runtime.executor.executor import Executor
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.default_bundle import default_bundle_path
+from edgesplit.runtime.emulation import Emulation, EmulationError, load_profile, profile_names
+from edgesplit.runtime.executor.executor import Executor
 
 
 def test_profiles_carry_their_calibration():

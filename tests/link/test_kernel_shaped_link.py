@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.link.kernel_shaping import NamespacePair, unavailable_reason
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "peer"))
-from tiny_bundle import write_tiny_bundle  # noqa: E402
+from edgesplit.runtime.link.kernel_shaping import NamespacePair, unavailable_reason
+from support.tiny_bundle import write_tiny_bundle  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 REASON = unavailable_reason()
@@ -33,7 +31,7 @@ def test_offloads_complete_and_estimate_follows_a_tbf_rate_change(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
     with NamespacePair(tag="t") as pair:
         pair.set_rate(40e6)
-        peer = subprocess.Popen(pair.exec_args("peer", [sys.executable, "-m", "runtime.cli", "peer", str(bundle.root),
+        peer = subprocess.Popen(pair.exec_args("peer", [sys.executable, "-m", "edgesplit.runtime.cli", "peer", str(bundle.root),
                                                         "--bind", "tcp://%s:5555" % pair.peer_ip, "--json",
                                                         "--insecure"]),  # a private namespace pair: no keys needed
                                 cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -41,7 +39,7 @@ def test_offloads_complete_and_estimate_follows_a_tbf_rate_change(tmp_path):
         try:
             ready = _json_line(peer, "peer")
             device = subprocess.Popen(
-                pair.exec_args("device", [sys.executable, str(Path(__file__).with_name("netns_device.py")),
+                pair.exec_args("device", [sys.executable, str(Path(__file__).resolve().parents[1] / "support" / "netns_device.py"),
                                           ready["endpoint"], bundle.hash]),
                 cwd=str(REPO), env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True)

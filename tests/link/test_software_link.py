@@ -1,18 +1,14 @@
 """The software link: real offloads through a trace-shaped TCP relay, and the estimate follows it."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from runtime.executor.executor import Executor
-from runtime.link.relay import BackgroundLink, RateSchedule, TokenBucket, parse_tcp_endpoint
-from runtime.link.trace_readers import BandwidthTrace, constant_trace
-from runtime.peer.background import BackgroundPeer
-from runtime.transport.client import PeerClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "peer"))
-from tiny_bundle import write_tiny_bundle  # noqa: E402
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.link.relay import BackgroundLink, RateSchedule, TokenBucket, parse_tcp_endpoint
+from edgesplit.runtime.link.trace_readers import BandwidthTrace, constant_trace
+from edgesplit.runtime.peer.background import BackgroundPeer
+from edgesplit.runtime.transport.client import PeerClient
+from support.tiny_bundle import write_tiny_bundle  # noqa: E402
 
 
 @pytest.fixture(scope="module")

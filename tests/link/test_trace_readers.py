@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from runtime.link.shipped import resolve_trace, shipped_traces
-from runtime.link.trace_readers import TraceError, read_trace, resample
+from edgesplit.runtime.link.shipped import resolve_trace, shipped_traces
+from edgesplit.runtime.link.trace_readers import TraceError, read_trace, resample
 
 
 def _write(tmp_path, name, text):

@@ -1,16 +1,13 @@
 """Fixtures: the tiny bundle, an in-process peer thread, and real ``edgesplit peer`` subprocesses."""
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-from runtime.executor.executor import Executor
-from runtime.peer.background import BackgroundPeer
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tiny_bundle import write_tiny_bundle  # noqa: E402
-from peer_process import PeerProcess  # noqa: E402,F401
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.peer.background import BackgroundPeer
+from support.tiny_bundle import write_tiny_bundle  # noqa: E402
+from support.peer_process import PeerProcess  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from runtime.transport.client import PeerClient
+from edgesplit.runtime.transport.client import PeerClient
 
 
 def _x():

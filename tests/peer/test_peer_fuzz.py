@@ -5,9 +5,7 @@ answer; the peer must never die and its memory must stay bounded.
 """
 import json
 import signal
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,12 +13,10 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.executor.executor import Executor
-from runtime.transport import wire
-from runtime.transport.client import PeerClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer_process import PeerProcess  # noqa: E402
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.transport import wire
+from edgesplit.runtime.transport.client import PeerClient
+from support.peer_process import PeerProcess  # noqa: E402
 
 MAX_BYTES = 1024 * 1024
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import zmq
 
-from runtime.transport import wire
-from runtime.transport.client import PeerClient
+from edgesplit.runtime.transport import wire
+from edgesplit.runtime.transport.client import PeerClient
 
 
 def _input(rows=1, seed=0):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from policies_lite import edgeml_decoder, save_policy
-from plite_factory import FEATURES, mlp_layers
+from edgesplit.policies_lite import edgeml_decoder, save_policy
+from support.plite_factory import FEATURES, mlp_layers
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from policies_lite import PolicyError, content_id, edgeml_decoder, load_policy, save_policy, task_choice_decoder
-from plite_factory import FEATURES, mlp_layers
+from edgesplit.policies_lite import PolicyError, content_id, edgeml_decoder, load_policy, save_policy, task_choice_decoder
+from support.plite_factory import FEATURES, mlp_layers
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from policies_lite import (EdgeMLAction, PolicyError, TaskChoice, edgeml_decoder, features_vector, load_policy,
+from edgesplit.policies_lite import (EdgeMLAction, PolicyError, TaskChoice, edgeml_decoder, features_vector, load_policy,
                            read_policy_file, save_policy, task_choice_decoder)
-from plite_factory import FEATURES, mlp_layers
+from support.plite_factory import FEATURES, mlp_layers
 
 ACTS = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "identity": lambda v: v,
         "sigmoid": lambda v: 1 / (1 + np.exp(-v))}

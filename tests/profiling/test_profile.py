@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from runtime.bundle.store import load_bundle
-from runtime.cli import main
-from runtime.default_bundle import default_bundle_path
-from runtime.profiling.measure import profile_bundle, summarise
-from runtime.profiling.schema import ProfileError, validate_profile
-from runtime.profiling.store import list_profiles, load_profile, profile_path, save_profile
-from runtime.segments.registry import open_runner
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.cli import main
+from edgesplit.runtime.default_bundle import default_bundle_path
+from edgesplit.runtime.profiling.measure import profile_bundle, summarise
+from edgesplit.runtime.profiling.schema import ProfileError, validate_profile
+from edgesplit.runtime.profiling.store import list_profiles, load_profile, profile_path, save_profile
+from edgesplit.runtime.segments.registry import open_runner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,7 +101,7 @@ def test_a_missing_or_broken_profile_says_what_to_run(bundle_dir):
 
 
 def test_the_command_runs_as_a_subprocess_with_a_table(bundle_dir):
-    done = subprocess.run([sys.executable, "-m", "runtime.cli", "profile", str(bundle_dir), "--board", "jetson_nano",
+    done = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "profile", str(bundle_dir), "--board", "jetson_nano",
                            "--repeats", "2", "--warmup", "0"], cwd=str(REPO), capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
@@ -118,9 +118,9 @@ def test_bad_arguments_are_user_errors(bundle_dir, capsys):
 
 
 def test_a_tflite_bundle_is_profiled_too(tmp_path):
-    twin_dir = REPO / "tests" / "segments" / "data" / "mnist_branchy_tflite"
+    twin_dir = REPO / "tests" / "support" / "data" / "mnist_branchy_tflite"
     try:
-        from runtime.segments.tflite_runner import interpreter_class
+        from edgesplit.runtime.segments.tflite_runner import interpreter_class
 
         interpreter_class()
     except Exception as exc:  # BackendError when no TFLite package is installed

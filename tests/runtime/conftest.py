@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from runtime.default_bundle import default_bundle_path
+from edgesplit.runtime.default_bundle import default_bundle_path
 
 
 @pytest.fixture

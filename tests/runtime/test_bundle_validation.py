@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from runtime.bundle.manifest import MANIFEST_NAME, bundle_hash, parse_manifest
-from runtime.bundle.store import load_bundle
-from runtime.errors import BundleError
+from edgesplit.runtime.bundle.manifest import MANIFEST_NAME, bundle_hash, parse_manifest
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.errors import BundleError
 
 
 def read_manifest(root):

@@ -7,9 +7,9 @@ test images the manifest's accuracies were measured on, hence the 3-point tolera
 import numpy as np
 import pytest
 
-from runtime.bundle.store import load_bundle
-from runtime.default_bundle import default_bundle_path, load_heldout
-from runtime.executor.executor import Executor
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
+from edgesplit.runtime.executor.executor import Executor
 
 SUBSET_TOLERANCE = 0.03
 MAX_BUNDLE_BYTES = 1 << 20

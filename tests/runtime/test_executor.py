@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from runtime.bundle.store import load_bundle
-from runtime.default_bundle import default_bundle_path, load_heldout
-from runtime.errors import InputError
-from runtime.executor.entropy import normalised_entropy
-from runtime.executor.executor import Executor
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
+from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.executor.entropy import normalised_entropy
+from edgesplit.runtime.executor.executor import Executor
 
 
 @pytest.fixture(scope="module")

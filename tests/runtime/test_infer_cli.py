@@ -6,11 +6,11 @@ import sys
 import numpy as np
 import pytest
 
-from runtime.default_bundle import load_heldout
+from edgesplit.runtime.default_bundle import load_heldout
 
 
 def edgesplit(*args):
-    return subprocess.run([sys.executable, "-m", "runtime.cli"] + [str(a) for a in args],
+    return subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli"] + [str(a) for a in args],
                           capture_output=True, text=True, timeout=120)
 
 

@@ -8,14 +8,14 @@ import sys
 import pytest
 import zmq
 
-from runtime.bundle.store import load_bundle
-from runtime.daemon.config import DaemonConfigError, parse_daemon_config
-from runtime.default_bundle import default_bundle_path
-from runtime.executor.executor import Executor
-from runtime.peer.background import BackgroundPeer
-from runtime.security.curve import client_keys, server_keys
-from runtime.security.keys import KeyFileError, generate_keypair, load_keys
-from runtime.transport.client import PeerClient
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.daemon.config import DaemonConfigError, parse_daemon_config
+from edgesplit.runtime.default_bundle import default_bundle_path
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.peer.background import BackgroundPeer
+from edgesplit.runtime.security.curve import client_keys, server_keys
+from edgesplit.runtime.security.keys import KeyFileError, generate_keypair, load_keys
+from edgesplit.runtime.transport.client import PeerClient
 
 pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CURVE")
 
@@ -50,10 +50,10 @@ def test_key_files_are_created_with_safe_modes_and_never_replaced_silently(tmp_p
 
 
 def test_keys_generate_command(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "runtime.cli", "keys", "generate", "dev", "--dir", str(tmp_path),
+    out = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "keys", "generate", "dev", "--dir", str(tmp_path),
                           "--json"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
     assert '"public_key"' in out and (tmp_path / "dev.key_secret").exists()
-    again = subprocess.run([sys.executable, "-m", "runtime.cli", "keys", "generate", "dev", "--dir", str(tmp_path)],
+    again = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "keys", "generate", "dev", "--dir", str(tmp_path)],
                            stderr=subprocess.PIPE, universal_newlines=True)
     assert again.returncode == 1 and "already exist" in again.stderr
 
@@ -69,7 +69,7 @@ def test_listed_device_gets_answers_unknown_device_gets_nothing_and_is_logged(ex
         good = client_keys(str(keys / "peer.key"), str(keys / "devices" / "device-ok.key_secret"))
         assert _probe(peer.endpoint, executor.bundle.hash, good).ok
         unknown = client_keys(str(keys / "peer.key"), str(keys / "device-unknown.key_secret"))
-        with caplog.at_level(logging.WARNING, logger="runtime.security.zap"):
+        with caplog.at_level(logging.WARNING, logger="edgesplit.runtime.security.zap"):
             outcome = _probe(peer.endpoint, executor.bundle.hash, unknown)
         assert outcome.status == "timeout" and outcome.outputs == {}
         plain = _probe(peer.endpoint, executor.bundle.hash, None)  # no CurveZMQ at all
@@ -97,6 +97,6 @@ def test_secure_link_is_on_by_default_off_loopback(tmp_path):
     parse_daemon_config('[peer]\naddress = "tcp://10.0.0.2:5555"\ninsecure = true\n', "x.toml")
     with pytest.raises(DaemonConfigError, match="needs both"):
         parse_daemon_config('[peer]\naddress = "tcp://10.0.0.2:5555"\nserver_key = "p.key"\n', "x.toml")
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "peer", str(default_bundle_path()), "--bind",
+    proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "peer", str(default_bundle_path()), "--bind",
                            "tcp://0.0.0.0:5555"], stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
     assert proc.returncode == 1 and "--secret-key" in proc.stderr

@@ -1,19 +1,15 @@
-"""Fixtures: the embedded onnxruntime bundle and its shipped TFLite twin (tests/segments/data).
+"""Fixtures: the embedded onnxruntime bundle and its shipped TFLite twin (tests/support/data).
 
 The twin was written by ``edgesplit export-tflite`` (litert-torch) from the embedded bundle; it is
 checked in so the on-device leg (Python 3.8, tflite-runtime, no torch) can run it. When the embedded
 bundle is rebuilt the twin is stale: these tests then fail with the command that refreshes it.
 """
-import sys
-from pathlib import Path
 
 import pytest
 
-from runtime.bundle.store import load_bundle
-from runtime.default_bundle import default_bundle_path, load_heldout
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tflite_twin import REFRESH, TWIN_DIR  # noqa: E402
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
+from support.tflite_twin import REFRESH, TWIN_DIR  # noqa: E402
 
 
 @pytest.fixture(scope="session")

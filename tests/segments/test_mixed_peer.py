@@ -6,11 +6,11 @@ presents the source's hash on the wire (``Bundle.wire_hash``), which the peer ac
 """
 import numpy as np
 import pytest
-from tflite_twin import needs_tflite
+from support.tflite_twin import needs_tflite
 
-from runtime.executor.executor import Executor
-from runtime.peer.background import BackgroundPeer
-from runtime.transport.client import PeerClient
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.peer.background import BackgroundPeer
+from edgesplit.runtime.transport.client import PeerClient
 
 pytestmark = needs_tflite
 

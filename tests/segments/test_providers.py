@@ -4,9 +4,9 @@ import logging
 import onnxruntime as ort
 import pytest
 
-from runtime.boards.config import load_named_board
-from runtime.executor.executor import Executor
-from runtime.segments.providers import (CPU, check_session_providers, choose_providers, providers_for_board,
+from edgesplit.runtime.boards.config import load_named_board
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.segments.providers import (CPU, check_session_providers, choose_providers, providers_for_board,
                                         runner_factory_for_board)
 
 CUDA, TRT = "CUDAExecutionProvider", "TensorrtExecutionProvider"
@@ -15,7 +15,7 @@ cpu_only = pytest.mark.skipif(CUDA in ort.get_available_providers(), reason="thi
 
 def warnings_of(caplog):
     return [r.getMessage() for r in caplog.records
-            if r.levelno == logging.WARNING and r.name == "runtime.segments.providers"]
+            if r.levelno == logging.WARNING and r.name == "edgesplit.runtime.segments.providers"]
 
 
 @cpu_only
@@ -77,11 +77,11 @@ def test_a_provider_dropped_by_onnxruntime_at_session_creation_is_logged(caplog)
 
 
 def test_a_tflite_bundle_never_asks_onnxruntime_for_providers(tflite_bundle, caplog, monkeypatch):
-    from tflite_twin import tflite_installed
+    from support.tflite_twin import tflite_installed
 
     if not tflite_installed():
         pytest.skip("no TFLite interpreter")
-    import runtime.segments.providers as providers
+    from edgesplit.runtime.segments import providers
 
     monkeypatch.setattr(providers, "available_providers", lambda: pytest.fail("asked onnxruntime"))
     with caplog.at_level(logging.WARNING):

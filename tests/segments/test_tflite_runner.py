@@ -4,14 +4,14 @@ import sys
 
 import numpy as np
 import pytest
-from tflite_twin import needs_tflite
+from support.tflite_twin import needs_tflite
 
-from runtime.bundle.manifest import TensorSpec
-from runtime.bundle.store import load_bundle
-from runtime.errors import BackendError, InputError
-from runtime.executor.executor import Executor
-from runtime.segments.registry import open_runner
-from runtime.segments.tflite_runner import TfliteRunner
+from edgesplit.runtime.bundle.manifest import TensorSpec
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.errors import BackendError, InputError
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.segments.registry import open_runner
+from edgesplit.runtime.segments.tflite_runner import TfliteRunner
 
 TOLERANCE = 1e-4
 

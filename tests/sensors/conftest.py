@@ -1,11 +1,7 @@
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # fake_boards, shared with tests/boards
-
-import fake_boards  # noqa: E402
+from support import fake_boards  # noqa: E402
 
 
 @pytest.fixture(params=fake_boards.board_names())

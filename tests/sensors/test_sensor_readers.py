@@ -3,14 +3,14 @@ import os
 
 import pytest
 
-import fake_boards
-from runtime.sensors.cpu import CpuFreq
-from runtime.sensors.gpu_devfreq import DevfreqGpu, find_gpu_devfreq
-from runtime.sensors.memory import Memory
-from runtime.sensors.power_ina3221 import Ina3221Power
-from runtime.sensors.reading import by_name
-from runtime.sensors.sysroot import SysRoot
-from runtime.sensors.thermal import Thermal
+from support import fake_boards
+from edgesplit.runtime.sensors.cpu import CpuFreq
+from edgesplit.runtime.sensors.gpu_devfreq import DevfreqGpu, find_gpu_devfreq
+from edgesplit.runtime.sensors.memory import Memory
+from edgesplit.runtime.sensors.power_ina3221 import Ina3221Power
+from edgesplit.runtime.sensors.reading import by_name
+from edgesplit.runtime.sensors.sysroot import SysRoot
+from edgesplit.runtime.sensors.thermal import Thermal
 
 
 def clock():

@@ -4,11 +4,11 @@ import time
 
 import pytest
 
-import fake_boards
-from runtime.sensors.catalog import Hardware, build_sensors
-from runtime.sensors.reading import Reading, Sensor
-from runtime.sensors.sampler import Sampler
-from runtime.sensors.sysroot import SysRoot
+from support import fake_boards
+from edgesplit.runtime.sensors.catalog import Hardware, build_sensors
+from edgesplit.runtime.sensors.reading import Reading, Sensor
+from edgesplit.runtime.sensors.sampler import Sampler
+from edgesplit.runtime.sensors.sysroot import SysRoot
 
 
 def test_thread_samples_a_board_tree_with_the_real_clock(tmp_path):

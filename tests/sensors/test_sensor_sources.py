@@ -5,18 +5,18 @@ import textwrap
 
 import pytest
 
-import fake_boards
-from fake_nvml import FakeNvml
-from runtime.sensors.catalog import Hardware, build_sensors
-from runtime.sensors.chain import FirstAvailable
-from runtime.sensors.energy import energy_j, integrate_energy_j
-from runtime.sensors.gpu_devfreq import DevfreqGpu
-from runtime.sensors.jtop_source import JtopClient, JtopGpu, JtopPower
-from runtime.sensors.nvml import NvmlGpu, NvmlPower, NvmlSession
-from runtime.sensors.power_rpi import RpiPmicPower, RpiThrottle
-from runtime.sensors.reading import SensorUnavailable, by_name
-from runtime.sensors.sysroot import SysRoot
-from runtime.sensors.vcgencmd import Vcgencmd, parse_pmic_adc, parse_throttled
+from support import fake_boards
+from support.fake_nvml import FakeNvml
+from edgesplit.runtime.sensors.catalog import Hardware, build_sensors
+from edgesplit.runtime.sensors.chain import FirstAvailable
+from edgesplit.runtime.sensors.energy import energy_j, integrate_energy_j
+from edgesplit.runtime.sensors.gpu_devfreq import DevfreqGpu
+from edgesplit.runtime.sensors.jtop_source import JtopClient, JtopGpu, JtopPower
+from edgesplit.runtime.sensors.nvml import NvmlGpu, NvmlPower, NvmlSession
+from edgesplit.runtime.sensors.power_rpi import RpiPmicPower, RpiThrottle
+from edgesplit.runtime.sensors.reading import SensorUnavailable, by_name
+from edgesplit.runtime.sensors.sysroot import SysRoot
+from edgesplit.runtime.sensors.vcgencmd import Vcgencmd, parse_pmic_adc, parse_throttled
 
 # The format of `vcgencmd pmic_read_adc` on a Raspberry Pi 5 (Raspberry Pi OS bookworm): one line per
 # channel, current and voltage of a rail on different ADC indices, EXT5V and BATT voltage only.

@@ -10,16 +10,12 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from runtime.api.client import ApiClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from user_manager import UserManager, unavailable_reason  # noqa: E402
+from edgesplit.runtime.api.client import ApiClient
+from support.user_manager import UserManager, unavailable_reason  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"
@@ -108,7 +104,7 @@ def manager():
 
 
 def _submit(socket: Path, count: int) -> list:
-    from runtime.default_bundle import load_heldout
+    from edgesplit.runtime.default_bundle import load_heldout
 
     images, _ = load_heldout()
     with ApiClient(str(socket), timeout_s=10.0) as client:
@@ -159,5 +155,5 @@ def test_daemon_under_a_real_user_manager(manager):
     assert runs == 2 and tasks_last_run == 3
     log = (base / "daemon.log").read_text()
     # Under systemd the log lines carry syslog priorities and no timestamps.
-    assert re.search(r"(?m)^<6>runtime\.daemon\.service: serving ", log), log
+    assert re.search(r"(?m)^<6>edgesplit\.runtime\.daemon\.service: serving ", log), log
     assert "serving loop frozen on purpose" in log and restarted["NRestarts"] == "1"

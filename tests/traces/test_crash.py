@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.traces import summarize
+from edgesplit.runtime.traces import summarize
 
 CHILD = Path(__file__).with_name("traces_child.py")
 

@@ -6,8 +6,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from runtime.cli import main
-from runtime.traces import TaskRecord, TraceError, TraceStore, TransitionRecord, export
+from edgesplit.runtime.cli import main
+from edgesplit.runtime.traces import TaskRecord, TraceError, TraceStore, TransitionRecord, export
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_npz_tasks_columns(db, tmp_path):
 
 
 def test_a_version_1_file_exports_with_a_null_rating_column(tmp_path):
-    from runtime.traces import schema
+    from edgesplit.runtime.traces import schema
 
     db = tmp_path / "v1.db"
     conn = sqlite3.connect(str(db), isolation_level=None)

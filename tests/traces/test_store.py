@@ -4,8 +4,8 @@ import sqlite3
 
 import pytest
 
-from runtime.traces import SCHEMA_VERSION, TaskRecord, TraceError, TraceStore, TransitionRecord, summarize
-from runtime.traces import schema
+from edgesplit.runtime.traces import SCHEMA_VERSION, TaskRecord, TraceError, TraceStore, TransitionRecord, summarize
+from edgesplit.runtime.traces import schema
 
 
 def _count(db, table):

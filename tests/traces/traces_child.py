@@ -7,11 +7,8 @@ what the database must hold whenever it kills this process.
 """
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from runtime.traces import TaskRecord, TraceStore, TransitionRecord  # noqa: E402
+from edgesplit.runtime.traces import TaskRecord, TraceStore, TransitionRecord
 
 
 def report(store):

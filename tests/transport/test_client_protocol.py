@@ -6,8 +6,8 @@ import time
 import numpy as np
 import zmq
 
-from runtime.transport import wire
-from runtime.transport.client import PeerClient
+from edgesplit.runtime.transport import wire
+from edgesplit.runtime.transport.client import PeerClient
 
 BUNDLE = "cd" * 32
 

@@ -1,7 +1,7 @@
 """Bandwidth and RTT from transfer timings: synthetic timings with known answers."""
 import pytest
 
-from runtime.transport.link_estimate import LinkEstimator
+from edgesplit.runtime.transport.link_estimate import LinkEstimator
 
 
 def _link_s(nbytes, bandwidth_bps, rtt_s):
@@ -63,7 +63,7 @@ def test_staleness():
 
 
 def test_an_unanswered_request_only_lowers_the_estimate():
-    from runtime.transport.link_estimate import LinkEstimator
+    from edgesplit.runtime.transport.link_estimate import LinkEstimator
 
     est = LinkEstimator(min_bandwidth_bytes=1000)
     est.observe(100, 0.02, now=0.0)                     # base RTT 20 ms

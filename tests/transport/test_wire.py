@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import zmq
 
-from runtime.transport import wire
+from edgesplit.runtime.transport import wire
 
 BUNDLE = "ab" * 32
 

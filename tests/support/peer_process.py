@@ -13,7 +13,7 @@ class PeerProcess:
     """``edgesplit peer`` as a real subprocess; ``endpoint`` is read from its JSON ready line."""
 
     def __init__(self, bundle_dir, bind="tcp://127.0.0.1:*", extra=()):
-        self.args = [sys.executable, "-m", "runtime.cli", "peer", str(bundle_dir), "--bind", bind, "--json"]
+        self.args = [sys.executable, "-m", "edgesplit.runtime.cli", "peer", str(bundle_dir), "--bind", bind, "--json"]
         self.args += list(extra)
         self.proc = subprocess.Popen(self.args, cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=dict(os.environ, PYTHONUNBUFFERED="1"))

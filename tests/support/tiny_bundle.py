@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.bundle.manifest import Cut, Exit, Manifest, Segment, TensorSpec
-from runtime.bundle.store import Bundle, write_bundle
+from edgesplit.runtime.bundle.manifest import Cut, Exit, Manifest, Segment, TensorSpec
+from edgesplit.runtime.bundle.store import Bundle, write_bundle
 
 FLOAT = 1  # onnx.TensorProto.FLOAT
 

@@ -1,6 +1,6 @@
 """``edgesplit serve`` as a real subprocess for tests, with a config written per test.
 
-A plain module (tests put this folder on sys.path). Sockets live in a short temporary folder: a unix
+Part of tests/support. Sockets live in a short temporary folder: a unix
 socket path must stay under ~100 bytes.
 """
 import os
@@ -15,15 +15,15 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from runtime.api.client import ApiClient
+from edgesplit.runtime.api.client import ApiClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_policy(path: Path, seed: int, n_exits: int = 2, n_cuts: int = 4) -> str:
     """A small linear EdgeML policy for the embedded bundle (2 early exits, cuts 0..3); returns its id."""
-    from policies_lite import edgeml_decoder, save_policy
-    from runtime.controller.state import FEATURES
+    from edgesplit.policies_lite import edgeml_decoder, save_policy
+    from edgesplit.runtime.controller.state import FEATURES
 
     rng = np.random.default_rng(seed)
     n_out = n_exits + 2
@@ -38,7 +38,7 @@ def write_policy(path: Path, seed: int, n_exits: int = 2, n_cuts: int = 4) -> st
 
 
 def heldout(count: int) -> np.ndarray:
-    from runtime.default_bundle import load_heldout
+    from edgesplit.runtime.default_bundle import load_heldout
 
     images, _ = load_heldout()
     return images[:count]
@@ -63,7 +63,7 @@ class DaemonProcess:
 
     def start(self, timeout_s: float = 30.0) -> "DaemonProcess":
         self._log_handle = open(str(self.log), "ab")
-        self.process = subprocess.Popen([self.python, "-m", "runtime.cli", "serve", "--config", str(self.config)],
+        self.process = subprocess.Popen([self.python, "-m", "edgesplit.runtime.cli", "serve", "--config", str(self.config)],
                                         env=self.env, stdout=self._log_handle, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -1,4 +1,4 @@
-"""Shared builders for the policies_lite tests (a plain module: pytest puts this folder on sys.path)."""
+"""Shared builders for the policies_lite tests ."""
 
 FEATURES = ["latency_mean_s", "energy_mean", "bandwidth_mean_bps", "rtt_s", "queue_len", "gpu_freq_hz",
             "temperature_c", "peer_alive"]

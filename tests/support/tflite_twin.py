@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 TWIN_DIR = Path(__file__).resolve().parent / "data" / "mnist_branchy_tflite"
-REFRESH = ("edgesplit export-tflite --out tests/segments/data/mnist_branchy_tflite --force "
+REFRESH = ("edgesplit export-tflite --out tests/support/data/mnist_branchy_tflite --force "
            "(workstation, needs litert-torch)")
 
 

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from runtime.transport.client import PeerClient
+from edgesplit.runtime.transport.client import PeerClient
 
 
 def main(endpoint, bundle_hash):
