@@ -31,6 +31,7 @@ class TaskRecord:
     rating: Optional[float] = None          # the application's rating of the result, any finite number
     policy_id: Optional[str] = None
     run_id: Optional[str] = None            # None: the store's current run
+    energy: Optional[float] = None          # energy proxy of the task, in the board's energy unit
 
 
 @dataclass

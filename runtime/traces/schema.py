@@ -5,12 +5,16 @@ user_version``; a file that is SQLite but not a trace database, or from a newer 
 by name. ``MIGRATIONS[v]`` upgrades version v to v + 1 inside the opening transaction.
 
 The SQL avoids features newer than SQLite 3.22 (Ubuntu 18.04 / JetPack 4): no UPSERT, no RETURNING.
-Times are seconds (REAL); ``*_s`` columns on the run's clock (Unix time for a real run, virtual
-seconds in the emulator), bandwidth in bits per second, bytes as integers. JSON columns are TEXT.
+Times are seconds (REAL); ``*_s`` columns on the run's clock: a monotonic clock for a real run
+(``time.perf_counter`` under ``run``, ``time.monotonic`` under ``serve``: seconds since an arbitrary
+origin, comparable only within one run; ``runs.started_s`` is Unix time), emulated seconds under an
+emulated board, bandwidth in bits per second, bytes as integers. JSON columns are TEXT.
 
 Versions: 1 is ``SCHEMA_V1``; 2 adds ``tasks.rating`` (REAL, NULL until given), the application's
 late rating of a task's result (a QoE score, say): any finite number the application chooses, stored
-as given, with no scale implied. A new file is created as version 1 and migrated, so every database
+as given, with no scale implied; 3 adds ``tasks.energy`` (REAL, NULL in older rows), the energy
+proxy of the task in the board's energy unit (the mean reading of the board's proxy sensor over the
+task, e.g. MHz of GPU clock; under an emulated board the emulated energy in mJ). A new file is created as version 1 and migrated, so every database
 takes the same path.
 """
 import sqlite3
@@ -18,7 +22,7 @@ from typing import Callable, Dict, Tuple
 
 from edgesplit.runtime.traces.errors import TraceError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x45535452  # "ESTR": edgesplit traces
 DATA_TABLES = ("tasks", "transitions")
 JSON_COLUMNS = {"runs": ("versions", "config"), "tasks": ("segment_times", "entropies"),
@@ -79,10 +83,14 @@ def _add_task_rating(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE tasks ADD COLUMN rating REAL")  # ADD COLUMN: any SQLite >= 3.2, so JetPack 4's 3.22
 
 
+def _add_task_energy(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE tasks ADD COLUMN energy REAL")
+
+
 # version -> function(connection) that upgrades that version to version + 1.
-MIGRATIONS = {1: _add_task_rating}  # type: Dict[int, Callable[[sqlite3.Connection], None]]
+MIGRATIONS = {1: _add_task_rating, 2: _add_task_energy}  # type: Dict[int, Callable[[sqlite3.Connection], None]]
 # Columns added by migrations: readers of an older file show them as NULL, so exports keep one layout.
-ADDED_COLUMNS = {"tasks": ("rating",)}  # type: Dict[str, Tuple[str, ...]]
+ADDED_COLUMNS = {"tasks": ("rating", "energy")}  # type: Dict[str, Tuple[str, ...]]
 
 
 def _pragma(conn: sqlite3.Connection, name: str) -> int:

@@ -82,7 +82,7 @@ def test_npz_tasks_columns(db, tmp_path):
         assert np.isnan(npz["rating"][2]) and npz["rating"][3] == 4.5 and npz["rating"][4] == -1.0
 
 
-def test_a_version_1_file_exports_with_a_null_rating_column(tmp_path):
+def test_a_version_1_file_exports_with_null_rating_and_energy_columns(tmp_path):
     from edgesplit.runtime.traces import schema
 
     db = tmp_path / "v1.db"
@@ -95,10 +95,11 @@ def test_a_version_1_file_exports_with_a_null_rating_column(tmp_path):
     out = tmp_path / "tasks.jsonl"
     assert export(db, out, "jsonl")["rows"] == 1
     row = json.loads(out.read_text())
-    assert row["label"] == 6 and row["rating"] is None and list(row)[-1] == "rating"
+    assert row["label"] == 6 and row["rating"] is None and row["energy"] is None
+    assert list(row)[-2:] == ["rating", "energy"]
     export(db, tmp_path / "tasks.npz", "npz", table="tasks")
     with np.load(str(tmp_path / "tasks.npz"), allow_pickle=False) as npz:
-        assert np.isnan(npz["rating"][0])
+        assert np.isnan(npz["rating"][0]) and np.isnan(npz["energy"][0])
 
 
 def test_summary(db, capsys):
@@ -107,7 +108,7 @@ def test_summary(db, capsys):
     assert info["rows"] == {"runs": 1, "tasks": 10, "transitions": 6}
     assert info["dropped"] == {"tasks": 0, "transitions": 0}
     assert info["labelled_tasks"] == 5 and info["rated_tasks"] == 2 and info["fallback_tasks"] == 1
-    assert info["schema_version"] == 2
+    assert info["schema_version"] == 3
     assert info["runs"][0]["board"] == "pi4" and info["runs"][0]["tasks"] == 10
     assert main(["traces", "summary", str(db)]) == 0
     text = capsys.readouterr().out
