@@ -26,7 +26,7 @@ from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy, local_only, remote_only
 from edgesplit.runtime.device.loop import run_stream
-from edgesplit.runtime.device.session import DeviceSession, LinkSetup
+from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings
 from edgesplit.runtime.device.summary import summarize
 from edgesplit.runtime.emulation.board import load_profile
 from edgesplit.runtime.emulation.pacing import Emulation
@@ -158,8 +158,9 @@ def run_demo(args) -> int:
     store = TraceStore(traces, batch_size=64, flush_interval_s=1.0)
     try:
         for strategy in strategies(bundle, args.policy):
-            sessions.append(DeviceSession(bundle, strategy, bounds, peer=peer.endpoint, emulation=emulation, link=link,
-                                          shared_store=store, run_config={"command": "demo", "scenario": DEMO}))
+            settings = PipelineSettings(emulation=emulation, peer=peer.endpoint, link=link, shared_store=store,
+                                        run_config={"command": "demo", "scenario": DEMO})
+            sessions.append(Pipeline(bundle, strategy, bounds, settings))
         # Every relay replays the trace from the same instant, and every stream's first task arrives then.
         origin = emulation.clock() + START_MARGIN_S
         real_origin = time.monotonic() + emulation.to_real(START_MARGIN_S)
@@ -168,7 +169,7 @@ def run_demo(args) -> int:
         outputs = {}  # type: Dict[int, Any]
         errors = []  # type: List[BaseException]
 
-        def work(index: int, session: DeviceSession) -> None:
+        def work(index: int, session: Pipeline) -> None:
             try:
                 outputs[index] = run_stream(session.loop, images, labels, period_s=DEMO["period_s"], origin=origin)
             except BaseException as exc:  # reported after the join

@@ -7,7 +7,7 @@ from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy
 from edgesplit.runtime.device.loop import run_stream
-from edgesplit.runtime.device.session import DeviceSession, LinkSetup
+from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings, StoreSettings, detect_live_board
 from edgesplit.runtime.device.summary import summarize
 from edgesplit.runtime.emulation.board import load_profile, profile_names
 from edgesplit.runtime.emulation.pacing import Emulation
@@ -135,14 +135,20 @@ def run_command(args) -> int:
     energy_bounded = args.energy_bound is not None
     bounds = Bounds(args.latency_bound_ms / 1e3, args.energy_bound if energy_bounded else float("inf"))
     deadline = None if args.deadline_ms is None else args.deadline_ms / 1e3
-    with DeviceSession(bundle, strategy, bounds, peer=args.peer, emulation=emulation, link=link, traces=args.traces,
-                       deadline_s=deadline, run_config={"command": "run", "inputs": args.inputs}) as session:
-        results = run_stream(session.loop, inputs, labels, period_s=args.period_ms / 1e3)
+    # Not emulated: this machine's own board config (providers, threads, sensors and energy proxy).
+    board = detect_live_board() if emulation is None else None
+    settings = PipelineSettings(board=board, emulation=emulation, peer=args.peer, link=link, deadline_s=deadline,
+                                store=StoreSettings(args.traces) if args.traces else None,
+                                run_config={"command": "run", "inputs": args.inputs})
+    with Pipeline(bundle, strategy, bounds, settings) as pipeline:
+        results = run_stream(pipeline.loop, inputs, labels, period_s=args.period_ms / 1e3)
+        live = pipeline.describe()
         report = summarize(results, bounds, len(bundle.manifest.exits), energy_bounded)
     report.update({"strategy": strategy.name, "policy_id": strategy.policy_id, "bundle_sha256": bundle.hash,
                    "latency_bound_ms": args.latency_bound_ms, "energy_bound": args.energy_bound,
                    "emulation": emulation.describe() if emulation else {"emulated": False},
-                   "link": link.describe() if link else None, "traces": args.traces})
+                   "link": link.describe() if link else None, "traces": args.traces,
+                   "board": live["board"], "providers": live["providers"], "sensors": live["sensors"]})
     if args.json:
         print_json(report)
     else:

@@ -21,7 +21,6 @@ from typing import Any, Dict, List, Optional
 
 from edgesplit.runtime.api.server import ApiHandlers, ApiServer
 from edgesplit.runtime.bundle.store import Bundle, load_bundle
-from edgesplit.runtime.controller.controller import Controller
 from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.strategies import Strategy, fixed, load_policy_strategy, local_only
 from edgesplit.runtime.daemon.config import RELOADABLE, DaemonConfig, DaemonConfigError, changed_keys, load_daemon_config
@@ -29,10 +28,9 @@ from edgesplit.runtime.daemon.logs import LEVELS
 from edgesplit.runtime.daemon.metrics import render, write_textfile
 from edgesplit.runtime.daemon.sd_notify import SystemdNotifier
 from edgesplit.runtime.daemon.serving import ServingLoop
-from edgesplit.runtime.device.loop import DeviceLoop
+from edgesplit.runtime.device.pipeline import Pipeline, PipelineSettings, StoreSettings, detect_live_board
 from edgesplit.runtime.errors import EdgesplitError, InputError
-from edgesplit.runtime.executor.executor import Executor
-from edgesplit.runtime.traces import TraceStore, default_versions
+from edgesplit.runtime.traces import TraceStore
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +59,7 @@ def resolve_board(spec: str):
     if spec.endswith(".toml"):
         return load_board_config(spec)
     if spec == "auto":
-        from edgesplit.runtime.boards.config import load_all_boards
-        from edgesplit.runtime.boards.detect import detect_board
-        from edgesplit.runtime.sensors.sysroot import SysRoot
-
-        detection = detect_board(SysRoot(os.environ.get("EDGESPLIT_SYSROOT", "/")), load_all_boards())
-        log.info("board: %s (%s)", detection.board, detection.reason)
-        return load_named_board(detection.board)
+        return detect_live_board()
     return load_named_board(spec)
 
 
@@ -158,6 +150,7 @@ class Daemon:
         self.executor = None
         self.store = None  # type: Optional[TraceStore]
         self.client = None
+        self.pipeline = None  # type: Optional[Pipeline]
         self.api = None  # type: Optional[ApiServer]
         self.serving = None  # type: Optional[ServingLoop]
         self.jobs = queue.Queue(maxsize=config.api.queue_size)  # type: queue.Queue
@@ -187,34 +180,31 @@ class Daemon:
         self.bundle = load_bundle(config.model.bundle or default_bundle_path())
         board = resolve_board(config.model.board)
         strategy = build_strategy(config, self.bundle)
-        threads = config.model.threads or (board.execution.intra_op_threads if board is not None else 0) or None
-        self.executor = Executor(self.bundle, threads=threads)  # warms every segment up
-        self.store = TraceStore(config.traces.path, batch_size=config.traces.batch_size,
-                                flush_interval_s=config.traces.flush_interval_s,
-                                max_bytes=int(config.traces.max_mb * 1024 * 1024))
-        self.store.start_run(board=board.name if board is not None else None, bundle_hash=self.bundle.hash,
-                             versions=default_versions(),
-                             config=dict(config.to_dict(), command="serve", strategy=strategy.describe()))
-        if config.peer.address:
-            self.client = self._peer_client(config)
-        controller = Controller(strategy, build_bounds(config, board), store=self.store)
-        loop = DeviceLoop(self.executor, controller, client=self.client, store=self.store,
-                          deadline_s=config.api.default_deadline_ms / 1e3)
-        self.api = ApiServer(config.api.socket, self.handlers, self.jobs,
-                             max_input_bytes=int(config.api.max_input_mb * 1024 * 1024), group=config.api.group)
-        self.serving = ServingLoop(loop, self.jobs, self.api)
-        self.board = board
-
-    def _peer_client(self, config: DaemonConfig):
-        from edgesplit.runtime.transport.client import PeerClient
-
         curve = None
-        if config.peer.server_key:
+        if config.peer.address and config.peer.server_key:
             from edgesplit.runtime.security.curve import client_keys
 
             curve = client_keys(config.peer.server_key, config.peer.device_key)
-        # No blocking probe here: start-up stays fast when the peer is away; the idle loop probes.
-        return PeerClient(config.peer.address, self.bundle.wire_hash, curve=curve)
+        settings = PipelineSettings(
+            board=board, peer=config.peer.address or None, curve=curve, threads=config.model.threads or None,
+            deadline_s=config.api.default_deadline_ms / 1e3,
+            store=StoreSettings(config.traces.path, batch_size=config.traces.batch_size,
+                                flush_interval_s=config.traces.flush_interval_s,
+                                max_bytes=int(config.traces.max_mb * 1024 * 1024)),
+            run_config=dict(config.to_dict(), command="serve"))
+        # The same pipeline as `edgesplit run`: executor warmed up on the board's providers, sensors
+        # sampled at the board's rate, first probe of the peer, controller, trace store.
+        self.pipeline = Pipeline(self.bundle, strategy, build_bounds(config, board), settings)
+        self.executor = self.pipeline.executor
+        self.store = self.pipeline.store
+        self.client = self.pipeline.client
+        self.api = ApiServer(config.api.socket, self.handlers, self.jobs,
+                             max_input_bytes=int(config.api.max_input_mb * 1024 * 1024), group=config.api.group)
+        self.serving = ServingLoop(self.pipeline.loop, self.jobs, self.api)
+        self.board = board
+        live = self.pipeline.describe()
+        log.info("board %s; providers %s; energy proxy %s", live["board"] or "none", ", ".join(live["providers"]),
+                 _proxy_line(live["sensors"]))
 
     # ------------------------------------------------------------ signals and the main loop
 
@@ -326,11 +316,9 @@ class Daemon:
     def _close_resources(self) -> None:
         if self.api is not None:
             self.api.stop()
-        if self.client is not None:
-            self.client.close()
+        if self.pipeline is not None:
+            self.pipeline.close()  # trace store (commit + checkpoint), peer client, sampler
             self.client = None
-        if self.store is not None:
-            self.store.close()
 
     # ------------------------------------------------------------ figures
 
@@ -360,6 +348,9 @@ class Daemon:
             "traces": {"path": str(self.store.path), "committed_rows": self.store.committed_rows,
                        "run_id": self.store.run_id},
             "restart_needed_for": list(self.restart_needed),
+            "board": self.pipeline.board_label(),
+            "providers": self.pipeline.providers(),
+            "sensors": self.pipeline.sensors(),
         }
 
     def status_line(self) -> str:
@@ -377,3 +368,12 @@ class Daemon:
             write_textfile(self.config.metrics.path, render(self.status()))
         except OSError as exc:
             log.warning("cannot write metrics file %s: %s", self.config.metrics.path, exc)
+
+
+def _proxy_line(sensors: Dict[str, Any]) -> str:
+    proxy = sensors.get("energy_proxy")
+    if not proxy:
+        return "none (no board config: tasks record energy 0)"
+    if proxy["available"]:
+        return "%s = %.6g %s (%s)" % (proxy["reading"], proxy["latest"], proxy["unit"], proxy["source"])
+    return "%s unavailable (%s): tasks record energy 0" % (proxy["reading"], proxy["source"])

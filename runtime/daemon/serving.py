@@ -174,6 +174,9 @@ class ServingLoop:
         counters.missed_deadline += int(not met)
         counters.latency_sum_s += result.latency_s
         counters.recent_latency_s.append(result.latency_s)
+        log.debug("task %d: exit %d, cut %s, %.2f ms, energy proxy %.6g%s", task_id, result.exit_id, result.cut,
+                  1e3 * result.latency_s, result.energy, " (fallback: %s)" % result.fallback_reason
+                  if result.fallback else "")
         sender.send(job, "ok", result.fallback_reason, task_id=task_id, result=result.result, exit=result.exit_id,
                     cut=result.cut, fallback=result.fallback, latency_ms=round(1e3 * result.latency_s, 3),
                     met_deadline=met, policy_id=self.loop.controller.strategy.policy_id)

@@ -203,7 +203,8 @@ class DeviceLoop:
             deadline_s=result.arrival_s + self.deadline_s, exit=result.exit_id, cut=result.cut,
             segment_times=result.segment_times, bytes_sent=result.bytes_sent, transfer_s=result.transfer_s,
             entropies=entropies, bandwidth_bps=result.bandwidth_bps, fallback=result.fallback, result=result.result,
-            label=result.label, policy_id=self.controller.strategy.policy_id, run_id=self.run_id))
+            label=result.label, policy_id=self.controller.strategy.policy_id, run_id=self.run_id,
+            energy=result.energy))
 
 
 def run_stream(loop: DeviceLoop, inputs: np.ndarray, labels: Optional[Sequence[int]] = None,

@@ -46,7 +46,8 @@ def heldout(count: int) -> np.ndarray:
 
 class DaemonProcess:
     def __init__(self, workdir: Path, extra_toml: str = "", env: Optional[Dict[str, str]] = None,
-                 queue_size: int = 64, python: str = sys.executable, model: str = ""):
+                 queue_size: int = 64, python: str = sys.executable, model: str = "", board: str = "x86_cpu",
+                 log_level: str = "info"):
         """``model``: extra lines for [model]; ``extra_toml``: further tables ([peer], [debug], ...)."""
         self.workdir = workdir
         self.sockdir = Path(tempfile.mkdtemp(prefix="es-", dir="/tmp"))
@@ -55,9 +56,10 @@ class DaemonProcess:
         self.config = workdir / "edgesplit.toml"
         self.log = workdir / "daemon.log"
         self.config.write_text(
-            'log_level = "info"\n[model]\nboard = "x86_cpu"\n%s\n[traces]\npath = "%s"\nflush_interval_s = 0.2\n'
-            '[api]\nsocket = "%s"\nqueue_size = %d\n%s\n' % (model, self.traces, self.socket, queue_size, extra_toml))
-        self.env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+            'log_level = "%s"\n[model]\nboard = "%s"\n%s\n[traces]\npath = "%s"\nflush_interval_s = 0.2\n'
+            '[api]\nsocket = "%s"\nqueue_size = %d\n%s\n'
+            % (log_level, board, model, self.traces, self.socket, queue_size, extra_toml))
+        self.env = dict(os.environ, **(env or {}))
         self.python = python
         self.process = None  # type: Optional[subprocess.Popen]
 

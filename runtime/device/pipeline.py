@@ -1,0 +1,287 @@
+"""The one composition of a device's pipeline, used by ``run``, ``demo`` and ``serve`` alike.
+
+    executor (segments on the board's providers, or paced to an emulated board)
+      -> peer client (link estimate, first probe) [through a software link replaying a link trace]
+      -> controller (strategy, bounds, state window) -> device loop -> trace store
+    sensors: a sampler at the board's rate feeding the energy proxy into the state and the trace rows
+
+``Pipeline(bundle, strategy, bounds, PipelineSettings(...))`` builds and opens every part;
+``close()`` releases them in order. What differs between commands is only the settings: a live
+board config (providers, threads, sensors) or an emulated board (pacing, clock, energy model), a
+peer address with or without CurveZMQ keys, a link trace, the trace store's settings.
+"""
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from edgesplit.runtime.controller.controller import Controller
+from edgesplit.runtime.controller.reward import Bounds
+from edgesplit.runtime.controller.state import FEATURES
+from edgesplit.runtime.controller.strategies import Strategy
+from edgesplit.runtime.device.loop import DeviceLoop
+from edgesplit.runtime.emulation.pacing import Emulation
+from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.link.trace_readers import BandwidthTrace
+from edgesplit.runtime.traces import TraceStore, default_versions
+from edgesplit.runtime.transport.client import PeerClient
+from edgesplit.runtime.transport.link_estimate import LinkEstimator
+
+log = logging.getLogger(__name__)
+
+PROBE_BYTES = 4 * 1024           # probes about the size of an offload measure what an offload would see
+FIRST_PROBE_TIMEOUT_S = 1.0      # a peer that is away delays start-up by at most this (then: marked down)
+
+
+@dataclass
+class LinkSetup:
+    """A link trace replayed by an in-process software link between this device and the peer."""
+
+    trace: BandwidthTrace
+    rtt_s: float = 0.020
+    trace_speed: float = 1.0      # trace seconds per emulated second
+    link_scale: float = 1.0       # the trace's rates are multiplied by this (emulated tensors sizes)
+    name: str = ""
+
+    def describe(self) -> Dict[str, Any]:
+        return {"emulated_link": True, "trace": self.name or self.trace.source, "rtt_ms": 1e3 * self.rtt_s,
+                "trace_speed": self.trace_speed, "link_scale": self.link_scale,
+                "trace_summary": self.trace.summary()}
+
+
+@dataclass
+class StoreSettings:
+    """Where and how the trace store writes (``[traces]`` of the daemon config)."""
+
+    path: str
+    batch_size: int = 16
+    flush_interval_s: float = 0.5
+    max_bytes: Optional[int] = None
+
+
+@dataclass
+class PipelineSettings:
+    """Everything that shapes a device's pipeline besides the bundle, strategy and bounds."""
+
+    board: Any = None                         # live BoardConfig: providers, threads, sensors, energy proxy
+    emulation: Optional[Emulation] = None     # an emulated board instead: pacing, clock, energy model
+    peer: Optional[str] = None                # the peer's ZeroMQ endpoint; None = every task local
+    curve: Any = None                         # CurveClientKeys pinning the peer; None = plain ZMTP
+    link: Optional[LinkSetup] = None          # replay a link trace between this device and the peer
+    threads: Optional[int] = None             # per-session threads; None = the board's, else by segment size
+    deadline_s: Optional[float] = None        # offload timeout after arrival; None = the latency bound
+    q: int = 3                                # state window: the last q action intervals
+    store: Optional[StoreSettings] = None     # open a trace store here ...
+    shared_store: Optional[TraceStore] = None  # ... or log into one the caller owns (demo: one file, 5 runs)
+    sensors: bool = True                      # sample the live board's sensors (no effect when emulated)
+    run_config: Dict[str, Any] = field(default_factory=dict)  # recorded in the run's metadata
+
+
+def open_relay(peer: str, link: LinkSetup, speedup: float):
+    """A BackgroundLink relaying to ``peer`` that plays ``link`` at emulated time ``speedup``."""
+    from edgesplit.runtime.link.relay import BackgroundLink, parse_tcp_endpoint
+
+    try:
+        target = parse_tcp_endpoint(peer, "--peer")
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    scaled = BandwidthTrace(link.trace.bps * link.link_scale * speedup, link.trace.source, link.trace.format,
+                            link.trace.step_s)
+    return BackgroundLink(target, scaled, rtt_s=link.rtt_s / speedup, time_scale=link.trace_speed * speedup)
+
+
+def open_sampler(board):
+    """The live board's sensors on their own thread at ``[sensors] rate_hz``, and its energy proxy."""
+    from edgesplit.runtime.sensors.catalog import Hardware, build_sensors
+    from edgesplit.runtime.sensors.proxy import EnergyProxy
+    from edgesplit.runtime.sensors.sampler import Sampler
+    from edgesplit.runtime.sensors.sysroot import SysRoot
+
+    s = board.sensors
+    kinds = list(s.enabled)
+    proxy = board.policy.energy_proxy
+    needed = {"gpu_freq": "gpu", "cpu_freq": "cpu_freq"}.get(proxy, "power")
+    if needed not in kinds:
+        kinds.append(needed)  # the energy proxy is always sampled
+    sensors = build_sensors(Hardware(SysRoot.from_env()), kinds, s.gpu_sources, s.power_sources,
+                            s.total_power_rails, s.thermal_zones)
+    sampler = Sampler(sensors, s.rate_hz, history_s=max(60.0, 10 * s.window_s))
+    sampler.sample_once()  # the first task already sees the board's figures
+    sampler.start()
+    return sampler, EnergyProxy(sampler, proxy, s.window_s)
+
+
+class Pipeline:
+    """Everything one device holds open while it runs tasks."""
+
+    def __init__(self, bundle, strategy: Strategy, bounds: Bounds, settings: Optional[PipelineSettings] = None):
+        settings = settings or PipelineSettings()
+        self.bundle = bundle
+        self.settings = settings
+        self.emulation = emulation = settings.emulation
+        self.board = settings.board if emulation is None else None
+        self.relay = None
+        self.client = None
+        self.sampler = None
+        self.energy_proxy = None
+        self.store = None  # type: Optional[TraceStore]
+        self.run_id = None  # type: Optional[str]
+        clock = emulation.clock if emulation is not None else time.perf_counter
+        try:
+            self.executor = self._executor(settings, clock)
+            if self.board is not None and settings.sensors:
+                self.sampler, self.energy_proxy = open_sampler(self.board)
+            self.client = self._peer(settings)
+            store = settings.shared_store
+            if store is None and settings.store is not None:
+                st = settings.store
+                self.store = store = TraceStore(st.path, batch_size=st.batch_size,
+                                                flush_interval_s=st.flush_interval_s, max_bytes=st.max_bytes)
+            if store is not None:
+                self.run_id = store.start_run(board=self.board_label(), bundle_hash=bundle.hash,
+                                              versions=default_versions(),
+                                              config=self._run_config(strategy, bounds))
+            self.controller = Controller(strategy, bounds, q=settings.q, store=store, clock=clock,
+                                         run_id=self.run_id)
+            energy = emulation.energy if emulation is not None else self.energy_proxy
+            self.loop = DeviceLoop(self.executor, self.controller, client=self.client, store=store, clock=clock,
+                                   run_id=self.run_id,
+                                   sleep_until=emulation.sleep_until if emulation else None,
+                                   to_real=emulation.to_real if emulation else (lambda s: s),
+                                   to_emulated=emulation.to_emulated if emulation else (lambda s: s),
+                                   energy=energy,
+                                   deadline_s=settings.deadline_s if settings.deadline_s is not None
+                                   else bounds.latency_s)
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------ parts
+
+    def _executor(self, settings: PipelineSettings, clock) -> Executor:
+        threads = settings.threads
+        if self.emulation is not None:
+            # Paced compute sleeps; meanwhile the loop collects probe replies (see DeviceLoop.idle).
+            factory = self.emulation.runner_factory(idle=self._idle)
+            return Executor(self.bundle, threads=threads or 1, clock=clock, runner_factory=factory)
+        if self.board is not None:
+            from edgesplit.runtime.segments.providers import runner_factory_for_board
+
+            return Executor(self.bundle, threads=threads, clock=clock,
+                            runner_factory=runner_factory_for_board(self.board))
+        return Executor(self.bundle, threads=threads, clock=clock)
+
+    def _peer(self, settings: PipelineSettings) -> Optional[PeerClient]:
+        if settings.peer is None:
+            return None
+        endpoint = settings.peer
+        speed = self.emulation.speedup if self.emulation is not None else 1.0
+        if settings.link is not None:
+            self.relay = open_relay(settings.peer, settings.link, speed)
+            endpoint = self.relay.endpoint
+        estimator = LinkEstimator(min_bandwidth_bytes=3000, stale_after_s=1.0 / speed)
+        client = PeerClient(endpoint, self.bundle.wire_hash, estimator=estimator, probe_bytes=PROBE_BYTES,
+                            probe_backoff_s=(0.25 / speed, 5.0 / speed), probe_timeout_s=1.0 / speed,
+                            curve=settings.curve)
+        # The first answer on a fresh socket also pays the handshakes: probe once plain, then with a payload.
+        for payload in (0, PROBE_BYTES):
+            outcome = client.probe(timeout_s=FIRST_PROBE_TIMEOUT_S, payload_bytes=payload)
+            if not outcome.ok:
+                log.warning("peer %s did not answer the first probe (%s): starting with the peer marked down; "
+                            "it is probed again in the background", settings.peer, outcome.message or outcome.status)
+                break
+        return client
+
+    def _idle(self) -> None:
+        loop = getattr(self, "loop", None)
+        if loop is not None:
+            loop.idle()
+
+    # ------------------------------------------------------------ figures
+
+    def board_label(self) -> Optional[str]:
+        if self.emulation is not None:
+            return self.emulation.label
+        return self.board.name if self.board is not None else None
+
+    def providers(self) -> List[str]:
+        """The execution providers the segments really got (read back from each session), most used first."""
+        seen = []  # type: List[str]
+        for runner in self.executor.runners.values():
+            for name in getattr(runner, "providers", None) or [type(runner).__name__]:
+                if name not in seen:
+                    seen.append(name)
+        return seen
+
+    def sensors(self) -> Dict[str, Any]:
+        """Which sensors are live: each sampled reading with its value or the reason it is unavailable."""
+        if self.emulation is not None:
+            return {"emulated": True, "energy_model": self.emulation.describe().get("energy_model")}
+        if self.sampler is None:
+            return {"sampled": False}
+        readings = {}
+        for name in self.sampler.names():
+            if "." in name:
+                continue  # per-core / per-rail detail stays in `edgesplit board show`
+            r = self.sampler.latest(name)
+            readings[name] = ({"value": r.value, "unit": r.unit, "source": r.source} if r.available
+                              else {"unavailable": r.reason})
+        return {"sampled": True, "rate_hz": 1.0 / self.sampler.period_s, "readings": readings,
+                "energy_proxy": self.energy_proxy.describe()}
+
+    def describe(self) -> Dict[str, Any]:
+        return {"board": self.board_label(), "providers": self.providers(), "sensors": self.sensors(),
+                "peer": self.settings.peer, "secure": self.settings.curve is not None}
+
+    def _run_config(self, strategy: Strategy, bounds: Bounds) -> Dict[str, Any]:
+        s = self.settings
+        config = dict(s.run_config)
+        config.update({"strategy": strategy.describe(),
+                       "bounds": {"latency_s": bounds.latency_s,
+                                  "energy": bounds.energy if bounds.energy != float("inf") else None},
+                       "state_features": list(FEATURES), "peer": s.peer,
+                       "emulation": self.emulation.describe() if self.emulation else {"emulated": False},
+                       "link": s.link.describe() if s.link else None,
+                       "providers": self.providers(), "sensors": self.sensors(),
+                       "energy_unit": self.energy_unit()})
+        return config
+
+    def energy_unit(self) -> Optional[str]:
+        if self.emulation is not None:
+            return "mJ"
+        return self.board.bounds.energy_unit if self.board is not None else None
+
+    # ------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
+        if self.sampler is not None:
+            self.sampler.stop()
+            self.sampler = None
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def detect_live_board():
+    """The board config of the machine this runs on (``EDGESPLIT_SYSROOT`` points at a fake tree in tests)."""
+    from edgesplit.runtime.boards.config import load_all_boards, load_named_board
+    from edgesplit.runtime.boards.detect import detect_board
+    from edgesplit.runtime.sensors.sysroot import SysRoot
+
+    detection = detect_board(SysRoot(os.environ.get("EDGESPLIT_SYSROOT", "/")), load_all_boards())
+    log.info("board: %s (%s)", detection.board, detection.reason)
+    return load_named_board(detection.board)
