@@ -1,5 +1,6 @@
 """``edgesplit serve``: the long-running device daemon (what the systemd unit starts)."""
 import logging
+import sys
 
 from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.daemon.config import load_daemon_config
@@ -18,8 +19,13 @@ def register(commands) -> None:
                     "policy that does not load is refused and the old one keeps serving. Under systemd it "
                     "reports READY, STATUS and watchdog pings (Type=notify). See systemd/edgesplit.toml for "
                     "every key.")
-    parser.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
-                        help="daemon config (default %(default)s)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                       help="daemon config (default %(default)s)")
+    where.add_argument("--local", metavar="DIR",
+                       help="run as yourself with every path under DIR: uses DIR/edgesplit.toml, writing it the "
+                            "first time (traces DIR/traces.db, API socket DIR/api.sock, metrics DIR/metrics.prom); "
+                            "then 'edgesplit status --config DIR/edgesplit.toml'")
     parser.add_argument("--check-config", action="store_true",
                         help="validate the config and what it names (bundle, board, policy, keys), then exit: "
                              "0 when it would start")
@@ -28,19 +34,35 @@ def register(commands) -> None:
 
 
 def check_config(path: str):
-    """Everything start-up would refuse, without opening sockets or the database."""
+    """Everything start-up would refuse, without opening sockets or the database; every problem at once."""
     from edgesplit.runtime.bundle.store import load_bundle
+    from edgesplit.runtime.daemon.config import DaemonConfigError
+    from edgesplit.runtime.daemon.preflight import machine_problems
     from edgesplit.runtime.daemon.service import build_strategy, resolve_board
     from edgesplit.runtime.default_bundle import default_bundle_path
+    from edgesplit.runtime.errors import EdgesplitError
 
     config = load_daemon_config(path)
-    bundle = load_bundle(config.model.bundle or default_bundle_path())
-    board = resolve_board(config.model.board)
-    strategy = build_strategy(config, bundle)
+    problems = machine_problems(config)
+    bundle = board = strategy = None
+    try:
+        bundle = load_bundle(config.model.bundle or default_bundle_path())
+        strategy = build_strategy(config, bundle)
+    except EdgesplitError as exc:
+        problems.append(str(exc))
+    try:
+        board = resolve_board(config.model.board)
+    except EdgesplitError as exc:
+        problems.append(str(exc))
     if config.peer.server_key:
         from edgesplit.runtime.security.curve import client_keys
 
-        client_keys(config.peer.server_key, config.peer.device_key)
+        try:
+            client_keys(config.peer.server_key, config.peer.device_key)
+        except EdgesplitError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise DaemonConfigError("\n".join(problems))
     return config, {"config": path, "ok": True, "bundle": bundle.manifest.name, "bundle_sha256": bundle.hash,
                     "board": board.name if board is not None else None, "policy_id": strategy.policy_id,
                     "peer": config.peer.address or None, "secure_link": bool(config.peer.server_key),
@@ -48,6 +70,11 @@ def check_config(path: str):
 
 
 def run_serve(args) -> int:
+    if args.local:
+        from edgesplit.runtime.daemon.local import local_config
+
+        args.config = local_config(args.local)
+        print("config: %s" % args.config, file=sys.stderr)
     if args.check_config:
         _, report = check_config(args.config)
         if args.json:
@@ -61,7 +88,10 @@ def run_serve(args) -> int:
     from edgesplit.runtime.daemon.logs import configure_logging
     from edgesplit.runtime.daemon.service import Daemon
 
+    from edgesplit.runtime.daemon.preflight import check_machine
+
     config = load_daemon_config(args.config)
+    check_machine(config)
     configure_logging(config.log_level)
     os.umask(0o007)  # API socket, traces and metrics: owner and group only
     return Daemon(config).run()

@@ -34,7 +34,7 @@ def test_relative_paths_are_relative_to_the_config_and_defaults_fill_the_rest(tm
 
 def test_check_config_cli(tmp_path):
     good = tmp_path / "good.toml"
-    good.write_text('[model]\nboard = "x86_cpu"\n')
+    good.write_text('[model]\nboard = "x86_cpu"\n[traces]\npath = "traces.db"\n[api]\nsocket = "api.sock"\n')
     out = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(good), "--check-config",
                           "--json"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
     assert '"ok": true' in out and '"board": "x86_cpu"' in out
