@@ -42,6 +42,12 @@ def run_status(args) -> int:
     print("state      %s (pid %s, up %.0f s, ready %.2f s after start)" % (
         status["state"], status["pid"], status["uptime_s"], status["startup_s"] or float("nan")))
     print("queue      %d / %d" % (queue["length"], queue["capacity"]))
+    if "board" in status:  # daemons before the one-pipeline change did not report these
+        print("board      %s on %s" % (status["board"] or "none", ", ".join(status["providers"])))
+        proxy = status["sensors"].get("energy_proxy")
+        if proxy:
+            print("energy     %s" % ("%s %.6g %s (%s)" % (proxy["reading"], proxy["latest"], proxy["unit"], proxy["source"])
+                                     if proxy["available"] else "%s unavailable: %s" % (proxy["reading"], proxy["source"])))
     print("action     %s" % (status["current_action"] or "none yet"))
     print("policy     %s %s%s" % (policy["name"], policy["policy_id"], " (%s)" % policy["note"] if policy["note"] else ""))
     if peer["address"]:

@@ -25,8 +25,14 @@ def _submit(daemon, count):
 
 
 def test_x86_board_feeds_its_cpu_clock_as_the_energy_proxy_of_every_task(make_daemon):
+    import subprocess
+    import sys
+
     daemon = make_daemon(board="x86_cpu", log_level="debug").start()
     status = _submit(daemon, 5)
+    shown = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "status", "--socket", str(daemon.socket)],
+                           capture_output=True, text=True, timeout=60).stdout
+    assert "board      x86_cpu on CPUExecutionProvider" in shown and "energy     cpu_freq " in shown, shown
     assert daemon.stop() == 0
     assert status["board"] == "x86_cpu"
     assert status["providers"] == ["CPUExecutionProvider"]
