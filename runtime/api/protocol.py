@@ -16,11 +16,13 @@ it failed). A ``status`` request's reply carries the daemon's figures under ``"f
 ``feedback`` request carries ``label`` (an integer), ``rating`` (any finite number: the application's
 score of the result, stored as given) or both; one left out keeps what the trace holds.
 """
-import json
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+
+from edgesplit.runtime.transport.framing import (FrameRefused, TensorLimits, dump_header, parse_header,
+                                                 tensor_arrays, tensor_frames, tensor_specs)
 
 API_VERSION = 1
 OPS = ("submit", "status", "feedback", "ping")
@@ -28,9 +30,10 @@ OPS = ("submit", "status", "feedback", "ping")
 # bad_request: malformed or wrong tensors. unknown_task: feedback for a task the trace does not hold.
 # error: the daemon failed running it (see its log).
 STATUSES = ("ok", "queue_full", "draining", "expired", "bad_request", "unknown_task", "error")
-DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int32", "int64", "bool")
 MAX_HEADER_BYTES = 16 * 1024
 MAX_TENSORS = 16
+MAX_DIMS = 8
+MAX_NAME_CHARS = 256
 ONLY_INPUT = "*"  # tensor name meaning "the model's only input"
 
 
@@ -40,18 +43,14 @@ class BadMessage(Exception):
 
 def encode_request(op: str, request_id: int, fields: Optional[Mapping[str, Any]] = None,
                    tensors: Optional[Mapping[str, np.ndarray]] = None) -> List[Any]:
-    specs, frames = [], []
-    for name, array in (tensors or {}).items():
-        array = np.ascontiguousarray(array)
-        specs.append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape)})
-        frames.append(array)
+    specs, frames = tensor_frames(tensors or {})
     header = dict(fields or {}, v=API_VERSION, op=op, id=int(request_id), tensors=specs)
-    return [json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")] + frames
+    return [dump_header(header)] + frames
 
 
 def encode_reply(request_id: Optional[int], code: str, message: str = "", **fields: Any) -> bytes:
     header = dict(fields, v=API_VERSION, id=request_id, status=code, message=message[:2000])
-    return json.dumps(header, separators=(",", ":"), allow_nan=False, default=_plain).encode("utf-8")
+    return dump_header(header, default=_plain)
 
 
 def _plain(value: Any) -> Any:
@@ -60,20 +59,11 @@ def _plain(value: Any) -> Any:
     raise TypeError("%r is not JSON serialisable" % (value,))
 
 
-def _buffer(frame: Any) -> Any:
-    return frame.buffer if hasattr(frame, "buffer") else frame
-
-
 def decode_header(frame: Any) -> Dict[str, Any]:
-    raw = bytes(_buffer(frame))
-    if len(raw) > MAX_HEADER_BYTES:
-        raise BadMessage("header is %d bytes, the limit is %d" % (len(raw), MAX_HEADER_BYTES))
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadMessage("header is not UTF-8 JSON: %s" % exc) from None
-    if not isinstance(header, dict):
-        raise BadMessage("header must be a JSON object")
+        header = parse_header(frame, MAX_HEADER_BYTES)
+    except FrameRefused as refused:
+        raise BadMessage(refused.detail) from None
     if header.get("v") != API_VERSION:
         raise BadMessage("API version %r is not supported (the daemon speaks %d): use the same edgesplit "
                          "release for the client" % (header.get("v"), API_VERSION))
@@ -115,39 +105,9 @@ def feedback_fields(header: Mapping[str, Any]) -> Tuple[int, Optional[int], Opti
 
 
 def decode_tensors(header: Mapping[str, Any], frames: Sequence[Any], max_bytes: int) -> Dict[str, np.ndarray]:
-    specs = header.get("tensors")
-    if not isinstance(specs, list) or len(specs) > MAX_TENSORS:
-        raise BadMessage("'tensors' must be a list of at most %d entries" % MAX_TENSORS)
-    if len(specs) != len(frames):
-        raise BadMessage("header lists %d tensors but %d frames follow" % (len(specs), len(frames)))
-    arrays, total = {}, 0
-    for index, (spec, frame) in enumerate(zip(specs, frames)):
-        name, dtype, shape = _spec(spec, index)
-        count = 1
-        for dim in shape:
-            count *= dim
-        nbytes = count * np.dtype(dtype).itemsize
-        total += nbytes
-        if total > max_bytes:
-            raise BadMessage("inputs add up to more than %d bytes (api.max_input_mb)" % max_bytes)
-        buffer = _buffer(frame)
-        size = memoryview(buffer).nbytes
-        if size != nbytes:
-            raise BadMessage("tensor %r (%s %s) needs %d bytes, its frame has %d" % (name, dtype, shape, nbytes, size))
-        arrays[name] = np.frombuffer(buffer, dtype=dtype).reshape(shape)
-    return arrays
-
-
-def _spec(spec: Any, index: int) -> Tuple[str, str, Tuple[int, ...]]:
-    where = "tensors[%d]" % index
-    if not isinstance(spec, dict) or set(spec) != {"name", "dtype", "shape"}:
-        raise BadMessage("%s must be an object with exactly name, dtype, shape" % where)
-    name, dtype, shape = spec["name"], spec["dtype"], spec["shape"]
-    if not isinstance(name, str) or not 0 < len(name) <= 256:
-        raise BadMessage("%s.name must be a non-empty string" % where)
-    if dtype not in DTYPES:
-        raise BadMessage("%s.dtype %r is not one of %s" % (where, dtype, ", ".join(DTYPES)))
-    if not isinstance(shape, list) or len(shape) > 8 or any(
-            isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
-        raise BadMessage("%s.shape must be a list of at most 8 non-negative integers" % where)
-    return name, dtype, tuple(shape)
+    """The request's tensors over its frames, with the wire's checks; ``max_bytes`` is api.max_input_mb."""
+    limits = TensorLimits(MAX_TENSORS, MAX_DIMS, max_bytes, MAX_NAME_CHARS)
+    try:
+        return tensor_arrays(tensor_specs(header.get("tensors"), limits, "api.max_input_mb"), frames)
+    except FrameRefused as refused:
+        raise BadMessage(refused.detail) from None

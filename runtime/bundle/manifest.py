@@ -17,13 +17,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from edgesplit.runtime.errors import BundleError
+from edgesplit.runtime.transport.framing import DTYPES  # what a manifest may declare is what the wire carries
 
 FORMAT = "edgesplit-bundle"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 BACKENDS = ("onnxruntime", "tflite")
 ROLES = ("main", "exit")
-DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int32", "int64", "bool")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9_.-]+$")
 

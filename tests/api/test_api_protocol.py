@@ -68,3 +68,34 @@ def test_a_second_daemon_cannot_take_a_running_daemons_socket(tmp_path):
     finally:
         assert first.stop() == 0
         first.cleanup()
+
+
+def test_tensor_headers_get_the_wire_checks_and_a_refusal_that_names_the_field(tmp_path):
+    daemon = DaemonProcess(tmp_path).start()
+    try:
+        huge = _raw(daemon, [b'{"v": 1, "id": 1, "op": "submit", "tensors": [{"name": "*", "dtype": "float32", '
+                             b'"shape": [0, 1180591620717411303424]}]}', b""])  # [0, 2**70]: zero bytes
+        assert huge["status"] == "bad_request" and "tensors[0].shape" in huge["message"], huge
+        twice = _raw(daemon, [b'{"v": 1, "id": 2, "op": "submit", "tensors": [{"name": "x", "dtype": "uint8", '
+                              b'"shape": [1]}, {"name": "x", "dtype": "uint8", "shape": [1]}]}', b"a", b"b"])
+        assert twice["status"] == "bad_request" and "tensors[1].name" in twice["message"], twice
+        with daemon.client() as client:
+            assert client.submit(heldout(1)).ok
+            status = client.status()
+        assert status["refused"]["bad_request"] == 2 and status["tasks"]["errors"] == 0
+    finally:
+        assert daemon.stop() == 0
+        daemon.cleanup()
+
+
+def test_decode_tensors_refuses_what_the_wire_refuses():
+    import pytest
+
+    header = {"tensors": [{"name": "x", "dtype": "float32", "shape": [0, 2 ** 70]}]}
+    with pytest.raises(protocol.BadMessage, match=r"tensors\[0\]\.shape"):
+        protocol.decode_tensors(header, [b""], max_bytes=1 << 20)
+    header = {"tensors": [{"name": "x", "dtype": "float32", "shape": [2, 2]}]}
+    with pytest.raises(protocol.BadMessage, match=r"api.max_input_mb"):
+        protocol.decode_tensors(header, [b"\0" * 16], max_bytes=8)
+    arrays = protocol.decode_tensors(header, [np.arange(4, dtype=np.float32).tobytes()], max_bytes=16)
+    assert arrays["x"].tolist() == [[0.0, 1.0], [2.0, 3.0]]

@@ -121,3 +121,11 @@ def test_malformed_replies_are_values():
     assert wire.decode_reply(wire.encode_reply(1, "fine")).reason == "bad_header"
     frames = wire.encode_reply(1, "ok", tensors={"y": np.zeros(3, np.float32)})
     assert wire.decode_reply(frames[:1] + [b"\0" * 11]).reason == "size_mismatch"
+
+
+def test_one_dtype_list_for_manifest_wire_and_api():
+    from edgesplit.runtime.bundle import manifest
+    from edgesplit.runtime.transport import framing
+
+    assert manifest.DTYPES is framing.DTYPES and wire.DTYPES is framing.DTYPES
+    assert not hasattr(__import__("edgesplit.runtime.api.protocol", fromlist=["x"]), "DTYPES")
