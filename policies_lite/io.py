@@ -11,8 +11,6 @@ saving is refused.
 import datetime
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any, Collection, Dict, Mapping, Optional, Sequence, Tuple, Un
 import numpy as np
 
 from edgesplit.policies_lite.errors import PolicyError
+from edgesplit.policies_lite.files import atomic_write
 from edgesplit.policies_lite.features import missing_features
 from edgesplit.policies_lite.format import (DEFAULT_MAX_INTERVAL, FORMAT_VERSION, META_KEY, PolicySpec, check_arrays,
                                   parse_meta, spec_to_meta)
@@ -191,22 +190,6 @@ def save_policy(path: PathLike, *, features: Sequence[str], layers: Sequence[Tup
     meta = spec_to_meta(spec)
     meta["provenance"]["policy_id"] = content_id(meta, arrays)
     text = canonical_json(meta).decode("utf-8")
-    _write_npz_atomic(Path(path), dict(arrays, **{META_KEY: np.array(text)}))
+    with atomic_write(path) as handle:
+        np.savez(handle, **dict(arrays, **{META_KEY: np.array(text)}))
     return meta["provenance"]["policy_id"]
-
-
-def _write_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=str(directory))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, str(path))
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

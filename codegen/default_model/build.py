@@ -19,7 +19,7 @@ from edgesplit.codegen.default_model import data as mnist
 from edgesplit.codegen.default_model import train as training
 from edgesplit.codegen.default_model.model import ARCHITECTURE
 from edgesplit.runtime.default_bundle import BUNDLE_DIR_NAME, HELDOUT_FILE_NAME
-from edgesplit.runtime.files import atomic_write
+from edgesplit.policies_lite.files import atomic_write
 
 log = logging.getLogger(__name__)
 

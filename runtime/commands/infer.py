@@ -10,7 +10,7 @@ from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.errors import EdgesplitError, InputError
 from edgesplit.runtime.executor.executor import Executor
-from edgesplit.runtime.files import atomic_write
+from edgesplit.policies_lite.files import atomic_write
 
 DEFAULT_BUNDLE = "default"
 

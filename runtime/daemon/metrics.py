@@ -1,10 +1,10 @@
 """A Prometheus textfile (node_exporter ``--collector.textfile.directory``) with the daemon's figures.
 
-Written atomically (temporary sibling + rename) so the collector never reads half a file.
+Written atomically (temporary sibling, fsync, rename) so the collector never reads half a file.
 """
-import os
-import tempfile
 from typing import Any, Dict, List, Optional
+
+from edgesplit.policies_lite.files import atomic_write
 
 
 def _line(lines: List[str], name: str, kind: str, help_text: str, value: Optional[float],
@@ -51,14 +51,6 @@ def render(status: Dict[str, Any]) -> str:
 
 
 def write_textfile(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".edgesplit-", suffix=".prom.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # 0644: node_exporter reads it as another user.
+    with atomic_write(path, binary=False, mode_bits=0o644) as handle:
+        handle.write(text)

@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Union
 
-from edgesplit.runtime.files import atomic_write
+from edgesplit.policies_lite.files import atomic_write
 from edgesplit.runtime.profiling.schema import BOARD_NAME, ProfileError, check_matches_bundle, validate_profile
 
 PROFILES_DIR = "profiles"

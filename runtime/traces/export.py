@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from edgesplit.runtime.files import atomic_write
+from edgesplit.policies_lite.files import atomic_write
 from edgesplit.runtime.traces.errors import TraceError
 from edgesplit.runtime.traces.schema import ADDED_COLUMNS, DATA_TABLES, JSON_COLUMNS, SCHEMA_VERSION, check_identity
 
