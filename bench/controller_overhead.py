@@ -27,7 +27,7 @@ from edgesplit.runtime.controller.reward import Bounds  # noqa: E402
 from edgesplit.runtime.controller.strategies import load_policy_strategy  # noqa: E402
 from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout  # noqa: E402
 from edgesplit.runtime.device.loop import DeviceLoop, run_stream  # noqa: E402
-from edgesplit.runtime.emulation.board import load_profile  # noqa: E402
+from edgesplit.runtime.emulation.board import load_emulated_board  # noqa: E402
 from edgesplit.runtime.emulation.pacing import Emulation  # noqa: E402
 from edgesplit.runtime.emulation.scenario import DEMO  # noqa: E402
 from edgesplit.runtime.executor.executor import Executor  # noqa: E402
@@ -85,7 +85,7 @@ def main() -> int:
     bundle = load_bundle(default_bundle_path())
     images, labels = load_heldout()
     real = run(bundle, images[:args.tasks], labels[:args.tasks])
-    emulation = Emulation(load_profile(DEMO["board"]), workload_scale=DEMO["workload_scale"], speedup=1.0)
+    emulation = Emulation(load_emulated_board(DEMO["board"]), workload_scale=DEMO["workload_scale"], speedup=1.0)
     emulated = run(bundle, images[:args.emulated_tasks], labels[:args.emulated_tasks], emulation)
     # The emulated leg's controller time is real; its task latency is emulated (speedup 1: also real seconds).
     print(json.dumps({"machine": platform.machine(), "python": platform.python_version(),

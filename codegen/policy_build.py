@@ -48,7 +48,7 @@ from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.controller.planner import HEADER_BYTES, CostModel, ExitStats, Prediction, best_static_cut, predict
 from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.state import FEATURES
-from edgesplit.runtime.emulation.board import load_profile
+from edgesplit.runtime.emulation.board import load_emulated_board
 from edgesplit.runtime.emulation.segment_times import SegmentTimes
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.entropy import normalised_entropy
@@ -110,7 +110,7 @@ def cost_model(bundle, board: str, workload_scale: float, rtt_s: float, peer_s: 
                measured: Optional[Dict[str, Any]] = None) -> CostModel:
     """Segment times from ``measured`` (a loaded ``edgesplit profile`` document) where given, else the emulated
     board's MACs model; energy from the emulated board's power model either way."""
-    profile = load_profile(board)
+    profile = load_emulated_board(board)
     times = SegmentTimes(profile, workload_scale, measured)
     manifest = bundle.manifest
     side = [e for e in manifest.exits if e.head is not None]
@@ -276,7 +276,7 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
         },
     }
     if measured is not None:  # only then: a policy built from the MACs model keeps its documented provenance
-        provenance.update(SegmentTimes(load_profile(board), workload_scale, measured).describe())
+        provenance.update(SegmentTimes(load_emulated_board(board), workload_scale, measured).describe())
     tmp = out.with_name(out.name + ".unchecked.npz")
     save_policy(tmp, features=list(FEATURES), layers=layers, activations=["tanh", "tanh", "identity"],
                 decoder=decoder, mean=mean.tolist(), std=std.tolist(), provenance=provenance)

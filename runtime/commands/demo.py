@@ -28,7 +28,7 @@ from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy,
 from edgesplit.runtime.device.loop import run_stream
 from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings
 from edgesplit.runtime.device.summary import summarize
-from edgesplit.runtime.emulation.board import load_profile
+from edgesplit.runtime.emulation.board import load_emulated_board
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.emulation.scenario import DEMO
 from edgesplit.runtime.errors import EdgesplitError
@@ -150,7 +150,8 @@ def run_demo(args) -> int:
     link = LinkSetup(trace, rtt_s=DEMO["rtt_s"], trace_speed=DEMO["trace_speed"], link_scale=DEMO["link_scale"],
                      name=DEMO["trace"])
     bounds = Bounds(DEMO["latency_bound_s"], DEMO["energy_bound_mj"])
-    emulation = Emulation(load_profile(DEMO["board"]), workload_scale=DEMO["workload_scale"], speedup=DEMO["speedup"])
+    emulation = Emulation(load_emulated_board(DEMO["board"]), workload_scale=DEMO["workload_scale"],
+                          speedup=DEMO["speedup"])
     peer = PeerProcess(bundle_path)
     sessions = []
     from edgesplit.runtime.traces import TraceStore

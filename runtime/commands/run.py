@@ -9,7 +9,7 @@ from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy
 from edgesplit.runtime.device.loop import run_stream
 from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings, StoreSettings, detect_live_board
 from edgesplit.runtime.device.summary import summarize
-from edgesplit.runtime.emulation.board import load_profile, profile_names
+from edgesplit.runtime.emulation.board import load_emulated_board, profile_names
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
@@ -109,7 +109,7 @@ def make_emulation(args, bundle):
                              "board, whose power model gives the energy)")
         return None
     measured = load_measured_profile(bundle, args.measured_profile) if args.measured_profile else None
-    return Emulation(load_profile(args.board), workload_scale=args.workload_scale, speedup=args.speedup,
+    return Emulation(load_emulated_board(args.board), workload_scale=args.workload_scale, speedup=args.speedup,
                      measured=measured)
 
 

@@ -58,7 +58,7 @@ def profile_names() -> List[str]:
     return sorted(_read()["boards"])
 
 
-def load_profile(name: str) -> BoardProfile:
+def load_emulated_board(name: str) -> BoardProfile:
     data = _read()
     boards = data["boards"]
     if name not in boards:

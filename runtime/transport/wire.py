@@ -158,8 +158,8 @@ def _check_version(header: Dict[str, Any]) -> None:
 
 
 def _tensor_specs(header: Dict[str, Any], limits: Limits) -> List[WireTensor]:
-    return tensor_specs(_field(header, "tensors", (list,), "a list"),
-                        TensorLimits(limits.max_tensors, limits.max_dims, limits.max_total_bytes, limits.max_name_chars))
+    tensor_limits = TensorLimits(limits.max_tensors, limits.max_dims, limits.max_total_bytes, limits.max_name_chars)
+    return tensor_specs(_field(header, "tensors", (list,), "a list"), tensor_limits)
 
 
 def _request_id(header: Dict[str, Any]) -> Optional[int]:

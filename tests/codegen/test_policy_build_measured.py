@@ -23,7 +23,7 @@ def profiled(tmp_path_factory):
 
 def test_the_cost_model_uses_the_measured_medians(profiled):
     from edgesplit.codegen.policy_build import cost_model
-    from edgesplit.runtime.emulation.board import load_profile
+    from edgesplit.runtime.emulation.board import load_emulated_board
     from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
 
     measured = load_measured_profile(profiled, "x86_cpu")
@@ -34,7 +34,7 @@ def test_the_cost_model_uses_the_measured_medians(profiled):
     assert cost.main_s == pytest.approx([median_s[s.id] * 3.0 for s in manifest.main])
     assert cost.head_s == pytest.approx([median_s[e.head] * 3.0 for e in side])
 
-    board = load_profile("jetson_nano_cpu")
+    board = load_emulated_board("jetson_nano_cpu")
     macs = cost_model(profiled, "jetson_nano_cpu", 3.0, 0.02)  # the documented MACs model, unchanged by default
     assert macs.main_s == pytest.approx([board.compute_s(s.macs, 3.0) for s in manifest.main])
     assert macs.main_s != pytest.approx(cost.main_s)

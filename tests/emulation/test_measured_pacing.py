@@ -10,7 +10,7 @@ import pytest
 from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.cli import main
 from edgesplit.runtime.default_bundle import default_bundle_path
-from edgesplit.runtime.emulation import Emulation, load_profile
+from edgesplit.runtime.emulation import Emulation, load_emulated_board
 from edgesplit.runtime.profiling.measure import profile_bundle
 from edgesplit.runtime.profiling.schema import ProfileError
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
@@ -34,7 +34,7 @@ def test_every_segment_is_paced_to_its_measured_median_times_the_scale(profiled)
     bundle = load_bundle(profiled)
     measured = load_measured_profile(bundle, "x86_cpu")
     median_s = {s["id"]: s["median_ms"] / 1e3 for s in measured["segments"]}
-    emulation = Emulation(load_profile("jetson_nano_cpu"), workload_scale=SCALE, measured=measured)
+    emulation = Emulation(load_emulated_board("jetson_nano_cpu"), workload_scale=SCALE, measured=measured)
     factory = emulation.runner_factory()
     for seg in bundle.manifest.segments:  # main pieces and exit heads
         runner = factory(seg, bundle.path_of(seg.id))
@@ -49,7 +49,7 @@ def test_every_segment_is_paced_to_its_measured_median_times_the_scale(profiled)
 
 
 def test_without_a_measured_profile_the_macs_model_paces_as_before():
-    board = load_profile("jetson_nano_cpu")
+    board = load_emulated_board("jetson_nano_cpu")
     emulation = Emulation(board, workload_scale=SCALE)
     assert emulation.segment_seconds(1e6, "seg0") == pytest.approx(board.compute_s(1e6, SCALE))
     assert emulation.label == "jetson_nano_cpu (emulated)"
@@ -61,11 +61,11 @@ def test_a_segment_the_profile_lacks_falls_back_to_macs_logged_once(profiled, ca
     measured = copy.deepcopy(load_measured_profile(bundle, "x86_cpu"))
     missing = measured["segments"].pop()["id"]
     seg = bundle.manifest.segment(missing)
-    emulation = Emulation(load_profile("rpi4"), workload_scale=SCALE, measured=measured)
+    emulation = Emulation(load_emulated_board("rpi4"), workload_scale=SCALE, measured=measured)
     with caplog.at_level(logging.WARNING, logger="edgesplit.runtime.emulation.segment_times"):
         first = emulation.segment_seconds(seg.macs, missing)
         emulation.segment_seconds(seg.macs, missing)
-    assert first == pytest.approx(load_profile("rpi4").compute_s(seg.macs, SCALE))
+    assert first == pytest.approx(load_emulated_board("rpi4").compute_s(seg.macs, SCALE))
     warnings = [r.getMessage() for r in caplog.records if missing in r.getMessage()]
     assert len(warnings) == 1 and "MACs model" in warnings[0]
 
