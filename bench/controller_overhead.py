@@ -20,17 +20,16 @@ import sys
 import time
 
 
-from edgesplit.runtime.bundle.store import load_bundle  # noqa: E402
-from edgesplit.runtime.commands.demo import POLICY_FILE  # noqa: E402
-from edgesplit.runtime.controller.controller import Controller  # noqa: E402
-from edgesplit.runtime.controller.reward import Bounds  # noqa: E402
-from edgesplit.runtime.controller.strategies import load_policy_strategy  # noqa: E402
-from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout  # noqa: E402
-from edgesplit.runtime.device.loop import DeviceLoop, run_stream  # noqa: E402
-from edgesplit.runtime.emulation.board import load_emulated_board  # noqa: E402
-from edgesplit.runtime.emulation.pacing import Emulation  # noqa: E402
-from edgesplit.runtime.emulation.scenario import DEMO  # noqa: E402
-from edgesplit.runtime.executor.executor import Executor  # noqa: E402
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.controller.controller import Controller
+from edgesplit.runtime.controller.reward import Bounds
+from edgesplit.runtime.controller.strategies import load_policy_strategy
+from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE, default_bundle_path, load_heldout
+from edgesplit.runtime.device.loop import DeviceLoop, run_stream
+from edgesplit.runtime.emulation.board import load_emulated_board
+from edgesplit.runtime.emulation.pacing import Emulation
+from edgesplit.runtime.emulation.scenario import DEMO
+from edgesplit.runtime.executor.executor import Executor
 
 
 class TimedController(Controller):
@@ -56,7 +55,7 @@ class TimedController(Controller):
 def run(bundle, images, labels, emulation=None):
     manifest = bundle.manifest
     n_side = len([e for e in manifest.exits if e.head is not None])
-    strategy = load_policy_strategy(POLICY_FILE, n_side, len(manifest.cuts))
+    strategy = load_policy_strategy(DEMO_POLICY_FILE, n_side, len(manifest.cuts))
     bounds = Bounds(DEMO["latency_bound_s"], DEMO["energy_bound_mj"])
     kwargs = {}
     clock = time.perf_counter
@@ -89,7 +88,7 @@ def main() -> int:
     emulated = run(bundle, images[:args.emulated_tasks], labels[:args.emulated_tasks], emulation)
     # The emulated leg's controller time is real; its task latency is emulated (speedup 1: also real seconds).
     print(json.dumps({"machine": platform.machine(), "python": platform.python_version(),
-                      "policy": str(POLICY_FILE.name),
+                      "policy": str(DEMO_POLICY_FILE.name),
                       "real": dict(real, share_of_real_task=round(real.pop("share"), 5)),
                       "emulated": dict(emulated, board=DEMO["board"] + " (emulated)",
                                        workload_scale=DEMO["workload_scale"],

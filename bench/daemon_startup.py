@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-from edgesplit.runtime.api.client import ApiClient  # noqa: E402
+from edgesplit.runtime.api.client import ApiClient
 
 
 def one_run(work: Path) -> dict:

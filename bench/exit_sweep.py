@@ -18,9 +18,9 @@ import time
 import numpy as np
 
 
-from edgesplit.runtime.bundle.store import load_bundle  # noqa: E402
-from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout  # noqa: E402
-from edgesplit.runtime.executor.executor import Executor  # noqa: E402
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
+from edgesplit.runtime.executor.executor import Executor
 
 
 def measure(executor, images, labels, **kwargs):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 
-from edgesplit.policies_lite import edgeml_decoder, load_policy, save_policy, task_choice_decoder  # noqa: E402
+from edgesplit.policies_lite import edgeml_decoder, load_policy, save_policy, task_choice_decoder
 
 FEATURES = ["latency_mean_s", "energy_mean", "bandwidth_mean_bps", "rtt_s", "queue_len", "gpu_freq_hz",
             "temperature_c", "peer_alive"]

@@ -38,9 +38,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from edgesplit.codegen.split import split_model  # noqa: E402
-from edgesplit.runtime.executor.executor import Executor  # noqa: E402
-from edgesplit.runtime.segments.onnx_runner import session_options  # noqa: E402
+from edgesplit.codegen.split import split_model
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.segments.onnx_runner import session_options
 
 RATIO_TARGET = 1.03
 EXTRA_SEGMENT_TARGET_US = 10.0

@@ -18,15 +18,9 @@ import argparse
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # tiny_bundle lives in tests/support
 
 SIZES = [4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 8 << 20]
 ACCEPT_FROM_BYTES = 64 << 10
@@ -85,31 +79,22 @@ def software_leg(bundle, rate_bps, repeats):
 
 def kernel_leg(bundle, rate_bps, repeats):
     from edgesplit.runtime.link.kernel_shaping import NamespacePair, unavailable_reason
+    from edgesplit.runtime.peer.process import PeerProcess
 
     reason = unavailable_reason()
     if reason is not None:
         return {"skipped": reason}
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
     with NamespacePair(tag="b") as pair:
         pair.set_rate(rate_bps)
-        peer = subprocess.Popen(pair.exec_args("peer", [sys.executable, "-m", "edgesplit.runtime.cli", "peer", str(bundle.root),
-                                                        "--bind", "tcp://%s:5555" % pair.peer_ip, "--json",
-                                                        "--insecure"]),  # a private namespace pair: no keys needed
-                                cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            endpoint = json.loads(peer.stdout.readline())["endpoint"]
-            client = subprocess.run(pair.exec_args("device", [sys.executable, __file__, "--client", endpoint,
+        # A private namespace pair: no keys needed.
+        with PeerProcess(bundle.root, bind="tcp://%s:5555" % pair.peer_ip, extra=["--insecure"],
+                         launcher=lambda argv: pair.exec_args("peer", argv)) as peer:
+            client = subprocess.run(pair.exec_args("device", [sys.executable, __file__, "--client", peer.endpoint,
                                                               bundle.hash, "--repeats", str(repeats)]),
-                                    cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
+                                    capture_output=True, text=True, timeout=600)
             if client.returncode != 0:
                 raise RuntimeError("client in the device namespace failed: %s" % client.stderr[-2000:])
             rows = json.loads(client.stdout)
-        finally:
-            peer.send_signal(signal.SIGTERM)
-            try:
-                peer.wait(10)
-            except subprocess.TimeoutExpired:
-                peer.kill()
     result = _with_ratio(rows, rate_bps)
     result["shaping"] = "tc tbf on both veth ends, burst max(16 KiB, rate/100), latency 200ms"
     return result
@@ -126,19 +111,20 @@ def main():
     if args.client:  # inside the device namespace: measure and print the rows
         print(json.dumps(measure(args.client[0], args.client[1], SIZES, args.repeats)))
         return 0
-    from support.tiny_bundle import write_tiny_bundle
+    from edgesplit.runtime.bundle.store import load_bundle
+    from edgesplit.runtime.default_bundle import default_bundle_path
 
     rate = args.rate_mbit * 1e6
-    with tempfile.TemporaryDirectory() as tmp:
-        bundle = write_tiny_bundle(Path(tmp) / "tiny")
-        report = {"bench": "transport_goodput", "python": platform.python_version(), "machine": platform.machine(),
-                  "cpus": os.cpu_count(), "repeats": args.repeats,
-                  "goodput": "8 x payload / (round trip - peer service time), median of repeats",
-                  "loopback": loopback_leg(bundle, args.repeats)}
-        if not args.skip_software:
-            report["software_link"] = software_leg(bundle, rate, max(1, min(args.repeats, 3)))
-        if not args.skip_kernel:
-            report["kernel_tbf"] = kernel_leg(bundle, rate, max(1, min(args.repeats, 3)))
+    # Probes carry a raw payload and never run the model: any bundle serves; the embedded one ships.
+    bundle = load_bundle(default_bundle_path())
+    report = {"bench": "transport_goodput", "python": platform.python_version(), "machine": platform.machine(),
+              "cpus": os.cpu_count(), "repeats": args.repeats, "bundle": "embedded default",
+              "goodput": "8 x payload / (round trip - peer service time), median of repeats",
+              "loopback": loopback_leg(bundle, args.repeats)}
+    if not args.skip_software:
+        report["software_link"] = software_leg(bundle, rate, max(1, min(args.repeats, 3)))
+    if not args.skip_kernel:
+        report["kernel_tbf"] = kernel_leg(bundle, rate, max(1, min(args.repeats, 3)))
     print(json.dumps(report, indent=2))
     return 0
 

@@ -54,7 +54,7 @@ def _trace_samples(args):
 
 def run(args) -> int:
     from edgesplit.codegen.policy_build import build_policy
-    from edgesplit.runtime.commands.infer import resolve_bundle
+    from edgesplit.runtime.default_bundle import resolve_bundle
 
     bundle = resolve_bundle(args.bundle)
     if args.images:

@@ -3,18 +3,23 @@
 ``mnist-branchy`` is a small CNN for 28x28 grayscale digits with two early exits, trained on real
 MNIST images; ``edgesplit build-default`` regenerates both files. Inputs are float32 pixels in
 [0, 1], shape (N, 1, 28, 28). The held-out images come from the test split only (never trained on,
-never used to choose thresholds).
+never used to choose thresholds). ``DEMO_POLICY_FILE`` is the frozen policy ``edgesplit demo`` runs
+on it (``edgesplit build-policy`` regenerates it).
 """
+import os
 from pathlib import Path
 from typing import Tuple
 
 import numpy as np
 
+from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.errors import BundleError
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 BUNDLE_DIR_NAME = "mnist_branchy"
 HELDOUT_FILE_NAME = "mnist_heldout.npz"
+DEMO_POLICY_FILE = ASSETS_DIR / "policies" / "demo_policy.npz"
+DEFAULT_BUNDLE = "default"  # what users type for the embedded bundle
 _REGENERATE = "regenerate it with 'edgesplit build-default' (needs the codegen extra)"
 
 
@@ -29,6 +34,14 @@ def default_bundle_path() -> Path:
         raise BundleError("%s: the embedded default bundle is missing from this installation; %s"
                           % (path, _REGENERATE))
     return path
+
+
+def resolve_bundle(name: str):
+    """Load the bundle directory ``name``, or the embedded bundle for ``default`` (unless a directory
+    of that name exists here)."""
+    if name == DEFAULT_BUNDLE and not os.path.exists(name):
+        return load_bundle(default_bundle_path())
+    return load_bundle(name)
 
 
 def load_heldout() -> Tuple[np.ndarray, np.ndarray]:

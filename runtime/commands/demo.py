@@ -8,16 +8,12 @@ same task): local-only, remote-only, Neurosurgeon's best static cut, one fixed t
 exits, and the adaptive frozen policy. Prints one table, the trace database and how the adaptive
 decisions followed the bandwidth. The scenario is ``edgesplit.runtime.emulation.scenario.DEMO``.
 """
-import json
 import logging
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -25,19 +21,19 @@ from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy, local_only, remote_only
+from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE, default_bundle_path, load_heldout
 from edgesplit.runtime.device.loop import run_stream
 from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings
 from edgesplit.runtime.device.summary import summarize
 from edgesplit.runtime.emulation.board import load_emulated_board
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.emulation.scenario import DEMO
-from edgesplit.runtime.errors import EdgesplitError
 from edgesplit.runtime.link.shipped import resolve_trace
 from edgesplit.runtime.link.trace_readers import read_trace
+from edgesplit.runtime.peer.process import PeerProcess
 
 log = logging.getLogger(__name__)
 
-POLICY_FILE = Path(__file__).resolve().parent.parent / "assets" / "policies" / "demo_policy.npz"
 START_MARGIN_S = 0.5  # emulated seconds between setting up and the first arrival
 SERIES_BLOCK_S = 5.0  # trace seconds per row of the adaptive decisions series
 
@@ -53,34 +49,9 @@ def register(commands) -> None:
                     "fallbacks and bytes per strategy, the trace database, and the adaptive decisions over time.")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N held-out images")
     parser.add_argument("--traces", help="trace database to write (default: a new file in the temp directory)")
-    parser.add_argument("--policy", default=str(POLICY_FILE), help="adaptive policy (default: the shipped one)")
+    parser.add_argument("--policy", default=str(DEMO_POLICY_FILE), help="adaptive policy (default: the shipped one)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(handler=run_demo)
-
-
-class PeerProcess:
-    """``edgesplit peer`` in a subprocess bound to a free loopback port."""
-
-    def __init__(self, bundle_path: Path, timeout_s: float = 30.0):
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgesplit.runtime.cli", "peer", str(bundle_path), "--bind",
-                                      "tcp://127.0.0.1:*", "--json"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline()
-        try:
-            ready = json.loads(line)
-            self.endpoint = ready["endpoint"]
-        except (ValueError, KeyError, TypeError):
-            self.stop()
-            raise EdgesplitError("the demo's peer did not start (it printed %r)" % line[:200]) from None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def strategies(bundle, policy_path: str):
@@ -134,8 +105,6 @@ def _bar(value: float, full: float, width: int = 12, char: str = "#") -> str:
 
 
 def run_demo(args) -> int:
-    from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
-
     started = time.monotonic()
     if not getattr(args, "verbose", 0):
         # Peer up/down events are the point of the table's fallback column; one line each would bury it.

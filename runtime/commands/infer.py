@@ -1,18 +1,15 @@
 """``edgesplit infer``: run a bundle locally on the inputs in a .npy file, with early exits."""
 import argparse
-import os
 import time
-from typing import List, Optional
 
 import numpy as np
 
-from edgesplit.runtime.bundle.store import load_bundle
-from edgesplit.runtime.commands.output import print_json, print_table
-from edgesplit.runtime.errors import EdgesplitError, InputError
-from edgesplit.runtime.executor.executor import Executor
 from edgesplit.policies_lite.files import atomic_write
-
-DEFAULT_BUNDLE = "default"
+from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.default_bundle import resolve_bundle
+from edgesplit.runtime.errors import EdgesplitError
+from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.inputs import load_inputs, parse_thresholds
 
 
 def register(commands) -> None:
@@ -36,44 +33,6 @@ def register(commands) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON report (per task: exit, entropies, "
                                                             "segment times)")
     parser.set_defaults(handler=run_infer)
-
-
-def resolve_bundle(name: str):
-    if name == DEFAULT_BUNDLE and not os.path.exists(name):
-        from edgesplit.runtime.default_bundle import default_bundle_path
-
-        return load_bundle(default_bundle_path())
-    return load_bundle(name)
-
-
-def parse_thresholds(text: Optional[str]) -> Optional[List[float]]:
-    if text is None:
-        return None
-    values = []
-    for part in text.split(","):
-        try:
-            value = float(part)
-        except ValueError:
-            raise InputError("--thresholds: %r is not a number" % part) from None
-        if not 0.0 <= value <= 1.0:
-            raise InputError("--thresholds: %s is outside [0, 1] (normalised entropy)" % part)
-        values.append(value)
-    return values
-
-
-def load_inputs(path: str) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError("%s: no such file" % path) from None
-    except (OSError, ValueError) as exc:
-        raise InputError("%s: not a readable .npy array (%s); save inputs with numpy.save" % (path, exc)) from None
-    if not isinstance(array, np.ndarray):
-        raise InputError("%s: holds several arrays (.npz); pass a single-array .npy" % path)
-    if array.ndim == 0 or array.shape[0] == 0:
-        raise InputError("%s: needs at least one input along the first (batch) axis, got shape %s"
-                         % (path, array.shape))
-    return array
 
 
 def run_infer(args) -> int:

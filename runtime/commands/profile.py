@@ -4,8 +4,8 @@ import logging
 
 from edgesplit.runtime.boards.config import board_configs_dir, load_all_boards, load_named_board
 from edgesplit.runtime.boards.detect import detect_board
-from edgesplit.runtime.commands.infer import resolve_bundle
 from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.profiling.measure import profile_bundle
 from edgesplit.runtime.profiling.store import PROFILES_DIR, save_profile

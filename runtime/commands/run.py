@@ -2,16 +2,17 @@
 import argparse
 import logging
 
-from edgesplit.runtime.commands.infer import load_inputs, parse_thresholds, resolve_bundle
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy
 from edgesplit.runtime.device.loop import run_stream
+from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings, StoreSettings, detect_live_board
 from edgesplit.runtime.device.summary import summarize
 from edgesplit.runtime.emulation.board import load_emulated_board, profile_names
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.inputs import load_inputs, parse_thresholds
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
 
 log = logging.getLogger(__name__)

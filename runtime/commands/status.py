@@ -1,23 +1,7 @@
 """``edgesplit status``: what the running daemon is doing, from its local API."""
-from edgesplit.runtime.api.client import DEFAULT_SOCKET, ApiClient
+from edgesplit.runtime.api.client import ApiClient
+from edgesplit.runtime.commands.api_socket import add_socket_arguments, socket_of
 from edgesplit.runtime.commands.output import print_json
-
-
-def add_socket_arguments(parser) -> None:
-    parser.add_argument("--socket", default=None, metavar="PATH",
-                        help="the daemon's API socket (default: api.socket from --config, else %s)" % DEFAULT_SOCKET)
-    parser.add_argument("--config", default=None, metavar="FILE", help="read the socket path from this daemon config")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the daemon (default 5)")
-
-
-def socket_of(args) -> str:
-    if args.socket:
-        return args.socket
-    if args.config:
-        from edgesplit.runtime.daemon.config import load_daemon_config
-
-        return load_daemon_config(args.config).api.socket
-    return DEFAULT_SOCKET
 
 
 def register(commands) -> None:

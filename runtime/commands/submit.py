@@ -4,8 +4,8 @@ import math
 import numpy as np
 
 from edgesplit.runtime.api.client import ApiClient
+from edgesplit.runtime.commands.api_socket import add_socket_arguments, socket_of
 from edgesplit.runtime.commands.output import print_json
-from edgesplit.runtime.commands.status import add_socket_arguments, socket_of
 from edgesplit.runtime.errors import InputError
 
 

@@ -1,7 +1,7 @@
 """The demo's shipped policy, decoded the way the controller decodes it: it keeps tasks on the device
 (with early exits) on a slow link, sends the input on a fast one, and stays local with the peer down."""
 from edgesplit.runtime.bundle.store import load_bundle
-from edgesplit.runtime.commands.demo import POLICY_FILE
+from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE
 from edgesplit.runtime.controller.strategies import load_policy_strategy
 from edgesplit.runtime.default_bundle import default_bundle_path
 from edgesplit.runtime.emulation.scenario import DEMO
@@ -16,7 +16,7 @@ def test_shipped_policy_follows_the_bandwidth():
     bundle = load_bundle(default_bundle_path())
     n_side = len([e for e in bundle.manifest.exits if e.head is not None])
     last_cut = len(bundle.manifest.cuts) - 1
-    strategy = load_policy_strategy(POLICY_FILE, n_side, len(bundle.manifest.cuts))
+    strategy = load_policy_strategy(DEMO_POLICY_FILE, n_side, len(bundle.manifest.cuts))
     assert strategy.policy.provenance["bundle_sha256"] == bundle.hash  # built for the shipped bundle
 
     slow = decide(strategy, 0.3)

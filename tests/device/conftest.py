@@ -1,13 +1,12 @@
-import json
 import signal
 import socket
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
+from edgesplit.runtime.peer.process import PeerProcess
 
 EDGESPLIT = [sys.executable, "-m", "edgesplit.runtime.cli"]
 
@@ -28,32 +27,18 @@ def edgesplit():
     return list(EDGESPLIT)
 
 
-class Peer:
-    def __init__(self, port):
-        self.proc = subprocess.Popen(EDGESPLIT + ["peer", str(default_bundle_path()), "--bind",
-                                                 "tcp://127.0.0.1:%d" % port, "--json"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        ready = json.loads(self.proc.stdout.readline())
-        assert ready["event"] == "ready"
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-
 @pytest.fixture
 def peers():
     started = []
 
     def start(port):
-        peer = Peer(port)
+        peer = PeerProcess(default_bundle_path(), bind="tcp://127.0.0.1:%d" % port)
         started.append(peer)
         return peer
 
     yield start
     for peer in started:
-        peer.kill()
+        peer.stop(signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Real processes: the peer dies mid-stream and comes back; ``edgesplit run`` completes every task."""
 import json
+import signal
 import sqlite3
 import subprocess
 import time
@@ -16,7 +17,7 @@ def test_peer_killed_then_restarted_every_task_completes(peers, heldout_files, t
                                         "--traces", str(db), "--json"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(2.0)
-    peer.kill()
+    peer.stop(signal.SIGKILL)
     time.sleep(1.5)
     peers(port)
     out, err = run.communicate(timeout=120)

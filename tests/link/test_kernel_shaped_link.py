@@ -4,7 +4,6 @@ Runs as root (as CI does); skipped with the reason otherwise.
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from edgesplit.runtime.link.kernel_shaping import NamespacePair, unavailable_reason
-from support.tiny_bundle import write_tiny_bundle  # noqa: E402
+from edgesplit.runtime.peer.process import PeerProcess
+from support.tiny_bundle import write_tiny_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 REASON = unavailable_reason()
@@ -28,21 +28,18 @@ def _json_line(proc, what):
 
 def test_offloads_complete_and_estimate_follows_a_tbf_rate_change(tmp_path):
     bundle = write_tiny_bundle(tmp_path / "tiny")
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     with NamespacePair(tag="t") as pair:
         pair.set_rate(40e6)
-        peer = subprocess.Popen(pair.exec_args("peer", [sys.executable, "-m", "edgesplit.runtime.cli", "peer", str(bundle.root),
-                                                        "--bind", "tcp://%s:5555" % pair.peer_ip, "--json",
-                                                        "--insecure"]),  # a private namespace pair: no keys needed
-                                cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # A private namespace pair: no keys needed.
+        peer = PeerProcess(bundle.root, bind="tcp://%s:5555" % pair.peer_ip, extra=["--insecure"],
+                           launcher=lambda argv: pair.exec_args("peer", argv))
         device = None
         try:
-            ready = _json_line(peer, "peer")
             device = subprocess.Popen(
-                pair.exec_args("device", [sys.executable, str(Path(__file__).resolve().parents[1] / "support" / "netns_device.py"),
-                                          ready["endpoint"], bundle.hash]),
-                cwd=str(REPO), env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True)
+                pair.exec_args("device", [sys.executable, str(REPO / "tests" / "support" / "netns_device.py"),
+                                          peer.endpoint, bundle.hash]),
+                env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             assert _json_line(device, "device")["event"] == "ready"
             phases = {}
             for rate in (40e6, 8e6):
@@ -56,11 +53,7 @@ def test_offloads_complete_and_estimate_follows_a_tbf_rate_change(tmp_path):
         finally:
             if device is not None and device.poll() is None:
                 device.kill()
-            peer.send_signal(signal.SIGTERM)
-            try:
-                peer.wait(10)
-            except subprocess.TimeoutExpired:
-                peer.kill()
+            peer.stop()
     for rate, phase in phases.items():
         assert set(phase["statuses"]) == {"ok"} and phase["peer_alive"], phase
     fast, slow = phases[40e6]["bandwidth_bps"], phases[8e6]["bandwidth_bps"]

@@ -5,6 +5,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from edgesplit.runtime.transport.client import PeerClient
 
@@ -77,3 +78,10 @@ def test_sigterm_stops_the_peer_cleanly(peer_process_factory, tiny_bundle):
     assert code == 0
     assert '"served": 1' in out and '"event": "stopped"' in out
     assert '"level": "INFO"' in err  # --json-log: one JSON object per log line
+
+
+def test_a_peer_that_cannot_start_says_why(tmp_path):
+    from edgesplit.runtime.peer.process import PeerProcess as ProductPeerProcess, PeerStartError
+
+    with pytest.raises(PeerStartError, match=r"(?s)instead of its ready line.*no-bundle"):
+        ProductPeerProcess(tmp_path / "no-bundle")
