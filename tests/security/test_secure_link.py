@@ -100,3 +100,27 @@ def test_secure_link_is_on_by_default_off_loopback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "peer", str(default_bundle_path()), "--bind",
                            "tcp://0.0.0.0:5555"], stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
     assert proc.returncode == 1 and "--secret-key" in proc.stderr
+
+
+def test_the_zap_handler_refuses_a_plain_socket_of_the_peers_domain(keys, caplog):
+    # pyzmq's authenticator lets NULL (no security) through by default; the peer's handler must not.
+    from edgesplit.runtime.security.curve import ZAP_DOMAIN
+    from edgesplit.runtime.security.zap import CurveAllowList
+
+    context = zmq.Context()
+    allow = CurveAllowList(context, [load_keys(keys / "devices" / "device-ok.key").public]).start()
+    router, dealer = context.socket(zmq.ROUTER), context.socket(zmq.DEALER)
+    try:
+        router.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        with caplog.at_level(logging.WARNING, logger="edgesplit.runtime.security.zap"):
+            dealer.connect("tcp://127.0.0.1:%d" % port)
+            dealer.send(b"hello")
+            assert router.poll(1500) == 0
+        assert allow.rejected >= 1 and allow.accepted == 0
+        assert any("mechanism NULL, but this peer requires CURVE" in r.getMessage() for r in caplog.records)
+    finally:
+        for sock in (router, dealer):
+            sock.close(0)
+        allow.stop()
+        context.term()
