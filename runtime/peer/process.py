@@ -24,9 +24,11 @@ class PeerStartError(EdgesplitError):
     """The peer process exited, or said nothing usable, before it was ready."""
 
 
-def peer_command(bundle_dir: Union[str, Path], bind: str = "tcp://127.0.0.1:*", extra: Sequence[str] = ()) -> List[str]:
+def peer_command(bundle_dir: Union[str, Path], bind: str = "tcp://127.0.0.1:*",
+                 extra: Sequence[str] = ()) -> List[str]:
     """The argv of ``edgesplit peer`` run by this interpreter, printing its ready line as JSON."""
-    return [sys.executable, "-m", "edgesplit.runtime.cli", "peer", str(bundle_dir), "--bind", bind, "--json"] + list(extra)
+    return ([sys.executable, "-m", "edgesplit.runtime.cli", "peer", str(bundle_dir), "--bind", bind, "--json"]
+            + list(extra))
 
 
 class PeerProcess:
