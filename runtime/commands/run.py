@@ -13,6 +13,7 @@ from edgesplit.runtime.emulation.board import load_profile, profile_names
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
+from edgesplit.runtime.transport.endpoint import zmq_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ def register(commands) -> None:
                "  edgesplit profile my_bundle --board rpi4 && edgesplit run my_bundle --inputs x.npy "
                "--board rpi4 --measured-profile rpi4")
     parser.add_argument("bundle", help="bundle directory, or 'default' for the embedded MNIST bundle")
-    parser.add_argument("--peer", help="the peer's ZeroMQ endpoint (tcp://HOST:PORT); without it every task is local")
+    parser.add_argument("--peer", help="the peer's ZeroMQ endpoint: tcp://HOST:PORT, HOST:PORT or ipc://PATH; "
+                                       "without it the run is local only (no task is offloaded or a fallback)")
     parser.add_argument("--inputs", required=True, help=".npy of inputs, batch axis first (one task per row)")
     parser.add_argument("--labels", help=".npy of integer labels (one per input): enables the accuracy figure")
     parser.add_argument("--policy", help="frozen EdgeML policy (.npz from edgesplit build-policy or training)")
@@ -114,6 +116,8 @@ def make_emulation(args, bundle):
 
 
 def run_command(args) -> int:
+    if args.peer:
+        args.peer = zmq_endpoint(args.peer, "--peer")
     bundle = resolve_bundle(args.bundle)
     inputs = load_inputs(args.inputs)
     if args.limit:
