@@ -17,6 +17,8 @@ from edgesplit.runtime.transport.endpoint import zmq_endpoint
 
 log = logging.getLogger(__name__)
 
+LOCAL_ONLY = "local only (no --peer)"
+
 
 def register(commands) -> None:
     parser = commands.add_parser(
@@ -26,8 +28,10 @@ def register(commands) -> None:
                     "which cut the live tensors go to the peer; the task runs locally up to the cut and the peer "
                     "finishes it. When the peer is slow or gone the task finishes locally at the best exit still "
                     "reachable before its deadline and is marked as a fallback; offloading resumes when the peer "
-                    "answers a probe again. Every task and every controller transition is logged to --traces. "
-                    "Exit status 0 when every task completed (fallbacks included).",
+                    "answers a probe again. Without --peer the run is local only: every task runs to its exit on "
+                    "this device (the action's thresholds apply, its cut does not) and none is a fallback. "
+                    "Every task and every controller transition is logged to --traces. Exit status 0 when every "
+                    "task completed (fallbacks included).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
                "  edgesplit run default --peer tcp://10.0.0.2:5555 --inputs x.npy --labels y.npy "
@@ -152,13 +156,16 @@ def run_command(args) -> int:
                    "latency_bound_ms": args.latency_bound_ms, "energy_bound": args.energy_bound,
                    "emulation": emulation.describe() if emulation else {"emulated": False},
                    "link": link.describe() if link else None, "traces": args.traces,
-                   "board": live["board"], "providers": live["providers"], "sensors": live["sensors"]})
+                   "board": live["board"], "providers": live["providers"], "sensors": live["sensors"],
+                   "peer": args.peer, "mode": "split with peer %s" % args.peer if args.peer else LOCAL_ONLY})
     if args.json:
         print_json(report)
     else:
         label = " (EMULATED %s)" % args.board if args.board else ""
         if emulation is not None and args.measured_profile:
             label = " (%s; energy model of board %s)" % (emulation.label, args.board)
+        if not args.peer:
+            label += ", " + LOCAL_ONLY
         print("%d tasks, %d completed, %d fallbacks, %d offloaded%s" % (report["tasks"], report["completed"],
                                                                        report["fallbacks"], report["offloaded"], label))
         print_table(("SR", "SR latency", "accuracy", "mean ms", "p95 ms", "bytes sent"), [(

@@ -47,3 +47,20 @@ def test_peer_takes_default_and_host_port(edgesplit, free_port):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_run_without_peer_is_local_only_not_fallbacks(heldout_files, tmp_path, edgesplit):
+    x, y = heldout_files
+    db = tmp_path / "local.db"
+    done = _run(edgesplit, "run", "default", "--inputs", x, "--labels", y, "--cut", "0", "--limit", "30",
+                "--traces", db, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["tasks"], report["fallbacks"], report["offloaded"]) == (30, 0, 0)
+    assert report["peer"] is None and report["mode"] == "local only (no --peer)"
+    import sqlite3
+    with sqlite3.connect(str(db)) as conn:
+        assert conn.execute("SELECT COUNT(*), SUM(fallback) FROM tasks").fetchone() == (30, 0)
+    text = _run(edgesplit, "run", "default", "--inputs", x, "--cut", "0", "--limit", "5")
+    assert text.returncode == 0, text.stderr
+    assert "local only (no --peer)" in text.stdout and "0 fallbacks" in text.stdout
