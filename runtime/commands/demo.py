@@ -44,7 +44,7 @@ SERIES_BLOCK_S = 5.0  # trace seconds per row of the adaptive decisions series
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "demo", help="adaptive vs static split inference over a replayed real bandwidth trace (EMULATED board)",
+        "demo",
         description="Needs nothing but the installed package. Starts a peer on loopback, replays the shipped "
                     "Norway 3G trace through a software link, paces the device to an EMULATED Jetson Nano (CPU) "
                     "running a VGG16-CIFAR-10-sized workload, and runs the embedded held-out MNIST images under "

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "peer", help="serve the rest of the model to devices (run on the edge server)",
+        "peer",
         description="Loads BUNDLE (the same bundle the devices run), binds a ZeroMQ ROUTER and answers "
                     "offload requests from any number of devices: it runs the model from the cut the device "
                     "chose, with the device's exit thresholds, and replies with the result, the exit used and "

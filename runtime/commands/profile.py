@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "profile", help="time each segment and exit head of a bundle on this board; store it in the bundle",
+        "profile",
         description="Runs every main segment and exit head of BUNDLE alone, batch 1, on the tensors a real "
                     "pass produces: WARMUP untimed calls, then REPEATS timed ones. Prints median and p90 per "
                     "segment and the bytes crossing each cut, and writes BUNDLE/%s/BOARD.json (atomically), "

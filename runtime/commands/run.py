@@ -22,7 +22,7 @@ LOCAL_ONLY = "local only (no --peer)"
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "run", help="run a stream of inputs split between this device and a peer (adaptive or static)",
+        "run",
         description="Each row of --inputs is one task. Per task the controller's action (from a frozen policy, "
                     "or the static --cut/--thresholds) says where each early exit's entropy threshold lies and at "
                     "which cut the live tensors go to the peer; the task runs locally up to the cut and the peer "

@@ -22,7 +22,7 @@ def socket_of(args) -> str:
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "status", help="show the running daemon's queue, action, peer, fallbacks, policy and uptime",
+        "status",
         description="Asks the daemon on its local API socket for its live figures: state, uptime, queue length "
                     "and capacity, the current action (thresholds, cut), the policy id, peer state and estimated "
                     "bandwidth, answered/fallback/expired/refused counts and recent latency.")
