@@ -3,7 +3,7 @@ import argparse
 import logging
 
 from edgesplit.runtime.boards.config import board_configs_dir, load_all_boards, load_named_board
-from edgesplit.runtime.boards.detect import detect_board
+from edgesplit.runtime.boards.detect import GENERIC_CPU, GENERIC_GPU, detect_board
 from edgesplit.runtime.commands.infer import resolve_bundle
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.errors import InputError
@@ -29,7 +29,11 @@ def register(commands) -> None:
                "  edgesplit profile my_bundle --board jetson_nano --repeats 200 --json")
     parser.add_argument("bundle", help="bundle directory, or 'default' for the embedded MNIST bundle")
     parser.add_argument("--board", metavar="NAME",
-                        help="board config to profile as (see 'edgesplit board list'); default: detect this board")
+                        help="board config to profile as (see 'edgesplit board list'); default: detect this board. "
+                             "Refused when this host is detected as another board, unless --force")
+    parser.add_argument("--force", action="store_true",
+                        help="with --board: profile as that board even when this host is detected as another one "
+                             "(the stored timings are then this host's)")
     parser.add_argument("--configs", metavar="DIR", help="board config folder (default: %s)" % board_configs_dir())
     parser.add_argument("--repeats", type=int, default=50, help="timed calls per segment (default 50)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls per segment first (default 10)")
@@ -40,6 +44,11 @@ def register(commands) -> None:
     parser.set_defaults(handler=run_profile)
 
 
+def _same_hardware(named: str, detected: str) -> bool:
+    # The CPU-only x86 config is a fair description of an x86 host with an NVIDIA GPU too.
+    return named == detected or (named == GENERIC_CPU and detected == GENERIC_GPU)
+
+
 def run_profile(args) -> int:
     if args.repeats < 1:
         raise InputError("--repeats must be at least 1, got %d" % args.repeats)
@@ -48,12 +57,17 @@ def run_profile(args) -> int:
     if args.threads is not None and args.threads < 1:
         raise InputError("--threads must be at least 1, got %d" % args.threads)
     bundle = resolve_bundle(args.bundle)
-    if args.board:
-        board = load_named_board(args.board, args.configs)
-    else:
-        detection = detect_board(SysRoot.from_env(), load_all_boards(args.configs))
-        log.info("board: %s (%s)", detection.board, detection.reason)
-        board = load_named_board(detection.board, args.configs)
+    detection = detect_board(SysRoot.from_env(), load_all_boards(args.configs))
+    log.info("this host: %s (%s)", detection.board, detection.reason)
+    board = load_named_board(args.board or detection.board, args.configs)
+    if not _same_hardware(board.name, detection.board):
+        if not args.force:
+            raise InputError("this host was detected as %s (%s), not %s: its timings would be stored as %s's. "
+                             "Profile on the %s itself, or pass --force to store this host's timings under %s "
+                             "anyway" % (detection.board, detection.reason, board.name, board.name, board.name,
+                                         board.name))
+        log.warning("--force: profiling as %s, measured on a host detected as %s (%s)", board.name,
+                    detection.board, detection.reason)
     factory = runner_factory_for_board(board)
     threads = args.threads or board.execution.intra_op_threads or None
     profile = profile_bundle(bundle, board.name, factory, warmup=args.warmup, repeats=args.repeats,
