@@ -15,7 +15,8 @@ from edgesplit.runtime.errors import BundleError
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 BUNDLE_DIR_NAME = "mnist_branchy"
 HELDOUT_FILE_NAME = "mnist_heldout.npz"
-_REGENERATE = "regenerate it with 'edgesplit build-default' (needs the codegen extra)"
+_REGENERATE = ("regenerate it from a source checkout with 'edgesplit build-default --out runtime/assets' (needs the "
+               "codegen extra)")
 
 
 def assets_dir() -> Path:
