@@ -24,11 +24,12 @@ import numpy as np
 from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
-from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy, local_only, remote_only
+from edgesplit.runtime.controller.strategies import (EnergyInput, fixed, load_policy_strategy, local_only,
+                                                     remote_only)
 from edgesplit.runtime.device.loop import run_stream
 from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings
 from edgesplit.runtime.device.summary import summarize
-from edgesplit.runtime.emulation.board import load_profile
+from edgesplit.runtime.emulation.board import ENERGY_UNIT, load_profile
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.emulation.scenario import DEMO
 from edgesplit.runtime.errors import EdgesplitError
@@ -86,7 +87,8 @@ class PeerProcess:
 def strategies(bundle, policy_path: str):
     manifest = bundle.manifest
     n_side = len([e for e in manifest.exits if e.head is not None])
-    adaptive = load_policy_strategy(policy_path, n_side, len(manifest.cuts))
+    adaptive = load_policy_strategy(policy_path, n_side, len(manifest.cuts),
+                                    energy=EnergyInput("emulated", ENERGY_UNIT, "the demo's emulated board"))
     chosen = adaptive.policy.provenance.get("static_baselines", {})
     neuro = chosen.get("neurosurgeon", {"cut": 0})
     single = chosen.get("single_threshold", {"cut": len(manifest.main), "threshold": 0.1})

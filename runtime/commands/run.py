@@ -5,11 +5,11 @@ import logging
 from edgesplit.runtime.commands.infer import load_inputs, parse_thresholds, resolve_bundle
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
-from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy
+from edgesplit.runtime.controller.strategies import EnergyInput, fixed, load_policy_strategy
 from edgesplit.runtime.device.loop import run_stream
 from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings, StoreSettings, detect_live_board
 from edgesplit.runtime.device.summary import summarize
-from edgesplit.runtime.emulation.board import load_profile, profile_names
+from edgesplit.runtime.emulation.board import ENERGY_UNIT, load_profile, profile_names
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
@@ -96,7 +96,9 @@ def build_strategy(args, executor_like):
     if args.policy and (args.cut is not None or args.thresholds):
         raise InputError("give either --policy or --cut/--thresholds, not both")
     if args.policy:
-        return load_policy_strategy(args.policy, n_side, len(manifest.cuts))
+        # Emulated, energy is the board profile's power model in mJ; otherwise no energy is measured (0).
+        energy = EnergyInput("emulated", ENERGY_UNIT, "the emulated board %s" % args.board) if args.board else None
+        return load_policy_strategy(args.policy, n_side, len(manifest.cuts), energy=energy)
     cut = len(manifest.main) if args.cut is None else args.cut
     if not 0 <= cut <= len(manifest.main):
         raise InputError("--cut %d: the bundle's cuts are 0..%d" % (cut, len(manifest.main)))

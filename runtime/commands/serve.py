@@ -46,12 +46,12 @@ def check_config(path: str):
     problems = machine_problems(config)
     bundle = board = strategy = None
     try:
-        bundle = load_bundle(config.model.bundle or default_bundle_path())
-        strategy = build_strategy(config, bundle)
+        board = resolve_board(config.model.board)
     except EdgesplitError as exc:
         problems.append(str(exc))
     try:
-        board = resolve_board(config.model.board)
+        bundle = load_bundle(config.model.bundle or default_bundle_path())
+        strategy = build_strategy(config, bundle, board)
     except EdgesplitError as exc:
         problems.append(str(exc))
     if config.peer.server_key:
