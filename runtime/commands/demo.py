@@ -39,6 +39,7 @@ from edgesplit.runtime.link.trace_readers import read_trace
 log = logging.getLogger(__name__)
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "assets" / "policies" / "demo_policy.npz"
+PROGRESS_EVERY_S = 5.0  # wall seconds between "n/N tasks" lines while the strategies run
 START_MARGIN_S = 0.5  # emulated seconds between setting up and the first arrival
 SERIES_BLOCK_S = 5.0  # trace seconds per row of the adaptive decisions series
 
@@ -56,6 +57,8 @@ def register(commands) -> None:
     parser.add_argument("--traces", help="trace database to write (default: a new file in the temp directory)")
     parser.add_argument("--policy", default=str(POLICY_FILE), help="adaptive policy (default: the shipped one)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="print no progress lines (they go to stderr, so --json output stays clean)")
     parser.set_defaults(handler=run_demo)
 
 
@@ -129,6 +132,36 @@ def _series(results, decisions, trace, link_scale: float, trace_speed: float, or
     return out
 
 
+class Progress:
+    """Phase and progress lines on stderr ("demo: ..."); stdout keeps the table or the JSON document."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def say(self, message: str) -> None:
+        if self.enabled:
+            print("demo: " + message, file=sys.stderr, flush=True)
+
+    def wait(self, threads: List[threading.Thread], sessions: List[Any], total: int) -> None:
+        """Join ``threads``, saying when each strategy finishes and, every few seconds, how far each got."""
+        reported = set()  # type: set
+        next_line = time.monotonic() + PROGRESS_EVERY_S
+        while True:
+            for i, thread in enumerate(threads):
+                if not thread.is_alive() and i not in reported:
+                    reported.add(i)
+                    self.say("%s finished: %d/%d tasks" % (sessions[i].controller.strategy.name,
+                                                            len(sessions[i].loop.results), total))
+            running = [t for t in threads if t.is_alive()]
+            if not running:
+                return
+            running[0].join(0.2)
+            if time.monotonic() >= next_line:
+                next_line += PROGRESS_EVERY_S
+                self.say("tasks done per strategy: " + ", ".join(
+                    "%s %d/%d" % (s.controller.strategy.name, len(s.loop.results), total) for s in sessions))
+
+
 def _bar(value: float, full: float, width: int = 12, char: str = "#") -> str:
     """``value`` out of ``full`` as a bar of ``width`` characters."""
     n = int(round(min(max(value / full, 0.0), 1.0) * width)) if full > 0 else 0
@@ -139,6 +172,7 @@ def run_demo(args) -> int:
     from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
 
     started = time.monotonic()
+    progress = Progress(not args.no_progress)
     if not getattr(args, "verbose", 0):
         # Peer up/down events are the point of the table's fallback column; one line each would bury it.
         logging.getLogger("edgesplit.runtime.transport").setLevel(logging.ERROR)
@@ -153,13 +187,15 @@ def run_demo(args) -> int:
                      name=DEMO["trace"])
     bounds = Bounds(DEMO["latency_bound_s"], DEMO["energy_bound_mj"])
     emulation = Emulation(load_profile(DEMO["board"]), workload_scale=DEMO["workload_scale"], speedup=DEMO["speedup"])
+    chosen = strategies(bundle, args.policy)
+    progress.say("starting the peer on loopback and %d emulated devices (one per strategy)" % len(chosen))
     peer = PeerProcess(bundle_path)
     sessions = []
     from edgesplit.runtime.traces import TraceStore
 
     store = TraceStore(traces, batch_size=64, flush_interval_s=1.0)
     try:
-        for strategy in strategies(bundle, args.policy):
+        for strategy in chosen:
             settings = PipelineSettings(emulation=emulation, peer=peer.endpoint, link=link, shared_store=store,
                                         run_config={"command": "demo", "scenario": DEMO})
             sessions.append(Pipeline(bundle, strategy, bounds, settings))
@@ -178,12 +214,15 @@ def run_demo(args) -> int:
                 errors.append(exc)
 
         threads = [threading.Thread(target=work, args=(i, s), name="demo-%d" % i) for i, s in enumerate(sessions)]
+        progress.say("running %d strategies on %d images at once, one task every %g ms of emulated time "
+                     "(about %.0f s)" % (len(sessions), len(labels), 1e3 * DEMO["period_s"],
+                                         len(labels) * DEMO["period_s"] / DEMO["speedup"]))
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        progress.wait(threads, sessions, len(labels))
         if errors:
             raise errors[0]
+        progress.say("summarising; traces in %s" % traces)
         rows = []
         for i, session in enumerate(sessions):
             summary = summarize(outputs[i], bounds, len(bundle.manifest.exits))
