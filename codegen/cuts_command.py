@@ -11,7 +11,7 @@ INSTALL_HINT = "this command needs the workstation tools: pip install 'edgesplit
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "cuts", help="list the valid cut points of an ONNX model (workstation)",
+        "cuts",
         description=textwrap.fill(
             "List where MODEL.onnx can be split. A cut is offered only where one activation tensor "
             "(plus, possibly, tiny shape tensors) is everything that crosses from the part before to "

@@ -266,7 +266,7 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
         "procedure": "codegen/policy_build.py (edgesplit build-policy)",
         "bundle": manifest.name, "bundle_sha256": bundle.hash, "board": board, "board_emulated": True,
         "workload_scale": workload_scale, "latency_bound_s": latency_bound_s, "energy_bound": energy_bound,
-        "energy_unit": "mJ", "rtt_s": rtt_s, "images": images_source, "seed": seed,
+        "energy_unit": "mJ", "energy_proxy": "emulated", "rtt_s": rtt_s, "images": images_source, "seed": seed,
         "bandwidth_uncertainty_factors": list(BANDWIDTH_UNCERTAINTY),
         "accuracy_allowance": POLICY_ACCURACY_ALLOWANCE,
         "static_baselines": {

@@ -12,7 +12,7 @@ from edgesplit.runtime.errors import InputError
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "build-policy", help="build a frozen EdgeML policy from board profiles and exit statistics (off-board)",
+        "build-policy",
         description="Predicts every action (cut x per-exit thresholds) for a grid of bandwidths with the peer up "
                     "and down, from the EMULATED board profile's segment times, the bundle's per-cut bytes and the "
                     "exit entropies/accuracies measured on validation images; keeps the action with the best "

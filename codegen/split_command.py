@@ -10,7 +10,7 @@ from edgesplit.runtime.errors import EdgesplitError
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "split", help="split an ONNX model into a bundle at valid cut points (workstation)",
+        "split",
         description=textwrap.fill(
             "Cut MODEL.onnx at valid cut points (see 'edgesplit cuts') and write a bundle: one ONNX "
             "segment per piece of the main branch and a manifest listing every tensor that crosses "

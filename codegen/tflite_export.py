@@ -329,7 +329,6 @@ def export_default_tflite(out_dir, onnx_bundle_dir=None, images: int = 64,
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "export-tflite",
-        help="write a TFLite twin of the default bundle (workstation; needs litert-torch)",
         description="Convert each segment of an onnxruntime bundle of the default mnist-branchy model to "
                     "TFLite with litert-torch and write a bundle with the same cuts, exits and tensor names "
                     "(NCHW, as the ONNX one). Every exit is checked against the ONNX bundle on held-out "

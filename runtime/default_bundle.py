@@ -20,7 +20,8 @@ BUNDLE_DIR_NAME = "mnist_branchy"
 HELDOUT_FILE_NAME = "mnist_heldout.npz"
 DEMO_POLICY_FILE = ASSETS_DIR / "policies" / "demo_policy.npz"
 DEFAULT_BUNDLE = "default"  # what users type for the embedded bundle
-_REGENERATE = "regenerate it with 'edgesplit build-default' (needs the codegen extra)"
+_REGENERATE = ("regenerate it from a source checkout with 'edgesplit build-default --out runtime/assets' (needs the "
+               "codegen extra)")
 
 
 def assets_dir() -> Path:

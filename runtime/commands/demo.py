@@ -10,6 +10,7 @@ decisions followed the bandwidth. The scenario is ``edgesplit.runtime.emulation.
 """
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -20,12 +21,13 @@ import numpy as np
 from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
-from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy, local_only, remote_only
+from edgesplit.runtime.controller.strategies import (EnergyInput, fixed, load_policy_strategy, local_only,
+                                                     remote_only)
 from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE, default_bundle_path, load_heldout
 from edgesplit.runtime.device.loop import run_stream
 from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings
 from edgesplit.runtime.device.summary import summarize
-from edgesplit.runtime.emulation.board import load_emulated_board
+from edgesplit.runtime.emulation.board import ENERGY_UNIT, load_emulated_board
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.emulation.scenario import DEMO
 from edgesplit.runtime.link.shipped import resolve_trace
@@ -34,13 +36,14 @@ from edgesplit.runtime.peer.process import PeerProcess
 
 log = logging.getLogger(__name__)
 
+PROGRESS_EVERY_S = 5.0  # wall seconds between "n/N tasks" lines while the strategies run
 START_MARGIN_S = 0.5  # emulated seconds between setting up and the first arrival
 SERIES_BLOCK_S = 5.0  # trace seconds per row of the adaptive decisions series
 
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "demo", help="adaptive vs static split inference over a replayed real bandwidth trace (EMULATED board)",
+        "demo",
         description="Needs nothing but the installed package. Starts a peer on loopback, replays the shipped "
                     "Norway 3G trace through a software link, paces the device to an EMULATED Jetson Nano (CPU) "
                     "running a VGG16-CIFAR-10-sized workload, and runs the embedded held-out MNIST images under "
@@ -51,13 +54,16 @@ def register(commands) -> None:
     parser.add_argument("--traces", help="trace database to write (default: a new file in the temp directory)")
     parser.add_argument("--policy", default=str(DEMO_POLICY_FILE), help="adaptive policy (default: the shipped one)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="print no progress lines (they go to stderr, so --json output stays clean)")
     parser.set_defaults(handler=run_demo)
 
 
 def strategies(bundle, policy_path: str):
     manifest = bundle.manifest
     n_side = len([e for e in manifest.exits if e.head is not None])
-    adaptive = load_policy_strategy(policy_path, n_side, len(manifest.cuts))
+    adaptive = load_policy_strategy(policy_path, n_side, len(manifest.cuts),
+                                    energy=EnergyInput("emulated", ENERGY_UNIT, "the demo's emulated board"))
     chosen = adaptive.policy.provenance.get("static_baselines", {})
     neuro = chosen.get("neurosurgeon", {"cut": 0})
     single = chosen.get("single_threshold", {"cut": len(manifest.main), "threshold": 0.1})
@@ -98,6 +104,36 @@ def _series(results, decisions, trace, link_scale: float, trace_speed: float, or
     return out
 
 
+class Progress:
+    """Phase and progress lines on stderr ("demo: ..."); stdout keeps the table or the JSON document."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def say(self, message: str) -> None:
+        if self.enabled:
+            print("demo: " + message, file=sys.stderr, flush=True)
+
+    def wait(self, threads: List[threading.Thread], sessions: List[Any], total: int) -> None:
+        """Join ``threads``, saying when each strategy finishes and, every few seconds, how far each got."""
+        reported = set()  # type: set
+        next_line = time.monotonic() + PROGRESS_EVERY_S
+        while True:
+            for i, thread in enumerate(threads):
+                if not thread.is_alive() and i not in reported:
+                    reported.add(i)
+                    self.say("%s finished: %d/%d tasks" % (sessions[i].controller.strategy.name,
+                                                            len(sessions[i].loop.results), total))
+            running = [t for t in threads if t.is_alive()]
+            if not running:
+                return
+            running[0].join(0.2)
+            if time.monotonic() >= next_line:
+                next_line += PROGRESS_EVERY_S
+                self.say("tasks done per strategy: " + ", ".join(
+                    "%s %d/%d" % (s.controller.strategy.name, len(s.loop.results), total) for s in sessions))
+
+
 def _bar(value: float, full: float, width: int = 12, char: str = "#") -> str:
     """``value`` out of ``full`` as a bar of ``width`` characters."""
     n = int(round(min(max(value / full, 0.0), 1.0) * width)) if full > 0 else 0
@@ -106,6 +142,7 @@ def _bar(value: float, full: float, width: int = 12, char: str = "#") -> str:
 
 def run_demo(args) -> int:
     started = time.monotonic()
+    progress = Progress(not args.no_progress)
     if not getattr(args, "verbose", 0):
         # Peer up/down events are the point of the table's fallback column; one line each would bury it.
         logging.getLogger("edgesplit.runtime.transport").setLevel(logging.ERROR)
@@ -121,13 +158,15 @@ def run_demo(args) -> int:
     bounds = Bounds(DEMO["latency_bound_s"], DEMO["energy_bound_mj"])
     emulation = Emulation(load_emulated_board(DEMO["board"]), workload_scale=DEMO["workload_scale"],
                           speedup=DEMO["speedup"])
+    chosen = strategies(bundle, args.policy)
+    progress.say("starting the peer on loopback and %d emulated devices (one per strategy)" % len(chosen))
     peer = PeerProcess(bundle_path)
     sessions = []
     from edgesplit.runtime.traces import TraceStore
 
     store = TraceStore(traces, batch_size=64, flush_interval_s=1.0)
     try:
-        for strategy in strategies(bundle, args.policy):
+        for strategy in chosen:
             settings = PipelineSettings(emulation=emulation, peer=peer.endpoint, link=link, shared_store=store,
                                         run_config={"command": "demo", "scenario": DEMO})
             sessions.append(Pipeline(bundle, strategy, bounds, settings))
@@ -146,12 +185,15 @@ def run_demo(args) -> int:
                 errors.append(exc)
 
         threads = [threading.Thread(target=work, args=(i, s), name="demo-%d" % i) for i, s in enumerate(sessions)]
+        progress.say("running %d strategies on %d images at once, one task every %g ms of emulated time "
+                     "(about %.0f s)" % (len(sessions), len(labels), 1e3 * DEMO["period_s"],
+                                         len(labels) * DEMO["period_s"] / DEMO["speedup"]))
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        progress.wait(threads, sessions, len(labels))
         if errors:
             raise errors[0]
+        progress.say("summarising; traces in %s" % traces)
         rows = []
         for i, session in enumerate(sessions):
             summary = summarize(outputs[i], bounds, len(bundle.manifest.exits))

@@ -14,7 +14,7 @@ from edgesplit.runtime.inputs import load_inputs, parse_thresholds
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "infer", help="run a bundle locally on a .npy of inputs, exiting early on low entropy",
+        "infer",
         description="Run a bundle on this machine. Each row of INPUT.npy (first axis = batch) is one task: "
                     "the main branch runs segment by segment, each exit head is checked, and the task "
                     "stops at the first exit whose normalised softmax entropy is below its threshold. "

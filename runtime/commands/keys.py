@@ -5,7 +5,7 @@ from edgesplit.runtime.security.keys import generate_keypair, load_keys
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "keys", help="create and show CurveZMQ keys for the secure link",
+        "keys",
         description="The link between device and peer is encrypted and authenticated with CurveZMQ. Each side "
                     "has a key pair: NAME.key (public: copy it to the other side) and NAME.key_secret (0600: "
                     "never leaves the machine). The peer accepts only the device keys in its --allowed-keys "

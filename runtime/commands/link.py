@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "link", help="relay device<->peer traffic through an emulated link that replays a bandwidth trace",
+        "link",
         description="Listens on --listen, forwards every connection to --to, and limits each direction to the "
                     "trace's bandwidth, one trace step per second (faster with --time-scale), adding half the "
                     "base RTT each way. Needs no root. Point the device at the --listen address instead of the "

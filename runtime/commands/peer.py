@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 
-from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
@@ -14,23 +14,25 @@ from edgesplit.runtime.daemon.sd_notify import SystemdNotifier
 from edgesplit.runtime.peer.server import PeerServer
 from edgesplit.runtime.security.curve import describe, is_loopback_endpoint, server_keys
 from edgesplit.runtime.transport import wire
+from edgesplit.runtime.transport.endpoint import zmq_endpoint
 
 log = logging.getLogger(__name__)
 
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "peer", help="serve the rest of the model to devices (run on the edge server)",
+        "peer",
         description="Loads BUNDLE (the same bundle the devices run), binds a ZeroMQ ROUTER and answers "
                     "offload requests from any number of devices: it runs the model from the cut the device "
                     "chose, with the device's exit thresholds, and replies with the result, the exit used and "
                     "its compute time. Devices with a different bundle hash are refused; malformed or "
                     "oversized messages are answered 'bad_request' (or cut off by ZeroMQ) without affecting "
                     "other devices. Stops cleanly on SIGTERM or Ctrl-C.")
-    parser.add_argument("bundle", metavar="BUNDLE", help="bundle directory (with manifest.json)")
+    parser.add_argument("bundle", metavar="BUNDLE",
+                        help="bundle directory (with manifest.json), or 'default' for the embedded MNIST bundle")
     parser.add_argument("--bind", default="tcp://0.0.0.0:5555",
-                        help="ZeroMQ endpoint to listen on (default %(default)s; tcp://127.0.0.1:* picks a "
-                             "free port and prints it)")
+                        help="ZeroMQ endpoint to listen on: tcp://HOST:PORT, HOST:PORT or ipc://PATH (default "
+                             "%(default)s; tcp://127.0.0.1:* picks a free port and prints it)")
     parser.add_argument("--max-bytes", type=int, default=wire.DEFAULT_LIMITS.max_total_bytes,
                         help="largest tensor payload accepted per request, in bytes (default %(default)s = "
                              "64 MiB); larger frames are cut off by ZeroMQ before allocation")
@@ -109,8 +111,9 @@ def run_peer(args) -> int:
         _use_json_logs()
     if args.max_bytes < 1:
         raise InputError("--max-bytes must be a positive number of bytes, got %d" % args.max_bytes)
+    args.bind = zmq_endpoint(args.bind, "--bind", bind=True)
     curve = _curve_keys(args)
-    bundle = load_bundle(args.bundle)
+    bundle = resolve_bundle(args.bundle)
     executor = Executor(bundle, threads=args.threads)
     limits = wire.Limits(max_total_bytes=args.max_bytes)
     server = PeerServer(executor, limits=limits, max_queue=args.max_queue,

@@ -4,30 +4,35 @@ import logging
 
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
-from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy
+from edgesplit.runtime.controller.strategies import EnergyInput, fixed, load_policy_strategy
 from edgesplit.runtime.device.loop import run_stream
 from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings, StoreSettings, detect_live_board
 from edgesplit.runtime.device.summary import summarize
-from edgesplit.runtime.emulation.board import load_emulated_board, profile_names
+from edgesplit.runtime.emulation.board import ENERGY_UNIT, load_emulated_board, profile_names
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.inputs import load_inputs, parse_thresholds
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
+from edgesplit.runtime.transport.endpoint import zmq_endpoint
 
 log = logging.getLogger(__name__)
+
+LOCAL_ONLY = "local only (no --peer)"
 
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "run", help="run a stream of inputs split between this device and a peer (adaptive or static)",
+        "run",
         description="Each row of --inputs is one task. Per task the controller's action (from a frozen policy, "
                     "or the static --cut/--thresholds) says where each early exit's entropy threshold lies and at "
                     "which cut the live tensors go to the peer; the task runs locally up to the cut and the peer "
                     "finishes it. When the peer is slow or gone the task finishes locally at the best exit still "
                     "reachable before its deadline and is marked as a fallback; offloading resumes when the peer "
-                    "answers a probe again. Every task and every controller transition is logged to --traces. "
-                    "Exit status 0 when every task completed (fallbacks included).",
+                    "answers a probe again. Without --peer the run is local only: every task runs to its exit on "
+                    "this device (the action's thresholds apply, its cut does not) and none is a fallback. "
+                    "Every task and every controller transition is logged to --traces. Exit status 0 when every "
+                    "task completed (fallbacks included).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
                "  edgesplit run default --peer tcp://10.0.0.2:5555 --inputs x.npy --labels y.npy "
@@ -37,7 +42,8 @@ def register(commands) -> None:
                "  edgesplit profile my_bundle --board rpi4 && edgesplit run my_bundle --inputs x.npy "
                "--board rpi4 --measured-profile rpi4")
     parser.add_argument("bundle", help="bundle directory, or 'default' for the embedded MNIST bundle")
-    parser.add_argument("--peer", help="the peer's ZeroMQ endpoint (tcp://HOST:PORT); without it every task is local")
+    parser.add_argument("--peer", help="the peer's ZeroMQ endpoint: tcp://HOST:PORT, HOST:PORT or ipc://PATH; "
+                                       "without it the run is local only (no task is offloaded or a fallback)")
     parser.add_argument("--inputs", required=True, help=".npy of inputs, batch axis first (one task per row)")
     parser.add_argument("--labels", help=".npy of integer labels (one per input): enables the accuracy figure")
     parser.add_argument("--policy", help="frozen EdgeML policy (.npz from edgesplit build-policy or training)")
@@ -91,7 +97,9 @@ def build_strategy(args, executor_like):
     if args.policy and (args.cut is not None or args.thresholds):
         raise InputError("give either --policy or --cut/--thresholds, not both")
     if args.policy:
-        return load_policy_strategy(args.policy, n_side, len(manifest.cuts))
+        # Emulated, energy is the board profile's power model in mJ; otherwise no energy is measured (0).
+        energy = EnergyInput("emulated", ENERGY_UNIT, "the emulated board %s" % args.board) if args.board else None
+        return load_policy_strategy(args.policy, n_side, len(manifest.cuts), energy=energy)
     cut = len(manifest.main) if args.cut is None else args.cut
     if not 0 <= cut <= len(manifest.main):
         raise InputError("--cut %d: the bundle's cuts are 0..%d" % (cut, len(manifest.main)))
@@ -115,6 +123,8 @@ def make_emulation(args, bundle):
 
 
 def run_command(args) -> int:
+    if args.peer:
+        args.peer = zmq_endpoint(args.peer, "--peer")
     bundle = resolve_bundle(args.bundle)
     inputs = load_inputs(args.inputs)
     if args.limit:
@@ -149,13 +159,16 @@ def run_command(args) -> int:
                    "latency_bound_ms": args.latency_bound_ms, "energy_bound": args.energy_bound,
                    "emulation": emulation.describe() if emulation else {"emulated": False},
                    "link": link.describe() if link else None, "traces": args.traces,
-                   "board": live["board"], "providers": live["providers"], "sensors": live["sensors"]})
+                   "board": live["board"], "providers": live["providers"], "sensors": live["sensors"],
+                   "peer": args.peer, "mode": "split with peer %s" % args.peer if args.peer else LOCAL_ONLY})
     if args.json:
         print_json(report)
     else:
         label = " (EMULATED %s)" % args.board if args.board else ""
         if emulation is not None and args.measured_profile:
             label = " (%s; energy model of board %s)" % (emulation.label, args.board)
+        if not args.peer:
+            label += ", " + LOCAL_ONLY
         print("%d tasks, %d completed, %d fallbacks, %d offloaded%s" % (report["tasks"], report["completed"],
                                                                        report["fallbacks"], report["offloaded"], label))
         print_table(("SR", "SR latency", "accuracy", "mean ms", "p95 ms", "bytes sent"), [(

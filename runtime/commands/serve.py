@@ -12,7 +12,7 @@ DEFAULT_CONFIG = "/etc/edgesplit/edgesplit.toml"
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "serve", help="run the device daemon: local API, adaptive split inference, traces",
+        "serve",
         description="Loads the bundle, board config, policy and trace database named in the TOML config, warms "
                     "the model up, opens the local API socket and serves tasks until SIGTERM (which drains the "
                     "queue and flushes the traces). SIGHUP reloads the policy and the reloadable config keys; a "
@@ -46,12 +46,12 @@ def check_config(path: str):
     problems = machine_problems(config)
     bundle = board = strategy = None
     try:
-        bundle = load_bundle(config.model.bundle or default_bundle_path())
-        strategy = build_strategy(config, bundle)
+        board = resolve_board(config.model.board)
     except EdgesplitError as exc:
         problems.append(str(exc))
     try:
-        board = resolve_board(config.model.board)
+        bundle = load_bundle(config.model.bundle or default_bundle_path())
+        strategy = build_strategy(config, bundle, board)
     except EdgesplitError as exc:
         problems.append(str(exc))
     if config.peer.server_key:

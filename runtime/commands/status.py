@@ -6,7 +6,7 @@ from edgesplit.runtime.commands.output import print_json
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "status", help="show the running daemon's queue, action, peer, fallbacks, policy and uptime",
+        "status",
         description="Asks the daemon on its local API socket for its live figures: state, uptime, queue length "
                     "and capacity, the current action (thresholds, cut), the policy id, peer state and estimated "
                     "bandwidth, answered/fallback/expired/refused counts and recent latency.")

@@ -11,7 +11,7 @@ from edgesplit.runtime.errors import InputError
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "submit", help="run inputs through the daemon, or post feedback (label, rating) for a finished task",
+        "submit",
         description="Sends each row of --inputs (a .npy, batch axis first) as one task to the daemon's local API "
                     "and prints each answer: status, task id, predicted class, exit, cut (if offloaded), "
                     "fallback, latency. A full queue answers 'queue_full' at once. With --feedback TASK_ID "

@@ -17,7 +17,7 @@ _SCHEMA_HINT = ("Tables: runs (one row per run: board, bundle hash, versions, co
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "traces", help="summarise or export a trace database",
+        "traces",
         description="Inspect or export the SQLite trace database written by the device (--traces DB). "
                     + _SCHEMA_HINT)
     commands = parser.add_subparsers(dest="traces_command", metavar="SUBCOMMAND")

@@ -4,9 +4,10 @@ An ``Action`` is EdgeML's (per-exit thresholds, cut, interval in tasks) plus ``u
 run to the final exit, as Neurosurgeon does). ``Strategy.decide(state)`` gets the controller's
 state as a name -> number mapping (see ``edgesplit.runtime.controller.state.FEATURES``).
 """
+import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from edgesplit.policies_lite import FrozenPolicy, PolicyError, load_policy
 
@@ -14,8 +15,19 @@ from edgesplit.runtime.controller.state import FEATURES
 from edgesplit.runtime.errors import EdgesplitError, InputError
 
 
+log = logging.getLogger(__name__)
+
+
 class PolicyLoadError(EdgesplitError):
     """A policy file cannot be used on this board (the message names the file and the problem)."""
+
+
+class EnergyInput(NamedTuple):
+    """What the session feeds the controller as energy: the reading, its unit, and where that is set."""
+
+    proxy: str  # the board config's [policy] energy_proxy (gpu_freq, power_total, ...), or "emulated"
+    unit: str  # MHz, W, mJ, ...
+    source: str  # e.g. "board x86_cpu" or "the emulated board's power model"
 
 
 @dataclass(frozen=True)
@@ -80,8 +92,27 @@ class PolicyStrategy(Strategy):
                     provenance={k: v for k, v in self.policy.provenance.items() if k != "grid_check"})
 
 
-def load_policy_strategy(path, n_exits: int, n_cuts: int, name: str = "adaptive") -> PolicyStrategy:
-    """Load and check a policy file against this bundle and the features the controller supplies."""
+def check_energy_unit(policy: FrozenPolicy, path, energy: EnergyInput) -> None:
+    """Refuse a policy trained on energy in another unit: its energy input would be on another scale."""
+    unit = policy.provenance.get("energy_unit")
+    if unit is None:
+        log.warning("%s: the policy records no energy unit (provenance.energy_unit); it gets %s in %s from %s",
+                    path, energy.proxy, energy.unit, energy.source)
+        return
+    if unit != energy.unit:
+        built = policy.provenance.get("energy_proxy") or ("an emulated board's power model"
+                                                           if policy.provenance.get("board_emulated") else None)
+        raise PolicyLoadError("%s: the policy was built for energy in %s%s, but %s measures energy as %s in %s: "
+                              "build a policy for this energy proxy (traces from this board), or set the board "
+                              "config's [policy] energy_proxy to a reading in %s"
+                              % (path, unit, " (%s)" % built if built else "", energy.source, energy.proxy,
+                                 energy.unit, unit))
+
+
+def load_policy_strategy(path, n_exits: int, n_cuts: int, name: str = "adaptive",
+                         energy: Optional[EnergyInput] = None) -> PolicyStrategy:
+    """Load and check a policy file against this bundle, the features the controller supplies and, when
+    ``energy`` says what the energy input is, the policy's energy unit."""
     try:
         policy = load_policy(Path(path), available_features=FEATURES)
     except PolicyError as exc:
@@ -92,6 +123,8 @@ def load_policy_strategy(path, n_exits: int, n_cuts: int, name: str = "adaptive"
                               "build a policy for this bundle (edgesplit build-policy)"
                               % (path, getattr(decoder, "n_exits", "?"), getattr(decoder, "n_cuts", "?"), n_exits,
                                  n_cuts))
+    if energy is not None:
+        check_energy_unit(policy, path, energy)
     return PolicyStrategy(policy, name)
 
 

@@ -15,6 +15,7 @@ from edgesplit.runtime.boards.config import _build, _Context
 from edgesplit.runtime.daemon.logs import LEVELS
 from edgesplit.runtime.errors import EdgesplitError
 from edgesplit.runtime.security.curve import is_loopback_endpoint
+from edgesplit.runtime.transport.endpoint import endpoint_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -177,8 +178,10 @@ def _check(ctx: _Context, c: DaemonConfig) -> None:
         raise ctx.fail(("model",), "threads", "must be in 0..256, got %r" % c.model.threads)
     peer = c.peer
     if peer.address:
-        if not peer.address.startswith(("tcp://", "ipc://")):
-            raise ctx.fail(("peer",), "address", "must be tcp://HOST:PORT (or ipc://PATH), got %r" % peer.address)
+        problem = endpoint_problem(peer.address)
+        if problem:
+            hint = "; write %r" % ("tcp://" + peer.address) if "://" not in peer.address else ""
+            raise ctx.fail(("peer",), "address", "%s, got %r%s" % (problem, peer.address, hint))
         if bool(peer.server_key) != bool(peer.device_key):
             raise ctx.fail(("peer",), "server_key" if not peer.server_key else "device_key",
                            "the secure link needs both server_key (the peer's NAME.key) and device_key (this "

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 from edgesplit.runtime.api.server import ApiHandlers, ApiServer
 from edgesplit.runtime.bundle.store import Bundle, load_bundle
 from edgesplit.runtime.controller.reward import Bounds
-from edgesplit.runtime.controller.strategies import Strategy, fixed, load_policy_strategy, local_only
+from edgesplit.runtime.controller.strategies import EnergyInput, Strategy, fixed, load_policy_strategy, local_only
 from edgesplit.runtime.daemon.config import RELOADABLE, DaemonConfig, DaemonConfigError, changed_keys, load_daemon_config
 from edgesplit.runtime.daemon.logs import LEVELS
 from edgesplit.runtime.daemon.metrics import render, write_textfile
@@ -63,12 +63,16 @@ def resolve_board(spec: str):
     return load_named_board(spec)
 
 
-def build_strategy(config: DaemonConfig, bundle: Bundle) -> Strategy:
-    """The policy file when one is set, else the static [action]; raises EdgesplitError when unusable."""
+def build_strategy(config: DaemonConfig, bundle: Bundle, board=None) -> Strategy:
+    """The policy file when one is set, else the static [action]; raises EdgesplitError when unusable.
+
+    With ``board`` (a BoardConfig) a policy built for another energy unit than its proxy's is refused."""
     manifest = bundle.manifest
     side = [e.threshold for e in manifest.exits if e.head is not None]
     if config.model.policy:
-        return load_policy_strategy(config.model.policy, len(side), len(manifest.cuts))
+        energy = None if board is None else EnergyInput(board.policy.energy_proxy, board.bounds.energy_unit,
+                                                        "board %s" % board.name)
+        return load_policy_strategy(config.model.policy, len(side), len(manifest.cuts), energy=energy)
     cut = config.action.cut
     if cut == -1:
         return local_only(len(side), len(manifest.main), side)
@@ -179,7 +183,7 @@ class Daemon:
 
         self.bundle = load_bundle(config.model.bundle or default_bundle_path())
         board = resolve_board(config.model.board)
-        strategy = build_strategy(config, self.bundle)
+        strategy = build_strategy(config, self.bundle, board)
         curve = None
         if config.peer.address and config.peer.server_key:
             from edgesplit.runtime.security.curve import client_keys
@@ -278,7 +282,7 @@ class Daemon:
                         ", ".join(self.restart_needed))
         candidate = _apply_reloadable(self.config, new)
         try:
-            strategy = build_strategy(candidate, self.bundle)
+            strategy = build_strategy(candidate, self.bundle, self.board)
         except EdgesplitError as exc:
             log.error("reload: new policy refused, still serving %s: %s", self.serving.strategy.policy_id, exc)
             self.policy_note = "policy reload refused"

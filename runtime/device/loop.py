@@ -114,8 +114,10 @@ class DeviceLoop:
         action = self.controller.action(alive, bandwidth, task_id)
         start = self.clock()
         deadline = arrival_s + self.deadline_s
+        # Without a peer (none configured, not one that went down) the run is local only: stopping at
+        # the action's cut would only turn every task into a fallback.
         first = self.executor.run(x, thresholds=action.thresholds, use_exits=action.use_exits,
-                                  stop_at_cut=action.cut)
+                                  stop_at_cut=action.cut if self.client is not None else None)
         self._learn(first)
         segments = dict(first.segment_seconds)
         local_s = first.compute_seconds

@@ -5,7 +5,7 @@ will not heal while the process runs (package missing, no driver library, no GPU
 a sampler on a Jetson or a CPU-only host does not retry them at every tick.
 """
 import logging
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from edgesplit.runtime.sensors.reading import Clock, Reading, Sensor, SensorUnavailable, measured, unavailable
 
@@ -73,30 +73,58 @@ class NvmlSession:
 
 
 class NvmlGpu(Sensor):
+    """Clock, load and temperature of a discrete GPU.
+
+    The clock range is static: it is read once, when NVML first opens, because listing the supported
+    clocks costs ~1.6 ms on an H200 while the live reads cost microseconds. A static read that fails
+    (e.g. NotSupported) stays unavailable with its reason; it is not retried every sample.
+    """
+
     kind = "gpu"
     outputs = {"gpu_freq": "MHz", "gpu_freq_min": "MHz", "gpu_freq_max": "MHz", "gpu_load": "%"}
 
     def __init__(self, session: NvmlSession, clock: Clock) -> None:
         super().__init__(clock)
         self.session = session
+        self._static = None  # type: Optional[Dict[str, Union[float, SensorUnavailable]]]
 
     def read(self) -> List[Reading]:
         try:
             nvml, _ = self.session.open()
         except SensorUnavailable as exc:
             return self.all_unavailable(str(exc), "nvml")
+        if self._static is None:
+            self._static = self._read_static(nvml)
         graphics = nvml.NVML_CLOCK_GRAPHICS
         return [
             self._one("gpu_freq", "MHz", lambda: self.session.query(
                 "clock", lambda m: m.nvmlDeviceGetClockInfo, graphics)),
-            self._one("gpu_freq_min", "MHz", self._min_clock),
-            self._one("gpu_freq_max", "MHz", lambda: self.session.query(
-                "max clock", lambda m: m.nvmlDeviceGetMaxClockInfo, graphics)),
+            self._one("gpu_freq_min", "MHz", lambda: self._static_value("gpu_freq_min")),
+            self._one("gpu_freq_max", "MHz", lambda: self._static_value("gpu_freq_max")),
             self._one("gpu_load", "%", lambda: self.session.query(
                 "utilization", lambda m: m.nvmlDeviceGetUtilizationRates).gpu),
             self._one("gpu_temp", "C", lambda: self.session.query(
                 "temperature", lambda m: m.nvmlDeviceGetTemperature, nvml.NVML_TEMPERATURE_GPU)),
         ]
+
+    def _read_static(self, nvml: Any) -> Dict[str, Union[float, SensorUnavailable]]:
+        values = {}  # type: Dict[str, Union[float, SensorUnavailable]]
+        readers = (("gpu_freq_min", self._min_clock),
+                   ("gpu_freq_max", lambda: self.session.query(
+                       "max clock", lambda m: m.nvmlDeviceGetMaxClockInfo, nvml.NVML_CLOCK_GRAPHICS)))
+        for name, get in readers:
+            try:
+                values[name] = float(get())
+            except SensorUnavailable as exc:
+                log.debug("NVML %s unavailable: %s", name, exc)
+                values[name] = exc
+        return values
+
+    def _static_value(self, name: str) -> float:
+        value = self._static[name]
+        if isinstance(value, SensorUnavailable):
+            raise value
+        return value
 
     def _min_clock(self) -> float:
         # NVML has no "min clock" call: the lowest graphics clock supported at the top memory clock is it.

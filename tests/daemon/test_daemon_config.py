@@ -16,6 +16,9 @@ from edgesplit.runtime.daemon.logs import JournalFormatter, under_systemd
     ('[api]\nqueue_size = 0\n', r"x.toml:2: key api.queue_size: must be in 1..100000"),
     ('[traces]\nmax_mb = 0.001\n', r"x.toml:2: key traces.max_mb"),
     ('[peer]\naddress = "udp://x"\n', r"x.toml:2: key peer.address: must be tcp://"),
+    ('[peer]\naddress = "127.0.0.1:5555"\n', r"x.toml:2: key peer.address: .*write 'tcp://127.0.0.1:5555'"),
+    ('[peer]\naddress = "tcp://127.0.0.1"\n', r"x.toml:2: key peer.address: .*port is missing"),
+    ('[peer]\naddress = "tcp://127.0.0.1:0"\n', r"x.toml:2: key peer.address: the port must be a number"),
     ('[bogus]\nx = 1\n', r"x.toml:1: key bogus: unknown key"),
     ('[api\n', r"x.toml: not valid TOML"),
 ])

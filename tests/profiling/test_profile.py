@@ -1,6 +1,7 @@
 """``edgesplit profile`` times every segment, stores profiles/<board>.json in the bundle, loads it back."""
 import copy
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from support import fake_boards
 from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.cli import main
 from edgesplit.runtime.default_bundle import default_bundle_path
@@ -17,14 +19,6 @@ from edgesplit.runtime.profiling.store import list_profiles, load_profile, profi
 from edgesplit.runtime.segments.registry import open_runner
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def bundle_dir(tmp_path):
-    """A private copy of the embedded bundle: profiling writes into the bundle directory."""
-    target = tmp_path / "bundle"
-    shutil.copytree(str(default_bundle_path()), str(target))
-    return target
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +94,11 @@ def test_a_missing_or_broken_profile_says_what_to_run(bundle_dir):
         profile_path(bundle_dir, "../escape")
 
 
-def test_the_command_runs_as_a_subprocess_with_a_table(bundle_dir):
+def test_the_command_runs_as_a_subprocess_with_a_table(bundle_dir, tmp_path):
+    root = fake_boards.build("jetson_nano", tmp_path / "nano")  # profiling as a Nano needs a Nano
     done = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "profile", str(bundle_dir), "--board", "jetson_nano",
                            "--repeats", "2", "--warmup", "0"], cwd=str(REPO), capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=dict(os.environ, EDGESPLIT_SYSROOT=str(root)))
     assert done.returncode == 0, done.stderr
     assert "median ms" in done.stdout and "saved %s" % profile_path(bundle_dir, "jetson_nano") in done.stdout
     if "CUDAExecutionProvider" not in done.stdout:  # a CPU-only onnxruntime: the Jetson's providers are missing
@@ -117,7 +112,7 @@ def test_bad_arguments_are_user_errors(bundle_dir, capsys):
     assert "no board config 'no_such_board'" in capsys.readouterr().err
 
 
-def test_a_tflite_bundle_is_profiled_too(tmp_path):
+def test_a_tflite_bundle_is_profiled_too(tmp_path, monkeypatch):
     twin_dir = REPO / "tests" / "support" / "data" / "mnist_branchy_tflite"
     try:
         from edgesplit.runtime.segments.tflite_runner import interpreter_class
@@ -127,6 +122,7 @@ def test_a_tflite_bundle_is_profiled_too(tmp_path):
         pytest.skip(str(exc))
     target = tmp_path / "twin"
     shutil.copytree(str(twin_dir), str(target))
+    monkeypatch.setenv("EDGESPLIT_SYSROOT", str(fake_boards.build("rpi4", tmp_path / "rpi4")))
     assert main(["profile", str(target), "--board", "rpi4", "--repeats", "2", "--warmup", "1"]) == 0
     stored = load_profile(load_bundle(target), "rpi4")
     assert {s["backend"] for s in stored["segments"]} == {"tflite"} and "tflite" in stored["backends"]

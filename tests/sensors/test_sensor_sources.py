@@ -70,6 +70,29 @@ def test_nvml_gpu_and_power_from_nvml_calls():
     assert by_name(NvmlPower(session, clock).read())["power_gpu"].value == pytest.approx(68.123)
 
 
+def test_nvml_static_values_are_read_once_and_live_values_every_sample():
+    fake = FakeNvml()
+    gpu = NvmlGpu(NvmlSession(module=fake), clock)
+    samples = [by_name(gpu.read()) for _ in range(5)]
+    assert all((s["gpu_freq_min"].value, s["gpu_freq_max"].value) == (345, 1980) for s in samples)
+    # The supported-clock lists cost ~1.6 ms per call on an H200: once at open, never per sample.
+    static = ("nvmlDeviceGetSupportedMemoryClocks", "nvmlDeviceGetSupportedGraphicsClocks",
+              "nvmlDeviceGetMaxClockInfo")
+    assert {name: fake.calls[name] for name in static} == {name: 1 for name in static}
+    live = ("nvmlDeviceGetClockInfo", "nvmlDeviceGetUtilizationRates", "nvmlDeviceGetTemperature")
+    assert {name: fake.calls[name] for name in live} == {name: 5 for name in live}
+
+
+def test_nvml_static_value_that_fails_is_unavailable_and_not_retried():
+    fake = FakeNvml(supported_clocks=False)
+    gpu = NvmlGpu(NvmlSession(module=fake), clock)
+    for _ in range(3):
+        readings = by_name(gpu.read())
+        assert not readings["gpu_freq_min"].available and "Not Supported" in readings["gpu_freq_min"].reason
+        assert readings["gpu_freq"].available and readings["gpu_freq_max"].value == 1980
+    assert fake.calls["nvmlDeviceGetSupportedMemoryClocks"] == 1
+
+
 def test_nvml_without_driver_is_unavailable_and_not_retried():
     fake = FakeNvml(library=False)
     session = NvmlSession(module=fake)

@@ -24,16 +24,26 @@ class _Utilization(object):
 
 
 class FakeNvml(object):
+    """``calls`` counts every NVML call by name, so a test can see which reads happen per sample."""
+
     NVMLError = NVMLError
     NVMLError_LibraryNotFound = NVMLError_LibraryNotFound
     NVML_CLOCK_GRAPHICS = 0
     NVML_TEMPERATURE_GPU = 0
 
-    def __init__(self, library=True, gpus=1, power_supported=True):
+    def __init__(self, library=True, gpus=1, power_supported=True, supported_clocks=True):
         self.library = library
         self.gpus = gpus
         self.power_supported = power_supported
+        self.supported_clocks = supported_clocks
         self.inits = 0
+        self.calls = {}
+
+    def __getattribute__(self, name):
+        if name.startswith("nvml"):
+            calls = object.__getattribute__(self, "calls")
+            calls[name] = calls.get(name, 0) + 1
+        return object.__getattribute__(self, name)
 
     def nvmlInit(self):
         self.inits += 1
@@ -53,6 +63,8 @@ class FakeNvml(object):
         return 1980
 
     def nvmlDeviceGetSupportedMemoryClocks(self, handle):
+        if not self.supported_clocks:
+            raise NVMLError_NotSupported("Not Supported")
         return [2619, 1593]
 
     def nvmlDeviceGetSupportedGraphicsClocks(self, handle, memory_clock):

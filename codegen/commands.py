@@ -1,0 +1,16 @@
+"""The workstation commands, as the ``edgesplit.commands`` entry points name them.
+
+Each is listed by ``edgesplit --help`` without importing its module (torch, onnx, numpy stay unloaded
+until the command runs); the module's ``register`` builds the full parser.
+"""
+from edgesplit.runtime.commands.lazy import LazyCommand
+
+cuts = LazyCommand("cuts", "edgesplit.codegen.cuts_command", "list the valid cut points of an ONNX model (workstation)")
+split = LazyCommand("split", "edgesplit.codegen.split_command",
+                    "split an ONNX model into a bundle at valid cut points (workstation)")
+build_default = LazyCommand("build-default", "edgesplit.codegen.default_model.command",
+                            "train the branchy MNIST CNN and write the default bundle (workstation)")
+export_tflite = LazyCommand("export-tflite", "edgesplit.codegen.tflite_export",
+                            "write a TFLite twin of the default bundle (workstation; needs litert-torch)")
+build_policy = LazyCommand("build-policy", "edgesplit.codegen.policy_build_command",
+                           "build a frozen EdgeML policy from board profiles and exit statistics (off-board)")

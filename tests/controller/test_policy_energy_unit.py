@@ -1,0 +1,39 @@
+"""A policy's energy input has a unit: one built for another unit than the session's is refused."""
+import subprocess
+import sys
+
+import pytest
+
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE as POLICY_FILE
+from edgesplit.runtime.controller.strategies import EnergyInput, PolicyLoadError, load_policy_strategy
+from edgesplit.runtime.default_bundle import default_bundle_path
+
+
+def _shape():
+    bundle = load_bundle(default_bundle_path())
+    return len([e for e in bundle.manifest.exits if e.head is not None]), len(bundle.manifest.cuts)
+
+
+def test_a_policy_built_in_mj_is_refused_where_energy_is_a_frequency():
+    n_side, n_cuts = _shape()
+    with pytest.raises(PolicyLoadError) as caught:
+        load_policy_strategy(POLICY_FILE, n_side, n_cuts, energy=EnergyInput("cpu_freq", "MHz", "board x86_cpu"))
+    message = str(caught.value)
+    assert "mJ" in message and "MHz" in message and "cpu_freq" in message and "x86_cpu" in message
+    assert str(POLICY_FILE) in message
+
+
+def test_the_same_unit_loads():
+    n_side, n_cuts = _shape()
+    strategy = load_policy_strategy(POLICY_FILE, n_side, n_cuts, energy=EnergyInput("emulated", "mJ", "emulated board"))
+    assert strategy.policy.provenance["energy_unit"] == "mJ"
+
+
+def test_serve_check_config_refuses_the_mismatch(tmp_path):
+    config = tmp_path / "edgesplit.toml"
+    config.write_text('[model]\nboard = "x86_cpu"\npolicy = "%s"\n' % POLICY_FILE)
+    done = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(config),
+                           "--check-config"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "mJ" in done.stderr and "MHz" in done.stderr and "cpu_freq" in done.stderr
