@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 
 from edgesplit.runtime.commands.output import print_json
-from edgesplit.runtime.emulation.board import profile_names
 from edgesplit.runtime.emulation.scenario import DEMO
 from edgesplit.runtime.errors import InputError
 
@@ -20,8 +19,10 @@ def register(commands) -> None:
                     "energy, bandwidth, peer alive) to those actions; checks it on the grid and saves it with "
                     "policies_lite. Defaults are the demo's scenario. See codegen/policy_build.py.")
     parser.add_argument("--bundle", default="default", help="bundle directory ('default': the embedded MNIST one)")
-    parser.add_argument("--board", default=DEMO["board"], choices=profile_names(),
-                        help="emulated board profile: segment times (MACs model) and the energy model")
+    parser.add_argument("--board", metavar="NAME", default=DEMO["board"],
+                        help="the EMULATED board: a board config from 'edgesplit board list' (the same names as "
+                             "'serve' and 'profile'); its [emulation] table gives the segment times (MACs model) "
+                             "and the energy model (default: %(default)s, the demo's)")
     parser.add_argument("--measured-profile", metavar="NAME",
                         help="plan from the per-segment medians in BUNDLE/profiles/NAME.json (measured by 'edgesplit "
                              "profile BUNDLE --board NAME'; refused if the bundle changed since) x --workload-scale "

@@ -118,6 +118,8 @@ class BoardConfig:
 
     def to_dict(self) -> Dict[str, Any]:
         data = dataclasses.asdict(self)
+        if self.emulation is not None:
+            data["emulation"]["basis"] = self.emulation.basis
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 

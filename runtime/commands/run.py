@@ -9,7 +9,7 @@ from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy
 from edgesplit.runtime.device.loop import run_stream
 from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings, StoreSettings, detect_live_board
 from edgesplit.runtime.device.summary import summarize
-from edgesplit.runtime.emulation.board import load_profile, profile_names
+from edgesplit.runtime.emulation.board import load_profile
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
@@ -44,8 +44,10 @@ def register(commands) -> None:
     parser.add_argument("--thresholds", help="static per-exit entropy thresholds, comma-separated (default: the "
                                              "manifest's)")
     parser.add_argument("--no-exits", action="store_true", help="static: ignore early exits (Neurosurgeon style)")
-    parser.add_argument("--board", choices=profile_names(),
-                        help="pace on-device compute to this EMULATED board profile and use its energy model")
+    parser.add_argument("--board", metavar="NAME",
+                        help="EMULATE this board: a board config from 'edgesplit board list' (the same names as "
+                             "'serve', 'profile' and 'board show'), paced to its [emulation] table's MACs per "
+                             "second and energy model; without it this host runs at its own speed")
     parser.add_argument("--measured-profile", metavar="NAME",
                         help="with --board: pace each segment to its median in BUNDLE/profiles/NAME.json (measured by "
                              "'edgesplit profile BUNDLE --board NAME'; refused if the bundle changed since) instead "
