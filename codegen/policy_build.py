@@ -23,7 +23,7 @@ The procedure, reproducible from its inputs:
    the link can change before the next decision, so an action that only just meets the bound at
    the estimated rate is worth less than one with a margin. The factors are measured, not chosen:
    the deciles' midpoints (5th, 15th, ..., 95th percentile) of the next 1-second rate over the mean
-   of the previous three seconds, pooled over the traces the package ships
+   of the previous three seconds, pooled over the bandwidth recordings the package ships
    (``bandwidth_change_factors``). A narrower guess (0.8 to 1.2) let the policy offload at rates
    where the real link then dipped below the bound: 21 fallbacks in a demo run, and a lower
    satisfaction rate than staying on the device.
@@ -62,7 +62,7 @@ THRESHOLD_GRID = (0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 1.01)
 BANDWIDTH_GRID_MBPS = tuple(float(x) for x in np.round(np.geomspace(0.02, 5.0, 41), 4))
 GRID_STEP = math.log(5.0 / 0.02) / 40  # between neighbouring grid bandwidths, in log space
 INTERVAL = 2
-# bandwidth_change_factors() over the shipped traces (852 steps), rounded to 2 digits; a test recomputes it.
+# bandwidth_change_factors() over the shipped bandwidth recordings (852 steps), rounded to 2 digits; a test recomputes it.
 BANDWIDTH_UNCERTAINTY = (0.6, 0.74, 0.83, 0.91, 0.97, 1.03, 1.08, 1.15, 1.3, 1.59)
 CHANGE_HISTORY_STEPS = 3
 SR_TOLERANCE = 0.005
@@ -70,18 +70,18 @@ ACCURACY_ALLOWANCE = 0.015  # the static single-threshold baseline's budget (the
 POLICY_ACCURACY_ALLOWANCE = 0.015  # the same budget as the single-threshold baseline: its action is one of ours
 
 
-def bandwidth_change_factors(rates_per_trace: Sequence[np.ndarray], history: int = CHANGE_HISTORY_STEPS
+def bandwidth_change_factors(rates_per_recording: Sequence[np.ndarray], history: int = CHANGE_HISTORY_STEPS
                              ) -> Tuple[float, ...]:
-    """Deciles' midpoints of rate[i] / mean(rate[i - history:i]) pooled over the traces (1-second steps)."""
+    """Deciles' midpoints of rate[i] / mean(rate[i - history:i]) pooled over the recordings (1-second steps)."""
     ratios = []
-    for rates in rates_per_trace:
+    for rates in rates_per_recording:
         rates = np.asarray(rates, dtype=float)
         for i in range(history, len(rates)):
             past = rates[i - history:i].mean()
             if past > 0:
                 ratios.append(rates[i] / past)
     if not ratios:
-        raise InputError("no trace has more than %d steps to measure bandwidth changes on" % history)
+        raise InputError("no bandwidth recording has more than %d steps to measure bandwidth changes on" % history)
     return tuple(float(q) for q in np.round(np.quantile(ratios, np.arange(0.05, 1.0, 0.1)), 2))
 
 

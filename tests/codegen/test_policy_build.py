@@ -48,12 +48,12 @@ def test_quick_build_loads_on_the_board_side_and_follows_its_table(tmp_path, cap
     assert report["check"]["cut_agreement"] == pytest.approx(agree / float(len(table)))
 
 
-def test_bandwidth_uncertainty_is_what_the_shipped_traces_measure():
+def test_bandwidth_uncertainty_is_what_the_shipped_recordings_measure():
     from edgesplit.codegen.policy_build import BANDWIDTH_UNCERTAINTY, bandwidth_change_factors
-    from edgesplit.runtime.link.shipped import shipped_traces
-    from edgesplit.runtime.link.trace_readers import read_trace
+    from edgesplit.runtime.emulation.link.shipped import shipped_recordings
+    from edgesplit.runtime.emulation.link.recording_readers import read_recording
 
-    rates = [read_trace(path).bps for _, path in sorted(shipped_traces().items())]
+    rates = [read_recording(path).bps for _, path in sorted(shipped_recordings().items())]
     assert bandwidth_change_factors(rates) == BANDWIDTH_UNCERTAINTY
     assert BANDWIDTH_UNCERTAINTY[0] < 0.8 and BANDWIDTH_UNCERTAINTY[-1] > 1.2  # wider than the old guess
 
@@ -64,7 +64,7 @@ def test_bandwidth_change_factors_of_a_steady_and_a_halving_link():
     assert set(bandwidth_change_factors([[1e6] * 20])) == {1.0}
     halving = bandwidth_change_factors([[1e6, 1e6, 1e6, 5e5] * 10])
     assert halving[0] == 0.5 and max(halving) > 1.0
-    with pytest.raises(Exception, match="no trace has more than 3 steps"):
+    with pytest.raises(Exception, match="no bandwidth recording has more than 3 steps"):
         bandwidth_change_factors([[1e6, 1e6]])
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgesplit.runtime.link.kernel_shaping import NamespacePair, unavailable_reason
+from edgesplit.runtime.emulation.link.kernel_shaping import NamespacePair, unavailable_reason
 from support.tiny_bundle import write_tiny_bundle  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
