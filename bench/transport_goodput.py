@@ -8,7 +8,7 @@ ROUTER loop and validation that serve offloads) and its small reply. Goodput is
 
 Legs, in one run, printed as one JSON document:
 - ``loopback``: peer thread and client in this process over tcp://127.0.0.1;
-- ``software_link``: through ``edgesplit link``'s relay replaying a constant ``--rate-mbit`` trace
+- ``software_link``: through ``edgesplit link``'s relay replaying a constant ``--rate-mbit`` bandwidth recording
   (base RTT 0): how close the no-root emulation comes to its configured rate;
 - ``kernel_tbf`` (root only): peer process in one network namespace, client in another, veth
   shaped with ``tc tbf`` at ``--rate-mbit``. Acceptance: goodput / rate >= 0.9 for payloads of
@@ -67,18 +67,18 @@ def loopback_leg(bundle, repeats):
 
 def software_leg(bundle, rate_bps, repeats):
     from edgesplit.runtime.executor.executor import Executor
-    from edgesplit.runtime.link.relay import BackgroundLink, parse_tcp_endpoint
-    from edgesplit.runtime.link.trace_readers import constant_trace
+    from edgesplit.runtime.emulation.link.relay import BackgroundLink, parse_tcp_endpoint
+    from edgesplit.runtime.emulation.link.recording_readers import constant_recording
     from edgesplit.runtime.peer.background import BackgroundPeer
 
     with BackgroundPeer(Executor(bundle)) as peer:
         target = parse_tcp_endpoint(peer.endpoint, "peer endpoint")
-        with BackgroundLink(target, constant_trace(rate_bps), rtt_s=0.0) as link:
+        with BackgroundLink(target, constant_recording(rate_bps), rtt_s=0.0) as link:
             return _with_ratio(measure(link.endpoint, bundle.hash, SIZES, repeats), rate_bps)
 
 
 def kernel_leg(bundle, rate_bps, repeats):
-    from edgesplit.runtime.link.kernel_shaping import NamespacePair, unavailable_reason
+    from edgesplit.runtime.emulation.link.kernel_shaping import NamespacePair, unavailable_reason
     from edgesplit.runtime.peer.process import PeerProcess
 
     reason = unavailable_reason()

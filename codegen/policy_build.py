@@ -23,12 +23,13 @@ The procedure, reproducible from its inputs:
    the link can change before the next decision, so an action that only just meets the bound at
    the estimated rate is worth less than one with a margin. The factors are measured, not chosen:
    the deciles' midpoints (5th, 15th, ..., 95th percentile) of the next 1-second rate over the mean
-   of the previous three seconds, pooled over the traces the package ships
+   of the previous three seconds, pooled over the bandwidth recordings the package ships
    (``bandwidth_change_factors``). A narrower guess (0.8 to 1.2) let the policy offload at rates
    where the real link then dipped below the bound: 21 fallbacks in a demo run, and a lower
    satisfaction rate than staying on the device.
 4. Fit: a small tanh MLP (features: latency_mean_s, energy_mean, bandwidth_mbps, peer_alive; outputs:
-   threshold logits, cut, interval) by full-batch Adam in numpy on the grid's state -> action pairs.
+   threshold logits, cut, interval) by full-batch Adam (torch on the CPU, seeded, one thread, float64) on
+   the grid's state -> action pairs.
    Latency and energy are drawn at random for each sample (the grid's action does not depend on them)
    so the fit learns to ignore them; each sample's bandwidth is drawn across half the gap to the
    neighbouring grid points, so every bandwidth in the grid's range has a target. The fitted policy is decoded on the grid and its agreement with
@@ -61,7 +62,7 @@ THRESHOLD_GRID = (0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 1.01)
 BANDWIDTH_GRID_MBPS = tuple(float(x) for x in np.round(np.geomspace(0.02, 5.0, 41), 4))
 GRID_STEP = math.log(5.0 / 0.02) / 40  # between neighbouring grid bandwidths, in log space
 INTERVAL = 2
-# bandwidth_change_factors() over the shipped traces (852 steps), rounded to 2 digits; a test recomputes it.
+# bandwidth_change_factors() over the shipped bandwidth recordings (852 steps), rounded to 2 digits; a test recomputes it.
 BANDWIDTH_UNCERTAINTY = (0.6, 0.74, 0.83, 0.91, 0.97, 1.03, 1.08, 1.15, 1.3, 1.59)
 CHANGE_HISTORY_STEPS = 3
 SR_TOLERANCE = 0.005
@@ -69,29 +70,32 @@ ACCURACY_ALLOWANCE = 0.015  # the static single-threshold baseline's budget (the
 POLICY_ACCURACY_ALLOWANCE = 0.015  # the same budget as the single-threshold baseline: its action is one of ours
 
 
-def bandwidth_change_factors(rates_per_trace: Sequence[np.ndarray], history: int = CHANGE_HISTORY_STEPS
+def bandwidth_change_factors(rates_per_recording: Sequence[np.ndarray], history: int = CHANGE_HISTORY_STEPS
                              ) -> Tuple[float, ...]:
-    """Deciles' midpoints of rate[i] / mean(rate[i - history:i]) pooled over the traces (1-second steps)."""
+    """Deciles' midpoints of rate[i] / mean(rate[i - history:i]) pooled over the recordings (1-second steps)."""
     ratios = []
-    for rates in rates_per_trace:
+    for rates in rates_per_recording:
         rates = np.asarray(rates, dtype=float)
         for i in range(history, len(rates)):
             past = rates[i - history:i].mean()
             if past > 0:
                 ratios.append(rates[i] / past)
     if not ratios:
-        raise InputError("no trace has more than %d steps to measure bandwidth changes on" % history)
+        raise InputError("no bandwidth recording has more than %d steps to measure bandwidth changes on" % history)
     return tuple(float(q) for q in np.round(np.quantile(ratios, np.arange(0.05, 1.0, 0.1)), 2))
 
 
-def exit_stats(bundle, images: np.ndarray, labels: np.ndarray) -> ExitStats:
+def exit_stats(bundle, images: np.ndarray, labels: np.ndarray, progress: bool = False) -> ExitStats:
     """Entropy at every side exit and correctness of every exit, for each image (exits all evaluated)."""
+    from tqdm import tqdm
+
     executor = Executor(bundle, warm_up=False)
     manifest = bundle.manifest
     n_side = len(executor.side_exits)
     entropies = np.zeros((len(labels), n_side))
     correct = np.zeros((len(labels), len(manifest.exits)), dtype=bool)
-    for i in range(len(labels)):
+    for i in tqdm(range(len(labels)), desc="exit statistics", unit="image", disable=not progress, leave=False,
+                  mininterval=1.0):
         env = {manifest.inputs[0].name: images[i:i + 1]}
         for cut_id, seg in enumerate(executor.main):
             env.update(executor.runners[seg.id].run(env))
@@ -184,35 +188,48 @@ def _targets(thresholds: Sequence[float], cut: int) -> List[float]:
 
 
 def fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int = 32, steps: int = 4000, seed: int = 0,
-            lr: float = 0.01) -> Tuple[List[Tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
-    """Full-batch Adam on mean squared error; returns layers and the input normalisation."""
-    rng = np.random.RandomState(seed)
+            lr: float = 0.01, progress: bool = False
+            ) -> Tuple[List[Tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+    """Full-batch Adam (torch, CPU, float64) on half the summed squared error per sample; returns the layers as
+    numpy (weight [out, in], bias) pairs and the input normalisation, as ``policies_lite`` stores them.
+
+    Deterministic for a seed: ``torch.manual_seed``, one thread, deterministic algorithms (the previous global
+    settings are restored afterwards). Weights start normal with std sqrt(1 / fan-in), biases at zero.
+    """
+    import torch
+    from torch import nn
+    from tqdm import tqdm
+
     mean, std = x.mean(axis=0), x.std(axis=0)
     std[std == 0] = 1.0
-    xn = (x - mean) / std
     sizes = [x.shape[1], hidden, hidden, y.shape[1]]
-    params = []
-    for i in range(3):
-        params.append(rng.randn(sizes[i + 1], sizes[i]) * np.sqrt(1.0 / sizes[i]))
-        params.append(np.zeros(sizes[i + 1]))
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
-    for step in range(1, steps + 1):
-        h1 = np.tanh(xn @ params[0].T + params[1])
-        h2 = np.tanh(h1 @ params[2].T + params[3])
-        out = h2 @ params[4].T + params[5]
-        err = (out - y) / len(y)
-        grads = [None] * 6
-        grads[4], grads[5] = err.T @ h2, err.sum(0)
-        d2 = (err @ params[4]) * (1 - h2 ** 2)
-        grads[2], grads[3] = d2.T @ h1, d2.sum(0)
-        d1 = (d2 @ params[2]) * (1 - h1 ** 2)
-        grads[0], grads[1] = d1.T @ xn, d1.sum(0)
-        for i in range(6):
-            m[i] = 0.9 * m[i] + 0.1 * grads[i]
-            v[i] = 0.999 * v[i] + 0.001 * grads[i] ** 2
-            params[i] -= lr * (m[i] / (1 - 0.9 ** step)) / (np.sqrt(v[i] / (1 - 0.999 ** step)) + 1e-8)
-    return [(params[0], params[1]), (params[2], params[3]), (params[4], params[5])], mean, std
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)  # a 4-32-32-4 net is fastest on one thread, and one thread sums in one order
+    torch.use_deterministic_algorithms(True)
+    try:
+        linears = [nn.Linear(sizes[i], sizes[i + 1]).double() for i in range(3)]
+        with torch.no_grad():
+            for linear in linears:
+                nn.init.normal_(linear.weight, std=math.sqrt(1.0 / linear.in_features))
+                nn.init.zeros_(linear.bias)
+        model = nn.Sequential(linears[0], nn.Tanh(), linears[1], nn.Tanh(), linears[2])
+        optimiser = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        xn = torch.from_numpy((x - mean) / std).double()
+        target = torch.from_numpy(np.asarray(y, dtype=np.float64))
+        loss = torch.zeros(())
+        for _ in tqdm(range(steps), desc="fitting the policy MLP", unit="step", disable=not progress,
+                         leave=False, mininterval=1.0):
+            optimiser.zero_grad()
+            loss = 0.5 * ((model(xn) - target) ** 2).sum(dim=1).mean()
+            loss.backward()
+            optimiser.step()
+        log.info("policy MLP fit: %d steps, final loss %.5f", steps, float(loss.detach()))
+        layers = [(lin.weight.detach().numpy().copy(), lin.bias.detach().numpy().copy()) for lin in linears]
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+    return layers, mean, std
 
 
 # ---------------------------------------------------------------- the procedure
@@ -222,25 +239,29 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
                  energy_bound: float, rtt_s: float, images: np.ndarray, labels: np.ndarray, images_source: str,
                  mean_bandwidth_bps: float, seed: int = 0,
                  bandwidth_samples_bps: Optional[Sequence[float]] = None, fit_steps: int = 4000,
-                 measured_profile: Optional[str] = None) -> Dict[str, Any]:
-    """``measured_profile``: plan from ``BUNDLE/profiles/<name>.json`` instead of the board's MACs model."""
+                 measured_profile: Optional[str] = None, progress: bool = False) -> Dict[str, Any]:
+    """``measured_profile``: plan from ``BUNDLE/profiles/<name>.json`` instead of the board's MACs model;
+    ``progress``: tqdm bars on stderr for the three slow steps (exit statistics, grid, fit)."""
+    from tqdm import tqdm
+
     bundle = load_bundle(bundle_path)
     measured = load_measured_profile(bundle, measured_profile) if measured_profile else None
     manifest = bundle.manifest
     n_side = len([e for e in manifest.exits if e.head is not None])
     n_cuts = len(manifest.cuts)
     bounds = Bounds(latency_bound_s, energy_bound)
-    stats = exit_stats(bundle, images, labels)
+    stats = exit_stats(bundle, images, labels, progress=progress)
     cost = cost_model(bundle, board, workload_scale, rtt_s, measured=measured)
     table = []
-    for mbps in BANDWIDTH_GRID_MBPS:
-        for alive in (True, False):
-            # With the peer down every cut runs locally: say so with the last cut.
-            thresholds, cut, p = best_action(mbps * 1e6, alive, stats, cost, bounds, n_side, n_cuts,
-                                             cuts=None if alive else [n_cuts - 1])
-            table.append({"bandwidth_mbps": mbps, "peer_alive": alive, "thresholds": list(thresholds), "cut": cut,
-                          "sr": round(p.sr, 4), "accuracy": round(p.accuracy, 4), "latency_s": round(p.latency_s, 5),
-                          "energy": round(p.energy, 3)})
+    grid = [(mbps, alive) for mbps in BANDWIDTH_GRID_MBPS for alive in (True, False)]
+    for mbps, alive in tqdm(grid, desc="best action per grid state", unit="state", disable=not progress,
+                            leave=False):
+        # With the peer down every cut runs locally: say so with the last cut.
+        thresholds, cut, p = best_action(mbps * 1e6, alive, stats, cost, bounds, n_side, n_cuts,
+                                         cuts=None if alive else [n_cuts - 1])
+        table.append({"bandwidth_mbps": mbps, "peer_alive": alive, "thresholds": list(thresholds), "cut": cut,
+                      "sr": round(p.sr, 4), "accuracy": round(p.accuracy, 4), "latency_s": round(p.latency_s, 5),
+                      "energy": round(p.energy, 3)})
     rng = np.random.RandomState(seed)
     xs, ys = [], []
     for row in table:
@@ -252,7 +273,7 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
     x, y = np.array(xs), np.array(ys)
     # The bandwidth feature enters as itself (policies_lite normalises linearly); the grid is log-spaced,
     # so samples are weighted towards low bandwidths where the decisions change.
-    layers, mean, std = fit_mlp(x, y, seed=seed, steps=fit_steps)
+    layers, mean, std = fit_mlp(x, y, seed=seed, steps=fit_steps, progress=progress)
     decoder = edgeml_decoder(n_side, n_cuts, max_interval=5, thresholds="sigmoid", scale="index")
     neuro = best_static_cut(cost, mean_bandwidth_bps, stats, bounds)
     single_t, single_cut = best_static_single_threshold(
@@ -261,7 +282,7 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
     provenance = {
         "traces": [],
         "algorithm": "grid search over (cut, per-exit thresholds) per (bandwidth, peer_alive) with the planner's "
-                     "cost model, then a 4-32-32-%d tanh MLP fitted by Adam (numpy); see codegen/policy_build.py"
+                     "cost model, then a 4-32-32-%d tanh MLP fitted by Adam (torch, CPU, float64); see codegen/policy_build.py"
                      % (n_side + 2),
         "procedure": "codegen/policy_build.py (edgesplit build-policy)",
         "bundle": manifest.name, "bundle_sha256": bundle.hash, "board": board, "board_emulated": True,

@@ -21,9 +21,9 @@ from edgesplit.runtime.errors import EdgesplitError
 
 _BUILTIN_HELP = (
     ("board", "detect this board, show its config and live sensor readings"),
-    ("demo", "adaptive vs static split inference over a replayed real bandwidth trace (EMULATED board)"),
+    ("demo", "adaptive vs static split inference over a replayed real bandwidth recording (EMULATED board)"),
     ("infer", "run a bundle locally on a .npy of inputs, exiting early on low entropy"),
-    ("link", "relay device<->peer traffic through an emulated link that replays a bandwidth trace"),
+    ("link", "relay device<->peer traffic through an emulated link that replays a bandwidth recording"),
     ("peer", "serve the rest of the model to devices (run on the edge server)"),
     ("profile", "time each segment and exit head of a bundle on this board; store it in the bundle"),
     ("run", "run a stream of inputs split between this device and a peer (adaptive or static)"),

@@ -5,6 +5,7 @@ missing key, a wrong type or a value out of range is a ``BoardConfigError`` nami
 and its line, so a typo never silently falls back to a default.
 """
 import dataclasses
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class MatchSection:
 
     models: Tuple[str, ...]  # device-tree model strings; a model that starts with one of these matches
     generic: bool = False  # a fallback config for hosts no model string identifies (x86)
+    detect: bool = True  # false: a variant chosen only by name (--board), never by 'board detect'
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,32 @@ class BoundsSection:
     energy_unit: str  # unit of the energy proxy reading (MHz, W); must match it
 
 
+# The first word of every emulation figure's provenance, so a reader knows how much to trust it.
+PROVENANCE_KINDS = ("measured", "derived", "spec", "assumption")
+EMULATED_ENERGY_UNIT = "mJ"
+
+
+@dataclass(frozen=True)
+class EmulationSection:
+    """How ``run``/``build-policy --board NAME`` emulate this board. EMULATED figures, not measurements of
+    edgesplit on the board; each ``*_source`` starts with measured:, derived:, spec: or assumption:."""
+
+    description: str  # what is emulated, e.g. "Jetson Nano GPU (128-core Maxwell), emulated"
+    macs_per_s: float  # compute speed: a segment takes MACs x workload_scale / macs_per_s
+    macs_per_s_source: str  # where macs_per_s comes from
+    busy_power_w: float  # power while the board computes a segment
+    busy_power_w_source: str
+    idle_power_w: float  # power for the rest of a task's service time (sending, waiting for the peer)
+    idle_power_w_source: str
+    energy_unit: str  # always mJ: emulated energy is power x time, whatever the live energy proxy reads
+
+    @property
+    def basis(self) -> str:
+        """How the compute figure was obtained: measured, derived or assumption (a spec alone is derived)."""
+        kind = self.macs_per_s_source.split(":", 1)[0]
+        return "derived" if kind == "spec" else kind
+
+
 @dataclass(frozen=True)
 class BoardConfig:
     name: str  # the file's stem, e.g. jetson_tx2
@@ -85,10 +113,13 @@ class BoardConfig:
     execution: ExecutionSection
     policy: PolicySection
     bounds: BoundsSection
+    emulation: Optional[EmulationSection] = None  # absent: the board runs live only, never emulated
     path: str = field(default="", metadata={"toml": False})  # where it was loaded from
 
     def to_dict(self) -> Dict[str, Any]:
         data = dataclasses.asdict(self)
+        if self.emulation is not None:
+            data["emulation"]["basis"] = self.emulation.basis
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
@@ -120,7 +151,11 @@ def _field_types(cls: type) -> Dict[str, Any]:
 def _convert(ctx: _Context, table: Sequence[str], key: str, value: Any, hint: Any) -> Any:
     import typing
 
-    origin = getattr(typing, "get_origin", lambda h: getattr(h, "__origin__", None))(hint)
+    get_origin = getattr(typing, "get_origin", lambda h: getattr(h, "__origin__", None))
+    get_args = getattr(typing, "get_args", lambda h: getattr(h, "__args__", ()))
+    if get_origin(hint) is typing.Union:  # Optional[X]: the key is present, so it is an X
+        hint = [a for a in get_args(hint) if a is not type(None)][0]
+    origin = get_origin(hint)
     if origin in (tuple, Tuple):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ctx.fail(table, key, "expected a list of strings, got %s" % _describe(value))
@@ -200,6 +235,9 @@ def _check(ctx: _Context, c: BoardConfig) -> None:
     stem = os.path.splitext(os.path.basename(ctx.path))[0]
     if c.name != stem:
         raise ctx.fail((), "name", "is %r but the file is %s.toml; they must agree" % (c.name, stem))
+    if c.match.generic and not c.match.detect:
+        raise ctx.fail(("match",), "detect", "a generic fallback is what 'board detect' picks; it cannot be "
+                                             "detect = false (remove one of generic, detect)")
     if not c.match.generic and not c.match.models:
         raise ctx.fail(("match",), "models", "a board that is not generic needs at least one model string")
     _subset(ctx, ("sensors",), "enabled", c.sensors.enabled, SENSOR_KINDS)
@@ -228,6 +266,32 @@ def _check(ctx: _Context, c: BoardConfig) -> None:
     for key in ("latency_ms", "energy"):
         if getattr(c.bounds, key) <= 0:
             raise ctx.fail(("bounds",), key, "must be positive, got %r" % getattr(c.bounds, key))
+    if c.emulation is not None:
+        _check_emulation(ctx, c.emulation, proxy)
+
+
+def _check_emulation(ctx: _Context, e: EmulationSection, proxy: str) -> None:
+    table = ("emulation",)
+    for key in ("macs_per_s", "busy_power_w", "idle_power_w"):
+        value = getattr(e, key)
+        if not math.isfinite(value):
+            raise ctx.fail(table, key, "must be a finite number, got %r" % value)
+        if value < 0 or (value == 0 and key != "idle_power_w"):
+            raise ctx.fail(table, key, "must be positive, got %r" % value)
+    if e.idle_power_w > e.busy_power_w:
+        raise ctx.fail(table, "idle_power_w", "is %r W, more than busy_power_w (%r W): swap them?"
+                       % (e.idle_power_w, e.busy_power_w))
+    for key in ("macs_per_s_source", "busy_power_w_source", "idle_power_w_source"):
+        kind = getattr(e, key).split(":", 1)[0].strip()
+        if kind not in PROVENANCE_KINDS or not getattr(e, key).split(":", 1)[1:] or \
+                not getattr(e, key).split(":", 1)[1].strip():
+            raise ctx.fail(table, key, "must start with one of %s and then say where the figure comes from "
+                                       "(which data and rows, which spec and how, or that it is assumed)"
+                           % ", ".join(k + ":" for k in PROVENANCE_KINDS))
+    if e.energy_unit != EMULATED_ENERGY_UNIT:
+        raise ctx.fail(table, "energy_unit", "must be %r: emulated energy is busy/idle power x time, whatever "
+                                             "the live energy proxy (%s, in %s) reads"
+                       % (EMULATED_ENERGY_UNIT, proxy, PROXY_UNITS[proxy]))
 
 
 def _subset(ctx: _Context, table: Sequence[str], key: str, values: Sequence[str], known: Sequence[str]) -> None:

@@ -50,6 +50,8 @@ def read_model(root: SysRoot) -> Tuple[Optional[str], Optional[str]]:
 def match_model(model: str, boards: Sequence[BoardConfig]) -> Optional[Tuple[BoardConfig, str]]:
     best = None  # type: Optional[Tuple[BoardConfig, str]]
     for board in boards:
+        if not board.match.detect:  # a variant (e.g. jetson_nano_cpu) is only ever chosen by name
+            continue
         for pattern in board.match.models:
             if model.startswith(pattern) and (best is None or len(pattern) > len(best[1])):
                 best = (board, pattern)

@@ -15,10 +15,12 @@ from edgesplit.runtime.sensors.sysroot import ENV_VAR, SysRoot
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "board",
-        description="Board configs live in board_configs/*.toml (one per board). 'detect' matches the "
+        description="Board configs live in board_configs/*.toml (one per board); they are the names --board "
+                    "takes in every command: live under 'serve', 'profile' and 'board show', EMULATED from the "
+                    "config's [emulation] table under 'run' and 'build-policy'. 'detect' matches the "
                     "device-tree model string against them; 'show' prints a config and one reading of each "
-                    "of its sensors, with where it came from or why it is unavailable; 'validate' checks "
-                    "config files strictly.")
+                    "of its sensors, with where it came from or why it is unavailable; 'list' lists them and "
+                    "how each is emulated; 'validate' checks config files strictly. See docs/boards.md.")
     parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
     commands = parser.add_subparsers(dest="board_command", metavar="SUBCOMMAND")
 
@@ -38,7 +40,13 @@ def register(subparsers: Any) -> None:
                       help="read every sensor kind from every source, not just the config's")
     show.set_defaults(handler=run_show)
 
-    listing = commands.add_parser("list", help="list the shipped board configs")
+    listing = commands.add_parser(
+        "list", help="list the shipped board configs and how each is emulated",
+        description="One row per board config: the names --board takes everywhere ('edgesplit board list' is "
+                    "the catalogue). The 'emulated' column says whether 'run --board NAME' can emulate the board "
+                    "and where its compute figure comes from: measured (published measurements of the board), "
+                    "derived (from a measured board and published specs) or assumption; --json gives each "
+                    "figure's full provenance.")
     _common(listing)
     listing.set_defaults(handler=run_list)
 
@@ -75,10 +83,23 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json([b.to_dict() for b in boards])
         return 0
-    print_table(["board", "models", "energy proxy", "description"],
-                [[b.name, ", ".join(b.match.models) or "(generic fallback)", b.policy.energy_proxy, b.description]
-                 for b in boards])
+    print_table(["board", "models", "energy proxy", "emulated", "description"],
+                [[b.name, _models(b), b.policy.energy_proxy, _emulated(b), b.description] for b in boards])
     return 0
+
+
+def _models(board: BoardConfig) -> str:
+    if board.match.generic:
+        return "(generic fallback)"
+    models = ", ".join(board.match.models)
+    return models if board.match.detect else "%s (by name only)" % models
+
+
+def _emulated(board: BoardConfig) -> str:
+    e = board.emulation
+    if e is None:
+        return "no"
+    return "yes, %s: %.3g MAC/s" % (e.basis, e.macs_per_s)
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -155,6 +176,14 @@ def _print_config(board: BoardConfig, detection: Optional[Detection]) -> None:
     print("energy proxy: %s" % board.policy.energy_proxy)
     print("bounds:       latency %g ms, energy %g %s" % (board.bounds.latency_ms, board.bounds.energy,
                                                          board.bounds.energy_unit))
+    e = board.emulation
+    if e is None:
+        print("emulated:     no ([emulation] table absent: 'run --board %s' refuses it)" % board.name)
+    else:
+        print("emulated:     %s, %.3g MAC/s, busy %g W, idle %g W, energy in %s" % (
+            e.basis, e.macs_per_s, e.busy_power_w, e.idle_power_w, e.energy_unit))
+        for key in ("macs_per_s", "busy_power_w", "idle_power_w"):
+            print("  %-13s %s" % (key + ":", getattr(e, key + "_source")))
 
 
 def _format(value: Optional[float]) -> str:

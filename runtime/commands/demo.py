@@ -1,9 +1,9 @@
 """``edgesplit demo``: adaptive split inference against static baselines, with nothing but the package.
 
 Starts a real peer (a subprocess on loopback), puts a software link that replays a real bandwidth
-trace (shipped in the package) between each device and the peer, paces the device to an EMULATED
+recording (shipped in the package) between each device and the peer, paces the device to an EMULATED
 board, and runs the embedded held-out images under five strategies at once (each with its own link
-replaying the same trace from the same instant, so every strategy sees the same bandwidth at the
+replaying the same recording from the same instant, so every strategy sees the same bandwidth at the
 same task): local-only, remote-only, Neurosurgeon's best static cut, one fixed threshold for all
 exits, and the adaptive frozen policy. Prints one table, the trace database and how the adaptive
 decisions followed the bandwidth. The scenario is ``edgesplit.runtime.emulation.scenario.DEMO``.
@@ -30,22 +30,22 @@ from edgesplit.runtime.device.summary import summarize
 from edgesplit.runtime.emulation.board import ENERGY_UNIT, load_emulated_board
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.emulation.scenario import DEMO
-from edgesplit.runtime.link.shipped import resolve_trace
-from edgesplit.runtime.link.trace_readers import read_trace
+from edgesplit.runtime.emulation.link.recording_readers import read_recording
+from edgesplit.runtime.emulation.link.shipped import resolve_recording
 from edgesplit.runtime.peer.process import PeerProcess
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 5.0  # wall seconds between "n/N tasks" lines while the strategies run
 START_MARGIN_S = 0.5  # emulated seconds between setting up and the first arrival
-SERIES_BLOCK_S = 5.0  # trace seconds per row of the adaptive decisions series
+SERIES_BLOCK_S = 5.0  # recorded seconds per row of the adaptive decisions series
 
 
 def register(commands) -> None:
     parser = commands.add_parser(
         "demo",
         description="Needs nothing but the installed package. Starts a peer on loopback, replays the shipped "
-                    "Norway 3G trace through a software link, paces the device to an EMULATED Jetson Nano (CPU) "
+                    "Norway 3G bandwidth recording through a software link, paces the device to an EMULATED Jetson Nano (CPU) "
                     "running a VGG16-CIFAR-10-sized workload, and runs the embedded held-out MNIST images under "
                     "local-only, remote-only, Neurosurgeon (best static cut), one threshold for all exits, and "
                     "the adaptive frozen policy. Prints satisfaction rate (both bounds), accuracy, latency, "
@@ -77,15 +77,15 @@ def strategies(bundle, policy_path: str):
     ]
 
 
-def _series(results, decisions, trace, link_scale: float, trace_speed: float, origin: float,
+def _series(results, decisions, recording, link_scale: float, recording_speed: float, origin: float,
             block_s: float = SERIES_BLOCK_S) -> List[Dict[str, Any]]:
-    """Per block of trace seconds: the link's rate, the adaptive offload share and cuts chosen."""
+    """Per block of recorded seconds: the link's rate, the adaptive offload share and cuts chosen."""
     blocks = {}  # type: Dict[int, Dict[str, Any]]
     for r in results:
-        # The relays start replaying the trace at ``origin``, when the first task arrives.
-        trace_t = (r.arrival_s - origin) * trace_speed
-        key = int(trace_t // block_s)
-        entry = blocks.setdefault(key, {"trace_s": key * block_s, "tasks": 0, "offloaded": 0, "cuts": {},
+        # The relays start replaying the recording at ``origin``, when the first task arrives.
+        recorded_t = (r.arrival_s - origin) * recording_speed
+        key = int(recorded_t // block_s)
+        entry = blocks.setdefault(key, {"recording_s": key * block_s, "tasks": 0, "offloaded": 0, "cuts": {},
                                         "est": []})
         entry["tasks"] += 1
         entry["offloaded"] += int(r.cut is not None)
@@ -95,9 +95,9 @@ def _series(results, decisions, trace, link_scale: float, trace_speed: float, or
     out = []
     for key in sorted(blocks):
         e = blocks[key]
-        t0 = int(e["trace_s"])
-        rate = float(np.mean(trace.bps[t0:t0 + int(block_s)])) * link_scale if t0 < len(trace.bps) else None
-        out.append({"trace_s": e["trace_s"], "link_mbps": None if rate is None else round(rate / 1e6, 3),
+        t0 = int(e["recording_s"])
+        rate = float(np.mean(recording.bps[t0:t0 + int(block_s)])) * link_scale if t0 < len(recording.bps) else None
+        out.append({"recording_s": e["recording_s"], "link_mbps": None if rate is None else round(rate / 1e6, 3),
                     "estimated_mbps": round(float(np.mean(e["est"])) / 1e6, 3) if e["est"] else None,
                     "tasks": e["tasks"], "offloaded": e["offloaded"],
                     "planned_cuts": {str(k): v for k, v in sorted(e["cuts"].items())}})
@@ -152,9 +152,9 @@ def run_demo(args) -> int:
     if args.limit:
         images, labels = images[:args.limit], labels[:args.limit]
     traces = args.traces or os.path.join(tempfile.mkdtemp(prefix="edgesplit-demo-"), "demo_traces.db")
-    trace = read_trace(resolve_trace(DEMO["trace"]))
-    link = LinkSetup(trace, rtt_s=DEMO["rtt_s"], trace_speed=DEMO["trace_speed"], link_scale=DEMO["link_scale"],
-                     name=DEMO["trace"])
+    recording = read_recording(resolve_recording(DEMO["recording"]))
+    link = LinkSetup(recording, rtt_s=DEMO["rtt_s"], recording_speed=DEMO["recording_speed"],
+                     link_scale=DEMO["link_scale"], name=DEMO["recording"])
     bounds = Bounds(DEMO["latency_bound_s"], DEMO["energy_bound_mj"])
     emulation = Emulation(load_emulated_board(DEMO["board"]), workload_scale=DEMO["workload_scale"],
                           speedup=DEMO["speedup"])
@@ -202,8 +202,8 @@ def run_demo(args) -> int:
             summary["decisions"] = len(session.controller.decisions)
             rows.append(summary)
         adaptive = sessions[-1]
-        series = _series(outputs[len(sessions) - 1], adaptive.controller.decisions, trace, DEMO["link_scale"],
-                         DEMO["trace_speed"], origin)
+        series = _series(outputs[len(sessions) - 1], adaptive.controller.decisions, recording,
+                         DEMO["link_scale"], DEMO["recording_speed"], origin)
     finally:
         for session in sessions:
             session.close()
@@ -214,16 +214,16 @@ def run_demo(args) -> int:
                "adaptive_accuracy_gap_points": round(100 * (best_accuracy - rows[-1]["accuracy"]), 2)}
     report = {"scenario": dict(DEMO, emulated=True, board_description=emulation.profile.description,
                                note="EMULATED board and link: compute paced to the board profile x workload_scale, "
-                                    "link = the trace's rates x link_scale, run %gx faster than real time; "
+                                    "link = the bandwidth recording's rates x link_scale, run %gx faster than real time; "
                                     "latencies and energies are in emulated time" % DEMO["speedup"]),
               "images": int(len(labels)), "results": rows, "acceptance": verdict, "traces": traces,
               "adaptive_series": series, "wall_s": round(time.monotonic() - started, 1)}
     if args.json:
         print_json(report)
         return 0
-    print("EMULATED %s running a VGG16-CIFAR-10-sized workload (x%g MACs), trace %s x%.3f, RTT %d ms, "
+    print("EMULATED %s running a VGG16-CIFAR-10-sized workload (x%g MACs), bandwidth recording %s x%.3f, RTT %d ms, "
           "bounds %d ms and %d mJ per task, %d held-out images, one task every %d ms"
-          % (emulation.profile.description, DEMO["workload_scale"], DEMO["trace"], DEMO["link_scale"],
+          % (emulation.profile.description, DEMO["workload_scale"], DEMO["recording"], DEMO["link_scale"],
              1e3 * DEMO["rtt_s"], 1e3 * DEMO["latency_bound_s"], DEMO["energy_bound_mj"], len(labels),
              1e3 * DEMO["period_s"]))
     print_table(("strategy", "SR", "SR lat", "SR energy", "accuracy", "mean ms", "p95 ms", "mJ", "fallbacks",
@@ -234,12 +234,12 @@ def run_demo(args) -> int:
         for r in rows])
     print("adaptive vs baselines: SR >= every baseline: %s; accuracy %.2f points below the most accurate baseline"
           % (verdict["adaptive_sr_at_least_every_baseline"], verdict["adaptive_accuracy_gap_points"]))
-    print("adaptive decisions as the bandwidth changes (per %g trace seconds; link = the replayed rate, estimate = "
+    print("adaptive decisions as the bandwidth changes (per %g recorded seconds; link = the replayed rate, estimate = "
           "what the device measured; cut 0 = send the input, cut %d = all on the device):"
           % (SERIES_BLOCK_S, len(bundle.manifest.main)))
     top = max([e["link_mbps"] or 0.0 for e in series] + [1e-9])
-    print_table(("trace s", "link Mbit/s", "", "estimate", "offloaded", "", "cuts chosen"), [
-        ("%g-%g" % (e["trace_s"], e["trace_s"] + SERIES_BLOCK_S), "%.2f" % (e["link_mbps"] or 0),
+    print_table(("recorded s", "link Mbit/s", "", "estimate", "offloaded", "", "cuts chosen"), [
+        ("%g-%g" % (e["recording_s"], e["recording_s"] + SERIES_BLOCK_S), "%.2f" % (e["link_mbps"] or 0),
          _bar(e["link_mbps"] or 0.0, top), "-" if e["estimated_mbps"] is None else "%.2f" % e["estimated_mbps"],
          "%d/%d" % (e["offloaded"], e["tasks"]), _bar(e["offloaded"], e["tasks"], char="o"),
          " ".join("c%s:%d" % kv for kv in e["planned_cuts"].items()))

@@ -1,4 +1,4 @@
-"""``edgesplit link``: a software link between device and peer that replays a bandwidth trace."""
+"""``edgesplit link``: a software link between device and peer that replays a bandwidth recording."""
 import asyncio
 import json
 import logging
@@ -6,9 +6,9 @@ import signal
 
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.errors import InputError
-from edgesplit.runtime.link.relay import DEFAULT_BURST_BYTES, SoftwareLink, parse_tcp_endpoint
-from edgesplit.runtime.link.shipped import DEFAULT_TRACE, resolve_trace, shipped_traces
-from edgesplit.runtime.link.trace_readers import FORMATS, read_trace
+from edgesplit.runtime.emulation.link.relay import DEFAULT_BURST_BYTES, SoftwareLink, parse_tcp_endpoint
+from edgesplit.runtime.emulation.link.shipped import DEFAULT_RECORDING, resolve_recording, shipped_recordings
+from edgesplit.runtime.emulation.link.recording_readers import FORMATS, read_recording
 
 log = logging.getLogger(__name__)
 
@@ -17,30 +17,33 @@ def register(commands) -> None:
     parser = commands.add_parser(
         "link",
         description="Listens on --listen, forwards every connection to --to, and limits each direction to the "
-                    "trace's bandwidth, one trace step per second (faster with --time-scale), adding half the "
+                    "bandwidth recording's rate, one recorded step per second (faster with --time-scale), adding half the "
                     "base RTT each way. Needs no root. Point the device at the --listen address instead of the "
-                    "peer. Traces: a file in the FCC / Norway 3G / Ghent 4G (Pensieve 'cooked', Mbit/s), Ghent raw "
-                    "or ReCoCo JSON, or multipath (CSV, bytes/s) formats, or the name of a shipped trace "
-                    "(--list-traces).")
+                    "peer. Bandwidth recordings (recorded link capacity over time, called traces in the datasets; "
+                    "not the task traces of 'edgesplit traces'): a file in the FCC / Norway 3G / Ghent 4G (Pensieve 'cooked', Mbit/s), Ghent raw "
+                    "or ReCoCo JSON, or multipath (CSV, bytes/s) formats, or the name of a shipped recording "
+                    "(--list-recordings).")
     parser.add_argument("--listen", default="tcp://127.0.0.1:5556", help="where devices connect (default %(default)s)")
     parser.add_argument("--to", default="tcp://127.0.0.1:5555", help="the peer's endpoint (default %(default)s)")
-    parser.add_argument("--trace", default=DEFAULT_TRACE,
-                        help="trace file or shipped trace name (default %(default)s, a Norway 3G car ride)")
-    parser.add_argument("--format", choices=FORMATS, default="auto", help="trace format (default: detect)")
+    parser.add_argument("--recording", "--trace", dest="recording", metavar="NAME_OR_FILE", default=DEFAULT_RECORDING,
+                        help="bandwidth recording: a file or a shipped recording's name (default %(default)s, a "
+                             "Norway 3G car ride); --trace is its old name")
+    parser.add_argument("--format", choices=FORMATS, default="auto", help="recording file format (default: detect)")
     parser.add_argument("--rtt-ms", type=float, default=20.0, help="base round-trip time in ms (default %(default)s)")
     parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="replay speed: 2 plays each 1-s trace step in 0.5 s (default %(default)s)")
+                        help="replay speed: 2 plays each 1-s recorded step in 0.5 s (default %(default)s)")
     parser.add_argument("--burst-bytes", type=int, default=DEFAULT_BURST_BYTES,
                         help="bytes the link may save up while idle and send at once (default %(default)s: every "
                              "byte waits its serialisation time, as on a real bottleneck; 1500 = one MTU)")
-    parser.add_argument("--list-traces", action="store_true", help="list the shipped traces and exit")
+    parser.add_argument("--list-recordings", "--list-traces", dest="list_recordings", action="store_true",
+                        help="list the shipped bandwidth recordings and exit (--list-traces is its old name)")
     parser.add_argument("--json", action="store_true",
-                        help="print JSON: a ready line, one line per trace step, stats at exit")
+                        help="print JSON: a ready line, one line per recorded step, stats at exit")
     parser.set_defaults(handler=run_link)
 
 
-def _list_traces(as_json: bool) -> int:
-    summaries = [dict(read_trace(path).summary(), name=name) for name, path in shipped_traces().items()]
+def _list_recordings(as_json: bool) -> int:
+    summaries = [dict(read_recording(path).summary(), name=name) for name, path in shipped_recordings().items()]
     if as_json:
         print_json(summaries)
     else:
@@ -50,8 +53,8 @@ def _list_traces(as_json: bool) -> int:
 
 
 def run_link(args) -> int:
-    if args.list_traces:
-        return _list_traces(args.json)
+    if args.list_recordings:
+        return _list_recordings(args.json)
     if args.rtt_ms < 0 or not args.time_scale > 0 or args.burst_bytes < 0:
         raise InputError("--rtt-ms and --burst-bytes must be >= 0 and --time-scale > 0 (got %s, %s and %s)"
                          % (args.rtt_ms, args.burst_bytes, args.time_scale))
@@ -60,8 +63,8 @@ def run_link(args) -> int:
         target = parse_tcp_endpoint(args.to, "--to")
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    trace = read_trace(resolve_trace(args.trace), args.format)
-    link = SoftwareLink(listen, target, trace, rtt_s=args.rtt_ms / 1000.0, time_scale=args.time_scale,
+    recording = read_recording(resolve_recording(args.recording), args.format)
+    link = SoftwareLink(listen, target, recording, rtt_s=args.rtt_ms / 1000.0, time_scale=args.time_scale,
                         burst_bytes=args.burst_bytes)
     return asyncio.run(_serve(link, args))
 
@@ -76,12 +79,12 @@ async def _serve(link: SoftwareLink, args) -> int:
     except OSError as exc:
         raise InputError("cannot listen on %s: %s" % (args.listen, exc)) from None
     endpoint = "tcp://%s:%d" % (link.listen[0], port)
-    summary = link.schedule.trace.summary()
+    summary = link.schedule.recording.summary()
     if args.json:
         print(json.dumps({"event": "ready", "endpoint": endpoint, "to": args.to, "rtt_ms": args.rtt_ms,
-                          "time_scale": args.time_scale, "trace": summary}), flush=True)
+                          "time_scale": args.time_scale, "recording": summary}), flush=True)
     else:
-        print("edgesplit link: %s -> %s, trace %s (mean %.2f Mbit/s), base RTT %.0f ms, time scale %g; Ctrl-C to stop"
+        print("edgesplit link: %s -> %s, recording %s (mean %.2f Mbit/s), base RTT %.0f ms, time scale %g; Ctrl-C to stop"
               % (endpoint, args.to, summary["source"], summary["mean_mbps"], args.rtt_ms, args.time_scale), flush=True)
     while not stop.is_set():
         now = link.clock()

@@ -9,7 +9,7 @@ from edgesplit.runtime.device.loop import run_stream
 from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings, StoreSettings, detect_live_board
 from edgesplit.runtime.device.summary import summarize
-from edgesplit.runtime.emulation.board import ENERGY_UNIT, load_emulated_board, profile_names
+from edgesplit.runtime.emulation.board import ENERGY_UNIT, load_emulated_board
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.inputs import load_inputs, parse_thresholds
@@ -51,8 +51,10 @@ def register(commands) -> None:
     parser.add_argument("--thresholds", help="static per-exit entropy thresholds, comma-separated (default: the "
                                              "manifest's)")
     parser.add_argument("--no-exits", action="store_true", help="static: ignore early exits (Neurosurgeon style)")
-    parser.add_argument("--board", choices=profile_names(),
-                        help="pace on-device compute to this EMULATED board profile and use its energy model")
+    parser.add_argument("--board", metavar="NAME",
+                        help="EMULATE this board: a board config from 'edgesplit board list' (the same names as "
+                             "'serve', 'profile' and 'board show'), paced to its [emulation] table's MACs per "
+                             "second and energy model; without it this host runs at its own speed")
     parser.add_argument("--measured-profile", metavar="NAME",
                         help="with --board: pace each segment to its median in BUNDLE/profiles/NAME.json (measured by "
                              "'edgesplit profile BUNDLE --board NAME'; refused if the bundle changed since) instead "
@@ -64,9 +66,9 @@ def register(commands) -> None:
                              "measured time (default 1)")
     parser.add_argument("--speedup", type=float, default=1.0,
                         help="with --board: run emulated time this many times faster than real time (default 1)")
-    parser.add_argument("--link", help="replay this bandwidth trace (file or shipped name) through an in-process "
+    parser.add_argument("--link", help="replay this bandwidth recording (file or shipped name, see 'edgesplit link --list-recordings') through an in-process "
                                        "software link between this device and --peer")
-    parser.add_argument("--link-scale", type=float, default=1.0, help="multiply the trace's rates (default 1)")
+    parser.add_argument("--link-scale", type=float, default=1.0, help="multiply the recording's rates (default 1)")
     parser.add_argument("--rtt-ms", type=float, default=20.0, help="with --link: base RTT (default 20 ms)")
     parser.add_argument("--period-ms", type=float, default=0.0,
                         help="a task arrives every this many ms (default 0: back to back)")
@@ -138,10 +140,10 @@ def run_command(args) -> int:
     if args.link:
         if not args.peer:
             raise InputError("--link needs --peer: the link relays to the peer")
-        from edgesplit.runtime.link.shipped import resolve_trace
-        from edgesplit.runtime.link.trace_readers import read_trace
+        from edgesplit.runtime.emulation.link.shipped import resolve_recording
+        from edgesplit.runtime.emulation.link.recording_readers import read_recording
 
-        link = LinkSetup(read_trace(resolve_trace(args.link)), rtt_s=args.rtt_ms / 1e3, link_scale=args.link_scale,
+        link = LinkSetup(read_recording(resolve_recording(args.link)), rtt_s=args.rtt_ms / 1e3, link_scale=args.link_scale,
                          name=args.link)
     energy_bounded = args.energy_bound is not None
     bounds = Bounds(args.latency_bound_ms / 1e3, args.energy_bound if energy_bounded else float("inf"))

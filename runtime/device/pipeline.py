@@ -1,14 +1,14 @@
 """The one composition of a device's pipeline, used by ``run``, ``demo`` and ``serve`` alike.
 
     executor (segments on the board's providers, or paced to an emulated board)
-      -> peer client (link estimate, first probe) [through a software link replaying a link trace]
+      -> peer client (link estimate, first probe) [through a software link replaying a bandwidth recording]
       -> controller (strategy, bounds, state window) -> device loop -> trace store
     sensors: a sampler at the board's rate feeding the energy proxy into the state and the trace rows
 
 ``Pipeline(bundle, strategy, bounds, PipelineSettings(...))`` builds and opens every part;
 ``close()`` releases them in order. What differs between commands is only the settings: a live
 board config (providers, threads, sensors) or an emulated board (pacing, clock, energy model), a
-peer address with or without CurveZMQ keys, a link trace, the trace store's settings.
+peer address with or without CurveZMQ keys, a bandwidth recording, the trace store's settings.
 """
 import logging
 import os
@@ -24,7 +24,7 @@ from edgesplit.runtime.device.loop import DeviceLoop
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
-from edgesplit.runtime.link.trace_readers import BandwidthTrace
+from edgesplit.runtime.emulation.link.recording_readers import BandwidthRecording
 from edgesplit.runtime.traces import TraceStore, default_versions
 from edgesplit.runtime.transport.client import PeerClient
 from edgesplit.runtime.transport.link_estimate import LinkEstimator
@@ -37,18 +37,18 @@ FIRST_PROBE_TIMEOUT_S = 1.0      # a peer that is away delays start-up by at mos
 
 @dataclass
 class LinkSetup:
-    """A link trace replayed by an in-process software link between this device and the peer."""
+    """A bandwidth recording replayed by an in-process software link between this device and the peer."""
 
-    trace: BandwidthTrace
+    recording: BandwidthRecording
     rtt_s: float = 0.020
-    trace_speed: float = 1.0      # trace seconds per emulated second
-    link_scale: float = 1.0       # the trace's rates are multiplied by this (emulated tensors sizes)
+    recording_speed: float = 1.0  # recorded seconds per emulated second
+    link_scale: float = 1.0       # the recording's rates are multiplied by this (emulated tensor sizes)
     name: str = ""
 
     def describe(self) -> Dict[str, Any]:
-        return {"emulated_link": True, "trace": self.name or self.trace.source, "rtt_ms": 1e3 * self.rtt_s,
-                "trace_speed": self.trace_speed, "link_scale": self.link_scale,
-                "trace_summary": self.trace.summary()}
+        return {"emulated_link": True, "recording": self.name or self.recording.source, "rtt_ms": 1e3 * self.rtt_s,
+                "recording_speed": self.recording_speed, "link_scale": self.link_scale,
+                "recording_summary": self.recording.summary()}
 
 
 @dataclass
@@ -69,7 +69,7 @@ class PipelineSettings:
     emulation: Optional[Emulation] = None     # an emulated board instead: pacing, clock, energy model
     peer: Optional[str] = None                # the peer's ZeroMQ endpoint; None = every task local
     curve: Any = None                         # CurveClientKeys pinning the peer; None = plain ZMTP
-    link: Optional[LinkSetup] = None          # replay a link trace between this device and the peer
+    link: Optional[LinkSetup] = None          # replay a bandwidth recording between this device and the peer
     threads: Optional[int] = None             # per-session threads; None = the board's, else by segment size
     deadline_s: Optional[float] = None        # offload timeout after arrival; None = the latency bound
     q: int = 3                                # state window: the last q action intervals
@@ -81,15 +81,15 @@ class PipelineSettings:
 
 def open_relay(peer: str, link: LinkSetup, speedup: float):
     """A BackgroundLink relaying to ``peer`` that plays ``link`` at emulated time ``speedup``."""
-    from edgesplit.runtime.link.relay import BackgroundLink, parse_tcp_endpoint
+    from edgesplit.runtime.emulation.link.relay import BackgroundLink, parse_tcp_endpoint
 
     try:
         target = parse_tcp_endpoint(peer, "--peer")
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    scaled = BandwidthTrace(link.trace.bps * link.link_scale * speedup, link.trace.source, link.trace.format,
-                            link.trace.step_s)
-    return BackgroundLink(target, scaled, rtt_s=link.rtt_s / speedup, time_scale=link.trace_speed * speedup)
+    scaled = BandwidthRecording(link.recording.bps * link.link_scale * speedup, link.recording.source,
+                                link.recording.format, link.recording.step_s)
+    return BackgroundLink(target, scaled, rtt_s=link.rtt_s / speedup, time_scale=link.recording_speed * speedup)
 
 
 def open_sampler(board):

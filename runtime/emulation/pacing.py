@@ -106,5 +106,5 @@ class Emulation:
         described.update(self.times.describe())
         described["energy_model"] = ("energy_mJ = 1000 x (busy_power_w x on-device compute s + idle_power_w x rest "
                                      "of the task's service time s)")
-        described["calibration"] = self.profile.provenance.get("source", {}).get("rule", "")
+        described["calibration"] = self.profile.provenance.get("macs_per_s", "")
         return described

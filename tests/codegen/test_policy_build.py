@@ -5,7 +5,7 @@ import pytest
 pytestmark = pytest.mark.workstation
 
 
-def test_quick_build_loads_on_the_board_side_and_follows_its_table(tmp_path):
+def test_quick_build_loads_on_the_board_side_and_follows_its_table(tmp_path, capfd):
     np = pytest.importorskip("numpy")
     from edgesplit.codegen.policy_build import build_policy
     from edgesplit.policies_lite import load_policy
@@ -19,8 +19,12 @@ def test_quick_build_loads_on_the_board_side_and_follows_its_table(tmp_path):
     out = tmp_path / "policy.npz"
     report = build_policy(str(default_bundle_path()), DEMO["board"], out, DEMO["workload_scale"],
                           DEMO["latency_bound_s"], DEMO["energy_bound_mj"], DEMO["rtt_s"], images[:120],
-                          labels[:120], "first 120 held-out images (test only)", 0.45e6, fit_steps=1500)
+                          labels[:120], "first 120 held-out images (test only)", 0.45e6, fit_steps=1500,
+                          progress=True)
     assert out.exists() and report["policy_id"]
+    progress = capfd.readouterr().err  # the slow steps say how far they are, on stderr
+    for step in ("exit statistics", "best action per grid state", "fitting the policy MLP"):
+        assert step in progress, progress
 
     policy = load_policy(out, available_features=FEATURES)  # refuses features the controller lacks
     assert list(policy.features) == list(FEATURES)
@@ -44,12 +48,12 @@ def test_quick_build_loads_on_the_board_side_and_follows_its_table(tmp_path):
     assert report["check"]["cut_agreement"] == pytest.approx(agree / float(len(table)))
 
 
-def test_bandwidth_uncertainty_is_what_the_shipped_traces_measure():
+def test_bandwidth_uncertainty_is_what_the_shipped_recordings_measure():
     from edgesplit.codegen.policy_build import BANDWIDTH_UNCERTAINTY, bandwidth_change_factors
-    from edgesplit.runtime.link.shipped import shipped_traces
-    from edgesplit.runtime.link.trace_readers import read_trace
+    from edgesplit.runtime.emulation.link.shipped import shipped_recordings
+    from edgesplit.runtime.emulation.link.recording_readers import read_recording
 
-    rates = [read_trace(path).bps for _, path in sorted(shipped_traces().items())]
+    rates = [read_recording(path).bps for _, path in sorted(shipped_recordings().items())]
     assert bandwidth_change_factors(rates) == BANDWIDTH_UNCERTAINTY
     assert BANDWIDTH_UNCERTAINTY[0] < 0.8 and BANDWIDTH_UNCERTAINTY[-1] > 1.2  # wider than the old guess
 
@@ -60,5 +64,34 @@ def test_bandwidth_change_factors_of_a_steady_and_a_halving_link():
     assert set(bandwidth_change_factors([[1e6] * 20])) == {1.0}
     halving = bandwidth_change_factors([[1e6, 1e6, 1e6, 5e5] * 10])
     assert halving[0] == 0.5 and max(halving) > 1.0
-    with pytest.raises(Exception, match="no trace has more than 3 steps"):
+    with pytest.raises(Exception, match="no bandwidth recording has more than 3 steps"):
         bandwidth_change_factors([[1e6, 1e6]])
+
+
+def test_fit_mlp_is_torch_adam_seeded_and_deterministic():
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
+    from edgesplit.codegen.policy_build import fit_mlp
+
+    rng = np.random.RandomState(3)
+    x = rng.uniform(-2, 2, size=(400, 4))
+    y = np.stack([np.sin(x[:, 0]) + x[:, 1] * x[:, 2], (x[:, 3] > 0).astype(float) * 2.0], axis=1)
+    threads = torch.get_num_threads()
+    layers, mean, std = fit_mlp(x, y, hidden=32, steps=800, seed=7)
+    again, _, _ = fit_mlp(x, y, hidden=32, steps=800, seed=7)
+    other, _, _ = fit_mlp(x, y, hidden=32, steps=800, seed=8)
+    assert torch.get_num_threads() == threads  # the global setting is restored
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(layers, again))
+    assert not np.array_equal(layers[0][0], other[0][0])
+    assert [w.shape for w, _ in layers] == [(32, 4), (32, 32), (2, 32)] and layers[0][0].dtype == np.float64
+
+    def forward(params):  # how policies_lite evaluates the layers: tanh, tanh, identity
+        h = (x - mean) / std
+        for i, (w, b) in enumerate(params):
+            h = h @ w.T + b
+            h = np.tanh(h) if i < 2 else h
+        return h
+
+    untrained, _, _ = fit_mlp(x, y, hidden=32, steps=0, seed=7)
+    trained_error = np.mean((forward(layers) - y) ** 2)
+    assert trained_error < 0.05 < np.mean((forward(untrained) - y) ** 2)

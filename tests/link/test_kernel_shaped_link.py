@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgesplit.runtime.link.kernel_shaping import NamespacePair, unavailable_reason
+from edgesplit.runtime.emulation.link.kernel_shaping import NamespacePair, unavailable_reason
 from edgesplit.runtime.peer.process import PeerProcess
 from support.tiny_bundle import write_tiny_bundle
 

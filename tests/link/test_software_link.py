@@ -1,11 +1,11 @@
-"""The software link: real offloads through a trace-shaped TCP relay, and the estimate follows it."""
+"""The software link: real offloads through a recording-shaped TCP relay, and the estimate follows it."""
 
 import numpy as np
 import pytest
 
 from edgesplit.runtime.executor.executor import Executor
-from edgesplit.runtime.link.relay import BackgroundLink, RateSchedule, TokenBucket, parse_tcp_endpoint
-from edgesplit.runtime.link.trace_readers import BandwidthTrace, constant_trace
+from edgesplit.runtime.emulation.link.relay import BackgroundLink, RateSchedule, TokenBucket, parse_tcp_endpoint
+from edgesplit.runtime.emulation.link.recording_readers import BandwidthRecording, constant_recording
 from edgesplit.runtime.peer.background import BackgroundPeer
 from edgesplit.runtime.transport.client import PeerClient
 from support.tiny_bundle import write_tiny_bundle  # noqa: E402
@@ -24,8 +24,8 @@ def _port(endpoint):
 
 
 def test_schedule_steps_and_time_scale():
-    trace = BandwidthTrace(np.array([8e6, 16e6, 0.0]), "t", "test")
-    schedule = RateSchedule(trace, time_scale=2.0, start=100.0)
+    recording = BandwidthRecording(np.array([8e6, 16e6, 0.0]), "t", "test")
+    schedule = RateSchedule(recording, time_scale=2.0, start=100.0)
     assert schedule.rate_bps(100.2) == 8e6 and schedule.rate_bps(100.6) == 16e6
     assert schedule.rate_bps(101.1) == 0.0 and schedule.rate_bps(101.6) == 8e6  # loops
     assert schedule.next_change(100.2) == pytest.approx(100.5)
@@ -37,8 +37,8 @@ def test_schedule_steps_and_time_scale():
 def test_schedule_with_unrepresentable_steps_always_advances(time_scale):
     # A step of 1/3 s cannot be represented exactly: boundaries computed for a time may round back
     # onto it (this hung the demo's links at time scale 3 before capacity_bytes walked indices).
-    trace = BandwidthTrace(np.array([8e6, 16e6]), "t", "test")
-    schedule = RateSchedule(trace, time_scale=time_scale, start=12345.678)
+    recording = BandwidthRecording(np.array([8e6, 16e6]), "t", "test")
+    schedule = RateSchedule(recording, time_scale=time_scale, start=12345.678)
     step = 1.0 / time_scale
     for k in range(1, 200):
         boundary = schedule.start + k * step
@@ -50,8 +50,8 @@ def test_schedule_with_unrepresentable_steps_always_advances(time_scale):
 
 def test_token_bucket_waits_through_an_outage():
     now = [0.0]
-    trace = BandwidthTrace(np.array([0.0, 8e6]), "t", "test")
-    bucket = TokenBucket(RateSchedule(trace, start=0.0), burst_bytes=1000, clock=lambda: now[0])
+    recording = BandwidthRecording(np.array([0.0, 8e6]), "t", "test")
+    bucket = TokenBucket(RateSchedule(recording, start=0.0), burst_bytes=1000, clock=lambda: now[0])
     assert bucket.wait_s(1000) == 0.0
     assert bucket.wait_s(500) == pytest.approx(1.0)  # rate 0: look again at the next step
     now[0] = 1.0
@@ -60,7 +60,7 @@ def test_token_bucket_waits_through_an_outage():
 
 def test_offloads_pass_through_the_link(peer):
     bundle = peer.bundle
-    with BackgroundLink(("127.0.0.1", _port(peer.endpoint)), constant_trace(50e6), rtt_s=0.01) as link:
+    with BackgroundLink(("127.0.0.1", _port(peer.endpoint)), constant_recording(50e6), rtt_s=0.01) as link:
         with PeerClient(link.endpoint, bundle.hash) as client:
             x = np.ones((2, 4), np.float32)
             outcome = client.offload(0, {"x": x}, 5.0, thresholds=[0.0])
@@ -68,10 +68,10 @@ def test_offloads_pass_through_the_link(peer):
         assert link.link.stats.bytes_up >= outcome.bytes_sent and link.link.stats.connections == 1
 
 
-def test_estimate_follows_the_trace_rate(peer):
+def test_estimate_follows_the_recorded_rate(peer):
     # 8 Mbit/s for 3 s then 2 Mbit/s: the estimate taken in each phase follows (loosely).
-    trace = BandwidthTrace(np.array([8e6, 8e6, 8e6, 2e6, 2e6, 2e6, 2e6]), "steps", "test")
-    with BackgroundLink(("127.0.0.1", _port(peer.endpoint)), trace, rtt_s=0.01) as link:
+    recording = BandwidthRecording(np.array([8e6, 8e6, 8e6, 2e6, 2e6, 2e6, 2e6]), "steps", "test")
+    with BackgroundLink(("127.0.0.1", _port(peer.endpoint)), recording, rtt_s=0.01) as link:
         with PeerClient(link.endpoint, peer.bundle.hash) as client:
             for _ in range(3):
                 client.probe(5.0)
@@ -91,18 +91,18 @@ def test_estimate_follows_the_trace_rate(peer):
 def test_without_a_burst_every_byte_waits_its_serialisation_time():
     # 8 Mbit/s = 1 MB/s: a 3000-byte message after an idle second still takes 3 ms, as on a real bottleneck.
     now = [0.0]
-    trace = BandwidthTrace(np.array([8e6, 8e6]), "t", "test")
-    bucket = TokenBucket(RateSchedule(trace, start=0.0), clock=lambda: now[0])
+    recording = BandwidthRecording(np.array([8e6, 8e6]), "t", "test")
+    bucket = TokenBucket(RateSchedule(recording, start=0.0), clock=lambda: now[0])
     now[0] = 1.0
     assert bucket.wait_s(3000) == pytest.approx(0.003)
-    mtu = TokenBucket(RateSchedule(trace, start=0.0), burst_bytes=1500, clock=lambda: now[0])
+    mtu = TokenBucket(RateSchedule(recording, start=0.0), burst_bytes=1500, clock=lambda: now[0])
     now[0] = 1.5
     assert mtu.wait_s(3000) == pytest.approx(0.0015)  # one MTU saved up while idle
 
 
 def test_small_transfers_through_the_link_take_their_serialisation_time(peer):
     # 0.4 Mbit/s, RTT 10 ms: a 4 KiB probe (plus its header) must spend >= 8 x 4096 / 0.4e6 = 82 ms on the link.
-    with BackgroundLink(("127.0.0.1", _port(peer.endpoint)), constant_trace(0.4e6), rtt_s=0.01) as link:
+    with BackgroundLink(("127.0.0.1", _port(peer.endpoint)), constant_recording(0.4e6), rtt_s=0.01) as link:
         with PeerClient(link.endpoint, peer.bundle.hash) as client:
             for _ in range(2):
                 client.probe(5.0)

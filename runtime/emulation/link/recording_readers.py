@@ -1,4 +1,4 @@
-"""Readers for recorded bandwidth traces, each returning bits per second at 1-second steps.
+"""Readers for bandwidth recordings (recorded link capacity over time), each returning bits per second at 1-second steps.
 
 The public datasets disagree on units and spacing, so every reader converts explicitly:
 
@@ -34,12 +34,12 @@ COOKED = "cooked"
 STEP_S = 1.0
 
 
-class TraceError(EdgesplitError):
-    """A bandwidth trace file cannot be read: the message names the file and line."""
+class RecordingError(EdgesplitError):
+    """A bandwidth recording file cannot be read: the message names the file and line."""
 
 
 @dataclass(frozen=True)
-class BandwidthTrace:
+class BandwidthRecording:
     """Link capacity in bits per second for consecutive steps of ``step_s`` seconds."""
 
     bps: np.ndarray
@@ -52,7 +52,7 @@ class BandwidthTrace:
         return len(self.bps) * self.step_s
 
     def rate_at(self, t: float) -> float:
-        """Capacity at ``t`` seconds into the trace; the trace repeats when it runs out."""
+        """Capacity at ``t`` seconds into the recording; the recording repeats when it runs out."""
         return float(self.bps[int(math.floor(t / self.step_s)) % len(self.bps)])
 
     def summary(self) -> dict:
@@ -72,7 +72,7 @@ def resample(times: Sequence[float], bps: Sequence[float], step_s: float = STEP_
     edges = np.append(t, t[-1] + max(spacing, 1e-9))
     # Cumulative bits at each sample edge; a piecewise-linear function of time.
     cumulative = np.concatenate([[0.0], np.cumsum(v * np.diff(edges))])
-    # Whole steps only: a partial last step would be diluted by time the trace does not cover.
+    # Whole steps only: a partial last step would be diluted by time the recording does not cover.
     steps = max(1, int(math.floor((edges[-1] - edges[0]) / step_s + 1e-9)))
     bounds = edges[0] + step_s * np.arange(steps + 1)
     bits = np.interp(bounds, edges, cumulative)
@@ -89,28 +89,28 @@ def _numeric_rows(path: Path, text: str, delimiter) -> List[Tuple[int, List[floa
         try:
             values = [float(p) for p in parts]
         except ValueError:
-            raise TraceError("%s:%d: expected numbers, got %r" % (path, number, line[:80])) from None
+            raise RecordingError("%s:%d: expected numbers, got %r" % (path, number, line[:80])) from None
         if not all(math.isfinite(x) for x in values):
-            raise TraceError("%s:%d: values must be finite, got %r" % (path, number, line[:80]))
+            raise RecordingError("%s:%d: values must be finite, got %r" % (path, number, line[:80]))
         rows.append((number, values))
     if len(rows) < 2:
-        raise TraceError("%s: a trace needs at least 2 samples, found %d" % (path, len(rows)))
+        raise RecordingError("%s: a bandwidth recording needs at least 2 samples, found %d" % (path, len(rows)))
     return rows
 
 
 def _columns(path: Path, rows, count: int, layout: str) -> np.ndarray:
     for number, values in rows:
         if len(values) != count:
-            raise TraceError("%s:%d: expected %d columns (%s), got %d"
+            raise RecordingError("%s:%d: expected %d columns (%s), got %d"
                              % (path, number, count, layout, len(values)))
     return np.array([values for _, values in rows], dtype=np.float64)
 
 
 def _checked(path: Path, times: np.ndarray, bps: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     if np.any(np.diff(times) < 0):
-        raise TraceError("%s: time goes backwards at sample %d" % (path, int(np.argmax(np.diff(times) < 0)) + 2))
+        raise RecordingError("%s: time goes backwards at sample %d" % (path, int(np.argmax(np.diff(times) < 0)) + 2))
     if np.any(bps < 0):
-        raise TraceError("%s: negative throughput at sample %d" % (path, int(np.argmax(bps < 0)) + 1))
+        raise RecordingError("%s: negative throughput at sample %d" % (path, int(np.argmax(bps < 0)) + 1))
     keep = np.concatenate([[True], np.diff(times) > 0])  # drop duplicate timestamps
     return times[keep], bps[keep]
 
@@ -129,7 +129,7 @@ def _read_ghent_raw(path: Path, text: str) -> Tuple[np.ndarray, np.ndarray]:
     data = _columns(path, _numeric_rows(path, text, None), 6, "epoch_ms elapsed_ms lat lon bytes duration_ms")
     duration_s = data[:, 5] / 1000.0
     if np.any(duration_s <= 0):
-        raise TraceError("%s: duration_ms must be positive (row %d)" % (path, int(np.argmax(duration_s <= 0)) + 1))
+        raise RecordingError("%s: duration_ms must be positive (row %d)" % (path, int(np.argmax(duration_s <= 0)) + 1))
     return data[:, 1] / 1000.0, data[:, 4] * 8.0 / duration_s
 
 
@@ -140,10 +140,10 @@ def _read_ghent_json(path: Path, text: str) -> Tuple[np.ndarray, np.ndarray]:
         # ReCoCo's "capacity" is bytes per millisecond (kB/s), not kbit/s as its field name suggests.
         bps = np.array([float(p["capacity"]) * 8000.0 for p in pattern])
     except (ValueError, KeyError, TypeError) as exc:
-        raise TraceError("%s: expected ReCoCo JSON {\"uplink\": {\"trace_pattern\": [{\"time\", \"capacity\"}]}}: %s"
+        raise RecordingError("%s: expected ReCoCo JSON {\"uplink\": {\"trace_pattern\": [{\"time\", \"capacity\"}]}}: %s"
                          % (path, exc)) from None
     if len(times) < 2:
-        raise TraceError("%s: a trace needs at least 2 samples" % path)
+        raise RecordingError("%s: a bandwidth recording needs at least 2 samples" % path)
     return times, bps
 
 
@@ -158,19 +158,19 @@ def _detect(path: Path, text: str) -> str:
         return "ghent"
     if len(first.split()) == 2:
         return COOKED  # fcc, norway and cooked ghent share this layout and unit: time_s Mbit/s
-    raise TraceError("%s: cannot tell the trace format from its first line %r: pass --format (one of %s)"
+    raise RecordingError("%s: cannot tell the recording format from its first line %r: pass --format (one of %s)"
                      % (path, first[:80], ", ".join(FORMATS[1:])))
 
 
-def read_trace(path: Union[str, Path], fmt: str = "auto") -> BandwidthTrace:
-    """Read a trace file into bits per second per 1-second step."""
+def read_recording(path: Union[str, Path], fmt: str = "auto") -> BandwidthRecording:
+    """Read a bandwidth recording file into bits per second per 1-second step."""
     path = Path(path)
     if fmt not in FORMATS:
-        raise TraceError("unknown trace format %r: use one of %s" % (fmt, ", ".join(FORMATS)))
+        raise RecordingError("unknown recording format %r: use one of %s" % (fmt, ", ".join(FORMATS)))
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise TraceError("cannot read trace %s: %s" % (path, exc)) from None
+        raise RecordingError("cannot read bandwidth recording %s: %s" % (path, exc)) from None
     detected = _detect(path, text) if fmt == "auto" else fmt
     if detected == "multipath":
         times, bps = _read_multipath(path, text)
@@ -181,9 +181,9 @@ def read_trace(path: Union[str, Path], fmt: str = "auto") -> BandwidthTrace:
     else:
         times, bps = _read_mbps(path, text)
     times, bps = _checked(path, times, bps)
-    return BandwidthTrace(resample(times, bps), str(path), detected)
+    return BandwidthRecording(resample(times, bps), str(path), detected)
 
 
-def constant_trace(bps: float, seconds: int = 1) -> BandwidthTrace:
+def constant_recording(bps: float, seconds: int = 1) -> BandwidthRecording:
     """A flat link, for benchmarks and tests."""
-    return BandwidthTrace(np.full(max(1, seconds), float(bps)), "constant %.0f bit/s" % bps, "constant")
+    return BandwidthRecording(np.full(max(1, seconds), float(bps)), "constant %.0f bit/s" % bps, "constant")

@@ -1,14 +1,14 @@
-"""A trace-driven software link: a TCP relay that replays a bandwidth trace, no root needed.
+"""A software link: a TCP relay that replays a bandwidth recording, no root needed.
 
 Put it between a device and a peer (the device connects to the relay, the relay to the peer).
 Each direction is one shared link for all connections: bytes pass a token bucket whose rate
-follows the trace step by step (optionally replayed faster with ``time_scale``), then wait half
+follows the recording step by step (optionally replayed faster with ``time_scale``), then wait half
 the base RTT before they are written on. A bounded queue in front of the bucket plays the part of
 a router buffer, so a sender sees back-pressure, not unbounded buffering.
 
 The bucket may go into debt by one chunk and then waits for it to be paid back at the current
-rate; the debt is re-evaluated at every trace step, so a rate change takes effect within a step.
-A chunk is written on only once its debt is paid, i.e. after its serialisation time at the trace's
+rate; the debt is re-evaluated at every recording step, so a rate change takes effect within a step.
+A chunk is written on only once its debt is paid, i.e. after its serialisation time at the recording's
 rate. The bucket saves up at most ``burst_bytes`` while the link is idle; the default, 0, is a
 bottleneck that serialises every byte (a 3 KB message at 0.4 Mbit/s takes 60 ms, not less because
 the link was idle before). A burst of one MTU (1500) or more lets that much through at once, as
@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Set, Tuple
 
-from edgesplit.runtime.link.trace_readers import BandwidthTrace
+from edgesplit.runtime.emulation.link.recording_readers import BandwidthRecording
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +33,21 @@ Clock = Callable[[], float]
 
 
 class RateSchedule:
-    """The trace's rate at a given time since ``start``, with a time scale (2.0 = twice as fast)."""
+    """The recording's rate at a given time since ``start``, with a time scale (2.0 = twice as fast)."""
 
-    def __init__(self, trace: BandwidthTrace, time_scale: float = 1.0, start: float = 0.0):
+    def __init__(self, recording: BandwidthRecording, time_scale: float = 1.0, start: float = 0.0):
         if not time_scale > 0:
             raise ValueError("time_scale must be positive, got %r" % time_scale)
-        self.trace = trace
+        self.recording = recording
         self.time_scale = time_scale
         self.start = start
-        self.step_wall_s = trace.step_s / time_scale
+        self.step_wall_s = recording.step_s / time_scale
 
     def step_index(self, now: float) -> int:
         return int(math.floor((now - self.start) / self.step_wall_s))
 
     def rate_bps(self, now: float) -> float:
-        return float(self.trace.bps[self.step_index(now) % len(self.trace.bps)])
+        return float(self.recording.bps[self.step_index(now) % len(self.recording.bps)])
 
     def next_change(self, now: float) -> float:
         """The first step boundary strictly after ``now`` (rounding can put the computed one on ``now``)."""
@@ -67,7 +67,7 @@ class RateSchedule:
         while t < t1:
             end = min(t1, self.start + (index + 1) * self.step_wall_s)
             if end > t:
-                total += float(self.trace.bps[index % len(self.trace.bps)]) / 8.0 * (end - t)
+                total += float(self.recording.bps[index % len(self.recording.bps)]) / 8.0 * (end - t)
                 t = end
             index += 1
         return total
@@ -116,9 +116,9 @@ class LinkStats:
 
 
 class SoftwareLink:
-    """Relay ``listen`` -> ``target`` (host, port pairs) shaped by ``trace``; run with ``serve()``."""
+    """Relay ``listen`` -> ``target`` (host, port pairs) shaped by ``recording``; run with ``serve()``."""
 
-    def __init__(self, listen: Tuple[str, int], target: Tuple[str, int], trace: BandwidthTrace,
+    def __init__(self, listen: Tuple[str, int], target: Tuple[str, int], recording: BandwidthRecording,
                  rtt_s: float = 0.020, time_scale: float = 1.0, queue_bytes: int = 256 * 1024,
                  clock: Clock = time.monotonic, burst_bytes: int = DEFAULT_BURST_BYTES):
         self.listen = listen
@@ -126,7 +126,7 @@ class SoftwareLink:
         self.rtt_s = rtt_s
         self.queue_chunks = max(2, queue_bytes // CHUNK_BYTES)
         self.clock = clock
-        self.schedule = RateSchedule(trace, time_scale, start=clock())
+        self.schedule = RateSchedule(recording, time_scale, start=clock())
         self.burst_bytes = burst_bytes
         self.up = TokenBucket(self.schedule, burst_bytes, clock=clock)
         self.down = TokenBucket(self.schedule, burst_bytes, clock=clock)
@@ -141,8 +141,8 @@ class SoftwareLink:
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, self.listen[0], self.listen[1])
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("link listening on %s:%d -> %s:%d, trace %s, base RTT %.1f ms, time scale %.2f, burst %d B",
-                 self.listen[0], self.port, self.target[0], self.target[1], self.schedule.trace.source,
+        log.info("link listening on %s:%d -> %s:%d, recording %s, base RTT %.1f ms, time scale %.2f, burst %d B",
+                 self.listen[0], self.port, self.target[0], self.target[1], self.schedule.recording.source,
                  self.rtt_s * 1e3, self.schedule.time_scale, self.burst_bytes)
         return self.port
 
@@ -230,10 +230,10 @@ class SoftwareLink:
 class BackgroundLink:
     """A SoftwareLink on its own event-loop thread: ``with BackgroundLink(...) as link: link.port``."""
 
-    def __init__(self, target: Tuple[str, int], trace: BandwidthTrace, rtt_s: float = 0.020,
+    def __init__(self, target: Tuple[str, int], recording: BandwidthRecording, rtt_s: float = 0.020,
                  time_scale: float = 1.0, listen: Tuple[str, int] = ("127.0.0.1", 0),
                  burst_bytes: int = DEFAULT_BURST_BYTES):
-        self.link = SoftwareLink(listen, target, trace, rtt_s, time_scale, burst_bytes=burst_bytes)
+        self.link = SoftwareLink(listen, target, recording, rtt_s, time_scale, burst_bytes=burst_bytes)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="edgesplit-link", daemon=True)
         self._thread.start()

@@ -1,1 +1,0 @@
-"""Link emulation: recorded bandwidth traces and a software link that replays them (no root needed)."""

@@ -1,0 +1,97 @@
+"""Bandwidth recording readers: each dataset's layout and unit becomes bits per second per 1-second step."""
+import json
+
+import numpy as np
+import pytest
+
+from edgesplit.runtime.emulation.link.shipped import resolve_recording, shipped_recordings
+from edgesplit.runtime.emulation.link.recording_readers import RecordingError, read_recording, resample
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_norway_cooked_mbps_with_irregular_spacing(tmp_path):
+    # Layout of cooked_3gp/norway_*: time_s  Mbit/s, ~0.3-1.2 s apart.
+    path = _write(tmp_path, "norway_bus_1", "0.0\t4.0\n0.5\t2.0\n1.0\t3.0\n2.5\t1.0\n3.0\t1.0\n")
+    recording = read_recording(path, "norway")
+    # [0,1): half at 4 and half at 2 -> 3; [1,2): 3; [2,3): half 3 half 1 -> 2.
+    np.testing.assert_allclose(recording.bps, [3e6, 3e6, 2e6])
+
+
+def test_fcc_five_second_samples_hold_for_five_steps(tmp_path):
+    path = _write(tmp_path, "trace_1_http---x", "0.0 0.890992\n5.0 0.88812\n10.0 0.5\n")
+    recording = read_recording(path)
+    assert recording.format == "cooked" and len(recording.bps) == 15
+    np.testing.assert_allclose(recording.bps[:5], 0.890992e6)
+    np.testing.assert_allclose(recording.bps[10:], 0.5e6)
+
+
+def test_ghent_raw_log_bytes_over_duration(tmp_path):
+    rows = ["1453121790686 %d 51.03 3.71 %d %d" % (1000 * i, b, d)
+            for i, (b, d) in enumerate([(1250000, 1000), (2500000, 1000), (625000, 500)])]
+    recording = read_recording(_write(tmp_path, "report_bus_0001.log", "\n".join(rows)), "ghent")
+    np.testing.assert_allclose(recording.bps, [10e6, 20e6, 10e6])
+
+
+def test_ghent_recoco_json_capacity_is_bytes_per_ms(tmp_path):
+    data = {"uplink": {"trace_pattern": [{"time": 0, "duration": 1000, "capacity": 1250.0},
+                                         {"time": 1, "duration": 1000, "capacity": 2500.0}]}}
+    recording = read_recording(_write(tmp_path, "report_bus_0001.json", json.dumps(data)))
+    np.testing.assert_allclose(recording.bps, [10e6, 20e6])
+
+
+def test_multipath_csv_bytes_per_second(tmp_path):
+    recording = read_recording(_write(tmp_path, "11_1_wifi.csv", "1,5431368\n2,6703920\n3,0\n"))
+    assert recording.format == "multipath"
+    np.testing.assert_allclose(recording.bps, [5431368 * 8, 6703920 * 8, 0])
+
+
+@pytest.mark.parametrize("text, fmt, message", [
+    ("0 1\n1 x\n", "norway", ":2: expected numbers"),
+    ("0 1\n", "norway", "at least 2 samples"),
+    ("0 1\n1 2 3\n", "norway", ":2: expected 2 columns"),
+    ("1 1\n0 2\n", "norway", "time goes backwards"),
+    ("0 1\n1 -2\n", "norway", "negative throughput"),
+    ("0 1 2\n1 2 3\n", "auto", "cannot tell the recording format"),
+    ("{\"downlink\": {}}", "ghent", "ReCoCo JSON"),
+    ("0 1\n1 2\n", "wifi", "unknown recording format"),
+])
+def test_bad_recordings_name_file_and_line(tmp_path, text, fmt, message):
+    with pytest.raises(RecordingError, match=message):
+        read_recording(_write(tmp_path, "t", text), fmt)
+
+
+def test_resample_conserves_bits():
+    times, mbps = np.array([0.0, 0.3, 1.7, 2.2, 4.0]), np.array([1.0, 5.0, 2.0, 0.0, 3.0])
+    out = resample(times, mbps)
+    spacing = np.median(np.diff(times))
+    covered = np.append(times, times[-1] + spacing)
+    total = float(np.sum(mbps * np.diff(covered)))
+    whole = int(np.floor(covered[-1] - covered[0]))
+    assert len(out) == whole and out.sum() <= total + 1e-9
+
+
+def test_shipped_recordings_read_and_vary():
+    names = shipped_recordings()
+    assert {"norway_car_3", "ghent_bus_0001"} <= set(names)
+    for name in names:
+        recording = read_recording(resolve_recording(name))
+        assert len(recording.bps) > 200 and recording.bps.max() > 4 * recording.bps.min() > 0
+    with pytest.raises(RecordingError, match="shipped: "):
+        resolve_recording("no_such_recording")
+
+
+def test_link_lists_the_shipped_recordings_under_the_new_and_the_old_flag():
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "edgesplit.runtime.cli", "link", "--json"]
+    new = subprocess.run(command + ["--list-recordings"], capture_output=True, text=True, timeout=60)
+    old = subprocess.run(command + ["--list-traces"], capture_output=True, text=True, timeout=60)
+    assert new.returncode == old.returncode == 0, new.stderr + old.stderr
+    assert json.loads(new.stdout) == json.loads(old.stdout)
+    assert {r["name"] for r in json.loads(new.stdout)} == set(shipped_recordings())
