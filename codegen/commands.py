@@ -14,3 +14,5 @@ export_tflite = LazyCommand("export-tflite", "edgesplit.codegen.tflite_export",
                             "write a TFLite twin of the default bundle (workstation; needs litert-torch)")
 build_policy = LazyCommand("build-policy", "edgesplit.codegen.policy_build_command",
                            "build a frozen EdgeML policy from board profiles and exit statistics (off-board)")
+bandit = LazyCommand("bandit", "edgesplit.codegen.bandit_command",
+                    "contextual-bandit model selection: the seed paper's simulation (LinUCB with late, noisy feedback)")
