@@ -169,7 +169,7 @@ def transitions_arrays(conn: sqlite3.Connection, run_id: Optional[str] = None) -
 
 
 _INT_COLUMNS = ("seq", "task_id", "bytes_sent", "fallback")
-_TEXT_COLUMNS = ("run_id", "policy_id", "segment_times", "entropies")
+_TEXT_COLUMNS = ("run_id", "policy_id", "arm", "segment_times", "entropies")
 
 
 def tasks_arrays(conn: sqlite3.Connection, run_id: Optional[str] = None) -> Dict[str, np.ndarray]:

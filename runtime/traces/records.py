@@ -32,6 +32,7 @@ class TaskRecord:
     policy_id: Optional[str] = None
     run_id: Optional[str] = None            # None: the store's current run
     energy: Optional[float] = None          # energy proxy of the task, in the board's energy unit
+    arm: Optional[str] = None               # model variant the selector chose (None: one bundle served)
 
 
 @dataclass

@@ -14,15 +14,17 @@ Versions: 1 is ``SCHEMA_V1``; 2 adds ``tasks.rating`` (REAL, NULL until given), 
 late rating of a task's result (a QoE score, say): any finite number the application chooses, stored
 as given, with no scale implied; 3 adds ``tasks.energy`` (REAL, NULL in older rows), the energy
 proxy of the task in the board's energy unit (the mean reading of the board's proxy sensor over the
-task, e.g. MHz of GPU clock; under an emulated board the emulated energy in mJ). A new file is created as version 1 and migrated, so every database
-takes the same path.
+task, e.g. MHz of GPU clock; under an emulated board the emulated energy in mJ); 4 adds ``tasks.arm``
+(TEXT, NULL when the daemon serves one bundle), the name of the model variant (bandit arm) the
+selector chose for the task (see docs/bandit.md). A new file is created as version 1 and migrated, so
+every database takes the same path.
 """
 import sqlite3
 from typing import Callable, Dict, Tuple
 
 from edgesplit.runtime.traces.errors import TraceError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x45535452  # "ESTR": edgesplit traces
 DATA_TABLES = ("tasks", "transitions")
 JSON_COLUMNS = {"runs": ("versions", "config"), "tasks": ("segment_times", "entropies"),
@@ -87,10 +89,14 @@ def _add_task_energy(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE tasks ADD COLUMN energy REAL")
 
 
+def _add_task_arm(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE tasks ADD COLUMN arm TEXT")
+
+
 # version -> function(connection) that upgrades that version to version + 1.
-MIGRATIONS = {1: _add_task_rating, 2: _add_task_energy}  # type: Dict[int, Callable[[sqlite3.Connection], None]]
+MIGRATIONS = {1: _add_task_rating, 2: _add_task_energy, 3: _add_task_arm}  # type: Dict[int, Callable[[sqlite3.Connection], None]]
 # Columns added by migrations: readers of an older file show them as NULL, so exports keep one layout.
-ADDED_COLUMNS = {"tasks": ("rating", "energy")}  # type: Dict[str, Tuple[str, ...]]
+ADDED_COLUMNS = {"tasks": ("rating", "energy", "arm")}  # type: Dict[str, Tuple[str, ...]]
 
 
 def _pragma(conn: sqlite3.Connection, name: str) -> int:

@@ -35,8 +35,8 @@ WAL_LIMIT_BYTES = 4 * 1024 * 1024
 _DROP_FRACTION = 10  # when over max_bytes, drop 1/10 of the bigger table's rows per pass
 
 _INSERT_TASK = ("INSERT INTO tasks (run_id, task_id, arrival_s, deadline_s, exit, cut, segment_times, bytes_sent, "
-                "transfer_s, entropies, bandwidth_bps, fallback, result, label, rating, latency_s, policy_id, energy) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                "transfer_s, entropies, bandwidth_bps, fallback, result, label, rating, latency_s, policy_id, energy, arm) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _INSERT_TRANSITION = ("INSERT INTO transitions (run_id, step, time_s, state, action, reward, next_state, policy_id) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -159,7 +159,7 @@ class TraceStore:
                1 if task.fallback else 0, optional_int(task.result), optional_int(task.label),
                None if task.rating is None else finite_float(task.rating, "task %r: rating" % task.task_id),
                optional_float(task.latency_s, "latency_s"), task.policy_id,
-               optional_float(task.energy, "energy"))
+               optional_float(task.energy, "energy"), task.arm)
         with self._lock:
             self._write(_INSERT_TASK, row, "task %r of run %s" % (task.task_id, run_id))
             self._last_task_id = int(task.task_id)

@@ -95,8 +95,8 @@ def test_a_version_1_file_exports_with_null_rating_and_energy_columns(tmp_path):
     out = tmp_path / "tasks.jsonl"
     assert export(db, out, "jsonl")["rows"] == 1
     row = json.loads(out.read_text())
-    assert row["label"] == 6 and row["rating"] is None and row["energy"] is None
-    assert list(row)[-2:] == ["rating", "energy"]
+    assert row["label"] == 6 and row["rating"] is None and row["energy"] is None and row["arm"] is None
+    assert list(row)[-3:] == ["rating", "energy", "arm"]
     export(db, tmp_path / "tasks.npz", "npz", table="tasks")
     with np.load(str(tmp_path / "tasks.npz"), allow_pickle=False) as npz:
         assert np.isnan(npz["rating"][0]) and np.isnan(npz["energy"][0])
@@ -108,7 +108,7 @@ def test_summary(db, capsys):
     assert info["rows"] == {"runs": 1, "tasks": 10, "transitions": 6}
     assert info["dropped"] == {"tasks": 0, "transitions": 0}
     assert info["labelled_tasks"] == 5 and info["rated_tasks"] == 2 and info["fallback_tasks"] == 1
-    assert info["schema_version"] == 3
+    assert info["schema_version"] == 4
     assert info["runs"][0]["board"] == "pi4" and info["runs"][0]["tasks"] == 10
     assert main(["traces", "summary", str(db)]) == 0
     text = capsys.readouterr().out
@@ -155,3 +155,19 @@ def test_export_is_atomic_and_errors_are_clean(db, tmp_path, capsys):
     assert not (tmp_path / "missing.db").exists()  # a reader never creates a database
     with pytest.raises(TraceError, match="directory"):
         export(db, tmp_path / "nodir" / "x.csv", "csv")
+
+
+def test_the_arm_a_task_ran_on_is_stored_and_exported(tmp_path):
+    from edgesplit.runtime.traces import TaskRecord, TraceStore
+
+    db = tmp_path / "arms.db"
+    with TraceStore(db) as store:
+        store.start_run(run_id="r")
+        store.log_task(TaskRecord(task_id=1, arrival_s=0.0, arm="int8"))
+        store.log_task(TaskRecord(task_id=2, arrival_s=1.0))
+    export(db, tmp_path / "tasks.jsonl", "jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "tasks.jsonl").read_text().splitlines()]
+    assert [r["arm"] for r in rows] == ["int8", None]
+    export(db, tmp_path / "tasks.npz", "npz", table="tasks")
+    with np.load(str(tmp_path / "tasks.npz"), allow_pickle=False) as npz:
+        assert list(npz["arm"]) == ["int8", ""]

@@ -203,7 +203,7 @@ def _columns(db, table):
 
 
 def test_a_version_1_file_is_read_as_is_and_upgraded_in_place_when_opened_for_writing(tmp_path):
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     db = tmp_path / "v1.db"
     _v1_database(db)
     info = summarize(db)  # a reader leaves the file as it is
@@ -213,15 +213,15 @@ def test_a_version_1_file_is_read_as_is_and_upgraded_in_place_when_opened_for_wr
         assert store.set_feedback(3, rating=-0.25, run_id="old-run")
         store.start_run(run_id="new-run")
         store.log_task(_task(1, rating=9))
-    assert _columns(db, "tasks")[-2:] == ["rating", "energy"]
+    assert _columns(db, "tasks")[-3:] == ["rating", "energy", "arm"]
     conn = sqlite3.connect(str(db))
     conn.row_factory = sqlite3.Row
     old, new = [dict(r) for r in conn.execute("SELECT * FROM tasks ORDER BY seq")]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
-    assert version == 3
-    assert old["energy"] is None
+    assert version == 4
+    assert old["energy"] is None and old["arm"] is None
     assert (old["run_id"], old["task_id"], old["arrival_s"], old["exit"], old["result"], old["label"],
             old["latency_s"]) == ("old-run", 3, 100.5, 1, 4, 4, 0.02)
     assert old["rating"] == -0.25 and new["rating"] == 9.0
