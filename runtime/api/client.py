@@ -35,6 +35,7 @@ class ApiAnswer:
     latency_ms: Optional[float] = None  # arrival at the daemon -> answer ready
     met_deadline: Optional[bool] = None
     policy_id: Optional[str] = None
+    arm: Optional[str] = None  # the model variant that ran the task ([model] variants); None: one bundle
 
     @property
     def ok(self) -> bool:

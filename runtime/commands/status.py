@@ -49,6 +49,13 @@ def run_status(args) -> int:
     if latency["p50"] is not None:
         print("latency    p50 %.2f ms, p95 %.2f ms (recent)" % (latency["p50"], latency["p95"]))
     print("traces     %s (%d rows committed)" % (status["traces"]["path"], status["traces"]["committed_rows"]))
+    selector = status.get("selector")
+    if selector:
+        print("selector   %s, %d ratings, %d awaiting one" % (selector["kind"], selector["ratings"],
+                                                            selector["awaiting_rating"]))
+        for arm in selector["arms"]:
+            print("  arm %-12s estimate %+.3f +- %.3f, chosen %d, rated %d, %.2f ms" % (
+                arm["name"], arm["estimate"], arm["width"], arm["chosen"], arm["rated"], arm["latency_ms"]))
     if status["restart_needed_for"]:
         print("restart needed to apply: %s" % ", ".join(status["restart_needed_for"]))
     return 0

@@ -35,6 +35,8 @@ class ModelSection:
     board: str = "auto"  # board config name (board_configs/NAME.toml), a .toml path, or "auto" (detect)
     policy: str = ""  # frozen policy .npz; "" = the bundle's default thresholds and [action]
     threads: int = 0  # onnxruntime intra-op threads per segment (0: by segment size)
+    variants: Tuple[str, ...] = ()  # bundles of one task to choose among per request ("default": the embedded one)
+    selector: str = ""  # how to choose among variants: "linucb" (needs two or more variants)
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,19 @@ class MetricsSection:
 
 
 @dataclass(frozen=True)
+class LinUCBSection:
+    """The variant selector's learner (docs/bandit.md); used with [model] selector = "linucb"."""
+
+    state: str = "/var/lib/edgesplit/linucb.json"  # learner state, saved after every rating; "" = not kept
+    alpha: float = 1.5  # exploration weight
+    delta: float = 0.1  # prior precision of theta
+    lambda_eta: float = 0.4  # rating noise variance that does not shrink with the delay
+    lambda_v_scale: float = 5.0  # plus lambda_v_scale / delay**lambda_v_power
+    lambda_v_power: float = 2.0
+    delay_unit_s: float = 1.0  # the delay of a rating is (seconds since the answer) / delay_unit_s
+
+
+@dataclass(frozen=True)
 class DebugSection:
     """Hooks for tests only: never set in production."""
 
@@ -108,6 +123,7 @@ class DaemonConfig:
     traces: TracesSection = field(default_factory=TracesSection)
     api: ApiSection = field(default_factory=ApiSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    linucb: LinUCBSection = field(default_factory=LinUCBSection)
     debug: DebugSection = field(default_factory=DebugSection)
     path: str = field(default="", metadata={"toml": False})
 
@@ -145,7 +161,9 @@ def parse_daemon_config(text: str, path: str) -> DaemonConfig:
         model = dataclasses.replace(model, board=_resolve(base, model.board))
     return dataclasses.replace(
         config, path=path,
-        model=dataclasses.replace(model, bundle=_resolve(base, model.bundle), policy=_resolve(base, model.policy)),
+        model=dataclasses.replace(model, bundle=_resolve(base, model.bundle), policy=_resolve(base, model.policy),
+                                  variants=tuple(v if v == "default" else _resolve(base, v) for v in model.variants)),
+        linucb=dataclasses.replace(config.linucb, state=_resolve(base, config.linucb.state)),
         peer=dataclasses.replace(config.peer, server_key=_resolve(base, config.peer.server_key),
                                  device_key=_resolve(base, config.peer.device_key)),
         traces=dataclasses.replace(config.traces, path=_resolve(base, config.traces.path)),
@@ -211,6 +229,38 @@ def _check(ctx: _Context, c: DaemonConfig) -> None:
     _positive(ctx, ("api",), "default_deadline_ms", c.api.default_deadline_ms)
     _positive(ctx, ("api",), "max_input_mb", c.api.max_input_mb)
     _positive(ctx, ("metrics",), "interval_s", c.metrics.interval_s)
+    _check_variants(ctx, c)
+
+
+def _check_variants(ctx: _Context, c: DaemonConfig) -> None:
+    model = c.model
+    if model.selector not in ("", "linucb"):
+        raise ctx.fail(("model",), "selector", "unknown selector %r; the one selector is \"linucb\"" % model.selector)
+    if model.selector and len(model.variants) < 2:
+        raise ctx.fail(("model",), "variants" if model.variants else "selector",
+                       "a selector needs two or more bundles in model.variants, got %d" % len(model.variants))
+    if model.variants:
+        if not model.selector:
+            raise ctx.fail(("model",), "variants", "several variants need a selector: add selector = \"linucb\"")
+        if any(not v for v in model.variants):
+            raise ctx.fail(("model",), "variants", "an entry is empty: give a bundle directory or \"default\"")
+        clashes = [("bundle", model.bundle, "list the bundle in model.variants instead"),
+                   ("policy", model.policy, "variants run with their own default thresholds"),
+                   ("address", c.peer.address, "variants run on the board only (the peer serves one bundle)")]
+        for key, value, why in clashes:
+            if value:
+                raise ctx.fail(("peer",) if key == "address" else ("model",), key,
+                               "cannot be set together with model.variants: %s" % why)
+        if c.action.cut != -1:
+            raise ctx.fail(("action",), "cut", "must be -1 with model.variants: variants run on the board only")
+    s = c.linucb
+    for key in ("alpha", "lambda_eta", "lambda_v_scale", "lambda_v_power"):
+        _positive(ctx, ("linucb",), key, getattr(s, key), allow_zero=True)
+    _positive(ctx, ("linucb",), "delta", s.delta)
+    _positive(ctx, ("linucb",), "delay_unit_s", s.delay_unit_s)
+    if s.lambda_eta == 0 and s.lambda_v_scale == 0:
+        raise ctx.fail(("linucb",), "lambda_eta", "lambda_eta and lambda_v_scale cannot both be 0: a rating needs "
+                       "some noise variance to be weighted by")
 
 
 def changed_keys(old: DaemonConfig, new: DaemonConfig) -> List[str]:

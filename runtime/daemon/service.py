@@ -129,6 +129,8 @@ class _Handlers(ApiHandlers):
 
     def feedback(self, task_id: int, label: Optional[int], rating: Optional[float]):
         if self.daemon.store.set_feedback(task_id, label=label, rating=rating):
+            if rating is not None and self.daemon.selector is not None:
+                self.daemon.selector.feedback(task_id, rating)
             return "ok", ""
         return "unknown_task", ("task %d is not in this run's trace (not finished yet, from before the last restart, "
                                 "or dropped by the size cap)" % task_id)
@@ -157,6 +159,7 @@ class Daemon:
         self.pipeline = None  # type: Optional[Pipeline]
         self.api = None  # type: Optional[ApiServer]
         self.serving = None  # type: Optional[ServingLoop]
+        self.selector = None  # chooses among [model] variants per task (runtime/selection)
         self.jobs = queue.Queue(maxsize=config.api.queue_size)  # type: queue.Queue
         self.handlers = _Handlers(self)
 
@@ -181,7 +184,14 @@ class Daemon:
     def _build(self, config: DaemonConfig) -> None:
         from edgesplit.runtime.default_bundle import default_bundle_path
 
-        self.bundle = load_bundle(config.model.bundle or default_bundle_path())
+        variants = None
+        if config.model.variants:
+            from edgesplit.runtime.selection.variants import load_variants
+
+            variants = load_variants(config.model.variants, str(default_bundle_path()))
+            self.bundle = variants[0].bundle  # the pipeline is built for the first; the others join it below
+        else:
+            self.bundle = load_bundle(config.model.bundle or default_bundle_path())
         board = resolve_board(config.model.board)
         strategy = build_strategy(config, self.bundle, board)
         curve = None
@@ -204,7 +214,11 @@ class Daemon:
         self.client = self.pipeline.client
         self.api = ApiServer(config.api.socket, self.handlers, self.jobs,
                              max_input_bytes=int(config.api.max_input_mb * 1024 * 1024), group=config.api.group)
-        self.serving = ServingLoop(self.pipeline.loop, self.jobs, self.api)
+        if variants:
+            from edgesplit.runtime.selection.wiring import build_selector
+
+            self.selector = build_selector(self.pipeline, variants, config.linucb, build_bounds(config, board).latency_s)
+        self.serving = ServingLoop(self.pipeline.loop, self.jobs, self.api, selector=self.selector)
         self.board = board
         live = self.pipeline.describe()
         log.info("board %s; providers %s; energy proxy %s", live["board"] or "none", ", ".join(live["providers"]),
@@ -355,6 +369,7 @@ class Daemon:
             "board": self.pipeline.board_label(),
             "providers": self.pipeline.providers(),
             "sensors": self.pipeline.sensors(),
+            "selector": None if self.selector is None else self.selector.describe(),
         }
 
     def status_line(self) -> str:

@@ -48,8 +48,9 @@ class ServingCounters:
 
 
 class ServingLoop:
-    def __init__(self, device_loop: DeviceLoop, jobs: "queue.Queue[Job]", api: ApiServer):
+    def __init__(self, device_loop: DeviceLoop, jobs: "queue.Queue[Job]", api: ApiServer, selector=None):
         self.loop = device_loop
+        self.selector = selector  # a VariantSelector: picks the variant (and its loop) per task
         self.jobs = jobs
         self.api = api
         self.counters = ServingCounters()
@@ -156,10 +157,13 @@ class ServingLoop:
             return
         task_id = next(self._task_ids)
         self.current_task = task_id
-        self.loop.deadline_s = job.deadline_s
+        loop = self.loop if self.selector is None else self.selector.choose(task_id).loop
+        loop.deadline_s = job.deadline_s
         try:
-            result = self.loop.process(task_id, job.inputs, job.label, arrival_s=job.arrival_s)
+            result = loop.process(task_id, job.inputs, job.label, arrival_s=job.arrival_s)
         except Exception as exc:  # one task's failure is its answer; the daemon keeps serving
+            if self.selector is not None:
+                self.selector.forget(task_id)
             self.counters.errors += 1
             log.exception("task %d failed", task_id)
             sender.send(job, "error", "task %d failed: %s" % (task_id, exc), task_id=task_id)
@@ -177,9 +181,12 @@ class ServingLoop:
         log.debug("task %d: exit %d, cut %s, %.2f ms, energy proxy %.6g%s", task_id, result.exit_id, result.cut,
                   1e3 * result.latency_s, result.energy, " (fallback: %s)" % result.fallback_reason
                   if result.fallback else "")
+        if self.selector is not None:
+            # Before the answer goes out: a rating may come back at once.
+            self.selector.answered(task_id, result.finish_s - result.start_s)
         sender.send(job, "ok", result.fallback_reason, task_id=task_id, result=result.result, exit=result.exit_id,
                     cut=result.cut, fallback=result.fallback, latency_ms=round(1e3 * result.latency_s, 3),
-                    met_deadline=met, policy_id=self.loop.controller.strategy.policy_id)
+                    met_deadline=met, policy_id=loop.controller.strategy.policy_id, arm=loop.arm)
         self._refresh_snapshot()
 
     def _refresh_snapshot(self) -> None:

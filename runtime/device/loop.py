@@ -80,6 +80,7 @@ class DeviceLoop:
         self.n_exits = len(self.manifest.exits)
         self._estimates = dict(segment_estimates or {})
         self.results = []  # type: List[TaskResult]
+        self.arm = None  # type: Optional[str]  # the variant's name when a selector chooses among several
 
     def _real_sleep_until(self, t: float, idle: Optional[Callable[[], object]] = None) -> None:
         sleep_until(self.clock, t, idle, IDLE_POLL_S)
@@ -206,7 +207,7 @@ class DeviceLoop:
             segment_times=result.segment_times, bytes_sent=result.bytes_sent, transfer_s=result.transfer_s,
             entropies=entropies, bandwidth_bps=result.bandwidth_bps, fallback=result.fallback, result=result.result,
             label=result.label, policy_id=self.controller.strategy.policy_id, run_id=self.run_id,
-            energy=result.energy))
+            energy=result.energy, arm=self.arm))
 
 
 def run_stream(loop: DeviceLoop, inputs: np.ndarray, labels: Optional[Sequence[int]] = None,

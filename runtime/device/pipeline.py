@@ -160,18 +160,33 @@ class Pipeline:
 
     # ------------------------------------------------------------ parts
 
-    def _executor(self, settings: PipelineSettings, clock) -> Executor:
+    def _executor(self, settings: PipelineSettings, clock, bundle=None) -> Executor:
+        bundle = bundle or self.bundle
         threads = settings.threads
         if self.emulation is not None:
             # Paced compute sleeps; meanwhile the loop collects probe replies (see DeviceLoop.idle).
             factory = self.emulation.runner_factory(idle=self._idle)
-            return Executor(self.bundle, threads=threads or 1, clock=clock, runner_factory=factory)
+            return Executor(bundle, threads=threads or 1, clock=clock, runner_factory=factory)
         if self.board is not None:
             from edgesplit.runtime.segments.providers import runner_factory_for_board
 
-            return Executor(self.bundle, threads=threads, clock=clock,
-                            runner_factory=runner_factory_for_board(self.board))
-        return Executor(self.bundle, threads=threads, clock=clock)
+            return Executor(bundle, threads=threads, clock=clock, runner_factory=runner_factory_for_board(self.board))
+        return Executor(bundle, threads=threads, clock=clock)
+
+    def variant_loop(self, bundle, strategy: Strategy, arm: str) -> DeviceLoop:
+        """A device loop for another variant of the task (``[model] variants``): its own executor on the same
+        providers and controller, sharing this pipeline's sensors and trace store; every task runs on the board.
+
+        Its controller logs no transitions (their steps would collide with the first variant's in the run).
+        """
+        clock = self.loop.clock
+        controller = Controller(strategy, self.controller.bounds, q=self.settings.q, store=None, clock=clock,
+                                run_id=self.run_id)
+        loop = DeviceLoop(self._executor(self.settings, clock, bundle), controller, client=None,
+                          store=self.loop.store, clock=clock, energy=self.loop.energy, deadline_s=self.loop.deadline_s,
+                          run_id=self.run_id)
+        loop.arm = arm
+        return loop
 
     def _peer(self, settings: PipelineSettings) -> Optional[PeerClient]:
         if settings.peer is None:

@@ -60,3 +60,35 @@ def test_journald_form_has_priorities_and_no_timestamps():
     assert JournalFormatter().format(record) == "<4>edgesplit.runtime.x: disk full\n<4>second"
     assert under_systemd({"INVOCATION_ID": "abc"}) and under_systemd({"JOURNAL_STREAM": "8:1"})
     assert not under_systemd({})
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[model]\nvariants = ["a", "b"]\n', r"x.toml:2: key model.variants: several variants need a selector"),
+    ('[model]\nselector = "linucb"\nvariants = ["a"]\n', r"x.toml:3: key model.variants: a selector needs two or more"),
+    ('[model]\nselector = "linucb"\n', r"x.toml:2: key model.selector: a selector needs two or more"),
+    ('[model]\nselector = "thompson"\n', r"x.toml:2: key model.selector: unknown selector 'thompson'"),
+    ('[model]\nvariants = "a"\n', r"x.toml:2: key model.variants: expected a list of strings"),
+    ('[model]\nselector = "linucb"\nvariants = ["a", "b"]\nbundle = "c"\n',
+     r"x.toml:4: key model.bundle: cannot be set together with model.variants"),
+    ('[model]\nselector = "linucb"\nvariants = ["a", "b"]\npolicy = "p.npz"\n',
+     r"x.toml:4: key model.policy: cannot be set together with model.variants"),
+    ('[peer]\naddress = "tcp://127.0.0.1:5555"\n[model]\nselector = "linucb"\nvariants = ["a", "b"]\n',
+     r"x.toml:2: key peer.address: cannot be set together with model.variants"),
+    ('[model]\nselector = "linucb"\nvariants = ["a", "b"]\n[action]\ncut = 1\n', r"x.toml:5: key action.cut: must be -1"),
+    ('[linucb]\ndelta = 0\n', r"x.toml:2: key linucb.delta: must be positive"),
+    ('[linucb]\nalpha = -1\n', r"x.toml:2: key linucb.alpha: must be zero or positive"),
+    ('[linucb]\nlambda_eta = 0\nlambda_v_scale = 0\n', r"x.toml:2: key linucb.lambda_eta: .* cannot both be 0"),
+    ('[linucb]\nalhpa = 1\n', r"x.toml:2: key linucb.alhpa: unknown key"),
+])
+def test_variant_and_selector_errors_name_file_key_and_line(text, message):
+    with pytest.raises(DaemonConfigError, match=message):
+        parse_daemon_config(text, "x.toml")
+
+
+def test_variants_and_learner_state_paths_are_relative_to_the_config(tmp_path):
+    path = tmp_path / "edgesplit.toml"
+    path.write_text('[model]\nselector = "linucb"\nvariants = ["default", "variants/int8"]\n'
+                    '[linucb]\nstate = "state/linucb.json"\nalpha = 1\n')
+    config = load_daemon_config(str(path))
+    assert config.model.variants == ("default", str(tmp_path / "variants" / "int8"))
+    assert config.linucb.state == str(tmp_path / "state" / "linucb.json") and config.linucb.alpha == 1.0
