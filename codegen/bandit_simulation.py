@@ -142,12 +142,18 @@ def summary(args: Args, results: Sequence[RunResult]) -> Dict[str, object]:
         return float(np.median(values))
 
     normalised = {name: median([r.normalised_last_500[name] for r in results]) for name in STRATEGIES}
+    gains = [r.normalised_last_500["linucb"] - r.normalised_last_500["plain_linucb"] for r in results]
     return {
         "median_theta_error": median([r.theta_error for r in results]),
         "median_theta_error_plain": median([r.theta_error_plain for r in results]),
         "median_normalised_last_500": normalised,
         "runs_linucb_beats_plain_qoe": sum(r.qoe_last_500["linucb"] > r.qoe_last_500["plain_linucb"] for r in results),
         "runs_linucb_beats_plain_theta": sum(r.theta_error < r.theta_error_plain for r in results),
+        # Means over runs: the delay-aware weighting's gain is small next to the run-to-run spread.
+        "mean_sq_theta_error": float(np.mean([r.theta_error ** 2 for r in results])),
+        "mean_sq_theta_error_plain": float(np.mean([r.theta_error_plain ** 2 for r in results])),
+        "mean_normalised_gain_over_plain": float(np.mean(gains)),
+        "stderr_normalised_gain_over_plain": float(np.std(gains) / np.sqrt(len(gains))),
         "runs": len(results),
         "plain_linucb_variance": mean_noise_variance(args),
     }

@@ -16,3 +16,5 @@ build_policy = LazyCommand("build-policy", "edgesplit.codegen.policy_build_comma
                            "build a frozen EdgeML policy from board profiles and exit statistics (off-board)")
 bandit = LazyCommand("bandit", "edgesplit.codegen.bandit_command",
                     "contextual-bandit model selection: the seed paper's simulation (LinUCB with late, noisy feedback)")
+build_variants = LazyCommand("build-variants", "edgesplit.codegen.variants_command",
+                            "build fp32/int8/small/noexit variants of the default bundle for [model] variants (workstation)")

@@ -9,6 +9,7 @@ with its default thresholds) and written into its manifest, so the selector's co
 Workstation code: onnxruntime.quantization needs the ``onnx`` package.
 """
 import dataclasses
+import logging
 import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -65,8 +66,14 @@ def quantize_bundle(source: Bundle, out_dir: Path, images: np.ndarray, labels: n
     shutil.rmtree(str(staging), ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        for seg in source.manifest.segments:
-            quantize_dynamic(str(source.path_of(seg.id)), str(staging / seg.file), weight_type=QuantType.QInt8)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # quantize_dynamic warns on the root logger about optional pre-processing
+        try:
+            for seg in source.manifest.segments:
+                quantize_dynamic(str(source.path_of(seg.id)), str(staging / seg.file), weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         manifest = dataclasses.replace(source.manifest, name=source.manifest.name + "-int8")
         draft = write_bundle(staging / "bundle", manifest, lambda tmp: [
             shutil.copyfile(str(staging / s.file), str(tmp / s.file)) for s in manifest.segments])

@@ -2,8 +2,8 @@
 
 Per request, every arm (variant) gets a context vector (``FEATURES``): its expected accuracy, its
 latency on this board (measured at start-up, then a moving average of its own tasks) over the
-latency bound, its MACs and size relative to the largest variant, and that latency times the
-device's live load (the board's energy-proxy reading over the highest seen). The learner
+latency bound, its MACs and size relative to the largest variant, that latency times the device's
+live load (the board's energy-proxy reading over the highest seen), and a one-hot arm indicator. The learner
 (``policies_lite.linucb``) picks the arm with the best upper confidence bound. The context and the
 time the answer went out are kept per task; when ``feedback(task_id, rating=...)`` arrives, the
 rating updates the learner, weighted by its delay (seconds since the answer / ``delay_unit_s``,
@@ -31,10 +31,14 @@ from edgesplit.runtime.selection.variants import Variant
 
 log = logging.getLogger(__name__)
 
-FEATURES = ("bias", "accuracy", "latency", "macs", "size", "latency_x_load")
+FEATURES = ("bias", "accuracy", "latency", "macs", "size", "latency_x_load")  # then one "arm:NAME" per variant
 LATENCY_SMOOTHING = 0.1      # weight of the newest task in an arm's moving-average latency
 PENDING_LIMIT = 100000       # tasks awaiting a rating that are remembered (the oldest are forgotten)
 STARTUP_RUNS = 5             # timed runs per variant at start-up for its first latency figure
+
+
+def context_features(arm_names: Sequence[str]) -> Tuple[str, ...]:
+    return FEATURES + tuple("arm:" + name for name in arm_names)
 
 
 class SelectorError(EdgesplitError):
@@ -71,10 +75,11 @@ class VariantSelector:
                  delay_unit_s: float = 1.0, clock: Callable[[], float] = time.monotonic, seed: Optional[int] = None):
         if len(arms) < 2:
             raise SelectorError("a selector needs at least two variants, got %d" % len(arms))
-        if tuple(config.features) != FEATURES:
-            raise SelectorError("selector features must be %s, got %s" % (FEATURES, config.features))
         self.arms = list(arms)
         self.labels = [arm.name for arm in self.arms]
+        if tuple(config.features) != context_features(self.labels):
+            raise SelectorError("selector features must be %s, got %s" % (context_features(self.labels),
+                                                                          config.features))
         self.latency_bound_s = latency_bound_s
         self.state_path = state_path
         self.delay_unit_s = delay_unit_s
@@ -97,8 +102,8 @@ class VariantSelector:
         except PolicyError as exc:
             raise SelectorError("%s (set [linucb] state to another file to keep this one)" % exc) from None
         if state.config != config:
-            raise SelectorError("%s: learner state saved with %s, but the config asks for %s: restore the old "
-                                "[linucb] values, or move the file away to start learning afresh"
+            raise SelectorError("%s: learner state saved with %s, but the config asks for %s (the variants or the "
+                                "[linucb] values changed): restore them, or move the file away to start learning afresh"
                                 % (self.state_path, state.config, config))
         log.info("selector: resumed from %s (%d ratings)", self.state_path, state.n_feedback)
         return state
@@ -119,10 +124,13 @@ class VariantSelector:
         """(arms, features): every arm's context now."""
         load = self._device_load()
         rows = []
-        for arm in self.arms:
+        for i, arm in enumerate(self.arms):
             latency = arm.latency_s / self.latency_bound_s
+            # The one-hot arm indicator lets the linear model learn what the shared features miss: two variants
+            # alike in accuracy, MACs, size and latency here can still differ for the people rating them.
             rows.append((1.0, arm.variant.accuracy, latency, arm.variant.macs / self._max_macs,
-                         arm.variant.size_bytes / self._max_size, latency * load))
+                         arm.variant.size_bytes / self._max_size, latency * load)
+                        + tuple(1.0 if j == i else 0.0 for j in range(len(self.arms))))
         return np.array(rows, dtype=np.float64)
 
     # ------------------------------------------------------------ the serving thread
@@ -192,9 +200,9 @@ class VariantSelector:
                      "ucb": round(float(mean[i] + self.learner.config.alpha * width[i]), 6),
                      "chosen": state.chosen.get(arm.name, 0), "rated": state.rated.get(arm.name, 0),
                      "latency_ms": round(1e3 * arm.latency_s, 3),
-                     "context": dict(zip(FEATURES, (round(float(v), 6) for v in contexts[i])))}
+                     "context": dict(zip(FEATURES, (round(float(v), 6) for v in contexts[i][:len(FEATURES)])))}
                     for i, arm in enumerate(self.arms)]
-            return {"kind": "linucb", "features": list(FEATURES), "ratings": state.n_feedback,
+            return {"kind": "linucb", "features": list(self.learner.config.features), "ratings": state.n_feedback,
                     "theta": [round(float(v), 6) for v in self.learner.theta],
                     "awaiting_rating": len(self._pending), "unmatched_ratings": self.unmatched_ratings,
                     "state": self.state_path or None, "arms": arms,

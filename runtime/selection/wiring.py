@@ -5,16 +5,18 @@ from typing import Sequence
 
 from edgesplit.policies_lite.linucb import LinUCBConfig
 from edgesplit.runtime.controller.strategies import local_only
-from edgesplit.runtime.selection.selector import FEATURES, Arm, SelectorError, VariantSelector, measure_startup_latency
+from edgesplit.runtime.selection.selector import (Arm, SelectorError, VariantSelector, context_features,
+                                                  measure_startup_latency)
 from edgesplit.runtime.selection.variants import Variant
 
 log = logging.getLogger(__name__)
 
 
-def learner_config(section) -> LinUCBConfig:
-    return LinUCBConfig(dim=len(FEATURES), alpha=section.alpha, delta=section.delta, lambda_eta=section.lambda_eta,
+def learner_config(section, arm_names: Sequence[str]) -> LinUCBConfig:
+    features = context_features(arm_names)
+    return LinUCBConfig(dim=len(features), alpha=section.alpha, delta=section.delta, lambda_eta=section.lambda_eta,
                         lambda_v_scale=section.lambda_v_scale, lambda_v_power=section.lambda_v_power,
-                        features=FEATURES)
+                        features=features)
 
 
 def local_strategy(bundle):
@@ -38,7 +40,7 @@ def build_selector(pipeline, variants: Sequence[Variant], section, latency_bound
     loops = [pipeline.loop] + [pipeline.variant_loop(v.bundle, local_strategy(v.bundle), v.name) for v in variants[1:]]
     arms = [Arm(v, loop, measure_startup_latency(loop.executor)) for v, loop in zip(variants, loops)]
     proxy = pipeline.energy_proxy
-    selector = VariantSelector(arms, learner_config(section), latency_bound_s, state_path=state or None,
+    selector = VariantSelector(arms, learner_config(section, [v.name for v in variants]), latency_bound_s, state_path=state or None,
                                device_reading=(lambda: proxy(0.0, 0.0)) if proxy is not None else (lambda: 0.0),
                                delay_unit_s=section.delay_unit_s)
     log.info("selector linucb over %s (start-up latency %s ms)", ", ".join(a.name for a in arms),
