@@ -1,6 +1,7 @@
 """Live model selection: a real daemon serving three real variants, a client rating results late and noisily.
 
-    python bench/bandit_live.py [--tasks 600] [--boards jetson_nano,rpi4] [--seed 0] [--out result.json]
+    python bench/bandit_live.py [--tasks 600] [--boards jetson_nano,rpi4] [--seed 0] [--out result.json] [--plot out.png]
+    python bench/bandit_live.py --plot-from run1.json run2.json ... --plot out.png
 
 For each emulated board profile (runtime/emulation/board_profiles.json): starts ``edgesplit serve`` with
 ``[model] variants`` = fp32 (the embedded bundle with its early exits), small (its first exit as the whole
@@ -146,7 +147,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep each board's work folder (traces, state, log)")
     parser.add_argument("--out", help="also write the JSON here")
+    parser.add_argument("--plot", metavar="OUT.png", help="draw the share of the best arm over time (matplotlib)")
+    parser.add_argument("--plot-from", nargs="+", metavar="JSON", help="only draw --plot from earlier --out files")
     args = parser.parse_args()
+    if args.plot_from:
+        from edgesplit.codegen.bandit_plot import plot_live_shares
+
+        plot_live_shares([json.loads(Path(p).read_text()) for p in args.plot_from], Path(args.plot))
+        return 0
     args.latency_bound_s = args.latency_bound_ms / 1e3
     from edgesplit.codegen.variants import build_default_variants
     from edgesplit.runtime.default_bundle import load_heldout
@@ -157,7 +165,7 @@ def main() -> int:
         built = build_default_variants(build_dir, images, labels)
         bundles = {name: built[name] for name in ARMS}
         rng = np.random.default_rng(args.seed)
-        report = {"benchmark": "bandit_live", "args": {k: v for k, v in vars(args).items() if k != "out"},
+        report = {"benchmark": "bandit_live", "args": {k: v for k, v in vars(args).items() if k not in ("out", "plot", "plot_from")},
                   "variants": {n: {"accuracy_with_defaults": b.manifest.provenance["thresholds"]
                                    ["test_accuracy_with_defaults"], "macs": b.manifest.exits[-1].macs}
                                for n, b in bundles.items()},
@@ -168,6 +176,10 @@ def main() -> int:
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
+    if args.plot:
+        from edgesplit.codegen.bandit_plot import plot_live_shares
+
+        plot_live_shares([report], Path(args.plot))
     return 0
 
 

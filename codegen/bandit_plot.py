@@ -33,3 +33,33 @@ def plot_curve(curve: Dict[str, np.ndarray], runs: int, out: Path) -> None:
     figure.tight_layout()
     figure.savefig(str(out), dpi=120)
     plt.close(figure)
+
+
+def plot_live_shares(reports, out: Path) -> None:
+    """Share of tasks on each board's best arm per window of tasks, one line per board and run."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("plotting needs matplotlib (a workstation dependency)") from None
+    figure, axes = plt.subplots(figsize=(6.4, 3.6))
+    colours = {}
+    for report in reports:
+        for board in report["boards"]:
+            window = board["window_tasks"]
+            shares = board["share_of_best_per_window"]
+            x = [window * (i + 1) for i in range(len(shares))]
+            colour = colours.setdefault(board["board"], "C%d" % len(colours))
+            label = "%s (best: %s)" % (board["board"], board["best_arm"])
+            axes.plot(x, shares, "-o", color=colour, markersize=3, linewidth=1.2, alpha=0.8,
+                      label=label if label not in axes.get_legend_handles_labels()[1] else None)
+    axes.set_xlabel("tasks served")
+    axes.set_ylabel("share of tasks on the best arm\n(per window of %d)" % window)
+    axes.set_ylim(-0.05, 1.05)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    axes.set_title("Live daemon, 3 variants, late noisy ratings (%d runs per board)" % len(reports), fontsize=10)
+    figure.tight_layout()
+    figure.savefig(str(out), dpi=120)
+    plt.close(figure)
