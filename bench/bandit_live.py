@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesplit.runtime.api.client import ApiClient
-from edgesplit.runtime.emulation.board import load_profile
+from edgesplit.runtime.emulation.board import load_emulated_board
 
 ARMS = ("fp32", "small", "noexit")
 
@@ -87,7 +87,7 @@ def start_daemon(workdir: Path, bundles, args):
 
 
 def run_board(board: str, bundles, images, labels, args, rng):
-    profile = load_profile(board)
+    profile = load_emulated_board(board)
     truth = ground_truth(bundles, images, labels, profile, args)
     best = max(truth, key=truth.get)
     workdir = Path(tempfile.mkdtemp(prefix="bandit-live-%s-" % board))

@@ -9,14 +9,13 @@ covariance that is not the inverse of the precision, each with a message that na
 """
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Union
 
 import numpy as np
 
 from edgesplit.policies_lite.errors import PolicyError
+from edgesplit.policies_lite.files import atomic_write
 from edgesplit.policies_lite.linucb import LearnerState, LinUCBConfig
 
 FORMAT = "edgesplit.linucb-state"
@@ -50,28 +49,8 @@ def state_to_document(state: LearnerState) -> Dict[str, Any]:
 
 def save_state(path: PathLike, state: LearnerState) -> None:
     """Write ``state`` to ``path`` atomically and durably (tmp + fsync + rename + directory fsync)."""
-    path = Path(path)
-    data = _canonical(state_to_document(state))
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=str(directory))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, str(path))
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    # The rename is durable only once the directory entry is on disk.
-    dir_fd = os.open(str(directory), os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    with atomic_write(path) as handle:
+        handle.write(_canonical(state_to_document(state)))
 
 
 def load_state(path: PathLike) -> LearnerState:

@@ -38,6 +38,11 @@ def machine_problems(config: DaemonConfig) -> List[str]:
         trouble = _writable_folder(os.path.dirname(config.metrics.path) or ".", create=False)
         if trouble:
             problem("metrics", "path", "%s: cannot write the metrics file there: %s" % (config.metrics.path, trouble))
+    if config.model.selector and config.linucb.state:
+        trouble = _writable_folder(os.path.dirname(config.linucb.state) or ".", create=False)
+        if trouble:
+            problem("linucb", "state", "%s: cannot keep the variant selector's learner state there: %s (set state = "
+                    "\"\" to learn afresh on every start)" % (config.linucb.state, trouble))
     if config.api.group:
         trouble = _group_problem(config.api.group)
         if trouble:

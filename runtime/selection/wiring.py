@@ -1,11 +1,10 @@
 """Building the variant selector for the daemon from ``[model] variants`` and ``[linucb]``."""
 import logging
-import os
 from typing import Sequence
 
 from edgesplit.policies_lite.linucb import LinUCBConfig
 from edgesplit.runtime.controller.strategies import local_only
-from edgesplit.runtime.selection.selector import (Arm, SelectorError, VariantSelector, context_features,
+from edgesplit.runtime.selection.selector import (Arm, VariantSelector, context_features,
                                                   measure_startup_latency)
 from edgesplit.runtime.selection.variants import Variant
 
@@ -31,10 +30,7 @@ def build_selector(pipeline, variants: Sequence[Variant], section, latency_bound
     ``pipeline`` was built for ``variants[0].bundle``. In variant mode no controller transitions are logged:
     the controllers hold a static local action, and the bandit's own record is each task's arm and rating.
     """
-    state = section.state
-    if state and not os.path.isdir(os.path.dirname(os.path.abspath(state))):
-        raise SelectorError("linucb.state %s: directory %s does not exist: create it or choose another path"
-                            % (state, os.path.dirname(os.path.abspath(state))))
+    state = section.state  # its folder is checked with the others before start-up (daemon/preflight.py)
     pipeline.loop.arm = variants[0].name
     pipeline.controller.store = None
     loops = [pipeline.loop] + [pipeline.variant_loop(v.bundle, local_strategy(v.bundle), v.name) for v in variants[1:]]

@@ -79,3 +79,13 @@ def test_the_shipped_example_passes_the_check_only_where_install_sh_has_prepared
     assert (checked.returncode == 0) == prepared, checked.stderr
     if not prepared:
         assert "edgesplit.toml:" in checked.stderr and "serve --local DIR" in checked.stderr
+
+
+def test_check_config_names_a_learner_state_folder_that_does_not_exist(tmp_path):
+    config = tmp_path / "edgesplit.toml"
+    config.write_text('[model]\nboard = "x86_cpu"\nselector = "linucb"\nvariants = ["default", "default2"]\n'
+                      '[traces]\npath = "traces.db"\n[api]\nsocket = "api.sock"\n'
+                      '[linucb]\nstate = "nowhere/linucb.json"\n')
+    checked = _cli("serve", "--config", config, "--check-config")
+    assert checked.returncode == 1
+    assert "edgesplit.toml:10: key linucb.state: %s/nowhere/linucb.json" % tmp_path in checked.stderr
