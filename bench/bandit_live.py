@@ -1,6 +1,6 @@
 """Live model selection: a real daemon serving three real variants, a client rating results late and noisily.
 
-    python bench/bandit_live.py [--tasks 600] [--boards jetson_nano,rpi4] [--seed 0] [--out result.json] [--plot out.png]
+    python bench/bandit_live.py [--tasks 600] [--boards jetson_nano,rpi4] [--seed 0] [--out r.json] [--plot r.png]
     python bench/bandit_live.py --plot-from run1.json run2.json ... --plot out.png
 
 For each emulated board profile (runtime/emulation/board_profiles.json): starts ``edgesplit serve`` with
@@ -53,7 +53,8 @@ def ground_truth(bundles, images, labels, profile, args):
         executor = Executor(bundle, threads=1)
         values = []
         for image, label in zip(images, labels):
-            out = executor.run({bundle.manifest.inputs[0].name: image[None]}, thresholds=list(executor.default_thresholds))
+            out = executor.run({bundle.manifest.inputs[0].name: image[None]},
+                               thresholds=list(executor.default_thresholds))
             macs = bundle.manifest.exits[out.exit_id].macs
             values.append(qoe(int(np.argmax(out.output.reshape(-1))) == label,
                               board_latency_s(macs, profile, args.workload_scale), args))
@@ -165,7 +166,8 @@ def main() -> int:
         built = build_default_variants(build_dir, images, labels)
         bundles = {name: built[name] for name in ARMS}
         rng = np.random.default_rng(args.seed)
-        report = {"benchmark": "bandit_live", "args": {k: v for k, v in vars(args).items() if k not in ("out", "plot", "plot_from")},
+        params = {k: v for k, v in vars(args).items() if k not in ("out", "plot", "plot_from")}
+        report = {"benchmark": "bandit_live", "args": params,
                   "variants": {n: {"accuracy_with_defaults": b.manifest.provenance["thresholds"]
                                    ["test_accuracy_with_defaults"], "macs": b.manifest.exits[-1].macs}
                                for n, b in bundles.items()},

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 FEATURES = ("bias", "accuracy", "latency", "macs", "size", "latency_x_load")  # then one "arm:NAME" per variant
 LATENCY_SMOOTHING = 0.1      # weight of the newest task in an arm's moving-average latency
-PENDING_LIMIT = 100000       # tasks awaiting a rating that are remembered (the oldest are forgotten)
+PENDING_LIMIT = 20000        # tasks awaiting a rating that are remembered (the oldest are forgotten; ~4 MB)
 STARTUP_RUNS = 5             # timed runs per variant at start-up for its first latency figure
 
 
