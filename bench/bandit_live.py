@@ -3,7 +3,7 @@
     python bench/bandit_live.py [--tasks 600] [--boards jetson_nano,rpi4] [--seed 0] [--out r.json] [--plot r.png]
     python bench/bandit_live.py --plot-from run1.json run2.json ... --plot out.png
 
-For each emulated board profile (runtime/emulation/board_profiles.json): starts ``edgesplit serve`` with
+For each emulated board (the [emulation] table of its board_configs/NAME.toml): starts ``edgesplit serve`` with
 ``[model] variants`` = fp32 (the embedded bundle with its early exits), small (its first exit as the whole
 model) and noexit (the same model with the exits off), ``selector = "linucb"``; submits held-out MNIST
 images one every ``--period-ms``; rates each result ``d`` tasks later (d uniform in 1..40) with a QoE that
