@@ -10,6 +10,7 @@ from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings, StoreSettings, detect_live_board
 from edgesplit.runtime.device.summary import summarize
 from edgesplit.runtime.emulation.board import ENERGY_UNIT, load_emulated_board
+from edgesplit.runtime.emulation.link.recording_readers import FORMATS
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.inputs import load_inputs, parse_thresholds
@@ -68,6 +69,8 @@ def register(commands) -> None:
                         help="with --board: run emulated time this many times faster than real time (default 1)")
     parser.add_argument("--link", help="replay this bandwidth recording (file or shipped name, see 'edgesplit link --list-recordings') through an in-process "
                                        "software link between this device and --peer")
+    parser.add_argument("--link-format", choices=FORMATS, default="auto",
+                        help="with --link: the recording's format (default: detect; mahimahi .up/.down files included)")
     parser.add_argument("--link-scale", type=float, default=1.0, help="multiply the recording's rates (default 1)")
     parser.add_argument("--rtt-ms", type=float, default=20.0, help="with --link: base RTT (default 20 ms)")
     parser.add_argument("--period-ms", type=float, default=0.0,
@@ -143,8 +146,8 @@ def run_command(args) -> int:
         from edgesplit.runtime.emulation.link.shipped import resolve_recording
         from edgesplit.runtime.emulation.link.recording_readers import read_recording
 
-        link = LinkSetup(read_recording(resolve_recording(args.link)), rtt_s=args.rtt_ms / 1e3, link_scale=args.link_scale,
-                         name=args.link)
+        link = LinkSetup(read_recording(resolve_recording(args.link), args.link_format), rtt_s=args.rtt_ms / 1e3,
+                         link_scale=args.link_scale, name=args.link)
     energy_bounded = args.energy_bound is not None
     bounds = Bounds(args.latency_bound_ms / 1e3, args.energy_bound if energy_bounded else float("inf"))
     deadline = None if args.deadline_ms is None else args.deadline_ms / 1e3

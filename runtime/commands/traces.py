@@ -1,7 +1,7 @@
 """``edgesplit traces``: look into and export a trace database (tasks, transitions, runs).
 
     edgesplit traces summary DB [--json]
-    edgesplit traces export DB --format jsonl|csv|npz --out FILE [--table tasks|transitions] [--run ID]
+    edgesplit traces export DB --format jsonl|csv|npz|parquet --out FILE [--table tasks|transitions] [--run ID]
 """
 import argparse
 
@@ -32,9 +32,11 @@ def register(subparsers) -> None:
     summary.set_defaults(handler=_summary)
 
     out = commands.add_parser(
-        "export", help="write a table as JSONL, CSV or npz (atomic)",
+        "export", help="write a table as JSONL, CSV, npz or Parquet (atomic)",
         description="Export one table for analysis or training. jsonl: one JSON object per row (JSON "
-                    "columns decoded); csv: a header and one line per row (JSON columns as JSON text); "
+                    "columns decoded, nested); csv and parquet: one flat, typed column per value (segment "
+                    "times as segment_s.<segment>, entropies as entropy.<exit>, state.<i>, action.<key>; "
+                    "see docs/traces-parquet.md; parquet needs pyarrow, a workstation package); "
                     "npz: arrays. For transitions the npz holds state (N,d), action (N,a), reward (N,), "
                     "next_state (N,d), step, time_s, run_id, policy_id, action_names; for tasks one array "
                     "per column (NULL -> NaN or ''). Every npz also holds dropped_rows. The file is written "

@@ -1,10 +1,12 @@
-"""Reading a trace database: summaries and exports (JSONL, CSV, npz) for off-board training.
+"""Reading a trace database: summaries and exports (JSONL, CSV, npz, Parquet) for off-board training.
 
 Readers open the file read-only, inside one read transaction (a consistent snapshot even while the
 daemon keeps writing), and refuse anything that is not an edgesplit trace database of this schema
 version or an older one. A column a later version added (``ADDED_COLUMNS``) reads as NULL from an
 older file, so every export has the same layout. Exports are atomic: written to a temporary sibling,
-fsynced, then renamed over ``out``.
+fsynced, then renamed over ``out``. CSV and Parquet hold the flat, typed table of
+``edgesplit.runtime.traces.flat`` (one column per segment time, entropy, state feature...); JSONL
+keeps the JSON columns nested. Parquet needs pyarrow, a workstation package the board need not have.
 """
 import csv
 import io
@@ -19,9 +21,10 @@ import numpy as np
 
 from edgesplit.policies_lite.files import atomic_write
 from edgesplit.runtime.traces.errors import TraceError
+from edgesplit.runtime.traces.flat import BOOL, FLOAT, INT, FlatTable, flat_table
 from edgesplit.runtime.traces.schema import ADDED_COLUMNS, DATA_TABLES, JSON_COLUMNS, SCHEMA_VERSION, check_identity
 
-FORMATS = ("jsonl", "csv", "npz")
+FORMATS = ("jsonl", "csv", "npz", "parquet")
 PathLike = Union[str, Path]
 
 
@@ -216,10 +219,21 @@ def export(path: PathLike, out: PathLike, fmt: str, table: Optional[str] = None,
             rows = int(arrays["seq"].shape[0]) if table == "tasks" else int(arrays["reward"].shape[0])
             with _atomic_output(out, binary=True) as handle:
                 np.savez(handle, **arrays)
-        else:
+        elif fmt == "jsonl":
             columns, cursor = _select(conn, table, run_id)
             with _atomic_output(out, binary=False) as handle:
-                rows = (_write_jsonl if fmt == "jsonl" else _write_csv)(handle, columns, cursor, table)
+                rows = _write_jsonl(handle, columns, cursor, table)
+        else:
+            pyarrow = _pyarrow() if fmt == "parquet" else None  # before reading: say what is missing first
+            columns, cursor = _select(conn, table, run_id)
+            flat = flat_table(conn, table, columns, cursor)
+            rows = len(flat.rows)
+            if fmt == "csv":
+                with _atomic_output(out, binary=False) as handle:
+                    _write_csv(handle, flat)
+            else:
+                _write_parquet(pyarrow, out, flat, {"schema_version": SCHEMA_VERSION, "table": table,
+                                                    "dropped_rows": dropped, "run_id": run_id})
     return {"table": table, "format": fmt, "rows": rows, "dropped_rows": dropped, "out": str(out)}
 
 
@@ -231,11 +245,29 @@ def _write_jsonl(handle: io.TextIOBase, columns: Sequence[str], cursor, table: s
     return rows
 
 
-def _write_csv(handle: io.TextIOBase, columns: Sequence[str], cursor, table: str) -> int:
+def _write_csv(handle: io.TextIOBase, flat: FlatTable) -> None:
     writer = csv.writer(handle)
-    writer.writerow(columns)
-    rows = 0
-    for row in cursor:  # JSON columns stay JSON text in their cell
-        writer.writerow(["" if v is None else v for v in row])
-        rows += 1
-    return rows
+    writer.writerow(flat.columns)
+    for row in flat.rows:  # null -> empty cell; booleans as 0/1 like SQLite stores them
+        writer.writerow(["" if row.get(c) is None else int(row[c]) if flat.types[c] == BOOL else row[c]
+                         for c in flat.columns])
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401  (the submodule is not imported by ``import pyarrow``)
+    except ImportError:
+        raise TraceError("--format parquet needs pyarrow, a workstation package: pip install 'edgesplit[parquet]' "
+                         "(or pip install pyarrow) where you analyse the traces, or export --format csv/jsonl "
+                         "here and convert there") from None
+    return pyarrow
+
+
+def _write_parquet(pa, out: Path, flat: FlatTable, metadata: Dict[str, Any]) -> None:
+    types = {INT: pa.int64(), FLOAT: pa.float64(), BOOL: pa.bool_()}
+    arrays = [pa.array(flat.column(c), type=types.get(flat.types[c], pa.string())) for c in flat.columns]
+    schema = pa.schema([pa.field(c, a.type) for c, a in zip(flat.columns, arrays)],
+                       metadata={"edgesplit": json.dumps(metadata)})
+    with _atomic_output(out, binary=True) as handle:
+        pa.parquet.write_table(pa.Table.from_arrays(arrays, schema=schema), handle)

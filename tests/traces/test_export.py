@@ -52,7 +52,10 @@ def test_csv_round_trip(db, tmp_path):
     with open(str(out), newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 10 and rows[0]["run_id"] == "run-a"
-    assert rows[4]["cut"] == "" and json.loads(rows[2]["entropies"]) == {"0": 0.5}
+    # Flat columns, not JSON text: one per segment time and per exit's entropy.
+    assert "entropies" not in rows[0] and "segment_times" not in rows[0]
+    assert rows[4]["cut"] == "" and float(rows[2]["entropy.0"]) == 0.5 and float(rows[2]["segment_s.s1"]) == 0.02
+    assert rows[5]["fallback"] == "1" and rows[4]["fallback"] == "0"
     assert float(rows[7]["transfer_s"]) == pytest.approx(0.007)
     assert rows[3]["rating"] == "4.5" and rows[2]["rating"] == ""
 

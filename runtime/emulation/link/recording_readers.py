@@ -13,10 +13,14 @@ ghent         cooked: as above                            Mbit/s
               ReCoCo JSON: ``uplink.trace_pattern[]``     ``capacity`` is bytes per ms
               with ``time`` (s), ``capacity``
 multipath     CSV ``time_s,bytes_per_second``             bytes/s, 1-s bins
+mahimahi      ``.up``/``.down``: one integer per line, the    one 1500-byte packet per line;
+              millisecond of a delivery opportunity       the file loops after its last
+              (a repeated millisecond: several packets)   timestamp (the period)
 ============  =========================================  ==================================
 
 Samples are held until the next one (a piecewise-constant rate) and averaged over each 1-second
-step, so irregular spacings and 5-second samples all become the same kind of series.
+step, so irregular spacings and 5-second samples all become the same kind of series. Mahimahi files
+are counted instead: the packets delivered in each second times 12,000 bits (see ``_read_mahimahi``).
 """
 import json
 import math
@@ -28,10 +32,12 @@ import numpy as np
 
 from edgesplit.runtime.errors import EdgesplitError
 
-FORMATS = ("auto", "fcc", "ghent", "norway", "multipath")
+FORMATS = ("auto", "fcc", "ghent", "norway", "multipath", "mahimahi")
 # What "auto" reports for the Pensieve layout, which cannot tell FCC, Norway and cooked Ghent apart.
 COOKED = "cooked"
 STEP_S = 1.0
+PACKET_BITS = 1500 * 8  # mahimahi: every delivery opportunity carries one MTU-sized packet
+MAHIMAHI_SUFFIXES = (".up", ".down")
 
 
 class RecordingError(EdgesplitError):
@@ -147,11 +153,67 @@ def _read_ghent_json(path: Path, text: str) -> Tuple[np.ndarray, np.ndarray]:
     return times, bps
 
 
+def _mahimahi_timestamps(path: Path, text: str) -> np.ndarray:
+    """Every line's millisecond as int64, checked; errors name the line."""
+    lines = text.splitlines()
+    try:
+        # Fast path (mahimahi files run to millions of lines): one token per non-blank line, all integers.
+        tokens = text.split()
+        if len(tokens) == sum(1 for line in lines if line.strip()):
+            ms = np.array(tokens, dtype=np.int64)
+            if np.all(ms >= 0) and np.all(np.diff(ms) >= 0):
+                return ms
+    except (ValueError, OverflowError):
+        pass
+    values = []  # the slow path only runs to find the bad line
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if not line.isdigit():
+            detail = "negative timestamp" if line.lstrip("-").isdigit() else "got %r" % line[:80]
+            raise RecordingError("%s:%d: expected one integer millisecond per line (mahimahi), %s"
+                             % (path, number, detail))
+        if values and int(line) < values[-1]:
+            raise RecordingError("%s:%d: time goes backwards (%s ms after %d ms): mahimahi timestamps never decrease"
+                             % (path, number, line, values[-1]))
+        values.append(int(line))
+    return np.array(values, dtype=np.int64)
+
+
+def _read_mahimahi(path: Path, text: str) -> np.ndarray:
+    """Bits per second per 1-second step from delivery opportunities.
+
+    As mahimahi replays it, the file loops with a period equal to its last timestamp, so the
+    timestamp ``t`` falls in the loop at ``((t - 1) mod period) + 1`` ms, and second ``k`` holds
+    the milliseconds ``1000 k + 1 .. 1000 (k + 1)``: a file of timestamps 1..3000 is exactly three
+    seconds. A period under a second repeats inside one step. A partial last second is dropped, as
+    for the other formats.
+    """
+    ms = _mahimahi_timestamps(path, text)
+    if len(ms) == 0:
+        raise RecordingError("%s: no delivery opportunities: a mahimahi file has one integer millisecond per line"
+                         % path)
+    period = int(ms[-1])
+    if period <= 0:
+        raise RecordingError("%s: the recording lasts 0 ms (its last timestamp is its period): mahimahi needs it > 0" % path)
+    position = (ms - 1) % period + 1
+    if period < 1000:
+        return np.array([len(ms) * PACKET_BITS * 1000.0 / period])
+    steps = period // 1000
+    counts = np.bincount((position - 1) // 1000, minlength=steps)[:steps]
+    return counts.astype(np.float64) * PACKET_BITS / STEP_S
+
+
 def _detect(path: Path, text: str) -> str:
     stripped = text.lstrip()
     if stripped.startswith("{"):
         return "ghent"
+    if path.suffix in MAHIMAHI_SUFFIXES:
+        return "mahimahi"
     first = next((line for line in text.splitlines() if line.strip() and not line.startswith("#")), "")
+    if first.strip().isdigit():
+        return "mahimahi"  # a bare integer millisecond: no other format has a single column
     if "," in first:
         return "multipath"
     if len(first.split()) == 6:
@@ -172,6 +234,8 @@ def read_recording(path: Union[str, Path], fmt: str = "auto") -> BandwidthRecord
     except (OSError, UnicodeDecodeError) as exc:
         raise RecordingError("cannot read bandwidth recording %s: %s" % (path, exc)) from None
     detected = _detect(path, text) if fmt == "auto" else fmt
+    if detected == "mahimahi":
+        return BandwidthRecording(_read_mahimahi(path, text), str(path), detected)
     if detected == "multipath":
         times, bps = _read_multipath(path, text)
     elif detected == "ghent" and text.lstrip().startswith("{"):
