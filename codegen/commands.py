@@ -18,3 +18,5 @@ bandit = LazyCommand("bandit", "edgesplit.codegen.bandit_command",
                     "contextual-bandit model selection: the seed paper's simulation (LinUCB with late, noisy feedback)")
 build_variants = LazyCommand("build-variants", "edgesplit.codegen.variants_command",
                             "build fp32/int8/small/noexit variants of the default bundle for [model] variants (workstation)")
+plot = LazyCommand("plot", "edgesplit.codegen.plot_command",
+                   "plot one run of a trace database: latency, bandwidth, cut, exit, satisfaction (workstation)")
