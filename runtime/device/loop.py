@@ -81,6 +81,9 @@ class DeviceLoop:
         self._estimates = dict(segment_estimates or {})
         self.results = []  # type: List[TaskResult]
         self.arm = None  # type: Optional[str]  # the variant's name when a selector chooses among several
+        # The last task's scores (the exit's output): kept once, not per result, so long runs of
+        # models with many classes do not hold every output.
+        self.last_scores = None  # type: Optional[np.ndarray]
 
     def _real_sleep_until(self, t: float, idle: Optional[Callable[[], object]] = None) -> None:
         sleep_until(self.clock, t, idle, IDLE_POLL_S)
@@ -159,6 +162,7 @@ class DeviceLoop:
         self.controller.record(TaskOutcome(result.latency_s, energy, bandwidth or 0.0, result.exit_id, self.n_exits),
                                task_id)
         self._log(result, first, action)
+        self.last_scores = output
         self.results.append(result)
         return result
 
