@@ -21,6 +21,7 @@ import numpy as np
 
 from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.strategies import Strategy, fixed, load_policy_strategy, local_only
+from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.device.pipeline import Pipeline, PipelineSettings, StoreSettings
 from edgesplit.runtime.errors import EdgesplitError, InputError
 
@@ -102,8 +103,6 @@ class Runtime:
                  deadline_ms: Optional[float] = None, traces: Optional[str] = None,
                  server_key: Optional[str] = None, device_key: Optional[str] = None,
                  threads: Optional[int] = None, sensors: bool = True):
-        from edgesplit.runtime.commands.infer import resolve_bundle
-
         self.bundle = resolve_bundle(bundle)
         self.board = _board(board)
         strategy = _strategy(self.bundle, policy, cut, thresholds, use_exits)

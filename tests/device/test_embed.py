@@ -1,6 +1,7 @@
 """The in-process API (``edgesplit.runtime.embed.Runtime``) against a real peer process."""
 import json
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def test_offload_to_a_real_peer_logs_traces_then_falls_back_when_it_dies(peers, 
                  latency_bound_ms=500) as runtime:
         assert runtime.peer_alive
         offloaded = [runtime.infer(image, label=int(y)) for image, y in zip(images[:10], labels[:10])]
-        peer.kill()
+        peer.stop(signal.SIGKILL)
         after = [runtime.infer(image, deadline_ms=200) for image in images[10:20]]
         run_id = runtime.run_id
     assert all(a.cut == 0 and not a.fallback and a.bytes_sent > 0 for a in offloaded)

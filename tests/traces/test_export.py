@@ -2,6 +2,8 @@
 import csv
 import json
 import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -174,3 +176,15 @@ def test_the_arm_a_task_ran_on_is_stored_and_exported(tmp_path):
     export(db, tmp_path / "tasks.npz", "npz", table="tasks")
     with np.load(str(tmp_path / "tasks.npz"), allow_pickle=False) as npz:
         assert list(npz["arm"]) == ["int8", ""]
+
+
+def test_parquet_without_pyarrow_says_what_to_install(db, tmp_path):
+    # Runs on the board's Python too (no pyarrow there): the file is never half-written.
+    # The board's situation: pyarrow cannot be imported there (None in sys.modules blocks the import).
+    code = ("import sys; sys.modules['pyarrow'] = None; from edgesplit.runtime.cli import main; "
+            "sys.exit(main(['traces', 'export', %r, '--format', 'parquet', '--out', %r]))"
+            % (str(db), str(tmp_path / "t.parquet")))
+    proc = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 1
+    assert "needs pyarrow" in proc.stderr and "pip install 'edgesplit[parquet]'" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "t.parquet").exists()
