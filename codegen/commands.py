@@ -11,7 +11,7 @@ split = LazyCommand("split", "edgesplit.codegen.split_command",
 build_default = LazyCommand("build-default", "edgesplit.codegen.default_model.command",
                             "train the branchy MNIST CNN and write the default bundle (workstation)")
 export_tflite = LazyCommand("export-tflite", "edgesplit.codegen.tflite_export",
-                            "write a TFLite twin of the default bundle (workstation; needs litert-torch)")
+                            "write a TFLite twin of an onnxruntime bundle (workstation; needs litert-torch)")
 build_policy = LazyCommand("build-policy", "edgesplit.codegen.policy_build_command",
                            "build a frozen EdgeML policy from board profiles and exit statistics (off-board)")
 bandit = LazyCommand("bandit", "edgesplit.codegen.bandit_command",

@@ -1,4 +1,4 @@
-"""Export a bundle with TFLite segments that is interchangeable with an onnxruntime bundle.
+"""Export a bundle with TFLite segments that is interchangeable with an onnxruntime bundle (any bundle).
 
 The TFLite bundle has the same cuts, exits, segment ids and tensor names (and specs) as the ONNX
 bundle it is made from; only each segment's file and backend differ. Each segment is a torch module
@@ -13,6 +13,13 @@ inputs; a difference above the tolerance (1e-4) refuses the export. The new
 manifest records the source bundle's hash under ``provenance.derived_from``: that is the hash it
 presents on the wire (``Bundle.wire_hash``), so a TFLite device talks to an onnxruntime peer.
 
+Where the torch modules come from (the converter candidates, per segment): for the default model,
+its own torch modules with the weights read back from the ONNX segments; for every bundle, the ONNX
+segment interpreted by ``edgesplit.codegen.onnx_to_torch``. Each candidate that builds is converted
+and measured against onnxruntime on the same tensors; the one with the smallest difference within
+the tolerance is kept, and the manifest records per segment which one and its difference, with the
+tolerance, under ``provenance.derived_from``.
+
 Files are converted with a fixed batch of 1 (a Flatten becomes a Reshape to a constant shape); the
 runtime runs a larger batch row by row.
 """
@@ -25,7 +32,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Dict, Mapping, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,6 +43,8 @@ from edgesplit.runtime.errors import EdgesplitError
 log = logging.getLogger(__name__)
 
 MATCH_TOLERANCE = 1e-4
+DEFAULT_MODULES = "default model torch modules"
+GRAPH_INTERPRETER = "ONNX graph interpreted in torch"
 INSTALL_HINT = "exporting TFLite segments needs litert-torch and torch: pip install litert-torch"
 
 
@@ -53,6 +62,9 @@ class ExportReport:
     segment_bytes: Dict[str, int]
     max_abs_diff: Dict[str, float]  # per exit ("exit0", ..., "final") over the example inputs
     compared_inputs: int
+    segments: Dict[str, Dict] = dataclasses.field(default_factory=dict)  # id -> converter, difference, candidates
+    tolerance: float = MATCH_TOLERANCE
+    example_inputs: str = ""
 
     def to_dict(self) -> Dict:
         return dataclasses.asdict(self)
@@ -73,9 +85,15 @@ def converter_version() -> str:
 def segment_module(module, input_names: Sequence[str], output_names: Sequence[str]):
     """Wrap ``module`` (positional tensors in, a tensor or tuple out) to take and return named tensors.
 
-    The names become the TFLite signature's input and output names.
+    The names (spelled by ``signature_name``: the converter needs identifiers) become the TFLite
+    signature's input and output names.
     """
     import torch
+
+    from edgesplit.runtime.segments.tflite_runner import signature_name
+
+    input_names = [signature_name(n) for n in input_names]
+    output_names = [signature_name(n) for n in output_names]
 
     class NamedSegment(torch.nn.Module):
         def __init__(self):
@@ -102,7 +120,9 @@ def convert_segment(module, sample: Mapping[str, np.ndarray], path: Path) -> Non
         import litert_torch
     except ImportError as exc:
         raise TfliteExportError("%s (%s)" % (INSTALL_HINT, exc)) from None
-    kwargs = {name: torch.from_numpy(np.ascontiguousarray(array[:1])) for name, array in sample.items()}
+    from edgesplit.runtime.segments.tflite_runner import signature_name
+
+    kwargs = {signature_name(name): torch.from_numpy(np.ascontiguousarray(array[:1])) for name, array in sample.items()}
     chatter = io.StringIO()
     # litert-torch prints progress on stdout, which would break a command's --json output: keep it for -vv.
     with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
@@ -211,9 +231,21 @@ def exit_outputs(bundle: Bundle, inputs: np.ndarray, threads: int = 1) -> Dict[s
     return out
 
 
-def compare_bundles(a: Bundle, b: Bundle, inputs: np.ndarray) -> Dict[str, float]:
-    """Largest |a - b| per exit over ``inputs``."""
+def scaled_difference(got: np.ndarray, want: np.ndarray) -> float:
+    """max |got - want|, relative to the reference's magnitude where that exceeds 1.
+
+    An absolute tolerance suits logits and probabilities; deep in a network activations can reach
+    thousands, where float32 rounding alone differs by more than 1e-4 between two correct kernels.
+    """
+    want = want.astype(np.float64)
+    return float(np.abs(got.astype(np.float64) - want).max() / max(1.0, float(np.abs(want).max())))
+
+
+def compare_bundles(a: Bundle, b: Bundle, inputs: np.ndarray, scaled: bool = False) -> Dict[str, float]:
+    """Largest |a - b| per exit over ``inputs`` (``scaled``: as ``scaled_difference``)."""
     got, want = exit_outputs(a, inputs), exit_outputs(b, inputs)
+    if scaled:
+        return {name: scaled_difference(got[name], want[name]) for name in want}
     return {name: float(np.abs(got[name] - want[name]).max()) for name in want}
 
 
@@ -231,17 +263,12 @@ def _onnx_tensors(onnx_bundle: Bundle, inputs: np.ndarray) -> Dict[str, np.ndarr
     return env
 
 
-def _check_segment(segment, path: Path, env: Dict[str, np.ndarray], tolerance: float) -> float:
-    """Run one converted file on the ONNX bundle's tensors; refuse it if its outputs differ."""
+def segment_difference(segment, path: Path, env: Dict[str, np.ndarray]) -> float:
+    """Largest ``scaled_difference`` of one converted file's outputs, run on the ONNX bundle's tensors."""
     from edgesplit.runtime.segments.tflite_runner import TfliteRunner
 
     produced = TfliteRunner(segment, path).run(env)
-    worst = max(float(np.abs(produced[t.name] - env[t.name]).max()) for t in segment.outputs)
-    if worst > tolerance:
-        raise TfliteExportError("segment %s: the TFLite file differs from the ONNX segment by %.3g (> %g) on the "
-                                "same inputs: is its torch module the right one, with the trained weights? Nothing "
-                                "was written" % (segment.id, worst, tolerance))
-    return worst
+    return max(scaled_difference(produced[t.name], env[t.name]) for t in segment.outputs)
 
 
 # ---------------------------------------------------------------- the bundle
@@ -253,10 +280,13 @@ def tflite_manifest(source: Manifest, provenance: Dict) -> Manifest:
     return dataclasses.replace(source, segments=segments, profiles={}, provenance=provenance)
 
 
+Candidate = Tuple[str, Callable[[], object]]  # (converter name, builds the torch module for one segment)
+
+
 def export_tflite_bundle(main_modules: Sequence, head_modules: Mapping[str, object], onnx_bundle: Bundle,
                          out_dir, example_inputs: np.ndarray, tolerance: float = MATCH_TOLERANCE,
                          overwrite: bool = False) -> Tuple[Bundle, ExportReport]:
-    """Write a TFLite twin of ``onnx_bundle`` to ``out_dir``.
+    """Write a TFLite twin of ``onnx_bundle`` to ``out_dir`` from the given torch modules.
 
     ``main_modules[k]`` computes main segment k (its inputs positionally, in manifest order, to its
     outputs); ``head_modules[segment_id]`` computes each exit head. ``example_inputs`` (a batch at
@@ -273,18 +303,63 @@ def export_tflite_bundle(main_modules: Sequence, head_modules: Mapping[str, obje
                                 % (sorted(head_modules), onnx_bundle.root, head_ids))
     modules = dict(zip([s.id for s in main], main_modules))
     modules.update(head_modules)
+    candidates = {seg_id: [("torch module given", (lambda m=module: m))] for seg_id, module in modules.items()}
+    return export_with_candidates(candidates, onnx_bundle, out_dir, example_inputs, tolerance, overwrite)
+
+
+def _best_file(seg, choices: List[Candidate], env: Dict[str, np.ndarray], work_dir: Path,
+               tolerance: float) -> Tuple[Path, str, float, Dict[str, object]]:
+    """Convert ``seg`` with every candidate that builds; keep the closest to onnxruntime within tolerance.
+
+    Also returns every candidate's outcome: its max |diff|, or why it failed.
+    """
+    best = None  # type: Optional[Tuple[Path, str, float]]
+    failures = []
+    outcomes = {}  # type: Dict[str, object]
+    for k, (name, build) in enumerate(choices):
+        path = work_dir / ("%s.%d.tflite" % (seg.id, k))
+        try:
+            module = build()
+            wrapped = segment_module(module, [t.name for t in seg.inputs], [t.name for t in seg.outputs])
+            convert_segment(wrapped, {t.name: env[t.name] for t in seg.inputs}, path)
+            diff = segment_difference(seg, path, env)
+        except EdgesplitError as exc:
+            failures.append("%s: %s" % (name, exc))
+            outcomes[name] = str(exc)
+            continue
+        except Exception as exc:  # a converter's own failure (torch.export, MLIR) is one candidate's outcome
+            failures.append("%s: conversion failed (%s: %s)" % (name, type(exc).__name__, str(exc)[:200]))
+            outcomes[name] = "conversion failed (%s)" % type(exc).__name__
+            continue
+        outcomes[name] = float("%.3g" % diff)
+        log.info("segment %s by %s: %d bytes, max |diff| %.3g", seg.id, name, path.stat().st_size, diff)
+        if diff > tolerance:
+            failures.append("%s: the TFLite file differs from the ONNX segment by %.3g (> %g, relative where "
+                            "values exceed 1) on the same inputs" % (name, diff, tolerance))
+        elif best is None or diff < best[2]:
+            best = (path, name, diff)
+    if best is None:
+        raise TfliteExportError("segment %s: no converter gives a TFLite file matching onnxruntime; nothing was "
+                                "written. %s" % (seg.id, "; ".join(failures)))
+    return best + (outcomes,)
+
+
+def export_with_candidates(candidates: Mapping[str, List[Candidate]], onnx_bundle: Bundle, out_dir,
+                           example_inputs: np.ndarray, tolerance: float = MATCH_TOLERANCE,
+                           overwrite: bool = False, inputs_note: str = "") -> Tuple[Bundle, ExportReport]:
+    """Write a TFLite twin of ``onnx_bundle``, each segment by its most faithful candidate converter."""
+    manifest = onnx_bundle.manifest
     env = _onnx_tensors(onnx_bundle, example_inputs)
     out_dir = Path(out_dir)
+    chosen = {}  # type: Dict[str, Dict]
     with tempfile.TemporaryDirectory(prefix="edgesplit-tflite-") as work:
         work_dir = Path(work)
         files = work_dir / "files"
         files.mkdir()
         for seg in manifest.segments:
-            path = files / (seg.id + ".tflite")
-            wrapped = segment_module(modules[seg.id], [t.name for t in seg.inputs], [t.name for t in seg.outputs])
-            convert_segment(wrapped, {t.name: env[t.name] for t in seg.inputs}, path)
-            diff = _check_segment(seg, path, env, tolerance)
-            log.info("converted %s: %d bytes, max |diff| %.3g", seg.id, path.stat().st_size, diff)
+            path, name, diff, outcomes = _best_file(seg, candidates[seg.id], env, work_dir, tolerance)
+            shutil.move(str(path), str(files / (seg.id + ".tflite")))
+            chosen[seg.id] = {"converter": name, "difference": float("%.3g" % diff), "candidates": outcomes}
 
         def copy_files(target: Path) -> None:
             for path in files.iterdir():
@@ -292,14 +367,20 @@ def export_tflite_bundle(main_modules: Sequence, head_modules: Mapping[str, obje
 
         derived = {"bundle_sha256": onnx_bundle.hash, "name": manifest.name, "backend": "onnxruntime",
                    "converter": converter_version(), "layout": "NCHW, as the source",
-                   "batch": "fixed at 1 in each file; the runtime runs larger batches row by row"}
+                   "batch": "fixed at 1 in each file; the runtime runs larger batches row by row",
+                   "tolerance": tolerance, "segments": chosen,
+                   "difference": "max |tflite - onnxruntime| over each segment's outputs, divided by the largest "
+                                 "|onnxruntime| value where that exceeds 1; must be <= tolerance"}
+        if inputs_note:
+            derived["example_inputs"] = inputs_note
         trial = write_bundle(work_dir / "trial", tflite_manifest(manifest, dict(manifest.provenance,
                                                                                 derived_from=derived)), copy_files)
+        scaled = compare_bundles(trial, onnx_bundle, example_inputs, scaled=True)
+        if max(scaled.values()) > tolerance:
+            raise TfliteExportError("the TFLite segments differ from %s by up to %.3g (> %g, relative where the "
+                                    "output exceeds 1) per exit: %s; nothing was written"
+                                    % (onnx_bundle.root, max(scaled.values()), tolerance, scaled))
         diffs = compare_bundles(trial, onnx_bundle, example_inputs)
-        worst = max(diffs.values())
-        if worst > tolerance:
-            raise TfliteExportError("the TFLite segments differ from %s by up to %.3g (> %g) per exit: %s; nothing "
-                                    "was written" % (onnx_bundle.root, worst, tolerance, diffs))
         derived["max_abs_diff"] = {k: float("%.3g" % v) for k, v in diffs.items()}
         derived["compared_inputs"] = int(len(example_inputs))
         bundle = write_bundle(out_dir, tflite_manifest(manifest, dict(manifest.provenance, derived_from=derived)),
@@ -308,8 +389,88 @@ def export_tflite_bundle(main_modules: Sequence, head_modules: Mapping[str, obje
         bundle_dir=str(bundle.root), bundle_sha256=bundle.hash, wire_sha256=bundle.wire_hash,
         source_bundle=str(onnx_bundle.root), converter=derived["converter"],
         segment_bytes={s.id: (bundle.root / s.file).stat().st_size for s in bundle.manifest.segments},
-        max_abs_diff=diffs, compared_inputs=int(len(example_inputs)))
+        max_abs_diff=diffs, compared_inputs=int(len(example_inputs)), segments=chosen, tolerance=tolerance,
+        example_inputs=inputs_note)
     return bundle, report
+
+
+def graph_candidate(onnx_bundle: Bundle, seg, env: Dict[str, np.ndarray]) -> Candidate:
+    """The segment's ONNX graph interpreted in torch (any bundle)."""
+    def build():
+        import onnx
+
+        from edgesplit.codegen.onnx_to_torch import onnx_segment_module
+
+        model = onnx.load(str(onnx_bundle.path_of(seg.id)))
+        return onnx_segment_module(model, [t.name for t in seg.inputs], [t.name for t in seg.outputs],
+                                   {t.name: env[t.name] for t in seg.inputs})
+    return GRAPH_INTERPRETER, build
+
+
+def segment_candidates(onnx_bundle: Bundle, env: Dict[str, np.ndarray]) -> Dict[str, List[Candidate]]:
+    """Per segment: the default model's own modules when the bundle is that model, then the interpreter."""
+    try:
+        mains, heads = default_model_modules(onnx_bundle)
+        native = dict(zip([s.id for s in onnx_bundle.manifest.main], mains))
+        native.update(heads)
+    except TfliteExportError as exc:
+        log.debug("not the default model (%s): interpreting the ONNX segments", exc)
+        native = {}
+    out = {}
+    for seg in onnx_bundle.manifest.segments:
+        out[seg.id] = ([(DEFAULT_MODULES, (lambda m=native[seg.id]: m))] if seg.id in native else [])
+        out[seg.id].append(graph_candidate(onnx_bundle, seg, env))
+    return out
+
+
+def example_inputs_for(onnx_bundle: Bundle, inputs_path: Optional[str], count: int) -> Tuple[np.ndarray, str]:
+    """Inputs at cut 0 to trace and check with: --inputs, the held-out images of the default model, or random."""
+    spec = onnx_bundle.manifest.inputs[0]
+    if inputs_path:
+        from edgesplit.runtime.inputs import load_inputs
+
+        examples = load_inputs(inputs_path)[:count]
+        return examples, "%d rows of %s" % (len(examples), inputs_path)
+    from edgesplit.runtime.default_bundle import load_heldout
+
+    heldout = load_heldout()[0][:count]
+    fits = len(spec.shape) == heldout.ndim and all(d is None or d == g for d, g in zip(spec.shape[1:], heldout.shape[1:]))
+    if fits and np.dtype(spec.dtype) == heldout.dtype:
+        return heldout, "%d held-out MNIST images" % len(heldout)
+    shape = [count if spec.batched and i == 0 else (d or 1) for i, d in enumerate(spec.shape)]
+    if spec.dtype.startswith("float"):
+        examples = np.random.default_rng(0).standard_normal(shape).astype(spec.dtype)
+    else:
+        raise TfliteExportError("the bundle's input %r is %s: give example inputs with --inputs X.npy"
+                                % (spec.name, spec.dtype))
+    return examples, "%d standard-normal random inputs (seed 0): pass --inputs for real data" % count
+
+
+def export_any_tflite(out_dir, onnx_bundle_dir=None, inputs_path: Optional[str] = None,
+                      count: int = 64, overwrite: bool = False) -> Tuple[Bundle, ExportReport]:
+    """The TFLite twin of any onnxruntime bundle (default: the shipped one), each segment checked."""
+    from edgesplit.runtime.default_bundle import default_bundle_path
+
+    onnx_bundle = load_bundle(onnx_bundle_dir or default_bundle_path())
+    for seg in onnx_bundle.manifest.segments:
+        if seg.backend != "onnxruntime":
+            raise TfliteExportError("%s: segment %s has backend %r: give the onnxruntime bundle as the source"
+                                    % (onnx_bundle.root, seg.id, seg.backend))
+        shapes = [t.name for t in seg.inputs + seg.outputs if not t.batched]
+        if shapes:
+            raise TfliteExportError("%s: segment %s passes shape tensor(s) %s across a cut; TFLite files run one row "
+                                    "at a time, so a tensor that holds the batch size cannot cross: export the model "
+                                    "so it does not read the batch size (x.flatten(1), not x.reshape(x.size(0), -1)) "
+                                    "or split it at cuts such tensors do not cross"
+                                    % (onnx_bundle.root, seg.id, shapes))
+    batch = onnx_bundle.manifest.inputs[0].shape[0] if onnx_bundle.manifest.inputs[0].shape else None
+    if batch is not None and count > batch:
+        log.warning("the model's batch is fixed at %d: comparing on %d example input(s), not %d", batch, batch, count)
+        count = batch
+    examples, note = example_inputs_for(onnx_bundle, inputs_path, count)
+    env = _onnx_tensors(onnx_bundle, examples)
+    return export_with_candidates(segment_candidates(onnx_bundle, env), onnx_bundle, out_dir, examples,
+                                  overwrite=overwrite, inputs_note=note)
 
 
 def export_default_tflite(out_dir, onnx_bundle_dir=None, images: int = 64,
@@ -329,17 +490,24 @@ def export_default_tflite(out_dir, onnx_bundle_dir=None, images: int = 64,
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "export-tflite",
-        description="Convert each segment of an onnxruntime bundle of the default mnist-branchy model to "
-                    "TFLite with litert-torch and write a bundle with the same cuts, exits and tensor names "
-                    "(NCHW, as the ONNX one). Every exit is checked against the ONNX bundle on held-out "
-                    "images (max |diff| <= 1e-4) before anything is written. The new bundle presents the "
-                    "ONNX bundle's hash on the wire, so a TFLite device can offload to an onnxruntime peer.",
+        description="Convert each segment of an onnxruntime bundle to TFLite with litert-torch and write a bundle "
+                    "with the same cuts, exits and tensor names (NCHW, as the ONNX one). Each segment becomes a "
+                    "torch module (the default model's own modules, or the ONNX graph interpreted in torch for any "
+                    "bundle); every candidate is converted and the one closest to onnxruntime on the same tensors "
+                    "is kept (max |diff| <= 1e-4, relative to the values where they exceed 1), then every exit of the whole bundle is checked before anything "
+                    "is written. The manifest records the converter and difference per segment. The new bundle "
+                    "presents the ONNX bundle's hash on the wire, so a TFLite device can offload to an onnxruntime "
+                    "peer.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        epilog="example:\n  edgesplit export-tflite --out mnist_branchy_tflite")
+        epilog="examples:\n  edgesplit export-tflite --out mnist_branchy_tflite\n"
+               "  edgesplit export-tflite my_bundle --inputs x.npy --out my_bundle_tflite")
     parser.add_argument("bundle", nargs="?", default=None,
-                        help="the onnxruntime bundle of the default model (default: the one shipped in the package)")
+                        help="the onnxruntime bundle (default: the one shipped in the package)")
     parser.add_argument("--out", required=True, metavar="DIR", help="bundle directory to create")
-    parser.add_argument("--images", type=int, default=64, help="held-out images to compare the bundles on")
+    parser.add_argument("--inputs", metavar="X.npy", default=None,
+                        help="example inputs (batch axis first) to trace and check with; default: held-out MNIST "
+                             "images when the input fits them, else standard-normal random inputs")
+    parser.add_argument("--images", type=int, default=64, help="how many example inputs to compare the bundles on")
     parser.add_argument("--force", action="store_true", help="replace DIR if it exists")
     parser.add_argument("--json", action="store_true", help="print the export report as JSON")
     parser.set_defaults(handler=run_export)
@@ -358,14 +526,17 @@ def run_export(args) -> int:
         import torch  # noqa: F401
     except ImportError as exc:
         raise TfliteExportError("%s (%s)" % (INSTALL_HINT, exc)) from None
-    bundle, report = export_default_tflite(args.out, args.bundle, images=args.images, overwrite=args.force)
+    bundle, report = export_any_tflite(args.out, args.bundle, inputs_path=args.inputs, count=args.images,
+                                       overwrite=args.force)
     if args.json:
         print_json(report.to_dict())
         return 0
     print("wrote %s (bundle %s..., on the wire %s... like %s)" % (
         report.bundle_dir, report.bundle_sha256[:12], report.wire_sha256[:12], report.source_bundle))
-    print_table(["segment", "bytes"], [[k, v] for k, v in report.segment_bytes.items()])
-    print("max |tflite - onnxruntime| on %d images: %s" % (
-        report.compared_inputs, ", ".join("%s %.2g" % kv for kv in report.max_abs_diff.items())))
+    print_table(["segment", "bytes", "converter", "difference"],
+                [[k, v, report.segments[k]["converter"], report.segments[k]["difference"]]
+                 for k, v in report.segment_bytes.items()])
+    print("max |tflite - onnxruntime| per exit on %s: %s" % (
+        report.example_inputs, ", ".join("%s %.2g" % kv for kv in report.max_abs_diff.items())))
     return 0
 

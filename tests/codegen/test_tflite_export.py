@@ -87,10 +87,12 @@ def test_a_mismatch_refuses_the_export_and_writes_nothing(onnx_bundle, tmp_path,
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_the_command_refuses_a_non_default_bundle(tmp_path, capsys):
+def test_the_command_exports_a_non_default_bundle(tmp_path, capsys):
     from support.tiny_bundle import write_tiny_bundle
 
     bundle = write_tiny_bundle(tmp_path / "tiny")
-    assert main(["export-tflite", str(bundle.root), "--out", str(tmp_path / "out")]) == 1
-    assert "not a block output of the default model" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    assert main(["export-tflite", str(bundle.root), "--out", str(tmp_path / "out"), "--images", "4"]) == 0
+    assert "ONNX graph interpreted in torch" in capsys.readouterr().out
+    twin = load_bundle(tmp_path / "out")
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    assert twin.wire_hash == bundle.hash and max(compare_bundles(twin, bundle, x).values()) <= TOLERANCE
