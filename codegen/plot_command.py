@@ -13,7 +13,7 @@ def register(commands) -> None:
         "plot", help="plot one run of a trace database: latency, bandwidth, cut, exit, satisfaction (workstation)",
         description="Draw one run of a trace database (written by run, demo or serve with --traces) in the style of "
                     "EdgeML's Fig. 10: per task over time, the latency against the latency bound, the device's "
-                    "bandwidth estimate against the link trace's rate (when the run replayed a trace), the cut each "
+                    "bandwidth estimate against the link's rate (when the run replayed a bandwidth recording), the cut each "
                     "task was offloaded at, the exit it finished at, and the satisfaction rate over a rolling window.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  edgesplit demo --traces demo.db && edgesplit plot demo.db --out adaptive.png\n"

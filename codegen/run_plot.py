@@ -1,7 +1,7 @@
 """One run of a trace database as a figure, in the style of EdgeML's Fig. 10 (workstation).
 
 Five panels over the run's time, one point per task: latency against the latency bound; the
-device's bandwidth estimate against the link trace's rate (when the run replayed a trace through
+device's bandwidth estimate against the link's rate (when the run replayed a bandwidth recording through
 the software link); the cut each task was offloaded at (or "device"); the exit it finished at; and
 the satisfaction rate (both bounds, as ``edgesplit run`` reports it) over a rolling window of tasks.
 """
@@ -71,30 +71,31 @@ def load_run(db: Path, run_id: Optional[str] = None) -> RunData:
 def link_rate_bps(config: Dict[str, Any], times_s: np.ndarray) -> Optional[np.ndarray]:
     """The emulated link's capacity at each task's time, or None when the run had no emulated link.
 
-    The software link starts replaying the trace with the run's first task (``trace_speed`` trace
-    seconds per run second) and multiplies its rates by ``link_scale``.
+    The software link starts replaying the bandwidth recording with the run's first task
+    (``recording_speed`` recording seconds per run second) and multiplies its rates by ``link_scale``.
+    Runs logged before the recordings were named so say ``trace``, ``trace_speed``, ``trace_summary``.
     """
     link = config.get("link")
     if not link:
         return None
-    from edgesplit.runtime.link.shipped import resolve_trace
-    from edgesplit.runtime.link.trace_readers import FORMATS, TraceError, read_trace
+    from edgesplit.runtime.emulation.link.recording_readers import FORMATS, RecordingError, read_recording
+    from edgesplit.runtime.emulation.link.shipped import resolve_recording
 
-    summary = link.get("trace_summary") or {}
+    name = link.get("recording", link.get("trace"))
+    summary = link.get("recording_summary", link.get("trace_summary")) or {}
+    speed = float(link.get("recording_speed", link.get("trace_speed")) or 1.0)
     fmt = summary.get("format") if summary.get("format") in FORMATS else "auto"  # "cooked" is detected
-    for name in (link.get("trace"), summary.get("source")):
-        if not name:
+    for candidate in (name, summary.get("source")):
+        if not candidate:
             continue
         try:
-            trace = read_trace(resolve_trace(name), fmt)
-        except TraceError as exc:
-            log.info("link trace %s not readable here: %s", name, exc)
+            recording = read_recording(resolve_recording(candidate), fmt)
+        except RecordingError as exc:
+            log.info("link recording %s not readable here: %s", candidate, exc)
             continue
-        speed = float(link.get("trace_speed") or 1.0)
         scale = float(link.get("link_scale") or 1.0)
-        return np.array([trace.rate_at(t * speed) for t in times_s]) * scale
-    log.warning("the run replayed link trace %s, which is not on this machine: plotting the estimate alone",
-                link.get("trace"))
+        return np.array([recording.rate_at(t * speed) for t in times_s]) * scale
+    log.warning("the run replayed link recording %s, which is not on this machine: plotting the estimate alone", name)
     return None
 
 
@@ -118,7 +119,7 @@ def _title(run: RunData) -> str:
     link = run.config.get("link") or {}
     parts = ["run %s: %s" % (run.run_id[:12], run.strategy), "board %s" % (run.board or "unknown")]
     if link:
-        parts.append("link %s x%.3g" % (link.get("trace"), float(link.get("link_scale") or 1.0)))
+        parts.append("link %s x%.3g" % (link.get("recording", link.get("trace")), float(link.get("link_scale") or 1.0)))
     elif run.config.get("peer"):
         parts.append("peer %s (real link)" % run.config.get("peer"))
     else:
@@ -166,7 +167,7 @@ def draw(run: RunData, out: Path, window: int = 20) -> Dict[str, Any]:
     estimate = t["bandwidth_bps"] / 1e6
     link = link_rate_bps(run.config, time_s)
     if link is not None:
-        ax.step(time_s, link / 1e6, where="post", color="tab:gray", linewidth=1.5, label="link trace rate")
+        ax.step(time_s, link / 1e6, where="post", color="tab:gray", linewidth=1.5, label="link rate (replayed recording)")
     if np.isfinite(estimate).any():
         ax.plot(time_s, estimate, color="tab:orange", linewidth=1.2, label="device's bandwidth estimate")
     else:
@@ -218,5 +219,5 @@ def draw(run: RunData, out: Path, window: int = 20) -> Dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(str(out))
     return {"out": str(out), "run_id": run.run_id, "strategy": run.strategy, "board": run.board,
-            "tasks": int(len(time_s)), "sr": float(ok.mean()), "link_trace": link is not None,
+            "tasks": int(len(time_s)), "sr": float(ok.mean()), "link_rate": link is not None,
             "other_runs": run.other_runs}

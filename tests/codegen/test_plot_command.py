@@ -51,7 +51,7 @@ def test_plot_of_a_chosen_run_names_strategy_and_link(demo_db, tmp_path):
     svg = out.read_text()
     # The title says which run, strategy, board and link; the axes carry their units.
     for text in ("remote-only", "jetson_nano_cpu", "norway_car_3", "latency (ms)", "bandwidth (Mbit/s)",
-                 "link trace rate", "latency bound 100 ms"):
+                 "link rate (replayed recording)", "latency bound 100 ms"):
         assert text in svg, text
 
 
