@@ -175,7 +175,7 @@ def draw(run: RunData, out: Path, window: int = 20) -> Dict[str, Any]:
     ax.set_ylabel("bandwidth (Mbit/s)")
     ax.set_ylim(bottom=0)
     if link is not None or np.isfinite(estimate).any():
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="lower right", fontsize=8)
 
     cuts = t["cut"]
     device_level = int(np.nanmax(cuts)) + 1 if np.isfinite(cuts).any() else 0
