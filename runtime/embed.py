@@ -20,7 +20,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from edgesplit.runtime.controller.reward import Bounds
-from edgesplit.runtime.controller.strategies import Strategy, fixed, load_policy_strategy, local_only
+from edgesplit.runtime.controller.strategies import EnergyInput, Strategy, fixed, load_policy_strategy, local_only
 from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.device.pipeline import Pipeline, PipelineSettings, StoreSettings
 from edgesplit.runtime.errors import EdgesplitError, InputError
@@ -62,14 +62,17 @@ def _board(spec: Optional[str]):
     return resolve_board(spec)
 
 
-def _strategy(bundle, policy: Optional[str], cut: Optional[int], thresholds: Optional[Sequence[float]],
+def _strategy(bundle, board, policy: Optional[str], cut: Optional[int], thresholds: Optional[Sequence[float]],
               use_exits: bool) -> Strategy:
     manifest = bundle.manifest
     side = [e.threshold for e in manifest.exits if e.head is not None]
     if policy is not None:
         if cut is not None or thresholds is not None:
             raise InputError("give either policy= or cut=/thresholds=, not both")
-        return load_policy_strategy(policy, len(side), len(manifest.cuts))
+        # As serve does: a policy built for another energy unit than this board's proxy is refused.
+        energy = None if board is None else EnergyInput(board.policy.energy_proxy, board.bounds.energy_unit,
+                                                        "board %s" % board.name)
+        return load_policy_strategy(policy, len(side), len(manifest.cuts), energy=energy)
     limits = list(side if thresholds is None else thresholds)
     if len(limits) != len(side):
         raise InputError("thresholds=: %d values for %d early exits" % (len(limits), len(side)))
@@ -105,7 +108,7 @@ class Runtime:
                  threads: Optional[int] = None, sensors: bool = True):
         self.bundle = resolve_bundle(bundle)
         self.board = _board(board)
-        strategy = _strategy(self.bundle, policy, cut, thresholds, use_exits)
+        strategy = _strategy(self.bundle, self.board, policy, cut, thresholds, use_exits)
         self.bounds = self._bounds(latency_bound_ms, energy_bound)
         if (server_key is None) != (device_key is None):
             raise InputError("server_key= and device_key= go together (CurveZMQ needs both)")

@@ -91,3 +91,17 @@ def test_the_documented_example_runs(peers, free_port, tmp_path):
     lines = done.stdout.splitlines()
     assert len(lines) == 21 and all("on the peer (cut 0)" in line for line in lines[:20])
     assert lines[-1].startswith("peer alive: True run: ") and (tmp_path / "app-traces.db").exists()
+
+
+def test_a_frozen_policy_drives_the_action_and_a_unit_mismatch_is_refused(heldout):
+    from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE
+
+    images, _ = heldout
+    with Runtime("default", policy=str(DEMO_POLICY_FILE), board=None) as runtime:
+        answers = [runtime.infer(image) for image in images[:5]]
+        info = runtime.describe()
+    assert info["strategy"] == "adaptive" and not info["policy_id"].startswith("static")
+    assert all(a.cut is None and not a.fallback for a in answers)  # no peer: the policy's cut runs here
+    # The demo policy was built for the emulated board's mJ; rpi4's energy proxy is its CPU clock in MHz.
+    with pytest.raises(EdgesplitError, match="built for energy in mJ.*board rpi4"):
+        Runtime("default", policy=str(DEMO_POLICY_FILE), board="rpi4")
