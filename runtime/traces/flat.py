@@ -16,13 +16,15 @@ A key absent from a row (a segment the task never ran, an exit it never reached)
 Scalar columns keep their SQLite type: INTEGER -> int64 (null where NULL), REAL -> float64,
 TEXT -> string; ``fallback`` is a boolean.
 """
+import functools
 import json
 import math
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from edgesplit.runtime.traces.errors import TraceError
-from edgesplit.runtime.traces.schema import JSON_COLUMNS
+from edgesplit.runtime.traces.schema import JSON_COLUMNS, create_or_migrate
 
 # Prefix of the flat columns that replace each JSON column.
 FLAT_PREFIX = {"segment_times": "segment_s", "entropies": "entropy", "state": "state", "action": "action",
@@ -44,6 +46,17 @@ class FlatTable:
         return [row.get(name) for row in self.rows]
 
 
+@functools.lru_cache(maxsize=None)
+def current_declared_types(table: str) -> Dict[str, str]:
+    """Column -> declared SQLite type in this version's schema (an older file lacks the columns added since)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        create_or_migrate(conn, "the current trace schema")
+        return {row[1]: row[2] for row in conn.execute("PRAGMA table_info(%s)" % table)}
+    finally:
+        conn.close()
+
+
 def _sql_type(declared: str, name: str) -> str:
     if name in BOOL_COLUMNS:
         return BOOL
@@ -52,7 +65,7 @@ def _sql_type(declared: str, name: str) -> str:
         return INT
     if "TEXT" in declared or "CHAR" in declared:
         return TEXT
-    return FLOAT  # REAL, and migration-added columns of an older file (all REAL so far)
+    return FLOAT
 
 
 def _flat_numbers(value: Any, prefix: str, out: Dict[str, Optional[float]], where: str) -> None:
@@ -74,7 +87,8 @@ def _flat_numbers(value: Any, prefix: str, out: Dict[str, Optional[float]], wher
 
 def flat_table(conn, table: str, columns: List[str], cursor) -> FlatTable:
     """Read every row of ``cursor`` (``SELECT *`` of ``table``) into a flat, typed table."""
-    declared = {row[1]: row[2] for row in conn.execute("PRAGMA table_info(%s)" % table)}
+    declared = dict(current_declared_types(table))
+    declared.update((row[1], row[2]) for row in conn.execute("PRAGMA table_info(%s)" % table))
     json_columns = set(JSON_COLUMNS.get(table, ()))
     flat = FlatTable(table)
     dynamic = {name: [] for name in json_columns}  # type: Dict[str, List[str]]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edgesplit.runtime.cli import main
-from edgesplit.runtime.traces import TaskRecord, TraceStore, TransitionRecord
+from edgesplit.runtime.traces import SCHEMA_VERSION, TaskRecord, TraceStore, TransitionRecord
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow.parquet")
@@ -54,6 +54,27 @@ def test_tasks_parquet_has_typed_flat_columns(db, tmp_path):
     assert frame["cut"].isna().tolist() == [i % 3 == 0 for i in range(6)] * 2
     assert frame["fallback"].tolist() == [i == 5 for i in range(6)] * 2
     assert frame["energy"].tolist() == [1.5 * i for i in range(6)] * 2
+    assert frame["arm"].isna().all()  # a text column (schema 4), null when no selector chose a variant
+
+
+def test_an_older_database_exports_the_same_typed_columns(tmp_path):
+    import sqlite3
+
+    # A schema-1 file (no rating, energy, arm): the columns added since are null, with their own types.
+    path = tmp_path / "v1.db"
+    with TraceStore(path) as store:
+        store.start_run(run_id="old")
+        store.log_task(TaskRecord(task_id=0, arrival_s=0.0, segment_times={"main0": 0.01}, entropies={"0": 0.3}))
+    with sqlite3.connect(str(path)) as conn:
+        for column in ("rating", "energy", "arm"):
+            conn.execute("ALTER TABLE tasks DROP COLUMN %s" % column)
+        conn.execute("PRAGMA user_version = 1")
+    frame = _export(path, tmp_path / "old.parquet")
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(str(tmp_path / "old.parquet"))
+    assert str(schema.field("arm").type) == "string" and str(schema.field("energy").type) == "double"
+    assert frame["segment_s.main0"].tolist() == [0.01] and frame["rating"].isna().all()
 
 
 def test_transitions_parquet_one_run_and_file_metadata(db, tmp_path):
@@ -65,7 +86,7 @@ def test_transitions_parquet_one_run_and_file_metadata(db, tmp_path):
     assert frame["action.thresholds.0"].tolist() == pytest.approx([0.0, 0.1, 0.2])
     assert frame["action.cut"].tolist() == [0, 1, 2] and frame["next_state.1"].tolist() == [2.0, 4.0, 6.0]
     meta = json.loads(pq.read_schema(str(out)).metadata[b"edgesplit"])
-    assert meta == {"schema_version": 3, "table": "transitions", "dropped_rows": 0, "run_id": "run-b"}
+    assert meta == {"schema_version": SCHEMA_VERSION, "table": "transitions", "dropped_rows": 0, "run_id": "run-b"}
 
 
 def test_duckdb_reads_the_parquet_file(db, tmp_path):
