@@ -1,0 +1,110 @@
+"""The user's labelled data for ``add-exits``: checked against the model's input, split three ways.
+
+Images must already be what the model reads (its preprocessing applied): shape (N, *input shape
+without the batch), the input's dtype. The split is stratified-free and seeded: a random permutation
+cut into train (the heads learn on it), calibration (the thresholds are chosen on it) and test (the
+reported accuracy and compute saving are measured on it; nothing is fitted to it).
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edgesplit.runtime.bundle.manifest import TensorSpec
+from edgesplit.runtime.errors import InputError
+
+SPLIT_SHARES = (0.6, 0.2, 0.2)  # train, calibration, test
+MIN_PER_CLASS_TRAIN = 5
+MIN_SPLIT = 20
+
+
+@dataclass(frozen=True)
+class Part:
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    train: Part
+    calibration: Part
+    test: Part
+    source: Dict  # what the data was and how it was split (recorded in the bundle's provenance)
+
+
+def minimum_images(classes: int) -> int:
+    """The fewest images add-exits accepts: MIN_PER_CLASS_TRAIN per class in train, MIN_SPLIT in each other part."""
+    return max(int(np.ceil(MIN_PER_CLASS_TRAIN * classes / SPLIT_SHARES[0])),
+               int(np.ceil(MIN_SPLIT / min(SPLIT_SHARES[1:]))))
+
+
+def check_images(images: np.ndarray, labels: np.ndarray, model_input: TensorSpec, classes: int,
+                 images_name: str, labels_name: str) -> None:
+    """Refuse data the model cannot read or the heads cannot learn from, naming the file and what to do."""
+    want = tuple(model_input.shape[1:])
+    if images.ndim != len(model_input.shape) or any(w is not None and g != w for g, w in zip(images.shape[1:], want)):
+        raise InputError("%s: images have shape %s but the model's input %r is %s (batch first): apply the model's "
+                         "preprocessing and save an array of shape (N, %s)"
+                         % (images_name, list(images.shape), model_input.name, list(model_input.shape),
+                            ", ".join("?" if w is None else str(w) for w in want)))
+    if images.dtype != np.dtype(model_input.dtype):
+        raise InputError("%s: images are %s but the model's input %r is %s: convert them (np.asarray(x, %r))"
+                         % (images_name, images.dtype, model_input.name, model_input.dtype, model_input.dtype))
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise InputError("%s: labels must be a 1-D integer array (one class index per image), got %s %s"
+                         % (labels_name, labels.dtype, list(labels.shape)))
+    if len(labels) != len(images):
+        raise InputError("%s has %d labels but %s has %d images: one label per image"
+                         % (labels_name, len(labels), images_name, len(images)))
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise InputError("%s: labels run from %d to %d but the model has %d classes (0..%d)"
+                         % (labels_name, labels.min(), labels.max(), classes, classes - 1))
+    needed = minimum_images(classes)
+    if len(labels) < needed:
+        raise InputError("%s: %d labelled images are too few: add-exits needs at least %d for a %d-class model "
+                         "(%d per class to train the heads on %d%% of them, and %d each to calibrate and to test)"
+                         % (images_name, len(labels), needed, classes, MIN_PER_CLASS_TRAIN,
+                            round(100 * SPLIT_SHARES[0]), MIN_SPLIT))
+
+
+def split_data(images: np.ndarray, labels: np.ndarray, seed: int, source: Dict) -> LabelledData:
+    order = np.random.RandomState(seed).permutation(len(labels))
+    n_train = int(round(SPLIT_SHARES[0] * len(labels)))
+    n_cal = int(round(SPLIT_SHARES[1] * len(labels)))
+    parts = [order[:n_train], order[n_train:n_train + n_cal], order[n_train + n_cal:]]
+    train, cal, test = (Part(np.ascontiguousarray(images[p]), np.asarray(labels[p], dtype=np.int64)) for p in parts)
+    described = dict(source)
+    described.update({"images": int(len(labels)), "split_seed": seed,
+                      "split": {"train": len(train), "calibration": len(cal), "test": len(test)},
+                      "split_rule": "a seeded random permutation cut %d/%d/%d %%: heads learn on train, thresholds "
+                                    "are chosen on calibration, the reported figures are measured on test"
+                                    % tuple(round(100 * s) for s in SPLIT_SHARES)})
+    return LabelledData(train, cal, test, described)
+
+
+def load_arrays(images_path: str, labels_path: str) -> Tuple[np.ndarray, np.ndarray, Dict]:
+    from edgesplit.runtime.bundle.manifest import file_sha256
+
+    arrays = []
+    for path in (images_path, labels_path):
+        try:
+            arrays.append(np.load(path, allow_pickle=False))
+        except (OSError, ValueError) as exc:
+            raise InputError("%s: cannot read as a .npy array (%s)" % (path, exc)) from None
+    source = {"images_file": Path(images_path).name, "images_sha256": file_sha256(images_path),
+              "labels_file": Path(labels_path).name, "labels_sha256": file_sha256(labels_path)}
+    return arrays[0], arrays[1], source
+
+
+def describe_source(source: Dict, description: Optional[str]) -> Dict:
+    if description:
+        source = dict(source, description=description)
+    return source
+
+
+def class_counts(labels: np.ndarray, classes: int) -> Sequence[int]:
+    return [int(c) for c in np.bincount(labels, minlength=classes)]
