@@ -20,3 +20,5 @@ build_variants = LazyCommand("build-variants", "edgesplit.codegen.variants_comma
                             "build fp32/int8/small/noexit variants of the default bundle for [model] variants (workstation)")
 plot = LazyCommand("plot", "edgesplit.codegen.plot_command",
                    "plot one run of a trace database: latency, bandwidth, cut, exit, satisfaction (workstation)")
+add_exits = LazyCommand("add-exits", "edgesplit.codegen.exits.command",
+                        "train early exits for any ONNX classifier and write its bundle (workstation)")
