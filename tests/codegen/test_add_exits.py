@@ -24,19 +24,6 @@ from edgesplit.runtime.executor.executor import Executor  # noqa: E402
 pytestmark = pytest.mark.workstation
 
 
-@pytest.fixture(scope="module")
-def plain_user_model(tmp_path_factory):
-    """A plain CNN trained for 2 epochs on 2,000 MNIST digits; 1,500 other digits as the user's data."""
-    from support.user_models import TRAIN_IMAGES, mnist, train_and_export
-
-    root = tmp_path_factory.mktemp("user")
-    model = train_and_export("plain", root / "plain.onnx", epochs=2)
-    images, labels = mnist()
-    np.save(root / "x.npy", images[TRAIN_IMAGES:TRAIN_IMAGES + 1500])
-    np.save(root / "y.npy", labels[TRAIN_IMAGES:TRAIN_IMAGES + 1500])
-    return root, model
-
-
 def _replay(bundle, images, labels):
     """The Executor with the manifest's thresholds over the images: accuracy, exit counts, mean MACs."""
     executor = Executor(bundle, warm_up=False)

@@ -28,7 +28,7 @@ def test_top_level_help_lists_every_command_without_loading_them():
     out = _python(code)
     assert out.strip().endswith("LOADED []")
     for name in ("board", "demo", "infer", "link", "peer", "profile", "run", "traces", "serve", "submit", "status",
-                 "keys", "cuts", "split", "build-default", "export-tflite", "build-policy"):
+                 "keys", "cuts", "split", "build-default", "export-tflite", "build-policy", "add-exits"):
         assert re.search(r"^    %s(\s|$)" % re.escape(name), out, re.M), name
 
 
