@@ -102,7 +102,8 @@ def add_exits(model_path, images: np.ndarray, labels: np.ndarray, out_dir, data_
         exits = []
         for i, (cut_id, design) in enumerate(zip(cut_ids, designs)):
             exits.append({"cut": cut_id, "tensor": specs[i].name, "head": design.describe(), "head_macs": design.macs,
-                          "macs": costs.exit_macs[i], "share_of_model_macs": round(
+                          "macs": analysis.points[cut_id].macs_before + design.macs,
+                          "macs_if_taken": costs.exit_macs[i], "share_of_model_macs": round(
                               analysis.points[cut_id].macs_before / float(analysis.total_macs), 4),
                           "threshold": thresholds[i],
                           "accuracy_test": float(test.correct[:, i].mean()),

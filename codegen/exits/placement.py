@@ -5,12 +5,15 @@ target, the one with the smallest data tensor (the cheapest head), then the near
 Only cuts whose data tensor a head can read qualify: float32, rank 2 (N, features) or rank 4
 (N, C, H, W).
 """
+import logging
 from typing import List, Optional, Sequence
 
 from edgesplit.codegen.graph import CutError, ModelCuts
 from edgesplit.codegen.graph.cuts import CutPoint
 
 HEAD_RANKS = (2, 4)
+
+log = logging.getLogger(__name__)
 
 
 def default_exit_count(cuts: ModelCuts) -> int:
@@ -55,4 +58,7 @@ def place_exits(cuts: ModelCuts, count: Optional[int] = None, at: Optional[Seque
             chosen.append(best.id)
     if not chosen:
         raise CutError("no usable cut lies near the compute steps for %d exits; pick cuts with --at" % count)
+    if len(chosen) < count:
+        log.warning("%d of the %d compute steps have no usable cut near them: %d exits placed (cuts %s); "
+                    "choose cuts with --at to place more", count - len(chosen), count, len(chosen), sorted(chosen))
     return sorted(chosen)

@@ -93,7 +93,11 @@ def test_residual_net_gets_exits_on_cuts_between_its_blocks(torch_models, tmp_pa
     rng = np.random.default_rng(0)
     images = rng.standard_normal((200, 3, 16, 16)).astype(np.float32)
     labels = rng.integers(0, 10, 200)
-    report = add_exits(model, images, labels, tmp_path / "b", {"images_file": "random"}, count=2, epochs=2)
+    # Its valid cuts sit at 9 %, 60 % and 99.6 % of the compute: of the steps at 1/3 and 2/3 only the second
+    # has a cut within half a step, so two exits asked for give one, at 60 %.
+    placed = add_exits(model, images, labels, tmp_path / "a", {"images_file": "random"}, count=2, epochs=1)
+    assert [e["share_of_model_macs"] for e in placed["exits"]] == [pytest.approx(0.6, abs=0.01)]
+    report = add_exits(model, images, labels, tmp_path / "b", {"images_file": "random"}, at=[2, 4], epochs=2)
     bundle = load_bundle(tmp_path / "b")
     assert len([e for e in bundle.manifest.exits if e.head]) == len(report["cuts"]) == 2
     assert all(len(c.tensors) == 1 for c in bundle.manifest.cuts[1:-1])  # one live tensor: no skip crosses
