@@ -35,7 +35,7 @@ def register(commands) -> None:
     parser.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw", help="--image-dir: the input layout")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--exits", type=int, metavar="K", help="number of exits (default: 1 for a model with 1-2 "
-                       "usable cuts, 2 up to 8, else 3)")
+                       "usable cuts, 3 for one with more than 24, else 2)")
     where.add_argument("--at", metavar="CUT,CUT", help="put the exits on these cut ids (see 'edgesplit cuts')")
     where.add_argument("--no-exits", action="store_true", help="write the bundle cut where the exits would go, "
                        "without heads (its main branch is the same as the bundle's with exits)")

@@ -16,12 +16,16 @@ HEAD_RANKS = (2, 4)
 log = logging.getLogger(__name__)
 
 
+DEEP_MODEL_CUTS = 24
+
+
 def default_exit_count(cuts: ModelCuts) -> int:
-    """1 exit for a model with 1-2 candidate cuts, 2 up to 8, else 3: deep enough to space them out."""
+    """1 exit for a model with 1-2 usable cuts, 3 for a deep one (more than DEEP_MODEL_CUTS: ResNet-50 has
+    ~50), else 2. More exits cost more than their heads: build-policy searches thresholds^exits x cuts."""
     candidates = len(head_candidates(cuts))
     if candidates <= 2:
-        return max(candidates, 0) and 1
-    return 2 if candidates <= 8 else 3
+        return 1
+    return 3 if candidates > DEEP_MODEL_CUTS else 2
 
 
 def head_candidates(cuts: ModelCuts) -> List[CutPoint]:

@@ -1,0 +1,139 @@
+"""docs/walkthrough.md, run as written: a user's model.onnx -> add-exits -> profile -> build-policy ->
+run on an emulated board over a real bandwidth recording -> peer + serve + submit -> traces.
+
+Each command is a real subprocess of the installed CLI, in a folder holding the files the page names;
+every command line the test runs must appear verbatim on the page, so the page cannot drift from
+what works. "The user's model" is the plain CNN trained on real MNIST digits (tests/support/
+user_models.py: no pretrained classifier with its real weights installs offline).
+"""
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("torch")
+
+from edgesplit.runtime.api.client import ApiClient  # noqa: E402
+
+pytestmark = pytest.mark.workstation
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "walkthrough.md"
+
+
+class Shell:
+    def __init__(self, cwd: Path):
+        self.cwd = cwd
+        self.page = PAGE.read_text()
+
+    def argv(self, line: str):
+        assert line in self.page, "docs/walkthrough.md does not show: %s" % line
+        words = shlex.split(line)
+        assert words[0] == "edgesplit"
+        return [sys.executable, "-m", "edgesplit.runtime.cli"] + words[1:]
+
+    def run(self, line: str, **subs) -> str:
+        argv = [w.format(**subs) for w in self.argv(line)]
+        done = subprocess.run(argv, cwd=str(self.cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+        assert done.returncode == 0, "%s\n%s" % (line, done.stderr.decode()[-3000:])
+        return done.stdout.decode()
+
+    def start(self, line: str, **subs) -> subprocess.Popen:
+        argv = [w.format(**subs) for w in self.argv(line)]
+        return subprocess.Popen(argv, cwd=str(self.cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def _json_documents(text: str):
+    decoder, documents, at = json.JSONDecoder(), [], 0
+    while text[at:].strip():
+        at += len(text[at:]) - len(text[at:].lstrip())
+        document, at = decoder.raw_decode(text, at)
+        documents.append(document)
+    return documents
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def test_the_walkthrough_runs_as_written(plain_user_model, tmp_path):
+    from support.user_models import mnist
+
+    root, model = plain_user_model
+    work = tmp_path
+    (work / "model.onnx").write_bytes(model.read_bytes())
+    (work / "x.npy").write_bytes((root / "x.npy").read_bytes())
+    (work / "y.npy").write_bytes((root / "y.npy").read_bytes())
+    images, labels = mnist()
+    np.save(work / "val_x.npy", images[3500:4000])
+    np.save(work / "val_y.npy", labels[3500:4000])
+    np.save(work / "test_x.npy", images[4000:4200])
+    np.save(work / "test_y.npy", labels[4000:4200])
+    sh = Shell(work)
+
+    assert "model.onnx" in sh.run("edgesplit cuts model.onnx")
+    sh.run("edgesplit add-exits model.onnx --images x.npy --labels y.npy --out my.bundle")
+    manifest = json.loads((work / "my.bundle" / "manifest.json").read_text())
+    assert len([e for e in manifest["exits"] if e["head"]]) == 2
+
+    sh.run("edgesplit profile my.bundle --board x86_cpu --force --repeats 20 --warmup 5")
+    assert (work / "my.bundle" / "profiles" / "x86_cpu.json").exists()
+
+    sh.run("edgesplit build-policy --bundle my.bundle --board rpi4 --energy-bound 400 --images val_x.npy "
+           "--labels val_y.npy --link norway_car_3 --out policy.npz")
+    from edgesplit.policies_lite import load_policy
+
+    provenance = load_policy(work / "policy.npz").provenance
+    assert provenance["board"] == "rpi4" and provenance["bundle_sha256"] == manifest["bundle_sha256"]
+
+    peer = sh.start("edgesplit peer my.bundle --bind tcp://127.0.0.1:* --json")
+    try:
+        ready = json.loads(peer.stdout.readline().decode())
+        endpoint = ready["endpoint"]
+        report = json.loads(sh.run("edgesplit run my.bundle --board rpi4 --policy policy.npz --peer {peer} "
+                                   "--link norway_car_3 --inputs test_x.npy --labels test_y.npy --traces run.db "
+                                   "--json", peer=endpoint))
+        assert report["tasks"] == report["completed"] == 200
+        assert report["accuracy"] > 0.8 and report["policy_id"]
+
+        sockdir = Path(tempfile.mkdtemp(prefix="es-", dir="/tmp"))  # a unix socket path stays short
+        config = (work / "edgesplit.toml")
+        page_config = re.search(r"```toml\n(.*?)```", sh.page, re.S).group(1)
+        config.write_text(page_config.replace("tcp://127.0.0.1:5555", endpoint)
+                          .replace("api.sock", str(sockdir / "api.sock")))
+        daemon = sh.start("edgesplit serve --config edgesplit.toml")
+        try:
+            deadline = time.monotonic() + 60
+            while not (sockdir / "api.sock").exists() and time.monotonic() < deadline:
+                assert daemon.poll() is None, daemon.stderr.read().decode()[-3000:]
+                time.sleep(0.1)
+            with ApiClient(str(sockdir / "api.sock"), timeout_s=5.0) as client:
+                while not client.ping():
+                    time.sleep(0.1)
+            answers = _json_documents(sh.run(
+                "edgesplit submit --config edgesplit.toml --inputs test_x.npy --labels test_y.npy --rows 20 --json"))
+            assert len(answers) == 20 and all(a["status"] == "ok" for a in answers)
+        finally:
+            _stop(daemon)
+    finally:
+        _stop(peer)
+    summary = sh.run("edgesplit traces summary serve.db")
+    assert "tasks" in summary
+    sh.run("edgesplit traces export run.db --format csv --out run_tasks.csv")
+    assert len((work / "run_tasks.csv").read_text().splitlines()) == 201
