@@ -2,15 +2,18 @@
 
 The procedure, reproducible from its inputs:
 
-1. Exit statistics: run the bundle on the profiling images (for the default model its 500-image
+1. Exit statistics: run the bundle on the profiling images (at least MIN_PROFILING_IMAGES, shaped as
+   the bundle's input; a user's bundle brings its own, nothing of MNIST is used) (for the default model its 500-image
    validation split and the 500 test-split images the package does not ship; never the held-out
    images the demo runs) and record each side exit's normalised entropy
    and whether each exit is right.
 2. Costs: per segment, the emulated board's time (MACs x workload scale / MACs per second, or with
    ``--measured-profile NAME`` the median measured by ``edgesplit profile`` x workload scale); per cut,
    the bytes of its live tensors plus the wire header; the link's base RTT; the board's power model.
-3. Grid: for every bandwidth on a log grid and the peer up or down, predict every action (cut x a
-   grid of per-exit thresholds) with ``edgesplit.runtime.controller.planner.predict`` and keep the best: among
+3. Grid: for every bandwidth on a log grid (the demo's fixed 0.02-5 Mbit/s; for any other bundle, or
+   with ``--link``, from the lowest to the highest rate of the given recordings: ``bandwidth_grid``)
+   and the peer up or down, predict every action (cut x a grid of per-exit thresholds; the cut alone
+   for a bundle without early exits) with ``edgesplit.runtime.controller.planner.predict`` and keep the best: among
    the actions whose predicted accuracy is within POLICY_ACCURACY_ALLOWANCE (1.5 points, the
    budget the single-threshold baseline gets, so the baseline's action is always a candidate; a
    stricter 1 point let that baseline beat the policy's satisfaction rate) of the most

@@ -1,7 +1,7 @@
 """Where the exits go: K valid cuts at roughly equal steps of compute (EdgeML places branches so).
 
 Exit i of K aims at i/(K+1) of the model's MACs; among the valid cuts within half a step of the
-target, the one with the smallest data tensor (the cheapest head), then the nearest to the target.
+target, the nearest to it, then the one with the smallest data tensor (the cheapest head).
 Only cuts whose data tensor a head can read qualify: float32, rank 2 (N, features) or rank 4
 (N, C, H, W).
 """
@@ -58,7 +58,7 @@ def place_exits(cuts: ModelCuts, count: Optional[int] = None, at: Optional[Seque
         near = [c for c in candidates
                 if abs(c.macs_before / total - target) <= 0.5 / steps and c.id not in chosen]
         if near:
-            best = min(near, key=lambda c: (c.tensors[0].bytes_per_sample(), abs(c.macs_before / total - target)))
+            best = min(near, key=lambda c: (abs(c.macs_before / total - target), c.tensors[0].bytes_per_sample()))
             chosen.append(best.id)
     if not chosen:
         raise CutError("no usable cut lies near the compute steps for %d exits; pick cuts with --at" % count)
