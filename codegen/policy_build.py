@@ -1,12 +1,11 @@
-"""Building the demo's frozen EdgeML policy from profiles and measurements (no learning yet).
+"""Building a frozen EdgeML policy for any bundle from profiles and measurements (no learning yet).
 
 The procedure, reproducible from its inputs:
 
 1. Exit statistics: run the bundle on the profiling images (at least MIN_PROFILING_IMAGES, shaped as
-   the bundle's input; a user's bundle brings its own, nothing of MNIST is used) (for the default model its 500-image
-   validation split and the 500 test-split images the package does not ship; never the held-out
-   images the demo runs) and record each side exit's normalised entropy
-   and whether each exit is right.
+   the bundle's input; for the default model its 500-image validation split and the 500 test-split
+   images the package does not ship, never the held-out images the demo runs; any other bundle
+   brings its own) and record each side exit's normalised entropy and whether each exit is right.
 2. Costs: per segment, the emulated board's time (MACs x workload scale / MACs per second, or with
    ``--measured-profile NAME`` the median measured by ``edgesplit profile`` x workload scale); per cut,
    the bytes of its live tensors plus the wire header; the link's base RTT; the board's power model.
