@@ -53,7 +53,9 @@ def add_exits(model_path, images: np.ndarray, labels: np.ndarray, out_dir, data_
         raise ModelError("%s has %d inputs; add-exits handles single-input classifiers"
                          % (model_path, len(analysis.inputs)))
     output = analysis.output
-    if len(output.shape) != 2 or output.shape[1] is None or output.shape[1] < 2:
+    # (N, classes), or (N, classes, 1, 1) as SqueezeNet's final pooling leaves it.
+    if (len(output.shape) < 2 or output.shape[1] is None or output.shape[1] < 2
+            or any(d != 1 for d in output.shape[2:])):
         raise ModelError("%s: output %r has shape %s; add-exits needs a classifier's (N, classes) scores"
                          % (model_path, output.name, list(output.shape)))
     classes = int(output.shape[1])
@@ -147,13 +149,14 @@ def _outcomes(reader: FeatureReader, heads, part, progress: bool, name: str) -> 
     for _, features, final in reader.batches(part.images, _bar(progress, "exits (%s split)" % name, "batch")):
         for store, session, feature in zip(logits, sessions, features):
             store.append(session.run(None, {session.get_inputs()[0].name: feature})[0])
-        finals.append(final)
+        finals.append(final.reshape(len(final), -1))
     return calibration.ExitOutcomes.from_logits([np.concatenate(l) for l in logits], np.concatenate(finals),
                                                 part.labels)
 
 
 def _final_accuracy(reader: FeatureReader, data: LabelledData, progress: bool) -> float:
-    finals = [final for _, _, final in reader.batches(data.test.images, _bar(progress, "final exit (test)", "batch"))]
+    finals = [final.reshape(len(final), -1)
+              for _, _, final in reader.batches(data.test.images, _bar(progress, "final exit (test)", "batch"))]
     return float((np.concatenate(finals).argmax(axis=1) == data.test.labels).mean())
 
 

@@ -37,7 +37,8 @@ class LabelledData:
 
 
 def minimum_images(classes: int) -> int:
-    """The fewest images add-exits accepts: MIN_PER_CLASS_TRAIN per class in train, MIN_SPLIT in each other part."""
+    """The fewest images add-exits accepts for labels of ``classes`` distinct classes: MIN_PER_CLASS_TRAIN per class
+    in train, MIN_SPLIT in each other part."""
     return max(int(np.ceil(MIN_PER_CLASS_TRAIN * classes / SPLIT_SHARES[0])),
                int(np.ceil(MIN_SPLIT / min(SPLIT_SHARES[1:]))))
 
@@ -63,11 +64,13 @@ def check_images(images: np.ndarray, labels: np.ndarray, model_input: TensorSpec
     if len(labels) and (labels.min() < 0 or labels.max() >= classes):
         raise InputError("%s: labels run from %d to %d but the model has %d classes (0..%d)"
                          % (labels_name, labels.min(), labels.max(), classes, classes - 1))
-    needed = minimum_images(classes)
+    # Per class that occurs: a 1000-class model may be given images of the classes a deployment sees.
+    present = int(len(np.unique(labels)))
+    needed = minimum_images(present)
     if len(labels) < needed:
-        raise InputError("%s: %d labelled images are too few: add-exits needs at least %d for a %d-class model "
+        raise InputError("%s: %d labelled images are too few: add-exits needs at least %d for %d classes "
                          "(%d per class to train the heads on %d%% of them, and %d each to calibrate and to test)"
-                         % (images_name, len(labels), needed, classes, MIN_PER_CLASS_TRAIN,
+                         % (images_name, len(labels), needed, present, MIN_PER_CLASS_TRAIN,
                             round(100 * SPLIT_SHARES[0]), MIN_SPLIT))
 
 

@@ -144,3 +144,17 @@ def test_image_folder_is_preprocessed_as_the_flags_say(tmp_path):
     assert images.shape == (4, 3, 4, 4) and images.dtype == np.float32
     assert labels.tolist() == [0, 0, 1, 1] and source["classes"] == ["ant", "cat"]  # sorted names
     assert np.allclose(images[0], (50 / 255.0 - 0.5) / 0.25) and np.allclose(images[3], (200 / 255.0 - 0.5) / 0.25)
+
+
+def test_a_model_zoo_graph_with_a_fixed_batch_and_a_4d_output(zoo, tmp_path):
+    """SqueezeNet from the onnx wheel (placeholder weights, random images: the mechanics only): batch fixed at 1,
+    scores shaped (1, 1000, 1, 1), labels of a few of its 1000 classes."""
+    from edgesplit.codegen.exits.build import add_exits
+
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((120, 3, 224, 224)).astype(np.float32)
+    report = add_exits(zoo("light_squeezenet"), images, rng.integers(0, 5, 120), tmp_path / "b",
+                       {"images_file": "random"}, epochs=1)
+    assert len(report["exits"]) == 3 and report["main_branch_bit_exact"] is True  # 33 usable cuts: a deep model
+    bundle = load_bundle(tmp_path / "b")
+    assert [e.macs for e in bundle.manifest.exits[:-1]] == [e["macs"] for e in report["exits"]]
