@@ -1,5 +1,5 @@
 """docs/walkthrough.md, run as written: a user's model.onnx -> add-exits -> profile -> build-policy ->
-run on an emulated board over a real bandwidth recording -> peer + serve + submit -> traces.
+run on an emulated board over a real bandwidth recording -> peer + serve + submit -> traces -> plot.
 
 Each command is a real subprocess of the installed CLI, in a folder holding the files the page names;
 every command line the test runs must appear verbatim on the page, so the page cannot drift from
@@ -107,8 +107,8 @@ def test_the_walkthrough_runs_as_written(plain_user_model, tmp_path):
         ready = json.loads(peer.stdout.readline().decode())
         endpoint = ready["endpoint"]
         report = json.loads(sh.run("edgesplit run my.bundle --board rpi4 --policy policy.npz --peer {peer} "
-                                   "--link norway_car_3 --inputs test_x.npy --labels test_y.npy --traces run.db "
-                                   "--json", peer=endpoint))
+                                   "--link norway_car_3 --period-ms 50 --inputs test_x.npy --labels test_y.npy "
+                                   "--traces run.db --json", peer=endpoint))
         assert report["tasks"] == report["completed"] == 200
         assert report["accuracy"] > 0.8 and report["policy_id"]
 
@@ -135,5 +135,10 @@ def test_the_walkthrough_runs_as_written(plain_user_model, tmp_path):
         _stop(peer)
     summary = sh.run("edgesplit traces summary serve.db")
     assert "tasks" in summary
-    sh.run("edgesplit traces export run.db --format csv --out run_tasks.csv")
-    assert len((work / "run_tasks.csv").read_text().splitlines()) == 201
+    sh.run("edgesplit traces export run.db --format parquet --out run_tasks.parquet")
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(str(work / "run_tasks.parquet"))
+    assert table.num_rows == 200
+    sh.run("edgesplit plot run.db --out run.png")
+    assert (work / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
