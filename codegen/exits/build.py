@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EPOCHS = 30
 BIT_EXACT_SAMPLES = 8
+HEAD_TRAINING = ("Adam lr 1e-3, weight decay 1e-4, batch 64, cross entropy, on the train split's pooled features "
+                 "standardised (folded into the first Gemm); torch CPU, one thread, seed + exit index")
+THRESHOLD_RULE = ("of every per-exit combination on %s, the one with the least mean compute per task on the "
+                  "calibration split whose cascade accuracy there is within %.1f points of the final exit's; ties "
+                  "to the more accurate")
 
 
 def _bar(progress: bool, desc: str, unit: str):
@@ -46,26 +51,18 @@ def add_exits(model_path, images: np.ndarray, labels: np.ndarray, out_dir, data_
               count: Optional[int] = None, at: Optional[Sequence[int]] = None, epochs: int = DEFAULT_EPOCHS,
               seed: int = 0, tolerance: float = calibration.DEFAULT_TOLERANCE, no_exits: bool = False,
               overwrite: bool = False, progress: bool = False, name: Optional[str] = None) -> Dict[str, Any]:
+    """Write the bundle at ``out_dir`` and return the report (what the manifest and provenance record)."""
     model_path = Path(model_path)
     model = load_model(model_path)
     analysis = analyse_model(model)
-    if len(analysis.inputs) != 1:
-        raise ModelError("%s has %d inputs; add-exits handles single-input classifiers"
-                         % (model_path, len(analysis.inputs)))
-    output = analysis.output
-    # (N, classes), or (N, classes, 1, 1) as SqueezeNet's final pooling leaves it.
-    if (len(output.shape) < 2 or output.shape[1] is None or output.shape[1] < 2
-            or any(d != 1 for d in output.shape[2:])):
-        raise ModelError("%s: output %r has shape %s; add-exits needs a classifier's (N, classes) scores"
-                         % (model_path, output.name, list(output.shape)))
-    classes = int(output.shape[1])
+    classes = _classes(model_path, analysis)
     check_images(images, labels, analysis.inputs[0], classes, data_source.get("images_file", "images"),
                  data_source.get("labels_file", "labels"))
     cut_ids = place_exits(analysis, count, at)
     data = split_data(images, labels, seed, data_source)
     data.source["class_counts"] = class_counts(np.asarray(labels, dtype=np.int64), classes)
     reader = FeatureReader(model, analysis.inputs[0].name, [] if no_exits else
-                           [analysis.points[c].tensor for c in cut_ids], output.name,
+                           [analysis.points[c].tensor for c in cut_ids], analysis.output.name,
                            analysis.inputs[0].shape[0] is None)
     procedure = {"tool": "edgesplit add-exits", "tool_version": __version__, "exit_cuts": cut_ids,
                  "data": data.source, "seed": seed,
@@ -80,56 +77,70 @@ def add_exits(model_path, images: np.ndarray, labels: np.ndarray, out_dir, data_
                 "final_accuracy": final, "main_branch_bit_exact": _check_bit_exact(bundle, model, data)}
     specs = [analysis.points[c].tensors[0] for c in cut_ids]
     designs = [design_head(spec, classes, analysis.total_macs) for spec in specs]
-    pooled = _train_features(reader, data, designs, progress)
-    opset = default_opset(model)
     with tempfile.TemporaryDirectory(prefix="edgesplit-heads-") as tmp:
-        head_paths, head_models = [], []
-        for i, (spec, design, x) in enumerate(zip(specs, designs, pooled)):
-            params = train_head(x, data.train.labels, design, epochs, seed + i,
-                                _bar(progress, "training exit %d/%d" % (i + 1, len(specs)), "epoch"))
-            head = head_model(spec, design, params, "exit%d_logits" % i, opset, model.ir_version)
-            path = Path(tmp) / ("exit%d.onnx" % i)
-            import onnx
-
-            onnx.save(head, str(path))
-            head_paths.append(path)
-            head_models.append(head)
+        head_paths, head_models = _train_heads(model, reader, data, specs, designs, epochs, seed, Path(tmp), progress)
         outcomes = {part: _outcomes(reader, head_models, getattr(data, part), progress, part)
                     for part in ("calibration", "test")}
         costs = calibration.CascadeCosts.build([analysis.points[c].macs_before for c in cut_ids],
                                                [d.macs for d in designs], analysis.total_macs)
         thresholds = calibration.choose_thresholds(outcomes["calibration"], costs, tolerance)
         measured = {part: calibration.summary(o, thresholds, costs) for part, o in outcomes.items()}
-        test = outcomes["test"]
-        exits = []
-        for i, (cut_id, design) in enumerate(zip(cut_ids, designs)):
-            exits.append({"cut": cut_id, "tensor": specs[i].name, "head": design.describe(), "head_macs": design.macs,
-                          "macs": analysis.points[cut_id].macs_before + design.macs,
-                          "macs_if_taken": costs.exit_macs[i], "share_of_model_macs": round(
-                              analysis.points[cut_id].macs_before / float(analysis.total_macs), 4),
-                          "threshold": thresholds[i],
-                          "accuracy_test": float(test.correct[:, i].mean()),
-                          "accuracy_calibration": float(outcomes["calibration"].correct[:, i].mean()),
-                          "entropy_test": calibration.entropy_quantiles(test.entropies[:, i]),
-                          "entropy_calibration": calibration.entropy_quantiles(
-                              outcomes["calibration"].entropies[:, i])})
-        procedure.update({
-            "exits": exits, "epochs": epochs, "head_training": "Adam lr 1e-3, weight decay 1e-4, batch 64, cross "
-            "entropy, on the train split's pooled features standardised (folded into the first Gemm); torch CPU, "
-            "one thread, seed + exit index",
-            "threshold_rule": "of every per-exit combination on %s, the one with the least mean compute per task on "
-            "the calibration split whose cascade accuracy there is within %.1f points of the final exit's; ties "
-            "to the more accurate" % (list(calibration.THRESHOLD_GRID), 100 * tolerance),
-            "accuracy_tolerance": tolerance, "calibration": measured["calibration"], "test": measured["test"]})
+        exits = [_exit_record(i, analysis, cut_id, specs[i], designs[i], costs, thresholds[i], outcomes)
+                 for i, cut_id in enumerate(cut_ids)]
+        procedure.update({"exits": exits, "epochs": epochs, "head_training": HEAD_TRAINING,
+                          "threshold_rule": THRESHOLD_RULE % (list(calibration.THRESHOLD_GRID), 100 * tolerance),
+                          "accuracy_tolerance": tolerance, "calibration": measured["calibration"],
+                          "test": measured["test"]})
         heads = [ExitHead(path, accuracy=ex["accuracy_test"], threshold=ex["threshold"])
                  for path, ex in zip(head_paths, exits)]
-        bundle = split_model(model_path, out_dir, cuts=cut_ids, exit_heads=heads,
-                             final_accuracy=measured["test"]["final_accuracy"], name=name,
-                             provenance={"tool": "edgesplit add-exits", "exits": procedure}, overwrite=overwrite)
+        split_model(model_path, out_dir, cuts=cut_ids, exit_heads=heads,
+                    final_accuracy=measured["test"]["final_accuracy"], name=name,
+                    provenance={"tool": "edgesplit add-exits", "exits": procedure}, overwrite=overwrite)
     bundle = load_bundle(out_dir)
     return {"bundle": str(out_dir), "bundle_sha256": bundle.hash, "cuts": cut_ids, "exits": exits,
             "thresholds": thresholds, "calibration": measured["calibration"], "test": measured["test"],
             "main_branch_bit_exact": _check_bit_exact(bundle, model, data)}
+
+
+def _classes(model_path: Path, analysis) -> int:
+    if len(analysis.inputs) != 1:
+        raise ModelError("%s has %d inputs; add-exits handles single-input classifiers"
+                         % (model_path, len(analysis.inputs)))
+    output = analysis.output
+    # (N, classes), or (N, classes, 1, 1) as SqueezeNet's final pooling leaves it.
+    if (len(output.shape) < 2 or output.shape[1] is None or output.shape[1] < 2
+            or any(d != 1 for d in output.shape[2:])):
+        raise ModelError("%s: output %r has shape %s; add-exits needs a classifier's (N, classes) scores"
+                         % (model_path, output.name, list(output.shape)))
+    return int(output.shape[1])
+
+
+def _train_heads(model, reader: FeatureReader, data: LabelledData, specs, designs, epochs: int, seed: int,
+                 tmp: Path, progress: bool):
+    """Train and save one ONNX head per exit; returns (paths, models)."""
+    import onnx
+
+    pooled = _train_features(reader, data, designs, progress)
+    paths, models = [], []
+    for i, (spec, design, x) in enumerate(zip(specs, designs, pooled)):
+        params = train_head(x, data.train.labels, design, epochs, seed + i,
+                            _bar(progress, "training exit %d/%d" % (i + 1, len(specs)), "epoch"))
+        head = head_model(spec, design, params, "exit%d_logits" % i, default_opset(model), model.ir_version)
+        paths.append(tmp / ("exit%d.onnx" % i))
+        onnx.save(head, str(paths[-1]))
+        models.append(head)
+    return paths, models
+
+
+def _exit_record(i: int, analysis, cut_id: int, spec, design, costs, threshold: float, outcomes) -> Dict[str, Any]:
+    before = analysis.points[cut_id].macs_before
+    record = {"cut": cut_id, "tensor": spec.name, "head": design.describe(), "head_macs": design.macs,
+              "macs": before + design.macs, "macs_if_taken": costs.exit_macs[i],
+              "share_of_model_macs": round(before / float(analysis.total_macs), 4), "threshold": threshold}
+    for part in ("test", "calibration"):
+        record["accuracy_" + part] = float(outcomes[part].correct[:, i].mean())
+        record["entropy_" + part] = calibration.entropy_quantiles(outcomes[part].entropies[:, i])
+    return record
 
 
 def _train_features(reader: FeatureReader, data: LabelledData, designs, progress: bool) -> List[np.ndarray]:

@@ -7,7 +7,7 @@ reported accuracy and compute saving are measured on it; nothing is fitted to it
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -101,12 +101,6 @@ def load_arrays(images_path: str, labels_path: str) -> Tuple[np.ndarray, np.ndar
     source = {"images_file": Path(images_path).name, "images_sha256": file_sha256(images_path),
               "labels_file": Path(labels_path).name, "labels_sha256": file_sha256(labels_path)}
     return arrays[0], arrays[1], source
-
-
-def describe_source(source: Dict, description: Optional[str]) -> Dict:
-    if description:
-        source = dict(source, description=description)
-    return source
 
 
 def class_counts(labels: np.ndarray, classes: int) -> Sequence[int]:

@@ -5,7 +5,7 @@ it in batches (one at a time if the model's batch dimension is fixed). ``pool`` 
 into what a head's MLP reads, in numpy, exactly as the head's own AveragePool does in ONNX.
 """
 import logging
-from typing import Callable, Iterator, List, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -35,7 +35,8 @@ class FeatureReader:
         self.names = list(cut_tensors) + [output_name]
         self.batch = BATCH if dynamic_batch else 1
 
-    def batches(self, images: np.ndarray, progress: Callable = None) -> Iterator[Tuple[int, List[np.ndarray], np.ndarray]]:
+    def batches(self, images: np.ndarray, progress: Optional[Callable] = None
+                ) -> Iterator[Tuple[int, List[np.ndarray], np.ndarray]]:
         starts = range(0, len(images), self.batch)
         for start in (progress(starts) if progress else starts):
             outs = self.session.run(self.names, {self.input_name: images[start:start + self.batch]})
