@@ -29,6 +29,7 @@ from edgesplit.codegen.graph import ModelError, analyse_model, default_opset, lo
 from edgesplit.codegen.split import ExitHead, split_model
 from edgesplit.runtime import __version__
 from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.errors import BundleError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ def add_exits(model_path, images: np.ndarray, labels: np.ndarray, out_dir, data_
               seed: int = 0, tolerance: float = calibration.DEFAULT_TOLERANCE, no_exits: bool = False,
               overwrite: bool = False, progress: bool = False, name: Optional[str] = None) -> Dict[str, Any]:
     """Write the bundle at ``out_dir`` and return the report (what the manifest and provenance record)."""
+    if Path(out_dir).exists() and not overwrite:  # before the training, not after it
+        raise BundleError("%s already exists: choose another --out or remove it first (or --force)" % out_dir)
     model_path = Path(model_path)
     model = load_model(model_path)
     analysis = analyse_model(model)

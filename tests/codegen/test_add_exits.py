@@ -127,6 +127,10 @@ def test_bad_data_is_refused_with_what_to_do(plain_user_model, tmp_path, capsys)
 
     with pytest.raises(CutError, match="usable cuts are"):
         add_exits(model, images, np.load(root / "y.npy"), tmp_path / "b", {}, at=[999])
+    (tmp_path / "taken").mkdir()
+    assert cli_main(["add-exits", str(model), "--images", str(root / "x.npy"), "--labels", str(root / "y.npy"),
+                     "--out", str(tmp_path / "taken"), "--no-progress"]) != 0
+    assert "already exists" in capsys.readouterr().err
 
 
 def test_image_folder_is_preprocessed_as_the_flags_say(tmp_path):
