@@ -347,7 +347,8 @@ class Daemon:
         counters["latency_sum_s"] = serving.counters.latency_sum_s
         strategy = snapshot.get("strategy", {})
         return {
-            "state": "draining" if self.stopping.is_set() else "serving",
+            # "stopped" when the serving thread is gone although no stop was asked: never claim to serve then.
+            "state": "draining" if self.stopping.is_set() else ("serving" if serving.alive else "stopped"),
             "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - self._started_mono, 3),
             "startup_s": None if self.startup_s is None else round(self.startup_s, 3),

@@ -63,6 +63,7 @@ class ServingLoop:
         self._pending_strategy = None  # type: Optional[Strategy]
         self._pending_bounds = None  # type: Optional[Bounds]
         self._lock = threading.Lock()
+        self._probe_failing = False
         self._thread = threading.Thread(target=self._main, name="edgesplit-serving", daemon=True)
         # A daemon runs for months: keep only the latest result and decisions, not all of them.
         self.loop.results = collections.deque(maxlen=1)
@@ -73,6 +74,10 @@ class ServingLoop:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def join(self, timeout_s: float) -> bool:
         self._thread.join(timeout_s)
@@ -124,7 +129,15 @@ class ServingLoop:
     def _idle(self) -> None:
         client = self.loop.client
         if client is not None:
-            client.maybe_probe()  # keeps peer state and bandwidth fresh between tasks
+            try:
+                client.maybe_probe()  # keeps peer state and bandwidth fresh between tasks
+            except Exception:  # the peer's side of upkeep must never stop this thread: tasks run locally
+                if not self._probe_failing:
+                    log.exception("peer upkeep failed; tasks keep running (locally while the peer is down)")
+                self._probe_failing = True
+                client.peer_alive = False
+            else:
+                self._probe_failing = False
         self._refresh_snapshot()
 
     def _apply_pending(self) -> None:

@@ -102,6 +102,8 @@ def parse_header(frame: Any, max_bytes: int) -> Dict[str, Any]:
     raw = frame if isinstance(frame, bytes) else bytes(frame_buffer(frame))
     try:
         header = json.loads(raw.decode("utf-8"))
+    except RecursionError:  # deep nesting: json's C scanner recurses once per level
+        raise FrameRefused("bad_header", "header JSON is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise FrameRefused("bad_header", "header is not UTF-8 JSON: %s" % exc) from None
     if not isinstance(header, dict):

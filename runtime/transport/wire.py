@@ -143,7 +143,11 @@ def _field(header: Dict[str, Any], key: str, kinds, what: str, optional: bool = 
 
 
 def _finite(value: float, key: str, low: float = -math.inf, high: float = math.inf) -> float:
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer literal past float range
+        raise FrameRefused("bad_header", "header field %r must be a finite number in [%s, %s], got an integer "
+                           "of %d digits" % (key, low, high, len(str(abs(value))))) from None
     if not (math.isfinite(value) and low <= value <= high):
         raise FrameRefused("bad_header", "header field %r must be a finite number in [%s, %s], got %r"
                            % (key, low, high, value))
@@ -175,6 +179,11 @@ def _first_header(frames: Sequence[Any], limits: Limits) -> Dict[str, Any]:
     if not frames:
         raise FrameRefused("frame_count", "empty message")
     return parse_header(frames[0], limits.max_header_bytes)
+
+
+def _unexpected(exc: Exception, header: Any) -> WireError:
+    return WireError("bad_header", "message could not be decoded (%s)" % type(exc).__name__,
+                     _request_id(header) if isinstance(header, dict) else None)
 
 
 def decode_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS):
@@ -210,6 +219,8 @@ def decode_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS):
         arrays = tensor_arrays(specs, frames[1:])
     except FrameRefused as refused:
         return WireError(refused.reason, refused.detail, _request_id(header))
+    except Exception as exc:  # untrusted bytes: whatever a check missed is still a refusal, never a crash
+        return _unexpected(exc, header)
     return Request(request_id, kind, bundle, cut, deadline_s, thresholds, use_exits, arrays,
                    sum(s.nbytes for s in specs))
 
@@ -234,6 +245,8 @@ def decode_reply(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS):
         arrays = tensor_arrays(specs, frames[1:])
     except FrameRefused as refused:
         return WireError(refused.reason, refused.detail, _request_id(header))
+    except Exception as exc:  # untrusted bytes: whatever a check missed is still a refusal, never a crash
+        return _unexpected(exc, header)
     return Reply(request_id, status, message, exit_id, compute_s, service_s,
                  arrays, sum(s.nbytes for s in specs))
 
