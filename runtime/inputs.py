@@ -28,6 +28,8 @@ def load_inputs(path: str) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise InputError("%s: no such file" % path) from None
+    except EOFError:  # numpy's answer to an empty file
+        raise InputError("%s: the file is empty, not a .npy array; save inputs with numpy.save" % path) from None
     except (OSError, ValueError) as exc:
         raise InputError("%s: not a readable .npy array (%s); save inputs with numpy.save" % (path, exc)) from None
     if not isinstance(array, np.ndarray):

@@ -10,6 +10,7 @@ from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.errors import EdgesplitError
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.inputs import load_inputs, parse_thresholds
+from edgesplit.runtime.segments.base import check_finite
 
 
 def register(commands) -> None:
@@ -41,6 +42,7 @@ def run_infer(args) -> int:
     executor = Executor(bundle, threads=args.threads)
     thresholds = executor.thresholds_or_default(parse_thresholds(args.thresholds))
     executor.check_inputs({bundle.manifest.inputs[0].name: inputs[:1]})
+    check_finite(bundle.manifest.inputs[0].name, inputs, args.input)
     tasks, outputs = [], []
     for row in range(inputs.shape[0]):
         started = time.perf_counter()

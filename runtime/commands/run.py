@@ -15,6 +15,7 @@ from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.inputs import load_inputs, parse_thresholds
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
+from edgesplit.runtime.segments.base import check_finite
 from edgesplit.runtime.transport.endpoint import zmq_endpoint
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def run_command(args) -> int:
     inputs = load_inputs(args.inputs)
     if args.limit:
         inputs = inputs[:args.limit]
+    check_finite(bundle.manifest.inputs[0].name, inputs, args.inputs)
     labels = _labels(args.labels, load_inputs(args.inputs).shape[0])
     if labels is not None and args.limit:
         labels = labels[:args.limit]

@@ -35,19 +35,24 @@ def normalised_entropy(scores: np.ndarray) -> np.ndarray:
         return np.zeros(scores.shape[0])
     if scores.shape[0] == 1 and classes <= _SMALL_ROW:
         return np.array([_row_entropy(scores.ravel().tolist()) / math.log(classes)])
-    if _looks_like_probabilities(scores):
+    if _looks_like_probabilities(scores):  # NaN fails this test, so such rows go the logits way below
         probs = scores.astype(np.float64)
         logs = np.log(np.where(probs > 0.0, probs, 1.0))
         return -(probs * logs).sum(axis=-1) / np.log(classes)
     # From logits z (shifted so the max is 0): H = log(sum e^z) - sum(p * z), no log of each p.
-    shifted = scores.astype(np.float64) - scores.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    total = exp.sum(axis=-1)
-    entropy = np.log(total) - (exp * shifted).sum(axis=-1) / total
-    return np.maximum(entropy, 0.0) / np.log(classes)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows are replaced just below
+        shifted = scores.astype(np.float64) - scores.max(axis=-1, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=-1)
+        entropy = np.log(total) - (exp * shifted).sum(axis=-1) / total
+    # A row with NaN or inf scores carries no confidence: entropy 1 (uniform), never an early exit.
+    entropy = np.where(np.isfinite(scores).all(axis=-1), np.maximum(entropy, 0.0), np.log(classes))
+    return entropy / np.log(classes)
 
 
 def _row_entropy(row) -> float:
+    if not all(math.isfinite(v) for v in row):
+        return math.log(len(row))  # non-finite scores carry no confidence: the maximum (uniform) entropy
     if min(row) >= 0.0 and abs(sum(row) - 1.0) <= 1e-4:
         return -sum(p * math.log(p) for p in row if p > 0.0)
     top = max(row)
