@@ -81,11 +81,25 @@ def number_field(header: Mapping[str, Any], key: str, low: float, high: float,
     if value is None:
         return None
     kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not (
-            math.isfinite(value) and low <= value <= high):
-        raise BadMessage("%r must be %s in [%s, %s], got %r" % (key, "an integer" if integer else "a number",
-                                                               low, high, value))
+    # Compared before any float(): an integer literal past float range would raise OverflowError.
+    if isinstance(value, bool) or not isinstance(value, kinds) or (
+            isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+        raise BadMessage("%r must be %s in [%s, %s], got %s" % (key, "an integer" if integer else "a number",
+                                                               low, high, _short(value)))
     return value
+
+
+def _short(value: Any) -> str:
+    """A refused value for a message: bounded, one line (the text may end up in a log)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def feedback_fields(header: Mapping[str, Any]) -> Tuple[int, Optional[int], Optional[float]]:
@@ -96,8 +110,8 @@ def feedback_fields(header: Mapping[str, Any]) -> Tuple[int, Optional[int], Opti
     label = number_field(header, "label", -2 ** 31, 2 ** 31, integer=True)
     rating = header.get("rating")
     if rating is not None and (isinstance(rating, bool) or not isinstance(rating, (int, float))
-                               or not math.isfinite(rating)):
-        raise BadMessage("'rating' must be a finite number, got %r" % (rating,))
+                               or not math.isfinite(_as_float(rating))):
+        raise BadMessage("'rating' must be a finite number, got %s" % _short(rating))
     if label is None and rating is None:
         raise BadMessage("feedback for task %d needs 'label' (an integer), 'rating' (a finite number) or both"
                          % task_id)

@@ -110,6 +110,7 @@ class ApiServer:
         self._ready = threading.Event()
         self._error = None  # type: Optional[BaseException]
         self._lock_fd = None  # type: Optional[int]
+        self._failures_logged = set()  # type: set
         self._thread = threading.Thread(target=self._main, name="edgesplit-api", daemon=True)
 
     # ------------------------------------------------------------ lifecycle
@@ -258,10 +259,20 @@ class ApiServer:
                 self.handlers.refused("bad_request")
                 reply = protocol.encode_reply(request_id, "bad_request", str(exc))
             except Exception as exc:  # this thread must outlive any one request; the answer says what failed
-                log.exception("API request %s failed", request_id)
+                self._log_failure(request_id, exc)
                 reply = protocol.encode_reply(request_id, "error", "the daemon failed answering: %s" % exc)
             if reply is not None:
                 self._send(router, identity, reply)
+
+    def _log_failure(self, request_id: Optional[int], exc: Exception) -> None:
+        """A traceback for the first failure of each kind, one line after: a client cannot flood the journal."""
+        kind = type(exc).__name__
+        if kind in self._failures_logged:
+            log.debug("API request %s failed: %s: %s", request_id, kind, exc)
+            return
+        if len(self._failures_logged) < 64:
+            self._failures_logged.add(kind)
+        log.exception("API request %s failed (further %s failures are logged at debug level)", request_id, kind)
 
     def _handle(self, identity: bytes, header: Dict[str, Any], frames: List[Any], arrival: float) -> Optional[bytes]:
         op, request_id = header.get("op"), header["id"]
