@@ -167,10 +167,18 @@ def _convert(ctx: _Context, table: Sequence[str], key: str, value: Any, hint: An
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ctx.fail(table, key, "expected an integer, got %s" % _describe(value))
+        if not -2 ** 63 <= value < 2 ** 63:  # TOML integers are 64-bit
+            raise ctx.fail(table, key, "integer out of the 64-bit range TOML allows")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ctx.fail(table, key, "expected a number, got %s" % _describe(value))
+        # nan compares false with every bound, so it would pass each range check below and poison the
+        # reward; inf would pass "positive". Neither is a setting: refuse both here, once for every key.
+        if isinstance(value, int) and not -2 ** 63 <= value < 2 ** 63:
+            raise ctx.fail(table, key, "integer out of the 64-bit range TOML allows")
+        if not math.isfinite(value):
+            raise ctx.fail(table, key, "expected a finite number, got %r (nan and inf are not settings)" % value)
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -211,8 +219,8 @@ def parse_board_config(text: str, path: str) -> BoardConfig:
     ctx = _Context(path, text)
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise BoardConfigError("%s: not valid TOML: %s" % (path, exc))
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:  # deep nesting raises RecursionError
+        raise BoardConfigError("%s: not valid TOML: %s" % (path, exc or type(exc).__name__)) from None
     config = _build(ctx, (), data, BoardConfig)
     config = dataclasses.replace(config, path=path)
     _check(ctx, config)

@@ -151,8 +151,8 @@ def parse_daemon_config(text: str, path: str) -> DaemonConfig:
     ctx = _DaemonContext(path, text)
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise DaemonConfigError("%s: not valid TOML: %s" % (path, exc)) from None
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:  # deep nesting raises RecursionError
+        raise DaemonConfigError("%s: not valid TOML: %s" % (path, exc or type(exc).__name__)) from None
     config = _build(ctx, (), data, DaemonConfig)
     _check(ctx, config)
     base = os.path.dirname(os.path.abspath(path))
