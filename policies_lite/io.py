@@ -108,6 +108,9 @@ def read_policy_file(path: PathLike) -> Tuple[PolicySpec, Dict[str, np.ndarray]]
     except PolicyError as exc:
         message = str(exc)
         raise PolicyError(message if message.startswith(str(path)) else "%s: %s" % (path, message)) from None
+    except Exception as exc:  # a file is untrusted bytes: what a check missed is still a refusal
+        raise PolicyError("%s: metadata cannot be checked (%s: %s): re-export the policy"
+                          % (path, type(exc).__name__, str(exc)[:200])) from None
     if content_id(meta, arrays) != spec.policy_id:
         raise PolicyError("%s: provenance.policy_id does not match the file's content (weights or metadata "
                           "were changed after saving): re-save it with policies_lite.save_policy" % path)

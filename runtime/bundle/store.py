@@ -60,13 +60,16 @@ def load_bundle(root: Union[str, Path], verify_files: bool = True) -> Bundle:
         raise BundleError("%s: cannot read: %s" % (manifest_path, exc)) from None
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # deep nesting raises RecursionError
         raise BundleError("%s: not valid JSON (%s): restore the file or re-export the bundle"
                           % (manifest_path, exc)) from None
     try:
         manifest = parse_manifest(data)
     except BundleError as exc:
         raise BundleError("%s: %s" % (root, exc)) from None
+    except Exception as exc:  # a manifest is untrusted bytes: what a check missed is still a refusal
+        raise BundleError("%s: %s cannot be checked (%s: %s): re-export the bundle"
+                          % (root, MANIFEST_NAME, type(exc).__name__, str(exc)[:200])) from None
     if bundle_hash(data) != manifest.bundle_sha256:
         raise BundleError("%s: bundle_sha256 does not match the manifest's contents: the manifest was "
                           "edited after export; re-export the bundle (or restore the original manifest)"
