@@ -44,6 +44,14 @@ def render(status: Dict[str, Any]) -> str:
     _line(lines, "peer_alive", "gauge", "1 when the peer answers.", 1.0 if peer["alive"] else 0.0)
     _line(lines, "link_bandwidth_bps", "gauge", "Estimated bandwidth to the peer, bits/s.", peer["bandwidth_bps"])
     _line(lines, "link_rtt_seconds", "gauge", "Estimated round trip to the peer.", peer["rtt_s"])
+    traces = status.get("traces", {})
+    if "writable" in traces:
+        _line(lines, "traces_writable", "gauge", "1 while the trace database takes writes (0: disk full or failing).",
+              1.0 if traces["writable"] else 0.0)
+        _line(lines, "traces_backlog_rows", "gauge", "Trace rows waiting in memory for the disk.",
+              traces["backlog_rows"])
+        _line(lines, "traces_unwritten_rows_total", "counter", "Trace rows lost because the disk refused them.",
+              traces["unwritten_rows"])
     policy = status["policy"]
     _line(lines, "policy_info", "gauge", "The policy serving now (value always 1).", 1.0,
           '{policy_id="%s",name="%s"}' % (_escape(str(policy.get("policy_id"))), _escape(str(policy.get("name")))))

@@ -14,7 +14,16 @@ Size cap. With ``max_rows`` each data table keeps at most that many rows; with `
 database's used pages stay under that size (the WAL adds up to ~4 MiB, truncated after
 checkpoints). The oldest rows go first, deleted in the same transaction as the batch that crossed
 the cap, and counted in the ``dropped`` table so exports can say what is missing.
+
+A full or failing disk degrades, never breaks. When a write or commit fails for lack of space (or
+any other SQLite I/O error), the open transaction is rolled back and its rows, with every row
+logged after it, wait in a bounded in-memory backlog (``MAX_BACKLOG_ROWS``); rows beyond it are
+counted in ``unwritten_rows`` and lost. Callers never see the error: the task that produced the
+row is still answered. Every ``RETRY_S`` a write (or the flusher) tries the backlog again; when it
+fits, writing resumes. One WARNING is logged when writing stops and one when it resumes, never one
+per row. ``writable``, ``backlog_rows`` and ``unwritten_rows`` say where the store stands.
 """
+import collections
 import logging
 import operator
 import sqlite3
@@ -32,6 +41,10 @@ from edgesplit.runtime.traces.schema import DATA_TABLES, create_or_migrate
 log = logging.getLogger(__name__)
 
 WAL_LIMIT_BYTES = 4 * 1024 * 1024
+MAX_BACKLOG_ROWS = 4096  # rows kept in memory while the disk refuses writes (~1 KiB each)
+RETRY_S = 1.0  # how often a refused disk is tried again
+# What a full, read-only or failing disk raises; IntegrityError (a subclass) is caught before these.
+_DISK_ERRORS = (sqlite3.OperationalError, sqlite3.DatabaseError)
 _DROP_FRACTION = 10  # when over max_bytes, drop 1/10 of the bigger table's rows per pass
 
 _INSERT_TASK = ("INSERT INTO tasks (run_id, task_id, arrival_s, deadline_s, exit, cut, segment_times, bytes_sent, "
@@ -72,6 +85,12 @@ class TraceStore:
         self._last_task_id = None  # type: Optional[int]
         self.last_committed_task_id = None  # type: Optional[int]
         self.committed_rows = 0
+        self.writable = True
+        self.unwritten_rows = 0
+        self.last_error = ""
+        self._batch = []  # type: List[tuple]
+        self._backlog = collections.deque()  # type: collections.deque
+        self._retry_at = 0.0
         self.run_id = None  # type: Optional[str]
         self._conn = self._open(durable)
         self._closed = False
@@ -117,7 +136,17 @@ class TraceStore:
             self._stop.set()
             try:
                 self._commit()
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if not self.writable:
+                    self._retry(force=True)
+                if self._backlog:
+                    self.unwritten_rows += len(self._backlog)
+                    log.warning("%s: %d trace rows could not be written before closing (%s); %d rows in all were "
+                                "not written", self.path, len(self._backlog), self.last_error, self.unwritten_rows)
+                    self._backlog.clear()
+                try:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except _DISK_ERRORS as exc:  # the committed rows are safe in the WAL; the next open checkpoints
+                    log.warning("%s: checkpoint at close failed: %s", self.path, exc)
             finally:
                 self._conn.close()
         if self._flusher is not None and self._flusher is not threading.current_thread():
@@ -197,9 +226,17 @@ class TraceStore:
         run_id = self._run_of(run_id, what)
         with self._lock:
             self._check_open()
-            self._begin()
-            cursor = self._conn.execute("UPDATE tasks SET %s WHERE run_id = ? AND task_id = ?" % ", ".join(assignments),
-                                        values + [run_id, int(task_id)])
+            if not self.writable:
+                raise TraceError("%s: the trace database cannot be written now (%s): %s not stored, send it again "
+                                 "later" % (self.path, self.last_error, what))
+            try:
+                self._begin()
+                cursor = self._conn.execute("UPDATE tasks SET %s WHERE run_id = ? AND task_id = ?"
+                                            % ", ".join(assignments), values + [run_id, int(task_id)])
+            except _DISK_ERRORS as exc:
+                self._failed(exc, [])
+                raise TraceError("%s: the trace database cannot be written now (%s): %s not stored"
+                                 % (self.path, exc, what)) from None
             self._after_write()
             return cursor.rowcount > 0
 
@@ -208,10 +245,17 @@ class TraceStore:
         return self.set_feedback(task_id, label=label, run_id=run_id)
 
     def flush(self) -> None:
-        """Commit now."""
+        """Commit now (and try the backlog again, when the disk refused writes)."""
         with self._lock:
             self._check_open()
             self._commit()
+            if not self.writable:
+                self._retry(force=True)
+
+    @property
+    def backlog_rows(self) -> int:
+        """Rows waiting in memory for the disk to take them again."""
+        return len(self._backlog)
 
     # ------------------------------------------------------------ internals
 
@@ -232,11 +276,19 @@ class TraceStore:
 
     def _write(self, sql: str, row: tuple, what: str) -> None:
         self._check_open()
-        self._begin()
+        if not self.writable:
+            self._keep([(sql, row)])
+            self._retry()
+            return
         try:
+            self._begin()
             self._conn.execute(sql, row)
         except sqlite3.IntegrityError as exc:
             raise TraceError("%s: already logged (%s)" % (what, exc)) from None
+        except _DISK_ERRORS as exc:
+            self._failed(exc, [(sql, row)])
+            return
+        self._batch.append((sql, row))
         self._pending += 1
 
     def _after_write(self) -> None:
@@ -247,10 +299,15 @@ class TraceStore:
     def _commit(self) -> None:
         if not self._conn.in_transaction:
             return
-        self._enforce_cap()
-        self._conn.execute("COMMIT")
+        try:
+            self._enforce_cap()
+            self._conn.execute("COMMIT")
+        except _DISK_ERRORS as exc:
+            self._failed(exc, [])
+            return
         self.committed_rows += self._pending
         self._pending = 0
+        self._batch = []
         if self._last_task_id is not None:
             self.last_committed_task_id = self._last_task_id
         if self._on_commit is not None:
@@ -262,11 +319,66 @@ class TraceStore:
             with self._lock:
                 if self._closed:
                     return
-                if self._conn.in_transaction and self._clock() - self._pending_since >= interval:
-                    try:
-                        self._commit()
-                    except sqlite3.Error as exc:
-                        log.warning("%s: background commit failed: %s", self.path, exc)
+                if not self.writable:
+                    self._retry()
+                elif self._conn.in_transaction and self._clock() - self._pending_since >= interval:
+                    self._commit()
+
+    # ------------------------------------------------------------ a full or failing disk
+
+    def _failed(self, exc: Exception, rows: List[tuple]) -> None:
+        """A write or commit failed: roll back, keep the transaction's rows in memory, stop writing."""
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite rolls back by itself on some errors
+        self._keep(self._batch + rows)
+        self._batch = []
+        self._pending = 0
+        if self.writable:
+            log.warning("%s: cannot write traces (%s): tasks are still answered; up to %d rows wait in memory, "
+                        "later ones are counted as unwritten; writing resumes when the disk takes them",
+                        self.path, exc, MAX_BACKLOG_ROWS)
+        self.writable = False
+        self.last_error = str(exc)
+        self._retry_at = self._clock() + RETRY_S
+
+    def _keep(self, rows: List[tuple]) -> None:
+        self._backlog.extend(rows)
+        while len(self._backlog) > MAX_BACKLOG_ROWS:
+            self._backlog.popleft()
+            self.unwritten_rows += 1
+
+    def _retry(self, force: bool = False) -> None:
+        """Write the backlog in one transaction when the disk takes it; otherwise wait RETRY_S more."""
+        if not force and self._clock() < self._retry_at:
+            return
+        self._retry_at = self._clock() + RETRY_S
+        rows = list(self._backlog)
+        skipped = 0
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for sql, row in rows:
+                try:
+                    self._conn.execute(sql, row)
+                except sqlite3.IntegrityError:
+                    skipped += 1  # already in the database: nothing to write
+            self._enforce_cap()
+            self._conn.execute("COMMIT")
+        except _DISK_ERRORS as exc:
+            try:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            self.last_error = str(exc)
+            return
+        self._backlog.clear()
+        self.committed_rows += len(rows) - skipped
+        self.writable = True
+        log.warning("%s: trace writes resumed: %d rows kept in memory are written; %d rows were lost while the "
+                    "disk refused writes", self.path, len(rows) - skipped, self.unwritten_rows)
 
     # ------------------------------------------------------------ size cap
 
