@@ -113,6 +113,9 @@ def run_peer(args) -> int:
         raise InputError("--max-bytes must be a positive number of bytes, got %d" % args.max_bytes)
     args.bind = zmq_endpoint(args.bind, "--bind", bind=True)
     curve = _curve_keys(args)
+    if curve is not None and not curve.allowed:
+        log.warning("--allowed-keys %s holds no device keys (NAME.key files): every device is refused until "
+                    "keys are copied there and the peer restarted", args.allowed_keys)
     bundle = resolve_bundle(args.bundle)
     executor = Executor(bundle, threads=args.threads)
     limits = wire.Limits(max_total_bytes=args.max_bytes)

@@ -23,6 +23,12 @@ from edgesplit.runtime.transport import wire
 
 log = logging.getLogger(__name__)
 
+_HANDSHAKE_EVENTS = {zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "no detail",
+                     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol error: a plain connection or another mechanism",
+                     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "key not allowed"}
+_HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                       | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+
 Clock = Callable[[], float]
 
 
@@ -37,12 +43,14 @@ class PeerStats:
     expired: int = 0
     overloaded: int = 0
     errors: int = 0
+    handshake_failures: int = 0
     by_reason: Dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:
         return {"served": self.served, "probes": self.probes, "bad_requests": self.bad_requests,
                 "bundle_mismatches": self.bundle_mismatches, "expired": self.expired,
-                "overloaded": self.overloaded, "errors": self.errors, "bad_request_reasons": dict(self.by_reason)}
+                "overloaded": self.overloaded, "errors": self.errors, "handshake_failures": self.handshake_failures,
+                "bad_request_reasons": dict(self.by_reason)}
 
 
 @dataclass
@@ -75,6 +83,9 @@ class PeerServer:
         self._queue = collections.deque()  # type: Deque[_Queued]
         self._queued_bytes = 0
         self._warned = set()  # (identity, reason) pairs already logged at WARNING
+        self._monitor = None  # type: Optional[zmq.Socket]
+        self._handshakes_unlogged = 0
+        self._handshake_logged_at = None  # type: Optional[float]
 
     def bind(self, address: str) -> str:
         """Bind the ROUTER; returns the actual endpoint (``tcp://127.0.0.1:*`` picks a free port)."""
@@ -89,6 +100,9 @@ class PeerServer:
 
             self._allow_list = CurveAllowList(self._context, self.curve.allowed, self.curve.allowed).start()
             self.curve.apply(sock)
+            # A plain or wrongly keyed client fails in libzmq's handshake, before any message: only the
+            # socket monitor sees it, and without it an operator would have no line to go on.
+            self._monitor = sock.get_monitor_socket(_HANDSHAKE_FAILURES)
         try:
             sock.bind(address)
         except zmq.ZMQError as exc:
@@ -104,6 +118,10 @@ class PeerServer:
         return len(self._queue), self._queued_bytes
 
     def close(self) -> None:
+        if self._monitor is not None:
+            self._socket.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
@@ -118,6 +136,8 @@ class PeerServer:
         return self.stats
 
     def serve_once(self, timeout_ms: int) -> None:
+        if self._monitor is not None:
+            self._watch_handshakes()
         if not self._queue and not self._socket.poll(timeout_ms, zmq.POLLIN):
             return
         self._drain()
@@ -148,8 +168,9 @@ class PeerServer:
             return
         if request.bundle != self.bundle_hash:
             self.stats.bundle_mismatches += 1
-            self._warn_once(identity, "bundle", "device %s uses bundle %s, this peer serves %s: refused",
-                            identity.hex(), request.bundle[:16], self.bundle_hash[:16])
+            # %r: the device's string is untrusted and must not start a forged log line.
+            self._warn_once(identity, "bundle", "device %s uses bundle %r, this peer serves %s: refused",
+                            identity.hex(), request.bundle[:64], self.bundle_hash[:16])
             self._reply(identity, request.request_id, "bundle_mismatch",
                         "this peer serves bundle %s, the device sent %s: install the same bundle on both"
                         % (self.bundle_hash, request.bundle))
@@ -214,6 +235,30 @@ class PeerServer:
             self._socket.send_multipart([identity] + frames, flags=zmq.NOBLOCK, copy=False)
         except zmq.ZMQError as exc:
             log.debug("reply %s to %s dropped: %s", request_id, identity.hex(), exc)
+
+    def _watch_handshakes(self) -> None:
+        """Log failed CurveZMQ handshakes: the first at once, then a count at most every minute."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self.stats.handshake_failures += 1
+            self._handshakes_unlogged += 1
+            if self._handshake_logged_at is None:
+                self._handshake_logged_at = self.clock()
+                self._handshakes_unlogged = 0
+                log.warning("a connection to %s failed the CurveZMQ handshake (%s): a device without the "
+                            "secure link, or with another peer key? (further failures are counted, logged at "
+                            "most once a minute)", event.get("endpoint", b"").decode("ascii", "replace"),
+                            _HANDSHAKE_EVENTS.get(event["event"], "event %d" % event["event"]))
+        if self._handshakes_unlogged and self.clock() - self._handshake_logged_at >= 60.0:
+            log.warning("%d more connections failed the CurveZMQ handshake in the last %.0f s",
+                        self._handshakes_unlogged, self.clock() - self._handshake_logged_at)
+            self._handshakes_unlogged = 0
+            self._handshake_logged_at = self.clock()
 
     def _warn_once(self, identity: bytes, reason: str, message: str, *args) -> None:
         key = (identity, reason)

@@ -36,6 +36,9 @@ def check_tensor(spec: TensorSpec, array: np.ndarray, where: str) -> None:
             want is not None and got != want for got, want in zip(array.shape, spec.shape)):
         raise InputError("%s: tensor %r has shape %s, expected %s (None = any size)"
                          % (where, spec.name, tuple(array.shape), tuple(spec.shape)))
+    if array.size == 0:  # a model answers an empty batch with an error deep inside the backend
+        raise InputError("%s: tensor %r is empty (shape %s): send at least one row"
+                         % (where, spec.name, tuple(array.shape)))
     check_finite(spec.name, array, where)
 
 

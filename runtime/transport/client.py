@@ -232,12 +232,13 @@ class PeerClient:
         elif reply.status in _PEER_REFUSALS:
             status = REFUSED
             if reply.status in _PEER_UNUSABLE:
-                log.warning("peer %s refused request %d: %s: %s", self.address, request_id, reply.status,
+                log.warning("peer %s refused request %d: %s: %r", self.address, request_id, reply.status,
                             reply.message)
                 self._mark_down(now)
         else:
             status = ERROR
-            log.warning("peer %s answered request %d with %s: %s", self.address, request_id, reply.status,
+            # %r: the peer's text is untrusted and must not start a forged log line.
+            log.warning("peer %s answered request %d with %s: %r", self.address, request_id, reply.status,
                         reply.message)
         return OffloadOutcome(status, request_id, reply.status, reply.message, reply.exit_id, reply.tensors,
                               reply.compute_s, reply.service_s, round_trip, transfer, sent, received)
