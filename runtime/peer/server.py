@@ -1,28 +1,32 @@
-"""The peer's serve loop: one ROUTER socket, many devices, requests answered in arrival order.
+"""The peer's serve loop: one ROUTER socket, many devices, each device's requests in arrival order.
 
-Each pass drains every message already waiting (stamping its arrival time), decodes and checks it
-at once (a bad message is answered ``bad_request`` right away and never queued), then runs one
-queued request. A request is refused with ``bundle_mismatch`` when the device's bundle hash
-differs, ``expired`` when its deadline passed before its turn, ``overloaded`` when the queue is
-full; probes are answered as soon as they are drained. No exception from one request leaves the
-loop: every failure becomes a reply, so one device's bad input never harms the others.
+Each pass drains the messages already waiting (stamping their arrival time; at most ``_DRAIN_BURST``,
+so a flood cannot keep the loop from running requests), decodes and checks each at once (a bad
+message is answered ``bad_request`` right away and never queued), then runs one queued request,
+taking the devices in turn (``FairQueue``: a share per device). A request is refused with
+``bundle_mismatch`` when the device's bundle hash differs, ``expired`` when its deadline passed
+before its turn, ``overloaded`` when its device already holds its share of a full queue; probes are
+answered as soon as they are drained. No exception from one request leaves the loop: every failure
+becomes a reply, so one device's bad input never harms the others.
 
 libzmq itself refuses frames over ``MAXMSGSIZE`` (the connection is dropped before allocation).
 """
-import collections
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import zmq
 
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.peer.fair_queue import FairQueue
 from edgesplit.runtime.transport import wire
 
 log = logging.getLogger(__name__)
 
+HANDSHAKE_TIMEOUT_MS = 5000
+_DRAIN_BURST = 1024  # messages taken per pass: bounded, so requests run even while a flood arrives
 _HANDSHAKE_EVENTS = {zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "no detail",
                      zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol error: a plain connection or another mechanism",
                      zmq.EVENT_HANDSHAKE_FAILED_AUTH: "key not allowed"}
@@ -53,6 +57,18 @@ class PeerStats:
                 "bad_request_reasons": dict(self.by_reason)}
 
 
+def _device_key(frame: Any, identity: bytes) -> bytes:
+    """Who gets a fair share: the CurveZMQ user the ZAP handler named (one per device key, however many
+    connections it opens), else the connection's ROUTER identity."""
+    try:
+        user = frame.get("User-Id")
+    except (zmq.ZMQError, AttributeError, KeyError):
+        user = ""
+    if user and user != "anonymous":
+        return b"key:" + (user.encode("utf-8", "replace") if isinstance(user, str) else bytes(user))
+    return identity
+
+
 @dataclass
 class _Queued:
     identity: bytes
@@ -80,8 +96,8 @@ class PeerServer:
         self.stats = PeerStats()
         self._context = context or zmq.Context.instance()
         self._socket = None  # type: Optional[zmq.Socket]
-        self._queue = collections.deque()  # type: Deque[_Queued]
-        self._queued_bytes = 0
+        # Per device, served round-robin: one device's flood cannot keep the others out.
+        self._queue = FairQueue(max_queue, max_queued_bytes)
         self._warned = set()  # (identity, reason) pairs already logged at WARNING
         self._monitor = None  # type: Optional[zmq.Socket]
         self._handshakes_unlogged = 0
@@ -95,6 +111,12 @@ class PeerServer:
         sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_total_bytes + self.limits.max_header_bytes)
         sock.setsockopt(zmq.RCVHWM, 1000)
         sock.setsockopt(zmq.SNDHWM, 1000)
+        # File descriptors are a budget (LimitNOFILE in the unit): a TCP connection that never speaks
+        # ZMTP is closed after HANDSHAKE_IVL (libzmq's default is 30 s), a device that vanished
+        # without a FIN after the heartbeat timeout. Idle devices that answer heartbeats stay.
+        sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_TIMEOUT_MS)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 10000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 30000)
         if self.curve is not None:
             from edgesplit.runtime.security.zap import CurveAllowList
 
@@ -115,7 +137,7 @@ class PeerServer:
 
     def queue_depth(self) -> Tuple[int, int]:
         """(requests, bytes) waiting for their turn."""
-        return len(self._queue), self._queued_bytes
+        return len(self._queue), self._queue.nbytes
 
     def close(self) -> None:
         if self._monitor is not None:
@@ -141,15 +163,14 @@ class PeerServer:
         if not self._queue and not self._socket.poll(timeout_ms, zmq.POLLIN):
             return
         self._drain()
-        if self._queue:
-            item = self._queue.popleft()
-            self._queued_bytes -= item.request.nbytes
+        item = self._queue.pop()
+        if item is not None:
             self._run(item)
 
     # ------------------------------------------------------------ intake
 
     def _drain(self) -> None:
-        while True:
+        for _ in range(_DRAIN_BURST):
             try:
                 frames = self._socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -158,6 +179,7 @@ class PeerServer:
 
     def _intake(self, frames: List[Any], arrived: float) -> None:
         identity = frames[0].bytes
+        device = _device_key(frames[0], identity)
         request = wire.decode_request(frames[1:], self.limits)
         if isinstance(request, wire.WireError):
             self.stats.bad_requests += 1
@@ -182,13 +204,12 @@ class PeerServer:
             self.stats.probes += 1
             self._reply(identity, request.request_id, "ok", service_s=self.clock() - arrived)
             return
-        if len(self._queue) >= self.max_queue or self._queued_bytes + request.nbytes > self.max_queued_bytes:
+        admitted, pushed_out = self._queue.offer(device, _Queued(identity, request, arrived), request.nbytes)
+        for item in ([] if admitted else [_Queued(identity, request, arrived)]) + pushed_out:
             self.stats.overloaded += 1
-            self._reply(identity, request.request_id, "overloaded",
-                        "%d requests (%d bytes) already queued" % (len(self._queue), self._queued_bytes))
-            return
-        self._queue.append(_Queued(identity, request, arrived))
-        self._queued_bytes += request.nbytes
+            self._reply(item.identity, item.request.request_id, "overloaded",
+                        "%d requests (%d bytes) already queued; this device holds its share (%d devices waiting)"
+                        % (len(self._queue), self._queue.nbytes, self._queue.devices))
 
     # ------------------------------------------------------------ work
 
