@@ -17,6 +17,7 @@ from edgesplit.runtime.api.server import ApiServer, Job, ReplySender
 from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.strategies import Strategy
 from edgesplit.runtime.device.loop import DeviceLoop
+from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,10 @@ class ServingLoop:
                     self._idle()
                     continue
                 self._serve(job, sender)
+                large = sum(a.nbytes for a in job.inputs.values()) >= TRIM_AFTER_BYTES
+                job = None  # the request's buffers go now, not when the next job arrives
+                if large:
+                    release_free_memory()
             self._close_interval()
         finally:
             sender.close()

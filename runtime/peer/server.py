@@ -20,6 +20,7 @@ import zmq
 
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
 from edgesplit.runtime.peer.fair_queue import FairQueue
 from edgesplit.runtime.transport import wire
 
@@ -166,6 +167,9 @@ class PeerServer:
         item = self._queue.pop()
         if item is not None:
             self._run(item)
+            if item.request.nbytes >= TRIM_AFTER_BYTES:
+                item = None  # drop the request's buffers before trimming
+                release_free_memory()
 
     # ------------------------------------------------------------ intake
 
