@@ -111,6 +111,7 @@ class ApiServer:
         self._error = None  # type: Optional[BaseException]
         self._lock_fd = None  # type: Optional[int]
         self._failures_logged = set()  # type: set
+        self._pushed_out = []  # type: List[Tuple[bytes, bytes]]
         self._thread = threading.Thread(target=self._main, name="edgesplit-api", daemon=True)
 
     # ------------------------------------------------------------ lifecycle
@@ -263,6 +264,8 @@ class ApiServer:
                 reply = protocol.encode_reply(request_id, "error", "the daemon failed answering: %s" % exc)
             if reply is not None:
                 self._send(router, identity, reply)
+            while self._pushed_out:
+                self._send(router, *self._pushed_out.pop())
 
     def _log_failure(self, request_id: Optional[int], exc: Exception) -> None:
         """A traceback for the first failure of each kind, one line after: a client cannot flood the journal."""
@@ -301,9 +304,15 @@ class ApiServer:
         deadline_s = self.handlers.default_deadline_s() if deadline_ms is None else deadline_ms / 1e3
         job = Job(identity, request_id, inputs, deadline_s, arrival, None if label is None else int(label), frames)
         try:
-            self.jobs.put_nowait(job)
+            # A fair queue pushes out another client's newest job to make room for one under its share.
+            pushed_out = self.jobs.put_nowait(job) or []
         except queue.Full:
             self.handlers.refused("queue_full")
             return protocol.encode_reply(request_id, "queue_full", "%d requests already waiting (api.queue_size): "
                                          "retry later or lower the request rate" % self.jobs.maxsize)
+        for other in pushed_out:
+            self.handlers.refused("queue_full")
+            self._pushed_out.append((other.identity, protocol.encode_reply(
+                other.request_id, "queue_full", "%d requests already waiting (api.queue_size) and this client holds "
+                "more than its share: retry later or lower the request rate" % self.jobs.maxsize)))
         return None

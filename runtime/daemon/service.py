@@ -13,7 +13,6 @@ only with ``[debug] allow_freeze = true`` (a test hook proving the watchdog).
 import dataclasses
 import logging
 import os
-import queue
 import signal
 import threading
 import time
@@ -30,6 +29,7 @@ from edgesplit.runtime.daemon.sd_notify import SystemdNotifier
 from edgesplit.runtime.daemon.serving import ServingLoop
 from edgesplit.runtime.device.pipeline import Pipeline, PipelineSettings, StoreSettings, detect_live_board
 from edgesplit.runtime.errors import EdgesplitError, InputError
+from edgesplit.runtime.fair_queue import FairJobQueue
 from edgesplit.runtime.traces import TraceStore
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,8 @@ class Daemon:
         self.api = None  # type: Optional[ApiServer]
         self.serving = None  # type: Optional[ServingLoop]
         self.selector = None  # chooses among [model] variants per task (runtime/selection)
-        self.jobs = queue.Queue(maxsize=config.api.queue_size)  # type: queue.Queue
+        # Fair per API client: one client's flood waits behind its own requests, not the others'.
+        self.jobs = FairJobQueue(maxsize=config.api.queue_size)
         self.handlers = _Handlers(self)
 
     # ------------------------------------------------------------ start-up

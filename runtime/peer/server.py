@@ -21,7 +21,7 @@ import zmq
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
-from edgesplit.runtime.peer.fair_queue import FairQueue
+from edgesplit.runtime.fair_queue import FairQueue
 from edgesplit.runtime.transport import wire
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,11 @@ class PeerServer:
                 frames = self._socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self._intake(frames, self.clock())
+            try:
+                self._intake(frames, self.clock())
+            except Exception:  # a bug met by one message must not stop the serve loop for every device
+                self.stats.errors += 1
+                log.exception("failed taking in a message; the peer keeps serving")
 
     def _intake(self, frames: List[Any], arrived: float) -> None:
         identity = frames[0].bytes
@@ -213,7 +217,7 @@ class PeerServer:
             self.stats.overloaded += 1
             self._reply(item.identity, item.request.request_id, "overloaded",
                         "%d requests (%d bytes) already queued; this device holds its share (%d devices waiting)"
-                        % (len(self._queue), self._queue.nbytes, self._queue.devices))
+                        % (len(self._queue), self._queue.nbytes, self._queue.clients))
 
     # ------------------------------------------------------------ work
 

@@ -2,6 +2,7 @@
 TCP connections could exhaust the peer's file descriptors. Now each device has a fair share of the
 queue and is served in turn, and the systemd units set a file-descriptor budget."""
 import configparser
+import json
 import threading
 
 import numpy as np
@@ -9,7 +10,7 @@ import zmq
 
 from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.default_bundle import default_bundle_path
-from edgesplit.runtime.peer.fair_queue import FairQueue
+from edgesplit.runtime.fair_queue import FairQueue
 from edgesplit.runtime.transport import wire
 from edgesplit.runtime.transport.client import PeerClient
 from support.daemon_process import ROOT, heldout
@@ -119,3 +120,39 @@ def test_idle_tcp_connections_are_closed_and_a_device_still_gets_in(make_peer, t
         conn.close()
     assert closed <= baseline + 10, (baseline, closed)
     assert peer.stop()[0] == 0
+
+
+def test_a_flooding_api_client_does_not_keep_another_out_of_the_daemon(make_daemon):
+    from edgesplit.runtime.api import protocol
+
+    daemon = make_daemon(queue_size=8).start()
+    image = heldout(1)
+    stop = threading.Event()
+    flood_answers = {}
+
+    def flood():
+        with daemon.client() as flooder:
+            sock = flooder._sock
+            sent = 0
+            while not stop.is_set():
+                for _ in range(50):
+                    sock.send_multipart(protocol.encode_request("submit", sent, {"deadline_ms": 60000}, {"*": image}),
+                                        copy=False)
+                    sent += 1
+                while sock.poll(20):
+                    status = json.loads(sock.recv_multipart()[-1])["status"]
+                    flood_answers[status] = flood_answers.get(status, 0) + 1
+
+    thread = threading.Thread(target=flood)
+    thread.start()
+    try:
+        with daemon.client(timeout_s=60.0) as client:
+            while flood_answers.get("queue_full", 0) < 50:  # the queue is full of the flood's requests
+                client.ping()
+            answers = [client.submit(image, deadline_ms=60000) for _ in range(10)]
+    finally:
+        stop.set()
+        thread.join(30)
+    assert [a.status for a in answers] == ["ok"] * 10, [(a.status, a.message) for a in answers]
+    assert flood_answers.get("ok", 0) > 0
+    assert daemon.stop() == 0

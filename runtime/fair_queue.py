@@ -1,15 +1,17 @@
-"""The peer's waiting room, shared fairly between devices.
+"""A waiting room shared fairly between clients: the peer's devices, the daemon's API clients.
 
-Each device (its CurveZMQ key when the link is secure, else its connection) has its own FIFO; the
-peer serves the devices round-robin, one request each in turn, so a device that floods waits behind
-its own requests, not in front of the others'. Admission is fair too: while there is room any
-request gets in; when the room is full, a device holding less than its share (``capacity`` split
-evenly between the devices waiting, the newcomer counted) pushes out the newest request of the
-device holding the most, and that request is answered ``overloaded``. A device already at its share
-is refused. So N devices can always get ``capacity // N`` requests each waiting, whatever the others
-send.
+Each client (for the peer: its CurveZMQ key when the link is secure, else its connection; for the
+daemon: its API connection) has its own FIFO, and the clients are served round-robin, one request
+each in turn, so a client that floods waits behind its own requests, not in front of the others'.
+Admission is fair too: while there is room any request gets in; when the room is full, a client
+holding less than its share (``capacity`` split evenly between the clients waiting, the newcomer
+counted) pushes out the newest request of the client holding the most, and that request is refused
+(``overloaded`` on the peer, ``queue_full`` on the daemon). A client already at its share is refused.
+So N clients can always get ``capacity // N`` requests each waiting, whatever the others send.
 """
 import collections
+import queue
+import threading
 from typing import Any, Deque, Dict, Hashable, List, Optional, Tuple
 
 
@@ -27,7 +29,7 @@ class FairQueue:
         return self.length
 
     @property
-    def devices(self) -> int:
+    def clients(self) -> int:
         return len(self._queues)
 
     def offer(self, key: Hashable, item: Any, nbytes: int) -> Tuple[bool, List[Any]]:
@@ -47,7 +49,7 @@ class FairQueue:
         return True, [item for _, (item, _) in pushed]
 
     def pop(self) -> Optional[Any]:
-        """The oldest request of the next device in turn, or None when nothing waits."""
+        """The oldest request of the next client in turn, or None when nothing waits."""
         if not self._queues:
             return None
         key, queue = next(iter(self._queues.items()))
@@ -78,3 +80,31 @@ class FairQueue:
             self._queues.setdefault(key, collections.deque()).append(entry)
             self.length += 1
             self.nbytes += entry[1]
+
+
+class FairJobQueue:
+    """The daemon's API queue: ``queue.Queue``'s ``put_nowait``/``get``/``qsize``/``maxsize``, fair per
+    client (``job.identity``). ``put_nowait`` raises ``queue.Full`` when the client holds its share and
+    returns the jobs pushed out to make room (they must be answered ``queue_full``)."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._fair = FairQueue(maxsize, 2 ** 62)
+        self._ready = threading.Condition()
+
+    def put_nowait(self, job: Any) -> List[Any]:
+        with self._ready:
+            admitted, pushed = self._fair.offer(job.identity, job, 0)
+            if not admitted:
+                raise queue.Full
+            self._ready.notify()
+            return pushed
+
+    def get(self, timeout: Optional[float] = None) -> Any:
+        with self._ready:
+            if not self._ready.wait_for(lambda: len(self._fair) > 0, timeout):
+                raise queue.Empty
+            return self._fair.pop()
+
+    def qsize(self) -> int:
+        return len(self._fair)
