@@ -20,8 +20,8 @@ import zmq
 
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
-from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
 from edgesplit.runtime.fair_queue import FairQueue
+from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
 from edgesplit.runtime.transport import wire
 
 log = logging.getLogger(__name__)
