@@ -1,0 +1,414 @@
+"""The user documentation is checked against the real thing.
+
+- Every fenced ``python`` block of README.md and docs/*.md runs, page by page in one scratch folder
+  (so a later block may use a file an earlier one wrote), each in its own interpreter.
+- Shell blocks marked ``<!-- doc-check: run -->`` on the line before the fence run too: a ``sh``
+  block as one bash script, a ``console`` block line by line (the ``$ `` lines; the rest is output).
+- ``<!-- doc-check: needs-peer -->`` runs the block against a real ``edgesplit peer`` started here,
+  replacing ``tcp://SERVER:5555``; ``<!-- doc-check: needs-daemon -->`` against a real ``edgesplit
+  serve``, replacing ``/run/edgesplit/api.sock``. ``workstation`` blocks need torch and onnx and are
+  skipped without them. ``<!-- doc-check: skip REASON -->`` skips a block; only a few may.
+- Every ``edgesplit COMMAND ...`` line in a shell block or inline code names a real command, and
+  every ``--flag`` it uses is in that command's ``--help``: stale flags fail here.
+- Every relative link points to an existing file (and, for ``.md#anchor``, an existing heading).
+- README.md stays at most 25,000 bytes: it is the door, the reference lives in docs/.
+"""
+import contextlib
+import functools
+import importlib.util
+import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+README_MAX_BYTES = 25000
+MAX_SKIPPED_BLOCKS = 5
+BLOCK_TIMEOUT_S = 180
+SHELL_LANGS = ("sh", "bash", "shell", "console")
+PEER_PLACEHOLDER = "tcp://SERVER:5555"
+DAEMON_PLACEHOLDER = "/run/edgesplit/api.sock"
+GROUP_COMMANDS = ("board", "traces", "keys")
+# Registered through the edgesplit.commands entry points; absent without the codegen extra.
+WORKSTATION_COMMANDS = ("cuts", "split", "build-default", "export-tflite", "build-policy")
+
+FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
+MARKER = re.compile(r"^<!--\s*doc-check:\s*(.*?)\s*-->\s*$")
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+INLINE_CODE = re.compile(r"`([^`\n]+)`")
+FLAG = re.compile(r"^\[?(--?[A-Za-z][\w-]*)")
+
+
+@dataclass
+class Block:
+    page: Path
+    line: int  # 1-based line of the opening fence
+    lang: str
+    text: str
+    markers: List[str] = field(default_factory=list)
+    skip_reason: str = ""
+
+    @property
+    def where(self) -> str:
+        return "%s:%d" % (self.page.relative_to(ROOT), self.line)
+
+    @property
+    def is_shell(self) -> bool:
+        return self.lang in SHELL_LANGS
+
+    @property
+    def runs(self) -> bool:
+        if self.skip_reason:
+            return False
+        if self.lang == "python":
+            return True
+        return self.is_shell and bool({"run", "needs-peer", "needs-daemon"} & set(self.markers))
+
+
+def parse_blocks(page: Path) -> List[Block]:
+    lines = page.read_text(encoding="utf-8").splitlines()
+    blocks = []
+    index = 0
+    while index < len(lines):
+        opening = FENCE.match(lines[index])
+        if not opening:
+            index += 1
+            continue
+        end = index + 1
+        while end < len(lines) and lines[end].strip() != "```":
+            end += 1
+        if end == len(lines):
+            raise AssertionError("%s:%d: code fence never closed" % (page, index + 1))
+        block = Block(page, index + 1, opening.group(1).lower(), "\n".join(lines[index + 1:end]) + "\n")
+        previous = index - 1
+        while previous >= 0 and not lines[previous].strip():
+            previous -= 1
+        marker = MARKER.match(lines[previous]) if previous >= 0 else None
+        if marker:
+            words = marker.group(1).split()
+            if words and words[0] == "skip":
+                block.skip_reason = " ".join(words[1:]) or "(no reason given)"
+            else:
+                block.markers = words
+        blocks.append(block)
+        index = end + 1
+    return blocks
+
+
+def prose_of(page: Path) -> str:
+    """The page without its fenced blocks (links and inline code inside them are not checked)."""
+    kept, inside = [], False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if FENCE.match(line) or (inside and line.strip() == "```"):
+            inside = not inside
+            continue
+        if not inside:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def has_workstation_extras() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "onnx"))
+
+
+# ---------------------------------------------------------------- command lines and flags
+
+
+def logical_lines(block: Block) -> List[str]:
+    """Shell command lines of a block: backslash continuations joined; console output lines dropped."""
+    commands, pending = [], ""
+    for raw in block.text.splitlines():
+        line = raw.rstrip()
+        if block.lang == "console" and not pending:
+            if not line.startswith("$ "):
+                continue
+            line = line[2:]
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        commands.append(pending + line)
+        pending = ""
+    return [c for c in commands if c.strip()]
+
+
+def tokens_of(line: str) -> List[str]:
+    lexer = shlex.shlex(line, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    try:
+        return list(lexer)
+    except ValueError:  # an unbalanced quote in a synopsis: words are enough to find flags
+        return line.split("#")[0].split()
+
+
+def edgesplit_invocations(line: str) -> List[List[str]]:
+    """The argument lists of every ``edgesplit ...`` command in one shell line."""
+    found = []
+    words = tokens_of(line)
+    for start, word in enumerate(words):
+        at_command_position = start == 0 or words[start - 1] in ("sudo", "&&", "||", ";", "|", "$")
+        if word != "edgesplit" or not at_command_position:
+            continue
+        args = []
+        for position in range(start + 1, len(words)):
+            token = words[position]
+            if token in ("&&", "||", ";") or token.startswith(">") or token.startswith("2>"):
+                break
+            if token == "|":
+                following = words[position + 1] if position + 1 < len(words) else ""
+                if not following.startswith(("-", "[")):
+                    break  # a pipe into another program; a '|' between alternatives stays
+                continue
+            args.append(token)
+        found.append(args)
+    return found
+
+
+def split_command(args: List[str]) -> Tuple[Optional[str], Optional[str], List[str]]:
+    """(command, subcommand, the rest) with global options before the command skipped."""
+    rest = list(args)
+    while rest and rest[0].startswith("-"):
+        rest.pop(0)
+    if not rest:
+        return None, None, []
+    command = rest.pop(0)
+    subcommand = None
+    if command in GROUP_COMMANDS and rest and not rest[0].startswith(("-", "[")):
+        subcommand = rest.pop(0)
+    return command, subcommand, rest
+
+
+def is_placeholder(word: str) -> bool:
+    return word.isupper() or word.startswith("<")
+
+
+@dataclass
+class Usage:
+    where: str
+    command: str
+    subcommand: Optional[str]
+    flags: List[str]
+
+
+def command_usages() -> List[Usage]:
+    usages = []
+    for page in PAGES:
+        for block in parse_blocks(page):
+            if not block.is_shell:
+                continue
+            for line in logical_lines(block):
+                for args in edgesplit_invocations(line):
+                    usages.append(make_usage(block.where, args))
+        for match in INLINE_CODE.finditer(prose_of(page)):
+            text = match.group(1)
+            if text.startswith("edgesplit "):
+                for args in edgesplit_invocations(text):
+                    usages.append(make_usage("%s (inline `%s`)" % (page.relative_to(ROOT), text), args))
+    return [u for u in usages if u.command is not None and not is_placeholder(u.command)]
+
+
+def make_usage(where: str, args: List[str]) -> Usage:
+    command, subcommand, rest = split_command(args)
+    if subcommand is not None and is_placeholder(subcommand):
+        subcommand = None
+    flags = []
+    for token in rest:
+        match = FLAG.match(token)
+        if match and match.group(1) not in flags:
+            flags.append(match.group(1))
+    return Usage(where, command, subcommand, flags)
+
+
+@functools.lru_cache(maxsize=None)
+def help_text(*words: str) -> str:
+    """``edgesplit WORDS --help``, through the real entry point (in this process: it is only argparse)."""
+    from edgesplit.runtime.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            code = main(list(words) + ["--help"])
+        except SystemExit as exc:
+            code = exc.code
+    assert code in (0, None), "edgesplit %s --help failed (%s):\n%s" % (" ".join(words), code, out.getvalue())
+    return out.getvalue()
+
+
+def listed_commands(help_output: str) -> List[str]:
+    """Subcommand names from an argparse help page (the indented names under the positional group)."""
+    names = []
+    for line in help_output.splitlines():
+        match = re.match(r"^    ([a-z][\w-]*)(\s|$)", line)
+        if match:
+            names.append(match.group(1))
+    return names
+
+
+def flag_in_help(flag: str, text: str) -> bool:
+    return re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(flag), text) is not None
+
+
+USAGES = command_usages()
+
+
+def test_docs_show_edgesplit_command_lines():
+    # The check below is only worth something if the extraction finds the examples.
+    assert len(USAGES) > 40, [u.where for u in USAGES]
+
+
+@pytest.mark.parametrize("command", sorted({u.command for u in USAGES}))
+def test_documented_commands_and_flags_exist(command):
+    if command in WORKSTATION_COMMANDS and not has_workstation_extras():
+        pytest.skip("%s needs the codegen extra (torch, onnx)" % command)
+    known = listed_commands(help_text())
+    usages = [u for u in USAGES if u.command == command]
+    assert command in known, "%s: 'edgesplit %s' is not a command (known: %s)" % (usages[0].where, command,
+                                                                                  ", ".join(known))
+    problems = []
+    for usage in usages:
+        words = (command,) if usage.subcommand is None else (command, usage.subcommand)
+        if usage.subcommand is not None and usage.subcommand not in listed_commands(help_text(command)):
+            problems.append("%s: 'edgesplit %s %s' is not a subcommand" % (usage.where, command, usage.subcommand))
+            continue
+        text = help_text(*words)
+        for flag in usage.flags:
+            if flag in ("-h", "--help"):
+                continue
+            if not flag_in_help(flag, text):
+                problems.append("%s: 'edgesplit %s' has no option %s" % (usage.where, " ".join(words), flag))
+    assert not problems, "\n".join(problems)
+
+
+def test_readme_command_table_lists_every_command():
+    table_commands = set(re.findall(r"^\| \[`([\w-]+)`\]", (ROOT / "README.md").read_text(encoding="utf-8"), re.M))
+    known = set(listed_commands(help_text()))
+    if not has_workstation_extras():
+        known |= set(WORKSTATION_COMMANDS)
+    assert table_commands == known, "README command table: missing %s, not commands %s" % (
+        sorted(known - table_commands), sorted(table_commands - known))
+
+
+# ---------------------------------------------------------------- links and size
+
+
+def heading_anchors(page: Path) -> set:
+    anchors = set()
+    for line in prose_of(page).splitlines():
+        match = re.match(r"^#{1,6}\s+(.*?)\s*$", line)
+        if match:
+            slug = re.sub(r"[^\w\- ]", "", match.group(1).replace("`", "").lower()).replace(" ", "-")
+            anchors.add(slug)
+    return anchors
+
+
+def test_relative_links_resolve():
+    problems = []
+    for page in PAGES:
+        for target in LINK.findall(prose_of(page)):
+            if re.match(r"^[a-z]+:", target):
+                continue  # http:, https:, mailto:
+            path_part, _, anchor = target.partition("#")
+            resolved = (page.parent / path_part).resolve() if path_part else page
+            where = "%s: link %s" % (page.relative_to(ROOT), target)
+            if not resolved.exists():
+                problems.append("%s: no such file %s" % (where, resolved))
+            elif anchor and resolved.suffix == ".md" and anchor not in heading_anchors(resolved):
+                problems.append("%s: no heading #%s in %s" % (where, anchor, resolved.name))
+    assert not problems, "\n".join(problems)
+
+
+def test_readme_is_the_door_not_the_reference():
+    size = (ROOT / "README.md").stat().st_size
+    assert size <= README_MAX_BYTES, "README.md is %d bytes; move reference into docs/ (limit %d)" % (
+        size, README_MAX_BYTES)
+
+
+def test_only_a_few_examples_are_skipped():
+    skipped = [b.where + ": " + b.skip_reason for page in PAGES for b in parse_blocks(page) if b.skip_reason]
+    assert len(skipped) <= MAX_SKIPPED_BLOCKS, "\n".join(skipped)
+
+
+# ---------------------------------------------------------------- running the examples
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):
+    """Starts a real peer and a real daemon the first time a page needs one; stops them at the end."""
+    started = {}  # type: Dict[str, object]
+
+    def get(kind: str):
+        if kind not in started:
+            if kind == "peer":
+                from support.peer_process import PeerProcess
+
+                from edgesplit.runtime.default_bundle import default_bundle_path
+
+                started[kind] = PeerProcess(default_bundle_path())
+            else:
+                from support.daemon_process import DaemonProcess
+
+                started[kind] = DaemonProcess(tmp_path_factory.mktemp("daemon")).start()
+        return started[kind]
+
+    yield get
+    if "peer" in started:
+        started["peer"].stop()
+    if "daemon" in started:
+        started["daemon"].stop()
+        started["daemon"].cleanup()
+
+
+def example_env() -> Dict[str, str]:
+    env = dict(os.environ)
+    # `python3` and `edgesplit` in the examples are this interpreter's.
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run_checked(block: Block, argv: List[str], cwd: Path, what: str) -> None:
+    completed = subprocess.run(argv, cwd=str(cwd), env=example_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=BLOCK_TIMEOUT_S)
+    assert completed.returncode == 0, "%s: example failed (exit %d): %s\n--- stdout\n%s\n--- stderr\n%s" % (
+        block.where, completed.returncode, what, completed.stdout.decode("utf-8", "replace")[-3000:],
+        completed.stderr.decode("utf-8", "replace")[-3000:])
+
+
+def run_block(block: Block, cwd: Path, services) -> None:
+    text = block.text
+    if "needs-peer" in block.markers:
+        text = text.replace(PEER_PLACEHOLDER, services("peer").endpoint)
+    if "needs-daemon" in block.markers:
+        text = text.replace(DAEMON_PLACEHOLDER, str(services("daemon").socket))
+    if block.lang == "python":
+        script = cwd / ("example_line%d.py" % block.line)
+        script.write_text(text, encoding="utf-8")
+        run_checked(block, [sys.executable, str(script)], cwd, "python block")
+    elif block.lang == "console":
+        for command in logical_lines(Block(block.page, block.line, block.lang, text)):
+            run_checked(block, ["bash", "-o", "pipefail", "-c", command], cwd, command)
+    else:
+        run_checked(block, ["bash", "-e", "-o", "pipefail", "-c", text], cwd, "shell block")
+
+
+PAGES_WITH_EXAMPLES = [p for p in PAGES if any(b.runs for b in parse_blocks(p))]
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_examples_run(page, tmp_path, services):
+    workstation = has_workstation_extras()
+    ran = 0
+    for block in parse_blocks(page):
+        if not block.runs or ("workstation" in block.markers and not workstation):
+            continue
+        run_block(block, tmp_path, services)
+        ran += 1
+    assert ran > 0 or not workstation
