@@ -287,6 +287,41 @@ def test_documented_commands_and_flags_exist(command):
     assert not problems, "\n".join(problems)
 
 
+def options_in_help(text: str) -> List[str]:
+    """The long options an argparse help page lists (the first column of its option lines)."""
+    found = []
+    for line in text.splitlines():
+        match = re.match(r"^  +(-\S.*?)(?:  |$)", line)
+        if match:
+            found += [f for f in re.findall(r"(?<![\w-])--[A-Za-z][\w-]*", match.group(1)) if f not in found]
+    return [f for f in found if f != "--help"]
+
+
+def documented_text() -> str:
+    return "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
+
+
+def command_words() -> List[Tuple[str, ...]]:
+    words = []
+    for command in listed_commands(help_text()):
+        if command in GROUP_COMMANDS:
+            words += [(command, sub) for sub in listed_commands(help_text(command))]
+        else:
+            words.append((command,))
+    return words
+
+
+def test_every_option_is_documented():
+    # The other direction: an option added to a command must show up somewhere in the docs.
+    text = documented_text()
+    missing = []
+    for words in command_words():
+        for flag in options_in_help(help_text(*words)):
+            if not re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(flag), text):
+                missing.append("edgesplit %s %s" % (" ".join(words), flag))
+    assert not missing, "options in --help that README.md and docs/ never mention:\n" + "\n".join(missing)
+
+
 def test_readme_command_table_lists_every_command():
     table_commands = set(re.findall(r"^\| \[`([\w-]+)`\]", (ROOT / "README.md").read_text(encoding="utf-8"), re.M))
     known = set(listed_commands(help_text()))
