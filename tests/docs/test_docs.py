@@ -149,13 +149,13 @@ def tokens_of(line: str) -> List[str]:
         return line.split("#")[0].split()
 
 
-def edgesplit_invocations(line: str) -> List[List[str]]:
-    """The argument lists of every ``edgesplit ...`` command in one shell line."""
+def edgesplit_invocations(line: str, program: str = "edgesplit") -> List[List[str]]:
+    """The argument lists of every ``edgesplit ...`` (or other ``program``) command in one shell line."""
     found = []
     words = tokens_of(line)
     for start, word in enumerate(words):
         at_command_position = start == 0 or words[start - 1] in ("sudo", "&&", "||", ";", "|", "$")
-        if word != "edgesplit" or not at_command_position:
+        if word != program or not at_command_position:
             continue
         args = []
         for position in range(start + 1, len(words)):
@@ -320,6 +320,25 @@ def test_every_option_is_documented():
             if not re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(flag), text):
                 missing.append("edgesplit %s %s" % (" ".join(words), flag))
     assert not missing, "options in --help that README.md and docs/ never mention:\n" + "\n".join(missing)
+
+
+def test_install_script_lines_use_its_options():
+    completed = subprocess.run(["sh", str(ROOT / "systemd" / "install.sh"), "--help"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=30)
+    text = completed.stdout.decode("utf-8", "replace")
+    assert completed.returncode == 0, text
+    problems, lines = [], 0
+    for page in PAGES:
+        for block in parse_blocks(page):
+            if not block.is_shell:
+                continue
+            for line in logical_lines(block):
+                for args in edgesplit_invocations(line, program="systemd/install.sh"):
+                    lines += 1
+                    problems += ["%s: systemd/install.sh has no option %s" % (block.where, flag)
+                                 for flag in make_usage(block.where, ["install.sh"] + args).flags
+                                 if not flag_in_help(flag, text)]
+    assert lines >= 3 and not problems, "\n".join(problems) or "only %d install.sh lines found" % lines
 
 
 def test_readme_command_table_lists_every_command():
