@@ -36,7 +36,6 @@ BLOCK_TIMEOUT_S = 180
 SHELL_LANGS = ("sh", "bash", "shell", "console")
 PEER_PLACEHOLDER = "tcp://SERVER:5555"
 DAEMON_PLACEHOLDER = "/run/edgesplit/api.sock"
-GROUP_COMMANDS = ("board", "traces", "keys")
 # Registered through the edgesplit.commands entry points; absent without the codegen extra.
 WORKSTATION_COMMANDS = ("cuts", "split", "build-default", "export-tflite", "build-policy")
 
@@ -181,9 +180,18 @@ def split_command(args: List[str]) -> Tuple[Optional[str], Optional[str], List[s
         return None, None, []
     command = rest.pop(0)
     subcommand = None
-    if command in GROUP_COMMANDS and rest and not rest[0].startswith(("-", "[")):
-        subcommand = rest.pop(0)
+    if subcommands_of(command) and rest and not rest[0].startswith(("-", "[")):
+        subcommand = rest.pop(0)  # a group (board, traces, keys, ...): the next word picks the subcommand
     return command, subcommand, rest
+
+
+@functools.lru_cache(maxsize=None)
+def subcommands_of(command: str) -> Tuple[str, ...]:
+    """The subcommands of a command group; () for a plain command or one this install lacks."""
+    try:
+        return tuple(listed_commands(help_text(command)))
+    except AssertionError:
+        return ()
 
 
 def is_placeholder(word: str) -> bool:
@@ -304,8 +312,8 @@ def documented_text() -> str:
 def command_words() -> List[Tuple[str, ...]]:
     words = []
     for command in listed_commands(help_text()):
-        if command in GROUP_COMMANDS:
-            words += [(command, sub) for sub in listed_commands(help_text(command))]
+        if subcommands_of(command):
+            words += [(command, sub) for sub in subcommands_of(command)]
         else:
             words.append((command,))
     return words
