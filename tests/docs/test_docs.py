@@ -387,6 +387,19 @@ def test_relative_links_resolve():
     assert not problems, "\n".join(problems)
 
 
+def test_readme_layout_names_every_folder():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme[readme.index("## Layout"):]
+    layout = layout[:layout.index("\n## ", 1)]
+    ignored = {"build", "dist", "out", "notes", "__pycache__"}
+    folders = [p for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in ignored
+               and not p.name.endswith(".egg-info")]
+    folders += [p for parent in ("runtime", "codegen") for p in (ROOT / parent).iterdir()
+                if p.is_dir() and p.name not in ignored]
+    missing = [str(p.relative_to(ROOT)) for p in folders if not re.search(r"(?<![\w/])%s/" % re.escape(p.name), layout)]
+    assert not missing, "README layout does not name: %s" % ", ".join(sorted(missing))
+
+
 def test_readme_is_the_door_not_the_reference():
     size = (ROOT / "README.md").stat().st_size
     assert size <= README_MAX_BYTES, "README.md is %d bytes; move reference into docs/ (limit %d)" % (
