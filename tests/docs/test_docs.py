@@ -422,9 +422,8 @@ def services(tmp_path_factory):
     def get(kind: str):
         if kind not in started:
             if kind == "peer":
-                from support.peer_process import PeerProcess
-
                 from edgesplit.runtime.default_bundle import default_bundle_path
+                from edgesplit.runtime.peer.process import PeerProcess
 
                 started[kind] = PeerProcess(default_bundle_path())
             else:
