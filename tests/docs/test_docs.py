@@ -448,12 +448,44 @@ def example_env() -> Dict[str, str]:
     return env
 
 
-def run_checked(block: Block, argv: List[str], cwd: Path, what: str) -> None:
+def run_checked(block: Block, argv: List[str], cwd: Path, what: str) -> str:
+    """Run one example; fail naming the page and line unless it exits 0. Returns stdout and stderr."""
     completed = subprocess.run(argv, cwd=str(cwd), env=example_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, timeout=BLOCK_TIMEOUT_S)
+    out, err = (stream.decode("utf-8", "replace") for stream in (completed.stdout, completed.stderr))
     assert completed.returncode == 0, "%s: example failed (exit %d): %s\n--- stdout\n%s\n--- stderr\n%s" % (
-        block.where, completed.returncode, what, completed.stdout.decode("utf-8", "replace")[-3000:],
-        completed.stderr.decode("utf-8", "replace")[-3000:])
+        block.where, completed.returncode, what, out[-3000:], err[-3000:])
+    return out + err
+
+
+def console_steps(text: str) -> List[Tuple[str, List[str]]]:
+    """(command, the output lines shown after it) for each ``$ `` line of a console block."""
+    steps = []  # type: List[Tuple[str, List[str]]]
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if pending or line.startswith("$ "):
+            command = pending + (line if pending else line[2:])
+            if command.endswith("\\"):
+                pending = command[:-1] + " "
+                continue
+            pending = ""
+            steps.append((command, []))
+        elif steps and line.strip():
+            steps[-1][1].append(line)
+    return steps
+
+
+def normalised(line: str) -> str:
+    return " ".join(line.split())
+
+
+def check_shown_output(block: Block, command: str, shown: List[str], actual: str) -> None:
+    """Every output line the docs show must be in what the command printed ('...' stands for lines left out)."""
+    printed = {normalised(line) for line in actual.splitlines()}
+    missing = [line for line in shown if line.strip() != "..." and normalised(line) not in printed]
+    assert not missing, "%s: '%s' no longer prints what the docs show:\n%s\n--- it printed\n%s" % (
+        block.where, command, "\n".join(missing), actual[-3000:])
 
 
 def run_block(block: Block, cwd: Path, services) -> None:
@@ -467,8 +499,10 @@ def run_block(block: Block, cwd: Path, services) -> None:
         script.write_text(text, encoding="utf-8")
         run_checked(block, [sys.executable, str(script)], cwd, "python block")
     elif block.lang == "console":
-        for command in logical_lines(Block(block.page, block.line, block.lang, text)):
-            run_checked(block, ["bash", "-o", "pipefail", "-c", command], cwd, command)
+        for command, shown in console_steps(text):
+            printed = run_checked(block, ["bash", "-o", "pipefail", "-c", command], cwd, command)
+            if "output-varies" not in block.markers:
+                check_shown_output(block, command, shown, printed)
     else:
         run_checked(block, ["bash", "-e", "-o", "pipefail", "-c", text], cwd, "shell block")
 
