@@ -3,14 +3,19 @@
 - Every fenced ``python`` block of README.md and docs/*.md runs, page by page in one scratch folder
   (so a later block may use a file an earlier one wrote), each in its own interpreter.
 - Shell blocks marked ``<!-- doc-check: run -->`` on the line before the fence run too: a ``sh``
-  block as one bash script, a ``console`` block line by line (the ``$ `` lines; the rest is output).
+  block as one bash script, a ``console`` block line by line (the ``$ `` lines); every output line a
+  console block shows must be in what its command printed (``...`` skips lines; mark a block
+  ``output-varies`` when its figures depend on the machine).
 - ``<!-- doc-check: needs-peer -->`` runs the block against a real ``edgesplit peer`` started here,
   replacing ``tcp://SERVER:5555``; ``<!-- doc-check: needs-daemon -->`` against a real ``edgesplit
   serve``, replacing ``/run/edgesplit/api.sock``. ``workstation`` blocks need torch and onnx and are
   skipped without them. ``<!-- doc-check: skip REASON -->`` skips a block; only a few may.
 - Every ``edgesplit COMMAND ...`` line in a shell block or inline code names a real command, and
   every ``--flag`` it uses is in that command's ``--help``: stale flags fail here.
-- Every relative link points to an existing file (and, for ``.md#anchor``, an existing heading).
+- The other way round, every option a command's ``--help`` lists is mentioned somewhere in the docs,
+  and ``systemd/install.sh`` lines use only options its ``--help`` lists.
+- Every relative link points to an existing file (and, for ``.md#anchor``, an existing heading); the
+  README's command table lists exactly the installed commands and its layout names every folder.
 - README.md stays at most 25,000 bytes: it is the door, the reference lives in docs/.
 """
 import contextlib
