@@ -392,6 +392,29 @@ def test_relative_links_resolve():
     assert not problems, "\n".join(problems)
 
 
+def test_daemon_config_table_lists_every_key():
+    import dataclasses
+
+    from edgesplit.runtime.daemon.config import DaemonConfig
+
+    rows = {}
+    for line in (ROOT / "docs" / "daemon.md").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\| (\(top\)|`\[(\w+)\]`) \|(.*)\|\s*$", line)
+        if match:
+            rows[match.group(2) or ""] = set(re.findall(r"`(\w+)`", match.group(3)))
+    def toml_keys(cls):
+        return [f for f in dataclasses.fields(cls) if f.metadata.get("toml", True)]
+
+    missing = []
+    for top in toml_keys(DaemonConfig):
+        if dataclasses.is_dataclass(top.default_factory):  # a [table]
+            missing += ["[%s] %s" % (top.name, key.name) for key in toml_keys(top.default_factory)
+                        if key.name not in rows.get(top.name, set())]
+        elif top.name not in rows.get("", set()):
+            missing.append(top.name)
+    assert not missing, "docs/daemon.md config table lacks: %s" % ", ".join(missing)
+
+
 def test_readme_layout_names_every_folder():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     layout = readme[readme.index("## Layout"):]
