@@ -415,6 +415,25 @@ def test_daemon_config_table_lists_every_key():
     assert not missing, "docs/daemon.md config table lacks: %s" % ", ".join(missing)
 
 
+def test_trace_schema_page_lists_every_column(tmp_path):
+    import sqlite3
+
+    from edgesplit.runtime.traces.schema import SCHEMA_VERSION
+    from edgesplit.runtime.traces.store import TraceStore
+
+    TraceStore(tmp_path / "t.db", background_flush=False).close()  # a real, current-schema database
+    page = (ROOT / "docs" / "traces.md").read_text(encoding="utf-8")
+    assert "## Schema (version %d: `PRAGMA user_version = %d`" % (SCHEMA_VERSION, SCHEMA_VERSION) in page, (
+        "docs/traces.md: the schema heading must name version %d" % SCHEMA_VERSION)
+    documented = set(re.findall(r"`(\w+)`", page))
+    with sqlite3.connect(str(tmp_path / "t.db")) as conn:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        missing = ["%s.%s" % (table, column[1]) for table in tables
+                   for column in conn.execute("PRAGMA table_info(%s)" % table) if column[1] not in documented]
+    missing += [table for table in tables if table not in documented]
+    assert not missing, "docs/traces.md does not describe: %s" % ", ".join(missing)
+
+
 def test_readme_layout_names_every_folder():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     layout = readme[readme.index("## Layout"):]
