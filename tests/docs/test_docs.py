@@ -434,6 +434,24 @@ def test_trace_schema_page_lists_every_column(tmp_path):
     assert not missing, "docs/traces.md does not describe: %s" % ", ".join(missing)
 
 
+def test_bundle_page_names_every_manifest_field():
+    import json
+
+    from edgesplit.runtime.default_bundle import default_bundle_path
+
+    manifest = json.loads((default_bundle_path() / "manifest.json").read_text(encoding="utf-8"))
+    fields = set(manifest)
+    for key in ("segments", "cuts", "exits", "inputs", "outputs"):
+        for item in manifest[key]:
+            fields |= set(item)
+            for tensor in item.get("tensors", []) + item.get("inputs", []) + item.get("outputs", []):
+                fields |= set(tensor)
+    page = (ROOT / "docs" / "bundle.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"[`\"\.](\w+)[`\"\[/]", page))
+    missing = sorted(fields - documented)
+    assert not missing, "docs/bundle.md does not describe manifest field(s): %s" % ", ".join(missing)
+
+
 def test_readme_layout_names_every_folder():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     layout = readme[readme.index("## Layout"):]
