@@ -452,6 +452,26 @@ def test_bundle_page_names_every_manifest_field():
     assert not missing, "docs/bundle.md does not describe manifest field(s): %s" % ", ".join(missing)
 
 
+def test_wire_page_shows_the_headers_the_code_writes():
+    import json
+
+    import numpy as np
+
+    from edgesplit.runtime.transport import wire
+
+    request = json.loads(bytes(wire.encode_request(17, "infer", "0" * 64, 2, 0.18, {"h2": np.zeros((1, 2), np.float32)},
+                                                   thresholds=[0.3])[0]))
+    reply = json.loads(bytes(wire.encode_reply(17, "ok", exit_id=3, tensors={"y": np.zeros((1, 2), np.float32)})[0]))
+    samples = [b.text for b in parse_blocks(ROOT / "docs" / "wire.md") if b.lang == "text"]
+    assert len(samples) == 2, "docs/wire.md: expected a request and a reply header sample"
+    for sample, header in zip(samples, (request, reply)):
+        keys = set(header) | set(header["tensors"][0])
+        shown = set(re.findall(r'"(\w+)":', sample))
+        assert shown == keys, "docs/wire.md header sample: shows %s, the code writes %s" % (sorted(shown), sorted(keys))
+    shown_statuses = re.findall(r'"(\w+)"', samples[1].split('"status":')[1].split(",\n")[0])
+    assert sorted(shown_statuses) == sorted(wire.STATUSES), shown_statuses
+
+
 def test_readme_layout_names_every_folder():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     layout = readme[readme.index("## Layout"):]
