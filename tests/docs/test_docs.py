@@ -472,6 +472,25 @@ def test_wire_page_shows_the_headers_the_code_writes():
     assert sorted(shown_statuses) == sorted(wire.STATUSES), shown_statuses
 
 
+def test_policy_page_shows_the_metadata_the_code_writes(tmp_path):
+    import json
+
+    import numpy as np
+
+    from edgesplit.policies_lite import edgeml_decoder, save_policy
+
+    path = tmp_path / "p.npz"
+    save_policy(path, features=["a", "b"], layers=[(np.zeros((4, 2)), np.zeros(4))], activations=["identity"],
+                decoder=edgeml_decoder(2, 4), provenance={"traces": [], "algorithm": "test"})
+    with np.load(str(path), allow_pickle=False) as arrays:
+        meta = json.loads(str(arrays["meta"]))
+    keys = set(meta) | set(meta["decoder"]) | set(meta["normalisation"]) | set(meta["provenance"])
+    sample = [b.text for b in parse_blocks(ROOT / "docs" / "policy.md") if b.lang == "json"]
+    assert len(sample) == 1, "docs/policy.md: expected one json sample of the metadata"
+    shown = set(re.findall(r'"(\w+)":', sample[0]))
+    assert keys <= shown, "docs/policy.md metadata sample lacks %s" % sorted(keys - shown)
+
+
 def test_readme_layout_names_every_folder():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     layout = readme[readme.index("## Layout"):]
