@@ -491,6 +491,23 @@ def test_policy_page_shows_the_metadata_the_code_writes(tmp_path):
     assert keys <= shown, "docs/policy.md metadata sample lacks %s" % sorted(keys - shown)
 
 
+def test_profile_schema_lists_every_field(tmp_path):
+    import json
+
+    completed = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "profile", "default", "--board", "x86_cpu",
+                                "--repeats", "2", "--warmup", "1", "--no-save", "--json"], cwd=str(tmp_path),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert completed.returncode == 0, completed.stderr.decode("utf-8", "replace")
+    profile = json.loads(completed.stdout)
+    fields = set(profile) | set(profile["segments"][0]) | set(profile["cuts"][0]) | set(profile["host"]) | set(
+        profile["settings"])
+    page = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    schema = page[page.index("Profile schema"):]
+    schema = schema[:schema.index("\n\n")]
+    missing = sorted(fields - set(re.findall(r"\w+", schema)))
+    assert not missing, "docs/commands.md profile schema lacks %s" % ", ".join(missing)
+
+
 def test_readme_layout_names_every_folder():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     layout = readme[readme.index("## Layout"):]
