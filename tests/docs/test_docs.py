@@ -392,27 +392,46 @@ def test_relative_links_resolve():
     assert not problems, "\n".join(problems)
 
 
-def test_daemon_config_table_lists_every_key():
+def undocumented_config_keys(config_class, pages: List[Path]) -> List[str]:
+    """Keys of a TOML config dataclass missing from the docs' key tables (rows ``| `[table]` | `key`, ... |``)."""
     import dataclasses
+    import typing
 
-    from edgesplit.runtime.daemon.config import DaemonConfig
+    rows = {}  # type: Dict[str, set]
+    for page in pages:
+        for line in page.read_text(encoding="utf-8").splitlines():
+            match = re.match(r"^\| (\(top\)|`\[(\w+)\]`) \|(.*)\|\s*$", line)
+            if match:
+                rows.setdefault(match.group(2) or "", set()).update(re.findall(r"`(\w+)`", match.group(3)))
 
-    rows = {}
-    for line in (ROOT / "docs" / "daemon.md").read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^\| (\(top\)|`\[(\w+)\]`) \|(.*)\|\s*$", line)
-        if match:
-            rows[match.group(2) or ""] = set(re.findall(r"`(\w+)`", match.group(3)))
     def toml_keys(cls):
         return [f for f in dataclasses.fields(cls) if f.metadata.get("toml", True)]
 
+    hints = typing.get_type_hints(config_class)
     missing = []
-    for top in toml_keys(DaemonConfig):
-        if dataclasses.is_dataclass(top.default_factory):  # a [table]
-            missing += ["[%s] %s" % (top.name, key.name) for key in toml_keys(top.default_factory)
+    for top in toml_keys(config_class):
+        table = hints[top.name]
+        if dataclasses.is_dataclass(table):
+            missing += ["[%s] %s" % (top.name, key.name) for key in toml_keys(table)
                         if key.name not in rows.get(top.name, set())]
         elif top.name not in rows.get("", set()):
             missing.append(top.name)
+    return missing
+
+
+def test_daemon_config_table_lists_every_key():
+    from edgesplit.runtime.daemon.config import DaemonConfig
+
+    missing = undocumented_config_keys(DaemonConfig, [ROOT / "docs" / "daemon.md"])
     assert not missing, "docs/daemon.md config table lacks: %s" % ", ".join(missing)
+
+
+def test_board_config_table_lists_every_key():
+    from edgesplit.runtime.boards.config import BoardConfig
+
+    pages = [p for p in (ROOT / "docs" / "sensors.md", ROOT / "docs" / "boards.md") if p.exists()]
+    missing = undocumented_config_keys(BoardConfig, pages)
+    assert not missing, "the board config key table (docs/sensors.md) lacks: %s" % ", ".join(missing)
 
 
 def test_trace_schema_page_lists_every_column(tmp_path):
