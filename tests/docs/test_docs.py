@@ -400,7 +400,7 @@ def undocumented_config_keys(config_class, pages: List[Path]) -> List[str]:
     rows = {}  # type: Dict[str, set]
     for page in pages:
         for line in page.read_text(encoding="utf-8").splitlines():
-            match = re.match(r"^\| (\(top\)|`\[(\w+)\]`) \|(.*)\|\s*$", line)
+            match = re.match(r"^\| (\(top\)|top|`\[(\w+)\]`) \|(.*)\|\s*$", line)
             if match:
                 rows.setdefault(match.group(2) or "", set()).update(re.findall(r"`(\w+)`", match.group(3)))
 
@@ -411,6 +411,8 @@ def undocumented_config_keys(config_class, pages: List[Path]) -> List[str]:
     missing = []
     for top in toml_keys(config_class):
         table = hints[top.name]
+        if getattr(table, "__origin__", None) is typing.Union:  # Optional[Section]: an optional table
+            table = next(arg for arg in table.__args__ if arg is not type(None))
         if dataclasses.is_dataclass(table):
             missing += ["[%s] %s" % (top.name, key.name) for key in toml_keys(table)
                         if key.name not in rows.get(top.name, set())]
@@ -431,7 +433,7 @@ def test_board_config_table_lists_every_key():
 
     pages = [p for p in (ROOT / "docs" / "sensors.md", ROOT / "docs" / "boards.md") if p.exists()]
     missing = undocumented_config_keys(BoardConfig, pages)
-    assert not missing, "the board config key table (docs/sensors.md) lacks: %s" % ", ".join(missing)
+    assert not missing, "the board config key table (docs/boards.md) lacks: %s" % ", ".join(missing)
 
 
 def test_trace_schema_page_lists_every_column(tmp_path):
@@ -538,6 +540,17 @@ def test_readme_layout_names_every_folder():
                 if p.is_dir() and p.name not in ignored]
     missing = [str(p.relative_to(ROOT)) for p in folders if not re.search(r"(?<![\w/])%s/" % re.escape(p.name), layout)]
     assert not missing, "README layout does not name: %s" % ", ".join(sorted(missing))
+    # ... and every folder it names exists (top level at 4 spaces, their subfolders at 6).
+    stale, top = [], ROOT
+    for line in layout.splitlines():
+        entry = re.match(r"^( {4}| {6})([\w.-]+)/(\s|$)", line)
+        if entry:
+            path = (ROOT if len(entry.group(1)) == 4 else top) / entry.group(2)
+            if len(entry.group(1)) == 4:
+                top = path
+            if not path.is_dir():
+                stale.append(str(path.relative_to(ROOT)))
+    assert not stale, "README layout names folders that do not exist: %s" % ", ".join(stale)
 
 
 def test_readme_is_the_door_not_the_reference():
