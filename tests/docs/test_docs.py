@@ -10,12 +10,16 @@
   replacing ``tcp://SERVER:5555``; ``<!-- doc-check: needs-daemon -->`` against a real ``edgesplit
   serve``, replacing ``/run/edgesplit/api.sock``. ``workstation`` blocks need torch and onnx and are
   skipped without them. ``<!-- doc-check: skip REASON -->`` skips a block; only a few may.
-- Every ``edgesplit COMMAND ...`` line in a shell block or inline code names a real command, and
-  every ``--flag`` it uses is in that command's ``--help``: stale flags fail here.
+- Every ``edgesplit COMMAND ...`` line in a shell block, an indented code block or inline code
+  names a real command, and every ``--flag`` it uses is in that command's ``--help``: stale flags
+  fail here.
 - The other way round, every option a command's ``--help`` lists is mentioned somewhere in the docs,
   and ``systemd/install.sh`` lines use only options its ``--help`` lists.
 - Every relative link points to an existing file (and, for ``.md#anchor``, an existing heading); the
   README's command table lists exactly the installed commands and its layout names every folder.
+- The reference tables match the code: the daemon and board config keys, the trace schema (from a
+  real database), the manifest fields (from the embedded bundle), the wire headers, the policy
+  metadata and the profile schema.
 - README.md stays at most 25,000 bytes: it is the door, the reference lives in docs/.
 """
 import contextlib
@@ -220,6 +224,11 @@ def command_usages() -> List[Usage]:
             for line in logical_lines(block):
                 for args in edgesplit_invocations(line):
                     usages.append(make_usage(block.where, args))
+        for line in prose_of(page).splitlines():
+            indented = re.match(r"^ {4}(?:\$ )?(edgesplit .*)$", line)  # an indented code block
+            if indented:
+                for args in edgesplit_invocations(indented.group(1)):
+                    usages.append(make_usage("%s (indented `%s`)" % (page.relative_to(ROOT), indented.group(1)), args))
         for match in INLINE_CODE.finditer(prose_of(page)):
             text = match.group(1)
             if text.startswith("edgesplit "):
