@@ -363,6 +363,24 @@ def test_install_script_lines_use_its_options():
     assert lines >= 3 and not problems, "\n".join(problems) or "only %d install.sh lines found" % lines
 
 
+def test_benchmark_commands_exist():
+    # docs/benchmarks.md says which command produced each number: the script and its options must exist.
+    problems, seen = [], 0
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for match in re.finditer(r"python3? (bench/[\w/]+\.py)([^`\n]*)", text):
+            seen += 1
+            script = ROOT / match.group(1)
+            if not script.exists():
+                problems.append("%s: %s does not exist" % (page.relative_to(ROOT), match.group(1)))
+                continue
+            source = script.read_text(encoding="utf-8")
+            problems += ["%s: %s has no option %s" % (page.relative_to(ROOT), match.group(1), flag)
+                         for flag in re.findall(r"(?<![\w-])--[a-z][\w-]*", match.group(2))
+                         if '"%s"' % flag not in source]
+    assert seen >= 5 and not problems, "\n".join(problems) or "only %d benchmark commands found" % seen
+
+
 def test_readme_command_table_lists_every_command():
     table_commands = set(re.findall(r"^\| \[`([\w-]+)`\]", (ROOT / "README.md").read_text(encoding="utf-8"), re.M))
     known = set(listed_commands(help_text()))
