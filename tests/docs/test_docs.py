@@ -580,6 +580,26 @@ def test_readme_layout_names_every_folder():
     assert not stale, "README layout names folders that do not exist: %s" % ", ".join(stale)
 
 
+def test_readme_extras_table_matches_pyproject():
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11: the same parser, a dependency of edgesplit there
+        import tomli as tomllib
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w-]+)` \|(.*)$",
+                                                        (ROOT / "README.md").read_text(encoding="utf-8"), re.M)}
+    problems = []
+    for extra, requirements in extras.items():
+        if extra not in rows:
+            problems.append("extra %s is not in the README's install table" % extra)
+            continue
+        for requirement in requirements:
+            name = re.match(r"[\w.-]+", requirement).group(0)
+            if name != "numpy" and name not in rows[extra]:
+                problems.append("extra %s: the README's install table does not name %s" % (extra, name))
+    assert not problems, "\n".join(problems)
+
+
 def test_readme_is_the_door_not_the_reference():
     size = (ROOT / "README.md").stat().st_size
     assert size <= README_MAX_BYTES, "README.md is %d bytes; move reference into docs/ (limit %d)" % (
