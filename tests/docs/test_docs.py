@@ -600,6 +600,14 @@ def test_readme_extras_table_matches_pyproject():
     assert not problems, "\n".join(problems)
 
 
+def test_every_page_is_reachable():
+    index = prose_of(ROOT / "docs" / "index.md")
+    readme = prose_of(ROOT / "README.md")
+    unlinked = [p.name for p in PAGES[1:] if p.name != "index.md"
+                and ("(%s" % p.name not in index or "(docs/%s" % p.name not in readme)]
+    assert not unlinked, "pages not linked from both docs/index.md and the README: %s" % ", ".join(unlinked)
+
+
 def test_readme_is_the_door_not_the_reference():
     size = (ROOT / "README.md").stat().st_size
     assert size <= README_MAX_BYTES, "README.md is %d bytes; move reference into docs/ (limit %d)" % (
