@@ -76,7 +76,8 @@ def run_split(args) -> int:
                  for c in manifest.cuts])
     anchors = manifest.provenance.get("layout_anchors", [])
     if anchors:
-        print("layout anchors (exact 1x1 depthwise identity, see docs/commands.md, edgesplit split): %s" % ", ".join(anchors))
+        print("layout anchors (exact 1x1 depthwise identity; docs/commands.md, edgesplit split): %s"
+              % ", ".join(anchors))
     return 0
 
 

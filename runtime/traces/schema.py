@@ -7,8 +7,9 @@ by name. ``MIGRATIONS[v]`` upgrades version v to v + 1 inside the opening transa
 The SQL avoids features newer than SQLite 3.22 (Ubuntu 18.04 / JetPack 4): no UPSERT, no RETURNING.
 Times are seconds (REAL); ``*_s`` columns on the run's clock: a monotonic clock for a real run
 (``time.perf_counter``, under ``run`` and ``serve`` alike: seconds since an arbitrary origin,
-comparable only within one run; ``runs.started_s`` and ``dropped.last_dropped_s`` are Unix time), emulated seconds under an
-emulated board, bandwidth in bits per second, bytes as integers. JSON columns are TEXT.
+comparable only within one run; ``runs.started_s`` and ``dropped.last_dropped_s`` are Unix time),
+emulated seconds under an emulated board, bandwidth in bits per second, bytes as integers. JSON
+columns are TEXT.
 
 Versions: 1 is ``SCHEMA_V1``; 2 adds ``tasks.rating`` (REAL, NULL until given), the application's
 late rating of a task's result (a QoE score, say): any finite number the application chooses, stored

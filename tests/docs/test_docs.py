@@ -566,8 +566,8 @@ def test_policy_page_shows_the_metadata_the_code_writes(tmp_path):
 def test_profile_schema_lists_every_field(tmp_path):
     import json
 
-    completed = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "profile", "default", "--board", "x86_cpu",
-                                "--repeats", "2", "--warmup", "1", "--no-save", "--json"], cwd=str(tmp_path),
+    argv = ["profile", "default", "--board", "x86_cpu", "--repeats", "2", "--warmup", "1", "--no-save", "--json"]
+    completed = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli"] + argv, cwd=str(tmp_path),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     assert completed.returncode == 0, completed.stderr.decode("utf-8", "replace")
     profile = json.loads(completed.stdout)
