@@ -49,7 +49,8 @@ def register(commands) -> None:
     parser.add_argument("--inputs", required=True, help=".npy of inputs, batch axis first (one task per row)")
     parser.add_argument("--labels", help=".npy of integer labels (one per input): enables the accuracy figure")
     parser.add_argument("--policy", help="frozen EdgeML policy (.npz from edgesplit build-policy or training)")
-    parser.add_argument("--cut", type=int, help="static cut id (0 = send the input; last = all local)")
+    parser.add_argument("--cut", type=int, help="static cut id (0 = send the input; last = all local). Without "
+                                                "--cut or --policy every task stays on the device, even with --peer")
     parser.add_argument("--thresholds", help="static per-exit entropy thresholds, comma-separated (default: the "
                                              "manifest's)")
     parser.add_argument("--no-exits", action="store_true", help="static: ignore early exits (Neurosurgeon style)")
@@ -81,7 +82,8 @@ def register(commands) -> None:
                         help="energy bound per task in the board's unit (mJ when emulated); default: none")
     parser.add_argument("--deadline-ms", type=float, default=None,
                         help="task deadline after arrival, the offload timeout (default: the latency bound)")
-    parser.add_argument("--traces", help="SQLite trace database to append this run to")
+    parser.add_argument("--traces", help="SQLite trace database to append this run to (default: none, nothing is "
+                                         "logged)")
     parser.add_argument("--limit", type=int, help="only the first N inputs")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(handler=run_command)
@@ -131,6 +133,9 @@ def make_emulation(args, bundle):
 def run_command(args) -> int:
     if args.peer:
         args.peer = zmq_endpoint(args.peer, "--peer")
+        if args.policy is None and args.cut is None:
+            log.warning("--peer without --cut or --policy: the action is local, so no task is offloaded; give "
+                        "--cut N (0 sends the input) or --policy FILE to use the peer")
     bundle = resolve_bundle(args.bundle)
     inputs = load_inputs(args.inputs)
     if args.limit:

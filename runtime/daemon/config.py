@@ -147,6 +147,16 @@ def _resolve(base: str, path: str) -> str:
     return path if not path or os.path.isabs(path) else os.path.normpath(os.path.join(base, path))
 
 
+def _socket_path(ctx: _Context, base: str, socket: str) -> str:
+    resolved = _resolve(base, socket)
+    size = len(resolved.encode("utf-8"))
+    if size > 100:  # sockaddr_un holds 108 bytes with the NUL; libzmq refuses from 107
+        raise ctx.fail(("api",), "socket", "%s is %d bytes, longer than the 100 a unix socket path may be: put "
+                       "the config (or 'serve --local DIR') in a shorter folder, or give an absolute api.socket "
+                       "such as /tmp/es/api.sock" % (resolved, size))
+    return resolved
+
+
 def parse_daemon_config(text: str, path: str) -> DaemonConfig:
     ctx = _DaemonContext(path, text)
     try:
@@ -167,7 +177,7 @@ def parse_daemon_config(text: str, path: str) -> DaemonConfig:
         peer=dataclasses.replace(config.peer, server_key=_resolve(base, config.peer.server_key),
                                  device_key=_resolve(base, config.peer.device_key)),
         traces=dataclasses.replace(config.traces, path=_resolve(base, config.traces.path)),
-        api=dataclasses.replace(config.api, socket=_resolve(base, config.api.socket)),
+        api=dataclasses.replace(config.api, socket=_socket_path(ctx, base, config.api.socket)),
         metrics=dataclasses.replace(config.metrics, path=_resolve(base, config.metrics.path)))
 
 
@@ -221,9 +231,6 @@ def _check(ctx: _Context, c: DaemonConfig) -> None:
     _positive(ctx, ("traces",), "flush_interval_s", c.traces.flush_interval_s)
     if not c.api.socket:
         raise ctx.fail(("api",), "socket", "must name the API socket file")
-    if len(c.api.socket.encode("utf-8")) > 100:
-        raise ctx.fail(("api",), "socket", "path is longer than the 100 bytes a unix socket allows: %s"
-                       % c.api.socket)
     if not 1 <= c.api.queue_size <= 100000:
         raise ctx.fail(("api",), "queue_size", "must be in 1..100000, got %r" % c.api.queue_size)
     _positive(ctx, ("api",), "default_deadline_ms", c.api.default_deadline_ms)

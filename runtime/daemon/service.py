@@ -176,6 +176,9 @@ class Daemon:
         self.api.start()
         self.serving.start()
         self.startup_s = process_age_s()
+        if config.peer.address and not config.model.policy and config.action.cut == -1 and not config.model.variants:
+            log.warning("[peer] address is set but there is no [model] policy and [action] cut = -1 (local): no "
+                        "task is offloaded; set [action] cut (0 sends the input) or a policy to use the peer")
         log.info("serving %s (bundle %s) on %s; peer %s; policy %s; ready %.2f s after process start",
                  self.bundle.manifest.name, self.bundle.hash[:12], self.api.socket_path,
                  config.peer.address or "none (local only)", self.serving.strategy.policy_id,

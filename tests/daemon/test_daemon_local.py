@@ -89,3 +89,18 @@ def test_check_config_names_a_learner_state_folder_that_does_not_exist(tmp_path)
     checked = _cli("serve", "--config", config, "--check-config")
     assert checked.returncode == 1
     assert "edgesplit.toml:10: key linucb.state: %s/nowhere/linucb.json" % tmp_path in checked.stderr
+
+
+def test_a_socket_path_too_long_for_unix_is_refused_by_the_check_not_at_bind(tmp_path):
+    folder = Path(tempfile.mkdtemp(prefix="esl-", dir="/tmp")) / ("d" * 90)
+    checked = _cli("serve", "--local", folder, "--check-config")
+    assert checked.returncode == 1
+    assert "key api.socket: %s/api.sock is" % folder in checked.stderr and "shorter folder" in checked.stderr
+    assert "Traceback" not in checked.stderr
+
+
+def test_a_peer_without_an_offloading_action_is_warned_about(tmp_path):
+    np.save(str(tmp_path / "x.npy"), heldout(2))
+    ran = _cli("run", "default", "--peer", "tcp://127.0.0.1:9", "--inputs", tmp_path / "x.npy")
+    assert ran.returncode == 0, ran.stderr
+    assert "--peer without --cut or --policy" in ran.stderr
