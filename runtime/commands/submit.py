@@ -1,4 +1,5 @@
 """``edgesplit submit``: send inputs to the running daemon, or post late feedback for a finished task."""
+import json
 import math
 
 import numpy as np
@@ -28,7 +29,7 @@ def register(commands) -> None:
     parser.add_argument("--label", type=int, help="with --feedback: the task's true label")
     parser.add_argument("--rating", type=float, metavar="X",
                         help="with --feedback: the application's rating of the result (any finite number)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per answer")
+    parser.add_argument("--json", action="store_true", help="print each answer as one JSON object on its own line (JSON Lines)")
     parser.set_defaults(handler=run_submit)
 
 
@@ -64,7 +65,7 @@ def run_submit(args) -> int:
             answer = client.submit(inputs[row:row + 1], deadline_ms=args.deadline_ms, label=label)
             failures += int(not answer.ok)
             if args.json:
-                print_json(answer.to_dict())
+                print(json.dumps(answer.to_dict()), flush=True)
             elif answer.ok:
                 where = "peer at cut %d" % answer.cut if answer.cut is not None else "board"
                 print("row %d: task %d -> class %d (exit %d, %s%s, %.2f ms)" % (

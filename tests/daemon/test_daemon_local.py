@@ -34,6 +34,8 @@ def test_serve_local_keeps_every_path_in_one_folder_and_answers(tmp_path):
         np.save(str(tmp_path / "x.npy"), heldout(3))
         submitted = _cli("submit", "--config", config, "--inputs", tmp_path / "x.npy", "--json")
         assert submitted.returncode == 0, submitted.stderr
+        answers = [json.loads(line) for line in submitted.stdout.splitlines()]  # JSON Lines: one per row
+        assert [a["status"] for a in answers] == ["ok"] * 3
         status = json.loads(_cli("status", "--config", config, "--json").stdout)
         assert status["traces"]["path"] == str(folder / "traces.db")
         daemon.send_signal(signal.SIGTERM)
