@@ -2,7 +2,6 @@
 ``bad_request`` answers with no traceback in the log, and the daemon keeps serving."""
 import json
 
-import numpy as np
 import zmq
 
 from support.daemon_process import heldout

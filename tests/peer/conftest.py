@@ -1,5 +1,4 @@
 """Fixtures: the tiny bundle, an in-process peer thread, and real ``edgesplit peer`` subprocesses."""
-import signal
 from pathlib import Path
 
 import pytest
@@ -32,17 +31,3 @@ def executor(tiny_bundle):
 def peer_thread(executor):
     with BackgroundPeer(executor) as peer:
         yield peer
-
-
-@pytest.fixture
-def peer_process_factory():
-    started = []
-
-    def start(bundle_dir, bind="tcp://127.0.0.1:*", extra=()):
-        peer = PeerProcess(bundle_dir, bind, extra)
-        started.append(peer)
-        return peer
-
-    yield start
-    for peer in started:
-        peer.stop(signal.SIGKILL)

@@ -23,8 +23,8 @@ def _wait_alive(client, limit_s=15.0):
     return False
 
 
-def test_peer_killed_mid_request_then_restarted(peer_process_factory, tiny_bundle):
-    peer = peer_process_factory(tiny_bundle.root)
+def test_peer_killed_mid_request_then_restarted(make_peer, tiny_bundle):
+    peer = make_peer(tiny_bundle.root)
     endpoint = peer.endpoint
     client = PeerClient(endpoint, tiny_bundle.hash, probe_backoff_s=(0.1, 0.5), probe_timeout_s=0.5)
     try:
@@ -48,7 +48,7 @@ def test_peer_killed_mid_request_then_restarted(peer_process_factory, tiny_bundl
         assert not _wait_alive(client, limit_s=1.0)
         assert client.offload(0, {"x": _x()}, 0.2).status == "timeout"
 
-        peer_process_factory(tiny_bundle.root, bind=endpoint)
+        make_peer(tiny_bundle.root, bind=endpoint)
         assert _wait_alive(client), "peer restarted but the client never saw it"
         again = client.offload(0, {"x": _x()}, 5.0)
         assert again.ok and again.exit_id is not None
@@ -56,22 +56,22 @@ def test_peer_killed_mid_request_then_restarted(peer_process_factory, tiny_bundl
         client.close()
 
 
-def test_offload_resumes_without_probes_after_restart(peer_process_factory, tiny_bundle):
-    peer = peer_process_factory(tiny_bundle.root)
+def test_offload_resumes_without_probes_after_restart(make_peer, tiny_bundle):
+    peer = make_peer(tiny_bundle.root)
     endpoint = peer.endpoint
     client = PeerClient(endpoint, tiny_bundle.hash)
     try:
         peer.stop(signal.SIGKILL)
         assert client.offload(0, {"x": _x()}, 0.3).status == "timeout"
-        peer_process_factory(tiny_bundle.root, bind=endpoint)
+        make_peer(tiny_bundle.root, bind=endpoint)
         outcomes = [client.offload(0, {"x": _x()}, 2.0) for _ in range(3)]
         assert any(o.ok for o in outcomes) and client.peer_alive
     finally:
         client.close()
 
 
-def test_sigterm_stops_the_peer_cleanly(peer_process_factory, tiny_bundle):
-    peer = peer_process_factory(tiny_bundle.root, extra=["--json-log"])
+def test_sigterm_stops_the_peer_cleanly(make_peer, tiny_bundle):
+    peer = make_peer(tiny_bundle.root, extra=["--json-log"])
     with PeerClient(peer.endpoint, tiny_bundle.hash) as client:
         assert client.offload(0, {"x": _x()}, 5.0).ok
     code, out, err = peer.stop(signal.SIGTERM)
