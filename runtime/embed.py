@@ -75,7 +75,7 @@ def _strategy(bundle, board, policy: Optional[str], cut: Optional[int], threshol
         return load_policy_strategy(policy, len(side), len(manifest.cuts), energy=energy)
     limits = list(side if thresholds is None else thresholds)
     if len(limits) != len(side):
-        raise InputError("thresholds=: %d values for %d early exits" % (len(limits), len(side)))
+        raise InputError("thresholds=: got %d thresholds for %d early exits" % (len(limits), len(side)))
     if cut is None:
         return local_only(len(side), len(manifest.main), limits)
     if not 0 <= cut <= len(manifest.main):

@@ -67,8 +67,9 @@ class ApiClient:
     def _open(self) -> None:
         path = self.endpoint[len("ipc://"):]
         if not os.path.exists(path):
-            raise ApiUnavailable("no API socket at %s: is the daemon running ('systemctl status edgesplit')? "
-                                 "(api.socket in its config names the path)" % path)
+            raise ApiUnavailable("no API socket at %s: is the daemon running ('systemctl status edgesplit', or "
+                                 "your own 'edgesplit serve --local DIR')? (api.socket in its config names the path)"
+                                 % path)
         if not os.access(path, os.R_OK | os.W_OK):
             raise ApiUnavailable("%s: permission denied: add this user to the daemon's API group (api.group, "
                                  "'edgesplit' by default) and log in again" % path)
@@ -142,5 +143,6 @@ class ApiClient:
             # An answer to an earlier call that timed out: dropped by its id. Keep waiting.
         self.close()
         raise ApiUnavailable("no answer from the edgesplit daemon on %s within %.1f s: is it running "
-                             "('systemctl status edgesplit'), and may this user open the socket (group)?"
+                             "('systemctl status edgesplit', or your own 'edgesplit serve --local DIR'), and may this user open "
+                             "the socket (group)?"
                              % (self.socket_path, wait_ms / 1000.0))

@@ -7,7 +7,6 @@ import threading
 import time
 
 from edgesplit.runtime.default_bundle import resolve_bundle
-from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.daemon.sd_notify import SystemdNotifier
@@ -150,6 +149,6 @@ def run_peer(args) -> int:
     summary = dict(stats.as_dict(), event="stopped", uptime_s=round(time.monotonic() - started, 3))
     log.info("stopped: %s", summary)
     if args.json:
-        print_json(summary)
+        print(json.dumps(summary), flush=True)  # JSON Lines, like the ready event
     return 0
 

@@ -115,7 +115,7 @@ def build_strategy(args, executor_like):
     if thresholds is None:
         thresholds = [e.threshold for e in manifest.exits if e.head is not None]
     if len(thresholds) != n_side:
-        raise InputError("--thresholds: %d values for %d early exits" % (len(thresholds), n_side))
+        raise InputError("--thresholds: got %d thresholds for %d early exits" % (len(thresholds), n_side))
     return fixed("static cut %d" % cut, cut, thresholds, use_exits=not args.no_exits)
 
 
