@@ -12,28 +12,18 @@ import argparse
 import json
 import platform
 import sys
-import timeit
 
 import numpy as np
 
 from edgesplit.policies_lite.linucb import LinUCB, LinUCBConfig
+from timing import add_timing_arguments, measure
 
 ACCEPTANCE_US = 20.0
 
 
-def measure(candidates, number: int, repeat: int):
-    best = {name: float("inf") for name in candidates}
-    for _ in range(repeat):
-        for name, fn in candidates.items():
-            seconds = timeit.timeit(fn, number=number)
-            best[name] = min(best[name], seconds / number * 1e6)
-    return best
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--number", type=int, default=20000, help="calls per timed round")
-    parser.add_argument("--repeat", type=int, default=7, help="rounds; the best round counts")
+    add_timing_arguments(parser)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     arms, dim = 10, 4

@@ -14,13 +14,14 @@ import json
 import platform
 import sys
 import tempfile
-import timeit
+
 from pathlib import Path
 
 import numpy as np
 
 
 from edgesplit.policies_lite import edgeml_decoder, load_policy, save_policy, task_choice_decoder
+from timing import add_timing_arguments, measure
 
 FEATURES = ["latency_mean_s", "energy_mean", "bandwidth_mean_bps", "rtt_s", "queue_len", "gpu_freq_hz",
             "temperature_c", "peer_alive"]
@@ -51,19 +52,9 @@ def build_policies(rng, directory: Path):
             load_policy(directory / "choice.npz"), mlp_layers, linear_layers[0])
 
 
-def measure(candidates, number: int, repeat: int):
-    best = {name: float("inf") for name in candidates}
-    for _ in range(repeat):
-        for name, fn in candidates.items():
-            seconds = timeit.timeit(fn, number=number)
-            best[name] = min(best[name], seconds / number * 1e6)
-    return best
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--number", type=int, default=20000, help="calls per timed round")
-    parser.add_argument("--repeat", type=int, default=7, help="rounds; the best round counts")
+    add_timing_arguments(parser)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
