@@ -14,14 +14,14 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
-from edgesplit.runtime.controller.strategies import (EnergyInput, fixed, load_policy_strategy, local_only,
+from edgesplit.runtime.controller.strategies import (EnergyInput, Strategy, fixed, load_policy_strategy, local_only,
                                                      remote_only)
 from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE, default_bundle_path, load_heldout
 from edgesplit.runtime.device.loop import run_stream
@@ -77,7 +77,7 @@ def strategies(bundle, policy_path: str):
     ]
 
 
-def _series(results, decisions, recording, link_scale: float, recording_speed: float, origin: float,
+def _series(results, recording, link_scale: float, recording_speed: float, origin: float,
             block_s: float = SERIES_BLOCK_S) -> List[Dict[str, Any]]:
     """Per block of recorded seconds: the link's rate, the adaptive offload share and cuts chosen."""
     blocks = {}  # type: Dict[int, Dict[str, Any]]
@@ -105,14 +105,16 @@ def _series(results, decisions, recording, link_scale: float, recording_speed: f
 
 
 class Progress:
-    """Phase and progress lines on stderr ("demo: ..."); stdout keeps the table or the JSON document."""
+    """Phase and progress lines on stderr ("demo: ..."; ``prefix`` names the command); stdout keeps the table or
+    the JSON document."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, prefix: str = "demo") -> None:
         self.enabled = enabled
+        self.prefix = prefix
 
     def say(self, message: str) -> None:
         if self.enabled:
-            print("demo: " + message, file=sys.stderr, flush=True)
+            print("%s: %s" % (self.prefix, message), file=sys.stderr, flush=True)
 
     def wait(self, threads: List[threading.Thread], sessions: List[Any], total: int) -> None:
         """Join ``threads``, saying when each strategy finishes and, every few seconds, how far each got."""
@@ -140,6 +142,61 @@ def _bar(value: float, full: float, width: int = 12, char: str = "#") -> str:
     return char * n + "." * (width - n)
 
 
+def run_strategies(bundle_path, bundle, chosen: Sequence[Strategy], images: np.ndarray, labels: Optional[np.ndarray],
+                   link: LinkSetup, bounds: Bounds, emulation: Emulation, period_s: float, store, progress: Progress,
+                   run_config: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], List[Any], float]:
+    """Run every strategy at once through real processes: one peer subprocess on loopback, one emulated device
+    per strategy, each behind its own software link replaying ``link`` from the same instant, so every strategy
+    sees the same bandwidth at the same task. Returns one summary row per strategy (``summarize`` plus
+    strategy, policy_id, decisions), every strategy's task results, and the emulated time of the first arrival.
+    (``edgesplit demo`` and ``edgesplit evaluate --real``.)"""
+    progress.say("starting the peer on loopback and %d emulated devices (one per strategy)" % len(chosen))
+    peer = PeerProcess(bundle_path)
+    sessions = []  # type: List[Pipeline]
+    try:
+        for strategy in chosen:
+            settings = PipelineSettings(emulation=emulation, peer=peer.endpoint, link=link, shared_store=store,
+                                        run_config=run_config)
+            sessions.append(Pipeline(bundle, strategy, bounds, settings))
+        # Every relay replays the trace from the same instant, and every stream's first task arrives then.
+        origin = emulation.clock() + START_MARGIN_S
+        real_origin = time.monotonic() + emulation.to_real(START_MARGIN_S)
+        for session in sessions:
+            session.relay.link.schedule.start = real_origin
+        outputs = {}  # type: Dict[int, Any]
+        errors = []  # type: List[BaseException]
+
+        def work(index: int, session: Pipeline) -> None:
+            try:
+                outputs[index] = run_stream(session.loop, images, labels, period_s=period_s, origin=origin)
+            except BaseException as exc:  # reported after the join
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i, s), name="strategy-%d" % i) for i, s in enumerate(sessions)]
+        progress.say("running %d strategies on %d images at once, one task every %g ms of emulated time "
+                     "(about %.0f s)" % (len(sessions), len(images), 1e3 * period_s,
+                                         len(images) * period_s / emulation.speedup))
+        for thread in threads:
+            thread.start()
+        progress.wait(threads, sessions, len(images))
+        if errors:
+            raise errors[0]
+        rows = []
+        for i, session in enumerate(sessions):
+            summary = summarize(outputs[i], bounds, len(bundle.manifest.exits))
+            summary["strategy"] = session.controller.strategy.name
+            summary["policy_id"] = session.controller.strategy.policy_id
+            summary["decisions"] = len(session.controller.decisions)
+            rewards = [d["reward"] for d in session.controller.decisions if "reward" in d]
+            summary["reward"] = float(np.mean(rewards)) if rewards else None  # EdgeML's, per action interval
+            rows.append(summary)
+    finally:
+        for session in sessions:
+            session.close()
+        peer.stop()
+    return rows, [outputs[i] for i in range(len(sessions))], origin
+
+
 def run_demo(args) -> int:
     started = time.monotonic()
     progress = Progress(not args.no_progress)
@@ -159,56 +216,17 @@ def run_demo(args) -> int:
     emulation = Emulation(load_emulated_board(DEMO["board"]), workload_scale=DEMO["workload_scale"],
                           speedup=DEMO["speedup"])
     chosen = strategies(bundle, args.policy)
-    progress.say("starting the peer on loopback and %d emulated devices (one per strategy)" % len(chosen))
-    peer = PeerProcess(bundle_path)
-    sessions = []
     from edgesplit.runtime.traces import TraceStore
 
     store = TraceStore(traces, batch_size=64, flush_interval_s=1.0)
     try:
-        for strategy in chosen:
-            settings = PipelineSettings(emulation=emulation, peer=peer.endpoint, link=link, shared_store=store,
-                                        run_config={"command": "demo", "scenario": DEMO})
-            sessions.append(Pipeline(bundle, strategy, bounds, settings))
-        # Every relay replays the trace from the same instant, and every stream's first task arrives then.
-        origin = emulation.clock() + START_MARGIN_S
-        real_origin = time.monotonic() + emulation.to_real(START_MARGIN_S)
-        for session in sessions:
-            session.relay.link.schedule.start = real_origin
-        outputs = {}  # type: Dict[int, Any]
-        errors = []  # type: List[BaseException]
-
-        def work(index: int, session: Pipeline) -> None:
-            try:
-                outputs[index] = run_stream(session.loop, images, labels, period_s=DEMO["period_s"], origin=origin)
-            except BaseException as exc:  # reported after the join
-                errors.append(exc)
-
-        threads = [threading.Thread(target=work, args=(i, s), name="demo-%d" % i) for i, s in enumerate(sessions)]
-        progress.say("running %d strategies on %d images at once, one task every %g ms of emulated time "
-                     "(about %.0f s)" % (len(sessions), len(labels), 1e3 * DEMO["period_s"],
-                                         len(labels) * DEMO["period_s"] / DEMO["speedup"]))
-        for thread in threads:
-            thread.start()
-        progress.wait(threads, sessions, len(labels))
-        if errors:
-            raise errors[0]
-        progress.say("summarising; traces in %s" % traces)
-        rows = []
-        for i, session in enumerate(sessions):
-            summary = summarize(outputs[i], bounds, len(bundle.manifest.exits))
-            summary["strategy"] = session.controller.strategy.name
-            summary["policy_id"] = session.controller.strategy.policy_id
-            summary["decisions"] = len(session.controller.decisions)
-            rows.append(summary)
-        adaptive = sessions[-1]
-        series = _series(outputs[len(sessions) - 1], adaptive.controller.decisions, recording,
-                         DEMO["link_scale"], DEMO["recording_speed"], origin)
+        rows, outputs, origin = run_strategies(bundle_path, bundle, chosen, images, labels, link, bounds, emulation,
+                                               DEMO["period_s"], store, progress,
+                                               run_config={"command": "demo", "scenario": DEMO})
     finally:
-        for session in sessions:
-            session.close()
         store.close()
-        peer.stop()
+    progress.say("summarising; traces in %s" % traces)
+    series = _series(outputs[-1], recording, DEMO["link_scale"], DEMO["recording_speed"], origin)
     best_accuracy = max(r["accuracy"] for r in rows[:-1])
     verdict = {"adaptive_sr_at_least_every_baseline": all(rows[-1]["sr"] >= r["sr"] for r in rows[:-1]),
                "adaptive_accuracy_gap_points": round(100 * (best_accuracy - rows[-1]["accuracy"]), 2)}

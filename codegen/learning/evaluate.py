@@ -1,0 +1,122 @@
+"""Every strategy on the same recording: the trained policy, the baselines and the hindsight oracle.
+
+``evaluate_in_environment`` runs them in the virtual-time environment (several seeds: the seed draws
+the inputs); ``evaluate_real`` runs them through real processes (a peer subprocess, one emulated device
+per strategy behind a software link replaying the recording: ``edgesplit demo``'s machinery), the
+seed shuffling the order of the inputs. Both return one row per strategy with the mean over seeds and
+the spread (population standard deviation) of SR, accuracy, mean latency and reward.
+"""
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from edgesplit.codegen.learning.baselines import (Profiling, ablations, oracle_actions, run_oracle,
+                                                   static_baselines)
+from edgesplit.runtime.controller.strategies import PolicyLoadError, PolicyStrategy, Strategy
+from edgesplit.runtime.errors import InputError
+
+log = logging.getLogger(__name__)
+
+METRICS = ("sr", "accuracy", "mean_latency_ms", "reward", "fallbacks")
+
+
+@dataclass
+class Lineup:
+    """The strategies of one evaluation, in the table's order (``policy`` is the evaluated one)."""
+
+    strategies: List[Strategy]
+    notes: Dict[str, str] = field(default_factory=dict)
+
+
+def load_policy_for(path, features: Sequence[str], n_exits: int, n_cuts: int, name: str) -> PolicyStrategy:
+    """A frozen EdgeML policy whose features the environment supplies and whose decoder fits the bundle."""
+    from edgesplit.policies_lite import PolicyError, load_policy
+
+    try:
+        policy = load_policy(Path(path), available_features=features)
+    except PolicyError as exc:
+        raise PolicyLoadError(str(exc)) from None
+    decoder = policy.spec.decoder
+    if getattr(decoder, "n_exits", None) != n_exits or getattr(decoder, "n_cuts", None) != n_cuts:
+        raise PolicyLoadError("%s: the policy was built for %s early exits and %s cuts, the bundle has %d and %d: "
+                              "evaluate it with the bundle it was trained for"
+                              % (path, getattr(decoder, "n_exits", "?"), getattr(decoder, "n_cuts", "?"), n_exits,
+                                 n_cuts))
+    return PolicyStrategy(policy, name)
+
+
+def lineup(profiling: Profiling, policy: PolicyStrategy, planner: Optional[PolicyStrategy],
+           moea_seed: int = 0) -> Lineup:
+    """Baselines (static, then the planner policy, then EdgeML's ablations of ``policy``), then ``policy`` last."""
+    chosen = static_baselines(profiling, moea_seed=moea_seed)
+    if planner is not None:
+        chosen.append(planner)
+    chosen.extend(ablations(policy))
+    chosen.append(policy)
+    return Lineup(chosen)
+
+
+def aggregate(name: str, per_seed: List[Dict[str, Any]], seeds: Sequence[int], **extra) -> Dict[str, Any]:
+    """Mean over seeds of every metric, its spread (``<metric>_std``) and the per-seed values."""
+    row = {"strategy": name}  # type: Dict[str, Any]
+    for key in METRICS:
+        values = [r[key] for r in per_seed if r.get(key) is not None]
+        row[key] = float(np.mean(values)) if values else None
+        row[key + "_std"] = float(np.std(values)) if values else None
+    row["tasks"] = int(sum(r["tasks"] for r in per_seed))
+    row["seeds"] = list(seeds)
+    row["per_seed"] = per_seed
+    row.update(extra)
+    return row
+
+
+def episode_row(episode) -> Dict[str, Any]:
+    return {"sr": float(episode.sr), "accuracy": float(episode.accuracy),
+            "mean_latency_ms": float(episode.mean_latency_ms), "reward": float(episode.reward),
+            "fallbacks": int(episode.fallbacks), "tasks": int(episode.tasks)}
+
+
+def evaluate_in_environment(env, chosen: Lineup, seeds: Sequence[int], oracle: bool = True,
+                            progress: Optional[Callable[[str], None]] = None) -> List[Dict[str, Any]]:
+    """Each strategy (and the oracle) on the environment's recording, once per seed; rows in lineup order."""
+    rows = []
+    total = len(chosen.strategies) + int(oracle)
+    for i, strategy in enumerate(chosen.strategies):
+        per_seed = []
+        for seed in seeds:
+            per_seed.append(episode_row(env.run(strategy, seed=seed)))
+        if progress:
+            progress("%d/%d %s done (%d seeds)" % (i + 1, total, strategy.name, len(seeds)))
+        rows.append(aggregate(strategy.name, per_seed, seeds, description=strategy.describe()))
+    if oracle:
+        static = [s.action for s in chosen.strategies if hasattr(s, "action")]
+        candidates = oracle_actions(env.n_exits, env.n_cuts, extra=static)
+        per_seed = [episode_row(run_oracle(env, candidates, seed=seed)) for seed in seeds]
+        if progress:
+            progress("%d/%d oracle done (%d actions tried per window)" % (total, total, len(candidates)))
+        rows.append(aggregate("oracle", per_seed, seeds, upper_bound=True,
+                              description={"name": "oracle", "note": "hindsight per action window: every one of "
+                                           "%d actions tried on a clone of the environment, the best window "
+                                           "kept; sees the future, NOT deployable: an upper bound" % len(candidates)}))
+    return rows
+
+
+def verdict(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """How the evaluated policy (the ``policy`` row) stands against every non-oracle strategy."""
+    policy = next(r for r in rows if r["strategy"] == "policy")
+    others = [r for r in rows if r["strategy"] != "policy" and not r.get("upper_bound")]
+    best = max(others, key=lambda r: r["sr"])
+    most_accurate = max(others, key=lambda r: r["accuracy"])
+    return {"policy_sr_highest": all(policy["sr"] >= r["sr"] for r in others),
+            "best_baseline": best["strategy"], "best_baseline_sr": best["sr"],
+            "policy_sr_minus_best_baseline_points": round(100 * (policy["sr"] - best["sr"]), 2),
+            "most_accurate_baseline": most_accurate["strategy"],
+            "policy_accuracy_gap_points": round(100 * (most_accurate["accuracy"] - policy["accuracy"]), 2)}
+
+
+def finite_or_none(value: Any) -> Any:
+    return value if not isinstance(value, float) or math.isfinite(value) else None
