@@ -1,0 +1,113 @@
+"""``edgesplit evaluate`` end to end: in the environment (--json schema, seeds, the oracle as an upper bound),
+through real processes (--real), and its errors on bad input."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("pymoo")
+
+from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE  # noqa: E402
+from edgesplit.runtime.emulation.link.shipped import resolve_recording  # noqa: E402
+
+EDGESPLIT = [sys.executable, "-m", "edgesplit.runtime.cli"]
+STRATEGIES = ["local-only", "remote-only", "neurosurgeon", "single-threshold", "moea", "planner", "edgeml-t1",
+              "edgeml-tl", "edgeml-nonbranch", "policy"]
+
+
+def evaluate(*args, timeout=600):
+    return subprocess.run(EDGESPLIT + ["evaluate"] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def short_trace(tmp_path) -> Path:
+    """The first 30 seconds of the demo's recording, as a file of its own (a short evaluation trace)."""
+    path = tmp_path / "short_norway"
+    lines = resolve_recording("norway_car_3").read_text().splitlines()[:30]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_evaluate_json_runs_every_strategy_and_the_oracle_on_one_trace(short_trace):
+    done = evaluate("--link", short_trace, "--policy", DEMO_POLICY_FILE, "--tasks", 40, "--seeds", 2, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["mode"] == "environment" and report["seeds"] == [0, 1]
+    names = [r["strategy"] for r in report["results"]]
+    assert names == STRATEGIES + ["oracle"]
+    for row in report["results"]:
+        for key in ("sr", "accuracy", "mean_latency_ms", "reward", "sr_std", "fallbacks"):
+            assert isinstance(row[key], float), (row["strategy"], key)
+        assert 0.0 <= row["sr"] <= 1.0 and 0.0 <= row["accuracy"] <= 1.0
+        assert row["tasks"] == 80 and len(row["per_seed"]) == 2
+    oracle = report["results"][-1]
+    assert oracle["upper_bound"] is True
+    assert all(oracle["sr"] >= r["sr"] for r in report["results"][:-1])
+    # Baselines are chosen on other recordings than the one evaluated.
+    assert report["train_links"] and str(short_trace) not in report["train_links"]
+    assert set(report["verdict"]) >= {"policy_sr_highest", "best_baseline", "policy_accuracy_gap_points"}
+    assert "evaluate: " in done.stderr  # progress on stderr, stdout stays one JSON document
+
+
+def test_evaluate_prints_one_row_per_strategy(short_trace):
+    done = evaluate("--link", short_trace, "--policy", DEMO_POLICY_FILE, "--tasks", 20, "--seeds", 1,
+                    "--no-oracle", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    rows = [line.split()[0] for line in done.stdout.splitlines() if line.split() and line.split()[0] in STRATEGIES]
+    assert rows == STRATEGIES
+
+
+def test_evaluate_real_runs_the_strategies_through_real_processes(short_trace):
+    done = evaluate("--link", short_trace, "--policy", DEMO_POLICY_FILE, "--tasks", 12, "--seeds", 1, "--real",
+                    "--speedup", 2, "--json", timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["mode"] == "real"
+    assert [r["strategy"] for r in report["results"]] == STRATEGIES  # no oracle: it needs the environment
+    for row in report["results"]:
+        assert row["tasks"] == 12 and row["sr"] is not None and row["reward"] is not None
+    assert "starting the peer on loopback" in done.stderr
+    assert Path(report["results"][0]["traces"]).exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--policy", "missing.npz"], "--policy missing.npz: no such file"),
+    (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--link-scale", "-1"], "--link-scale must be a positive number"),
+    (["--train-link", "norway_car_3"], "is the recording evaluated on"),
+    (["--bundle", "no_such_bundle"], "no manifest.json"),
+    (["--board", "no_such_board"], "--board no_such_board"),
+])
+def test_bad_input_is_one_clear_line(args, message):
+    base = {"--link": "norway_car_3", "--policy": str(DEMO_POLICY_FILE)}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    done = evaluate(*[x for kv in base.items() for x in kv], "--tasks", 5, "--seeds", base.get("--seeds", "1"),
+                    "--no-progress", timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_policy_for_another_bundle_is_refused(tmp_path):
+    from edgesplit.policies_lite import edgeml_decoder, save_policy
+    import numpy as np
+
+    other = tmp_path / "three_exits.npz"
+    save_policy(other, features=["bandwidth_mbps"], layers=[(np.zeros((5, 1)), np.zeros(5))],
+                activations=["identity"], decoder=edgeml_decoder(3, 5), mean=[0.0], std=[1.0], provenance={})
+    done = evaluate("--link", "norway_car_3", "--policy", other, "--tasks", 5, "--seeds", 1, "--no-progress")
+    assert done.returncode == 1
+    assert "built for 3 early exits and 5 cuts, the bundle has 2 and 4" in done.stderr
+
+
+def test_an_unreadable_trace_is_refused(tmp_path):
+    bad = tmp_path / "bad_trace"
+    bad.write_text("not a number\n")
+    done = evaluate("--link", bad, "--policy", DEMO_POLICY_FILE, "--tasks", 5, "--seeds", 1, "--no-progress")
+    assert done.returncode == 1
+    assert str(bad) in done.stderr and "Traceback" not in done.stderr
