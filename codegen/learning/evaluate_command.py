@@ -53,6 +53,10 @@ def register(commands) -> None:
     parser.add_argument("--link-scale", type=float, metavar="F",
                         help="multiply the recordings' rates (default 1; the demo's %.4f for the default bundle)"
                              % DEMO["link_scale"])
+    parser.add_argument("--link-mean-mbps", type=float, metavar="M",
+                        help="instead of --link-scale: scale each recording (the evaluated one and every training "
+                             "one) so that its mean rate is M Mbit/s, to compare recordings of different networks "
+                             "in one rate range")
     parser.add_argument("--recording-speed", type=float,
                         help="recorded seconds per emulated second (default 1; the demo's %g for the default "
                              "bundle)" % DEMO["recording_speed"])
@@ -118,6 +122,9 @@ def _check_args(args) -> None:
         raise InputError("--tasks must be at least 1, got %d" % args.tasks)
     if args.seeds < 1:
         raise InputError("--seeds must be at least 1, got %d" % args.seeds)
+    _positive(args.link_mean_mbps, "--link-mean-mbps")
+    if args.link_mean_mbps is not None and args.link_scale is not None:
+        raise InputError("give either --link-scale or --link-mean-mbps, not both")
     if args.energy_bound is not None and args.no_energy_bound:
         raise InputError("give either --energy-bound or --no-energy-bound, not both")
     if (args.images is None) != (args.labels is None):
@@ -136,10 +143,19 @@ def _recording_path(name: str, flag: str) -> Path:
         raise InputError("%s %s: %s" % (flag, name, exc)) from None
 
 
-def _read_rates(path: Path, fmt: str, scale: float) -> np.ndarray:
-    from edgesplit.runtime.emulation.link.recording_readers import read_recording
+def _read_rates(path: Path, fmt: str, scale: float, mean_mbps: Optional[float] = None) -> np.ndarray:
+    """The recording's rates x ``scale``, or scaled to a mean of ``mean_mbps`` when that is given."""
+    from edgesplit.runtime.emulation.link.recording_readers import RecordingError, read_recording
 
-    return np.asarray(read_recording(path, fmt).bps, dtype=float) * scale
+    try:
+        rates = np.asarray(read_recording(path, fmt).bps, dtype=float)
+    except RecordingError as exc:
+        raise InputError(str(exc)) from None
+    if mean_mbps is not None:
+        if not rates.mean() > 0:
+            raise InputError("%s: the recording's mean rate is 0, it cannot be scaled to --link-mean-mbps" % path)
+        return rates * (mean_mbps * 1e6 / rates.mean())
+    return rates * scale
 
 
 def _train_links(args, evaluated: Path) -> List[Path]:
@@ -194,9 +210,16 @@ def build_scenario(args):
     else:
         energy = DEMO["energy_bound_mj"] if default else None
     evaluated = _recording_path(args.link, "--link")
+    if args.link_mean_mbps is not None:
+        scaled = _read_rates(evaluated, args.link_format, 1.0, args.link_mean_mbps)  # refuses a mean of 0
+        link_scale = float(scaled.mean() / _read_rates(evaluated, args.link_format, 1.0).mean())
+    elif args.link_scale is not None:
+        link_scale = args.link_scale
+    else:
+        link_scale = DEMO["link_scale"] if default else 1.0
+        _read_rates(evaluated, args.link_format, 1.0)  # a recording that cannot be read fails here, naming it
     return Scenario(bundle_dir=bundle_dir, board=board, recordings=[evaluated],
-                    link_scale=args.link_scale if args.link_scale is not None else
-                    (DEMO["link_scale"] if default else 1.0),
+                    link_scale=link_scale,
                     link_format=None if args.link_format == "auto" else args.link_format,
                     rtt_s=args.rtt_ms / 1e3,
                     workload_scale=args.workload_scale if args.workload_scale is not None else
@@ -224,19 +247,14 @@ def run(args) -> int:
     from edgesplit.codegen.learning.environment import Environment
     from edgesplit.codegen.learning.evaluate import (evaluate_in_environment, lineup, load_policy_for, verdict)
     from edgesplit.runtime.controller.state import FEATURES
-    from edgesplit.runtime.emulation.link.recording_readers import RecordingError
-
     started = time.monotonic()
     _check_args(args)
     progress = Progress(not args.no_progress)
     scenario = build_scenario(args)
     evaluated = Path(scenario.recordings[0])
     train = _train_links(args, evaluated)
-    try:
-        train_rates = np.concatenate([_read_rates(p, args.link_format, scenario.link_scale) for p in train])
-        _read_rates(evaluated, args.link_format, 1.0)
-    except RecordingError as exc:
-        raise InputError(str(exc)) from None
+    train_rates = np.concatenate([_read_rates(p, args.link_format, scenario.link_scale, args.link_mean_mbps)
+                                  for p in train])
     progress.say("profiling the bundle's exits on its profiling set and building the environment")
     try:
         env = Environment(scenario, seed=args.seed)
@@ -261,7 +279,8 @@ def run(args) -> int:
         "mode": "real" if args.real else "environment",
         "scenario": {"bundle": str(scenario.bundle_dir), "board": scenario.board, "emulated": True,
                      "workload_scale": scenario.workload_scale, "link": str(evaluated),
-                     "link_scale": scenario.link_scale, "recording_speed": scenario.recording_speed,
+                     "link_scale": scenario.link_scale, "link_mean_mbps": args.link_mean_mbps,
+                     "recording_speed": scenario.recording_speed,
                      "rtt_ms": 1e3 * scenario.rtt_s, "latency_bound_ms": 1e3 * scenario.latency_bound_s,
                      "energy_bound_mj": scenario.energy_bound, "period_ms": 1e3 * scenario.period_s,
                      "tasks": scenario.episode_tasks},
