@@ -269,6 +269,15 @@ class VirtualPeerClient:
         self.last_t = -math.inf  # upkeep has run up to here
         self.probes = 0
 
+    def copy(self) -> "VirtualPeerClient":
+        """An independent copy for ``Environment.clone``: the link directions and the estimator are copied, the
+        schedule, the static model and the (replaced, never mutated) pending probe are shared."""
+        other = copy.copy(self)
+        other.up = copy.copy(self.up)
+        other.down = copy.copy(self.down)
+        other.estimator = copy.deepcopy(self.estimator)
+        return other
+
     # -------------------------------------------------------- exchanges
 
     def _exchange(self, t: float, request_bytes: int, reply_bytes: int, service_s: float) -> float:
@@ -518,16 +527,35 @@ class Environment:
                 "fallbacks": int(sum(rows["fallback"])), "time_s": self._now}
 
     def clone(self) -> "Environment":
-        """A copy of the dynamic state (the profiled statistics are shared)."""
+        """A copy of the dynamic state (the profiled statistics and the link schedule, never mutated, are shared).
+
+        Cheap enough to call once per candidate action per window (the hindsight oracle does): the
+        episode's history (per-task rows, rewards, decisions) is append-only, so shallow list copies
+        suffice; only the last decision, whose reward ``_close`` fills in, is copied itself.
+        """
         other = copy.copy(self)
-        memo = {id(self.static): self.static, id(self.scenario): self.scenario}
-        for name in ("rng", "peer", "controller", "_injected", "_seen", "_rewards", "_rows", "schedule"):
-            setattr(other, name, copy.deepcopy(getattr(self, name), memo))
+        other.rng = np.random.RandomState()
+        other.rng.set_state(self.rng.get_state())
+        other.peer = self.peer.copy()
+        other._injected = _Injected()
+        other._injected.next_action = self._injected.next_action
+        other._seen = set(self._seen)
+        other._rewards = list(self._rewards)
+        other._rows = {k: list(v) for k, v in self._rows.items()}
         other.store = None
-        other.controller.store = None
-        other.controller.clock = lambda: other._now
-        if self.controller.strategy is self._injected:
-            other.controller.strategy = other._injected
+        c = self.controller
+        oc = other.controller = copy.copy(c)
+        oc.window = c.window.copy()
+        oc.decisions = list(c.decisions)
+        if oc.decisions:
+            oc.decisions[-1] = dict(oc.decisions[-1])
+        oc._tasks = list(c._tasks)
+        oc._task_ids = list(c._task_ids)
+        oc._state = dict(c._state) if c._state is not None else None
+        oc.store = None
+        oc.clock = lambda: other._now
+        if c.strategy is self._injected:
+            oc.strategy = other._injected
         return other
 
     def run(self, strategy: Strategy, seed: int = 0, recording: Optional[int] = None,

@@ -156,3 +156,19 @@ def test_oracle_is_at_least_every_strategy_on_the_same_seed_and_recording(enviro
         for strategy in strategies:
             episode = env.run(strategy, seed=seed)
             assert oracle.sr >= episode.sr, (seed, strategy.name, oracle.sr, episode.sr)
+
+
+def test_stepping_a_clone_leaves_the_originals_history_alone(environment):
+    env = environment
+    env.reset(seed=2, recording=0, start_s=0.0)
+    for _ in range(5):
+        env.step(Action((0.2, 0.1), 1, 1, True))
+    decisions = [dict(d) for d in env.controller.decisions]
+    before = env.episode("x")
+    twin = env.clone()
+    for _ in range(5):
+        twin.step(Action((0.0, 0.0), 0, 2, False))
+    after = env.episode("x")
+    assert env.controller.decisions == decisions
+    assert (after.tasks, after.sr, after.reward) == (before.tasks, before.sr, before.reward)
+    assert twin.episode("x").tasks == before.tasks + 10
