@@ -82,6 +82,7 @@ def test_evaluate_real_runs_the_strategies_through_real_processes(short_trace):
     (["--train-link", "norway_car_3"], "is the recording evaluated on"),
     (["--bundle", "no_such_bundle"], "no manifest.json"),
     (["--board", "no_such_board"], "--board no_such_board"),
+    (["--link-mean-mbps", "0.5", "--link-scale", "2"], "either --link-scale or --link-mean-mbps"),
 ])
 def test_bad_input_is_one_clear_line(args, message):
     base = {"--link": "norway_car_3", "--policy": str(DEMO_POLICY_FILE)}
@@ -111,3 +112,15 @@ def test_an_unreadable_trace_is_refused(tmp_path):
     done = evaluate("--link", bad, "--policy", DEMO_POLICY_FILE, "--tasks", 5, "--seeds", 1, "--no-progress")
     assert done.returncode == 1
     assert str(bad) in done.stderr and "Traceback" not in done.stderr
+
+
+def test_link_mean_mbps_scales_the_evaluated_recording_to_that_mean(short_trace):
+    import numpy as np
+    from edgesplit.runtime.emulation.link.recording_readers import read_recording
+
+    done = evaluate("--link", short_trace, "--link-mean-mbps", 0.3, "--policy", DEMO_POLICY_FILE, "--tasks", 10,
+                    "--seeds", 1, "--no-oracle", "--no-progress", "--json")
+    assert done.returncode == 0, done.stderr
+    scenario = json.loads(done.stdout)["scenario"]
+    mean = float(np.mean(read_recording(short_trace).bps))
+    assert scenario["link_scale"] * mean == pytest.approx(0.3e6)
