@@ -22,6 +22,7 @@ late (its latency includes the wait); the deadline is arrival + latency bound.
 import copy
 import logging
 import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -51,9 +52,16 @@ ESTIMATOR_MIN_BANDWIDTH_BYTES = 3000
 ESTIMATOR_STALE_AFTER_S = 1.0
 # Measured by bench/environment_reality.py (reality.calibrate) on the software link and emulated board at
 # speedup 1.5 on the reference workstation; see docs/learning.md.
-SEGMENT_OVERHEAD_S = 0.00015
-TASK_OVERHEAD_S = 0.0008
-EXCHANGE_OVERHEAD_S = 0.006
+SEGMENT_OVERHEAD_S = 0.00013
+TASK_OVERHEAD_S = 0.00088
+EXCHANGE_OVERHEAD_S = 0.0065
+EXCHANGE_JITTER_S = 0.0054
+REPLY_OVERHEAD_S = 0.0009
+# PeerClient polls in whole milliseconds rounded up: the last poll may end up to 1 ms (real; x1.5 emulated
+# at the demo's speedup) after the deadline, and a reply that arrived by then is taken.
+TIMEOUT_GRACE_S = 0.0015
+SEGMENT_HICCUP_P = 0.066
+SEGMENT_HICCUP_S = 0.0018
 START_MARGIN_S = 0.5  # the demo's set-up margin: the first probes happen this long before the first arrival
 
 
@@ -94,6 +102,17 @@ class Scenario:
     segment_overhead_s: float = SEGMENT_OVERHEAD_S    # per segment call beyond its paced time
     task_overhead_s: float = TASK_OVERHEAD_S          # per task outside segments (controller, executor, trace)
     exchange_overhead_s: float = EXCHANGE_OVERHEAD_S  # per request/reply beyond serialisation and RTT
+    reply_overhead_s: float = REPLY_OVERHEAD_S        # the device's handling of an answered offload, after the reply
+    timeout_grace_s: float = TIMEOUT_GRACE_S          # a reply this late (at most; uniform) still counts as answered
+    # Timing noise (0: deterministic): an exponential extra with this mean per request/reply; per segment call, with
+    # this probability a hiccup (a late wake-up of the paced sleep, a busy host) of exponential length with this mean.
+    exchange_jitter_s: float = EXCHANGE_JITTER_S
+    segment_hiccup_p: float = SEGMENT_HICCUP_P
+    segment_hiccup_s: float = SEGMENT_HICCUP_S
+    # Measured timing, drawn from instead of the figures above when given (reality.calibrate): each segment call's
+    # time beyond its modelled time, and each request/reply's time beyond serialisation and RTT.
+    segment_excess_s: Sequence[float] = ()
+    exchange_excess_s: Sequence[float] = ()
 
 
 def demo_scenario() -> Scenario:
@@ -169,7 +188,7 @@ class StaticModel:
         self.main_ids = [s.id for s in manifest.main]
         self.head_ids = [e.head for e in side]
         # Per cut c: the side exits evaluated at c, as (side index, head seconds).
-        extra = scenario.segment_overhead_s
+        extra = 0.0 if scenario.segment_excess_s else scenario.segment_overhead_s
         self.main_s = [t + extra for t in self.cost.main_s]
         self.head_s = [t + extra for t in self.cost.head_s]
         self.heads_at = [[(k, self.head_s[k]) for k, e in enumerate(side) if e.cut == c]
@@ -195,6 +214,7 @@ class StaticModel:
         self.entropies = self.stats.entropies.tolist()
         self.correct = self.stats.correct.tolist()
         self.n_images = len(self.entropies)
+        self.labels = [int(v) for v in labels]
 
 
 def _profiling_set(scenario: Scenario):
@@ -257,6 +277,10 @@ class VirtualPeerClient:
         self.peer_down = list(peer_down)
         self.peer_s = peer_s
         self.overhead_s = static.scenario.exchange_overhead_s
+        self.jitter_s = static.scenario.exchange_jitter_s
+        self.grace_s = static.scenario.timeout_grace_s
+        self.excess_s = list(static.scenario.exchange_excess_s)
+        self.noise = random.Random(0)
         self.static = static
         self.estimator = LinkEstimator(min_bandwidth_bytes=ESTIMATOR_MIN_BANDWIDTH_BYTES,
                                        stale_after_s=ESTIMATOR_STALE_AFTER_S)
@@ -284,7 +308,11 @@ class VirtualPeerClient:
         arrive = self.up.send(t, request_bytes)
         if windows_contain(self.peer_down, arrive):
             return math.inf
-        return self.down.send(arrive + service_s, reply_bytes) + self.overhead_s
+        if len(self.excess_s):
+            extra = self.noise.choice(self.excess_s)
+        else:
+            extra = self.overhead_s + (self.noise.expovariate(1.0 / self.jitter_s) if self.jitter_s > 0 else 0.0)
+        return self.down.send(arrive + service_s, reply_bytes) + extra
 
     def _answered(self, sent: int, received: int, round_trip: float, service_s: float, now: float) -> None:
         if self.fresh:
@@ -378,7 +406,8 @@ class VirtualPeerClient:
         p = self.pending
         if p is not None and p.reply_at <= min(reply_at, until):
             self._probe_reply()  # collected while waiting (PeerClient._receive)
-        if reply_at <= until:
+        grace = self.noise.uniform(0.0, self.grace_s) if self.grace_s > 0 else 0.0
+        if reply_at <= until + grace:
             self._answered(sent, self.static.reply_bytes, reply_at - now, self.peer_s, reply_at)
             self.busy_until = reply_at
             return True, reply_at, sent
@@ -451,6 +480,7 @@ class Environment:
         one_way = self.scenario.rtt_s / 2.0
         self.peer = VirtualPeerClient(Direction(schedule, one_way), Direction(schedule, one_way),
                                       self.scenario.peer_down, self.scenario.peer_s, s)
+        self.peer.noise.seed(int(self.rng.randint(2 ** 31)))
         # The pipeline's set-up probes, START_MARGIN_S before the first arrival, at the recording's start (the
         # relay started replaying then; the demo re-anchors it to the first arrival afterwards).
         setup = LinkSchedule(rates, step_s, self.scenario.recording_speed,
@@ -471,6 +501,7 @@ class Environment:
         self._free_at = -math.inf
         self._seen = set()  # segments the device loop has timed (its fallback estimates start empty)
         self._rewards = []  # type: List[float]
+        self._totals = (0, 0, 0.0, 0)  # tasks met, correct, latency sum, fallbacks
         self._rows = {k: [] for k in ("latency_s", "correct", "exit", "cut", "offloaded", "fallback", "energy",
                                       "bandwidth_bps", "estimate_bps", "time_s", "met", "transfer_s")}
         return self._state_now()
@@ -519,12 +550,10 @@ class Environment:
         return self._state_now()
 
     def _info(self) -> Dict[str, Any]:
-        rows = self._rows
-        n = len(rows["met"])
-        return {"tasks": n, "sr": float(np.mean(rows["met"])) if n else 0.0,
-                "accuracy": float(np.mean(rows["correct"])) if n else 0.0,
-                "latency_s": float(np.mean(rows["latency_s"])) if n else 0.0,
-                "fallbacks": int(sum(rows["fallback"])), "time_s": self._now}
+        met, correct, latency, fallbacks = self._totals
+        n = self._task
+        return {"tasks": n, "sr": met / n if n else 0.0, "accuracy": correct / n if n else 0.0,
+                "latency_s": latency / n if n else 0.0, "fallbacks": fallbacks, "time_s": self._now}
 
     def clone(self) -> "Environment":
         """A copy of the dynamic state (the profiled statistics and the link schedule, never mutated, are shared).
@@ -599,12 +628,14 @@ class Environment:
         deadline = arrival + self.deadline_s
         stop = action.cut
         busy = 0.0
+        calls = 0
         exit_id = None
         seen = self._seen
         for c in range(stop + 1):
             if c > 0 and action.use_exits:
                 for k, head_s in s.heads_at[c]:
                     busy += head_s
+                    calls += 1
                     seen.add(s.head_ids[k])
                     if takes_exit(entropies[k], thresholds[k]):
                         exit_id = s.side_ids[k]
@@ -614,7 +645,9 @@ class Environment:
             if c == stop:
                 break
             busy += s.main_s[c]
+            calls += 1
             seen.add(s.main_ids[c])
+        busy += self._compute_noise(calls)
         now = start + busy + self.scenario.task_overhead_s
         offloaded, fallback, sent, transfer = None, False, 0, math.nan
         if exit_id is None and stop < s.last_cut:
@@ -625,6 +658,7 @@ class Environment:
                 answered, now, sent = peer.offload(now, stop, deadline - now)
             if answered:
                 transfer = now - asked - self.scenario.peer_s
+                now += self.scenario.reply_overhead_s
                 offloaded = stop
                 exit_id = self._peer_exit(stop, entropies, thresholds, action.use_exits)
             else:
@@ -654,11 +688,13 @@ class Environment:
         rows["time_s"].append(arrival)
         rows["met"].append(met)
         rows["transfer_s"].append(transfer)
+        t = self._totals
+        self._totals = (t[0] + met, t[1] + correct, t[2] + latency, t[3] + fallback)
         if self.store is not None:
             self.store.log_task(TaskRecord(
                 task_id=i, arrival_s=arrival, latency_s=latency, deadline_s=deadline, exit=exit_id, cut=offloaded,
                 bytes_sent=sent, transfer_s=None if math.isnan(transfer) else transfer, entropies={str(s.side_ids[k]): entropies[k] for k in range(s.n_side)},
-                bandwidth_bps=bandwidth, fallback=fallback, label=None, policy_id=self.controller.strategy.policy_id,
+                bandwidth_bps=bandwidth, fallback=fallback, label=s.labels[image], policy_id=self.controller.strategy.policy_id,
                 run_id=self.run_id, energy=energy))
         self._task = i + 1
 
@@ -689,16 +725,29 @@ class Environment:
                 reach.append(elapsed)
                 exits.append(None)
         target = exits[fallback_target(reach, remaining_s)]
-        spent = 0.0
+        spent, calls = 0.0, 0
         for c in range(cut, s.last_cut):
             spent += s.main_s[c]
+            calls += 1
             self._seen.add(s.main_ids[c])
             for k, head_s in s.heads_at[c + 1]:
                 spent += head_s
+                calls += 1
                 self._seen.add(s.head_ids[k])
                 if k == target or takes_exit(entropies[k], thresholds[k]):
-                    return s.side_ids[k], spent
-        return s.final_exit, spent
+                    return s.side_ids[k], spent + self._compute_noise(calls)
+        return s.final_exit, spent + self._compute_noise(calls)
+
+    def _compute_noise(self, calls: int) -> float:
+        """Extra on-device seconds for ``calls`` segment calls: measured excesses if given, else the hiccups."""
+        noise = self.peer.noise
+        measured = self.scenario.segment_excess_s
+        if len(measured):
+            return sum(noise.choice(measured) for _ in range(calls))
+        p, mean = self.scenario.segment_hiccup_p, self.scenario.segment_hiccup_s
+        if p <= 0 or mean <= 0:
+            return 0.0
+        return sum(noise.expovariate(1.0 / mean) for _ in range(calls) if noise.random() < p)
 
     # -------------------------------------------------------- description
 
