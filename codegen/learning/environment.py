@@ -293,15 +293,6 @@ class VirtualPeerClient:
         self.last_t = -math.inf  # upkeep has run up to here
         self.probes = 0
 
-    def copy(self) -> "VirtualPeerClient":
-        """An independent copy for ``Environment.clone``: the link directions and the estimator are copied, the
-        schedule, the static model and the (replaced, never mutated) pending probe are shared."""
-        other = copy.copy(self)
-        other.up = copy.copy(self.up)
-        other.down = copy.copy(self.down)
-        other.estimator = copy.deepcopy(self.estimator)
-        return other
-
     # -------------------------------------------------------- exchanges
 
     def _exchange(self, t: float, request_bytes: int, reply_bytes: int, service_s: float) -> float:
@@ -565,7 +556,10 @@ class Environment:
         other = copy.copy(self)
         other.rng = np.random.RandomState()
         other.rng.set_state(self.rng.get_state())
-        other.peer = self.peer.copy()
+        # The peer client is small: copied whole (its link directions, estimator, timing noise), sharing what never
+        # changes (the static model, the scenario, the link schedule).
+        memo = {id(self.static): self.static, id(self.scenario): self.scenario, id(self.schedule): self.schedule}
+        other.peer = copy.deepcopy(self.peer, memo)
         other._injected = _Injected()
         other._injected.next_action = self._injected.next_action
         other._seen = set(self._seen)
