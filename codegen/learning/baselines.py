@@ -24,7 +24,7 @@ TRAINING bandwidth recordings only, never from the recording it is evaluated on:
 """
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 

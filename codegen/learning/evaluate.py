@@ -7,8 +7,7 @@ seed shuffling the order of the inputs. Both return one row per strategy with th
 the spread (population standard deviation) of SR, accuracy, mean latency and reward.
 """
 import logging
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -17,7 +16,6 @@ import numpy as np
 from edgesplit.codegen.learning.baselines import (Profiling, ablations, oracle_actions, run_oracle,
                                                    static_baselines)
 from edgesplit.runtime.controller.strategies import PolicyLoadError, PolicyStrategy, Strategy
-from edgesplit.runtime.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +27,6 @@ class Lineup:
     """The strategies of one evaluation, in the table's order (``policy`` is the evaluated one)."""
 
     strategies: List[Strategy]
-    notes: Dict[str, str] = field(default_factory=dict)
 
 
 def load_policy_for(path, features: Sequence[str], n_exits: int, n_cuts: int, name: str) -> PolicyStrategy:
@@ -116,7 +113,3 @@ def verdict(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
             "policy_sr_minus_best_baseline_points": round(100 * (policy["sr"] - best["sr"]), 2),
             "most_accurate_baseline": most_accurate["strategy"],
             "policy_accuracy_gap_points": round(100 * (most_accurate["accuracy"] - policy["accuracy"]), 2)}
-
-
-def finite_or_none(value: Any) -> Any:
-    return value if not isinstance(value, float) or math.isfinite(value) else None
