@@ -95,4 +95,3 @@ def test_reward_branches(latency, energy, expected):
         assert value == pytest.approx(-(2 / math.pi) * math.atan((200.0 - 100.0) / 100.0))
     else:
         assert value == expected
-
