@@ -22,7 +22,6 @@ late (its latency includes the wait); the deadline is arrival + latency bound.
 import copy
 import logging
 import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -33,23 +32,18 @@ from edgesplit.runtime.controller.controller import Controller
 from edgesplit.runtime.controller.reward import Bounds, TaskOutcome
 from edgesplit.runtime.controller.state import DEFAULT_Q, FEATURES
 from edgesplit.runtime.controller.strategies import Action, Strategy
+from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.exit_rule import fallback_target, takes_exit
 from edgesplit.runtime.traces import TaskRecord, TraceStore, default_versions
 from edgesplit.runtime.transport import wire
-from edgesplit.runtime.transport.link_estimate import LinkEstimator
 
-from edgesplit.codegen.learning.virtual_link import Direction, LinkSchedule, windows_contain
+from edgesplit.codegen.learning.virtual_client import PROBE_BYTES, PROBE_TIMEOUT_S, VirtualPeerClient
+from edgesplit.codegen.learning.virtual_link import Direction, LinkSchedule
 
 log = logging.getLogger(__name__)
 
 ENVIRONMENT_VERSION = "1"
 EXTRA_FEATURES = ("bandwidth_now_mbps", "bandwidth_min_mbps")
-# The device pipeline's peer-client settings (runtime/device/pipeline.py), in emulated seconds.
-PROBE_BYTES = 4 * 1024
-PROBE_BACKOFF_S = (0.25, 5.0)
-PROBE_TIMEOUT_S = 1.0
-ESTIMATOR_MIN_BANDWIDTH_BYTES = 3000
-ESTIMATOR_STALE_AFTER_S = 1.0
 # Measured by bench/environment_reality.py (reality.calibrate) on the software link and emulated board at
 # speedup 1.5 on the reference workstation; see docs/learning.md.
 SEGMENT_OVERHEAD_S = 0.00013
@@ -160,6 +154,7 @@ class StaticModel:
     """Everything that does not change during an episode; shared by an environment and its clones."""
 
     def __init__(self, scenario: Scenario):
+        check_scenario(scenario)
         from edgesplit.codegen.policy_build import check_profiling_images, cost_model, exit_stats
         from edgesplit.runtime.bundle.store import load_bundle
         from edgesplit.runtime.emulation.board import load_emulated_board
@@ -217,6 +212,34 @@ class StaticModel:
         self.labels = [int(v) for v in labels]
 
 
+def check_scenario(scenario: Scenario) -> None:
+    """Refuse a scenario the environment cannot run, naming the field and what it needs."""
+    positive = ("period_s", "recording_speed", "link_scale", "latency_bound_s", "workload_scale")
+    non_negative = ("rtt_s", "peer_s", "setup_margin_s", "segment_overhead_s", "task_overhead_s",
+                    "exchange_overhead_s", "reply_overhead_s", "timeout_grace_s", "exchange_jitter_s",
+                    "segment_hiccup_s")
+    problems = ["%s must be > 0, got %r" % (k, getattr(scenario, k)) for k in positive
+                if not getattr(scenario, k) > 0]
+    problems += ["%s must be >= 0, got %r" % (k, getattr(scenario, k)) for k in non_negative
+                 if not getattr(scenario, k) >= 0]
+    for k in ("episode_tasks", "q", "max_interval"):
+        if not (isinstance(getattr(scenario, k), int) and getattr(scenario, k) >= 1):
+            problems.append("%s must be an integer >= 1, got %r" % (k, getattr(scenario, k)))
+    if not 0.0 <= scenario.segment_hiccup_p <= 1.0:
+        problems.append("segment_hiccup_p must be in [0, 1], got %r" % scenario.segment_hiccup_p)
+    if scenario.draw not in ("random", "sequential"):
+        problems.append("draw must be 'random' or 'sequential', got %r" % (scenario.draw,))
+    if scenario.energy_bound is not None and not scenario.energy_bound > 0:
+        problems.append("energy_bound must be > 0 (None: no bound), got %r" % scenario.energy_bound)
+    if not scenario.recordings:
+        problems.append("recordings is empty: give at least one bandwidth recording (file or Recording)")
+    for i, window in enumerate(scenario.peer_down):
+        if len(window) != 2 or not window[0] < window[1]:
+            problems.append("peer_down[%d] must be (start_s, end_s) with start < end, got %r" % (i, window))
+    if problems:
+        raise InputError("scenario: " + "; ".join(problems))
+
+
 def _profiling_set(scenario: Scenario):
     if scenario.images is not None:
         if scenario.labels is None:
@@ -249,167 +272,6 @@ def _read(recording: Union[Path, str, Recording], scenario: Scenario) -> Tuple[s
 
     read = read_recording(resolve_recording(str(recording)), scenario.link_format or "auto")
     return Path(str(recording)).name, (np.asarray(read.bps, dtype=float) * scenario.link_scale).tolist(), read.step_s
-
-
-# ---------------------------------------------------------------- the peer client, in virtual time
-
-
-@dataclass
-class _Probe:
-    sent_at: float
-    nbytes: int
-    reply_at: float  # inf: no reply will come
-
-
-class VirtualPeerClient:
-    """``PeerClient``'s link-side behaviour (runtime/transport/client.py) on the virtual link.
-
-    Same rules: a reply refreshes the estimator (except the first on a fresh socket), a timeout marks
-    the peer down and resets the socket (a pending probe is forgotten, its bytes still on the link),
-    while down a plain probe goes out at most every backoff interval (doubling up to 5 s), while up a
-    probe (with a 4 KiB payload once the base RTT is known) whenever the estimate is stale.
-    """
-
-    def __init__(self, up: Direction, down: Direction, peer_down: Sequence[Tuple[float, float]], peer_s: float,
-                 static: StaticModel):
-        self.up = up
-        self.down = down
-        self.peer_down = list(peer_down)
-        self.peer_s = peer_s
-        self.overhead_s = static.scenario.exchange_overhead_s
-        self.jitter_s = static.scenario.exchange_jitter_s
-        self.grace_s = static.scenario.timeout_grace_s
-        self.excess_s = list(static.scenario.exchange_excess_s)
-        self.noise = random.Random(0)
-        self.static = static
-        self.estimator = LinkEstimator(min_bandwidth_bytes=ESTIMATOR_MIN_BANDWIDTH_BYTES,
-                                       stale_after_s=ESTIMATOR_STALE_AFTER_S)
-        self.alive = True
-        self.fresh = True
-        self.backoff = PROBE_BACKOFF_S[0]
-        self.next_probe_at = 0.0
-        self.pending = None  # type: Optional[_Probe]
-        self.busy_until = -math.inf  # inside a blocking offload: no upkeep happens before this
-        self.last_t = -math.inf  # upkeep has run up to here
-        self.probes = 0
-
-    # -------------------------------------------------------- exchanges
-
-    def _exchange(self, t: float, request_bytes: int, reply_bytes: int, service_s: float) -> float:
-        arrive = self.up.send(t, request_bytes)
-        if windows_contain(self.peer_down, arrive):
-            return math.inf
-        if len(self.excess_s):
-            extra = self.noise.choice(self.excess_s)
-        else:
-            extra = self.overhead_s + (self.noise.expovariate(1.0 / self.jitter_s) if self.jitter_s > 0 else 0.0)
-        return self.down.send(arrive + service_s, reply_bytes) + extra
-
-    def _answered(self, sent: int, received: int, round_trip: float, service_s: float, now: float) -> None:
-        if self.fresh:
-            self.fresh = False
-        else:
-            self.estimator.observe(sent + received, max(0.0, round_trip - service_s), now)
-        self._mark_up()
-
-    def _mark_down(self, now: float) -> None:
-        if self.alive:
-            self.backoff = PROBE_BACKOFF_S[0]
-        else:
-            self.backoff = min(self.backoff * 2.0, PROBE_BACKOFF_S[1])
-        self.alive = False
-        self.next_probe_at = now + self.backoff
-
-    def _mark_up(self) -> None:
-        self.alive = True
-        self.backoff = PROBE_BACKOFF_S[0]
-
-    def _reset(self) -> None:
-        self.pending = None
-        self.fresh = True
-
-    def _send_probe(self, payload: int, now: float) -> None:
-        sent = self.static.probe_request_bytes[payload]
-        self.pending = _Probe(now, sent, self._exchange(now, sent, self.static.probe_reply_bytes, 0.0))
-        self.probes += 1
-
-    def _probe_reply(self) -> None:
-        p = self.pending
-        self.pending = None
-        self._answered(p.nbytes, self.static.probe_reply_bytes, p.reply_at - p.sent_at, 0.0, p.reply_at)
-
-    def start(self, t: float) -> None:
-        """The pipeline's first probes, plain then with a payload, at set-up (``t``, before the first task)."""
-        for payload in (0, PROBE_BYTES):
-            sent = self.static.probe_request_bytes[payload]
-            reply_at = self._exchange(t, sent, self.static.probe_reply_bytes, 0.0)
-            if not math.isfinite(reply_at) or reply_at - t > 1.0:
-                self._mark_down(t + 1.0)
-                self._reset()
-                return
-            self._answered(sent, self.static.probe_reply_bytes, reply_at - t, 0.0, reply_at)
-            t = reply_at
-
-    def advance(self, t: float) -> None:
-        """``maybe_probe`` called continuously up to ``t`` (the device calls it every few ms while idle or computing)."""
-        self._advance(t)
-        self.last_t = max(self.last_t, t)
-
-    def _advance(self, t: float) -> None:
-        while True:
-            floor = max(self.busy_until, self.last_t)
-            p = self.pending
-            if p is not None:
-                event = max(min(p.reply_at, p.sent_at + PROBE_TIMEOUT_S), floor)
-                if event > t:
-                    return
-                self.last_t = event
-                if p.reply_at <= event:
-                    self._probe_reply()
-                else:
-                    self._mark_down(event)
-                    self._reset()
-                continue
-            if not self.alive:
-                event = max(self.next_probe_at, floor)
-                if event > t:
-                    return
-                self.last_t = event
-                self._send_probe(0, event)
-                continue
-            age = self.estimator.snapshot(t).age_s
-            stale_at = -math.inf if age is None else t - age + ESTIMATOR_STALE_AFTER_S
-            event = max(stale_at, floor)
-            if event == -math.inf:
-                event = t
-            if event > t:
-                return
-            self.last_t = event
-            self._send_probe(PROBE_BYTES if self.estimator.base_rtt_s is not None else 0, event)
-
-    def offload(self, now: float, cut: int, remaining_s: float) -> Tuple[bool, float, int]:
-        """One request at ``cut``, waiting at most ``remaining_s``: (answered, time it returns, bytes sent)."""
-        if not remaining_s > 0.0:
-            return False, now, 0  # PeerClient: "no time left before the deadline", nothing sent
-        sent = self.static.request_bytes[cut]
-        reply_at = self._exchange(now, sent, self.static.reply_bytes, self.peer_s)
-        until = now + remaining_s
-        p = self.pending
-        if p is not None and p.reply_at <= min(reply_at, until):
-            self._probe_reply()  # collected while waiting (PeerClient._receive)
-        grace = self.noise.uniform(0.0, self.grace_s) if self.grace_s > 0 else 0.0
-        if reply_at <= until + grace:
-            self._answered(sent, self.static.reply_bytes, reply_at - now, self.peer_s, reply_at)
-            self.busy_until = reply_at
-            return True, reply_at, sent
-        self._mark_down(until)
-        self._reset()
-        self.estimator.observe_unanswered(sent, remaining_s, until)
-        self.busy_until = until
-        return False, until, sent
-
-    def bandwidth_bps(self) -> Optional[float]:
-        return self.estimator.snapshot(0.0).bandwidth_bps
 
 
 # ---------------------------------------------------------------- the environment
@@ -493,6 +355,7 @@ class Environment:
         self._seen = set()  # segments the device loop has timed (its fallback estimates start empty)
         self._rewards = []  # type: List[float]
         self._totals = (0, 0, 0.0, 0)  # tasks met, correct, latency sum, fallbacks
+        self._checked = None  # the last action checked (a strategy's action is checked once per decision)
         self._rows = {k: [] for k in ("latency_s", "correct", "exit", "cut", "offloaded", "fallback", "energy",
                                       "bandwidth_bps", "estimate_bps", "time_s", "met", "transfer_s")}
         return self._state_now()
@@ -522,13 +385,26 @@ class Environment:
             raise RuntimeError("the episode is over: call reset()")
         if self.controller.strategy is not self._injected:
             raise RuntimeError("this episode was started by run(): call reset() before step()")
+        self.check_action(action)
         self._injected.next_action = action
-        for _ in range(max(1, int(action.interval))):
+        for _ in range(action.interval):
             self._one_task()
             if self.done:
                 break
         state = self._close()
         return Step(state, self._rewards[-1], self.done, self._info())
+
+    def check_action(self, action: Action) -> None:
+        """Refuse an action this bundle cannot take, naming the field."""
+        problems = []
+        if len(action.thresholds) != self.n_exits:
+            problems.append("%d thresholds for %d early exits" % (len(action.thresholds), self.n_exits))
+        if not (isinstance(action.cut, (int, np.integer)) and 0 <= action.cut < self.n_cuts):
+            problems.append("cut %r is not one of 0..%d" % (action.cut, self.n_cuts - 1))
+        if not (isinstance(action.interval, (int, np.integer)) and action.interval >= 1):
+            problems.append("interval %r is not an integer >= 1" % (action.interval,))
+        if problems:
+            raise InputError("action %s: %s" % (action, "; ".join(problems)))
 
     def _close(self) -> Dict[str, float]:
         """Close the interval with the link and peer state the next decision will see (the controller does
@@ -538,6 +414,8 @@ class Environment:
         self._now = t
         self.controller.finish(self.peer.alive, self.peer.bandwidth_bps())
         self._rewards.append(float(self.controller.decisions[-1].get("reward", 0.0)))
+        if self.controller.strategy is self._injected:
+            del self.controller.decisions[:-1]  # step() keeps its own rewards; a clone then copies little
         return self._state_now()
 
     def _info(self) -> Dict[str, Any]:
@@ -547,38 +425,25 @@ class Environment:
                 "latency_s": latency / n if n else 0.0, "fallbacks": fallbacks, "time_s": self._now}
 
     def clone(self) -> "Environment":
-        """A copy of the dynamic state (the profiled statistics and the link schedule, never mutated, are shared).
-
-        Cheap enough to call once per candidate action per window (the hindsight oracle does): the
-        episode's history (per-task rows, rewards, decisions) is append-only, so shallow list copies
-        suffice; only the last decision, whose reward ``_close`` fills in, is copied itself.
-        """
+        """A copy of the dynamic state (the profiled statistics are shared)."""
         other = copy.copy(self)
-        other.rng = np.random.RandomState()
-        other.rng.set_state(self.rng.get_state())
-        # The peer client is small: copied whole (its link directions, estimator, timing noise), sharing what never
-        # changes (the static model, the scenario, the link schedule).
+        # Shared, not copied: what no episode changes (profiles, the link's schedule, a run's strategy) and the
+        # trace store (a clone logs nothing).
         memo = {id(self.static): self.static, id(self.scenario): self.scenario, id(self.schedule): self.schedule}
-        other.peer = copy.deepcopy(self.peer, memo)
-        other._injected = _Injected()
-        other._injected.next_action = self._injected.next_action
+        if self.store is not None:
+            memo[id(self.store)] = None
+        if self.controller.strategy is not self._injected:
+            memo[id(self.controller.strategy)] = self.controller.strategy
+        for name in ("rng", "peer", "controller", "_injected"):
+            setattr(other, name, copy.deepcopy(getattr(self, name), memo))
         other._seen = set(self._seen)
         other._rewards = list(self._rewards)
         other._rows = {k: list(v) for k, v in self._rows.items()}
         other.store = None
-        c = self.controller
-        oc = other.controller = copy.copy(c)
-        oc.window = c.window.copy()
-        oc.decisions = list(c.decisions)
-        if oc.decisions:
-            oc.decisions[-1] = dict(oc.decisions[-1])
-        oc._tasks = list(c._tasks)
-        oc._task_ids = list(c._task_ids)
-        oc._state = dict(c._state) if c._state is not None else None
-        oc.store = None
-        oc.clock = lambda: other._now
-        if c.strategy is self._injected:
-            oc.strategy = other._injected
+        other.controller.store = None
+        other.controller.clock = lambda: other._now
+        if self.controller.strategy is self._injected:
+            other.controller.strategy = other._injected
         return other
 
     def run(self, strategy: Strategy, seed: int = 0, recording: Optional[int] = None,
@@ -616,6 +481,9 @@ class Environment:
         alive = peer.alive
         bandwidth = peer.bandwidth_bps()
         action = self.controller.action(alive, bandwidth, i)
+        if action is not self._checked:
+            self.check_action(action)
+            self._checked = action
         image = i % s.n_images if self.scenario.draw == "sequential" else int(self.rng.randint(s.n_images))
         entropies = s.entropies[image]
         thresholds = action.thresholds

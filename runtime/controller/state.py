@@ -32,12 +32,6 @@ class StateWindow:
         self.q = q
         self._intervals = collections.deque(maxlen=q)  # type: Deque[Interval]
 
-    def copy(self) -> "StateWindow":
-        """An independent window with the same intervals (an interval is never changed once closed)."""
-        other = StateWindow(self.q)
-        other._intervals.extend(self._intervals)
-        return other
-
     def close_interval(self, tasks: List[TaskOutcome]) -> None:
         self._intervals.append(Interval(list(tasks)))
 

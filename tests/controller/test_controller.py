@@ -95,13 +95,3 @@ def test_reward_branches(latency, energy, expected):
         assert value == pytest.approx(-(2 / math.pi) * math.atan((200.0 - 100.0) / 100.0))
     else:
         assert value == expected
-
-
-def test_a_copied_window_is_independent_of_its_original():
-    window = StateWindow(q=2)
-    window.close_interval([outcome(latency=0.01, energy=10.0, bandwidth=1e6)])
-    twin = window.copy()
-    twin.close_interval([outcome(latency=0.05, energy=50.0, bandwidth=5e6)])
-    assert window.state(True, None)["latency_mean_s"] == pytest.approx(0.01)
-    assert twin.state(True, None)["latency_mean_s"] == pytest.approx(0.03)
-    assert twin.q == 2
