@@ -97,12 +97,19 @@ def test_the_walkthrough_runs_as_written(pretrained, tmp_path):
     for name, prefix in (("x", ""), ("val", "val_"), ("test", "test_")):
         np.save(work / ("%sx.npy" % prefix), files[name][0])
         np.save(work / ("%sy.npy" % prefix), files[name][1])
+    from support.pretrained_onet import PROVENANCE
+
+    (work / "model_source.json").write_text(json.dumps(PROVENANCE, indent=2))
     sh = Shell(work)
 
     assert "model.onnx" in sh.run("edgesplit cuts model.onnx")
-    sh.run("edgesplit add-exits model.onnx --images x.npy --labels y.npy --at 3,6 --out my.bundle")
+    sh.run("edgesplit add-exits model.onnx --images x.npy --labels y.npy --at 3,6 --model-source model_source.json "
+           "--out my.bundle")
     manifest = json.loads((work / "my.bundle" / "manifest.json").read_text())
     assert len([e for e in manifest["exits"] if e["head"]]) == 2
+    assert manifest["provenance"]["model_source"] == PROVENANCE
+    for record in manifest["provenance"]["exits"]["exits"]:  # held out by add-exits' own split
+        assert record["accuracy_test"] >= 0.95
 
     sh.run("edgesplit profile my.bundle --board x86_cpu --force --repeats 20 --warmup 5")
     profile = json.loads((work / "my.bundle" / "profiles" / "x86_cpu.json").read_text())
