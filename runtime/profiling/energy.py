@@ -24,21 +24,31 @@ MIN_SAMPLES = 3  # fewer and one sample decides a mean
 
 
 def _phase(sampler, reading: str, seconds: float, work: Optional[Callable[[], None]]) -> List[float]:
+    """The reading's values over at least ``seconds``, prolonged by a few periods when the sampler's phase left
+    fewer than MIN_SAMPLES in the span."""
     start = sampler.clock()
-    while sampler.clock() - start < seconds:
+    give_up = start + seconds + (MIN_SAMPLES + 2) * sampler.period_s
+    while True:
+        now = sampler.clock()
+        if now - start >= seconds:
+            values = [value for _, value in sampler.series(reading, start, now)]
+            if len(values) >= MIN_SAMPLES or now >= give_up:
+                return values
         if work is None:
             time.sleep(min(0.05, seconds))
         else:
             work()
-    return [value for _, value in sampler.series(reading, start, sampler.clock())]
 
 
 def measure_proxy(sampler, reading: str, seconds: float, work: Callable[[], None]) -> Optional[Dict[str, Any]]:
     """Means of ``reading`` while idle, then while ``work`` runs in a loop, ``seconds`` each, from a started
     ``Sampler``; None (and a warning) when the reading gave fewer than MIN_SAMPLES values in a phase."""
     seconds = max(seconds, MIN_SAMPLES * sampler.period_s)
+    idle_start = sampler.clock()
     idle = _phase(sampler, reading, seconds, None)
+    busy_start = sampler.clock()
     busy = _phase(sampler, reading, seconds, work)
+    busy_s = sampler.clock() - busy_start
     latest = sampler.latest(reading)
     if len(idle) < MIN_SAMPLES or len(busy) < MIN_SAMPLES or latest is None:
         log.warning("energy proxy %s gave %d idle and %d busy samples in %.1f s each (%s): the profile records no "
@@ -46,7 +56,7 @@ def measure_proxy(sampler, reading: str, seconds: float, work: Callable[[], None
                     latest.reason if latest is not None and not latest.available else "too few")
         return None
     return {"proxy": reading, "unit": latest.unit, "source": latest.source, "busy_mean": _round(np.mean(busy)),
-            "idle_mean": _round(np.mean(idle)), "busy_s": _round(seconds), "idle_s": _round(seconds),
+            "idle_mean": _round(np.mean(idle)), "busy_s": _round(busy_s), "idle_s": _round(busy_start - idle_start),
             "busy_samples": len(busy), "idle_samples": len(idle), "rate_hz": _round(1.0 / sampler.period_s)}
 
 
