@@ -99,6 +99,17 @@ def test_serve_on_the_live_board_loads_it_and_adapts(live_policy, make_daemon):
         assert all(local(a) for a in settled), [(a.cut, a.fallback) for a in settled]
         assert client.status()["peer"]["alive"] is False
     assert daemon.stop() == 0
+    # The policy's own decisions, as logged: an offloading cut with the peer up, the last cut once it is down.
+    import sqlite3
+
+    from edgesplit.runtime.controller.state import FEATURES
+
+    alive_at = FEATURES.index("peer_alive")  # a state row is a JSON array in the feature order
+    with sqlite3.connect(str(daemon.traces)) as db:
+        rows = [(json.loads(state)[alive_at], json.loads(action)["cut"])
+                for state, action in db.execute("SELECT state, action FROM transitions ORDER BY seq")]
+    assert any(alive == 1.0 and cut < last_cut for alive, cut in rows), rows
+    assert any(alive == 0.0 and cut == last_cut for alive, cut in rows), rows
 
 
 def test_a_policy_for_another_proxy_in_the_same_unit_is_refused(live_policy, tmp_path):
