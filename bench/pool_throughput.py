@@ -9,6 +9,8 @@ replica killed under a device's stream. Prints JSON.
 - ``front_end_cpu_ms_per_request``: the front end process's CPU time (/proc) over the window / answers.
   ``front_end_core_share`` = that x requests/s: the share of one core the front end used. Below 1 the
   front end is not what limits the rate.
+- ``ray_handle_direct_per_s``: the same replicas called from a plain Ray driver through a deployment
+  handle, ``--clients`` calls in flight, no front end and no ZeroMQ: Ray Serve's own rate here.
 - ``noop``: the same front end code (``PoolFrontEnd``) on a deployment that answers without running the
   model (2 replicas): the rate of front end + Ray Serve alone.
 - ``segment_runs_per_s``: the rest of the model from cut 2 in this process, no Ray, no ZeroMQ: what one
@@ -107,6 +109,35 @@ def closed_loop(endpoint, wire_hash, live, clients, seconds):
     return ok / seconds, other
 
 
+def direct_rate(address, live, clients, seconds):
+    """Calls per second from a plain Ray driver to the same replicas through a deployment handle, with
+    ``clients`` calls in flight: Ray Serve alone, without the front end."""
+    import ray
+    from ray import serve
+
+    from edgesplit.runtime.pool.engine import DEPLOYMENT
+
+    ray.init(address=address, namespace="edgesplit", logging_level="ERROR", log_to_driver=False)
+    try:
+        (name,) = list(serve.status().applications)
+        handle = serve.get_deployment_handle(DEPLOYMENT, app_name=name)
+
+        async def closed(end):
+            done = 0
+            while time.monotonic() < end:
+                await handle.run.remote(CUT, live, None, False)
+                done += 1
+            return done
+
+        async def all_clients():
+            await asyncio.gather(*[closed(time.monotonic() + 1.0) for _ in range(clients)])  # warm
+            return sum(await asyncio.gather(*[closed(time.monotonic() + seconds) for _ in range(clients)]))
+
+        return round(asyncio.run(all_clients()) / seconds, 1)
+    finally:
+        ray.shutdown()
+
+
 def delete_applications(address):
     import ray
     from ray import serve
@@ -179,7 +210,7 @@ def replica_killed(address, args):
     for front in (first, second):
         front.stop(signal.SIGKILL)
     by_pool = sum(1 for fallback, cut, _ in rows if cut == CUT and not fallback)
-    return {"tasks": report["tasks"], "completed": report["completed"], "rows_with_result": sum(1 for r in rows if r[2]),
+    return {"tasks": report["tasks"], "completed": report["completed"], "rows_with_result": sum(1 for r in rows if r[2] is not None),
             "answered_by_pool": by_pool, "fallbacks": report["fallbacks"],
             "lost": report["tasks"] - by_pool - report["fallbacks"],
             "command": "edgesplit run default --peer FE1,FE2 --cut 2 --thresholds 0,0 --period-ms 50 "
@@ -207,6 +238,8 @@ def main():
             front = front_end(head.address, ["--replicas", str(replicas)])
             try:
                 result["throughput"][str(replicas)] = measure_front_end(front, wire_hash, live, args)
+                result["throughput"][str(replicas)]["ray_handle_direct_per_s"] = direct_rate(
+                    head.address, live, args.clients, args.seconds)
             finally:
                 front.stop(signal.SIGKILL)
         delete_applications(head.address)
@@ -224,6 +257,7 @@ def main():
                         "4_vs_1": round(result["throughput"]["4"]["requests_per_s"] / base, 2),
                         "noop_vs_1": round(result["noop"]["requests_per_s"] / base, 2)}
     result["load_average_at_end"] = os.getloadavg()
+    result["max_ongoing_per_replica"] = 64
     print(json.dumps(result, indent=1))
 
 

@@ -42,8 +42,10 @@ def register(commands) -> None:
                              "replicas x this")
     parser.add_argument("--threads", type=int, default=1,
                         help="onnxruntime intra-op threads per replica (default %(default)s)")
-    parser.add_argument("--max-ongoing", type=int, default=8,
-                        help="requests one replica works on at once; more wait in Ray Serve (default %(default)s)")
+    parser.add_argument("--max-ongoing", type=int, default=64,
+                        help="requests one replica holds at once, queued inside it (default %(default)s); more wait "
+                             "in the front end's Ray Serve router, which retries with back-off: keep replicas x this "
+                             "above the devices' requests in flight")
     parser.add_argument("--max-in-flight", type=int, default=256,
                         help="requests this front end has out at once; more are answered 'overloaded' so the "
                              "device tries its next front end (default %(default)s)")

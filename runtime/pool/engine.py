@@ -63,7 +63,7 @@ class PoolEngine:
         self._busy_errors = (busy,) if busy is not None else ()
 
     def deploy(self, bundle: str, wire_hash: str, replicas: int, threads: Optional[int] = 1,
-               replica_cpus: float = 1.0, max_ongoing_requests: int = 8, deployment=SegmentReplica) -> Dict[str, Any]:
+               replica_cpus: float = 1.0, max_ongoing_requests: int = 64, deployment=SegmentReplica) -> Dict[str, Any]:
         """Find the bundle's application, or deploy it; returns what a replica says about itself."""
         serve = self.serve
         serve.start(proxy_location="Disabled")  # devices speak ZeroMQ to the front ends, not HTTP
