@@ -58,6 +58,7 @@ class StoreSettings:
     batch_size: int = 16
     flush_interval_s: float = 0.5
     max_bytes: Optional[int] = None
+    background_commit: bool = True  # a writer thread commits, so no task waits for an fsync (TraceStore)
 
 
 @dataclass
@@ -138,7 +139,8 @@ class Pipeline:
             if store is None and settings.store is not None:
                 st = settings.store
                 self.store = store = TraceStore(st.path, batch_size=st.batch_size,
-                                                flush_interval_s=st.flush_interval_s, max_bytes=st.max_bytes)
+                                                flush_interval_s=st.flush_interval_s, max_bytes=st.max_bytes,
+                                                background_commit=st.background_commit)
             if store is not None:
                 self.run_id = store.start_run(board=self.board_label(), bundle_hash=bundle.hash,
                                               versions=default_versions(),
