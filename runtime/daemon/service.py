@@ -128,6 +128,7 @@ class _Handlers(ApiHandlers):
         return self.daemon.status()
 
     def feedback(self, task_id: int, label: Optional[int], rating: Optional[float]):
+        self.daemon.serving.wait_traced(task_id)  # an answer just sent may still be writing its row
         if self.daemon.store.set_feedback(task_id, label=label, rating=rating):
             if rating is not None and self.daemon.selector is not None:
                 self.daemon.selector.feedback(task_id, rating)

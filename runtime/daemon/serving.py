@@ -59,6 +59,8 @@ class ServingLoop:
         self.draining = threading.Event()
         self.freeze = threading.Event()  # test hook: [debug] allow_freeze + SIGUSR2
         self.current_task = None  # type: Optional[int]
+        # The task answered whose trace row is still being written (feedback for it waits: wait_traced).
+        self.untraced_task = None  # type: Optional[int]
         self.snapshot = {}  # type: Dict[str, Any]
         self._task_ids = itertools.count(1)
         self._pending_strategy = None  # type: Optional[Strategy]
@@ -178,7 +180,7 @@ class ServingLoop:
         loop = self.loop if self.selector is None else self.selector.choose(task_id).loop
         loop.deadline_s = job.deadline_s
         try:
-            result = loop.process(task_id, job.inputs, job.label, arrival_s=job.arrival_s)
+            result = loop.process(task_id, job.inputs, job.label, arrival_s=job.arrival_s, defer_trace=True)
         except Exception as exc:  # one task's failure is its answer; the daemon keeps serving
             if self.selector is not None:
                 self.selector.forget(task_id)
@@ -202,10 +204,24 @@ class ServingLoop:
         if self.selector is not None:
             # Before the answer goes out: a rating may come back at once.
             self.selector.answered(task_id, result.finish_s - result.start_s)
+        self.untraced_task = task_id
         sender.send(job, "ok", result.fallback_reason, task_id=task_id, result=result.result, exit=result.exit_id,
                     cut=result.cut, fallback=result.fallback, latency_ms=round(1e3 * result.latency_s, 3),
                     met_deadline=met, policy_id=loop.controller.strategy.policy_id, arm=loop.arm)
+        # The trace row is written while the answer travels: the client does not wait for it.
+        try:
+            loop.write_deferred_trace()
+        except Exception:  # a failing trace write must not stop serving; it is logged
+            log.exception("writing the trace row of task %d failed", task_id)
+        finally:
+            self.untraced_task = None
         self._refresh_snapshot()
+
+    def wait_traced(self, task_id: int, timeout_s: float = 1.0) -> None:
+        """Return once ``task_id``'s trace row is written (at once unless it was just answered)."""
+        deadline = time.monotonic() + timeout_s
+        while self.untraced_task == task_id and time.monotonic() < deadline:
+            time.sleep(0.0002)
 
     def _refresh_snapshot(self) -> None:
         loop = self.loop

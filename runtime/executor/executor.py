@@ -13,7 +13,7 @@ import numpy as np
 from edgesplit.runtime.bundle.manifest import Exit
 from edgesplit.runtime.bundle.store import Bundle
 from edgesplit.runtime.errors import InputError
-from edgesplit.runtime.executor.entropy import normalised_entropy
+from edgesplit.runtime.executor.entropy import max_normalised_entropy
 from edgesplit.runtime.segments.base import SegmentRunner, check_tensor, zeros_for
 from edgesplit.runtime.segments.registry import open_runner
 
@@ -133,7 +133,7 @@ class Executor:
             final = self.manifest.exits[-1]
             result.exit_id = final.id
             result.output = env[self.manifest.outputs[0].name]
-            result.entropies.append((final.id, float(normalised_entropy(result.output).max())))
+            result.entropies.append((final.id, max_normalised_entropy(result.output)))
         else:
             result.stopped_at_cut = stop
             result.live = {t.name: env[t.name] for t in self.manifest.cuts[stop].tensors}
@@ -152,7 +152,7 @@ class Executor:
             scores = self._timed(ex.head, env, result)[score_name]
             result.macs += head_macs
             # With a batch, every sample must be confident: one pass cannot exit for some rows only.
-            entropy = float(normalised_entropy(scores).max())
+            entropy = max_normalised_entropy(scores)
             result.entropies.append((ex.id, entropy))
             if entropy < limits[index]:
                 result.exit_id = ex.id
