@@ -12,7 +12,11 @@ task local, trace store on), waits for its API socket, then in one run alternate
 rotating which goes first. Reported: microseconds per call (median and minimum over rounds) and the
 ratio api / in-process per round (median) and of the minimums. The acceptance is a ratio <= 3.
 A ``ping`` round trip (no model work) is measured too, to separate the socket from the task.
-Prints one JSON document.
+
+Wall time on a busy machine is mostly waiting for a core: every hop between processes and threads
+is a wake-up. So the CPU each configuration used is reported too (this process's CPU time plus the
+daemon's, every thread, from /proc/PID/task/*/schedstat), per call and as a ratio: what a submit
+costs a board that runs nothing else. Prints one JSON document.
 
     .venv/bin/python bench/api_submit.py [--rounds 30] [--calls 100]
 """
@@ -73,22 +77,41 @@ def stop_daemon(proc: subprocess.Popen) -> int:
         return proc.wait()
 
 
-def per_call(fn: Callable[[int], object], calls: int, offset: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of ``pid`` (schedstat: nanoseconds on a core), 0.0 when unreadable."""
+    total = 0
+    folder = "/proc/%d/task" % pid
+    for task in os.listdir(folder):
+        try:
+            with open(os.path.join(folder, task, "schedstat")) as handle:
+                total += int(handle.read().split()[0])
+        except (OSError, IndexError, ValueError):
+            pass  # a thread that ended meanwhile
+    return total / 1e9
+
+
+def per_call(fn: Callable[[int], object], calls: int, offset: int, cpu: Dict[str, float], name: str,
+             daemon_pid: int) -> float:
+    cpu_start = time.process_time() + cpu_seconds(daemon_pid)
     start = time.perf_counter()
     for i in range(calls):
         fn(offset + i)
-    return (time.perf_counter() - start) / calls
+    elapsed = time.perf_counter() - start
+    cpu[name] = cpu.get(name, 0.0) + time.process_time() + cpu_seconds(daemon_pid) - cpu_start
+    return elapsed / calls
 
 
-def interleaved(fns: Dict[str, Callable[[int], object]], rounds: int, calls: int) -> Dict[str, List[float]]:
+def interleaved(fns: Dict[str, Callable[[int], object]], rounds: int, calls: int, daemon_pid: int):
+    """(per-call seconds per round, total CPU seconds) of each configuration."""
     names = list(fns)
     for name in names:
-        per_call(fns[name], calls, 0)  # warm-up, not counted
+        per_call(fns[name], calls, 0, {}, name, daemon_pid)  # warm-up, not counted
     samples = {name: [] for name in names}  # type: Dict[str, List[float]]
+    cpu = {}  # type: Dict[str, float]
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            samples[name].append(per_call(fns[name], calls, r * calls))
-    return samples
+            samples[name].append(per_call(fns[name], calls, r * calls, cpu, name, daemon_pid))
+    return samples, cpu
 
 
 def paired_ratio(samples: Dict[str, List[float]], top: str, bottom: str) -> Dict[str, float]:
@@ -117,7 +140,7 @@ def main(argv=None) -> int:
             fns = {"api_submit": submit,
                    "executor_in_process": lambda i: executor.run(images[i % len(images)][None]),
                    "api_ping": lambda i: api.ping()}
-            samples = interleaved(fns, args.rounds, args.calls)
+            samples, cpu = interleaved(fns, args.rounds, args.calls, proc.pid)
             status = api.status()
     finally:
         code = stop_daemon(proc)
@@ -133,6 +156,9 @@ def main(argv=None) -> int:
                         for name, v in samples.items()},
         "ratio_api_submit_over_executor": ratio,
         "ratio_api_ping_over_executor": paired_ratio(samples, "api_ping", "executor_in_process"),
+        "cpu_us_per_call_both_processes": {name: round(1e6 * seconds / (args.rounds * args.calls), 1)
+                                           for name, seconds in cpu.items()},
+        "cpu_ratio_api_submit_over_executor": round(cpu["api_submit"] / cpu["executor_in_process"], 3),
         "answers": answers,
         "daemon_tasks": status.get("tasks", {}).get("ok"),
         "daemon_exit_code": code,

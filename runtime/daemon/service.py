@@ -139,6 +139,10 @@ class _Handlers(ApiHandlers):
     def refused(self, status: str) -> None:
         self.refusals[status] = self.refusals.get(status, 0) + 1
 
+    def run_now(self, job, replies) -> bool:
+        serving = self.daemon.serving
+        return serving is not None and serving.try_inline(job, replies)
+
 
 class Daemon:
     """``Daemon(config).start()`` then ``serve_until_stopped()``; or ``run()`` for both."""
@@ -350,6 +354,7 @@ class Daemon:
         snapshot = serving.snapshot
         counters = serving.counters.as_dict()
         counters["latency_sum_s"] = serving.counters.latency_sum_s
+        counters["direct"] = serving.inline_tasks  # run on the API thread (the direct path)
         strategy = snapshot.get("strategy", {})
         return {
             # "stopped" when the serving thread is gone although no stop was asked: never claim to serve then.

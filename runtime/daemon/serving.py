@@ -22,6 +22,10 @@ from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.2
+# The API thread runs a submit itself (no thread hops) only while the last INLINE_HISTORY tasks each
+# ran within INLINE_MAX_TASK_S: a status request then waits at most about that long.
+INLINE_MAX_TASK_S = 0.005
+INLINE_HISTORY = 16
 
 
 class ServingCounters:
@@ -67,6 +71,11 @@ class ServingLoop:
         self._pending_bounds = None  # type: Optional[Bounds]
         self._lock = threading.Lock()
         self._probe_failing = False
+        # Whoever runs a task or touches the device loop holds this: the serving thread, or the API
+        # thread on the direct path (try_inline).
+        self.loop_lock = threading.Lock()
+        self._recent_run_s = collections.deque(maxlen=INLINE_HISTORY)  # type: Deque[float]
+        self.inline_tasks = 0
         self._thread = threading.Thread(target=self._main, name="edgesplit-serving", daemon=True)
         # A daemon runs for months: keep only the latest result and decisions, not all of them.
         self.loop.results = collections.deque(maxlen=1)
@@ -109,23 +118,56 @@ class ServingLoop:
                 self.heartbeat = time.monotonic()
                 if self.freeze.is_set():
                     self._frozen()
-                self._apply_pending()
+                with self.loop_lock:
+                    self._apply_pending()
                 try:
                     job = self.jobs.get(timeout=IDLE_POLL_S)
                 except queue.Empty:
                     if self.draining.is_set():
                         break
-                    self._idle()
+                    with self.loop_lock:
+                        self._idle()
                     continue
-                self._serve(job, sender)
-                large = sum(a.nbytes for a in job.inputs.values()) >= TRIM_AFTER_BYTES
-                job = None  # the request's buffers go now, not when the next job arrives
-                if large:
-                    release_free_memory()
-            self._close_interval()
+                try:
+                    with self.loop_lock:
+                        self._serve(job, sender)
+                finally:
+                    self.jobs.task_done()
+                self._release(job)
+                job = None
+            with self.loop_lock:
+                self._close_interval()
         finally:
             sender.close()
         log.info("serving loop drained: %s", self.counters.as_dict())
+
+    def try_inline(self, job: Job, replies) -> bool:
+        """Run ``job`` now on the calling (API) thread when nothing waits or runs and recent tasks were
+        short; answer it through ``replies``. False: the caller queues it as usual."""
+        recent = self._recent_run_s
+        if (self.freeze.is_set() or self.draining.is_set() or len(recent) < INLINE_HISTORY
+                or max(recent) > INLINE_MAX_TASK_S or not self.jobs.idle()):
+            return False
+        if not self.loop_lock.acquire(blocking=False):
+            return False
+        try:
+            # Only the API thread queues jobs, and it is here: the queue stays empty meanwhile.
+            if self.draining.is_set() or not self.jobs.idle():
+                return False
+            self._apply_pending()
+            self.inline_tasks += 1
+            self._serve(job, replies)
+        finally:
+            self.loop_lock.release()
+        self._release(job)
+        return True
+
+    @staticmethod
+    def _release(job: Job) -> None:
+        large = sum(a.nbytes for a in job.inputs.values()) >= TRIM_AFTER_BYTES
+        job.inputs, job.frames = {}, []  # the request's buffers go now, not when the next job arrives
+        if large:
+            release_free_memory()
 
     def _frozen(self) -> None:
         log.warning("serving loop frozen on purpose ([debug] allow_freeze, SIGUSR2): the watchdog should "
@@ -169,7 +211,8 @@ class ServingLoop:
         except Exception:  # a failing trace write must not stop serving; it is logged
             log.exception("closing the controller interval failed")
 
-    def _serve(self, job: Job, sender: ReplySender) -> None:
+    def _serve(self, job: Job, sender) -> None:
+        """Run one job and answer it through ``sender`` (a ReplySender, or the API thread's DirectReplies)."""
         if time.perf_counter() >= job.expires_at:
             self.counters.expired += 1
             sender.send(job, "expired", "the deadline (%.0f ms) passed while the request waited in the queue"
@@ -190,6 +233,7 @@ class ServingLoop:
             return
         finally:
             self.current_task = None
+        self._recent_run_s.append(result.finish_s - result.start_s)
         counters = self.counters
         counters.ok += 1
         counters.fallbacks += int(result.fallback)
