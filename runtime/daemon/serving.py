@@ -223,7 +223,9 @@ class ServingLoop:
         loop = self.loop if self.selector is None else self.selector.choose(task_id).loop
         loop.deadline_s = job.deadline_s
         try:
-            result = loop.process(task_id, job.inputs, job.label, arrival_s=job.arrival_s, defer_trace=True)
+            # The API thread checked these inputs against the model (ApiHandlers.check_inputs).
+            result = loop.process(task_id, job.inputs, job.label, arrival_s=job.arrival_s, defer_trace=True,
+                                  inputs_checked=True)
         except Exception as exc:  # one task's failure is its answer; the daemon keeps serving
             if self.selector is not None:
                 self.selector.forget(task_id)

@@ -109,13 +109,17 @@ class DeviceLoop:
     # ------------------------------------------------------------ one task
 
     def process(self, task_id: int, x: np.ndarray, label: Optional[int] = None,
-                arrival_s: Optional[float] = None, defer_trace: bool = False) -> TaskResult:
+                arrival_s: Optional[float] = None, defer_trace: bool = False,
+                inputs_checked: bool = False) -> TaskResult:
         """Run one task. With ``defer_trace`` its trace row waits for ``write_deferred_trace()``: the
-        daemon answers first and writes the row while the answer travels (feedback waits for it)."""
+        daemon answers first and writes the row while the answer travels (feedback waits for it).
+        ``inputs_checked``: the caller already ran ``executor.check_inputs`` on ``x`` (the daemon's API
+        thread does, to answer bad_request), so the executor does not check the same arrays again."""
         self.write_deferred_trace()  # a caller that forgot: the row still lands, in order
         if arrival_s is None:
             arrival_s = self.clock()
-        self.sleep_until(arrival_s, self.idle)
+        elif arrival_s > self.clock():  # a task that arrived already (the daemon's) has nothing to wait for
+            self.sleep_until(arrival_s, self.idle)
         self.idle()
         alive = self.peer_alive()
         bandwidth = self.bandwidth_bps()
@@ -125,7 +129,8 @@ class DeviceLoop:
         # Without a peer (none configured, not one that went down) the run is local only: stopping at
         # the action's cut would only turn every task into a fallback.
         first = self.executor.run(x, thresholds=action.thresholds, use_exits=action.use_exits,
-                                  stop_at_cut=action.cut if self.client is not None else None)
+                                  stop_at_cut=action.cut if self.client is not None else None,
+                                  inputs_checked=inputs_checked)
         self._learn(first)
         segments = dict(first.segment_seconds)
         local_s = first.compute_seconds
@@ -161,7 +166,7 @@ class DeviceLoop:
         result = TaskResult(task_id=task_id, arrival_s=arrival_s, start_s=start, finish_s=finish, exit_id=int(exit_id),
                             cut=cut, planned_cut=action.cut, fallback=fallback, fallback_reason=reason,
                             bytes_sent=int(sent), transfer_s=transfer, local_compute_s=local_s, energy=energy,
-                            bandwidth_bps=bandwidth, result=int(np.argmax(output.reshape(-1))), label=label,
+                            bandwidth_bps=bandwidth, result=int(output.argmax()), label=label,
                             peer_alive=alive_after, segment_times=segments)
         self.controller.record(TaskOutcome(result.latency_s, energy, bandwidth or 0.0, result.exit_id, self.n_exits),
                                task_id)

@@ -92,17 +92,18 @@ class Executor:
         return thresholds
 
     def run(self, inputs, thresholds: Optional[Sequence[float]] = None, use_exits: bool = True,
-            stop_at_cut: Optional[int] = None) -> ExecutionResult:
-        """Run from the model input. ``inputs`` is an array (single-input models) or a name->array map."""
+            stop_at_cut: Optional[int] = None, inputs_checked: bool = False) -> ExecutionResult:
+        """Run from the model input. ``inputs`` is an array (single-input models) or a name->array map.
+        ``inputs_checked``: ``check_inputs`` already passed on these very arrays (do not pay for it twice)."""
         if isinstance(inputs, np.ndarray):
             if len(self.manifest.inputs) != 1:
                 raise InputError("the model has %d inputs: pass a dict of name -> array" % len(self.manifest.inputs))
             inputs = {self.manifest.inputs[0].name: inputs}
-        return self.run_from(0, inputs, thresholds, use_exits, stop_at_cut)
+        return self.run_from(0, inputs, thresholds, use_exits, stop_at_cut, inputs_checked)
 
     def run_from(self, start_cut: int, live: Mapping[str, np.ndarray],
                  thresholds: Optional[Sequence[float]] = None, use_exits: bool = True,
-                 stop_at_cut: Optional[int] = None) -> ExecutionResult:
+                 stop_at_cut: Optional[int] = None, inputs_checked: bool = False) -> ExecutionResult:
         """Continue from ``start_cut`` given the tensors crossing it.
 
         Exits on ``start_cut`` itself are not evaluated again: whoever stopped there already did.
@@ -115,7 +116,8 @@ class Executor:
         if not start_cut <= stop <= self.last_cut:
             raise InputError("cannot stop at cut %d when starting at cut %d (cuts are 0..%d)"
                              % (stop, start_cut, self.last_cut))
-        self.check_inputs(live, start_cut)
+        if not inputs_checked:
+            self.check_inputs(live, start_cut)
         limits = self.thresholds_or_default(thresholds)
         env = dict(live)
         result = ExecutionResult(macs=0)
