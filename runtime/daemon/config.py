@@ -70,7 +70,7 @@ class TracesSection:
 
     path: str = "/var/lib/edgesplit/traces.db"
     max_mb: float = 256.0  # size cap; the oldest rows go first
-    batch_size: int = 64  # rows per commit (one fsync per batch)
+    batch_size: int = 64  # rows a power cut loses at most: the writer commits every half batch
     flush_interval_s: float = 1.0  # commit at least this often
 
 
