@@ -38,8 +38,13 @@ class Action:
     use_exits: bool = True
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"thresholds": [round(t, 4) for t in self.thresholds], "cut": self.cut, "interval": self.interval,
-                "use_exits": self.use_exits}
+        # Asked several times per task (decision log, transition row, daemon status): rounded once per action.
+        cached = self.__dict__.get("_as_dict")
+        if cached is None:
+            cached = {"thresholds": tuple(round(t, 4) for t in self.thresholds), "cut": self.cut,
+                      "interval": self.interval, "use_exits": self.use_exits}
+            object.__setattr__(self, "_as_dict", cached)  # frozen: fields stay as they are, this is a cache
+        return dict(cached, thresholds=list(cached["thresholds"]))
 
 
 class Strategy:

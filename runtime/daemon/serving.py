@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Deque, Dict, Optional
+from typing import Any, Deque, Dict, Optional, Tuple
 
 from edgesplit.runtime.api.server import ApiServer, Job, ReplySender
 from edgesplit.runtime.controller.reward import Bounds
@@ -76,6 +76,7 @@ class ServingLoop:
         self.loop_lock = threading.Lock()
         self._recent_run_s = collections.deque(maxlen=INLINE_HISTORY)  # type: Deque[float]
         self.inline_tasks = 0
+        self._described = (None, {})  # type: Tuple[Optional[Strategy], Dict[str, Any]]
         self._thread = threading.Thread(target=self._main, name="edgesplit-serving", daemon=True)
         # A daemon runs for months: keep only the latest result and decisions, not all of them.
         self.loop.results = collections.deque(maxlen=1)
@@ -273,9 +274,12 @@ class ServingLoop:
         loop = self.loop
         action = loop.controller.current
         estimate = loop.client.link_estimate() if loop.client is not None else None
+        strategy = loop.controller.strategy
+        if self._described[0] is not strategy:  # once per strategy, not per task
+            self._described = (strategy, strategy.describe())
         self.snapshot = {
             "action": None if action is None else action.to_dict(),
-            "strategy": loop.controller.strategy.describe(),
+            "strategy": self._described[1],
             "peer_alive": loop.peer_alive(),
             "bandwidth_bps": None if estimate is None else estimate.bandwidth_bps,
             "rtt_s": None if estimate is None else estimate.rtt_s,
