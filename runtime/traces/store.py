@@ -360,8 +360,7 @@ class TraceStore:
             if not self._queued:
                 self._queued_since = self._clock()
             self._queued.append((sql, row, what, task_id))
-            # The first row starts the flush interval's clock; half a batch hands the queue over.
-            if len(self._queued) == 1 or len(self._queued) >= self._hand_off_at:
+            if len(self._queued) >= self._hand_off_at:  # half a batch: the writer takes it now
                 self._handoff.notify_all()
 
     def _drain(self) -> None:
@@ -402,8 +401,12 @@ class TraceStore:
                     return []
                 if not self.writable and self._clock() >= self._retry_at:
                     return []  # a refusing disk is tried again every RETRY_S, rows or not
-                timeout = RETRY_S if interval is None else (interval - waited if self._queued else interval)
-                self._handoff.wait(max(0.001, min(timeout, RETRY_S)))
+                # Like the flusher: look every half interval, so a row waits at most 1.5 intervals; the
+                # writer is not woken per row.
+                timeout = RETRY_S if interval is None else interval / 2.0
+                if self._queued and interval is not None:
+                    timeout = min(timeout, max(interval - waited, 0.001))
+                self._handoff.wait(min(timeout, RETRY_S))
 
     def _writer_loop(self) -> None:
         while True:
