@@ -266,6 +266,7 @@ class ApiServer:
             except zmq.Again:
                 return
             identity = frames[0].bytes
+            self.heartbeat = time.monotonic()  # a burst may hold direct-path tasks: still alive between them
             if len(frames) < 2:
                 continue
             arrival = time.perf_counter()

@@ -6,6 +6,7 @@ model failed) and updates ``heartbeat`` on every pass, busy or idle: the daemon 
 watchdog only while the heartbeat is fresh. Policy and bounds changes are applied between tasks.
 """
 import collections
+import contextlib
 import itertools
 import logging
 import queue
@@ -23,7 +24,8 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.2
 # The API thread runs a submit itself (no thread hops) only while the last INLINE_HISTORY tasks each
-# ran within INLINE_MAX_TASK_S: a status request then waits at most about that long.
+# ran within INLINE_MAX_TASK_S: a status request then waits at most about that long. Only without a
+# peer: an offload may wait on the network up to the task's deadline.
 INLINE_MAX_TASK_S = 0.005
 INLINE_HISTORY = 16
 
@@ -76,6 +78,7 @@ class ServingLoop:
         self.loop_lock = threading.Lock()
         self._recent_run_s = collections.deque(maxlen=INLINE_HISTORY)  # type: Deque[float]
         self.inline_tasks = 0
+        self._serving_waits = False  # the serving thread wants loop_lock: the direct path steps aside
         self._described = (None, {})  # type: Tuple[Optional[Strategy], Dict[str, Any]]
         self._thread = threading.Thread(target=self._main, name="edgesplit-serving", daemon=True)
         # A daemon runs for months: keep only the latest result and decisions, not all of them.
@@ -119,24 +122,24 @@ class ServingLoop:
                 self.heartbeat = time.monotonic()
                 if self.freeze.is_set():
                     self._frozen()
-                with self.loop_lock:
+                with self._loop_held():
                     self._apply_pending()
                 try:
                     job = self.jobs.get(timeout=IDLE_POLL_S)
                 except queue.Empty:
                     if self.draining.is_set():
                         break
-                    with self.loop_lock:
+                    with self._loop_held():
                         self._idle()
                     continue
                 try:
-                    with self.loop_lock:
+                    with self._loop_held():
                         self._serve(job, sender)
                 finally:
                     self.jobs.task_done()
                 self._release(job)
                 job = None
-            with self.loop_lock:
+            with self._loop_held():
                 self._close_interval()
         finally:
             sender.close()
@@ -146,8 +149,8 @@ class ServingLoop:
         """Run ``job`` now on the calling (API) thread when nothing waits or runs and recent tasks were
         short; answer it through ``replies``. False: the caller queues it as usual."""
         recent = self._recent_run_s
-        if (self.freeze.is_set() or self.draining.is_set() or len(recent) < INLINE_HISTORY
-                or max(recent) > INLINE_MAX_TASK_S or not self.jobs.idle()):
+        if (self.loop.client is not None or self._serving_waits or self.freeze.is_set() or self.draining.is_set()
+                or len(recent) < INLINE_HISTORY or max(recent) > INLINE_MAX_TASK_S or not self.jobs.idle()):
             return False
         if not self.loop_lock.acquire(blocking=False):
             return False
@@ -162,6 +165,20 @@ class ServingLoop:
             self.loop_lock.release()
         self._release(job)
         return True
+
+    @contextlib.contextmanager
+    def _loop_held(self):
+        """loop_lock for the serving thread: while it waits, the direct path does not take the lock again,
+        so back-to-back direct tasks cannot starve it (its heartbeat feeds the watchdog)."""
+        self._serving_waits = True
+        try:
+            self.loop_lock.acquire()
+        finally:
+            self._serving_waits = False
+        try:
+            yield
+        finally:
+            self.loop_lock.release()
 
     @staticmethod
     def _release(job: Job) -> None:

@@ -52,3 +52,24 @@ def test_a_frozen_serving_loop_turns_the_direct_path_off(make_daemon):
     for other in waiting:
         other.close()
     daemon.kill()
+
+
+def test_with_a_peer_every_submit_goes_through_the_serving_thread(make_daemon):
+    # An offload may wait on the network up to its deadline: never on the API thread.
+    from edgesplit.runtime.bundle.store import load_bundle
+    from edgesplit.runtime.default_bundle import default_bundle_path
+    from edgesplit.runtime.executor.executor import Executor
+    from edgesplit.runtime.peer.background import BackgroundPeer
+
+    peer = BackgroundPeer(Executor(load_bundle(default_bundle_path())), "tcp://127.0.0.1:*")
+    try:
+        daemon = make_daemon(extra_toml='[peer]\naddress = "%s"\n[action]\ncut = 1\n' % peer.endpoint).start()
+        images = heldout(40)
+        with daemon.client() as client:
+            answers = [client.submit(images[i:i + 1], deadline_ms=2000) for i in range(40)]
+            tasks = client.status()["tasks"]
+        assert all(a.ok for a in answers) and any(a.cut == 1 for a in answers)
+        assert tasks["ok"] == 40 and tasks["direct"] == 0
+        assert daemon.stop() == 0
+    finally:
+        peer.stop()
