@@ -4,6 +4,10 @@ It owns the ``DeviceLoop`` (controller -> executor -> peer -> fallback -> trace)
 answers every job (``ok``, ``expired`` when its deadline passed while it waited, ``error`` when the
 model failed) and updates ``heartbeat`` on every pass, busy or idle: the daemon pings the systemd
 watchdog only while the heartbeat is fresh. Policy and bounds changes are applied between tasks.
+
+The direct path (``try_inline``): when nothing waits or runs, no peer is set and recent tasks were
+short, the API thread runs a submit itself, under the same ``loop_lock`` the serving thread holds
+for every task and upkeep, so the device loop is never used by two threads at once.
 """
 import collections
 import contextlib
