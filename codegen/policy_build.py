@@ -56,6 +56,7 @@ from edgesplit.runtime.emulation.segment_times import SegmentTimes
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.entropy import normalised_entropy
 from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.profiling.energy import proxy_energy_model
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
 
 log = logging.getLogger(__name__)
@@ -150,20 +151,28 @@ def exit_stats(bundle, images: np.ndarray, labels: np.ndarray, progress: bool = 
 
 
 def cost_model(bundle, board: str, workload_scale: float, rtt_s: float, peer_s: float = 0.001,
-               measured: Optional[Dict[str, Any]] = None) -> CostModel:
+               measured: Optional[Dict[str, Any]] = None, proxy_energy: bool = False) -> CostModel:
     """Segment times from ``measured`` (a loaded ``edgesplit profile`` document) where given, else the emulated
-    board's MACs model; energy from the emulated board's power model either way."""
+    board's MACs model. Energy from the emulated board's power model (mJ per task), or with ``proxy_energy``
+    from the energy proxy readings ``measured`` records (the live board's unit: see ``proxy_energy_model``)."""
     profile = load_emulated_board(board)
     times = SegmentTimes(profile, workload_scale, measured)
     manifest = bundle.manifest
     side = [e for e in manifest.exits if e.head is not None]
+    if proxy_energy:
+        if not measured or not measured.get("energy"):
+            raise InputError("the measured profile records no energy proxy reading: profile the bundle again on the "
+                             "board (edgesplit profile) with its energy proxy readable")
+        energy = proxy_energy_model(measured["energy"])
+    else:
+        def energy(busy, idle):
+            return 1000.0 * (profile.busy_power_w * busy + profile.idle_power_w * idle)
     return CostModel(
         main_s=[times.seconds(s.macs, s.id) for s in manifest.main],
         head_s=[times.seconds(manifest.segment(e.head).macs, e.head) for e in side],
         head_cut=[e.cut for e in side],
         cut_bytes=[c.bytes_per_sample + HEADER_BYTES for c in manifest.cuts],
-        rtt_s=rtt_s, peer_s=peer_s, energy=lambda busy, idle: 1000.0 * (
-            profile.busy_power_w * busy + profile.idle_power_w * idle))
+        rtt_s=rtt_s, peer_s=peer_s, energy=energy)
 
 
 def candidate_actions(n_side: int, n_cuts: int):
@@ -284,8 +293,10 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
                  bandwidth_samples_bps: Optional[Sequence[float]] = None, fit_steps: int = 4000,
                  measured_profile: Optional[str] = None, progress: bool = False,
                  bandwidth_grid_mbps: Sequence[float] = BANDWIDTH_GRID_MBPS,
-                 extra_provenance: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                 extra_provenance: Optional[Dict[str, Any]] = None, proxy_energy: bool = False) -> Dict[str, Any]:
     """``measured_profile``: plan from ``BUNDLE/profiles/<name>.json`` instead of the board's MACs model;
+    ``proxy_energy``: plan energy as the live board's energy proxy recorded in that profile (its unit, e.g.
+    MHz), so the policy suits the board's own energy input (``energy_bound`` is then in that unit);
     ``progress``: tqdm bars on stderr for the three slow steps (exit statistics, grid, fit);
     ``energy_bound``: mJ per task, ``math.inf`` for none; ``bandwidth_grid_mbps``: the bandwidths planned for
     (``bandwidth_grid`` spans given recordings); ``extra_provenance``: merged into the policy's metadata."""
@@ -302,7 +313,7 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
     n_cuts = len(manifest.cuts)
     bounds = Bounds(latency_bound_s, energy_bound)
     stats = exit_stats(bundle, images, labels, progress=progress)
-    cost = cost_model(bundle, board, workload_scale, rtt_s, measured=measured)
+    cost = cost_model(bundle, board, workload_scale, rtt_s, measured=measured, proxy_energy=proxy_energy)
     table = []
     grid = [(mbps, alive) for mbps in grid_mbps for alive in (True, False)]
     for mbps, alive in tqdm(grid, desc="best action per grid state", unit="state", disable=not progress,
@@ -354,6 +365,14 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
     provenance.update(extra_provenance or {})
     if measured is not None:  # only then: a policy built from the MACs model keeps its documented provenance
         provenance.update(SegmentTimes(load_emulated_board(board), workload_scale, measured).describe())
+    if proxy_energy:  # the live board's own energy input: 'serve' on that board checks unit and proxy
+        reading = measured["energy"]
+        provenance.update({
+            "board_emulated": False, "energy_unit": reading["unit"], "energy_proxy": reading["proxy"],
+            "energy_model": "(busy_mean x busy s + idle_mean x idle s) / task s of %s, measured by 'edgesplit "
+                            "profile' on %s: busy %g %s, idle %g %s" % (
+                                reading["proxy"], measured["board"], reading["busy_mean"], reading["unit"],
+                                reading["idle_mean"], reading["unit"])})
     tmp = out.with_name(out.name + ".unchecked.npz")
     save_policy(tmp, features=list(FEATURES), layers=layers, activations=["tanh", "tanh", "identity"],
                 decoder=decoder, mean=mean.tolist(), std=std.tolist(), provenance=provenance)

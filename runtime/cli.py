@@ -25,6 +25,7 @@ _BUILTIN_HELP = (
     ("infer", "run a bundle locally on a .npy of inputs, exiting early on low entropy"),
     ("link", "relay device<->peer traffic through an emulated link that replays a bandwidth recording"),
     ("peer", "serve the rest of the model to devices (run on the edge server)"),
+    ("pool", "a front end of a peer pool on Ray Serve replicas, for sites that outgrow one peer (server)"),
     ("profile", "time each segment and exit head of a bundle on this board; store it in the bundle"),
     ("run", "run a stream of inputs split between this device and a peer (adaptive or static)"),
     ("traces", "summarise or export a trace database"),

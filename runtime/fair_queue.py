@@ -91,6 +91,7 @@ class FairJobQueue:
         self.maxsize = maxsize
         self._fair = FairQueue(maxsize, 2 ** 62)
         self._ready = threading.Condition()
+        self._in_service = 0  # jobs taken by get() and not yet task_done()
 
     def put_nowait(self, job: Any) -> List[Any]:
         with self._ready:
@@ -104,7 +105,18 @@ class FairJobQueue:
         with self._ready:
             if not self._ready.wait_for(lambda: len(self._fair) > 0, timeout):
                 raise queue.Empty
+            self._in_service += 1
             return self._fair.pop()
+
+    def task_done(self) -> None:
+        """The job from get() is answered."""
+        with self._ready:
+            self._in_service -= 1
+
+    def idle(self) -> bool:
+        """Nothing waits and nothing taken is still being served."""
+        with self._ready:
+            return len(self._fair) == 0 and self._in_service == 0
 
     def qsize(self) -> int:
         return len(self._fair)

@@ -10,5 +10,6 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # torch first, pinned: 2.13.0 is the CPU build; an unpinned torch pulls several GB of CUDA wheels.
 "$VENV/bin/pip" install -q torch==2.13.0
-"$VENV/bin/pip" install -q -e '.[codegen,dev,tflite]'
+# EXTRAS: the extras to install (CI adds pool, which brings Ray Serve for tests/pool).
+"$VENV/bin/pip" install -q -e ".[${EXTRAS:-codegen,dev,tflite}]"
 exec "$VENV/bin/python" -m pytest "$@"

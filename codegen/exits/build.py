@@ -51,8 +51,11 @@ def _bar(progress: bool, desc: str, unit: str):
 def add_exits(model_path, images: np.ndarray, labels: np.ndarray, out_dir, data_source: Dict[str, Any],
               count: Optional[int] = None, at: Optional[Sequence[int]] = None, epochs: int = DEFAULT_EPOCHS,
               seed: int = 0, tolerance: float = calibration.DEFAULT_TOLERANCE, no_exits: bool = False,
-              overwrite: bool = False, progress: bool = False, name: Optional[str] = None) -> Dict[str, Any]:
-    """Write the bundle at ``out_dir`` and return the report (what the manifest and provenance record)."""
+              overwrite: bool = False, progress: bool = False, name: Optional[str] = None,
+              model_source: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Write the bundle at ``out_dir`` and return the report (what the manifest and provenance record).
+
+    ``model_source``: where the model and data come from (package, licence, citation), kept in the provenance."""
     if Path(out_dir).exists() and not overwrite:  # before the training, not after it
         raise BundleError("%s already exists: choose another --out or remove it first (or --force)" % out_dir)
     model_path = Path(model_path)
@@ -74,7 +77,7 @@ def add_exits(model_path, images: np.ndarray, labels: np.ndarray, out_dir, data_
         final = _final_accuracy(reader, data, progress)
         procedure["final_accuracy_test"] = final
         bundle = split_model(model_path, out_dir, cuts=cut_ids, final_accuracy=final, name=name,
-                             provenance={"tool": "edgesplit add-exits --no-exits", "exits": procedure},
+                             provenance=_provenance("edgesplit add-exits --no-exits", procedure, model_source),
                              overwrite=overwrite)
         return {"bundle": str(out_dir), "bundle_sha256": bundle.hash, "exits": [], "cuts": cut_ids,
                 "final_accuracy": final, "main_branch_bit_exact": _check_bit_exact(bundle, model, data)}
@@ -98,11 +101,18 @@ def add_exits(model_path, images: np.ndarray, labels: np.ndarray, out_dir, data_
                  for path, ex in zip(head_paths, exits)]
         split_model(model_path, out_dir, cuts=cut_ids, exit_heads=heads,
                     final_accuracy=measured["test"]["final_accuracy"], name=name,
-                    provenance={"tool": "edgesplit add-exits", "exits": procedure}, overwrite=overwrite)
+                    provenance=_provenance("edgesplit add-exits", procedure, model_source), overwrite=overwrite)
     bundle = load_bundle(out_dir)
     return {"bundle": str(out_dir), "bundle_sha256": bundle.hash, "cuts": cut_ids, "exits": exits,
             "thresholds": thresholds, "calibration": measured["calibration"], "test": measured["test"],
             "main_branch_bit_exact": _check_bit_exact(bundle, model, data)}
+
+
+def _provenance(tool: str, procedure: Dict[str, Any], model_source: Optional[Dict[str, str]]) -> Dict[str, Any]:
+    provenance = {"tool": tool, "exits": procedure}  # type: Dict[str, Any]
+    if model_source:
+        provenance["model_source"] = dict(model_source)
+    return provenance
 
 
 def _classes(model_path: Path, analysis) -> int:

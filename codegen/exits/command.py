@@ -45,6 +45,9 @@ def register(commands) -> None:
                         help="how far below the final exit's accuracy the default thresholds may go on the "
                              "calibration split, in points (default 1.0)")
     parser.add_argument("--name", help="bundle name in the manifest (default: the model file's stem)")
+    parser.add_argument("--model-source", metavar="FILE.json",
+                        help="where the model and the data come from (package, version, file, licence, citation, "
+                             "...): a JSON object of strings, recorded as the manifest's provenance.model_source")
     parser.add_argument("--force", action="store_true", help="replace BUNDLE if it already exists")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars (stderr)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -78,6 +81,25 @@ def _data(args, model_path: str):
     return load_arrays(args.images, args.labels)
 
 
+def _model_source(path):
+    """The --model-source file: a JSON object whose values are strings."""
+    import json
+
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            source = json.load(handle)
+    except OSError as exc:
+        raise InputError("--model-source %s: cannot read it (%s)" % (path, exc.strerror or exc)) from None
+    except ValueError as exc:
+        raise InputError("--model-source %s: not valid JSON (%s)" % (path, exc)) from None
+    if not isinstance(source, dict) or not all(isinstance(v, str) for v in source.values()):
+        raise InputError("--model-source %s: expected a JSON object of strings, such as {\"package\": "
+                         "\"facenet-pytorch 2.6.0\", \"licence\": \"MIT\"}" % path)
+    return source
+
+
 def run(args) -> int:
     try:
         from edgesplit.codegen.exits.build import add_exits
@@ -86,11 +108,13 @@ def run(args) -> int:
                              % exc) from None
     if args.epochs < 1:
         raise InputError("--epochs must be at least 1")
+    model_source = _model_source(args.model_source)
     images, labels, source = _data(args, args.model)
     at = _numbers(args.at, "--at", int) if args.at else None
     report = add_exits(args.model, images, labels, args.out, source, count=args.exits, at=at, epochs=args.epochs,
                        seed=args.seed, tolerance=args.accuracy_tolerance / 100.0, no_exits=args.no_exits,
-                       overwrite=args.force, progress=not args.no_progress, name=args.name)
+                       overwrite=args.force, progress=not args.no_progress, name=args.name,
+                       model_source=model_source)
     if args.json:
         print_json(report)
         return 0

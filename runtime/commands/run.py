@@ -17,7 +17,7 @@ from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.inputs import load_inputs, parse_thresholds
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
 from edgesplit.runtime.segments.base import check_finite
-from edgesplit.runtime.transport.endpoint import zmq_endpoint
+from edgesplit.runtime.transport.endpoint import peer_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,9 @@ def register(commands) -> None:
                "--board rpi4 --measured-profile rpi4")
     parser.add_argument("bundle", help="bundle directory, or 'default' for the embedded MNIST bundle")
     parser.add_argument("--peer", help="the peer's ZeroMQ endpoint: tcp://HOST:PORT, HOST:PORT or ipc://PATH; "
-                                       "without it the run is local only (no task is offloaded or a fallback)")
+                                       "several, comma-separated, are tried in order (a pool's front ends: the "
+                                       "first that answers takes the offloads); without it the run is local only "
+                                       "(no task is offloaded or a fallback)")
     parser.add_argument("--inputs", required=True, help=".npy of inputs, batch axis first (one task per row)")
     parser.add_argument("--labels", help=".npy of integer labels (one per input): enables the accuracy figure")
     parser.add_argument("--policy", help="frozen EdgeML policy (.npz from edgesplit build-policy or training)")
@@ -133,7 +135,7 @@ def make_emulation(args, bundle):
 
 def run_command(args) -> int:
     if args.peer:
-        args.peer = zmq_endpoint(args.peer, "--peer")
+        args.peer = ",".join(peer_endpoints(args.peer, "--peer"))
         if args.policy is None and args.cut is None:
             log.warning("--peer without --cut or --policy: the action is local, so no task is offloaded; give "
                         "--cut N (0 sends the input) or --policy FILE to use the peer")

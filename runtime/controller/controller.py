@@ -38,10 +38,12 @@ class Controller:
 
     def action(self, peer_alive: bool, bandwidth_bps: Optional[float], task_id: int = -1) -> Action:
         """The action for the next task; a new decision when the interval has run out."""
+        next_state = None
         if self._action is not None and len(self._tasks) >= self._action.interval:
-            self._close(peer_alive, bandwidth_bps)
+            next_state = self._close(peer_alive, bandwidth_bps)
         if self._action is None:
-            self._state = self.window.state(peer_alive, bandwidth_bps)
+            # The closed interval's next state is this decision's state: the same window, the same link.
+            self._state = next_state or self.window.state(peer_alive, bandwidth_bps)
             started = time.perf_counter()
             self._action = self.strategy.decide(self._state)
             self.decide_seconds += time.perf_counter() - started
@@ -59,7 +61,7 @@ class Controller:
         if self._action is not None and self._tasks:
             self._close(peer_alive, bandwidth_bps)
 
-    def _close(self, peer_alive: bool, bandwidth_bps: Optional[float]) -> None:
+    def _close(self, peer_alive: bool, bandwidth_bps: Optional[float]) -> Dict[str, float]:
         value = reward(self._tasks, self.bounds)
         self.window.close_interval(self._tasks)
         next_state = self.window.state(peer_alive, bandwidth_bps)
@@ -73,3 +75,4 @@ class Controller:
         self._action = None
         self._tasks = []
         self._task_ids = []
+        return next_state

@@ -38,8 +38,13 @@ class Action:
     use_exits: bool = True
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"thresholds": [round(t, 4) for t in self.thresholds], "cut": self.cut, "interval": self.interval,
-                "use_exits": self.use_exits}
+        # Asked several times per task (decision log, transition row, daemon status): rounded once per action.
+        cached = self.__dict__.get("_as_dict")
+        if cached is None:
+            cached = {"thresholds": tuple(round(t, 4) for t in self.thresholds), "cut": self.cut,
+                      "interval": self.interval, "use_exits": self.use_exits}
+            object.__setattr__(self, "_as_dict", cached)  # frozen: fields stay as they are, this is a cache
+        return dict(cached, thresholds=list(cached["thresholds"]))
 
 
 class Strategy:
@@ -93,7 +98,8 @@ class PolicyStrategy(Strategy):
 
 
 def check_energy_unit(policy: FrozenPolicy, path, energy: EnergyInput) -> None:
-    """Refuse a policy trained on energy in another unit: its energy input would be on another scale."""
+    """Refuse a policy trained on energy in another unit, or on another live reading in the same unit: its energy
+    input would be on another scale."""
     unit = policy.provenance.get("energy_unit")
     if unit is None:
         log.warning("%s: the policy records no energy unit (provenance.energy_unit); it gets %s in %s from %s",
@@ -107,6 +113,13 @@ def check_energy_unit(policy: FrozenPolicy, path, energy: EnergyInput) -> None:
                               "config's [policy] energy_proxy to a reading in %s"
                               % (path, unit, " (%s)" % built if built else "", energy.source, energy.proxy,
                                  energy.unit, unit))
+    proxy = policy.provenance.get("energy_proxy")
+    if proxy not in (None, "emulated") and energy.proxy != "emulated" and proxy != energy.proxy:
+        # Same unit, another reading (the GPU clock for the CPU clock): another scale all the same.
+        raise PolicyLoadError("%s: the policy was built for energy proxy %s (in %s), but %s feeds %s: build the "
+                              "policy from a profile of this board (edgesplit profile, then build-policy "
+                              "--measured-profile), or set the board config's [policy] energy_proxy = %r"
+                              % (path, proxy, unit, energy.source, energy.proxy, proxy))
 
 
 def load_policy_strategy(path, n_exits: int, n_cuts: int, name: str = "adaptive",

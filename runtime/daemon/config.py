@@ -43,7 +43,7 @@ class ModelSection:
 class PeerSection:
     """The edge server that runs the rest of the model."""
 
-    address: str = ""  # tcp://HOST:PORT of 'edgesplit peer'; "" = run everything locally
+    address: str = ""  # tcp://HOST:PORT of 'edgesplit peer' (several, comma-separated: failover in order); "" = local
     server_key: str = ""  # the peer's public key file (NAME.key): pinned, another key is refused
     device_key: str = ""  # this device's secret key file (NAME.key_secret, mode 0600)
     insecure: bool = False  # allow a non-loopback address without CurveZMQ (trusted networks only)
@@ -70,7 +70,7 @@ class TracesSection:
 
     path: str = "/var/lib/edgesplit/traces.db"
     max_mb: float = 256.0  # size cap; the oldest rows go first
-    batch_size: int = 64  # rows per commit (one fsync per batch)
+    batch_size: int = 64  # rows a power cut loses at most: the writer commits every half batch
     flush_interval_s: float = 1.0  # commit at least this often
 
 
@@ -206,18 +206,24 @@ def _check(ctx: _Context, c: DaemonConfig) -> None:
         raise ctx.fail(("model",), "threads", "must be in 0..256, got %r" % c.model.threads)
     peer = c.peer
     if peer.address:
-        problem = endpoint_problem(peer.address)
-        if problem:
-            hint = "; write %r" % ("tcp://" + peer.address) if "://" not in peer.address else ""
-            raise ctx.fail(("peer",), "address", "%s, got %r%s" % (problem, peer.address, hint))
+        # Several addresses, comma-separated, are a pool's front ends in order of preference.
+        addresses = [address.strip() for address in peer.address.split(",")]
+        for address in addresses:
+            problem = endpoint_problem(address)
+            if problem:
+                hint = "; write %r" % ("tcp://" + address) if "://" not in address else ""
+                raise ctx.fail(("peer",), "address", "%s, got %r%s" % (problem, address, hint))
+        if len(set(addresses)) != len(addresses):
+            raise ctx.fail(("peer",), "address", "lists an address twice: %r" % peer.address)
         if bool(peer.server_key) != bool(peer.device_key):
             raise ctx.fail(("peer",), "server_key" if not peer.server_key else "device_key",
                            "the secure link needs both server_key (the peer's NAME.key) and device_key (this "
                            "device's NAME.key_secret)")
-        if not peer.server_key and not peer.insecure and not is_loopback_endpoint(peer.address):
+        remote = [address for address in addresses if not is_loopback_endpoint(address)]
+        if not peer.server_key and not peer.insecure and remote:
             raise ctx.fail(("peer",), "address", "%s is not a loopback address: set server_key and device_key "
                            "(see 'edgesplit keys generate') or, on a trusted network only, insecure = true"
-                           % peer.address)
+                           % remote[0])
     if c.action.cut < -1:
         raise ctx.fail(("action",), "cut", "must be -1 (local) or a cut id, got %r" % c.action.cut)
     _positive(ctx, ("bounds",), "latency_ms", c.bounds.latency_ms, allow_zero=True)

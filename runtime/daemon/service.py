@@ -128,6 +128,7 @@ class _Handlers(ApiHandlers):
         return self.daemon.status()
 
     def feedback(self, task_id: int, label: Optional[int], rating: Optional[float]):
+        self.daemon.serving.wait_traced(task_id)  # an answer just sent may still be writing its row
         if self.daemon.store.set_feedback(task_id, label=label, rating=rating):
             if rating is not None and self.daemon.selector is not None:
                 self.daemon.selector.feedback(task_id, rating)
@@ -137,6 +138,10 @@ class _Handlers(ApiHandlers):
 
     def refused(self, status: str) -> None:
         self.refusals[status] = self.refusals.get(status, 0) + 1
+
+    def run_now(self, job, replies) -> bool:
+        serving = self.daemon.serving
+        return serving is not None and serving.try_inline(job, replies)
 
 
 class Daemon:
@@ -349,6 +354,7 @@ class Daemon:
         snapshot = serving.snapshot
         counters = serving.counters.as_dict()
         counters["latency_sum_s"] = serving.counters.latency_sum_s
+        counters["direct"] = serving.inline_tasks  # run on the API thread (the direct path)
         strategy = snapshot.get("strategy", {})
         return {
             # "stopped" when the serving thread is gone although no stop was asked: never claim to serve then.

@@ -4,14 +4,19 @@ It owns the ``DeviceLoop`` (controller -> executor -> peer -> fallback -> trace)
 answers every job (``ok``, ``expired`` when its deadline passed while it waited, ``error`` when the
 model failed) and updates ``heartbeat`` on every pass, busy or idle: the daemon pings the systemd
 watchdog only while the heartbeat is fresh. Policy and bounds changes are applied between tasks.
+
+The direct path (``try_inline``): when nothing waits or runs, no peer is set and recent tasks were
+short, the API thread runs a submit itself, under the same ``loop_lock`` the serving thread holds
+for every task and upkeep, so the device loop is never used by two threads at once.
 """
 import collections
+import contextlib
 import itertools
 import logging
 import queue
 import threading
 import time
-from typing import Any, Deque, Dict, Optional
+from typing import Any, Deque, Dict, Optional, Tuple
 
 from edgesplit.runtime.api.server import ApiServer, Job, ReplySender
 from edgesplit.runtime.controller.reward import Bounds
@@ -22,6 +27,11 @@ from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.2
+# The API thread runs a submit itself (no thread hops) only while the last INLINE_HISTORY tasks each
+# ran within INLINE_MAX_TASK_S: a status request then waits at most about that long. Only without a
+# peer: an offload may wait on the network up to the task's deadline.
+INLINE_MAX_TASK_S = 0.005
+INLINE_HISTORY = 16
 
 
 class ServingCounters:
@@ -59,12 +69,21 @@ class ServingLoop:
         self.draining = threading.Event()
         self.freeze = threading.Event()  # test hook: [debug] allow_freeze + SIGUSR2
         self.current_task = None  # type: Optional[int]
+        # The task answered whose trace row is still being written (feedback for it waits: wait_traced).
+        self.untraced_task = None  # type: Optional[int]
         self.snapshot = {}  # type: Dict[str, Any]
         self._task_ids = itertools.count(1)
         self._pending_strategy = None  # type: Optional[Strategy]
         self._pending_bounds = None  # type: Optional[Bounds]
         self._lock = threading.Lock()
         self._probe_failing = False
+        # Whoever runs a task or touches the device loop holds this: the serving thread, or the API
+        # thread on the direct path (try_inline).
+        self.loop_lock = threading.Lock()
+        self._recent_run_s = collections.deque(maxlen=INLINE_HISTORY)  # type: Deque[float]
+        self.inline_tasks = 0
+        self._serving_waits = False  # the serving thread wants loop_lock: the direct path steps aside
+        self._described = (None, {})  # type: Tuple[Optional[Strategy], Dict[str, Any]]
         self._thread = threading.Thread(target=self._main, name="edgesplit-serving", daemon=True)
         # A daemon runs for months: keep only the latest result and decisions, not all of them.
         self.loop.results = collections.deque(maxlen=1)
@@ -107,23 +126,70 @@ class ServingLoop:
                 self.heartbeat = time.monotonic()
                 if self.freeze.is_set():
                     self._frozen()
-                self._apply_pending()
+                with self._loop_held():
+                    self._apply_pending()
                 try:
                     job = self.jobs.get(timeout=IDLE_POLL_S)
                 except queue.Empty:
                     if self.draining.is_set():
                         break
-                    self._idle()
+                    with self._loop_held():
+                        self._idle()
                     continue
-                self._serve(job, sender)
-                large = sum(a.nbytes for a in job.inputs.values()) >= TRIM_AFTER_BYTES
-                job = None  # the request's buffers go now, not when the next job arrives
-                if large:
-                    release_free_memory()
-            self._close_interval()
+                try:
+                    with self._loop_held():
+                        self._serve(job, sender)
+                finally:
+                    self.jobs.task_done()
+                self._release(job)
+                job = None
+            with self._loop_held():
+                self._close_interval()
         finally:
             sender.close()
         log.info("serving loop drained: %s", self.counters.as_dict())
+
+    def try_inline(self, job: Job, replies) -> bool:
+        """Run ``job`` now on the calling (API) thread when nothing waits or runs and recent tasks were
+        short; answer it through ``replies``. False: the caller queues it as usual."""
+        recent = self._recent_run_s
+        if (self.loop.client is not None or self._serving_waits or self.freeze.is_set() or self.draining.is_set()
+                or len(recent) < INLINE_HISTORY or max(recent) > INLINE_MAX_TASK_S or not self.jobs.idle()):
+            return False
+        if not self.loop_lock.acquire(blocking=False):
+            return False
+        try:
+            # Only the API thread queues jobs, and it is here: the queue stays empty meanwhile.
+            if self.draining.is_set() or not self.jobs.idle():
+                return False
+            self._apply_pending()
+            self.inline_tasks += 1
+            self._serve(job, replies)
+        finally:
+            self.loop_lock.release()
+        self._release(job)
+        return True
+
+    @contextlib.contextmanager
+    def _loop_held(self):
+        """loop_lock for the serving thread: while it waits, the direct path does not take the lock again,
+        so back-to-back direct tasks cannot starve it (its heartbeat feeds the watchdog)."""
+        self._serving_waits = True
+        try:
+            self.loop_lock.acquire()
+        finally:
+            self._serving_waits = False
+        try:
+            yield
+        finally:
+            self.loop_lock.release()
+
+    @staticmethod
+    def _release(job: Job) -> None:
+        large = sum(a.nbytes for a in job.inputs.values()) >= TRIM_AFTER_BYTES
+        job.inputs, job.frames = {}, []  # the request's buffers go now, not when the next job arrives
+        if large:
+            release_free_memory()
 
     def _frozen(self) -> None:
         log.warning("serving loop frozen on purpose ([debug] allow_freeze, SIGUSR2): the watchdog should "
@@ -167,7 +233,8 @@ class ServingLoop:
         except Exception:  # a failing trace write must not stop serving; it is logged
             log.exception("closing the controller interval failed")
 
-    def _serve(self, job: Job, sender: ReplySender) -> None:
+    def _serve(self, job: Job, sender) -> None:
+        """Run one job and answer it through ``sender`` (a ReplySender, or the API thread's DirectReplies)."""
         if time.perf_counter() >= job.expires_at:
             self.counters.expired += 1
             sender.send(job, "expired", "the deadline (%.0f ms) passed while the request waited in the queue"
@@ -178,7 +245,9 @@ class ServingLoop:
         loop = self.loop if self.selector is None else self.selector.choose(task_id).loop
         loop.deadline_s = job.deadline_s
         try:
-            result = loop.process(task_id, job.inputs, job.label, arrival_s=job.arrival_s)
+            # The API thread checked these inputs against the model (ApiHandlers.check_inputs).
+            result = loop.process(task_id, job.inputs, job.label, arrival_s=job.arrival_s, defer_trace=True,
+                                  inputs_checked=True)
         except Exception as exc:  # one task's failure is its answer; the daemon keeps serving
             if self.selector is not None:
                 self.selector.forget(task_id)
@@ -188,6 +257,7 @@ class ServingLoop:
             return
         finally:
             self.current_task = None
+        self._recent_run_s.append(result.finish_s - result.start_s)
         counters = self.counters
         counters.ok += 1
         counters.fallbacks += int(result.fallback)
@@ -202,18 +272,35 @@ class ServingLoop:
         if self.selector is not None:
             # Before the answer goes out: a rating may come back at once.
             self.selector.answered(task_id, result.finish_s - result.start_s)
+        self.untraced_task = task_id
         sender.send(job, "ok", result.fallback_reason, task_id=task_id, result=result.result, exit=result.exit_id,
                     cut=result.cut, fallback=result.fallback, latency_ms=round(1e3 * result.latency_s, 3),
                     met_deadline=met, policy_id=loop.controller.strategy.policy_id, arm=loop.arm)
+        # The trace row is written while the answer travels: the client does not wait for it.
+        try:
+            loop.write_deferred_trace()
+        except Exception:  # a failing trace write must not stop serving; it is logged
+            log.exception("writing the trace row of task %d failed", task_id)
+        finally:
+            self.untraced_task = None
         self._refresh_snapshot()
+
+    def wait_traced(self, task_id: int, timeout_s: float = 1.0) -> None:
+        """Return once ``task_id``'s trace row is written (at once unless it was just answered)."""
+        deadline = time.monotonic() + timeout_s
+        while self.untraced_task == task_id and time.monotonic() < deadline:
+            time.sleep(0.0002)
 
     def _refresh_snapshot(self) -> None:
         loop = self.loop
         action = loop.controller.current
         estimate = loop.client.link_estimate() if loop.client is not None else None
+        strategy = loop.controller.strategy
+        if self._described[0] is not strategy:  # once per strategy, not per task
+            self._described = (strategy, strategy.describe())
         self.snapshot = {
             "action": None if action is None else action.to_dict(),
-            "strategy": loop.controller.strategy.describe(),
+            "strategy": self._described[1],
             "peer_alive": loop.peer_alive(),
             "bandwidth_bps": None if estimate is None else estimate.bandwidth_bps,
             "rtt_s": None if estimate is None else estimate.rtt_s,

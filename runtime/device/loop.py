@@ -13,7 +13,7 @@ client works in real seconds and ``to_real`` / ``to_emulated`` convert at that b
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -85,6 +85,7 @@ class DeviceLoop:
         # The last task's scores (the exit's output): kept once, not per result, so long runs of
         # models with many classes do not hold every output.
         self.last_scores = None  # type: Optional[np.ndarray]
+        self._deferred = None  # type: Optional[tuple]  # (result, exit entropies, policy id) of defer_trace
 
     def _real_sleep_until(self, t: float, idle: Optional[Callable[[], object]] = None) -> None:
         sleep_until(self.clock, t, idle, IDLE_POLL_S)
@@ -109,10 +110,17 @@ class DeviceLoop:
     # ------------------------------------------------------------ one task
 
     def process(self, task_id: int, x: np.ndarray, label: Optional[int] = None,
-                arrival_s: Optional[float] = None) -> TaskResult:
+                arrival_s: Optional[float] = None, defer_trace: bool = False,
+                inputs_checked: bool = False) -> TaskResult:
+        """Run one task. With ``defer_trace`` its trace row waits for ``write_deferred_trace()``: the
+        daemon answers first and writes the row while the answer travels (feedback waits for it).
+        ``inputs_checked``: the caller already ran ``executor.check_inputs`` on ``x`` (the daemon's API
+        thread does, to answer bad_request), so the executor does not check the same arrays again."""
+        self.write_deferred_trace()  # a caller that forgot: the row still lands, in order
         if arrival_s is None:
             arrival_s = self.clock()
-        self.sleep_until(arrival_s, self.idle)
+        elif arrival_s > self.clock():  # a task that arrived already (the daemon's) has nothing to wait for
+            self.sleep_until(arrival_s, self.idle)
         self.idle()
         alive = self.peer_alive()
         bandwidth = self.bandwidth_bps()
@@ -122,7 +130,8 @@ class DeviceLoop:
         # Without a peer (none configured, not one that went down) the run is local only: stopping at
         # the action's cut would only turn every task into a fallback.
         first = self.executor.run(x, thresholds=action.thresholds, use_exits=action.use_exits,
-                                  stop_at_cut=action.cut if self.client is not None else None)
+                                  stop_at_cut=action.cut if self.client is not None else None,
+                                  inputs_checked=inputs_checked)
         self._learn(first)
         segments = dict(first.segment_seconds)
         local_s = first.compute_seconds
@@ -158,16 +167,20 @@ class DeviceLoop:
         result = TaskResult(task_id=task_id, arrival_s=arrival_s, start_s=start, finish_s=finish, exit_id=int(exit_id),
                             cut=cut, planned_cut=action.cut, fallback=fallback, fallback_reason=reason,
                             bytes_sent=int(sent), transfer_s=transfer, local_compute_s=local_s, energy=energy,
-                            bandwidth_bps=bandwidth, result=int(np.argmax(output.reshape(-1))), label=label,
+                            bandwidth_bps=bandwidth, result=int(output.argmax()), label=label,
                             peer_alive=alive_after, segment_times=segments)
         self.controller.record(TaskOutcome(result.latency_s, energy, bandwidth or 0.0, result.exit_id, self.n_exits),
                                task_id)
-        self._log(result, first, action)
+        if defer_trace:
+            self._deferred = (result, first.entropies, self.controller.strategy.policy_id)
+        else:
+            self._log(result, first.entropies, self.controller.strategy.policy_id)
         self.last_scores = output
         self.results.append(result)
         return result
 
     def finish(self) -> None:
+        self.write_deferred_trace()
         self.controller.finish(self.peer_alive(), self.bandwidth_bps())
 
     # ------------------------------------------------------------ local fallback
@@ -201,16 +214,22 @@ class DeviceLoop:
 
     # ------------------------------------------------------------ trace
 
-    def _log(self, result: TaskResult, first: ExecutionResult, action: Action) -> None:
+    def write_deferred_trace(self) -> None:
+        """Write the trace row of the last task run with ``defer_trace`` (nothing when there is none)."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            self._log(*deferred)
+
+    def _log(self, result: TaskResult, exit_entropies: Sequence[Tuple[int, float]], policy_id: Optional[str]) -> None:
         if self.store is None:
             return
-        entropies = {str(e): h for e, h in first.entropies}
+        entropies = {str(e): h for e, h in exit_entropies}
         self.store.log_task(TaskRecord(
             task_id=result.task_id, arrival_s=result.arrival_s, latency_s=result.latency_s,
             deadline_s=result.arrival_s + self.deadline_s, exit=result.exit_id, cut=result.cut,
             segment_times=result.segment_times, bytes_sent=result.bytes_sent, transfer_s=result.transfer_s,
             entropies=entropies, bandwidth_bps=result.bandwidth_bps, fallback=result.fallback, result=result.result,
-            label=result.label, policy_id=self.controller.strategy.policy_id, run_id=self.run_id,
+            label=result.label, policy_id=policy_id, run_id=self.run_id,
             energy=result.energy, arm=self.arm))
 
 

@@ -26,8 +26,7 @@ from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.emulation.link.recording_readers import BandwidthRecording
 from edgesplit.runtime.traces import TraceStore, default_versions
-from edgesplit.runtime.transport.client import PeerClient
-from edgesplit.runtime.transport.link_estimate import LinkEstimator
+from edgesplit.runtime.transport.failover import PeerFailover
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +58,7 @@ class StoreSettings:
     batch_size: int = 16
     flush_interval_s: float = 0.5
     max_bytes: Optional[int] = None
+    background_commit: bool = True  # a writer thread commits, so no task waits for an fsync (TraceStore)
 
 
 @dataclass
@@ -67,7 +67,8 @@ class PipelineSettings:
 
     board: Any = None                         # live BoardConfig: providers, threads, sensors, energy proxy
     emulation: Optional[Emulation] = None     # an emulated board instead: pacing, clock, energy model
-    peer: Optional[str] = None                # the peer's ZeroMQ endpoint; None = every task local
+    peer: Optional[str] = None                # the peer's ZeroMQ endpoint(s), comma-separated in order of
+                                              # preference (failover); None = every task local
     curve: Any = None                         # CurveClientKeys pinning the peer; None = plain ZMTP
     link: Optional[LinkSetup] = None          # replay a bandwidth recording between this device and the peer
     threads: Optional[int] = None             # per-session threads; None = the board's, else by segment size
@@ -138,7 +139,8 @@ class Pipeline:
             if store is None and settings.store is not None:
                 st = settings.store
                 self.store = store = TraceStore(st.path, batch_size=st.batch_size,
-                                                flush_interval_s=st.flush_interval_s, max_bytes=st.max_bytes)
+                                                flush_interval_s=st.flush_interval_s, max_bytes=st.max_bytes,
+                                                background_commit=st.background_commit)
             if store is not None:
                 self.run_id = store.start_run(board=self.board_label(), bundle_hash=bundle.hash,
                                               versions=default_versions(),
@@ -188,25 +190,30 @@ class Pipeline:
         loop.arm = arm
         return loop
 
-    def _peer(self, settings: PipelineSettings) -> Optional[PeerClient]:
+    def _peer(self, settings: PipelineSettings) -> Optional[PeerFailover]:
         if settings.peer is None:
             return None
-        endpoint = settings.peer
+        # An ordered list of peers (a pool's front ends): the first usable one takes each offload.
+        endpoints = [address.strip() for address in settings.peer.split(",")]
         speed = self.emulation.speedup if self.emulation is not None else 1.0
         if settings.link is not None:
+            if len(endpoints) > 1:
+                raise InputError("--link relays to one peer, got %d (%s): give one address with --link"
+                                 % (len(endpoints), settings.peer))
             self.relay = open_relay(settings.peer, settings.link, speed)
-            endpoint = self.relay.endpoint
-        estimator = LinkEstimator(min_bandwidth_bytes=3000, stale_after_s=1.0 / speed)
-        client = PeerClient(endpoint, self.bundle.wire_hash, estimator=estimator, probe_bytes=PROBE_BYTES,
-                            probe_backoff_s=(0.25 / speed, 5.0 / speed), probe_timeout_s=1.0 / speed,
-                            curve=settings.curve)
+            endpoints = [self.relay.endpoint]
+        client = PeerFailover.connect(endpoints, self.bundle.wire_hash,
+                                      estimator_options={"min_bandwidth_bytes": 3000, "stale_after_s": 1.0 / speed},
+                                      probe_bytes=PROBE_BYTES, probe_backoff_s=(0.25 / speed, 5.0 / speed),
+                                      probe_timeout_s=1.0 / speed, curve=settings.curve)
         # The first answer on a fresh socket also pays the handshakes: probe once plain, then with a payload.
-        for payload in (0, PROBE_BYTES):
-            outcome = client.probe(timeout_s=FIRST_PROBE_TIMEOUT_S, payload_bytes=payload)
-            if not outcome.ok:
-                log.warning("peer %s did not answer the first probe (%s): starting with the peer marked down; "
-                            "it is probed again in the background", settings.peer, outcome.message or outcome.status)
-                break
+        for peer, address in zip(client.clients, settings.peer.split(",")):
+            for payload in (0, PROBE_BYTES):
+                outcome = peer.probe(timeout_s=FIRST_PROBE_TIMEOUT_S, payload_bytes=payload)
+                if not outcome.ok:
+                    log.warning("peer %s did not answer the first probe (%s): starting with it marked down; it is "
+                                "probed again in the background", address.strip(), outcome.message or outcome.status)
+                    break
         return client
 
     def _idle(self) -> None:

@@ -4,6 +4,7 @@ This runs once per exit head passed, so it is written for a 1 x classes array: a
 numpy calls, no float64 round trip of the whole array.
 """
 import math
+import operator
 
 import numpy as np
 
@@ -50,13 +51,22 @@ def normalised_entropy(scores: np.ndarray) -> np.ndarray:
     return entropy / np.log(classes)
 
 
+def max_normalised_entropy(scores: np.ndarray) -> float:
+    """``float(normalised_entropy(scores).max())``: the least confident row's entropy, as the executor asks
+    it once per exit head passed; a single row of a few classes skips the arrays altogether."""
+    if scores.ndim >= 1 and scores.size == scores.shape[-1] and 2 <= scores.size <= _SMALL_ROW:
+        return _row_entropy(scores.ravel().tolist()) / math.log(scores.size)
+    return float(normalised_entropy(scores).max())
+
+
 def _row_entropy(row) -> float:
-    if not all(math.isfinite(v) for v in row):
+    total = sum(row)
+    if total - total != 0.0 and not all(math.isfinite(v) for v in row):  # inf - inf and NaN are NaN
         return math.log(len(row))  # non-finite scores carry no confidence: the maximum (uniform) entropy
-    if min(row) >= 0.0 and abs(sum(row) - 1.0) <= 1e-4:
-        return -sum(p * math.log(p) for p in row if p > 0.0)
+    if min(row) >= 0.0 and abs(total - 1.0) <= 1e-4:
+        return -sum([p * math.log(p) for p in row if p > 0.0])
     top = max(row)
     shifted = [v - top for v in row]
-    exps = [math.exp(v) for v in shifted]
+    exps = list(map(math.exp, shifted))
     total = sum(exps)
-    return max(0.0, math.log(total) - sum(e * v for e, v in zip(exps, shifted)) / total)
+    return max(0.0, math.log(total) - sum(map(operator.mul, exps, shifted)) / total)

@@ -4,7 +4,9 @@ Each segment (main pieces and exit heads) is timed alone on the real tensors it 
 of the main branch on a random input in [0, 1) supplies every segment's inputs. Every segment gets
 ``warmup`` untimed calls then ``repeats`` timed ones (batch 1); the profile keeps median, p90, mean,
 min and max in milliseconds. Segments run one after another, never concurrently, so they do not
-compete for cores while measured.
+compete for cores while measured. Given ``energy`` (the command passes ``measure_proxy`` on the live
+board's sampler), the board's energy proxy is read afterwards while every segment runs back to back
+and while nothing runs (``edgesplit.runtime.profiling.energy``).
 """
 import datetime
 import logging
@@ -75,8 +77,12 @@ def backend_versions(bundle: Bundle) -> Dict[str, str]:
 
 def profile_bundle(bundle: Bundle, board: str, runner_factory: Callable[..., SegmentRunner],
                    warmup: int = 10, repeats: int = 50, threads: Optional[int] = None,
-                   providers: Optional[List[str]] = None, clock: Clock = time.perf_counter) -> Dict[str, Any]:
-    """Time every segment of ``bundle`` here; returns a validated profile document for ``board``."""
+                   providers: Optional[List[str]] = None, clock: Clock = time.perf_counter,
+                   energy: Optional[Callable[[Callable[[], None]], Optional[Dict[str, Any]]]] = None
+                   ) -> Dict[str, Any]:
+    """Time every segment of ``bundle`` here; returns a validated profile document for ``board``.
+
+    ``energy(work)``: the energy proxy's busy/idle record while ``work`` (one call of every segment) loops."""
     if repeats < 1 or warmup < 0:
         raise InputError("repeats must be >= 1 and warmup >= 0, got repeats=%d warmup=%d" % (repeats, warmup))
     manifest = bundle.manifest
@@ -114,5 +120,13 @@ def profile_bundle(bundle: Bundle, board: str, runner_factory: Callable[..., Seg
         "segments": segments,
         "cuts": cuts,
     }
+    if energy is not None:
+        all_feeds = [(runners[seg.id], {t.name: env[t.name] for t in seg.inputs}) for seg in manifest.segments]
+
+        def every_segment_once() -> None:
+            for runner, feeds in all_feeds:
+                runner.run(feeds)
+
+        profile["energy"] = energy(every_segment_once)
     return validate_profile(profile, "measured profile")
 

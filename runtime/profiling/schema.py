@@ -5,6 +5,10 @@ on a board never changes the bundle's hash. It records the hash of the bundle it
 whose hash differs belongs to another version of the bundle and is refused when loaded.
 
 Times are milliseconds of wall time per call with batch 1, measured after warm-up runs.
+
+``energy`` (optional; absent in profiles written before it existed, null when the board's energy
+proxy could not be read) holds the board's energy proxy reading while the bundle ran and while it
+did not (``edgesplit.runtime.profiling.energy``), in the proxy's own unit.
 """
 import re
 from typing import Any, Dict, List, Optional, Sequence
@@ -22,6 +26,7 @@ _SETTINGS = ("batch", "warmup", "repeats", "threads", "providers")
 _SEGMENT = ("id", "role", "backend", "provider", "macs", "median_ms", "p90_ms", "mean_ms", "min_ms", "max_ms")
 _CUT = ("id", "tensors", "bytes_per_sample", "main_median_ms_before", "main_median_ms_after")
 _TIMES = ("median_ms", "p90_ms", "mean_ms", "min_ms", "max_ms")
+_OPTIONAL_TOP = ("energy",)
 
 
 class ProfileError(EdgesplitError):
@@ -32,12 +37,13 @@ def _fail(where: str, path: str, message: str) -> ProfileError:
     return ProfileError("%s: %s: %s" % (where, path or "top level", message))
 
 
-def _exact_keys(data: Any, keys: Sequence[str], where: str, path: str) -> Dict[str, Any]:
+def _exact_keys(data: Any, keys: Sequence[str], where: str, path: str,
+                optional: Sequence[str] = ()) -> Dict[str, Any]:
     if not isinstance(data, dict):
         raise _fail(where, path, "expected an object, got %s" % type(data).__name__)
-    unknown = sorted(set(data) - set(keys))
+    unknown = sorted(set(data) - set(keys) - set(optional))
     if unknown:
-        raise _fail(where, path, "unknown field %r (allowed: %s)" % (unknown[0], ", ".join(keys)))
+        raise _fail(where, path, "unknown field %r (allowed: %s)" % (unknown[0], ", ".join(list(keys) + list(optional))))
     missing = [k for k in keys if k not in data]
     if missing:
         raise _fail(where, path, "missing field %r" % missing[0])
@@ -71,7 +77,7 @@ def _strings(value: Any, where: str, path: str) -> List[str]:
 
 def validate_profile(data: Any, where: str = "profile") -> Dict[str, Any]:
     """Check every field of a decoded profile; raise ProfileError naming ``where`` and the field."""
-    _exact_keys(data, _TOP, where, "")
+    _exact_keys(data, _TOP, where, "", optional=_OPTIONAL_TOP)
     if data["format"] != FORMAT:
         raise _fail(where, "format", "expected %r, got %r" % (FORMAT, data["format"]))
     version = _integer(data["format_version"], where, "format_version", 1)
@@ -119,7 +125,21 @@ def validate_profile(data: Any, where: str = "profile") -> Dict[str, Any]:
         _integer(cut["bytes_per_sample"], where, path + ".bytes_per_sample")
         _number(cut["main_median_ms_before"], where, path + ".main_median_ms_before")
         _number(cut["main_median_ms_after"], where, path + ".main_median_ms_after")
+    if data.get("energy") is not None:
+        _validate_energy(data["energy"], where)
     return data
+
+
+def _validate_energy(energy: Any, where: str) -> None:
+    from edgesplit.runtime.profiling.energy import ENERGY_KEYS
+
+    _exact_keys(energy, ENERGY_KEYS, where, "energy")
+    for key in ("proxy", "unit", "source"):
+        _string(energy[key], where, "energy." + key)
+    for key in ("busy_mean", "idle_mean", "busy_s", "idle_s", "rate_hz"):
+        _number(energy[key], where, "energy." + key)
+    for key in ("busy_samples", "idle_samples"):
+        _integer(energy[key], where, "energy." + key, 1)
 
 
 def check_matches_bundle(data: Dict[str, Any], bundle, where: str) -> None:

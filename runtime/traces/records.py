@@ -64,7 +64,29 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def _json_default(value: Any) -> Any:
+    """What json cannot write by itself, converted one level at a time (json recurses into the result)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError("%r is not JSON serialisable" % (value,))
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_json_default)
+
+
 def dumps(value: Any, what: str) -> str:
+    # Every task writes a few small dicts and lists: json's C encoder with a default hook writes them
+    # in one pass. Keys json refuses (tuples, numpy integers) take the slower converting pass.
+    try:
+        return _ENCODER.encode(value)
+    except TypeError:
+        pass
+    except ValueError as exc:
+        raise TraceError("%s: cannot store as JSON (%s)" % (what, exc)) from None
     try:
         return json.dumps(to_jsonable(value), separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -10,6 +10,15 @@ lost, and an SD card sees one fsync per batch rather than one per row. ``durable
 ``synchronous=NORMAL``: still never corrupt and safe against a process kill, but a power cut may
 lose the batches committed since the last checkpoint.
 
+Committing off the caller's thread. With ``background_commit=True`` (what the device pipeline and
+the daemon use) a write only checks and encodes its row and queues it; a writer thread inserts the
+queued rows and commits them, so a task never waits for an fsync. The bound stays the same: the
+writer takes the queue whenever half a batch (``batch_size // 2``, at least 1) or ``flush_interval_s``
+is reached, and a write waits while ``batch_size`` rows are uncommitted (queued or being committed),
+so a power cut still loses at most one batch of rows (an SD card sees one fsync per half batch at
+most). A task logged twice is then refused by the writer (logged, and the row skipped) rather than
+by the caller; ``flush()``, ``set_feedback()`` and ``close()`` first wait for the queue to be written.
+
 Size cap. With ``max_rows`` each data table keeps at most that many rows; with ``max_bytes`` the
 database's used pages stay under that size (the WAL adds up to ~4 MiB, truncated after
 checkpoints). The oldest rows go first, deleted in the same transaction as the batch that crossed
@@ -58,20 +67,23 @@ class TraceStore:
     """Append tasks and transitions; ``close()`` (or ``with``) commits the rest.
 
     Thread-safe: one lock guards the connection. ``clock`` (monotonic seconds) only times the
-    flush interval; pass the emulator's clock and ``background_flush=False`` for virtual time.
+    flush interval; pass the emulator's clock and ``background_flush=False`` for virtual time
+    (``background_commit`` needs real time: it is refused without ``background_flush``).
     ``on_commit(store)`` runs after each successful commit (e.g. to report progress).
     """
 
     def __init__(self, path: Union[str, Path], batch_size: int = 64, flush_interval_s: Optional[float] = 1.0,
                  max_rows: Optional[int] = None, max_bytes: Optional[int] = None, durable: bool = True,
                  background_flush: bool = True, clock: Callable[[], float] = time.monotonic,
-                 on_commit: Optional[Callable[["TraceStore"], None]] = None):
+                 on_commit: Optional[Callable[["TraceStore"], None]] = None, background_commit: bool = False):
         if batch_size < 1:
             raise TraceError("batch_size must be >= 1, got %r" % batch_size)
         if max_rows is not None and max_rows < 1:
             raise TraceError("max_rows must be >= 1, got %r" % max_rows)
         if max_bytes is not None and max_bytes < 64 * 1024:
             raise TraceError("max_bytes must be >= 64 KiB, got %r" % max_bytes)
+        if background_commit and not background_flush:
+            raise TraceError("background_commit needs background_flush (a writer thread on real time)")
         self.path = Path(path)
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
@@ -96,7 +108,18 @@ class TraceStore:
         self._closed = False
         self._stop = threading.Event()
         self._flusher = None  # type: Optional[threading.Thread]
-        if background_flush and flush_interval_s:
+        # background_commit: rows checked and encoded by the caller, waiting for the writer thread.
+        self.background_commit = background_commit
+        self._handoff = threading.Condition(threading.Lock())
+        self._queued = []  # type: List[tuple]  # (sql, row, what, task id or None)
+        self._queued_since = 0.0
+        self._in_flight = 0  # rows the writer took and has not committed yet
+        self._drainers = 0  # callers waiting in _drain for the queue to be written
+        self._hand_off_at = max(1, batch_size // 2)
+        if background_commit:
+            self._flusher = threading.Thread(target=self._writer_loop, name="trace-writer", daemon=True)
+            self._flusher.start()
+        elif background_flush and flush_interval_s:
             self._flusher = threading.Thread(target=self._flush_loop, name="trace-flush", daemon=True)
             self._flusher.start()
 
@@ -129,6 +152,8 @@ class TraceStore:
 
     def close(self) -> None:
         """Commit what is pending, stop the flusher, checkpoint and close. Safe to call twice."""
+        if self.background_commit:
+            self._stop_writer()
         with self._lock:
             if self._closed:
                 return
@@ -189,8 +214,12 @@ class TraceStore:
                None if task.rating is None else finite_float(task.rating, "task %r: rating" % task.task_id),
                optional_float(task.latency_s, "latency_s"), task.policy_id,
                optional_float(task.energy, "energy"), task.arm)
+        what = "task %r of run %s" % (task.task_id, run_id)
+        if self.background_commit:
+            self._enqueue(_INSERT_TASK, row, what, int(task.task_id))
+            return
         with self._lock:
-            self._write(_INSERT_TASK, row, "task %r of run %s" % (task.task_id, run_id))
+            self._write(_INSERT_TASK, row, what)
             self._last_task_id = int(task.task_id)
             self._after_write()
 
@@ -202,8 +231,12 @@ class TraceStore:
         row = (run_id, int(transition.step), float(transition.time_s), dumps(transition.state, "state"),
                dumps(transition.action, "action"), reward, dumps(transition.next_state, "next_state"),
                transition.policy_id)
+        what = "transition %r of run %s" % (transition.step, run_id)
+        if self.background_commit:
+            self._enqueue(_INSERT_TRANSITION, row, what, None)
+            return
         with self._lock:
-            self._write(_INSERT_TRANSITION, row, "transition %r of run %s" % (transition.step, run_id))
+            self._write(_INSERT_TRANSITION, row, what)
             self._after_write()
 
     def set_feedback(self, task_id: int, label: Optional[int] = None, rating: Optional[float] = None,
@@ -224,6 +257,7 @@ class TraceStore:
             assignments.append("rating = ?")
             values.append(finite_float(rating, what + ": rating"))
         run_id = self._run_of(run_id, what)
+        self._drain()  # the task's row may still wait for the writer
         with self._lock:
             self._check_open()
             if not self.writable:
@@ -246,6 +280,7 @@ class TraceStore:
 
     def flush(self) -> None:
         """Commit now (and try the backlog again, when the disk refused writes)."""
+        self._drain()
         with self._lock:
             self._check_open()
             self._commit()
@@ -312,6 +347,97 @@ class TraceStore:
             self.last_committed_task_id = self._last_task_id
         if self._on_commit is not None:
             self._on_commit(self)
+
+    # ------------------------------------------------------------ background commit
+
+    def _enqueue(self, sql: str, row: tuple, what: str, task_id: Optional[int]) -> None:
+        with self._handoff:
+            # At most batch_size rows uncommitted: a write waits for the writer when it is that far behind.
+            while len(self._queued) + self._in_flight >= self.batch_size and self._writer_alive():
+                self._handoff.wait(0.5)
+            if self._stop.is_set() or not self._writer_alive():
+                raise TraceError("%s: the trace store is closed" % self.path)
+            if not self._queued:
+                self._queued_since = self._clock()
+            self._queued.append((sql, row, what, task_id))
+            if len(self._queued) >= self._hand_off_at:  # half a batch: the writer takes it now
+                self._handoff.notify_all()
+
+    def _drain(self) -> None:
+        """Wait until every queued row is in the database (committed, or in the backlog of a refusing disk)."""
+        if not self.background_commit:
+            return
+        with self._handoff:
+            self._drainers += 1
+            try:
+                while (self._queued or self._in_flight) and self._writer_alive():
+                    self._handoff.notify_all()
+                    self._handoff.wait(0.05)
+            finally:
+                self._drainers -= 1
+
+    def _writer_alive(self) -> bool:
+        return self._flusher is not None and self._flusher.is_alive()
+
+    def _stop_writer(self) -> None:
+        with self._handoff:
+            self._stop.set()
+            self._handoff.notify_all()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=30.0)
+
+    def _take_queue(self) -> List[tuple]:
+        """The queued rows once half a batch, the flush interval or a stop asks for them ([] when stopping)."""
+        interval = self.flush_interval_s
+        with self._handoff:
+            while True:
+                waited = self._clock() - self._queued_since
+                if self._queued and (len(self._queued) >= self._hand_off_at or self._stop.is_set() or
+                                     (interval is not None and waited >= interval) or self._drainers):
+                    rows, self._queued = self._queued, []
+                    self._in_flight = len(rows)
+                    return rows
+                if self._stop.is_set():
+                    return []
+                if not self.writable and self._clock() >= self._retry_at:
+                    return []  # a refusing disk is tried again every RETRY_S, rows or not
+                # Like the flusher: look every half interval, so a row waits at most 1.5 intervals; the
+                # writer is not woken per row.
+                timeout = RETRY_S if interval is None else interval / 2.0
+                if self._queued and interval is not None:
+                    timeout = min(timeout, max(interval - waited, 0.001))
+                self._handoff.wait(min(timeout, RETRY_S))
+
+    def _writer_loop(self) -> None:
+        while True:
+            rows = self._take_queue()
+            try:
+                with self._lock:
+                    if rows and not self._closed:
+                        self._write_queued(rows)
+                    elif not self.writable and not self._closed:
+                        self._retry()
+            except Exception:  # e.g. a failing on_commit callback: the writer must outlive it
+                log.exception("%s: the trace writer failed on %d rows", self.path, len(rows))
+            with self._handoff:
+                self._in_flight = 0
+                self._handoff.notify_all()
+                if self._stop.is_set() and not self._queued:
+                    return
+
+    def _write_queued(self, rows: List[tuple]) -> None:
+        """Insert the rows the callers queued and commit them (or keep them, when the disk refuses)."""
+        for sql, row, what, task_id in rows:
+            try:
+                self._write(sql, row, what)
+            except TraceError as exc:  # a task logged twice: its caller has moved on, so say it here
+                log.error("%s: row not written: %s", self.path, exc)
+                continue
+            if task_id is not None:
+                self._last_task_id = task_id
+        self._commit()
+        if not self.writable:
+            self._retry()
 
     def _flush_loop(self) -> None:
         interval = float(self.flush_interval_s or 1.0)

@@ -109,6 +109,9 @@ class PeerClient:
             self.curve.apply(sock)
         sock.connect(self.address)
         self._socket = sock
+        # One poller for the socket's life: Socket.poll builds a new one per call.
+        self._poller = zmq.Poller()
+        self._poller.register(sock, zmq.POLLIN)
         # The first answer on a fresh socket also paid for the TCP and ZMTP handshakes: no RTT sample.
         self._fresh = True
 
@@ -262,7 +265,7 @@ class PeerClient:
 
     def _receive(self, timeout_s: float) -> Optional[Tuple[wire.Reply, int]]:
         """One message, if any arrives within ``timeout_s``. Probe answers are consumed here."""
-        if not self._socket.poll(max(0, int(math.ceil(timeout_s * 1000.0))), zmq.POLLIN):
+        if not self._poller.poll(max(0, int(math.ceil(timeout_s * 1000.0)))):
             return None
         frames = self._socket.recv_multipart(copy=False)
         now = self.clock()

@@ -3,7 +3,7 @@
 Checked before a socket sees them, so a typo is one line naming the option rather than a ZMQError
 traceback from ``connect``/``bind``.
 """
-from typing import Optional
+from typing import List, Optional
 
 from edgesplit.runtime.errors import InputError
 
@@ -33,3 +33,20 @@ def zmq_endpoint(text: str, option: str, bind: bool = False) -> str:
     if problem:
         raise InputError("%s %s: %s (e.g. tcp://127.0.0.1:5555)" % (option, text, problem))
     return endpoint
+
+
+def peer_endpoints(text: str, option: str) -> List[str]:
+    """An ordered, comma-separated list of peer endpoints (front ends of one pool, most preferred first).
+
+    One address is a list of one. InputError names ``option`` and the entry at fault."""
+    endpoints = []  # type: List[str]
+    for index, item in enumerate(text.split(",")):
+        item = item.strip()
+        if not item:
+            raise InputError("%s %s: entry %d is empty (give tcp://HOST:PORT entries separated by commas)"
+                             % (option, text, index + 1))
+        endpoint = zmq_endpoint(item, option)
+        if endpoint in endpoints:
+            raise InputError("%s %s: %s is listed twice" % (option, text, endpoint))
+        endpoints.append(endpoint)
+    return endpoints

@@ -18,6 +18,10 @@ import numpy as np
 
 # The dtypes a bundle manifest may declare and a message may carry; anything else is refused.
 DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int32", "int64", "bool")
+# Looked up per tensor per message: numpy's dtype.name and np.dtype(str) cost microseconds each.
+_NAME_OF = {np.dtype(name): name for name in DTYPES}
+_ITEMSIZE = {name: np.dtype(name).itemsize for name in DTYPES}
+_HEADER_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 class FrameRefused(Exception):
@@ -47,10 +51,10 @@ class WireTensor:
 
     @property
     def nbytes(self) -> int:
-        count = 1
+        count = _ITEMSIZE.get(self.dtype) or np.dtype(self.dtype).itemsize
         for dim in self.shape:
             count *= dim
-        return count * np.dtype(self.dtype).itemsize
+        return count
 
     def to_json(self) -> Dict[str, Any]:
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
@@ -67,16 +71,19 @@ def tensor_frames(tensors: Mapping[str, np.ndarray]) -> Tuple[List[Dict[str, Any
     specs, frames = [], []
     for name, array in tensors.items():
         array = np.asarray(array, order="C")
-        if array.dtype.name not in DTYPES:
+        dtype = _NAME_OF.get(array.dtype)
+        if dtype is None:
             raise ValueError("tensor %r has dtype %s, which the wire does not carry (one of %s)"
                              % (name, array.dtype, ", ".join(DTYPES)))
-        specs.append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape)})
+        specs.append({"name": name, "dtype": dtype, "shape": list(array.shape)})
         # A 0-d array has no useful buffer protocol shape; reshape keeps it zero-copy.
         frames.append(array.reshape(-1) if array.ndim == 0 else array)
     return specs, frames
 
 
 def dump_header(header: Mapping[str, Any], **json_options: Any) -> bytes:
+    if not json_options:
+        return _HEADER_ENCODER.encode(header).encode("utf-8")
     return json.dumps(header, separators=(",", ":"), allow_nan=False, **json_options).encode("utf-8")
 
 

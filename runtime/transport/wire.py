@@ -27,6 +27,7 @@ sending the reply; the device subtracts ``service_s`` from the round trip to get
 wire. ``deadline_s`` is the time the device still allows, in seconds, when it sends: no clock
 synchronisation is needed.
 """
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -161,9 +162,13 @@ def _check_version(header: Dict[str, Any]) -> None:
                            "same edgesplit release on device and peer" % (version, PROTOCOL_VERSION))
 
 
+@functools.lru_cache(maxsize=16)
+def _tensor_limits(limits: Limits) -> TensorLimits:
+    return TensorLimits(limits.max_tensors, limits.max_dims, limits.max_total_bytes, limits.max_name_chars)
+
+
 def _tensor_specs(header: Dict[str, Any], limits: Limits) -> List[WireTensor]:
-    tensor_limits = TensorLimits(limits.max_tensors, limits.max_dims, limits.max_total_bytes, limits.max_name_chars)
-    return tensor_specs(_field(header, "tensors", (list,), "a list"), tensor_limits)
+    return tensor_specs(_field(header, "tensors", (list,), "a list"), _tensor_limits(limits))
 
 
 def _request_id(header: Dict[str, Any]) -> Optional[int]:

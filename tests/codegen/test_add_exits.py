@@ -132,6 +132,12 @@ def test_bad_data_is_refused_with_what_to_do(plain_user_model, tmp_path, capsys)
                      "--out", str(tmp_path / "taken"), "--no-progress"]) != 0
     assert "already exists" in capsys.readouterr().err
 
+    (tmp_path / "source.json").write_text('["not", "an object"]')
+    assert cli_main(["add-exits", str(model), "--images", str(root / "x.npy"), "--labels", str(root / "y.npy"),
+                     "--model-source", str(tmp_path / "source.json"), "--out", str(tmp_path / "b2")]) != 0
+    err = capsys.readouterr().err
+    assert "source.json" in err and "JSON object of strings" in err and not (tmp_path / "b2").exists()
+
 
 def test_image_folder_is_preprocessed_as_the_flags_say(tmp_path):
     from PIL import Image

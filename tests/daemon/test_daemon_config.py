@@ -19,6 +19,10 @@ from edgesplit.runtime.daemon.logs import JournalFormatter, under_systemd
     ('[peer]\naddress = "127.0.0.1:5555"\n', r"x.toml:2: key peer.address: .*write 'tcp://127.0.0.1:5555'"),
     ('[peer]\naddress = "tcp://127.0.0.1"\n', r"x.toml:2: key peer.address: .*port is missing"),
     ('[peer]\naddress = "tcp://127.0.0.1:0"\n', r"x.toml:2: key peer.address: the port must be a number"),
+    ('[peer]\naddress = "tcp://127.0.0.1:5555,tcp://127.0.0.1"\n', r"x.toml:2: key peer.address: .*'tcp://127.0.0.1'"),
+    ('[peer]\naddress = "tcp://127.0.0.1:5555,tcp://127.0.0.1:5555"\n', r"x.toml:2: key peer.address: .*twice"),
+    ('[peer]\naddress = "tcp://127.0.0.1:5555,tcp://10.0.0.2:5555"\n',
+     r"x.toml:2: key peer.address: tcp://10.0.0.2:5555 is not a loopback"),
     ('[bogus]\nx = 1\n', r"x.toml:1: key bogus: unknown key"),
     ('[api\n', r"x.toml: not valid TOML"),
 ])
@@ -92,3 +96,8 @@ def test_variants_and_learner_state_paths_are_relative_to_the_config(tmp_path):
     config = load_daemon_config(str(path))
     assert config.model.variants == ("default", str(tmp_path / "variants" / "int8"))
     assert config.linucb.state == str(tmp_path / "state" / "linucb.json") and config.linucb.alpha == 1.0
+
+
+def test_peer_address_may_list_front_ends_in_order():
+    config = parse_daemon_config('[peer]\naddress = "tcp://127.0.0.1:5555, tcp://127.0.0.1:5556"\n', "x.toml")
+    assert config.peer.address == "tcp://127.0.0.1:5555, tcp://127.0.0.1:5556"

@@ -61,3 +61,16 @@ def test_wrong_shape_and_dtype_are_refused(executor, images):
         executor.run(images[:1].astype(np.float64))
     with pytest.raises(InputError, match="2 thresholds|thresholds but the bundle has"):
         executor.run(images[:1], thresholds=[0.5] * (len(executor.side_exits) + 1))
+
+
+def test_the_executors_exit_entropy_equals_the_array_formula_on_every_kind_of_row():
+    from edgesplit.runtime.executor.entropy import max_normalised_entropy, normalised_entropy
+
+    rng = np.random.default_rng(3)
+    rows = [rng.standard_normal((1, 10)).astype(np.float32) * 4, np.full((1, 10), 0.1, np.float32),
+            np.array([[np.nan] + [0.0] * 9], np.float32), np.array([[np.inf, 1.0, 2.0]], np.float32),
+            np.array([[-np.inf, 1.0, 2.0]]), np.array([[1e308, 1e308, 0.0]]), np.array([[0.5, 0.5, 0.0]]),
+            rng.standard_normal((3, 10)), rng.standard_normal((1, 1, 10)).astype(np.float16), np.array([[3.0]]),
+            rng.standard_normal((1, 100)), np.array([[1000.0, -1000.0]], np.float32)]
+    for scores in rows:
+        assert max_normalised_entropy(scores) == pytest.approx(float(normalised_entropy(scores).max()), abs=1e-12)

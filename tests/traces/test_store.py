@@ -255,3 +255,73 @@ def test_wal_and_full_sync_are_on(tmp_path):
         assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------- background commit (the daemon's mode)
+
+
+def test_background_commit_keeps_at_most_one_batch_uncommitted_and_writes_everything(tmp_path):
+    db = tmp_path / "t.db"
+    reader = sqlite3.connect(str(db), isolation_level=None)
+    commits = []
+    with TraceStore(db, batch_size=8, flush_interval_s=30.0, background_commit=True,
+                    on_commit=lambda s: commits.append(s.committed_rows)) as store:
+        store.start_run()
+        behind = []
+        for i in range(200):
+            store.log_task(_task(i))
+            behind.append(i + 1 - reader.execute("SELECT count(*) FROM tasks").fetchone()[0])
+    assert max(behind) <= 8  # a power cut at any moment loses at most one batch of rows
+    assert _count(db, "tasks") == 200
+    assert [r[0] for r in reader.execute("SELECT task_id FROM tasks ORDER BY seq")] == list(range(200))
+    assert commits[-1] == 200 and len(commits) >= 200 // 8
+    reader.close()
+
+
+def test_background_commit_writes_an_idle_row_after_the_flush_interval(tmp_path):
+    import time
+    db = tmp_path / "t.db"
+    with TraceStore(db, batch_size=1000, flush_interval_s=0.05, background_commit=True) as store:
+        store.start_run()
+        store.log_task(_task(0))
+        deadline = time.monotonic() + 10
+        while _count(db, "tasks") == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _count(db, "tasks") == 1
+
+
+def test_background_commit_feedback_and_flush_see_the_rows_still_queued(tmp_path):
+    db = tmp_path / "t.db"
+    with TraceStore(db, batch_size=1000, flush_interval_s=60.0, background_commit=True) as store:
+        store.start_run()
+        store.log_task(_task(5))
+        assert store.set_feedback(5, label=3, rating=1.5) is True  # the queued row is written first
+        store.log_task(_task(6))
+        store.flush()
+        assert _count(db, "tasks") == 2
+    conn = sqlite3.connect(str(db))
+    assert conn.execute("SELECT label, rating FROM tasks WHERE task_id = 5").fetchone() == (3, 1.5)
+    conn.close()
+
+
+def test_background_commit_logs_a_duplicate_and_keeps_the_first_row(tmp_path, caplog):
+    db = tmp_path / "t.db"
+    with TraceStore(db, batch_size=4, background_commit=True) as store:
+        store.start_run(run_id="r1")
+        store.log_task(_task(0, result=1))
+        store.log_task(_task(0, result=2))
+        store.log_task(_task(1))
+        with pytest.raises(TraceError, match="state"):  # a bad value is still refused in the caller
+            store.log_transition(TransitionRecord(step=0, time_s=0, state=[float("inf")], action=[1], reward=0,
+                                                  next_state=[0]))
+    assert "task 0 of run r1: already logged" in caplog.text
+    conn = sqlite3.connect(str(db))
+    assert conn.execute("SELECT task_id, result FROM tasks ORDER BY seq").fetchall() == [(0, 1), (1, None)]
+    conn.close()
+    with pytest.raises(TraceError, match="closed"):
+        store.log_task(_task(9))
+
+
+def test_background_commit_needs_real_time(tmp_path):
+    with pytest.raises(TraceError, match="background_flush"):
+        TraceStore(tmp_path / "t.db", background_flush=False, background_commit=True)

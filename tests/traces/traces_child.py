@@ -1,6 +1,8 @@
 """A process that logs tasks (and a transition every few tasks) until it is killed.
 
-    python traces_child.py DB BATCH_SIZE [MAX_ROWS]
+    python traces_child.py DB BATCH_SIZE [MAX_ROWS|-] [bg]
+
+``bg``: the store commits from its writer thread (``background_commit``), as the daemon's does.
 
 After every commit it prints "committed <last task id>" and flushes stdout, so the parent knows
 what the database must hold whenever it kills this process.
@@ -20,8 +22,10 @@ def report(store):
 
 def main():
     db, batch_size = sys.argv[1], int(sys.argv[2])
-    max_rows = int(sys.argv[3]) if len(sys.argv) > 3 else None
-    store = TraceStore(db, batch_size=batch_size, flush_interval_s=0.05, max_rows=max_rows, on_commit=report)
+    max_rows = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] != "-" else None
+    background = len(sys.argv) > 4 and sys.argv[4] == "bg"
+    store = TraceStore(db, batch_size=batch_size, flush_interval_s=0.05, max_rows=max_rows, on_commit=report,
+                       background_commit=background)
     store.start_run(board="test-child", bundle_hash="0" * 64, config={"batch_size": batch_size})
     sys.stdout.write("ready\n")
     sys.stdout.flush()

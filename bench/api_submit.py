@@ -1,0 +1,172 @@
+"""What the daemon's local API costs per task: one-image submits through a real daemon vs in-process.
+
+Starts a real ``edgesplit serve --local DIR`` daemon (embedded MNIST bundle, detected board, every
+task local, trace store on), waits for its API socket, then in one run alternates rounds of
+
+- ``api_submit``: ``ApiClient.submit(image)`` over the ipc socket, answered ``ok`` (the daemon runs
+  the task through its device loop: controller, executor with exits, trace row);
+- ``executor_in_process``: ``Executor.run(image)`` in this process on the same bundle, the same
+  images in the same order, the bundle's default exit thresholds (what the daemon's static action
+  uses);
+
+rotating which goes first. Reported: microseconds per call (median and minimum over rounds) and the
+ratio api / in-process per round (median) and of the minimums. The acceptance is a ratio <= 3.
+A ``ping`` round trip (no model work) is measured too, to separate the socket from the task.
+
+Wall time on a busy machine is mostly waiting for a core: every hop between processes and threads
+is a wake-up. So the CPU each configuration used is reported too (this process's CPU time plus the
+daemon's, every thread, from /proc/PID/task/*/schedstat), per call and as a ratio: what a submit
+costs a board that runs nothing else. Prints one JSON document.
+
+    .venv/bin/python bench/api_submit.py [--rounds 30] [--calls 100]
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import numpy as np
+
+from edgesplit.runtime.api import ApiClient
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.default_bundle import default_bundle_path
+from edgesplit.runtime.executor.executor import Executor
+
+TARGET_RATIO = 3.0
+ASSETS = Path(__file__).resolve().parents[1] / "runtime" / "assets" / "mnist_heldout.npz"
+
+
+def edgesplit_command() -> List[str]:
+    found = shutil.which("edgesplit", path=os.path.dirname(sys.executable))
+    return [found] if found else [sys.executable, "-m", "edgesplit.runtime.cli"]
+
+
+def start_daemon(folder: Path, timeout_s: float = 60.0) -> subprocess.Popen:
+    log = open(str(folder / "daemon.log"), "wb")
+    proc = subprocess.Popen(edgesplit_command() + ["serve", "--local", str(folder)], stdout=log,
+                            stderr=subprocess.STDOUT)
+    socket_path = folder / "api.sock"
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise SystemExit("the daemon exited (%s) before serving: see %s" % (proc.returncode, folder / "daemon.log"))
+        if socket_path.exists():
+            with ApiClient(str(socket_path), timeout_s=1.0) as api:
+                if api.ping():
+                    return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the daemon did not answer within %.0f s: see %s" % (timeout_s, folder / "daemon.log"))
+
+
+def stop_daemon(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of ``pid`` (schedstat: nanoseconds on a core), 0.0 when unreadable."""
+    total = 0
+    folder = "/proc/%d/task" % pid
+    for task in os.listdir(folder):
+        try:
+            with open(os.path.join(folder, task, "schedstat")) as handle:
+                total += int(handle.read().split()[0])
+        except (OSError, IndexError, ValueError):
+            pass  # a thread that ended meanwhile
+    return total / 1e9
+
+
+def per_call(fn: Callable[[int], object], calls: int, offset: int, cpu: Dict[str, float], name: str,
+             daemon_pid: int) -> float:
+    cpu_start = time.process_time() + cpu_seconds(daemon_pid)
+    start = time.perf_counter()
+    for i in range(calls):
+        fn(offset + i)
+    elapsed = time.perf_counter() - start
+    cpu[name] = cpu.get(name, 0.0) + time.process_time() + cpu_seconds(daemon_pid) - cpu_start
+    return elapsed / calls
+
+
+def interleaved(fns: Dict[str, Callable[[int], object]], rounds: int, calls: int, daemon_pid: int):
+    """(per-call seconds per round, total CPU seconds) of each configuration."""
+    names = list(fns)
+    for name in names:
+        per_call(fns[name], calls, 0, {}, name, daemon_pid)  # warm-up, not counted
+    samples = {name: [] for name in names}  # type: Dict[str, List[float]]
+    cpu = {}  # type: Dict[str, float]
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            samples[name].append(per_call(fns[name], calls, r * calls, cpu, name, daemon_pid))
+    return samples, cpu
+
+
+def paired_ratio(samples: Dict[str, List[float]], top: str, bottom: str) -> Dict[str, float]:
+    per_round = [a / b for a, b in zip(samples[top], samples[bottom])]
+    return {"median_of_rounds": round(statistics.median(per_round), 3),
+            "of_minimums": round(min(samples[top]) / min(samples[bottom]), 3)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds")
+    parser.add_argument("--calls", type=int, default=100, help="calls per configuration per round")
+    args = parser.parse_args(argv)
+
+    images = np.load(str(ASSETS))["images"]
+    executor = Executor(load_bundle(default_bundle_path()))
+    work = Path(tempfile.mkdtemp(prefix="edgesplit-api-bench-"))
+    proc = start_daemon(work)
+    answers = {"ok": 0, "other": 0}
+    try:
+        with ApiClient(str(work / "api.sock"), timeout_s=10.0) as api:
+            def submit(i: int) -> None:
+                answer = api.submit(images[i % len(images)][None])
+                answers["ok" if answer.ok else "other"] += 1
+
+            fns = {"api_submit": submit,
+                   "executor_in_process": lambda i: executor.run(images[i % len(images)][None]),
+                   "api_ping": lambda i: api.ping()}
+            samples, cpu = interleaved(fns, args.rounds, args.calls, proc.pid)
+            status = api.status()
+    finally:
+        code = stop_daemon(proc)
+    shutil.rmtree(str(work), ignore_errors=True)
+    ratio = paired_ratio(samples, "api_submit", "executor_in_process")
+    print(json.dumps({
+        "bench": "api_submit",
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "rounds": args.rounds,
+        "calls_per_round": args.calls,
+        "us_per_call": {name: {"median": round(1e6 * statistics.median(v), 1), "min": round(1e6 * min(v), 1)}
+                        for name, v in samples.items()},
+        "ratio_api_submit_over_executor": ratio,
+        "ratio_api_ping_over_executor": paired_ratio(samples, "api_ping", "executor_in_process"),
+        "cpu_us_per_call_both_processes": {name: round(1e6 * seconds / (args.rounds * args.calls), 1)
+                                           for name, seconds in cpu.items()},
+        "cpu_ratio_api_submit_over_executor": round(cpu["api_submit"] / cpu["executor_in_process"], 3),
+        "answers": answers,
+        "daemon_tasks": status.get("tasks", {}).get("ok"),
+        "daemon_exit_code": code,
+        "target_ratio": TARGET_RATIO,
+        "meets_target": bool(ratio["median_of_rounds"] <= TARGET_RATIO and answers["other"] == 0),
+    }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
