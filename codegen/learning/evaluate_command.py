@@ -302,7 +302,8 @@ def evaluate_real(args, scenario, strategies, seeds: List[int], progress: Progre
     """Every strategy through real processes, ``REAL_BATCH`` at a time, once per seed (the seed shuffles the inputs)."""
     from edgesplit.codegen.learning.evaluate import aggregate
     from edgesplit.runtime.bundle.store import load_bundle
-    from edgesplit.runtime.commands.demo import Progress as DemoProgress, run_strategies
+    from edgesplit.runtime.commands.output import Progress as StrategyProgress
+    from edgesplit.runtime.emulation.side_by_side import run_strategies
     from edgesplit.runtime.controller.reward import Bounds
     from edgesplit.runtime.default_bundle import load_heldout
     from edgesplit.runtime.device.pipeline import LinkSetup
@@ -338,7 +339,7 @@ def evaluate_real(args, scenario, strategies, seeds: List[int], progress: Progre
                 progress.say("seed %d: %s through real processes" % (seed, ", ".join(s.name for s in batch)))
                 rows, _, _ = run_strategies(str(scenario.bundle_dir), bundle, batch, images[order], labels[order],
                                             link, bounds, emulation, scenario.period_s, store,
-                                            DemoProgress(progress.enabled, "evaluate"),
+                                            StrategyProgress(progress.enabled, "evaluate"),
                                             run_config={"command": "evaluate --real", "seed": seed})
                 for strategy, row in zip(batch, rows):
                     per_strategy[strategy.name].append(

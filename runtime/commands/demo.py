@@ -10,34 +10,28 @@ decisions followed the bandwidth. The scenario is ``edgesplit.runtime.emulation.
 """
 import logging
 import os
-import sys
 import tempfile
-import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List
 
 import numpy as np
 
 from edgesplit.runtime.bundle.store import load_bundle
-from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.commands.output import Progress, print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
-from edgesplit.runtime.controller.strategies import (EnergyInput, Strategy, fixed, load_policy_strategy, local_only,
+from edgesplit.runtime.controller.strategies import (EnergyInput, fixed, load_policy_strategy, local_only,
                                                      remote_only)
 from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE, default_bundle_path, load_heldout
-from edgesplit.runtime.device.loop import run_stream
-from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings
-from edgesplit.runtime.device.summary import summarize
+from edgesplit.runtime.device.pipeline import LinkSetup
 from edgesplit.runtime.emulation.board import ENERGY_UNIT, load_emulated_board
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.emulation.scenario import DEMO
+from edgesplit.runtime.emulation.side_by_side import run_strategies
 from edgesplit.runtime.emulation.link.recording_readers import read_recording
 from edgesplit.runtime.emulation.link.shipped import resolve_recording
-from edgesplit.runtime.peer.process import PeerProcess
 
 log = logging.getLogger(__name__)
 
-PROGRESS_EVERY_S = 5.0  # wall seconds between "n/N tasks" lines while the strategies run
-START_MARGIN_S = 0.5  # emulated seconds between setting up and the first arrival
 SERIES_BLOCK_S = 5.0  # recorded seconds per row of the adaptive decisions series
 
 
@@ -104,97 +98,10 @@ def _series(results, recording, link_scale: float, recording_speed: float, origi
     return out
 
 
-class Progress:
-    """Phase and progress lines on stderr ("demo: ..."; ``prefix`` names the command); stdout keeps the table or
-    the JSON document."""
-
-    def __init__(self, enabled: bool, prefix: str = "demo") -> None:
-        self.enabled = enabled
-        self.prefix = prefix
-
-    def say(self, message: str) -> None:
-        if self.enabled:
-            print("%s: %s" % (self.prefix, message), file=sys.stderr, flush=True)
-
-    def wait(self, threads: List[threading.Thread], sessions: List[Any], total: int) -> None:
-        """Join ``threads``, saying when each strategy finishes and, every few seconds, how far each got."""
-        reported = set()  # type: set
-        next_line = time.monotonic() + PROGRESS_EVERY_S
-        while True:
-            for i, thread in enumerate(threads):
-                if not thread.is_alive() and i not in reported:
-                    reported.add(i)
-                    self.say("%s finished: %d/%d tasks" % (sessions[i].controller.strategy.name,
-                                                            len(sessions[i].loop.results), total))
-            running = [t for t in threads if t.is_alive()]
-            if not running:
-                return
-            running[0].join(0.2)
-            if time.monotonic() >= next_line:
-                next_line += PROGRESS_EVERY_S
-                self.say("tasks done per strategy: " + ", ".join(
-                    "%s %d/%d" % (s.controller.strategy.name, len(s.loop.results), total) for s in sessions))
-
-
 def _bar(value: float, full: float, width: int = 12, char: str = "#") -> str:
     """``value`` out of ``full`` as a bar of ``width`` characters."""
     n = int(round(min(max(value / full, 0.0), 1.0) * width)) if full > 0 else 0
     return char * n + "." * (width - n)
-
-
-def run_strategies(bundle_path, bundle, chosen: Sequence[Strategy], images: np.ndarray, labels: Optional[np.ndarray],
-                   link: LinkSetup, bounds: Bounds, emulation: Emulation, period_s: float, store, progress: Progress,
-                   run_config: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], List[Any], float]:
-    """Run every strategy at once through real processes: one peer subprocess on loopback, one emulated device
-    per strategy, each behind its own software link replaying ``link`` from the same instant, so every strategy
-    sees the same bandwidth at the same task. Returns one summary row per strategy (``summarize`` plus
-    strategy, policy_id, decisions), every strategy's task results, and the emulated time of the first arrival.
-    (``edgesplit demo`` and ``edgesplit evaluate --real``.)"""
-    progress.say("starting the peer on loopback and %d emulated devices (one per strategy)" % len(chosen))
-    peer = PeerProcess(bundle_path)
-    sessions = []  # type: List[Pipeline]
-    try:
-        for strategy in chosen:
-            settings = PipelineSettings(emulation=emulation, peer=peer.endpoint, link=link, shared_store=store,
-                                        run_config=run_config)
-            sessions.append(Pipeline(bundle, strategy, bounds, settings))
-        # Every relay replays the trace from the same instant, and every stream's first task arrives then.
-        origin = emulation.clock() + START_MARGIN_S
-        real_origin = time.monotonic() + emulation.to_real(START_MARGIN_S)
-        for session in sessions:
-            session.relay.link.schedule.start = real_origin
-        outputs = {}  # type: Dict[int, Any]
-        errors = []  # type: List[BaseException]
-
-        def work(index: int, session: Pipeline) -> None:
-            try:
-                outputs[index] = run_stream(session.loop, images, labels, period_s=period_s, origin=origin)
-            except BaseException as exc:  # reported after the join
-                errors.append(exc)
-
-        threads = [threading.Thread(target=work, args=(i, s), name="strategy-%d" % i) for i, s in enumerate(sessions)]
-        progress.say("running %d strategies on %d images at once, one task every %g ms of emulated time "
-                     "(about %.0f s)" % (len(sessions), len(images), 1e3 * period_s,
-                                         len(images) * period_s / emulation.speedup))
-        for thread in threads:
-            thread.start()
-        progress.wait(threads, sessions, len(images))
-        if errors:
-            raise errors[0]
-        rows = []
-        for i, session in enumerate(sessions):
-            summary = summarize(outputs[i], bounds, len(bundle.manifest.exits))
-            summary["strategy"] = session.controller.strategy.name
-            summary["policy_id"] = session.controller.strategy.policy_id
-            summary["decisions"] = len(session.controller.decisions)
-            rewards = [d["reward"] for d in session.controller.decisions if "reward" in d]
-            summary["reward"] = float(np.mean(rewards)) if rewards else None  # EdgeML's, per action interval
-            rows.append(summary)
-    finally:
-        for session in sessions:
-            session.close()
-        peer.stop()
-    return rows, [outputs[i] for i in range(len(sessions))], origin
 
 
 def run_demo(args) -> int:
