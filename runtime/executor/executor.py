@@ -13,7 +13,7 @@ import numpy as np
 from edgesplit.runtime.bundle.manifest import Exit
 from edgesplit.runtime.bundle.store import Bundle
 from edgesplit.runtime.errors import InputError
-from edgesplit.runtime.executor.entropy import normalised_entropy
+from edgesplit.runtime.executor.entropy import max_normalised_entropy
 from edgesplit.runtime.executor.exit_rule import takes_exit
 from edgesplit.runtime.segments.base import SegmentRunner, check_tensor, zeros_for
 from edgesplit.runtime.segments.registry import open_runner
@@ -93,17 +93,18 @@ class Executor:
         return thresholds
 
     def run(self, inputs, thresholds: Optional[Sequence[float]] = None, use_exits: bool = True,
-            stop_at_cut: Optional[int] = None) -> ExecutionResult:
-        """Run from the model input. ``inputs`` is an array (single-input models) or a name->array map."""
+            stop_at_cut: Optional[int] = None, inputs_checked: bool = False) -> ExecutionResult:
+        """Run from the model input. ``inputs`` is an array (single-input models) or a name->array map.
+        ``inputs_checked``: ``check_inputs`` already passed on these very arrays (do not pay for it twice)."""
         if isinstance(inputs, np.ndarray):
             if len(self.manifest.inputs) != 1:
                 raise InputError("the model has %d inputs: pass a dict of name -> array" % len(self.manifest.inputs))
             inputs = {self.manifest.inputs[0].name: inputs}
-        return self.run_from(0, inputs, thresholds, use_exits, stop_at_cut)
+        return self.run_from(0, inputs, thresholds, use_exits, stop_at_cut, inputs_checked)
 
     def run_from(self, start_cut: int, live: Mapping[str, np.ndarray],
                  thresholds: Optional[Sequence[float]] = None, use_exits: bool = True,
-                 stop_at_cut: Optional[int] = None) -> ExecutionResult:
+                 stop_at_cut: Optional[int] = None, inputs_checked: bool = False) -> ExecutionResult:
         """Continue from ``start_cut`` given the tensors crossing it.
 
         Exits on ``start_cut`` itself are not evaluated again: whoever stopped there already did.
@@ -116,7 +117,8 @@ class Executor:
         if not start_cut <= stop <= self.last_cut:
             raise InputError("cannot stop at cut %d when starting at cut %d (cuts are 0..%d)"
                              % (stop, start_cut, self.last_cut))
-        self.check_inputs(live, start_cut)
+        if not inputs_checked:
+            self.check_inputs(live, start_cut)
         limits = self.thresholds_or_default(thresholds)
         env = dict(live)
         result = ExecutionResult(macs=0)
@@ -134,7 +136,7 @@ class Executor:
             final = self.manifest.exits[-1]
             result.exit_id = final.id
             result.output = env[self.manifest.outputs[0].name]
-            result.entropies.append((final.id, float(normalised_entropy(result.output).max())))
+            result.entropies.append((final.id, max_normalised_entropy(result.output)))
         else:
             result.stopped_at_cut = stop
             result.live = {t.name: env[t.name] for t in self.manifest.cuts[stop].tensors}
@@ -153,7 +155,7 @@ class Executor:
             scores = self._timed(ex.head, env, result)[score_name]
             result.macs += head_macs
             # With a batch, every sample must be confident: one pass cannot exit for some rows only.
-            entropy = float(normalised_entropy(scores).max())
+            entropy = max_normalised_entropy(scores)
             result.entropies.append((ex.id, entropy))
             if takes_exit(entropy, limits[index]):
                 result.exit_id = ex.id
