@@ -103,12 +103,14 @@ class Executor:
 
     def run_from(self, start_cut: int, live: Mapping[str, np.ndarray],
                  thresholds: Optional[Sequence[float]] = None, use_exits: bool = True,
-                 stop_at_cut: Optional[int] = None, inputs_checked: bool = False) -> ExecutionResult:
+                 stop_at_cut: Optional[int] = None, inputs_checked: bool = False,
+                 final_entropy: bool = True) -> ExecutionResult:
         """Continue from ``start_cut`` given the tensors crossing it.
 
         Exits on ``start_cut`` itself are not evaluated again: whoever stopped there already did.
         With ``stop_at_cut`` the pass returns the live tensors at that cut unless an earlier exit
         was confident; exits on the stop cut are evaluated first (they are local work).
+        ``final_entropy=False`` skips the final exit's entropy (the peer does not send it).
         """
         if not 0 <= start_cut <= self.last_cut:
             raise InputError("there is no cut %d (cuts are 0..%d)" % (start_cut, self.last_cut))
@@ -135,7 +137,8 @@ class Executor:
             final = self.manifest.exits[-1]
             result.exit_id = final.id
             result.output = env[self.manifest.outputs[0].name]
-            result.entropies.append((final.id, max_normalised_entropy(result.output)))
+            if final_entropy:
+                result.entropies.append((final.id, max_normalised_entropy(result.output)))
         else:
             result.stopped_at_cut = stop
             result.live = {t.name: env[t.name] for t in self.manifest.cuts[stop].tensors}

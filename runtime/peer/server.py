@@ -3,25 +3,36 @@
 Each pass drains the messages already waiting (stamping their arrival time; at most ``_DRAIN_BURST``,
 so a flood cannot keep the loop from running requests), decodes and checks each at once (a bad
 message is answered ``bad_request`` right away and never queued), then runs one queued request,
-taking the devices in turn (``FairQueue``: a share per device). A request is refused with
+taking the devices in turn (``FairQueue``: a share per device). With batching on (``BatchPolicy``),
+that request opens a batch: the waiting requests for the same cut join it, round-robin between
+devices, and run as one pass (``runtime/peer/batching.py``). A request is refused with
 ``bundle_mismatch`` when the device's bundle hash differs, ``expired`` when its deadline passed
 before its turn, ``overloaded`` when its device already holds its share of a full queue; probes are
 answered as soon as they are drained. No exception from one request leaves the loop: every failure
 becomes a reply, so one device's bad input never harms the others.
 
 libzmq itself refuses frames over ``MAXMSGSIZE`` (the connection is dropped before allocation).
+
+The loop's own cost per request is what limits a peer serving small requests, so the hot path
+receives and sends frames through pyzmq's backend socket methods (the convenience layer's
+``recv_multipart``/``send_multipart`` cost several microseconds per message in enum and option
+calls), copies small frames instead of wrapping them, and fills reply headers into a template.
 """
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import numpy as np
 import zmq
+from zmq.backend import Socket as _BackendSocket
 
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.fair_queue import FairQueue
 from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
+from edgesplit.runtime.peer.batching import BatchPolicy, batchable_cuts, concatenate, exits_after, rows_of, \
+    split_rows, window_end
 from edgesplit.runtime.transport import wire
 
 log = logging.getLogger(__name__)
@@ -36,6 +47,14 @@ _HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAK
 
 Clock = Callable[[], float]
 
+_recv = _BackendSocket.recv
+_send = _BackendSocket.send
+_NOBLOCK = int(zmq.NOBLOCK)
+_NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
+# Smaller frames are copied by pyzmq anyway (its copy threshold); sending them as copies skips the Frame.
+_COPY_BELOW = 65536
+_WINDOW_SLEEP_S = 0.0002  # while a batch waits for more requests: short naps between looks at the socket
+
 
 @dataclass
 class PeerStats:
@@ -49,13 +68,15 @@ class PeerStats:
     overloaded: int = 0
     errors: int = 0
     handshake_failures: int = 0
+    batches: int = 0  # passes that ran more than one request
+    batched: int = 0  # requests answered from those passes
     by_reason: Dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:
         return {"served": self.served, "probes": self.probes, "bad_requests": self.bad_requests,
                 "bundle_mismatches": self.bundle_mismatches, "expired": self.expired,
                 "overloaded": self.overloaded, "errors": self.errors, "handshake_failures": self.handshake_failures,
-                "bad_request_reasons": dict(self.by_reason)}
+                "batches": self.batches, "batched": self.batched, "bad_request_reasons": dict(self.by_reason)}
 
 
 def _device_key(frame: Any, identity: bytes) -> bytes:
@@ -83,8 +104,14 @@ class PeerServer:
     def __init__(self, executor: Executor, limits: wire.Limits = wire.DEFAULT_LIMITS,
                  context: Optional[zmq.Context] = None, clock: Clock = time.monotonic,
                  max_queue: int = 64, max_queued_bytes: int = 256 * 1024 * 1024, poll_ms: int = 100,
-                 curve=None):
+                 curve=None, batch: BatchPolicy = BatchPolicy()):
         self.executor = executor
+        self.batch = batch
+        manifest = executor.manifest
+        self._batchable = {cut: cut in batchable_cuts(manifest) for cut in range(len(manifest.cuts))}
+        self._exits_after = {cut: exits_after(manifest, cut) for cut in range(len(manifest.cuts))}
+        self._output_names = {ex.id: self._exit_output(ex.id) for ex in manifest.exits}
+        self._last_batch_s = 0.0  # run time of the last batch: a batch stops waiting that long before a deadline
         # runtime.security.curve.CurveServerKeys: CurveZMQ with an allow list of device keys; None = plain.
         self.curve = curve
         self._allow_list = None
@@ -165,18 +192,25 @@ class PeerServer:
             return
         self._drain()
         item = self._queue.pop()
-        if item is not None:
+        if item is None:
+            return
+        if self.batch.enabled and self._joins_batch(item, self.batch.max_batch):
+            batch = self._gather(item)
+            trim = any(i.request.nbytes >= TRIM_AFTER_BYTES for i in batch)
+            self._run_batch(batch)
+        else:
+            trim = item.request.nbytes >= TRIM_AFTER_BYTES
             self._run(item)
-            if item.request.nbytes >= TRIM_AFTER_BYTES:
-                item = None  # drop the request's buffers before trimming
-                release_free_memory()
+        if trim:
+            item = batch = None  # drop the requests' buffers before trimming
+            release_free_memory()
 
     # ------------------------------------------------------------ intake
 
     def _drain(self) -> None:
         for _ in range(_DRAIN_BURST):
             try:
-                frames = self._socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                frames = self._recv_message()
             except zmq.Again:
                 return
             try:
@@ -185,9 +219,20 @@ class PeerServer:
                 self.stats.errors += 1
                 log.exception("failed taking in a message; the peer keeps serving")
 
+    def _recv_message(self) -> List[Any]:
+        """One whole multipart message (raises zmq.Again when none waits). The rest of a message is there
+        once its first frame is: ZeroMQ delivers messages whole."""
+        frame = _recv(self._socket, _NOBLOCK, False)
+        frames = [frame]
+        while frame.more:
+            frame = _recv(self._socket, _NOBLOCK, False)
+            frames.append(frame)
+        return frames
+
     def _intake(self, frames: List[Any], arrived: float) -> None:
         identity = frames[0].bytes
-        device = _device_key(frames[0], identity)
+        # Only a secure link has a User-Id worth asking libzmq for.
+        device = identity if self.curve is None else _device_key(frames[0], identity)
         request = wire.decode_request(frames[1:], self.limits)
         if isinstance(request, wire.WireError):
             self.stats.bad_requests += 1
@@ -227,7 +272,8 @@ class PeerServer:
             self._expired(item.identity, request)
             return
         try:
-            result = self.executor.run_from(request.cut, request.tensors, request.thresholds, request.use_exits)
+            result = self.executor.run_from(request.cut, request.tensors, request.thresholds, request.use_exits,
+                                            final_entropy=False)
         except InputError as exc:
             self.stats.bad_requests += 1
             self.stats.by_reason["bad_tensors"] = self.stats.by_reason.get("bad_tensors", 0) + 1
@@ -243,9 +289,86 @@ class PeerServer:
         self.stats.served += 1
         self._reply(item.identity, request.request_id, "ok", exit_id=result.exit_id,
                     compute_s=result.compute_seconds, service_s=self.clock() - item.arrived,
-                    tensors={self._output_name(result.exit_id): result.output})
+                    tensors={self._output_names[result.exit_id]: result.output})
 
-    def _output_name(self, exit_id: int) -> str:
+    # ------------------------------------------------------------ batches
+
+    def _joins_batch(self, item: _Queued, room: int) -> bool:
+        """Whether a request can share a pass: its cut batches, no exit on its path is asked for, its
+        tensors and thresholds pass the checks a single run makes (else it runs alone and is answered
+        ``bad_request`` there), and its rows fit in ``room``."""
+        request = item.request
+        if not self._batchable.get(request.cut, False) or (request.use_exits and self._exits_after[request.cut]):
+            return False
+        try:
+            self.executor.check_inputs(request.tensors, request.cut)
+            self.executor.thresholds_or_default(request.thresholds)
+        except InputError:
+            return False
+        return rows_of(request.tensors) <= room
+
+    def _gather(self, first: _Queued) -> List[_Queued]:
+        """``first`` and the waiting requests for its cut, up to ``max_batch`` rows, waiting for more at most
+        until the window closes (or the earliest deadline in the batch comes near)."""
+        batch = [first]
+        state = {"rows": rows_of(first.request.tensors)}
+
+        def accept(item: _Queued) -> bool:
+            if item.request.cut != first.request.cut:
+                return False
+            room = self.batch.max_batch - state["rows"]
+            if not self._joins_batch(item, room):
+                return False
+            state["rows"] += rows_of(item.request.tensors)
+            return True
+
+        while True:
+            batch.extend(self._queue.take(accept, self.batch.max_batch))
+            if state["rows"] >= self.batch.max_batch or self.batch.window_s <= 0.0:
+                return batch
+            until = window_end(min(i.arrived for i in batch), self.batch,
+                               [i.arrived + i.request.deadline_s for i in batch], self._last_batch_s)
+            if self.clock() >= until:
+                return batch
+            if self._socket.poll(0, zmq.POLLIN):
+                self._drain()
+            else:
+                time.sleep(_WINDOW_SLEEP_S)
+
+    def _run_batch(self, batch: List[_Queued]) -> None:
+        now = self.clock()
+        live = []
+        for item in batch:
+            if now - item.arrived >= item.request.deadline_s:
+                self._expired(item.identity, item.request)
+            else:
+                live.append(item)
+        if len(live) <= 1:
+            for item in live:
+                self._run(item)
+            return
+        cut = live[0].request.cut
+        try:
+            result = self.executor.run_from(cut, concatenate([i.request.tensors for i in live]), None, False,
+                                            final_entropy=False)
+        except Exception:  # each request alone then gets its own answer: ok, bad_request or error
+            log.debug("a batch of %d requests at cut %d failed; running them one at a time", len(live), cut,
+                      exc_info=True)
+            for item in live:
+                self._run(item)
+            return
+        self._last_batch_s = result.compute_seconds
+        self.stats.batches += 1
+        self.stats.batched += len(live)
+        name = self._output_names[result.exit_id]
+        outputs = split_rows(result.output, [rows_of(i.request.tensors) for i in live])
+        for item, output in zip(live, outputs):
+            self.stats.served += 1
+            self._reply(item.identity, item.request.request_id, "ok", exit_id=result.exit_id,
+                        compute_s=result.compute_seconds, service_s=self.clock() - item.arrived,
+                        tensors={name: output})
+
+    def _exit_output(self, exit_id: int) -> str:
         manifest = self.executor.manifest
         head = manifest.exits[exit_id].head
         return manifest.outputs[0].name if head is None else manifest.segment(head).outputs[0].name
@@ -258,10 +381,13 @@ class PeerServer:
     def _reply(self, identity: bytes, request_id: Optional[int], status: str, message: str = "",
                exit_id: Optional[int] = None, compute_s: float = 0.0, service_s: float = 0.0,
                tensors=None) -> None:
-        frames = wire.encode_reply(request_id, status, message, exit_id, compute_s, service_s, tensors)
+        frames = [identity] + wire.encode_reply(request_id, status, message, exit_id, compute_s, service_s, tensors)
+        last = len(frames) - 1
         try:
             # ROUTER drops a reply to a vanished or stalled identity instead of blocking: that is wanted.
-            self._socket.send_multipart([identity] + frames, flags=zmq.NOBLOCK, copy=False)
+            for index, frame in enumerate(frames):
+                copy = not isinstance(frame, np.ndarray) or frame.nbytes < _COPY_BELOW
+                _send(self._socket, frame, _NOBLOCK_MORE if index < last else _NOBLOCK, copy)
         except zmq.ZMQError as exc:
             log.debug("reply %s to %s dropped: %s", request_id, identity.hex(), exc)
 

@@ -119,9 +119,46 @@ def encode_reply(request_id: Optional[int], status: str, message: str = "", exit
                  compute_s: float = 0.0, service_s: float = 0.0,
                  tensors: Optional[Mapping[str, np.ndarray]] = None) -> List[Any]:
     specs, frames = tensor_frames(tensors or {})
-    header = {"v": PROTOCOL_VERSION, "id": request_id, "status": status, "message": message[:1024],
-              "exit": exit_id, "compute_s": float(compute_s), "service_s": float(service_s), "tensors": specs}
-    return [dump_header(header)] + frames
+    return [_reply_header(request_id, status, message, exit_id, compute_s, service_s, specs)] + frames
+
+
+# The peer sends one reply per request: the header is filled into a template (the same bytes as
+# ``dump_header`` of the equivalent dict, which a test checks) instead of a per-reply json.dumps.
+_REPLY_TEMPLATE = ('{"v":%d,"id":%%s,"status":%%s,"message":%%s,"exit":%%s,"compute_s":%%s,"service_s":%%s,'
+                   '"tensors":[%%s]}' % PROTOCOL_VERSION)
+_JSON_STRINGS = {}  # type: Dict[str, str]
+
+
+def _json_string(text: str) -> str:
+    """A JSON string literal, memoised for the few names and statuses a peer repeats."""
+    quoted = _JSON_STRINGS.get(text)
+    if quoted is None:
+        quoted = json.dumps(text)
+        if len(_JSON_STRINGS) < 1024:
+            _JSON_STRINGS[text] = quoted
+    return quoted
+
+
+def _json_number(value: Any, key: str) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("reply field %r is %r: the wire carries finite numbers only" % (key, value))
+        return repr(value)
+    return str(int(value))
+
+
+def _reply_header(request_id: Optional[int], status: str, message: str, exit_id: Optional[int],
+                  compute_s: float, service_s: float, specs: Sequence[Dict[str, Any]]) -> bytes:
+    tensors = ",".join('{"name":%s,"dtype":"%s","shape":[%s]}'
+                       % (_json_string(spec["name"]), spec["dtype"], ",".join(str(d) for d in spec["shape"]))
+                       for spec in specs)
+    text = _REPLY_TEMPLATE % (_json_number(request_id, "id"), _json_string(status),
+                              json.dumps(message[:1024]) if message else '""', _json_number(exit_id, "exit"),
+                              _json_number(float(compute_s), "compute_s"), _json_number(float(service_s), "service_s"),
+                              tensors)
+    return text.encode("utf-8")
 
 
 # ---------------------------------------------------------------- decoding
@@ -133,6 +170,8 @@ def _field(header: Dict[str, Any], key: str, kinds, what: str, optional: bool = 
             return None
         raise FrameRefused("bad_header", "header field %r is missing" % key)
     value = header[key]
+    if type(value) in kinds:  # the usual case, answered at once (json gives exact types; bool is never int here)
+        return value
     if optional and value is None:
         return None
     # bool is an int subclass: a true/false where a number belongs is refused.
