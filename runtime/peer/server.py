@@ -96,6 +96,8 @@ class _Queued:
     identity: bytes
     request: wire.Request
     arrived: float
+    batchable: Optional[bool] = None  # decided once, the first time a batch looks at it
+    rows: int = 0
 
 
 class PeerServer:
@@ -297,7 +299,12 @@ class PeerServer:
         """Whether a request can share a pass: its cut batches, no exit on its path is asked for, its
         tensors and thresholds pass the checks a single run makes (else it runs alone and is answered
         ``bad_request`` there), and its rows fit in ``room``."""
-        request = item.request
+        if item.batchable is None:
+            item.batchable = self._can_batch(item.request)
+            item.rows = rows_of(item.request.tensors) if item.batchable else 0
+        return item.batchable and item.rows <= room
+
+    def _can_batch(self, request: wire.Request) -> bool:
         if not self._batchable.get(request.cut, False) or (request.use_exits and self._exits_after[request.cut]):
             return False
         try:
@@ -305,25 +312,23 @@ class PeerServer:
             self.executor.thresholds_or_default(request.thresholds)
         except InputError:
             return False
-        return rows_of(request.tensors) <= room
+        return True
 
     def _gather(self, first: _Queued) -> List[_Queued]:
         """``first`` and the waiting requests for its cut, up to ``max_batch`` rows, waiting for more at most
         until the window closes (or the earliest deadline in the batch comes near)."""
         batch = [first]
-        state = {"rows": rows_of(first.request.tensors)}
+        state = {"rows": first.rows}
 
         def accept(item: _Queued) -> bool:
-            if item.request.cut != first.request.cut:
-                return False
             room = self.batch.max_batch - state["rows"]
-            if not self._joins_batch(item, room):
+            if room <= 0 or item.request.cut != first.request.cut or not self._joins_batch(item, room):
                 return False
-            state["rows"] += rows_of(item.request.tensors)
+            state["rows"] += item.rows
             return True
 
         while True:
-            batch.extend(self._queue.take(accept, self.batch.max_batch))
+            batch.extend(self._queue.take(accept, self.batch.max_batch - len(batch)))
             if state["rows"] >= self.batch.max_batch or self.batch.window_s <= 0.0:
                 return batch
             until = window_end(min(i.arrived for i in batch), self.batch,
@@ -361,7 +366,7 @@ class PeerServer:
         self.stats.batches += 1
         self.stats.batched += len(live)
         name = self._output_names[result.exit_id]
-        outputs = split_rows(result.output, [rows_of(i.request.tensors) for i in live])
+        outputs = split_rows(result.output, [i.rows for i in live])
         for item, output in zip(live, outputs):
             self.stats.served += 1
             self._reply(item.identity, item.request.request_id, "ok", exit_id=result.exit_id,

@@ -20,6 +20,7 @@ import numpy as np
 DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int32", "int64", "bool")
 # Looked up per tensor per message: numpy's dtype.name and np.dtype(str) cost microseconds each.
 _NAME_OF = {np.dtype(name): name for name in DTYPES}
+_NUMPY_DTYPE = {name: np.dtype(name) for name in DTYPES}
 _ITEMSIZE = {name: np.dtype(name).itemsize for name in DTYPES}
 _HEADER_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
@@ -107,7 +108,7 @@ def parse_header(frame: Any, max_bytes: int) -> Dict[str, Any]:
     size = frame_len(frame)
     if size > max_bytes:
         raise FrameRefused("too_large", "header frame is %d bytes, the limit is %d" % (size, max_bytes))
-    raw = frame if isinstance(frame, bytes) else bytes(frame_buffer(frame))
+    raw = frame if isinstance(frame, bytes) else frame.bytes if hasattr(frame, "bytes") else bytes(frame_buffer(frame))
     try:
         header = json.loads(raw.decode("utf-8"))
     except RecursionError:  # deep nesting: json's C scanner recurses once per level
@@ -173,5 +174,6 @@ def tensor_arrays(specs: Sequence[WireTensor], frames: Sequence[Any]) -> Dict[st
         if size != spec.nbytes:
             raise FrameRefused("size_mismatch", "tensor %r (%s %s) needs %d bytes, frame %d has %d"
                                % (spec.name, spec.dtype, list(spec.shape), spec.nbytes, index + 1, size))
-    return {spec.name: np.frombuffer(frame_buffer(frame), dtype=spec.dtype).reshape(spec.shape)
+    # np.ndarray over the buffer: what frombuffer + reshape give (read-only, no copy) in one call.
+    return {spec.name: np.ndarray(spec.shape, _NUMPY_DTYPE[spec.dtype], frame_buffer(frame))
             for spec, frame in zip(specs, frames)}
