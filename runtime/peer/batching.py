@@ -1,9 +1,10 @@
 """Dynamic batching on the peer: requests for the same cut run as one ``session.run`` (Triton's dynamic batcher).
 
 A request taken from the queue opens a batch; the peer adds the waiting requests that can share its
-pass (same cut), taken round-robin between devices like single requests, up to ``max_batch`` rows, and for at most ``window_s`` after the oldest one arrived waits for more
-(Triton's ``max_queue_delay_microseconds``) — never past the earliest deadline in the batch, less
-the time the last batch took to run, so no request is held past its deadline. The batch's tensors
+pass (same cut), taken round-robin between devices like single requests, up to ``max_batch`` rows,
+and for at most ``window_s`` after the oldest one arrived waits for more (Triton's
+``max_queue_delay_microseconds``), but never more than half of any member's deadline (the other half
+is left for the run and the answer's way back), so no request is held past it. The batch's tensors
 are concatenated along the batch axis, run once, and the result rows are handed back per request.
 
 A cut is batchable only when every tensor the rest of the path reads or writes has a dynamic,
@@ -12,11 +13,14 @@ the path, the executor takes an exit for a whole batch only when every row is co
 requests batch only with ``use_exits`` off; otherwise they run one at a time, as without batching.
 """
 from dataclasses import dataclass
-from typing import FrozenSet, List, Mapping, Sequence
+from typing import FrozenSet, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
 from edgesplit.runtime.bundle.manifest import Manifest
+
+# The share of a request's deadline a batch may spend waiting for more requests.
+DEADLINE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,12 @@ def split_rows(output: np.ndarray, rows: Sequence[int]) -> List[np.ndarray]:
     return parts
 
 
-def window_end(oldest_arrival: float, policy: BatchPolicy, deadlines: Sequence[float], run_estimate_s: float) -> float:
-    """When the peer stops waiting for more requests: the window's end, or earlier so that the earliest
-    deadline in the batch still leaves the batch its expected run time."""
-    return min([oldest_arrival + policy.window_s] + [d - run_estimate_s for d in deadlines])
+def window_end(oldest_arrival: float, policy: BatchPolicy, deadlines: Sequence[Tuple[float, float]],
+               run_estimate_s: float) -> float:
+    """When the peer stops waiting for more requests: the window's end, or earlier, so that no request
+    in the batch waits more than half the deadline it arrived with (the rest is left for running the
+    batch and the answer's trip back), less the time the last batch took to run.
 
+    ``deadlines``: (arrival time, deadline in seconds from arrival) per request."""
+    return min([oldest_arrival + policy.window_s]
+               + [arrived + deadline_s * DEADLINE_SHARE - run_estimate_s for arrived, deadline_s in deadlines])

@@ -38,7 +38,11 @@ from edgesplit.runtime.transport import wire
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT_MS = 5000
-_DRAIN_BURST = 1024  # messages taken per pass: bounded, so requests run even while a flood arrives
+# Messages taken per pass: bounded, so requests run even while a flood arrives. Each refused message
+# costs the peer its decoding and answer: with 1024, three flooding devices held the peer to ~100
+# requests served per second and a polite device waited ~0.2 s; with 64, ~260/s and ~15 ms
+# (bench/peer_fairness.py). The rest of a flood waits in ZeroMQ's per-connection pipes.
+_DRAIN_BURST = 64
 _HANDSHAKE_EVENTS = {zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "no detail",
                      zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol error: a plain connection or another mechanism",
                      zmq.EVENT_HANDSHAKE_FAILED_AUTH: "key not allowed"}
@@ -332,7 +336,7 @@ class PeerServer:
             if state["rows"] >= self.batch.max_batch or self.batch.window_s <= 0.0:
                 return batch
             until = window_end(min(i.arrived for i in batch), self.batch,
-                               [i.arrived + i.request.deadline_s for i in batch], self._last_batch_s)
+                               [(i.arrived, i.request.deadline_s) for i in batch], self._last_batch_s)
             if self.clock() >= until:
                 return batch
             if self._socket.poll(0, zmq.POLLIN):
