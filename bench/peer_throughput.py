@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--deadline-s", type=float, default=1.0)
     parser.add_argument("--max-batch", type=int, default=16, help="peer_batched: --max-batch")
-    parser.add_argument("--batch-window-us", type=int, default=500, help="peer_batched: --batch-window-us")
+    parser.add_argument("--batch-window-us", type=int, default=0, help="peer_batched: --batch-window-us")
     parser.add_argument("--servers", default="bare,peer,peer_batched")
     parser.add_argument("--bare-server", metavar="BUNDLE", help=argparse.SUPPRESS)
     args = parser.parse_args()
