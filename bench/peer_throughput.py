@@ -14,7 +14,8 @@ load on the machine hit every server alike):
 
 Every server speaks the same wire (the device decodes each reply with ``wire.decode_reply`` and
 counts only ``ok`` replies), so the devices are identical for all. Reported per server: the median
-and best requests/s over the rounds, and the ratios to ``bare`` as the median of per-round ratios
+and best requests/s over the rounds, the server process's CPU time per answered request (all its
+threads, from /proc), and the ratios to ``bare`` as the median of per-round ratios
 (both measured back to back). Prints one JSON document.
 
     .venv/bin/python bench/peer_throughput.py [--devices 16] [--seconds 3] [--rounds 5]
@@ -124,7 +125,14 @@ def device(endpoint: str, bundle_hash: str, cut: int, live: Dict[str, np.ndarray
     results.put((ok, other))
 
 
-def load(endpoint: str, args, bundle_hash: str, live: Dict[str, np.ndarray]) -> Dict[str, object]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (ZeroMQ's I/O thread too), from /proc."""
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(endpoint: str, args, bundle_hash: str, live: Dict[str, np.ndarray], server_pid: int) -> Dict[str, object]:
     """``args.devices`` closed-loop devices for ``args.seconds`` after ``args.warm_s`` of warm-up."""
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
@@ -134,6 +142,10 @@ def load(endpoint: str, args, bundle_hash: str, live: Dict[str, np.ndarray]) -> 
                                               start, end, results)) for _ in range(args.devices)]
     for proc in procs:
         proc.start()
+    time.sleep(max(0.0, start - time.monotonic()))
+    cpu_before = cpu_seconds(server_pid)
+    time.sleep(max(0.0, end - time.monotonic()))
+    cpu_used = cpu_seconds(server_pid) - cpu_before
     answers = [results.get(timeout=args.warm_s + args.seconds + 60) for _ in procs]
     for proc in procs:
         proc.join(10)
@@ -142,7 +154,8 @@ def load(endpoint: str, args, bundle_hash: str, live: Dict[str, np.ndarray]) -> 
     for _, counts in answers:
         for key, value in counts.items():
             other[key] = other.get(key, 0) + value
-    return {"requests_per_s": ok / args.seconds, "ok": ok, "not_ok": other}
+    return {"requests_per_s": ok / args.seconds, "ok": ok, "not_ok": other,
+            "server_cpu_us_per_request": round(cpu_used / max(ok, 1) * 1e6, 1)}
 
 
 def main() -> None:
@@ -176,12 +189,15 @@ def main() -> None:
     try:
         for index in range(args.rounds):
             order = names[index % len(names):] + names[:index % len(names)]
-            rounds.append({name: load(servers[name].endpoint, args, bundle.wire_hash, live) for name in order})
+            rounds.append({name: load(servers[name].endpoint, args, bundle.wire_hash, live, servers[name].pid)
+                           for name in order})
     finally:
         for server in servers.values():
             server.stop()
     rates = {name: [r[name]["requests_per_s"] for r in rounds] for name in names}
-    summary = {name: {"median_requests_per_s": round(statistics.median(v), 1), "best_requests_per_s": round(max(v), 1)}
+    summary = {name: {"median_requests_per_s": round(statistics.median(v), 1), "best_requests_per_s": round(max(v), 1),
+                      "median_server_cpu_us_per_request": statistics.median(
+                          r[name]["server_cpu_us_per_request"] for r in rounds)}
                for name, v in rates.items()}
     ratios = {}
     if "bare" in names:

@@ -51,8 +51,8 @@ _HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAK
 
 Clock = Callable[[], float]
 
-_recv = _BackendSocket.recv
-_send = _BackendSocket.send
+_zmq_recv = _BackendSocket.recv
+_zmq_send = _BackendSocket.send
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 # Smaller frames are copied by pyzmq anyway (its copy threshold); sending them as copies skips the Frame.
@@ -116,7 +116,9 @@ class PeerServer:
         manifest = executor.manifest
         self._batchable = {cut: cut in batchable_cuts(manifest) for cut in range(len(manifest.cuts))}
         self._exits_after = {cut: exits_after(manifest, cut) for cut in range(len(manifest.cuts))}
-        self._output_names = {ex.id: self._exit_output(ex.id) for ex in manifest.exits}
+        self._output_names = {ex.id: self._exit_output(ex.id).name for ex in manifest.exits}
+        self._ok_replies = {ex.id: wire.OkReplyEncoder(ex.id, self._exit_output(ex.id).name,
+                                                       self._exit_output(ex.id).dtype) for ex in manifest.exits}
         self._last_batch_s = 0.0  # run time of the last batch: a batch stops waiting that long before a deadline
         # runtime.security.curve.CurveServerKeys: CurveZMQ with an allow list of device keys; None = plain.
         self.curve = curve
@@ -228,10 +230,10 @@ class PeerServer:
     def _recv_message(self) -> List[Any]:
         """One whole multipart message (raises zmq.Again when none waits). The rest of a message is there
         once its first frame is: ZeroMQ delivers messages whole."""
-        frame = _recv(self._socket, _NOBLOCK, False)
+        frame = _zmq_recv(self._socket, _NOBLOCK, False)
         frames = [frame]
         while frame.more:
-            frame = _recv(self._socket, _NOBLOCK, False)
+            frame = _zmq_recv(self._socket, _NOBLOCK, False)
             frames.append(frame)
         return frames
 
@@ -293,9 +295,7 @@ class PeerServer:
             self._reply(item.identity, request.request_id, "error", "the peer failed running the model: %s" % exc)
             return
         self.stats.served += 1
-        self._reply(item.identity, request.request_id, "ok", exit_id=result.exit_id,
-                    compute_s=result.compute_seconds, service_s=self.clock() - item.arrived,
-                    tensors={self._output_names[result.exit_id]: result.output})
+        self._reply_ok(item, result.exit_id, result.compute_seconds, result.output)
 
     # ------------------------------------------------------------ batches
 
@@ -369,18 +369,15 @@ class PeerServer:
         self._last_batch_s = result.compute_seconds
         self.stats.batches += 1
         self.stats.batched += len(live)
-        name = self._output_names[result.exit_id]
         outputs = split_rows(result.output, [i.rows for i in live])
         for item, output in zip(live, outputs):
             self.stats.served += 1
-            self._reply(item.identity, item.request.request_id, "ok", exit_id=result.exit_id,
-                        compute_s=result.compute_seconds, service_s=self.clock() - item.arrived,
-                        tensors={name: output})
+            self._reply_ok(item, result.exit_id, result.compute_seconds, output)
 
-    def _exit_output(self, exit_id: int) -> str:
+    def _exit_output(self, exit_id: int):
         manifest = self.executor.manifest
         head = manifest.exits[exit_id].head
-        return manifest.outputs[0].name if head is None else manifest.segment(head).outputs[0].name
+        return manifest.outputs[0] if head is None else manifest.segment(head).outputs[0]
 
     def _expired(self, identity: bytes, request: wire.Request) -> None:
         self.stats.expired += 1
@@ -390,13 +387,28 @@ class PeerServer:
     def _reply(self, identity: bytes, request_id: Optional[int], status: str, message: str = "",
                exit_id: Optional[int] = None, compute_s: float = 0.0, service_s: float = 0.0,
                tensors=None) -> None:
-        frames = [identity] + wire.encode_reply(request_id, status, message, exit_id, compute_s, service_s, tensors)
+        self._send([identity] + wire.encode_reply(request_id, status, message, exit_id, compute_s, service_s,
+                                                  tensors), request_id)
+
+    def _reply_ok(self, item: _Queued, exit_id: int, compute_s: float, output: np.ndarray) -> None:
+        """An ``ok`` reply from the exit's header template (the general path for an unexpected dtype)."""
+        service_s = self.clock() - item.arrived
+        try:
+            frames = self._ok_replies[exit_id](item.request.request_id, compute_s, service_s, output)
+        except ValueError:
+            self._reply(item.identity, item.request.request_id, "ok", exit_id=exit_id, compute_s=compute_s,
+                        service_s=service_s, tensors={self._output_names[exit_id]: output})
+            return
+        self._send([item.identity] + frames, item.request.request_id)
+
+    def _send(self, frames: List[Any], request_id: Optional[int]) -> None:
+        identity = frames[0]
         last = len(frames) - 1
         try:
             # ROUTER drops a reply to a vanished or stalled identity instead of blocking: that is wanted.
             for index, frame in enumerate(frames):
                 copy = not isinstance(frame, np.ndarray) or frame.nbytes < _COPY_BELOW
-                _send(self._socket, frame, _NOBLOCK_MORE if index < last else _NOBLOCK, copy)
+                _zmq_send(self._socket, frame, _NOBLOCK_MORE if index < last else _NOBLOCK, copy)
         except zmq.ZMQError as exc:
             log.debug("reply %s to %s dropped: %s", request_id, identity.hex(), exc)
 
