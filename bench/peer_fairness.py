@@ -12,7 +12,7 @@ at least 18 of 20 (``--need``). The flooders' answers are counted too: they must
 Prints one JSON document; exit status 0 when the polite device got at least ``--need`` answers and
 every flooder was both served and refused, else 1.
 
-    .venv/bin/python bench/peer_fairness.py [--flooders 3] [--polite 20] [-- peer flags, e.g. --max-batch 8]
+    .venv/bin/python bench/peer_fairness.py [--flooders 3] [--polite 20] [--max-batch 16 --batch-window-us 0]
 """
 import argparse
 import datetime
@@ -104,9 +104,10 @@ def main(argv=None) -> int:
     parser.add_argument("--cut", type=int, default=0, help="cut of the default bundle every device offloads at")
     parser.add_argument("--flood-timeout-s", type=float, default=60.0,
                         help="give up when the flooders are not all refused within this time")
-    parser.add_argument("peer_flags", nargs=argparse.REMAINDER, help="after --: flags for edgesplit peer")
+    parser.add_argument("--max-batch", type=int, default=1, help="the peer's --max-batch (1: batching off)")
+    parser.add_argument("--batch-window-us", type=int, default=0, help="the peer's --batch-window-us")
     args = parser.parse_args(argv)
-    peer_flags = [f for f in args.peer_flags if f != "--"]
+    peer_flags = ["--max-batch", str(args.max_batch), "--batch-window-us", str(args.batch_window_us)]
     bundle_dir = str(default_bundle_path())
     bundle = load_bundle(bundle_dir)
     spec = bundle.manifest.cuts[args.cut].tensors

@@ -14,7 +14,7 @@ from support.daemon_process import ROOT
                          ids=["one-at-a-time", "batching"])
 def test_three_flooding_device_processes_leave_a_polite_one_its_answers(peer_flags):
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "peer_fairness.py"), "--flooders", "3",
-                           "--polite", "20", "--need", "18", "--answer-s", "1.0", "--"] + peer_flags,
+                           "--polite", "20", "--need", "18", "--answer-s", "1.0"] + peer_flags,
                           capture_output=True, text=True, timeout=300)
     assert done.stdout.strip(), done.stderr[-3000:]
     report = json.loads(done.stdout)
