@@ -53,6 +53,9 @@ Clock = Callable[[], float]
 
 _zmq_recv = _BackendSocket.recv
 _zmq_send = _BackendSocket.send
+_zmq_get = _BackendSocket.get
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 # Smaller frames are copied by pyzmq anyway (its copy threshold); sending them as copies skips the Frame.
@@ -100,6 +103,7 @@ class _Queued:
     identity: bytes
     request: wire.Request
     arrived: float
+    device: bytes = b""  # whose share it counts against (see _device_key)
     batchable: Optional[bool] = None  # decided once, the first time a batch looks at it
     rows: int = 0
 
@@ -132,6 +136,9 @@ class PeerServer:
         self.stats = PeerStats()
         self._context = context or zmq.Context.instance()
         self._socket = None  # type: Optional[zmq.Socket]
+        self._next = None  # type: Optional[_Queued]  # a request taken in while nothing waited
+        self._gathering = False  # while a batch waits for more, every request goes through the queue
+        self._receive_timeout_ms = -1  # the socket's RCVTIMEO (libzmq's default: wait forever)
         # Per device, served round-robin: one device's flood cannot keep the others out.
         self._queue = FairQueue(max_queue, max_queued_bytes)
         self._warned = set()  # (identity, reason) pairs already logged at WARNING
@@ -196,10 +203,16 @@ class PeerServer:
     def serve_once(self, timeout_ms: int) -> None:
         if self._monitor is not None:
             self._watch_handshakes()
-        if not self._queue and not self._socket.poll(timeout_ms, zmq.POLLIN):
-            return
-        self._drain()
-        item = self._queue.pop()
+        if self._queue or self._next is not None:
+            self._drain(_NOBLOCK)
+        else:
+            # Nothing to run: the first receive waits for a message (up to timeout_ms), as a bare loop's
+            # blocking recv does, instead of a poll and then a receive.
+            if timeout_ms != self._receive_timeout_ms:
+                self._socket.setsockopt(zmq.RCVTIMEO, timeout_ms)
+                self._receive_timeout_ms = timeout_ms
+            self._drain(0)
+        item, self._next = self._next or self._queue.pop(), None
         if item is None:
             return
         if self.batch.enabled and self._joins_batch(item, self.batch.max_batch):
@@ -215,22 +228,28 @@ class PeerServer:
 
     # ------------------------------------------------------------ intake
 
-    def _drain(self) -> None:
+    def _drain(self, first_flags: int) -> None:
+        """Take in up to ``_DRAIN_BURST`` messages; the first receive uses ``first_flags`` (0: wait up to
+        RCVTIMEO), the others only take what is there (asking EVENTS is cheaper than a failed receive)."""
+        flags = first_flags
         for _ in range(_DRAIN_BURST):
+            if flags == _NOBLOCK and not _zmq_get(self._socket, _EVENTS) & _POLLIN:
+                return
             try:
-                frames = self._recv_message()
+                frames = self._recv_message(flags)
             except zmq.Again:
                 return
+            flags = _NOBLOCK
             try:
                 self._intake(frames, self.clock())
             except Exception:  # a bug met by one message must not stop the serve loop for every device
                 self.stats.errors += 1
                 log.exception("failed taking in a message; the peer keeps serving")
 
-    def _recv_message(self) -> List[Any]:
+    def _recv_message(self, flags: int) -> List[Any]:
         """One whole multipart message (raises zmq.Again when none waits). The rest of a message is there
         once its first frame is: ZeroMQ delivers messages whole."""
-        frame = _zmq_recv(self._socket, _NOBLOCK, False)
+        frame = _zmq_recv(self._socket, flags, False)
         frames = [frame]
         while frame.more:
             frame = _zmq_recv(self._socket, _NOBLOCK, False)
@@ -265,8 +284,20 @@ class PeerServer:
             self.stats.probes += 1
             self._reply(identity, request.request_id, "ok", service_s=self.clock() - arrived)
             return
-        admitted, pushed_out = self._queue.offer(device, _Queued(identity, request, arrived), request.nbytes)
-        for item in ([] if admitted else [_Queued(identity, request, arrived)]) + pushed_out:
+        queued = _Queued(identity, request, arrived, device)
+        if (self._next is None and not self._queue and not self._gathering
+                and request.nbytes <= self._queue.capacity_bytes):
+            # Nothing waits: this request runs next whatever arrives after it, so it skips the queue.
+            self._next = queued
+            return
+        if self._next is not None:  # it arrived first: into the queue ahead of this one
+            held, self._next = self._next, None
+            self._admit(held)
+        self._admit(queued)
+
+    def _admit(self, queued: _Queued) -> None:
+        admitted, pushed_out = self._queue.offer(queued.device, queued, queued.request.nbytes)
+        for item in ([] if admitted else [queued]) + pushed_out:
             self.stats.overloaded += 1
             self._reply(item.identity, item.request.request_id, "overloaded",
                         "%d requests (%d bytes) already queued; this device holds its share (%d devices waiting)"
@@ -321,6 +352,13 @@ class PeerServer:
     def _gather(self, first: _Queued) -> List[_Queued]:
         """``first`` and the waiting requests for its cut, up to ``max_batch`` rows, waiting for more at most
         until the window closes (or the earliest deadline in the batch comes near)."""
+        self._gathering = True
+        try:
+            return self._gather_until_full(first)
+        finally:
+            self._gathering = False
+
+    def _gather_until_full(self, first: _Queued) -> List[_Queued]:
         batch = [first]
         state = {"rows": first.rows}
 
@@ -339,8 +377,8 @@ class PeerServer:
                                [(i.arrived, i.request.deadline_s) for i in batch], self._last_batch_s)
             if self.clock() >= until:
                 return batch
-            if self._socket.poll(0, zmq.POLLIN):
-                self._drain()
+            if _zmq_get(self._socket, _EVENTS) & _POLLIN:
+                self._drain(_NOBLOCK)
             else:
                 time.sleep(_WINDOW_SLEEP_S)
 
