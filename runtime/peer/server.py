@@ -120,6 +120,7 @@ class PeerServer:
         manifest = executor.manifest
         self._batchable = {cut: cut in batchable_cuts(manifest) for cut in range(len(manifest.cuts))}
         self._exits_after = {cut: exits_after(manifest, cut) for cut in range(len(manifest.cuts))}
+        self._final_exit = manifest.exits[-1].id
         self._output_names = {ex.id: self._exit_output(ex.id).name for ex in manifest.exits}
         self._ok_replies = {ex.id: wire.OkReplyEncoder(ex.id, self._exit_output(ex.id).name,
                                                        self._exit_output(ex.id).dtype) for ex in manifest.exits}
@@ -311,8 +312,13 @@ class PeerServer:
             self._expired(item.identity, request)
             return
         try:
-            result = self.executor.run_from(request.cut, request.tensors, request.thresholds, request.use_exits,
-                                            final_entropy=False)
+            if request.use_exits and self._exits_after.get(request.cut, False):
+                result = self.executor.run_from(request.cut, request.tensors, request.thresholds, True,
+                                                final_entropy=False)
+                exit_id, compute_s, output = result.exit_id, result.compute_seconds, result.output
+            else:  # no exit can be taken on the way: the lean pass, same checks and result
+                output, compute_s = self.executor.run_plain(request.cut, request.tensors, request.thresholds)
+                exit_id = self._final_exit
         except InputError as exc:
             self.stats.bad_requests += 1
             self.stats.by_reason["bad_tensors"] = self.stats.by_reason.get("bad_tensors", 0) + 1
@@ -326,7 +332,7 @@ class PeerServer:
             self._reply(item.identity, request.request_id, "error", "the peer failed running the model: %s" % exc)
             return
         self.stats.served += 1
-        self._reply_ok(item, result.exit_id, result.compute_seconds, result.output)
+        self._reply_ok(item, exit_id, compute_s, output)
 
     # ------------------------------------------------------------ batches
 
@@ -396,21 +402,19 @@ class PeerServer:
             return
         cut = live[0].request.cut
         try:
-            result = self.executor.run_from(cut, concatenate([i.request.tensors for i in live]), None, False,
-                                            final_entropy=False)
+            output, compute_s = self.executor.run_plain(cut, concatenate([i.request.tensors for i in live]))
         except Exception:  # each request alone then gets its own answer: ok, bad_request or error
             log.debug("a batch of %d requests at cut %d failed; running them one at a time", len(live), cut,
                       exc_info=True)
             for item in live:
                 self._run(item)
             return
-        self._last_batch_s = result.compute_seconds
+        self._last_batch_s = compute_s
         self.stats.batches += 1
         self.stats.batched += len(live)
-        outputs = split_rows(result.output, [i.rows for i in live])
-        for item, output in zip(live, outputs):
+        for item, rows in zip(live, split_rows(output, [i.rows for i in live])):
             self.stats.served += 1
-            self._reply_ok(item, result.exit_id, result.compute_seconds, output)
+            self._reply_ok(item, self._final_exit, compute_s, rows)
 
     def _exit_output(self, exit_id: int):
         manifest = self.executor.manifest

@@ -127,3 +127,20 @@ def test_fair_queue_take_goes_round_robin_and_keeps_each_device_in_order():
     assert queue.take(lambda item: item != "c0", 10) == ["a0", "b0", "a1", "a2"]
     assert queue.take(lambda item: True, 1) == ["c0"]
     assert [queue.pop(), queue.pop()] == ["c1", None] and len(queue) == 0 and queue.nbytes == 0
+
+
+def test_the_lean_pass_gives_run_from_s_result_and_refusals(bundle):
+    from edgesplit.runtime.errors import InputError
+
+    executor = Executor(bundle)
+    rng = np.random.default_rng(5)
+    for cut in range(len(bundle.manifest.cuts)):
+        live = {t.name: rng.standard_normal([2] + list(t.shape[1:])).astype(t.dtype)
+                for t in bundle.manifest.cuts[cut].tensors}
+        output, seconds = executor.run_plain(cut, live)
+        np.testing.assert_array_equal(output, executor.run_from(cut, live, use_exits=False).output)
+        assert seconds >= 0.0
+    with pytest.raises(InputError, match="thresholds"):
+        executor.run_plain(2, {"block2_out": np.ones((1, 32, 7, 7), np.float32)}, thresholds=[0.5])
+    with pytest.raises(InputError, match="no cut 9"):
+        executor.run_plain(9, {})
