@@ -252,6 +252,58 @@ def _unexpected(exc: Exception, header: Any) -> WireError:
 
 def decode_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS):
     """``frames`` without the ROUTER identity. Returns a Request, or a WireError (never raises)."""
+    try:
+        request = _usual_request(frames, limits)
+    except Exception:  # untrusted bytes: anything unexpected goes the checked way, which words the refusal
+        request = None
+    return request if request is not None else _checked_request(frames, limits)
+
+
+_MISSING = object()
+
+
+def _usual_request(frames: Sequence[Any], limits: Limits) -> Optional[Request]:
+    """The usual, well-formed infer request decoded with few calls (a peer pays this per message), or None
+    when anything is unusual: ``_checked_request`` then decides, and words any refusal. Every check here is
+    at least as strict as there (exact JSON types, the same ranges), so it never accepts what that refuses;
+    a test decodes a corpus of hostile headers both ways."""
+    if not frames:
+        return None
+    head = frames[0]
+    raw = head if type(head) is bytes else getattr(head, "bytes", None)
+    if type(raw) is not bytes or len(raw) > limits.max_header_bytes:
+        return None
+    header = json.loads(raw.decode("utf-8"))
+    if type(header) is not dict:
+        return None
+    get = header.get
+    request_id, cut, bundle, deadline_s = get("id"), get("cut"), get("bundle"), get("deadline_s")
+    if not (type(get("v")) is int and get("v") == PROTOCOL_VERSION and get("kind") == "infer"
+            and type(request_id) is int and 0 <= request_id < _MAX_ID and type(bundle) is str and len(bundle) <= 128
+            and type(cut) is int and 0 <= cut <= 10000 and type(get("use_exits")) is bool
+            and type(deadline_s) in (int, float) and type(get("tensors")) is list):
+        return None
+    deadline_s = float(deadline_s)
+    if not (math.isfinite(deadline_s) and -1e9 <= deadline_s <= 1e6):
+        return None
+    thresholds = get("thresholds", _MISSING)
+    if thresholds is _MISSING or thresholds is None:
+        thresholds = None
+    elif type(thresholds) is list and len(thresholds) <= limits.max_thresholds and all(
+            type(t) in (int, float) and 0.0 <= t <= 1.0 for t in thresholds):
+        thresholds = [float(t) for t in thresholds]
+    else:
+        return None
+    specs = tensor_specs(header["tensors"], _tensor_limits(limits))
+    arrays = tensor_arrays(specs, frames[1:])
+    nbytes = 0
+    for spec in specs:
+        nbytes += spec.nbytes
+    return Request(request_id, "infer", bundle, cut, deadline_s, thresholds, header["use_exits"], arrays, nbytes)
+
+
+def _checked_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS):
+    """Every check one at a time, each refusal naming the field: a Request, or a WireError (never raises)."""
     header = None
     try:
         header = _first_header(frames, limits)
