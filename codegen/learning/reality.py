@@ -21,8 +21,11 @@ import numpy as np
 
 from edgesplit.codegen.learning.environment import Environment, Episode, Scenario
 
-# SR and accuracy in points (fractions here); mean latency relative to the real run's.
-TOLERANCES = {"sr": 0.05, "accuracy": 0.02, "mean_latency_rel": 0.15}
+# SR, accuracy and the shares of tasks offloaded and fallen back in points (fractions here); mean latency
+# relative to the real run's. The shares say whether the environment decided and failed as the real run did
+# (an environment can match SR with other decisions).
+TOLERANCES = {"sr": 0.05, "accuracy": 0.02, "mean_latency_rel": 0.15, "offloaded_share": 0.05,
+              "fallback_share": 0.05}
 STRATEGY_FLAGS = ("policy", "cut", "thresholds", "no_exits")
 
 
@@ -102,12 +105,13 @@ def virtual_run(scenario: Scenario, recording: str, flags: Dict[str, Any], tasks
     return env.run(strategy_from_flags(flags, env.static.bundle), seed=seed)
 
 
-FIGURES = ("sr", "accuracy", "mean_latency_ms", "fallbacks", "offloaded")
+FIGURES = ("sr", "accuracy", "mean_latency_ms", "fallbacks", "offloaded", "tasks")
 
 
 def _figures(episode: Episode) -> Dict[str, float]:
     return {"sr": episode.sr, "accuracy": episode.accuracy, "mean_latency_ms": episode.mean_latency_ms,
-            "fallbacks": episode.fallbacks, "offloaded": int(episode.per_task["offloaded"].sum())}
+            "fallbacks": episode.fallbacks, "offloaded": int(episode.per_task["offloaded"].sum()),
+            "tasks": episode.tasks}
 
 
 def compare(reals: Sequence[Dict[str, Any]], virtuals: Sequence[Episode]) -> Dict[str, Any]:
@@ -116,7 +120,9 @@ def compare(reals: Sequence[Dict[str, Any]], virtuals: Sequence[Episode]) -> Dic
     real = {k: float(np.mean([r[k] for r in reals])) for k in FIGURES}
     virtual = {k: float(np.mean([_figures(v)[k] for v in virtuals])) for k in FIGURES}
     gaps = {"sr": virtual["sr"] - real["sr"], "accuracy": virtual["accuracy"] - real["accuracy"],
-            "mean_latency_rel": (virtual["mean_latency_ms"] - real["mean_latency_ms"]) / real["mean_latency_ms"]}
+            "mean_latency_rel": (virtual["mean_latency_ms"] - real["mean_latency_ms"]) / real["mean_latency_ms"],
+            "offloaded_share": virtual["offloaded"] / virtual["tasks"] - real["offloaded"] / real["tasks"],
+            "fallback_share": virtual["fallbacks"] / virtual["tasks"] - real["fallbacks"] / real["tasks"]}
     return {"real": real, "environment": virtual, "real_runs": len(reals), "environment_seeds": len(virtuals),
             "real_sr_each": [r["sr"] for r in reals], "environment_sr_each": [v.sr for v in virtuals],
             "gap": gaps, "within": {k: abs(v) <= TOLERANCES[k] for k, v in gaps.items()}}
