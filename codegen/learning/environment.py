@@ -14,7 +14,10 @@ bound from an unanswered request). What is modelled instead of run:
 - the link: the software link (``virtual_link``) replaying a bandwidth recording, exact across rate
   steps, one FIFO per direction, half the base RTT each way; the peer's compute a constant;
 - peer failures: in a ``peer_down`` window requests get no reply; the task times out at its
-  deadline and finishes on the device (a fallback), and the client probes with the runtime's backoff.
+  deadline and finishes on the device (a fallback), and the client probes with the runtime's backoff;
+- what the runtime's own machinery costs in time (per segment call, per task, per request/reply, the
+  handling of a reply, how late a reply is still taken): figures measured from real runs
+  (``reality.calibrate``), with their noise.
 
 Time mirrors ``run``/``demo``: task ``i`` arrives at ``i x period_s``; a device still busy starts it
 late (its latency includes the wait); the deadline is arrival + latency bound.
