@@ -1,16 +1,17 @@
-"""The environment against real processes: SR, accuracy and mean latency per recording, strategy and run.
+"""The environment against real processes: SR, accuracy, mean latency, offload and fallback shares per case.
 
-For every recording (the two shipped ones and, where ../shared/traces exists, real traces from it, each
-scaled to the demo's mean rate) and strategy (the demo's frozen policy; remote-only, which lives on
-the link), run ``edgesplit peer`` + ``edgesplit run --board jetson_nano_cpu --link REC`` (real
-processes, the software link, the emulated board at --speedup) --runs times, and the same scenario
-through ``Environment.run`` (same images in the same order) with --seeds seeds of its timing noise,
-three times: with the environment's default timing figures, and with its timing calibrated
-(``reality.calibrate``) on the first recording's real runs only, and (for comparison) on each recording's own
-real runs. Prints JSON: per case the mean figures
-of both, the gap (environment - real), whether it is within ``reality.TOLERANCES``, and a summary.
+For every recording (the two shipped ones and, where the traces directory exists, real traces from it,
+each scaled to the demo's mean rate) and strategy (the demo's frozen policy; remote-only, which lives on
+the link), run ``edgesplit peer`` + ``edgesplit run --board jetson_nano_cpu --link REC`` (real processes,
+the software link, the emulated board at --speedup) --runs times, and the same scenario through
+``Environment.run`` (same images in the same order) with --seeds seeds of its timing noise, three times:
+with the environment's default timing figures, with its timing calibrated (``reality.calibrate``) on the
+first recording's real runs only, and (for comparison) with each recording's own runs' timing. Prints
+JSON: per case the mean figures of both, the gaps (environment - real), whether each is within
+``reality.TOLERANCES``, and a summary per timing. ``--reuse DIR`` compares with an earlier run's real
+trace databases instead of running new ones.
 
-    .venv/bin/python bench/environment_reality.py --tasks 500 --runs 2 > bench/results/environment_reality.json
+    .venv/bin/python bench/environment_reality.py --tasks 500 --runs 2 --traces-dir ../shared/traces
 """
 import argparse
 import json
