@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 
 from edgesplit.runtime.controller.reward import Bounds
+from edgesplit.runtime.executor.exit_rule import takes_exit
 
 HEADER_BYTES = 400  # the wire header (JSON) per request, roughly
 
@@ -69,7 +70,7 @@ def predict(thresholds: Sequence[float], cut: int, use_exits: bool, bandwidth_bp
             if c <= local_until:
                 active = ~done
                 busy[active] += cost.head_s[k]
-                taken = active & (stats.entropies[:, k] < thresholds[k])
+                taken = active & takes_exit(stats.entropies[:, k], thresholds[k])
             else:
                 taken = np.zeros(n, dtype=bool)
             exit_of[taken] = k
@@ -82,7 +83,7 @@ def predict(thresholds: Sequence[float], cut: int, use_exits: bool, bandwidth_bp
             if use_exits:
                 for k, head_cut in enumerate(cost.head_cut):
                     if head_cut > c:
-                        taken = rest & (stats.entropies[:, k] < thresholds[k])
+                        taken = rest & takes_exit(stats.entropies[:, k], thresholds[k])
                         exit_of[taken] = k
                         rest &= ~taken
             break

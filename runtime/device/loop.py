@@ -22,6 +22,7 @@ from edgesplit.runtime.controller.controller import Controller
 from edgesplit.runtime.controller.reward import TaskOutcome
 from edgesplit.runtime.controller.strategies import Action
 from edgesplit.runtime.executor.executor import ExecutionResult, Executor
+from edgesplit.runtime.executor.exit_rule import fallback_target
 from edgesplit.runtime.traces import TaskRecord, TraceStore
 from edgesplit.runtime.transport.client import TIMEOUT
 
@@ -204,8 +205,7 @@ class DeviceLoop:
     def _finish_locally(self, cut: int, live: Dict[str, np.ndarray], action: Action, deadline: float) -> ExecutionResult:
         remaining = deadline - self.clock()
         reachable = self.reach_seconds(cut)
-        in_time = [ex for ex, seconds in reachable if seconds <= remaining]
-        target = in_time[-1] if in_time else reachable[0][0]
+        target = reachable[fallback_target([seconds for _, seconds in reachable], remaining)][0]
         thresholds = list(action.thresholds)
         side = self.executor.side_exits
         if target.head is not None:

@@ -14,6 +14,7 @@ from edgesplit.runtime.bundle.manifest import Exit
 from edgesplit.runtime.bundle.store import Bundle
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.entropy import max_normalised_entropy
+from edgesplit.runtime.executor.exit_rule import takes_exit
 from edgesplit.runtime.segments.base import SegmentRunner, check_tensor, zeros_for
 from edgesplit.runtime.segments.registry import open_runner
 
@@ -156,7 +157,7 @@ class Executor:
             # With a batch, every sample must be confident: one pass cannot exit for some rows only.
             entropy = max_normalised_entropy(scores)
             result.entropies.append((ex.id, entropy))
-            if entropy < limits[index]:
+            if takes_exit(entropy, limits[index]):
                 result.exit_id = ex.id
                 result.output = scores
                 return ex

@@ -1,0 +1,675 @@
+"""The EdgeML loop in virtual time, built from the runtime's own parts (issue 12; docs/learning.md).
+
+What runs is the board's code: ``Controller`` (with its ``StateWindow`` and EdgeML ``reward``) asks a
+``Strategy`` for an ``Action`` and holds it for the action's interval; the exit rule is the
+executor's (``runtime/executor/exit_rule.py``); the bandwidth the state sees is the runtime's own
+``LinkEstimator`` fed by the transfers the virtual device makes, exactly as the device loop and its
+peer client feed it (offload replies, probes when the estimate is stale or the peer is down, the
+bound from an unanswered request). What is modelled instead of run:
+
+- the model: per task one image of the bundle's profiling set, with each side exit's normalised
+  entropy and each exit's correctness (``codegen/policy_build.exit_stats``, run once);
+- compute: each segment's time on the board (``policy_build.cost_model``: the emulated board's MACs
+  model or a measured profile, times the workload scale) and the board's power model for energy;
+- the link: the software link (``virtual_link``) replaying a bandwidth recording, exact across rate
+  steps, one FIFO per direction, half the base RTT each way; the peer's compute a constant;
+- peer failures: in a ``peer_down`` window requests get no reply; the task times out at its
+  deadline and finishes on the device (a fallback), and the client probes with the runtime's backoff.
+
+Time mirrors ``run``/``demo``: task ``i`` arrives at ``i x period_s``; a device still busy starts it
+late (its latency includes the wait); the deadline is arrival + latency bound.
+"""
+import copy
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from edgesplit.runtime.controller.controller import Controller
+from edgesplit.runtime.controller.reward import Bounds, TaskOutcome
+from edgesplit.runtime.controller.state import DEFAULT_Q, FEATURES
+from edgesplit.runtime.controller.strategies import Action, Strategy
+from edgesplit.runtime.executor.exit_rule import fallback_target, takes_exit
+from edgesplit.runtime.traces import TaskRecord, TraceStore, default_versions
+from edgesplit.runtime.transport import wire
+from edgesplit.runtime.transport.link_estimate import LinkEstimator
+
+from edgesplit.codegen.learning.virtual_link import Direction, LinkSchedule, windows_contain
+
+log = logging.getLogger(__name__)
+
+ENVIRONMENT_VERSION = "1"
+EXTRA_FEATURES = ("bandwidth_now_mbps", "bandwidth_min_mbps")
+# The device pipeline's peer-client settings (runtime/device/pipeline.py), in emulated seconds.
+PROBE_BYTES = 4 * 1024
+PROBE_BACKOFF_S = (0.25, 5.0)
+PROBE_TIMEOUT_S = 1.0
+ESTIMATOR_MIN_BANDWIDTH_BYTES = 3000
+ESTIMATOR_STALE_AFTER_S = 1.0
+START_MARGIN_S = 0.5  # the demo's set-up margin: the first probes happen this long before the first arrival
+
+
+@dataclass
+class Recording:
+    """A bandwidth series in memory (e.g. Fig. 9's 15/6 Mbit/s square wave)."""
+
+    name: str
+    step_s: float
+    rates_bps: np.ndarray
+
+
+@dataclass
+class Scenario:
+    bundle_dir: Path
+    board: str
+    recordings: List[Union[Path, Recording]]
+    link_scale: float = 1.0
+    link_format: Optional[str] = None
+    rtt_s: float = 0.02
+    workload_scale: float = 1.0
+    measured_profile: Optional[str] = None
+    latency_bound_s: float = 0.1
+    energy_bound: Optional[float] = None
+    period_s: float = 0.1
+    episode_tasks: int = 500
+    images: Optional[Path] = None
+    labels: Optional[Path] = None
+    peer_down: Sequence[Tuple[float, float]] = ()
+    # Added beyond the contract:
+    recording_speed: float = 1.0   # recorded seconds per emulated second (the demo replays twice as fast)
+    peer_s: float = 0.001          # the peer's compute per request (emulated seconds)
+    q: int = DEFAULT_Q             # the controller's state window (action intervals)
+    max_interval: int = 5          # the longest action interval (tasks), as the edgeml decoder's
+    draw: str = "random"           # "random": each task draws an image; "sequential": image i for task i
+
+
+def demo_scenario() -> Scenario:
+    """The demo's settings (``runtime/emulation/scenario.py`` DEMO) on the default bundle."""
+    from edgesplit.runtime.default_bundle import default_bundle_path
+    from edgesplit.runtime.emulation.link.shipped import resolve_recording
+    from edgesplit.runtime.emulation.scenario import DEMO
+
+    return Scenario(bundle_dir=default_bundle_path(), board=DEMO["board"],
+                    recordings=[resolve_recording(DEMO["recording"])], link_scale=DEMO["link_scale"],
+                    rtt_s=DEMO["rtt_s"], workload_scale=DEMO["workload_scale"],
+                    latency_bound_s=DEMO["latency_bound_s"], energy_bound=DEMO["energy_bound_mj"],
+                    period_s=DEMO["period_s"], episode_tasks=500, recording_speed=DEMO["recording_speed"])
+
+
+@dataclass
+class Step:
+    state: Dict[str, float]
+    reward: float
+    done: bool
+    info: Dict[str, Any]
+
+
+@dataclass
+class Episode:
+    strategy: str
+    sr: float
+    accuracy: float
+    mean_latency_ms: float
+    reward: float
+    tasks: int
+    fallbacks: int
+    per_task: Dict[str, np.ndarray]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"strategy": self.strategy, "sr": self.sr, "accuracy": self.accuracy,
+                "mean_latency_ms": self.mean_latency_ms, "reward": self.reward, "tasks": self.tasks,
+                "fallbacks": self.fallbacks}
+
+
+# ---------------------------------------------------------------- what is computed once
+
+
+class StaticModel:
+    """Everything that does not change during an episode; shared by an environment and its clones."""
+
+    def __init__(self, scenario: Scenario):
+        from edgesplit.codegen.policy_build import check_profiling_images, cost_model, exit_stats
+        from edgesplit.runtime.bundle.store import load_bundle
+        from edgesplit.runtime.emulation.board import load_emulated_board
+        from edgesplit.runtime.profiling.store import load_profile
+
+        self.scenario = scenario
+        bundle = load_bundle(str(scenario.bundle_dir))
+        self.bundle = bundle
+        manifest = bundle.manifest
+        images, labels, self.images_source = _profiling_set(scenario)
+        check_profiling_images(bundle, images, labels, self.images_source)
+        self.stats = exit_stats(bundle, images, labels)
+        measured = load_profile(bundle, scenario.measured_profile) if scenario.measured_profile else None
+        self.cost = cost_model(bundle, scenario.board, scenario.workload_scale, scenario.rtt_s, scenario.peer_s,
+                               measured=measured)
+        self.board = load_emulated_board(scenario.board)
+        self.bounds = Bounds(scenario.latency_bound_s,
+                             math.inf if scenario.energy_bound is None else float(scenario.energy_bound))
+        side = [e for e in manifest.exits if e.head is not None]
+        self.n_side = len(side)
+        self.n_exits_total = len(manifest.exits)
+        self.last_cut = len(manifest.main)
+        self.n_cuts = len(manifest.cuts)
+        self.final_exit = manifest.exits[-1].id
+        self.side_ids = [e.id for e in side]
+        self.main_ids = [s.id for s in manifest.main]
+        self.head_ids = [e.head for e in side]
+        # Per cut c: the side exits evaluated at c, as (side index, head seconds).
+        self.heads_at = [[(k, self.cost.head_s[k]) for k, e in enumerate(side) if e.cut == c]
+                         for c in range(self.last_cut + 1)]
+        # Per cut: exact wire bytes of the request (header + tensors) and of a reply (header + final scores).
+        thresholds = [0.1234] * self.n_side
+        self.request_bytes = []
+        for cut in manifest.cuts:
+            tensors = {t.name: np.zeros([1] + list(t.shape[1:]), dtype=t.dtype) for t in cut.tensors}
+            frames = wire.encode_request(12345, "infer", bundle.wire_hash, cut.id, 0.0812345, tensors, thresholds)
+            self.request_bytes.append(wire.message_bytes(frames))
+        out = manifest.outputs[0]
+        reply = wire.encode_reply(12345, "ok", "", self.final_exit, 0.0012345, 0.0012345,
+                                  {out.name: np.zeros([1] + list(out.shape[1:]), dtype=out.dtype)})
+        self.reply_bytes = wire.message_bytes(reply)
+        self.probe_request_bytes = {n: wire.message_bytes(wire.encode_request(
+            12345, "probe", bundle.wire_hash, 0, PROBE_TIMEOUT_S,
+            {wire.PROBE_PAYLOAD: np.zeros(n, dtype=np.uint8)} if n else {})) for n in (0, PROBE_BYTES)}
+        self.probe_reply_bytes = wire.message_bytes(wire.encode_reply(12345, "ok", service_s=0.0001234))
+        self.recordings = [_read(r, scenario) for r in scenario.recordings]
+        if not self.recordings:
+            raise ValueError("a scenario needs at least one bandwidth recording")
+        self.entropies = self.stats.entropies.tolist()
+        self.correct = self.stats.correct.tolist()
+        self.n_images = len(self.entropies)
+
+
+def _profiling_set(scenario: Scenario):
+    if scenario.images is not None:
+        if scenario.labels is None:
+            raise ValueError("Scenario.images needs Scenario.labels (one label per image)")
+        return (np.load(scenario.images, allow_pickle=False), np.load(scenario.labels, allow_pickle=False),
+                str(scenario.images))
+    from edgesplit.runtime.default_bundle import default_bundle_path
+
+    if Path(scenario.bundle_dir).resolve() != Path(default_bundle_path()).resolve():
+        raise ValueError("%s: a bundle other than the default one needs its own profiling set: set "
+                         "Scenario.images and Scenario.labels (.npy)" % scenario.bundle_dir)
+    from edgesplit.codegen.default_model.data import split_mnist
+    from edgesplit.runtime.default_bundle import load_heldout
+
+    # build-policy's profiling set for the default bundle: never the held-out images the demo runs.
+    splits = split_mnist()
+    shipped = len(load_heldout()[1])
+    images = np.concatenate([splits.validation.images, splits.test.images[shipped:]])
+    labels = np.concatenate([splits.validation.labels, splits.test.labels[shipped:]])
+    return images, labels, "default model validation split + unshipped test images"
+
+
+def _read(recording: Union[Path, str, Recording], scenario: Scenario) -> Tuple[str, List[float], float]:
+    """(name, rates in bit/s x link scale, step seconds) of a recording file or an in-memory series."""
+    if isinstance(recording, Recording):
+        rates = np.asarray(recording.rates_bps, dtype=float)
+        return recording.name, (rates * scenario.link_scale).tolist(), float(recording.step_s)
+    from edgesplit.runtime.emulation.link.recording_readers import read_recording
+    from edgesplit.runtime.emulation.link.shipped import resolve_recording
+
+    read = read_recording(resolve_recording(str(recording)), scenario.link_format or "auto")
+    return Path(str(recording)).name, (np.asarray(read.bps, dtype=float) * scenario.link_scale).tolist(), read.step_s
+
+
+# ---------------------------------------------------------------- the peer client, in virtual time
+
+
+@dataclass
+class _Probe:
+    sent_at: float
+    nbytes: int
+    reply_at: float  # inf: no reply will come
+
+
+class VirtualPeerClient:
+    """``PeerClient``'s link-side behaviour (runtime/transport/client.py) on the virtual link.
+
+    Same rules: a reply refreshes the estimator (except the first on a fresh socket), a timeout marks
+    the peer down and resets the socket (a pending probe is forgotten, its bytes still on the link),
+    while down a plain probe goes out at most every backoff interval (doubling up to 5 s), while up a
+    probe (with a 4 KiB payload once the base RTT is known) whenever the estimate is stale.
+    """
+
+    def __init__(self, up: Direction, down: Direction, peer_down: Sequence[Tuple[float, float]], peer_s: float,
+                 static: StaticModel):
+        self.up = up
+        self.down = down
+        self.peer_down = list(peer_down)
+        self.peer_s = peer_s
+        self.static = static
+        self.estimator = LinkEstimator(min_bandwidth_bytes=ESTIMATOR_MIN_BANDWIDTH_BYTES,
+                                       stale_after_s=ESTIMATOR_STALE_AFTER_S)
+        self.alive = True
+        self.fresh = True
+        self.backoff = PROBE_BACKOFF_S[0]
+        self.next_probe_at = 0.0
+        self.pending = None  # type: Optional[_Probe]
+        self.busy_until = -math.inf  # inside a blocking offload: no upkeep happens before this
+        self.last_t = -math.inf  # upkeep has run up to here
+        self.probes = 0
+
+    # -------------------------------------------------------- exchanges
+
+    def _exchange(self, t: float, request_bytes: int, reply_bytes: int, service_s: float) -> float:
+        arrive = self.up.send(t, request_bytes)
+        if windows_contain(self.peer_down, arrive):
+            return math.inf
+        return self.down.send(arrive + service_s, reply_bytes)
+
+    def _answered(self, sent: int, received: int, round_trip: float, service_s: float, now: float) -> None:
+        if self.fresh:
+            self.fresh = False
+        else:
+            self.estimator.observe(sent + received, max(0.0, round_trip - service_s), now)
+        self._mark_up()
+
+    def _mark_down(self, now: float) -> None:
+        if self.alive:
+            self.backoff = PROBE_BACKOFF_S[0]
+        else:
+            self.backoff = min(self.backoff * 2.0, PROBE_BACKOFF_S[1])
+        self.alive = False
+        self.next_probe_at = now + self.backoff
+
+    def _mark_up(self) -> None:
+        self.alive = True
+        self.backoff = PROBE_BACKOFF_S[0]
+
+    def _reset(self) -> None:
+        self.pending = None
+        self.fresh = True
+
+    def _send_probe(self, payload: int, now: float) -> None:
+        sent = self.static.probe_request_bytes[payload]
+        self.pending = _Probe(now, sent, self._exchange(now, sent, self.static.probe_reply_bytes, 0.0))
+        self.probes += 1
+
+    def _probe_reply(self) -> None:
+        p = self.pending
+        self.pending = None
+        self._answered(p.nbytes, self.static.probe_reply_bytes, p.reply_at - p.sent_at, 0.0, p.reply_at)
+
+    def start(self, t: float) -> None:
+        """The pipeline's first probes, plain then with a payload, at set-up (``t``, before the first task)."""
+        for payload in (0, PROBE_BYTES):
+            sent = self.static.probe_request_bytes[payload]
+            reply_at = self._exchange(t, sent, self.static.probe_reply_bytes, 0.0)
+            if not math.isfinite(reply_at) or reply_at - t > 1.0:
+                self._mark_down(t + 1.0)
+                self._reset()
+                return
+            self._answered(sent, self.static.probe_reply_bytes, reply_at - t, 0.0, reply_at)
+            t = reply_at
+
+    def advance(self, t: float) -> None:
+        """``maybe_probe`` called continuously up to ``t`` (the device calls it every few ms while idle or computing)."""
+        self._advance(t)
+        self.last_t = max(self.last_t, t)
+
+    def _advance(self, t: float) -> None:
+        while True:
+            floor = max(self.busy_until, self.last_t)
+            p = self.pending
+            if p is not None:
+                event = max(min(p.reply_at, p.sent_at + PROBE_TIMEOUT_S), floor)
+                if event > t:
+                    return
+                self.last_t = event
+                if p.reply_at <= event:
+                    self._probe_reply()
+                else:
+                    self._mark_down(event)
+                    self._reset()
+                continue
+            if not self.alive:
+                event = max(self.next_probe_at, floor)
+                if event > t:
+                    return
+                self.last_t = event
+                self._send_probe(0, event)
+                continue
+            age = self.estimator.snapshot(t).age_s
+            stale_at = -math.inf if age is None else t - age + ESTIMATOR_STALE_AFTER_S
+            event = max(stale_at, floor)
+            if event == -math.inf:
+                event = t
+            if event > t:
+                return
+            self.last_t = event
+            self._send_probe(PROBE_BYTES if self.estimator.base_rtt_s is not None else 0, event)
+
+    def offload(self, now: float, cut: int, remaining_s: float) -> Tuple[bool, float, int]:
+        """One request at ``cut``, waiting at most ``remaining_s``: (answered, time it returns, bytes sent)."""
+        if not remaining_s > 0.0:
+            return False, now, 0  # PeerClient: "no time left before the deadline", nothing sent
+        sent = self.static.request_bytes[cut]
+        reply_at = self._exchange(now, sent, self.static.reply_bytes, self.peer_s)
+        until = now + remaining_s
+        p = self.pending
+        if p is not None and p.reply_at <= min(reply_at, until):
+            self._probe_reply()  # collected while waiting (PeerClient._receive)
+        if reply_at <= until:
+            self._answered(sent, self.static.reply_bytes, reply_at - now, self.peer_s, reply_at)
+            self.busy_until = reply_at
+            return True, reply_at, sent
+        self._mark_down(until)
+        self._reset()
+        self.estimator.observe_unanswered(sent, remaining_s, until)
+        self.busy_until = until
+        return False, until, sent
+
+    def bandwidth_bps(self) -> Optional[float]:
+        return self.estimator.snapshot(0.0).bandwidth_bps
+
+
+# ---------------------------------------------------------------- the environment
+
+
+class _Injected(Strategy):
+    """The strategy ``step`` hands the controller: it decides whatever ``step`` was given."""
+
+    name = "step"
+    policy_id = "environment.step"
+
+    def __init__(self):
+        self.next_action = None  # type: Optional[Action]
+
+    def decide(self, state: Mapping[str, float]) -> Action:
+        return self.next_action
+
+
+class Environment:
+    """One scenario in virtual time; ``reset``/``step`` for learning, ``run`` for a whole strategy."""
+
+    def __init__(self, scenario: Scenario, seed: int = 0, static: Optional[StaticModel] = None):
+        self.scenario = scenario
+        self.static = static or StaticModel(scenario)
+        s = self.static
+        self.features = tuple(FEATURES) + EXTRA_FEATURES
+        self.n_exits = s.n_side
+        self.n_cuts = s.n_cuts
+        self.max_interval = scenario.max_interval
+        self.bounds = s.bounds
+        self.deadline_s = scenario.latency_bound_s
+        self._seed = seed
+        self.rng = np.random.RandomState(seed)
+        self._injected = _Injected()
+        self.reset(seed)
+
+    # -------------------------------------------------------- episodes
+
+    def reset(self, seed: Optional[int] = None, recording: Optional[int] = None,
+              start_s: Optional[float] = None) -> Dict[str, float]:
+        """A new episode; returns the first state. ``recording``: index into the scenario's recordings (None: drawn);
+        ``start_s``: recorded seconds into it where the episode starts (None: drawn, whole seconds)."""
+        return self._reset(seed, recording, start_s, self._injected, None)
+
+    def _reset(self, seed, recording, start_s, strategy: Strategy, store: Optional[TraceStore]) -> Dict[str, float]:
+        if seed is not None:
+            self.rng = np.random.RandomState(seed)
+        s = self.static
+        if recording is None:
+            recording = int(self.rng.randint(len(s.recordings)))
+        name, rates, step_s = s.recordings[recording]
+        if start_s is None:
+            start_s = float(self.rng.randint(max(1, int(len(rates) * step_s))))
+        self.recording_index = recording
+        self.recording_name = name
+        self.start_s = start_s
+        schedule = LinkSchedule(rates, step_s, self.scenario.recording_speed, start_s)
+        self.schedule = schedule
+        one_way = self.scenario.rtt_s / 2.0
+        self.peer = VirtualPeerClient(Direction(schedule, one_way), Direction(schedule, one_way),
+                                      self.scenario.peer_down, self.scenario.peer_s, s)
+        # The pipeline's set-up probes, START_MARGIN_S before the first arrival, at the recording's start (the
+        # relay started replaying then; the demo re-anchors it to the first arrival afterwards).
+        setup = LinkSchedule(rates, step_s, self.scenario.recording_speed,
+                             start_s + START_MARGIN_S * self.scenario.recording_speed)
+        self.peer.up.schedule = self.peer.down.schedule = setup
+        self.peer.start(-START_MARGIN_S)
+        self.peer.up.schedule = self.peer.down.schedule = schedule
+        self.peer.up.free_at = self.peer.down.free_at = -math.inf
+        self.store = store
+        self.run_id = None
+        if store is not None:
+            self.run_id = store.start_run(board="%s (emulated)" % self.scenario.board, bundle_hash=s.bundle.hash,
+                                          versions=default_versions(), config=self.describe(strategy))
+        self.controller = Controller(strategy, self.bounds, q=self.scenario.q, store=store,
+                                     clock=lambda: self._now, run_id=self.run_id)
+        self._now = 0.0
+        self._task = 0
+        self._free_at = -math.inf
+        self._seen = set()  # segments the device loop has timed (its fallback estimates start empty)
+        self._rewards = []  # type: List[float]
+        self._rows = {k: [] for k in ("latency_s", "correct", "exit", "cut", "offloaded", "fallback", "energy",
+                                      "bandwidth_bps", "estimate_bps", "time_s", "met")}
+        return self._state_now()
+
+    @property
+    def done(self) -> bool:
+        return self._task >= self.scenario.episode_tasks
+
+    def _next_start(self) -> float:
+        arrival = self._task * self.scenario.period_s
+        return arrival if arrival > self._free_at else self._free_at
+
+    def _state_now(self) -> Dict[str, float]:
+        """The state the next decision sees (the controller's, plus this environment's extras)."""
+        t = self._next_start()
+        self.peer.advance(t)
+        bandwidth = self.peer.bandwidth_bps()
+        state = self.controller.window.state(self.peer.alive, bandwidth)
+        samples = [o.bandwidth_bps for o in self.controller.window.tasks() if o.bandwidth_bps > 0]
+        state["bandwidth_now_mbps"] = (bandwidth or 0.0) / 1e6
+        state["bandwidth_min_mbps"] = min(samples) / 1e6 if samples else state["bandwidth_mbps"]
+        return state
+
+    def step(self, action: Action) -> Step:
+        """Run ``action`` for its interval (fewer tasks at the episode's end) under the runtime's Controller."""
+        if self.done:
+            raise RuntimeError("the episode is over: call reset()")
+        if self.controller.strategy is not self._injected:
+            raise RuntimeError("this episode was started by run(): call reset() before step()")
+        self._injected.next_action = action
+        for _ in range(max(1, int(action.interval))):
+            self._one_task()
+            if self.done:
+                break
+        state = self._close()
+        return Step(state, self._rewards[-1], self.done, self._info())
+
+    def _close(self) -> Dict[str, float]:
+        """Close the interval with the link and peer state the next decision will see (the controller does
+        the same lazily at the next task's ``action``)."""
+        t = self._next_start()
+        self.peer.advance(t)
+        self._now = t
+        self.controller.finish(self.peer.alive, self.peer.bandwidth_bps())
+        self._rewards.append(float(self.controller.decisions[-1].get("reward", 0.0)))
+        return self._state_now()
+
+    def _info(self) -> Dict[str, Any]:
+        rows = self._rows
+        n = len(rows["met"])
+        return {"tasks": n, "sr": float(np.mean(rows["met"])) if n else 0.0,
+                "accuracy": float(np.mean(rows["correct"])) if n else 0.0,
+                "latency_s": float(np.mean(rows["latency_s"])) if n else 0.0,
+                "fallbacks": int(sum(rows["fallback"])), "time_s": self._now}
+
+    def clone(self) -> "Environment":
+        """A copy of the dynamic state (the profiled statistics are shared)."""
+        other = copy.copy(self)
+        memo = {id(self.static): self.static, id(self.scenario): self.scenario}
+        for name in ("rng", "peer", "controller", "_injected", "_seen", "_rewards", "_rows", "schedule"):
+            setattr(other, name, copy.deepcopy(getattr(self, name), memo))
+        other.store = None
+        other.controller.store = None
+        other.controller.clock = lambda: other._now
+        if self.controller.strategy is self._injected:
+            other.controller.strategy = other._injected
+        return other
+
+    def run(self, strategy: Strategy, seed: int = 0, recording: Optional[int] = None,
+            store: Optional[TraceStore] = None, start_s: Optional[float] = 0.0) -> Episode:
+        """One episode under ``strategy`` (it decides through the Controller, as on the board)."""
+        self._reset(seed, 0 if recording is None else recording, start_s, strategy, store)
+        while not self.done:
+            self._one_task()
+        self._close()
+        return self.episode(strategy.name)
+
+    def episode(self, name: str) -> Episode:
+        per_task = {k: np.asarray(v) for k, v in self._rows.items()}
+        if self.controller.strategy is self._injected:
+            rewards = self._rewards
+        else:  # run(): the controller closed every interval itself
+            rewards = [d["reward"] for d in self.controller.decisions if "reward" in d]
+        n = len(self._rows["met"])
+        return Episode(strategy=name, sr=float(per_task["met"].mean()) if n else 0.0,
+                       accuracy=float(per_task["correct"].mean()) if n else 0.0,
+                       mean_latency_ms=1e3 * float(per_task["latency_s"].mean()) if n else 0.0,
+                       reward=float(np.mean(rewards)) if rewards else 0.0, tasks=n,
+                       fallbacks=int(per_task["fallback"].sum()) if n else 0, per_task=per_task)
+
+    # -------------------------------------------------------- one task, as runtime/device/loop.py runs it
+
+    def _one_task(self) -> None:
+        s = self.static
+        i = self._task
+        arrival = i * self.scenario.period_s
+        start = arrival if arrival > self._free_at else self._free_at
+        peer = self.peer
+        peer.advance(start)
+        self._now = start
+        alive = peer.alive
+        bandwidth = peer.bandwidth_bps()
+        action = self.controller.action(alive, bandwidth, i)
+        image = i % s.n_images if self.scenario.draw == "sequential" else int(self.rng.randint(s.n_images))
+        entropies = s.entropies[image]
+        thresholds = action.thresholds
+        deadline = arrival + self.deadline_s
+        cost = s.cost
+        stop = action.cut
+        busy = 0.0
+        exit_id = None
+        seen = self._seen
+        for c in range(stop + 1):
+            if c > 0 and action.use_exits:
+                for k, head_s in s.heads_at[c]:
+                    busy += head_s
+                    seen.add(s.head_ids[k])
+                    if takes_exit(entropies[k], thresholds[k]):
+                        exit_id = s.side_ids[k]
+                        break
+                if exit_id is not None:
+                    break
+            if c == stop:
+                break
+            busy += cost.main_s[c]
+            seen.add(s.main_ids[c])
+        now = start + busy
+        offloaded, fallback, sent = None, False, 0
+        if exit_id is None and stop < s.last_cut:
+            answered = False
+            if peer.alive:
+                peer.advance(now)
+                answered, now, sent = peer.offload(now, stop, deadline - now)
+            if answered:
+                offloaded = stop
+                exit_id = self._peer_exit(stop, entropies, thresholds, action.use_exits)
+            else:
+                fallback = True
+                exit_id, local_s = self._finish_locally(stop, entropies, thresholds, deadline - now)
+                busy += local_s
+                now += local_s
+        elif exit_id is None:
+            exit_id = s.final_exit
+        self._free_at = now
+        latency = now - arrival
+        energy = s.board.energy_mj(busy, (now - start) - busy)
+        outcome = TaskOutcome(latency, energy, bandwidth or 0.0, exit_id, s.n_exits_total)
+        self.controller.record(outcome, i)
+        correct = s.correct[image][exit_id]
+        met = outcome.meets(self.bounds)
+        rows = self._rows
+        rows["latency_s"].append(latency)
+        rows["correct"].append(correct)
+        rows["exit"].append(exit_id)
+        rows["cut"].append(stop)
+        rows["offloaded"].append(offloaded is not None)
+        rows["fallback"].append(fallback)
+        rows["energy"].append(energy)
+        rows["bandwidth_bps"].append(self.schedule.rate_at(arrival))
+        rows["estimate_bps"].append(bandwidth or 0.0)
+        rows["time_s"].append(arrival)
+        rows["met"].append(met)
+        if self.store is not None:
+            self.store.log_task(TaskRecord(
+                task_id=i, arrival_s=arrival, latency_s=latency, deadline_s=deadline, exit=exit_id, cut=offloaded,
+                bytes_sent=sent, entropies={str(s.side_ids[k]): entropies[k] for k in range(s.n_side)},
+                bandwidth_bps=bandwidth, fallback=fallback, label=None, policy_id=self.controller.strategy.policy_id,
+                run_id=self.run_id, energy=energy))
+        self._task = i + 1
+
+    def _peer_exit(self, cut: int, entropies: Sequence[float], thresholds: Sequence[float], use_exits: bool) -> int:
+        s = self.static
+        if use_exits:
+            for c in range(cut + 1, s.last_cut + 1):
+                for k, _ in s.heads_at[c]:
+                    if takes_exit(entropies[k], thresholds[k]):
+                        return s.side_ids[k]
+        return s.final_exit
+
+    def _finish_locally(self, cut: int, entropies: Sequence[float], thresholds: Sequence[float],
+                        remaining_s: float) -> Tuple[int, float]:
+        """DeviceLoop._finish_locally: force the deepest exit reachable by the deadline (by the loop's own
+        segment estimates: a segment it never timed counts 0 s), run from the cut; (exit id, seconds)."""
+        s = self.static
+        cost = s.cost
+        reach, exits, elapsed = [], [], 0.0
+        for c in range(cut, s.last_cut):
+            if s.main_ids[c] in self._seen:
+                elapsed += cost.main_s[c]
+            for k, head_s in s.heads_at[c + 1]:
+                if s.head_ids[k] in self._seen:
+                    elapsed += head_s
+                reach.append(elapsed)
+                exits.append(k)
+            if c + 1 == s.last_cut:
+                reach.append(elapsed)
+                exits.append(None)
+        target = exits[fallback_target(reach, remaining_s)]
+        spent = 0.0
+        for c in range(cut, s.last_cut):
+            spent += cost.main_s[c]
+            self._seen.add(s.main_ids[c])
+            for k, head_s in s.heads_at[c + 1]:
+                spent += head_s
+                self._seen.add(s.head_ids[k])
+                if k == target or takes_exit(entropies[k], thresholds[k]):
+                    return s.side_ids[k], spent
+        return s.final_exit, spent
+
+    # -------------------------------------------------------- description
+
+    def describe(self, strategy: Optional[Strategy] = None) -> Dict[str, Any]:
+        sc = self.scenario
+        return {"command": "environment", "environment_version": ENVIRONMENT_VERSION,
+                "strategy": strategy.describe() if strategy is not None else None,
+                "bounds": {"latency_s": self.bounds.latency_s,
+                           "energy": None if math.isinf(self.bounds.energy) else self.bounds.energy},
+                "state_features": list(FEATURES), "energy_unit": "mJ",
+                "emulation": {"emulated": True, "board": sc.board, "workload_scale": sc.workload_scale,
+                              "measured_profile": sc.measured_profile},
+                "link": {"emulated_link": True, "recording": getattr(self, "recording_name", None),
+                         "start_s": getattr(self, "start_s", None), "link_scale": sc.link_scale,
+                         "rtt_ms": 1e3 * sc.rtt_s, "recording_speed": sc.recording_speed},
+                "period_s": sc.period_s, "peer_down": [list(w) for w in sc.peer_down],
+                "images": str(self.static.images_source)}
