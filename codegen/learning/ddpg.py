@@ -272,7 +272,7 @@ class DDPG:
                 for p, tp in zip(net.parameters(), target_net.parameters()):
                     tp.mul_(1.0 - a.tau).add_(a.tau * p)
         self.updates += 1
-        return {"critic_loss": float(critic_loss), "actor_loss": float(actor_loss)}
+        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item()}
 
     def actor_layers(self) -> List[Tuple[np.ndarray, np.ndarray]]:
         """(W, b) per layer, W shaped (outputs, inputs): the torch and policies_lite layout alike."""
