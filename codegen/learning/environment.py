@@ -22,7 +22,7 @@ late (its latency includes the wait); the deadline is arrival + latency bound.
 import copy
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -49,6 +49,11 @@ PROBE_BACKOFF_S = (0.25, 5.0)
 PROBE_TIMEOUT_S = 1.0
 ESTIMATOR_MIN_BANDWIDTH_BYTES = 3000
 ESTIMATOR_STALE_AFTER_S = 1.0
+# Measured by bench/environment_reality.py (reality.calibrate) on the software link and emulated board at
+# speedup 1.5 on the reference workstation; see docs/learning.md.
+SEGMENT_OVERHEAD_S = 0.00015
+TASK_OVERHEAD_S = 0.0008
+EXCHANGE_OVERHEAD_S = 0.006
 START_MARGIN_S = 0.5  # the demo's set-up margin: the first probes happen this long before the first arrival
 
 
@@ -84,6 +89,11 @@ class Scenario:
     q: int = DEFAULT_Q             # the controller's state window (action intervals)
     max_interval: int = 5          # the longest action interval (tasks), as the edgeml decoder's
     draw: str = "random"           # "random": each task draws an image; "sequential": image i for task i
+    setup_margin_s: float = START_MARGIN_S  # the set-up probes happen this long before the first arrival
+    # What the runtime's own machinery adds (emulated seconds), measured against real runs (reality.calibrate):
+    segment_overhead_s: float = SEGMENT_OVERHEAD_S    # per segment call beyond its paced time
+    task_overhead_s: float = TASK_OVERHEAD_S          # per task outside segments (controller, executor, trace)
+    exchange_overhead_s: float = EXCHANGE_OVERHEAD_S  # per request/reply beyond serialisation and RTT
 
 
 def demo_scenario() -> Scenario:
@@ -159,7 +169,10 @@ class StaticModel:
         self.main_ids = [s.id for s in manifest.main]
         self.head_ids = [e.head for e in side]
         # Per cut c: the side exits evaluated at c, as (side index, head seconds).
-        self.heads_at = [[(k, self.cost.head_s[k]) for k, e in enumerate(side) if e.cut == c]
+        extra = scenario.segment_overhead_s
+        self.main_s = [t + extra for t in self.cost.main_s]
+        self.head_s = [t + extra for t in self.cost.head_s]
+        self.heads_at = [[(k, self.head_s[k]) for k, e in enumerate(side) if e.cut == c]
                          for c in range(self.last_cut + 1)]
         # Per cut: exact wire bytes of the request (header + tensors) and of a reply (header + final scores).
         thresholds = [0.1234] * self.n_side
@@ -243,6 +256,7 @@ class VirtualPeerClient:
         self.down = down
         self.peer_down = list(peer_down)
         self.peer_s = peer_s
+        self.overhead_s = static.scenario.exchange_overhead_s
         self.static = static
         self.estimator = LinkEstimator(min_bandwidth_bytes=ESTIMATOR_MIN_BANDWIDTH_BYTES,
                                        stale_after_s=ESTIMATOR_STALE_AFTER_S)
@@ -261,7 +275,7 @@ class VirtualPeerClient:
         arrive = self.up.send(t, request_bytes)
         if windows_contain(self.peer_down, arrive):
             return math.inf
-        return self.down.send(arrive + service_s, reply_bytes)
+        return self.down.send(arrive + service_s, reply_bytes) + self.overhead_s
 
     def _answered(self, sent: int, received: int, round_trip: float, service_s: float, now: float) -> None:
         if self.fresh:
@@ -431,9 +445,9 @@ class Environment:
         # The pipeline's set-up probes, START_MARGIN_S before the first arrival, at the recording's start (the
         # relay started replaying then; the demo re-anchors it to the first arrival afterwards).
         setup = LinkSchedule(rates, step_s, self.scenario.recording_speed,
-                             start_s + START_MARGIN_S * self.scenario.recording_speed)
+                             start_s + self.scenario.setup_margin_s * self.scenario.recording_speed)
         self.peer.up.schedule = self.peer.down.schedule = setup
-        self.peer.start(-START_MARGIN_S)
+        self.peer.start(-self.scenario.setup_margin_s)
         self.peer.up.schedule = self.peer.down.schedule = schedule
         self.peer.up.free_at = self.peer.down.free_at = -math.inf
         self.store = store
@@ -449,7 +463,7 @@ class Environment:
         self._seen = set()  # segments the device loop has timed (its fallback estimates start empty)
         self._rewards = []  # type: List[float]
         self._rows = {k: [] for k in ("latency_s", "correct", "exit", "cut", "offloaded", "fallback", "energy",
-                                      "bandwidth_bps", "estimate_bps", "time_s", "met")}
+                                      "bandwidth_bps", "estimate_bps", "time_s", "met", "transfer_s")}
         return self._state_now()
 
     @property
@@ -555,7 +569,6 @@ class Environment:
         entropies = s.entropies[image]
         thresholds = action.thresholds
         deadline = arrival + self.deadline_s
-        cost = s.cost
         stop = action.cut
         busy = 0.0
         exit_id = None
@@ -572,16 +585,18 @@ class Environment:
                     break
             if c == stop:
                 break
-            busy += cost.main_s[c]
+            busy += s.main_s[c]
             seen.add(s.main_ids[c])
-        now = start + busy
-        offloaded, fallback, sent = None, False, 0
+        now = start + busy + self.scenario.task_overhead_s
+        offloaded, fallback, sent, transfer = None, False, 0, math.nan
         if exit_id is None and stop < s.last_cut:
             answered = False
             if peer.alive:
                 peer.advance(now)
+                asked = now
                 answered, now, sent = peer.offload(now, stop, deadline - now)
             if answered:
+                transfer = now - asked - self.scenario.peer_s
                 offloaded = stop
                 exit_id = self._peer_exit(stop, entropies, thresholds, action.use_exits)
             else:
@@ -610,10 +625,11 @@ class Environment:
         rows["estimate_bps"].append(bandwidth or 0.0)
         rows["time_s"].append(arrival)
         rows["met"].append(met)
+        rows["transfer_s"].append(transfer)
         if self.store is not None:
             self.store.log_task(TaskRecord(
                 task_id=i, arrival_s=arrival, latency_s=latency, deadline_s=deadline, exit=exit_id, cut=offloaded,
-                bytes_sent=sent, entropies={str(s.side_ids[k]): entropies[k] for k in range(s.n_side)},
+                bytes_sent=sent, transfer_s=None if math.isnan(transfer) else transfer, entropies={str(s.side_ids[k]): entropies[k] for k in range(s.n_side)},
                 bandwidth_bps=bandwidth, fallback=fallback, label=None, policy_id=self.controller.strategy.policy_id,
                 run_id=self.run_id, energy=energy))
         self._task = i + 1
@@ -632,11 +648,10 @@ class Environment:
         """DeviceLoop._finish_locally: force the deepest exit reachable by the deadline (by the loop's own
         segment estimates: a segment it never timed counts 0 s), run from the cut; (exit id, seconds)."""
         s = self.static
-        cost = s.cost
         reach, exits, elapsed = [], [], 0.0
         for c in range(cut, s.last_cut):
             if s.main_ids[c] in self._seen:
-                elapsed += cost.main_s[c]
+                elapsed += s.main_s[c]
             for k, head_s in s.heads_at[c + 1]:
                 if s.head_ids[k] in self._seen:
                     elapsed += head_s
@@ -648,7 +663,7 @@ class Environment:
         target = exits[fallback_target(reach, remaining_s)]
         spent = 0.0
         for c in range(cut, s.last_cut):
-            spent += cost.main_s[c]
+            spent += s.main_s[c]
             self._seen.add(s.main_ids[c])
             for k, head_s in s.heads_at[c + 1]:
                 spent += head_s

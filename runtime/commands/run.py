@@ -1,6 +1,7 @@
 """``edgesplit run``: process a stream of inputs between this device and a peer, adaptively or statically."""
 import argparse
 import logging
+import time
 
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
@@ -166,6 +167,9 @@ def run_command(args) -> int:
                                 store=StoreSettings(args.traces) if args.traces else None,
                                 run_config={"command": "run", "inputs": args.inputs})
     with Pipeline(bundle, strategy, bounds, settings) as pipeline:
+        if pipeline.relay is not None:
+            # The recording's first second is the first task's, as in the demo (not the relay's set-up time).
+            pipeline.relay.link.schedule.start = time.monotonic()
         results = run_stream(pipeline.loop, inputs, labels, period_s=args.period_ms / 1e3)
         live = pipeline.describe()
         report = summarize(results, bounds, len(bundle.manifest.exits), energy_bounded)

@@ -1,0 +1,136 @@
+"""The environment against reality: one scenario through real processes and through ``Environment``.
+
+Real: an ``edgesplit peer`` subprocess and an ``edgesplit run`` subprocess (the device: its executor
+paced to the emulated board, its peer client talking through the in-process software link that
+replays the recording), the images in order. Virtual: ``Environment.run`` on the same bundle, board,
+workload scale, recording, link scale, base RTT, period, bounds, strategy and images (drawn in the
+same order). ``compare`` puts the satisfaction rate, accuracy and mean latency of both side by side;
+``TOLERANCES`` are what "agree" means (docs/learning.md, "The environment").
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+
+from edgesplit.codegen.learning.environment import Environment, Episode, Scenario
+
+# SR and accuracy in points (fractions here); mean latency relative to the real run's.
+TOLERANCES = {"sr": 0.05, "accuracy": 0.02, "mean_latency_rel": 0.15}
+STRATEGY_FLAGS = ("policy", "cut", "thresholds", "no_exits")
+
+
+def strategy_from_flags(flags: Dict[str, Any], bundle):
+    """The strategy ``edgesplit run`` builds from these flags (its own ``build_strategy``)."""
+    from edgesplit.runtime.commands.run import build_strategy
+
+    args = argparse.Namespace(policy=flags.get("policy"), cut=flags.get("cut"), thresholds=flags.get("thresholds"),
+                              no_exits=bool(flags.get("no_exits")), board="emulated")
+    return build_strategy(args, bundle)
+
+
+def run_flags(flags: Dict[str, Any]) -> list:
+    out = []
+    if flags.get("policy"):
+        out += ["--policy", str(flags["policy"])]
+    if flags.get("cut") is not None:
+        out += ["--cut", str(flags["cut"])]
+    if flags.get("thresholds"):
+        out += ["--thresholds", str(flags["thresholds"])]
+    if flags.get("no_exits"):
+        out += ["--no-exits"]
+    return out
+
+
+def heldout_files(directory: Path, tasks: int):
+    """The demo's held-out images and labels as .npy files (``run --inputs/--labels`` and ``Scenario.images``)."""
+    from edgesplit.runtime.default_bundle import load_heldout
+
+    images, labels = load_heldout()
+    reps = int(np.ceil(tasks / float(len(labels))))
+    x, y = directory / "heldout_x.npy", directory / "heldout_y.npy"
+    np.save(str(x), np.concatenate([images] * reps)[:tasks])
+    np.save(str(y), np.concatenate([labels] * reps)[:tasks].astype(np.int64))
+    return x, y
+
+
+def real_run(scenario: Scenario, recording: str, flags: Dict[str, Any], tasks: int, speedup: float,
+             workdir: Path, timeout_s: float = 600.0) -> Dict[str, Any]:
+    """``edgesplit run`` against a fresh ``edgesplit peer``, through the software link; its JSON summary."""
+    from edgesplit.runtime.peer.process import PeerProcess
+
+    if scenario.recording_speed != 1.0:
+        raise ValueError("edgesplit run replays recordings at recorded speed: use recording_speed 1.0")
+    traces = workdir / ("real_%d.db" % len(list(workdir.glob("real_*.db"))))
+    command = [sys.executable, "-m", "edgesplit.runtime.cli", "run", str(scenario.bundle_dir),
+               "--inputs", str(scenario.images), "--labels", str(scenario.labels), "--limit", str(tasks),
+               "--board", scenario.board, "--workload-scale", repr(scenario.workload_scale),
+               "--speedup", repr(speedup), "--link", str(recording), "--link-scale", repr(scenario.link_scale),
+               "--rtt-ms", repr(1e3 * scenario.rtt_s), "--period-ms", repr(1e3 * scenario.period_s),
+               "--latency-bound-ms", repr(1e3 * scenario.latency_bound_s), "--traces", str(traces), "--json"]
+    if scenario.link_format:
+        command += ["--link-format", scenario.link_format]
+    if scenario.energy_bound is not None:
+        command += ["--energy-bound", repr(scenario.energy_bound)]
+    if scenario.measured_profile:
+        command += ["--measured-profile", scenario.measured_profile]
+    peer = PeerProcess(scenario.bundle_dir)
+    try:
+        done = subprocess.run(command + ["--peer", peer.endpoint] + run_flags(flags), capture_output=True, text=True,
+                              timeout=timeout_s, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    finally:
+        peer.stop()
+    if done.returncode != 0:
+        raise RuntimeError("edgesplit run failed (%d): %s" % (done.returncode, done.stderr[-2000:]))
+    report = json.loads(done.stdout)
+    report["traces"] = str(traces)
+    return report
+
+
+def virtual_run(scenario: Scenario, recording: str, flags: Dict[str, Any], tasks: int, seed: int = 0,
+                environment: Optional[Environment] = None) -> Episode:
+    """The same run in the environment (images in the real run's order)."""
+    scenario = replace(scenario, recordings=[Path(recording)], episode_tasks=tasks, draw="sequential")
+    env = environment or Environment(scenario, seed=seed)
+    return env.run(strategy_from_flags(flags, env.static.bundle), seed=seed)
+
+
+def compare(real: Dict[str, Any], virtual: Episode) -> Dict[str, Any]:
+    """Both runs' figures, the gaps (virtual - real) and whether each is within TOLERANCES."""
+    gaps = {"sr": virtual.sr - real["sr"], "accuracy": virtual.accuracy - real["accuracy"],
+            "mean_latency_rel": (virtual.mean_latency_ms - real["mean_latency_ms"]) / real["mean_latency_ms"]}
+    return {"real": {k: real[k] for k in ("sr", "accuracy", "mean_latency_ms", "fallbacks", "offloaded")},
+            "environment": {"sr": virtual.sr, "accuracy": virtual.accuracy, "mean_latency_ms": virtual.mean_latency_ms,
+                            "fallbacks": virtual.fallbacks, "offloaded": int(virtual.per_task["offloaded"].sum())},
+            "gap": gaps, "within": {k: abs(v) <= TOLERANCES[k] for k, v in gaps.items()}}
+
+
+def reality_scenario(base: Scenario, workdir: Path, tasks: int) -> Scenario:
+    """``base`` with the held-out images in order and the recording at recorded speed (as ``run`` replays it)."""
+    x, y = heldout_files(workdir, tasks)
+    return replace(base, images=x, labels=y, recording_speed=1.0, draw="sequential", episode_tasks=tasks,
+                   setup_margin_s=0.0)
+
+
+def scale_to_mean(recording: str, mean_bps: float, link_format: Optional[str] = None) -> float:
+    """The link scale that gives ``recording`` the mean rate ``mean_bps``."""
+    from edgesplit.runtime.emulation.link.recording_readers import read_recording
+    from edgesplit.runtime.emulation.link.shipped import resolve_recording
+
+    rates = read_recording(resolve_recording(recording), link_format or "auto").bps
+    return float(mean_bps / max(float(np.mean(rates)), 1.0))
+
+
+def temporary_workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="edgesplit-reality-"))
+
+
+def summarise(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    worst = {k: max(abs(r["gap"][k]) for r in rows) for k in TOLERANCES}
+    return {"cases": len(rows), "all_within": all(all(r["within"].values()) for r in rows), "worst_gap": worst}
