@@ -1,4 +1,5 @@
-"""Transitions (s, a, r, s') from trace databases written by ``run``/``serve`` (or the environment), for replay.
+"""Transitions (s, a, r, s') from trace databases written by ``run``/``serve`` (or the environment), for replay;
+and the other way: a training run's transitions written as a trace database (``train --write-traces``).
 
 Each run in a database records its bundle hash, the state features its controller logged and the
 unit of its energy readings (``runs.config``, schema v4). A run is usable only when all three match
@@ -10,13 +11,14 @@ space that decodes to them (``ActionCodec.encode``).
 """
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
 
 from edgesplit.runtime.controller.strategies import Action
 from edgesplit.runtime.errors import EdgesplitError
-from edgesplit.runtime.traces import TraceError, open_readonly, transitions_arrays
+from edgesplit.runtime.traces import TraceError, TraceStore, TransitionRecord, default_versions, open_readonly, \
+    transitions_arrays
 
 from edgesplit.codegen.learning.ddpg import ActionCodec, Transitions
 
@@ -110,3 +112,17 @@ def read_transitions(paths: Sequence[Path], bundle_hash: str, features: Sequence
     return Transitions(np.concatenate([p.state for p in parts]), np.concatenate([p.action for p in parts]),
                        np.concatenate([p.reward for p in parts]), np.concatenate([p.next_state for p in parts]),
                        [str(p) for p in paths])
+
+
+def write_transitions(db: Path, logged: Transitions, codec: ActionCodec, bundle_hash: str, board: str,
+                      features: Sequence[str], energy_unit: str, config: Mapping[str, Any]) -> str:
+    """``logged`` as one run of a trace database, in the schema run/serve write; return the run id."""
+    with TraceStore(str(db)) as store:
+        run_id = store.start_run(board=board, bundle_hash=bundle_hash, versions=default_versions(),
+                                 config=dict(config, state_features=list(features), energy_unit=energy_unit))
+        for i in range(len(logged.reward)):
+            store.log_transition(TransitionRecord(
+                step=i, time_s=float(i), state=logged.state[i].tolist(), action=codec.decode(logged.action[i]).to_dict(),
+                reward=float(logged.reward[i]), next_state=logged.next_state[i].tolist(), policy_id="training",
+                run_id=run_id))
+    return run_id

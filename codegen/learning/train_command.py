@@ -145,27 +145,6 @@ def provenance(args, bundle, scenario, params, result, offline) -> Dict[str, Any
     }
 
 
-def write_traces(db: Path, bundle, scenario, features, result, args) -> None:
-    """The training transitions as one run of a trace database, in the schema run/serve write."""
-    from edgesplit.runtime.traces import TraceStore, TransitionRecord, default_versions
-
-    codec = result.agent.codec
-    logged = result.logged
-    with TraceStore(str(db)) as store:
-        run_id = store.start_run(board="%s (emulated)" % args.board, bundle_hash=bundle.hash,
-                                 versions=default_versions(),
-                                 config={"command": "train", "algorithm": "ddpg", "state_features": list(features),
-                                         "energy_unit": ENERGY_UNIT, "seed": args.seed,
-                                         "recordings": [str(r) for r in scenario.recordings],
-                                         "bounds": {"latency_s": scenario.latency_bound_s,
-                                                    "energy": scenario.energy_bound}})
-        for i in range(len(logged.reward)):
-            store.log_transition(TransitionRecord(
-                step=i, time_s=float(i), state=logged.state[i].tolist(),
-                action=codec.decode(logged.action[i]).to_dict(), reward=float(logged.reward[i]),
-                next_state=logged.next_state[i].tolist(), policy_id="training:ddpg", run_id=run_id))
-
-
 def plot_curve(log_, out_png: Path, title: str, window: int = 50) -> None:
     import matplotlib
 
@@ -247,7 +226,13 @@ def run(args) -> int:
                                                                       ", ".join(Path(t).name for t in args.link_traces),
                                                                       args.seed))
     if args.write_traces:
-        write_traces(Path(args.write_traces), bundle, scenario, params.features, result, args)
+        from edgesplit.codegen.learning.trace_transitions import write_transitions
+
+        write_transitions(Path(args.write_traces), result.logged, result.agent.codec, bundle.hash,
+                          "%s (emulated)" % args.board, params.features, ENERGY_UNIT,
+                          {"command": "train", "algorithm": args.algo, "seed": args.seed,
+                           "recordings": [str(r) for r in scenario.recordings],
+                           "bounds": {"latency_s": scenario.latency_bound_s, "energy": scenario.energy_bound}})
     evaluation = evaluate_policy(env, out, args.seed)
     arrays = result.log.to_arrays()
     last = slice(max(0, args.epochs - 100), args.epochs)
