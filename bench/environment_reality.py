@@ -1,0 +1,86 @@
+"""The environment against real processes: SR, accuracy and mean latency per recording, strategy and run.
+
+For every recording (the two shipped ones and, where ../shared/traces exists, real traces from it, each
+scaled to the demo's mean rate) and strategy (the demo's frozen policy; remote-only, which lives on
+the link), run ``edgesplit peer`` + ``edgesplit run --board jetson_nano_cpu --link REC`` (real
+processes, the software link, the emulated board at --speedup) --runs times, and the same scenario
+through ``Environment.run`` (same images in the same order). Prints JSON: per case both figures and the
+gap (environment - real), whether it is within ``reality.TOLERANCES``, and a summary.
+
+    .venv/bin/python bench/environment_reality.py --tasks 500 --runs 2 > bench/results/environment_reality.json
+"""
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from edgesplit.codegen.learning import reality
+from edgesplit.codegen.learning.environment import Environment, demo_scenario
+from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE
+from edgesplit.runtime.emulation.scenario import DEMO
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "traces"
+SHARED_TRACES = ("norway_hsdpa_3g/norway_tram_10", "fcc_broadband/trace_207336_http---www.amazon.com",
+                 "ghent_4g/cooked/report_car_0001", "multipath_wifi_cellular/13_2_cellular.csv")
+STRATEGIES = {"policy": {"policy": str(DEMO_POLICY_FILE)}, "remote-only": {"cut": 0, "no_exits": True}}
+
+
+def recordings(include_shared: bool):
+    """(name, path or shipped name) of every recording the bench replays."""
+    out = [("norway_car_3", "norway_car_3"), ("ghent_bus_0001", "ghent_bus_0001")]
+    if include_shared and SHARED.is_dir():
+        out += [(name, str(SHARED / name)) for name in SHARED_TRACES if (SHARED / name).exists()]
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=2, help="real runs per case (the environment is deterministic)")
+    parser.add_argument("--speedup", type=float, default=DEMO["speedup"])
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--no-shared", action="store_true", help="only the shipped recordings")
+    parser.add_argument("--only", help="comma-separated recording names")
+    args = parser.parse_args()
+    started = time.time()
+    workdir = reality.temporary_workdir()
+    base = reality.reality_scenario(demo_scenario(), workdir, args.tasks)
+    target_mean_bps = None
+    rows = []
+    for name, recording in recordings(not args.no_shared):
+        if args.only and name not in args.only.split(","):
+            continue
+        if target_mean_bps is None:  # the demo's recording at the demo's scale sets the rate range
+            target_mean_bps = DEMO["link_scale"] / reality.scale_to_mean("norway_car_3", 1.0)
+        scale = DEMO["link_scale"] if name == "norway_car_3" else reality.scale_to_mean(recording, target_mean_bps)
+        scenario = replace(base, link_scale=scale, recordings=[Path(recording)])
+        env = Environment(scenario)
+        for strategy in args.strategies.split(","):
+            flags = STRATEGIES[strategy]
+            virtual = reality.virtual_run(scenario, recording, flags, args.tasks, environment=env)
+            for run in range(args.runs):
+                real = reality.real_run(scenario, recording, flags, args.tasks, args.speedup, workdir)
+                row = reality.compare(real, virtual)
+                row.update({"recording": name, "link_scale": round(scale, 5), "strategy": strategy, "run": run})
+                rows.append(row)
+                print(json.dumps({k: row[k] for k in ("recording", "strategy", "run", "gap", "within")}),
+                      file=sys.stderr, flush=True)
+    report = {"bench": "environment_reality", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "machine": "%s, %s, python %s" % (platform.node(), platform.processor() or platform.machine(),
+                                               platform.python_version()),
+              "command": " ".join(["bench/environment_reality.py"] + sys.argv[1:]),
+              "tasks": args.tasks, "speedup": args.speedup, "tolerances": reality.TOLERANCES,
+              "cases": rows, "summary": reality.summarise(rows),
+              "mean_abs_gap": {k: float(np.mean([abs(r["gap"][k]) for r in rows])) for k in reality.TOLERANCES},
+              "wall_s": round(time.time() - started, 1)}
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
