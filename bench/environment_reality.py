@@ -4,8 +4,9 @@ For every recording (the two shipped ones and, where ../shared/traces exists, re
 scaled to the demo's mean rate) and strategy (the demo's frozen policy; remote-only, which lives on
 the link), run ``edgesplit peer`` + ``edgesplit run --board jetson_nano_cpu --link REC`` (real
 processes, the software link, the emulated board at --speedup) --runs times, and the same scenario
-through ``Environment.run`` (same images in the same order). Prints JSON: per case both figures and the
-gap (environment - real), whether it is within ``reality.TOLERANCES``, and a summary.
+through ``Environment.run`` (same images in the same order) with --seeds seeds of its timing noise.
+Prints JSON: per case the mean figures of both, the gap (environment - real), whether it is within
+``reality.TOLERANCES``, and a summary.
 
     .venv/bin/python bench/environment_reality.py --tasks 500 --runs 2 > bench/results/environment_reality.json
 """
@@ -30,21 +31,24 @@ SHARED_TRACES = ("norway_hsdpa_3g/norway_tram_10", "fcc_broadband/trace_207336_h
 STRATEGIES = {"policy": {"policy": str(DEMO_POLICY_FILE)}, "remote-only": {"cut": 0, "no_exits": True}}
 
 
-def recordings(include_shared: bool):
+def recordings(shared: Path):
     """(name, path or shipped name) of every recording the bench replays."""
     out = [("norway_car_3", "norway_car_3"), ("ghent_bus_0001", "ghent_bus_0001")]
-    if include_shared and SHARED.is_dir():
-        out += [(name, str(SHARED / name)) for name in SHARED_TRACES if (SHARED / name).exists()]
+    if shared.is_dir():
+        out += [(name, str(shared / name)) for name in SHARED_TRACES if (shared / name).exists()]
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=500)
-    parser.add_argument("--runs", type=int, default=2, help="real runs per case (the environment is deterministic)")
+    parser.add_argument("--runs", type=int, default=2, help="real runs per case")
+    parser.add_argument("--seeds", type=int, default=5, help="environment seeds per case (its timing noise)")
     parser.add_argument("--speedup", type=float, default=DEMO["speedup"])
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
-    parser.add_argument("--no-shared", action="store_true", help="only the shipped recordings")
+    parser.add_argument("--traces-dir", type=Path, default=SHARED,
+                        help="the shared bandwidth traces (default: ../shared/traces beside the repository); "
+                             "a missing directory means only the shipped recordings")
     parser.add_argument("--only", help="comma-separated recording names")
     args = parser.parse_args()
     started = time.time()
@@ -52,7 +56,7 @@ def main() -> int:
     base = reality.reality_scenario(demo_scenario(), workdir, args.tasks)
     target_mean_bps = None
     rows = []
-    for name, recording in recordings(not args.no_shared):
+    for name, recording in recordings(args.traces_dir):
         if args.only and name not in args.only.split(","):
             continue
         if target_mean_bps is None:  # the demo's recording at the demo's scale sets the rate range
@@ -62,19 +66,20 @@ def main() -> int:
         env = Environment(scenario)
         for strategy in args.strategies.split(","):
             flags = STRATEGIES[strategy]
-            virtual = reality.virtual_run(scenario, recording, flags, args.tasks, environment=env)
-            for run in range(args.runs):
-                real = reality.real_run(scenario, recording, flags, args.tasks, args.speedup, workdir)
-                row = reality.compare(real, virtual)
-                row.update({"recording": name, "link_scale": round(scale, 5), "strategy": strategy, "run": run})
-                rows.append(row)
-                print(json.dumps({k: row[k] for k in ("recording", "strategy", "run", "gap", "within")}),
-                      file=sys.stderr, flush=True)
+            virtual = [reality.virtual_run(scenario, recording, flags, args.tasks, seed=seed, environment=env)
+                       for seed in range(args.seeds)]
+            reals = [reality.real_run(scenario, recording, flags, args.tasks, args.speedup, workdir)
+                     for _ in range(args.runs)]
+            row = reality.compare(reals, virtual)
+            row.update({"recording": name, "link_scale": round(scale, 5), "strategy": strategy})
+            rows.append(row)
+            print(json.dumps({k: row[k] for k in ("recording", "strategy", "real", "environment", "gap", "within")}),
+                  file=sys.stderr, flush=True)
     report = {"bench": "environment_reality", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": "%s, %s, python %s" % (platform.node(), platform.processor() or platform.machine(),
                                                platform.python_version()),
               "command": " ".join(["bench/environment_reality.py"] + sys.argv[1:]),
-              "tasks": args.tasks, "speedup": args.speedup, "tolerances": reality.TOLERANCES,
+              "tasks": args.tasks, "speedup": args.speedup, "runs": args.runs, "seeds": args.seeds, "tolerances": reality.TOLERANCES,
               "cases": rows, "summary": reality.summarise(rows),
               "mean_abs_gap": {k: float(np.mean([abs(r["gap"][k]) for r in rows])) for k in reality.TOLERANCES},
               "wall_s": round(time.time() - started, 1)}

@@ -22,6 +22,7 @@ late (its latency includes the wait); the deadline is arrival + latency bound.
 import copy
 import logging
 import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -51,9 +52,12 @@ ESTIMATOR_MIN_BANDWIDTH_BYTES = 3000
 ESTIMATOR_STALE_AFTER_S = 1.0
 # Measured by bench/environment_reality.py (reality.calibrate) on the software link and emulated board at
 # speedup 1.5 on the reference workstation; see docs/learning.md.
-SEGMENT_OVERHEAD_S = 0.00015
-TASK_OVERHEAD_S = 0.0008
-EXCHANGE_OVERHEAD_S = 0.006
+SEGMENT_OVERHEAD_S = 0.00012
+TASK_OVERHEAD_S = 0.00085
+EXCHANGE_OVERHEAD_S = 0.0056
+EXCHANGE_JITTER_S = 0.0042
+REPLY_OVERHEAD_S = 0.0009
+COMPUTE_JITTER_S = 0.0002
 START_MARGIN_S = 0.5  # the demo's set-up margin: the first probes happen this long before the first arrival
 
 
@@ -94,6 +98,10 @@ class Scenario:
     segment_overhead_s: float = SEGMENT_OVERHEAD_S    # per segment call beyond its paced time
     task_overhead_s: float = TASK_OVERHEAD_S          # per task outside segments (controller, executor, trace)
     exchange_overhead_s: float = EXCHANGE_OVERHEAD_S  # per request/reply beyond serialisation and RTT
+    reply_overhead_s: float = REPLY_OVERHEAD_S        # the device's handling of an answered offload, after the reply
+    # Timing noise: exponential extras with these means (0: deterministic), per request/reply and per task's compute.
+    exchange_jitter_s: float = EXCHANGE_JITTER_S
+    compute_jitter_s: float = COMPUTE_JITTER_S
 
 
 def demo_scenario() -> Scenario:
@@ -195,6 +203,7 @@ class StaticModel:
         self.entropies = self.stats.entropies.tolist()
         self.correct = self.stats.correct.tolist()
         self.n_images = len(self.entropies)
+        self.labels = [int(v) for v in labels]
 
 
 def _profiling_set(scenario: Scenario):
@@ -257,6 +266,8 @@ class VirtualPeerClient:
         self.peer_down = list(peer_down)
         self.peer_s = peer_s
         self.overhead_s = static.scenario.exchange_overhead_s
+        self.jitter_s = static.scenario.exchange_jitter_s
+        self.noise = random.Random(0)
         self.static = static
         self.estimator = LinkEstimator(min_bandwidth_bytes=ESTIMATOR_MIN_BANDWIDTH_BYTES,
                                        stale_after_s=ESTIMATOR_STALE_AFTER_S)
@@ -275,7 +286,8 @@ class VirtualPeerClient:
         arrive = self.up.send(t, request_bytes)
         if windows_contain(self.peer_down, arrive):
             return math.inf
-        return self.down.send(arrive + service_s, reply_bytes) + self.overhead_s
+        extra = self.overhead_s + (self.noise.expovariate(1.0 / self.jitter_s) if self.jitter_s > 0 else 0.0)
+        return self.down.send(arrive + service_s, reply_bytes) + extra
 
     def _answered(self, sent: int, received: int, round_trip: float, service_s: float, now: float) -> None:
         if self.fresh:
@@ -442,6 +454,7 @@ class Environment:
         one_way = self.scenario.rtt_s / 2.0
         self.peer = VirtualPeerClient(Direction(schedule, one_way), Direction(schedule, one_way),
                                       self.scenario.peer_down, self.scenario.peer_s, s)
+        self.peer.noise.seed(int(self.rng.randint(2 ** 31)))
         # The pipeline's set-up probes, START_MARGIN_S before the first arrival, at the recording's start (the
         # relay started replaying then; the demo re-anchors it to the first arrival afterwards).
         setup = LinkSchedule(rates, step_s, self.scenario.recording_speed,
@@ -587,6 +600,8 @@ class Environment:
                 break
             busy += s.main_s[c]
             seen.add(s.main_ids[c])
+        if self.scenario.compute_jitter_s > 0:
+            busy += self.peer.noise.expovariate(1.0 / self.scenario.compute_jitter_s)
         now = start + busy + self.scenario.task_overhead_s
         offloaded, fallback, sent, transfer = None, False, 0, math.nan
         if exit_id is None and stop < s.last_cut:
@@ -597,6 +612,7 @@ class Environment:
                 answered, now, sent = peer.offload(now, stop, deadline - now)
             if answered:
                 transfer = now - asked - self.scenario.peer_s
+                now += self.scenario.reply_overhead_s
                 offloaded = stop
                 exit_id = self._peer_exit(stop, entropies, thresholds, action.use_exits)
             else:
@@ -630,7 +646,7 @@ class Environment:
             self.store.log_task(TaskRecord(
                 task_id=i, arrival_s=arrival, latency_s=latency, deadline_s=deadline, exit=exit_id, cut=offloaded,
                 bytes_sent=sent, transfer_s=None if math.isnan(transfer) else transfer, entropies={str(s.side_ids[k]): entropies[k] for k in range(s.n_side)},
-                bandwidth_bps=bandwidth, fallback=fallback, label=None, policy_id=self.controller.strategy.policy_id,
+                bandwidth_bps=bandwidth, fallback=fallback, label=s.labels[image], policy_id=self.controller.strategy.policy_id,
                 run_id=self.run_id, energy=energy))
         self._task = i + 1
 

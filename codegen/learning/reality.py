@@ -95,19 +95,29 @@ def real_run(scenario: Scenario, recording: str, flags: Dict[str, Any], tasks: i
 
 def virtual_run(scenario: Scenario, recording: str, flags: Dict[str, Any], tasks: int, seed: int = 0,
                 environment: Optional[Environment] = None) -> Episode:
-    """The same run in the environment (images in the real run's order)."""
+    """The same run in the environment (images in the real run's order; ``seed`` draws the timing noise)."""
     scenario = replace(scenario, recordings=[Path(recording)], episode_tasks=tasks, draw="sequential")
     env = environment or Environment(scenario, seed=seed)
     return env.run(strategy_from_flags(flags, env.static.bundle), seed=seed)
 
 
-def compare(real: Dict[str, Any], virtual: Episode) -> Dict[str, Any]:
-    """Both runs' figures, the gaps (virtual - real) and whether each is within TOLERANCES."""
-    gaps = {"sr": virtual.sr - real["sr"], "accuracy": virtual.accuracy - real["accuracy"],
-            "mean_latency_rel": (virtual.mean_latency_ms - real["mean_latency_ms"]) / real["mean_latency_ms"]}
-    return {"real": {k: real[k] for k in ("sr", "accuracy", "mean_latency_ms", "fallbacks", "offloaded")},
-            "environment": {"sr": virtual.sr, "accuracy": virtual.accuracy, "mean_latency_ms": virtual.mean_latency_ms,
-                            "fallbacks": virtual.fallbacks, "offloaded": int(virtual.per_task["offloaded"].sum())},
+FIGURES = ("sr", "accuracy", "mean_latency_ms", "fallbacks", "offloaded")
+
+
+def _figures(episode: Episode) -> Dict[str, float]:
+    return {"sr": episode.sr, "accuracy": episode.accuracy, "mean_latency_ms": episode.mean_latency_ms,
+            "fallbacks": episode.fallbacks, "offloaded": int(episode.per_task["offloaded"].sum())}
+
+
+def compare(reals: Sequence[Dict[str, Any]], virtuals: Sequence[Episode]) -> Dict[str, Any]:
+    """Mean figures of the real runs and of the environment's seeds, the gaps (environment - real) and whether each
+    is within TOLERANCES."""
+    real = {k: float(np.mean([r[k] for r in reals])) for k in FIGURES}
+    virtual = {k: float(np.mean([_figures(v)[k] for v in virtuals])) for k in FIGURES}
+    gaps = {"sr": virtual["sr"] - real["sr"], "accuracy": virtual["accuracy"] - real["accuracy"],
+            "mean_latency_rel": (virtual["mean_latency_ms"] - real["mean_latency_ms"]) / real["mean_latency_ms"]}
+    return {"real": real, "environment": virtual, "real_runs": len(reals), "environment_seeds": len(virtuals),
+            "real_sr_each": [r["sr"] for r in reals], "environment_sr_each": [v.sr for v in virtuals],
             "gap": gaps, "within": {k: abs(v) <= TOLERANCES[k] for k, v in gaps.items()}}
 
 
@@ -128,9 +138,69 @@ def scale_to_mean(recording: str, mean_bps: float, link_format: Optional[str] = 
 
 
 def temporary_workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="edgesplit-reality-"))
+    """A fresh directory, in memory where the system has one: a trace commit that waits for a busy disk stalls the
+    real device loop (its commits run on the loop's thread), which the environment does not model."""
+    shm = Path("/dev/shm")
+    return Path(tempfile.mkdtemp(prefix="edgesplit-reality-", dir=str(shm) if shm.is_dir() else None))
 
 
 def summarise(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     worst = {k: max(abs(r["gap"][k]) for r in rows) for k in TOLERANCES}
     return {"cases": len(rows), "all_within": all(all(r["within"].values()) for r in rows), "worst_gap": worst}
+
+
+def calibrate(trace_db: Path, scenario: Scenario, recording: str) -> Dict[str, float]:
+    """The runtime's overheads, measured from a real run's trace database, in the environment's terms.
+
+    ``segment_overhead_s``: median of (measured - modelled) segment time; ``compute_jitter_s``: the mean excess of a
+    task's compute over that; ``task_overhead_s``: median of
+    latency - segment time over tasks that ran on the device without waiting for an earlier one;
+    ``exchange_overhead_s`` and ``exchange_jitter_s``: the 5th percentile and the mean excess over it of
+    (measured - modelled) transfer time of the offloaded tasks, the model being the link's serialisation of
+    the request and the reply at the recording's rates plus the base RTT; ``reply_overhead_s``: the median of an
+    answered offload's latency - transfer - segment time, less ``task_overhead_s`` (0 when no local task ran).
+    """
+    import sqlite3
+
+    from edgesplit.codegen.learning.environment import StaticModel
+    from edgesplit.codegen.learning.virtual_link import LinkSchedule
+
+    static = StaticModel(replace(scenario, recordings=[Path(recording)]))
+    name, rates, step_s = static.recordings[0]
+    link = LinkSchedule(rates, step_s, scenario.recording_speed)
+    modelled = dict(zip(static.main_ids, static.cost.main_s))
+    modelled.update(zip(static.head_ids, static.cost.head_s))
+    conn = sqlite3.connect(str(trace_db))
+    try:
+        rows = conn.execute("SELECT arrival_s, latency_s, cut, fallback, segment_times, transfer_s FROM tasks "
+                            "ORDER BY task_id").fetchall()
+    finally:
+        conn.close()
+    origin = rows[0][0]
+    segment_excess, task_excess, transfer_excess, busy_excess, reply_excess = [], [], [], [], []
+    previous_finish = -np.inf
+    for arrival, latency, cut, fallback, segments, transfer in rows:
+        times = json.loads(segments)
+        excess = [seconds - modelled[segment] for segment, seconds in times.items() if segment in modelled]
+        segment_excess += excess
+        busy_excess.append((sum(excess), len(excess)))
+        waited = previous_finish > arrival
+        if cut is None and not fallback and not waited:
+            task_excess.append(latency - sum(times.values()))
+        if cut is not None and transfer is not None and not waited:
+            sent_at = arrival - origin + sum(times.values())
+            up = link.serialised_by(sent_at, static.request_bytes[cut]) + scenario.rtt_s / 2.0
+            down = link.serialised_by(up + scenario.peer_s, static.reply_bytes) + scenario.rtt_s / 2.0
+            transfer_excess.append(transfer - (down - sent_at - scenario.peer_s))
+            reply_excess.append(latency - transfer - sum(times.values()))
+        previous_finish = arrival + latency
+    per_segment = float(np.median(segment_excess)) if segment_excess else 0.0
+    out = {"tasks": len(rows), "segment_overhead_s": per_segment,
+           "task_overhead_s": float(np.median(task_excess)) if task_excess else None,
+           "compute_jitter_s": max(0.0, float(np.mean([total - count * per_segment for total, count in busy_excess])))}
+    if transfer_excess:
+        shift = float(np.percentile(transfer_excess, 5))
+        out.update({"exchange_overhead_s": shift, "exchange_jitter_s": float(np.mean(transfer_excess)) - shift,
+                    "reply_overhead_s": float(np.median(reply_excess)) - (out["task_overhead_s"] or 0.0),
+                    "offloads": len(transfer_excess)})
+    return out
