@@ -1,11 +1,12 @@
 """EdgeML's Fig. 9 setting in the learning environment: DDPG against Neurosurgeon, several seeds, a held-out link.
 
     python bench/ddpg_fig9.py [--seeds 0 1 2 3 4] [--epochs 1000] [--workload-scale 2000] [--link-scale 0.047]
-                              [--energy-bound 900] [--ablation] [--out-dir DIR]
+                              [--energy-bound MJ | --energy-fraction 0.923] [--ablation] [--out-dir DIR]
 
 The default bundle on the EMULATED Jetson TX2 (``board_configs/jetson_tx2.toml``: no DVFS is
 modelled, so the energy bound is on the emulated energy, busy 15 W / idle 3 W x time, in mJ, not
-EdgeML's 1.2 GHz GPU-clock proxy), a 0.1 s latency bound, one image every 0.1 s, bandwidth
+EdgeML's 1.2 GHz GPU-clock proxy; by default the bound is the same fraction, 1.2 / 1.3, of the
+emulated energy of the whole model run locally), a 0.1 s latency bound, one image every 0.1 s, bandwidth
 alternating 15 / 6 Mbit/s (a square wave written as a cooked recording, x ``--link-scale``). DDPG is
 trained with ``edgesplit train``'s code path on ``square_train`` (20 s halves, high first) and
 evaluated, frozen and loaded as ``run`` loads it, on ``square_heldout`` (15 s halves, low first),
@@ -66,19 +67,32 @@ def main() -> int:
     parser.add_argument("--board", default="jetson_tx2")
     parser.add_argument("--workload-scale", type=float, default=2000.0)
     parser.add_argument("--link-scale", type=float, default=0.047)
-    parser.add_argument("--energy-bound", type=float, default=900.0)
+    parser.add_argument("--energy-bound", type=float,
+                        help="mJ per task; default: --energy-fraction x the whole model's energy run locally")
+    parser.add_argument("--energy-fraction", type=float, default=1.2 / 1.3,
+                        help="EdgeML bounds the TX2's GPU clock at 1.2 of its 1.3 GHz; the same fraction of the "
+                             "emulated energy of the whole model run locally (default 1.2/1.3)")
     parser.add_argument("--eval-runs", type=int, default=3)
     parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--set", nargs="*", default=[], metavar="ARG=VALUE",
+                        help="override DDPG Args fields (e.g. gamma=0.5), recorded in the output")
     parser.add_argument("--out-dir", default=None, help="where the recordings and policies go (default: a temp dir)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = type(getattr(Args(), key))(value)
     out = Path(args.out_dir or tempfile.mkdtemp(prefix="fig9_"))
     out.mkdir(parents=True, exist_ok=True)
     train_wave = write_square(out / "square_train.txt", 20, 200, low_first=False)
     heldout_wave = write_square(out / "square_heldout.txt", 15, 200, low_first=True)
     common = dict(bundle_dir=default_bundle_path(), board=args.board, link_scale=args.link_scale,
-                  workload_scale=args.workload_scale, latency_bound_s=0.1, energy_bound=args.energy_bound,
-                  period_s=0.1, episode_tasks=500)
+                  workload_scale=args.workload_scale, latency_bound_s=0.1, period_s=0.1, episode_tasks=500)
+    if args.energy_bound is None:
+        probe = Environment(Scenario(recordings=[train_wave], **common), seed=0)
+        args.energy_bound = round(args.energy_fraction * probe.static.board.energy_mj(sum(probe.static.cost.main_s), 0.0), 1)
+    common["energy_bound"] = args.energy_bound
     env = Environment(Scenario(recordings=[train_wave], **common), seed=0)
     test = Environment(Scenario(recordings=[heldout_wave], **common), seed=0)
     cost = env.static.cost
@@ -96,7 +110,7 @@ def main() -> int:
                                   "mean_latency_ms": summarise([e.mean_latency_ms for e in eps])}
     runs = []
     for seed in args.seeds:
-        params = Args(seed=seed, epochs=args.epochs)
+        params = Args(seed=seed, epochs=args.epochs, **overrides)
         result = train(env, params)
         path = out / ("ddpg_seed%d.npz" % seed)
         result.agent.export(path, FEATURES, {"algorithm": "ddpg", "traces": [str(train_wave)], "seeds": [seed],
@@ -111,7 +125,7 @@ def main() -> int:
                                          minlength=env.n_cuts).tolist()}
         if args.ablation:
             base = [greedy_episode(test, result.agent, FEATURES, k) for k in eval_seeds]
-            extra_params = Args(seed=seed, epochs=args.epochs, features=tuple(FEATURES) + tuple(EXTRA_FEATURES))
+            extra_params = Args(seed=seed, epochs=args.epochs, **overrides, features=tuple(FEATURES) + tuple(EXTRA_FEATURES))
             extra = train(env, extra_params)
             ext = [greedy_episode(test, extra.agent, extra_params.features, k) for k in eval_seeds]
             row["ablation"] = {"features": {"sr": float(np.mean([i["sr"] for i in base])),
@@ -127,11 +141,11 @@ def main() -> int:
         "benchmark": "ddpg_fig9", "python": platform.python_version(), "torch": torch.__version__,
         "setting": {"board": args.board, "emulated": True, "energy": "emulated energy (mJ): the TX2 emulation has no "
                     "DVFS, so no GPU-frequency proxy", "workload_scale": args.workload_scale,
-                    "link_scale": args.link_scale, "energy_bound_mj": args.energy_bound, "latency_bound_s": 0.1,
+                    "link_scale": args.link_scale, "energy_bound_mj": args.energy_bound, "energy_fraction": args.energy_fraction, "latency_bound_s": 0.1,
                     "rtt_s": env.scenario.rtt_s, "segment_ms": [round(1e3 * s, 2) for s in cost.main_s],
                     "cut_bytes": list(cost.cut_bytes), "train_recording": str(train_wave),
                     "heldout_recording": str(heldout_wave), "neurosurgeon_cut": neuro_cut,
-                    "epochs": args.epochs, "seeds": args.seeds, "eval_seeds": list(eval_seeds),
+                    "epochs": args.epochs, "seeds": args.seeds, "args_overrides": overrides, "eval_seeds": list(eval_seeds),
                     "episode_tasks": 500},
         "baselines": results, "ddpg": ddpg, "runs": runs,
         "sr_ratio_ddpg_over_neurosurgeon": round(ddpg["sr"]["mean"] / max(1e-9, neuro["sr"]["mean"]), 3),

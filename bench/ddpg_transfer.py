@@ -4,11 +4,12 @@
                                   [--plot OUT.png] [--out-dir DIR]
 
 The Fig. 9 setting of ``bench/ddpg_fig9.py`` (default bundle x 2000, 15/6 Mbit/s square wave x
-0.047, 0.1 s and 900 mJ bounds). Per seed: DDPG trains ``--source-epochs`` on the EMULATED
+0.047, 0.1 s bound, the same energy bound in mJ). Per seed: DDPG trains ``--source-epochs`` on the EMULATED
 ``jetson_tx2`` and writes its transitions to a trace database (``train --write-traces``); then on
 the EMULATED ``jetson_nano`` (GPU, 2.8x slower, 10 W busy) two agents train ``--target-epochs``
 each: one from scratch, one with the TX2 database read back through ``train --from-traces``'s
-reader (its transitions in the replay buffer, ``pretrain_updates`` steps on them, no random warm-up).
+reader (its transitions in the replay buffer, ``pretrain_updates`` steps on them, no random warm-up),
+and the same with the random warm-up kept (``Args.warmup_with_traces``).
 Reports the cumulative SR and accuracy over the target epochs (EdgeML Fig. 13), per seed and their
 mean, and plots the mean curves with their spread. Prints one JSON document.
 """
@@ -45,7 +46,9 @@ def main() -> int:
     parser.add_argument("--target", default="jetson_nano")
     parser.add_argument("--workload-scale", type=float, default=2000.0)
     parser.add_argument("--link-scale", type=float, default=0.047)
-    parser.add_argument("--energy-bound", type=float, default=900.0)
+    parser.add_argument("--energy-bound", type=float,
+                        help="mJ per task; default: 1.2/1.3 x the whole model's energy run locally on --source "
+                             "(bench/ddpg_fig9.py's default)")
     parser.add_argument("--plot", help="PNG of the cumulative SR and accuracy curves")
     parser.add_argument("--out-dir")
     args = parser.parse_args()
@@ -54,12 +57,15 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     wave = write_square(out / "square_train.txt", 20, 200, low_first=False)
     common = dict(bundle_dir=default_bundle_path(), recordings=[wave], link_scale=args.link_scale,
-                  workload_scale=args.workload_scale, latency_bound_s=0.1, energy_bound=args.energy_bound,
-                  period_s=0.1, episode_tasks=500)
+                  workload_scale=args.workload_scale, latency_bound_s=0.1, period_s=0.1, episode_tasks=500)
+    if args.energy_bound is None:
+        probe = Environment(Scenario(board=args.source, **common), seed=0)
+        args.energy_bound = round(1.2 / 1.3 * probe.static.board.energy_mj(sum(probe.static.cost.main_s), 0.0), 1)
+    common["energy_bound"] = args.energy_bound
     source = Environment(Scenario(board=args.source, **common), seed=0)
     target = Environment(Scenario(board=args.target, **common), seed=0)
     bundle_hash = resolve_bundle("default").hash
-    curves = {"scratch": [], "transfer": []}
+    curves = {"scratch": [], "transfer": [], "transfer_warmup": []}
     runs = []
     for seed in args.seeds:
         trained = train(source, Args(seed=seed, epochs=args.source_epochs))
@@ -70,9 +76,10 @@ def main() -> int:
                           FEATURES, "mJ", {"command": "bench/ddpg_transfer.py", "seed": seed})
         offline = read_transitions([db], bundle_hash, FEATURES, "mJ", trained.agent.codec)
         row = {"seed": seed, "source_transitions": int(len(offline.reward))}
-        for name, kwargs in (("scratch", {}), ("transfer", {"offline": offline})):
+        for name, kwargs, extra in (("scratch", {}, {}), ("transfer", {"offline": offline}, {}),
+                                    ("transfer_warmup", {"offline": offline}, {"warmup_with_traces": True})):
             # Another seed for the target run than for the source run: the target's episodes are its own.
-            result = train(target, Args(seed=1000 + seed, epochs=args.target_epochs), **kwargs)
+            result = train(target, Args(seed=1000 + seed, epochs=args.target_epochs, **extra), **kwargs)
             sr, accuracy = cumulative(result.log)
             curves[name].append((sr, accuracy))
             row[name] = {"cumulative_sr": round(float(sr[-1]), 4), "cumulative_accuracy": round(float(accuracy[-1]), 4),
@@ -95,12 +102,13 @@ def main() -> int:
 
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
         epochs = np.arange(1, args.target_epochs + 1)
-        for name, color in (("scratch", "tab:gray"), ("transfer", "tab:blue")):
+        labels = {"scratch": "from scratch", "transfer": "with %s's MDP traces" % args.source,
+                  "transfer_warmup": "with %s's MDP traces, random warm-up" % args.source}
+        for name, color in (("scratch", "tab:gray"), ("transfer", "tab:blue"), ("transfer_warmup", "tab:orange")):
             for k, label in ((0, "cumulative SR"), (1, "cumulative accuracy")):
                 values = np.array([c[k] for c in curves[name]])
                 axes[k].plot(epochs, values.mean(axis=0), color=color,
-                             label="%s (%s)" % ("from scratch" if name == "scratch" else
-                                                "with %s's MDP traces" % args.source, args.target))
+                             label="%s (%s)" % (labels[name], args.target))
                 axes[k].fill_between(epochs, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2)
                 axes[k].set_xlabel("epoch on %s (emulated)" % args.target)
                 axes[k].set_ylabel(label)
