@@ -161,3 +161,27 @@ def test_bad_arguments_are_refused_by_name(tmp_path, args, message):
     done = _run(*argv)
     assert done.returncode != 0
     assert message in done.stderr, done.stderr
+
+
+def test_any_bundle_with_exits_is_trainable(tmp_path):
+    from support.tiny_bundle import write_tiny_bundle
+
+    bundle = write_tiny_bundle(tmp_path / "tiny")
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.standard_normal((120, 4)).astype(np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 3, 120))
+    out = tmp_path / "tiny.npz"
+    done = _run("train", "--algo", "ddpg", "--bundle", bundle.root, "--board", "rpi4", "--workload-scale", "20000",
+                "--link-traces", "norway_car_3", "--images", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
+                "--epochs", "20", "--seed", "0", "--out", out, "--json", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    policy = load_policy(out)
+    assert policy.spec.decoder.n_exits == 1 and policy.spec.decoder.n_cuts == len(bundle.manifest.cuts)
+    done = _run("run", bundle.root, "--board", "rpi4", "--speedup", "50", "--inputs", tmp_path / "x.npy",
+                "--limit", "10", "--policy", out, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["policy_id"] == policy.policy_id
+    # Without its own profiling set a bundle other than the default is refused, saying what to give.
+    done = _run("train", "--algo", "ddpg", "--bundle", bundle.root, "--board", "rpi4", "--link-traces",
+                "norway_car_3", "--epochs", "5", "--seed", "0", "--out", out)
+    assert done.returncode == 1 and "--images X.npy --labels Y.npy" in done.stderr
