@@ -52,12 +52,16 @@ ESTIMATOR_MIN_BANDWIDTH_BYTES = 3000
 ESTIMATOR_STALE_AFTER_S = 1.0
 # Measured by bench/environment_reality.py (reality.calibrate) on the software link and emulated board at
 # speedup 1.5 on the reference workstation; see docs/learning.md.
-SEGMENT_OVERHEAD_S = 0.00012
-TASK_OVERHEAD_S = 0.00085
-EXCHANGE_OVERHEAD_S = 0.0056
-EXCHANGE_JITTER_S = 0.0042
+SEGMENT_OVERHEAD_S = 0.00013
+TASK_OVERHEAD_S = 0.00088
+EXCHANGE_OVERHEAD_S = 0.0065
+EXCHANGE_JITTER_S = 0.0054
 REPLY_OVERHEAD_S = 0.0009
-COMPUTE_JITTER_S = 0.0002
+# PeerClient polls in whole milliseconds rounded up: the last poll may end up to 1 ms (real; x1.5 emulated
+# at the demo's speedup) after the deadline, and a reply that arrived by then is taken.
+TIMEOUT_GRACE_S = 0.0015
+SEGMENT_HICCUP_P = 0.066
+SEGMENT_HICCUP_S = 0.0018
 START_MARGIN_S = 0.5  # the demo's set-up margin: the first probes happen this long before the first arrival
 
 
@@ -99,9 +103,16 @@ class Scenario:
     task_overhead_s: float = TASK_OVERHEAD_S          # per task outside segments (controller, executor, trace)
     exchange_overhead_s: float = EXCHANGE_OVERHEAD_S  # per request/reply beyond serialisation and RTT
     reply_overhead_s: float = REPLY_OVERHEAD_S        # the device's handling of an answered offload, after the reply
-    # Timing noise: exponential extras with these means (0: deterministic), per request/reply and per task's compute.
+    timeout_grace_s: float = TIMEOUT_GRACE_S          # a reply this late (at most; uniform) still counts as answered
+    # Timing noise (0: deterministic): an exponential extra with this mean per request/reply; per segment call, with
+    # this probability a hiccup (a late wake-up of the paced sleep, a busy host) of exponential length with this mean.
     exchange_jitter_s: float = EXCHANGE_JITTER_S
-    compute_jitter_s: float = COMPUTE_JITTER_S
+    segment_hiccup_p: float = SEGMENT_HICCUP_P
+    segment_hiccup_s: float = SEGMENT_HICCUP_S
+    # Measured timing, drawn from instead of the figures above when given (reality.calibrate): each segment call's
+    # time beyond its modelled time, and each request/reply's time beyond serialisation and RTT.
+    segment_excess_s: Sequence[float] = ()
+    exchange_excess_s: Sequence[float] = ()
 
 
 def demo_scenario() -> Scenario:
@@ -177,7 +188,7 @@ class StaticModel:
         self.main_ids = [s.id for s in manifest.main]
         self.head_ids = [e.head for e in side]
         # Per cut c: the side exits evaluated at c, as (side index, head seconds).
-        extra = scenario.segment_overhead_s
+        extra = 0.0 if scenario.segment_excess_s else scenario.segment_overhead_s
         self.main_s = [t + extra for t in self.cost.main_s]
         self.head_s = [t + extra for t in self.cost.head_s]
         self.heads_at = [[(k, self.head_s[k]) for k, e in enumerate(side) if e.cut == c]
@@ -267,6 +278,8 @@ class VirtualPeerClient:
         self.peer_s = peer_s
         self.overhead_s = static.scenario.exchange_overhead_s
         self.jitter_s = static.scenario.exchange_jitter_s
+        self.grace_s = static.scenario.timeout_grace_s
+        self.excess_s = list(static.scenario.exchange_excess_s)
         self.noise = random.Random(0)
         self.static = static
         self.estimator = LinkEstimator(min_bandwidth_bytes=ESTIMATOR_MIN_BANDWIDTH_BYTES,
@@ -286,7 +299,10 @@ class VirtualPeerClient:
         arrive = self.up.send(t, request_bytes)
         if windows_contain(self.peer_down, arrive):
             return math.inf
-        extra = self.overhead_s + (self.noise.expovariate(1.0 / self.jitter_s) if self.jitter_s > 0 else 0.0)
+        if len(self.excess_s):
+            extra = self.noise.choice(self.excess_s)
+        else:
+            extra = self.overhead_s + (self.noise.expovariate(1.0 / self.jitter_s) if self.jitter_s > 0 else 0.0)
         return self.down.send(arrive + service_s, reply_bytes) + extra
 
     def _answered(self, sent: int, received: int, round_trip: float, service_s: float, now: float) -> None:
@@ -381,7 +397,8 @@ class VirtualPeerClient:
         p = self.pending
         if p is not None and p.reply_at <= min(reply_at, until):
             self._probe_reply()  # collected while waiting (PeerClient._receive)
-        if reply_at <= until:
+        grace = self.noise.uniform(0.0, self.grace_s) if self.grace_s > 0 else 0.0
+        if reply_at <= until + grace:
             self._answered(sent, self.static.reply_bytes, reply_at - now, self.peer_s, reply_at)
             self.busy_until = reply_at
             return True, reply_at, sent
@@ -584,12 +601,14 @@ class Environment:
         deadline = arrival + self.deadline_s
         stop = action.cut
         busy = 0.0
+        calls = 0
         exit_id = None
         seen = self._seen
         for c in range(stop + 1):
             if c > 0 and action.use_exits:
                 for k, head_s in s.heads_at[c]:
                     busy += head_s
+                    calls += 1
                     seen.add(s.head_ids[k])
                     if takes_exit(entropies[k], thresholds[k]):
                         exit_id = s.side_ids[k]
@@ -599,9 +618,9 @@ class Environment:
             if c == stop:
                 break
             busy += s.main_s[c]
+            calls += 1
             seen.add(s.main_ids[c])
-        if self.scenario.compute_jitter_s > 0:
-            busy += self.peer.noise.expovariate(1.0 / self.scenario.compute_jitter_s)
+        busy += self._compute_noise(calls)
         now = start + busy + self.scenario.task_overhead_s
         offloaded, fallback, sent, transfer = None, False, 0, math.nan
         if exit_id is None and stop < s.last_cut:
@@ -677,16 +696,29 @@ class Environment:
                 reach.append(elapsed)
                 exits.append(None)
         target = exits[fallback_target(reach, remaining_s)]
-        spent = 0.0
+        spent, calls = 0.0, 0
         for c in range(cut, s.last_cut):
             spent += s.main_s[c]
+            calls += 1
             self._seen.add(s.main_ids[c])
             for k, head_s in s.heads_at[c + 1]:
                 spent += head_s
+                calls += 1
                 self._seen.add(s.head_ids[k])
                 if k == target or takes_exit(entropies[k], thresholds[k]):
-                    return s.side_ids[k], spent
-        return s.final_exit, spent
+                    return s.side_ids[k], spent + self._compute_noise(calls)
+        return s.final_exit, spent + self._compute_noise(calls)
+
+    def _compute_noise(self, calls: int) -> float:
+        """Extra on-device seconds for ``calls`` segment calls: measured excesses if given, else the hiccups."""
+        noise = self.peer.noise
+        measured = self.scenario.segment_excess_s
+        if len(measured):
+            return sum(noise.choice(measured) for _ in range(calls))
+        p, mean = self.scenario.segment_hiccup_p, self.scenario.segment_hiccup_s
+        if p <= 0 or mean <= 0:
+            return 0.0
+        return sum(noise.expovariate(1.0 / mean) for _ in range(calls) if noise.random() < p)
 
     # -------------------------------------------------------- description
 

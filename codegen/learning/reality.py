@@ -149,16 +149,21 @@ def summarise(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     return {"cases": len(rows), "all_within": all(all(r["within"].values()) for r in rows), "worst_gap": worst}
 
 
-def calibrate(trace_db: Path, scenario: Scenario, recording: str) -> Dict[str, float]:
-    """The runtime's overheads, measured from a real run's trace database, in the environment's terms.
+def calibrate(trace_dbs: Sequence[Path], scenario: Scenario, recording: str) -> Dict[str, Any]:
+    """The runtime's overheads, measured from real runs' trace databases (all of ``recording``), in the environment's
+    terms: the figures (medians, means) and the measured samples ``Scenario.segment_excess_s`` and
+    ``Scenario.exchange_excess_s`` draw from.
 
-    ``segment_overhead_s``: median of (measured - modelled) segment time; ``compute_jitter_s``: the mean excess of a
-    task's compute over that; ``task_overhead_s``: median of
-    latency - segment time over tasks that ran on the device without waiting for an earlier one;
-    ``exchange_overhead_s`` and ``exchange_jitter_s``: the 5th percentile and the mean excess over it of
-    (measured - modelled) transfer time of the offloaded tasks, the model being the link's serialisation of
-    the request and the reply at the recording's rates plus the base RTT; ``reply_overhead_s``: the median of an
-    answered offload's latency - transfer - segment time, less ``task_overhead_s`` (0 when no local task ran).
+    Segment excess: measured - modelled time of every segment call; ``segment_overhead_s`` is its median; a call
+    more than 3x the median over it is a hiccup: ``segment_hiccup_p`` their share, ``segment_hiccup_s`` their mean
+    excess over the median. ``task_overhead_s``: median of
+    latency - segment time over tasks that ran on the device without waiting for an earlier one. Exchange excess:
+    measured - modelled transfer time of the offloaded tasks (that did not wait), the model being the link's
+    serialisation of the request and the reply at the recording's rates plus the base RTT;
+    ``exchange_overhead_s`` is its 5th percentile and ``exchange_jitter_s`` the mean above that. Answered
+    offloads only: a transfer too slow for its deadline left no sample, so the tail is under-sampled.
+    ``reply_overhead_s``: median of an answered offload's latency - transfer - segment time, less
+    ``task_overhead_s``.
     """
     import sqlite3
 
@@ -170,37 +175,51 @@ def calibrate(trace_db: Path, scenario: Scenario, recording: str) -> Dict[str, f
     link = LinkSchedule(rates, step_s, scenario.recording_speed)
     modelled = dict(zip(static.main_ids, static.cost.main_s))
     modelled.update(zip(static.head_ids, static.cost.head_s))
-    conn = sqlite3.connect(str(trace_db))
-    try:
-        rows = conn.execute("SELECT arrival_s, latency_s, cut, fallback, segment_times, transfer_s FROM tasks "
-                            "ORDER BY task_id").fetchall()
-    finally:
-        conn.close()
-    origin = rows[0][0]
-    segment_excess, task_excess, transfer_excess, busy_excess, reply_excess = [], [], [], [], []
-    previous_finish = -np.inf
-    for arrival, latency, cut, fallback, segments, transfer in rows:
-        times = json.loads(segments)
-        excess = [seconds - modelled[segment] for segment, seconds in times.items() if segment in modelled]
-        segment_excess += excess
-        busy_excess.append((sum(excess), len(excess)))
-        waited = previous_finish > arrival
-        if cut is None and not fallback and not waited:
-            task_excess.append(latency - sum(times.values()))
-        if cut is not None and transfer is not None and not waited:
-            sent_at = arrival - origin + sum(times.values())
-            up = link.serialised_by(sent_at, static.request_bytes[cut]) + scenario.rtt_s / 2.0
-            down = link.serialised_by(up + scenario.peer_s, static.reply_bytes) + scenario.rtt_s / 2.0
-            transfer_excess.append(transfer - (down - sent_at - scenario.peer_s))
-            reply_excess.append(latency - transfer - sum(times.values()))
-        previous_finish = arrival + latency
+    segment_excess, task_excess, transfer_excess, reply_excess = [], [], [], []
+    tasks = 0
+    for trace_db in trace_dbs:
+        conn = sqlite3.connect(str(trace_db))
+        try:
+            rows = conn.execute("SELECT arrival_s, latency_s, cut, fallback, segment_times, transfer_s FROM tasks "
+                                "ORDER BY task_id").fetchall()
+        finally:
+            conn.close()
+        tasks += len(rows)
+        origin = rows[0][0]
+        previous_finish = -np.inf
+        for arrival, latency, cut, fallback, segments, transfer in rows:
+            times = json.loads(segments)
+            excess = [seconds - modelled[segment] for segment, seconds in times.items() if segment in modelled]
+            segment_excess += excess
+            waited = previous_finish > arrival
+            if cut is None and not fallback and not waited:
+                task_excess.append(latency - sum(times.values()))
+            if cut is not None and transfer is not None and not waited:
+                sent_at = arrival - origin + sum(times.values())
+                up = link.serialised_by(sent_at, static.request_bytes[cut]) + scenario.rtt_s / 2.0
+                down = link.serialised_by(up + scenario.peer_s, static.reply_bytes) + scenario.rtt_s / 2.0
+                transfer_excess.append(transfer - (down - sent_at - scenario.peer_s))
+                reply_excess.append(latency - transfer - sum(times.values()))
+            previous_finish = arrival + latency
     per_segment = float(np.median(segment_excess)) if segment_excess else 0.0
-    out = {"tasks": len(rows), "segment_overhead_s": per_segment,
-           "task_overhead_s": float(np.median(task_excess)) if task_excess else None,
-           "compute_jitter_s": max(0.0, float(np.mean([total - count * per_segment for total, count in busy_excess])))}
+    task_overhead = float(np.median(task_excess)) if task_excess else None
+    hiccups = [x - per_segment for x in segment_excess if x > 3.0 * per_segment]
+    out = {"runs": len(trace_dbs), "tasks": tasks, "segment_overhead_s": per_segment, "task_overhead_s": task_overhead,
+           "segment_hiccup_p": len(hiccups) / float(max(1, len(segment_excess))),
+           "segment_hiccup_s": float(np.mean(hiccups)) if hiccups else 0.0,
+           "segment_excess_s": [float(x) for x in segment_excess]}
     if transfer_excess:
         shift = float(np.percentile(transfer_excess, 5))
         out.update({"exchange_overhead_s": shift, "exchange_jitter_s": float(np.mean(transfer_excess)) - shift,
-                    "reply_overhead_s": float(np.median(reply_excess)) - (out["task_overhead_s"] or 0.0),
-                    "offloads": len(transfer_excess)})
+                    "reply_overhead_s": float(np.median(reply_excess)) - (task_overhead or 0.0),
+                    "offloads": len(transfer_excess), "exchange_excess_s": [float(x) for x in transfer_excess]})
     return out
+
+
+def calibrated(scenario: Scenario, calibration: Dict[str, Any]) -> Scenario:
+    """``scenario`` drawing its timing from what ``calibrate`` measured."""
+    changes = {k: calibration[k] for k in ("task_overhead_s", "reply_overhead_s") if calibration.get(k) is not None}
+    changes["segment_excess_s"] = tuple(calibration["segment_excess_s"])
+    if calibration.get("exchange_excess_s"):
+        changes["exchange_excess_s"] = tuple(calibration["exchange_excess_s"])
+    return replace(scenario, **changes)
