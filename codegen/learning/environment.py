@@ -492,6 +492,7 @@ class Environment:
         self._free_at = -math.inf
         self._seen = set()  # segments the device loop has timed (its fallback estimates start empty)
         self._rewards = []  # type: List[float]
+        self._totals = (0, 0, 0.0, 0)  # tasks met, correct, latency sum, fallbacks
         self._rows = {k: [] for k in ("latency_s", "correct", "exit", "cut", "offloaded", "fallback", "energy",
                                       "bandwidth_bps", "estimate_bps", "time_s", "met", "transfer_s")}
         return self._state_now()
@@ -540,12 +541,10 @@ class Environment:
         return self._state_now()
 
     def _info(self) -> Dict[str, Any]:
-        rows = self._rows
-        n = len(rows["met"])
-        return {"tasks": n, "sr": float(np.mean(rows["met"])) if n else 0.0,
-                "accuracy": float(np.mean(rows["correct"])) if n else 0.0,
-                "latency_s": float(np.mean(rows["latency_s"])) if n else 0.0,
-                "fallbacks": int(sum(rows["fallback"])), "time_s": self._now}
+        met, correct, latency, fallbacks = self._totals
+        n = self._task
+        return {"tasks": n, "sr": met / n if n else 0.0, "accuracy": correct / n if n else 0.0,
+                "latency_s": latency / n if n else 0.0, "fallbacks": fallbacks, "time_s": self._now}
 
     def clone(self) -> "Environment":
         """A copy of the dynamic state (the profiled statistics are shared)."""
@@ -661,6 +660,8 @@ class Environment:
         rows["time_s"].append(arrival)
         rows["met"].append(met)
         rows["transfer_s"].append(transfer)
+        t = self._totals
+        self._totals = (t[0] + met, t[1] + correct, t[2] + latency, t[3] + fallback)
         if self.store is not None:
             self.store.log_task(TaskRecord(
                 task_id=i, arrival_s=arrival, latency_s=latency, deadline_s=deadline, exit=exit_id, cut=offloaded,
