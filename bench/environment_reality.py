@@ -4,9 +4,10 @@ For every recording (the two shipped ones and, where ../shared/traces exists, re
 scaled to the demo's mean rate) and strategy (the demo's frozen policy; remote-only, which lives on
 the link), run ``edgesplit peer`` + ``edgesplit run --board jetson_nano_cpu --link REC`` (real
 processes, the software link, the emulated board at --speedup) --runs times, and the same scenario
-through ``Environment.run`` (same images in the same order) with --seeds seeds of its timing noise.
-Prints JSON: per case the mean figures of both, the gap (environment - real), whether it is within
-``reality.TOLERANCES``, and a summary.
+through ``Environment.run`` (same images in the same order) with --seeds seeds of its timing noise,
+twice: with the environment's default timing figures, and with its timing calibrated
+(``reality.calibrate``) on the first recording's real runs only. Prints JSON: per case the mean figures
+of both, the gap (environment - real), whether it is within ``reality.TOLERANCES``, and a summary.
 
     .venv/bin/python bench/environment_reality.py --tasks 500 --runs 2 > bench/results/environment_reality.json
 """
@@ -54,34 +55,48 @@ def main() -> int:
     started = time.time()
     workdir = reality.temporary_workdir()
     base = reality.reality_scenario(demo_scenario(), workdir, args.tasks)
-    target_mean_bps = None
-    rows = []
+    target_mean_bps = DEMO["link_scale"] / reality.scale_to_mean("norway_car_3", 1.0)  # the demo's rate range
+    strategies = args.strategies.split(",")
+    # Real runs first, every case (the first recording, the demo's, also calibrates the environment's timing).
+    cases = []
     for name, recording in recordings(args.traces_dir):
         if args.only and name not in args.only.split(","):
             continue
-        if target_mean_bps is None:  # the demo's recording at the demo's scale sets the rate range
-            target_mean_bps = DEMO["link_scale"] / reality.scale_to_mean("norway_car_3", 1.0)
         scale = DEMO["link_scale"] if name == "norway_car_3" else reality.scale_to_mean(recording, target_mean_bps)
         scenario = replace(base, link_scale=scale, recordings=[Path(recording)])
-        env = Environment(scenario)
-        for strategy in args.strategies.split(","):
-            flags = STRATEGIES[strategy]
-            virtual = [reality.virtual_run(scenario, recording, flags, args.tasks, seed=seed, environment=env)
-                       for seed in range(args.seeds)]
-            reals = [reality.real_run(scenario, recording, flags, args.tasks, args.speedup, workdir)
+        for strategy in strategies:
+            reals = [reality.real_run(scenario, recording, STRATEGIES[strategy], args.tasks, args.speedup, workdir)
                      for _ in range(args.runs)]
+            cases.append((name, recording, scale, scenario, strategy, reals))
+            print("real %s %s: SR %s" % (name, strategy, [r["sr"] for r in reals]), file=sys.stderr, flush=True)
+    calibration_cases = [c for c in cases if c[0] == cases[0][0]]
+    calibration = reality.calibrate([Path(r["traces"]) for c in calibration_cases for r in c[5]],
+                                    calibration_cases[0][3], calibration_cases[0][1])
+    rows = []
+    for name, recording, scale, scenario, strategy, reals in cases:
+        for timing, timed in (("default", scenario), ("calibrated", reality.calibrated(scenario, calibration))):
+            env = Environment(timed)
+            virtual = [reality.virtual_run(timed, recording, STRATEGIES[strategy], args.tasks, seed=seed,
+                                           environment=env) for seed in range(args.seeds)]
             row = reality.compare(reals, virtual)
-            row.update({"recording": name, "link_scale": round(scale, 5), "strategy": strategy})
+            row.update({"recording": name, "link_scale": round(scale, 5), "strategy": strategy, "timing": timing,
+                        "calibration_case": name == cases[0][0]})
             rows.append(row)
-            print(json.dumps({k: row[k] for k in ("recording", "strategy", "real", "environment", "gap", "within")}),
-                  file=sys.stderr, flush=True)
+            print(json.dumps({k: row[k] for k in ("recording", "strategy", "timing", "real", "environment", "gap",
+                                                  "within")}), file=sys.stderr, flush=True)
     report = {"bench": "environment_reality", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": "%s, %s, python %s" % (platform.node(), platform.processor() or platform.machine(),
                                                platform.python_version()),
               "command": " ".join(["bench/environment_reality.py"] + sys.argv[1:]),
-              "tasks": args.tasks, "speedup": args.speedup, "runs": args.runs, "seeds": args.seeds, "tolerances": reality.TOLERANCES,
-              "cases": rows, "summary": reality.summarise(rows),
-              "mean_abs_gap": {k: float(np.mean([abs(r["gap"][k]) for r in rows])) for k in reality.TOLERANCES},
+              "tasks": args.tasks, "speedup": args.speedup, "runs": args.runs, "seeds": args.seeds,
+              "tolerances": reality.TOLERANCES,
+              "calibration": {k: v for k, v in calibration.items() if not k.endswith("excess_s")},
+              "cases": rows,
+              "summary": {timing: dict(reality.summarise([r for r in rows if r["timing"] == timing]),
+                                       mean_abs_gap={k: float(np.mean([abs(r["gap"][k]) for r in rows
+                                                                       if r["timing"] == timing]))
+                                                     for k in reality.TOLERANCES})
+                          for timing in ("default", "calibrated")},
               "wall_s": round(time.time() - started, 1)}
     print(json.dumps(report, indent=1))
     return 0

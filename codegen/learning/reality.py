@@ -53,10 +53,11 @@ def heldout_files(directory: Path, tasks: int):
     from edgesplit.runtime.default_bundle import load_heldout
 
     images, labels = load_heldout()
-    reps = int(np.ceil(tasks / float(len(labels))))
+    count = max(tasks, len(labels))  # all of them at least: the environment profiles the exits on these images
+    reps = int(np.ceil(count / float(len(labels))))
     x, y = directory / "heldout_x.npy", directory / "heldout_y.npy"
-    np.save(str(x), np.concatenate([images] * reps)[:tasks])
-    np.save(str(y), np.concatenate([labels] * reps)[:tasks].astype(np.int64))
+    np.save(str(x), np.concatenate([images] * reps)[:count])
+    np.save(str(y), np.concatenate([labels] * reps)[:count].astype(np.int64))
     return x, y
 
 
