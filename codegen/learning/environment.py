@@ -22,7 +22,6 @@ late (its latency includes the wait); the deadline is arrival + latency bound.
 import copy
 import logging
 import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -36,20 +35,14 @@ from edgesplit.runtime.controller.strategies import Action, Strategy
 from edgesplit.runtime.executor.exit_rule import fallback_target, takes_exit
 from edgesplit.runtime.traces import TaskRecord, TraceStore, default_versions
 from edgesplit.runtime.transport import wire
-from edgesplit.runtime.transport.link_estimate import LinkEstimator
 
-from edgesplit.codegen.learning.virtual_link import Direction, LinkSchedule, windows_contain
+from edgesplit.codegen.learning.virtual_client import PROBE_BYTES, PROBE_TIMEOUT_S, VirtualPeerClient
+from edgesplit.codegen.learning.virtual_link import Direction, LinkSchedule
 
 log = logging.getLogger(__name__)
 
 ENVIRONMENT_VERSION = "1"
 EXTRA_FEATURES = ("bandwidth_now_mbps", "bandwidth_min_mbps")
-# The device pipeline's peer-client settings (runtime/device/pipeline.py), in emulated seconds.
-PROBE_BYTES = 4 * 1024
-PROBE_BACKOFF_S = (0.25, 5.0)
-PROBE_TIMEOUT_S = 1.0
-ESTIMATOR_MIN_BANDWIDTH_BYTES = 3000
-ESTIMATOR_STALE_AFTER_S = 1.0
 # Measured by bench/environment_reality.py (reality.calibrate) on the software link and emulated board at
 # speedup 1.5 on the reference workstation; see docs/learning.md.
 SEGMENT_OVERHEAD_S = 0.00013
@@ -249,167 +242,6 @@ def _read(recording: Union[Path, str, Recording], scenario: Scenario) -> Tuple[s
 
     read = read_recording(resolve_recording(str(recording)), scenario.link_format or "auto")
     return Path(str(recording)).name, (np.asarray(read.bps, dtype=float) * scenario.link_scale).tolist(), read.step_s
-
-
-# ---------------------------------------------------------------- the peer client, in virtual time
-
-
-@dataclass
-class _Probe:
-    sent_at: float
-    nbytes: int
-    reply_at: float  # inf: no reply will come
-
-
-class VirtualPeerClient:
-    """``PeerClient``'s link-side behaviour (runtime/transport/client.py) on the virtual link.
-
-    Same rules: a reply refreshes the estimator (except the first on a fresh socket), a timeout marks
-    the peer down and resets the socket (a pending probe is forgotten, its bytes still on the link),
-    while down a plain probe goes out at most every backoff interval (doubling up to 5 s), while up a
-    probe (with a 4 KiB payload once the base RTT is known) whenever the estimate is stale.
-    """
-
-    def __init__(self, up: Direction, down: Direction, peer_down: Sequence[Tuple[float, float]], peer_s: float,
-                 static: StaticModel):
-        self.up = up
-        self.down = down
-        self.peer_down = list(peer_down)
-        self.peer_s = peer_s
-        self.overhead_s = static.scenario.exchange_overhead_s
-        self.jitter_s = static.scenario.exchange_jitter_s
-        self.grace_s = static.scenario.timeout_grace_s
-        self.excess_s = list(static.scenario.exchange_excess_s)
-        self.noise = random.Random(0)
-        self.static = static
-        self.estimator = LinkEstimator(min_bandwidth_bytes=ESTIMATOR_MIN_BANDWIDTH_BYTES,
-                                       stale_after_s=ESTIMATOR_STALE_AFTER_S)
-        self.alive = True
-        self.fresh = True
-        self.backoff = PROBE_BACKOFF_S[0]
-        self.next_probe_at = 0.0
-        self.pending = None  # type: Optional[_Probe]
-        self.busy_until = -math.inf  # inside a blocking offload: no upkeep happens before this
-        self.last_t = -math.inf  # upkeep has run up to here
-        self.probes = 0
-
-    # -------------------------------------------------------- exchanges
-
-    def _exchange(self, t: float, request_bytes: int, reply_bytes: int, service_s: float) -> float:
-        arrive = self.up.send(t, request_bytes)
-        if windows_contain(self.peer_down, arrive):
-            return math.inf
-        if len(self.excess_s):
-            extra = self.noise.choice(self.excess_s)
-        else:
-            extra = self.overhead_s + (self.noise.expovariate(1.0 / self.jitter_s) if self.jitter_s > 0 else 0.0)
-        return self.down.send(arrive + service_s, reply_bytes) + extra
-
-    def _answered(self, sent: int, received: int, round_trip: float, service_s: float, now: float) -> None:
-        if self.fresh:
-            self.fresh = False
-        else:
-            self.estimator.observe(sent + received, max(0.0, round_trip - service_s), now)
-        self._mark_up()
-
-    def _mark_down(self, now: float) -> None:
-        if self.alive:
-            self.backoff = PROBE_BACKOFF_S[0]
-        else:
-            self.backoff = min(self.backoff * 2.0, PROBE_BACKOFF_S[1])
-        self.alive = False
-        self.next_probe_at = now + self.backoff
-
-    def _mark_up(self) -> None:
-        self.alive = True
-        self.backoff = PROBE_BACKOFF_S[0]
-
-    def _reset(self) -> None:
-        self.pending = None
-        self.fresh = True
-
-    def _send_probe(self, payload: int, now: float) -> None:
-        sent = self.static.probe_request_bytes[payload]
-        self.pending = _Probe(now, sent, self._exchange(now, sent, self.static.probe_reply_bytes, 0.0))
-        self.probes += 1
-
-    def _probe_reply(self) -> None:
-        p = self.pending
-        self.pending = None
-        self._answered(p.nbytes, self.static.probe_reply_bytes, p.reply_at - p.sent_at, 0.0, p.reply_at)
-
-    def start(self, t: float) -> None:
-        """The pipeline's first probes, plain then with a payload, at set-up (``t``, before the first task)."""
-        for payload in (0, PROBE_BYTES):
-            sent = self.static.probe_request_bytes[payload]
-            reply_at = self._exchange(t, sent, self.static.probe_reply_bytes, 0.0)
-            if not math.isfinite(reply_at) or reply_at - t > 1.0:
-                self._mark_down(t + 1.0)
-                self._reset()
-                return
-            self._answered(sent, self.static.probe_reply_bytes, reply_at - t, 0.0, reply_at)
-            t = reply_at
-
-    def advance(self, t: float) -> None:
-        """``maybe_probe`` called continuously up to ``t`` (the device calls it every few ms while idle or computing)."""
-        self._advance(t)
-        self.last_t = max(self.last_t, t)
-
-    def _advance(self, t: float) -> None:
-        while True:
-            floor = max(self.busy_until, self.last_t)
-            p = self.pending
-            if p is not None:
-                event = max(min(p.reply_at, p.sent_at + PROBE_TIMEOUT_S), floor)
-                if event > t:
-                    return
-                self.last_t = event
-                if p.reply_at <= event:
-                    self._probe_reply()
-                else:
-                    self._mark_down(event)
-                    self._reset()
-                continue
-            if not self.alive:
-                event = max(self.next_probe_at, floor)
-                if event > t:
-                    return
-                self.last_t = event
-                self._send_probe(0, event)
-                continue
-            age = self.estimator.snapshot(t).age_s
-            stale_at = -math.inf if age is None else t - age + ESTIMATOR_STALE_AFTER_S
-            event = max(stale_at, floor)
-            if event == -math.inf:
-                event = t
-            if event > t:
-                return
-            self.last_t = event
-            self._send_probe(PROBE_BYTES if self.estimator.base_rtt_s is not None else 0, event)
-
-    def offload(self, now: float, cut: int, remaining_s: float) -> Tuple[bool, float, int]:
-        """One request at ``cut``, waiting at most ``remaining_s``: (answered, time it returns, bytes sent)."""
-        if not remaining_s > 0.0:
-            return False, now, 0  # PeerClient: "no time left before the deadline", nothing sent
-        sent = self.static.request_bytes[cut]
-        reply_at = self._exchange(now, sent, self.static.reply_bytes, self.peer_s)
-        until = now + remaining_s
-        p = self.pending
-        if p is not None and p.reply_at <= min(reply_at, until):
-            self._probe_reply()  # collected while waiting (PeerClient._receive)
-        grace = self.noise.uniform(0.0, self.grace_s) if self.grace_s > 0 else 0.0
-        if reply_at <= until + grace:
-            self._answered(sent, self.static.reply_bytes, reply_at - now, self.peer_s, reply_at)
-            self.busy_until = reply_at
-            return True, reply_at, sent
-        self._mark_down(until)
-        self._reset()
-        self.estimator.observe_unanswered(sent, remaining_s, until)
-        self.busy_until = until
-        return False, until, sent
-
-    def bandwidth_bps(self) -> Optional[float]:
-        return self.estimator.snapshot(0.0).bandwidth_bps
 
 
 # ---------------------------------------------------------------- the environment
