@@ -23,7 +23,6 @@ import json
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +90,8 @@ def main() -> int:
                   workload_scale=args.workload_scale, latency_bound_s=0.1, period_s=0.1, episode_tasks=500)
     if args.energy_bound is None:
         probe = Environment(Scenario(recordings=[train_wave], **common), seed=0)
-        args.energy_bound = round(args.energy_fraction * probe.static.board.energy_mj(sum(probe.static.cost.main_s), 0.0), 1)
+        local_mj = probe.static.board.energy_mj(sum(probe.static.cost.main_s), 0.0)
+        args.energy_bound = round(args.energy_fraction * local_mj, 1)
     common["energy_bound"] = args.energy_bound
     env = Environment(Scenario(recordings=[train_wave], **common), seed=0)
     test = Environment(Scenario(recordings=[heldout_wave], **common), seed=0)
@@ -106,7 +106,8 @@ def main() -> int:
     eval_seeds = range(100, 100 + args.eval_runs)
     for strategy in baselines:
         eps = [test.run(strategy, seed=k, start_s=0.0) for k in eval_seeds]
-        results[strategy.name] = {"sr": summarise([e.sr for e in eps]), "accuracy": summarise([e.accuracy for e in eps]),
+        results[strategy.name] = {"sr": summarise([e.sr for e in eps]),
+                                  "accuracy": summarise([e.accuracy for e in eps]),
                                   "mean_latency_ms": summarise([e.mean_latency_ms for e in eps])}
     runs = []
     for seed in args.seeds:
@@ -125,7 +126,8 @@ def main() -> int:
                                          minlength=env.n_cuts).tolist()}
         if args.ablation:
             base = [greedy_episode(test, result.agent, FEATURES, k) for k in eval_seeds]
-            extra_params = Args(seed=seed, epochs=args.epochs, **overrides, features=tuple(FEATURES) + tuple(EXTRA_FEATURES))
+            extra_params = Args(seed=seed, epochs=args.epochs, **overrides,
+                                features=tuple(FEATURES) + tuple(EXTRA_FEATURES))
             extra = train(env, extra_params)
             ext = [greedy_episode(test, extra.agent, extra_params.features, k) for k in eval_seeds]
             row["ablation"] = {"features": {"sr": float(np.mean([i["sr"] for i in base])),
@@ -141,11 +143,13 @@ def main() -> int:
         "benchmark": "ddpg_fig9", "python": platform.python_version(), "torch": torch.__version__,
         "setting": {"board": args.board, "emulated": True, "energy": "emulated energy (mJ): the TX2 emulation has no "
                     "DVFS, so no GPU-frequency proxy", "workload_scale": args.workload_scale,
-                    "link_scale": args.link_scale, "energy_bound_mj": args.energy_bound, "energy_fraction": args.energy_fraction, "latency_bound_s": 0.1,
+                    "link_scale": args.link_scale, "energy_bound_mj": args.energy_bound,
+                    "energy_fraction": args.energy_fraction, "latency_bound_s": 0.1,
                     "rtt_s": env.scenario.rtt_s, "segment_ms": [round(1e3 * s, 2) for s in cost.main_s],
                     "cut_bytes": list(cost.cut_bytes), "train_recording": str(train_wave),
                     "heldout_recording": str(heldout_wave), "neurosurgeon_cut": neuro_cut,
-                    "epochs": args.epochs, "seeds": args.seeds, "args_overrides": overrides, "eval_seeds": list(eval_seeds),
+                    "epochs": args.epochs, "seeds": args.seeds, "args_overrides": overrides,
+                    "eval_seeds": list(eval_seeds),
                     "episode_tasks": 500},
         "baselines": results, "ddpg": ddpg, "runs": runs,
         "sr_ratio_ddpg_over_neurosurgeon": round(ddpg["sr"]["mean"] / max(1e-9, neuro["sr"]["mean"]), 3),

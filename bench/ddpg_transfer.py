@@ -91,7 +91,8 @@ def main() -> int:
     for name in curves:
         sr = np.array([c[0] for c in curves[name]])
         acc = np.array([c[1] for c in curves[name]])
-        summary[name] = {"cumulative_sr": {"mean": round(float(sr[:, -1].mean()), 4), "std": round(float(sr[:, -1].std()), 4)},
+        summary[name] = {"cumulative_sr": {"mean": round(float(sr[:, -1].mean()), 4),
+                                           "std": round(float(sr[:, -1].std()), 4)},
                          "cumulative_accuracy": {"mean": round(float(acc[:, -1].mean()), 4),
                                                  "std": round(float(acc[:, -1].std()), 4)}}
     if args.plot:

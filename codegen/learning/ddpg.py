@@ -23,7 +23,6 @@ and folds them into the first layer, so the board reproduces the normalisation e
 """
 import copy
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -74,7 +73,8 @@ class Args:
     pretrain_updates: int = 1000
     """with transitions from trace databases: gradient steps on them alone before the first epoch"""
     warmup_with_traces: bool = False
-    """with transitions from trace databases, still take the random warm-up (default: start from the pretrained actor)"""
+    """with transitions from trace databases, still take the random warm-up (default: start from the pretrained
+    actor)"""
     ou_theta: float = 0.15
     """Ornstein-Uhlenbeck mean reversion"""
     ou_sigma: float = 0.3
@@ -397,6 +397,8 @@ def train(env, args: Args, offline: Optional[Transitions] = None,
             on_epoch(epoch, log_)
     if warmup >= args.epochs and warmup > 0:  # a run shorter than the warm-up still gets a normalisation
         agent.set_normalisation(*fit_normalisation(np.array(warm_states)))
+    log.info("ddpg: %d epochs, %d tasks, %d episodes, %d updates in %.1f s", args.epochs, total_tasks, episodes,
+             agent.updates, time.perf_counter() - started)
     transitions = Transitions(np.array(logged["state"]).reshape(-1, len(args.features)),
                               np.array(logged["action"]).reshape(-1, codec.size), np.array(logged["reward"]),
                               np.array(logged["next_state"]).reshape(-1, len(args.features)))

@@ -95,9 +95,9 @@ def read_transitions(paths: Sequence[Path], bundle_hash: str, features: Sequence
         except TraceError as exc:
             raise TraceMismatchError(str(exc)) from None
         if not found:
-            raise TraceMismatchError("%s: no transitions (state, action, reward, next state) in any run: the controller "
-                                     "logs one per action interval; was it written with --traces by a run that "
-                                     "finished at least one interval?" % path)
+            raise TraceMismatchError("%s: no transitions (state, action, reward, next state) in any run: the "
+                                     "controller logs one per action interval; was it written with --traces by a "
+                                     "run that finished at least one interval?" % path)
         for part in parts:
             if not part.source:
                 part.source.append(str(path))
@@ -122,7 +122,7 @@ def write_transitions(db: Path, logged: Transitions, codec: ActionCodec, bundle_
                                  config=dict(config, state_features=list(features), energy_unit=energy_unit))
         for i in range(len(logged.reward)):
             store.log_transition(TransitionRecord(
-                step=i, time_s=float(i), state=logged.state[i].tolist(), action=codec.decode(logged.action[i]).to_dict(),
-                reward=float(logged.reward[i]), next_state=logged.next_state[i].tolist(), policy_id="training",
-                run_id=run_id))
+                step=i, time_s=float(i), state=logged.state[i].tolist(),
+                action=codec.decode(logged.action[i]).to_dict(), reward=float(logged.reward[i]),
+                next_state=logged.next_state[i].tolist(), policy_id="training", run_id=run_id))
     return run_id

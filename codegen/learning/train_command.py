@@ -12,7 +12,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -205,6 +205,7 @@ def run(args) -> int:
     if args.from_traces:
         offline = read_transitions(args.from_traces, bundle.hash, params.features, ENERGY_UNIT,
                                    ActionCodec(env.n_exits, env.n_cuts, params.max_interval))
+        log.info("%d transitions from %s go in the replay buffer", len(offline.reward), ", ".join(args.from_traces))
     bar = tqdm(total=args.epochs, desc="training %s" % args.algo, unit="epoch", disable=args.no_progress,
                leave=False, file=sys.stderr)
 
