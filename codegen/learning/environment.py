@@ -32,6 +32,7 @@ from edgesplit.runtime.controller.controller import Controller
 from edgesplit.runtime.controller.reward import Bounds, TaskOutcome
 from edgesplit.runtime.controller.state import DEFAULT_Q, FEATURES
 from edgesplit.runtime.controller.strategies import Action, Strategy
+from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.exit_rule import fallback_target, takes_exit
 from edgesplit.runtime.traces import TaskRecord, TraceStore, default_versions
 from edgesplit.runtime.transport import wire
@@ -153,6 +154,7 @@ class StaticModel:
     """Everything that does not change during an episode; shared by an environment and its clones."""
 
     def __init__(self, scenario: Scenario):
+        check_scenario(scenario)
         from edgesplit.codegen.policy_build import check_profiling_images, cost_model, exit_stats
         from edgesplit.runtime.bundle.store import load_bundle
         from edgesplit.runtime.emulation.board import load_emulated_board
@@ -208,6 +210,34 @@ class StaticModel:
         self.correct = self.stats.correct.tolist()
         self.n_images = len(self.entropies)
         self.labels = [int(v) for v in labels]
+
+
+def check_scenario(scenario: Scenario) -> None:
+    """Refuse a scenario the environment cannot run, naming the field and what it needs."""
+    positive = ("period_s", "recording_speed", "link_scale", "latency_bound_s", "workload_scale")
+    non_negative = ("rtt_s", "peer_s", "setup_margin_s", "segment_overhead_s", "task_overhead_s",
+                    "exchange_overhead_s", "reply_overhead_s", "timeout_grace_s", "exchange_jitter_s",
+                    "segment_hiccup_s")
+    problems = ["%s must be > 0, got %r" % (k, getattr(scenario, k)) for k in positive
+                if not getattr(scenario, k) > 0]
+    problems += ["%s must be >= 0, got %r" % (k, getattr(scenario, k)) for k in non_negative
+                 if not getattr(scenario, k) >= 0]
+    for k in ("episode_tasks", "q", "max_interval"):
+        if not (isinstance(getattr(scenario, k), int) and getattr(scenario, k) >= 1):
+            problems.append("%s must be an integer >= 1, got %r" % (k, getattr(scenario, k)))
+    if not 0.0 <= scenario.segment_hiccup_p <= 1.0:
+        problems.append("segment_hiccup_p must be in [0, 1], got %r" % scenario.segment_hiccup_p)
+    if scenario.draw not in ("random", "sequential"):
+        problems.append("draw must be 'random' or 'sequential', got %r" % (scenario.draw,))
+    if scenario.energy_bound is not None and not scenario.energy_bound > 0:
+        problems.append("energy_bound must be > 0 (None: no bound), got %r" % scenario.energy_bound)
+    if not scenario.recordings:
+        problems.append("recordings is empty: give at least one bandwidth recording (file or Recording)")
+    for i, window in enumerate(scenario.peer_down):
+        if len(window) != 2 or not window[0] < window[1]:
+            problems.append("peer_down[%d] must be (start_s, end_s) with start < end, got %r" % (i, window))
+    if problems:
+        raise InputError("scenario: " + "; ".join(problems))
 
 
 def _profiling_set(scenario: Scenario):
@@ -325,6 +355,7 @@ class Environment:
         self._seen = set()  # segments the device loop has timed (its fallback estimates start empty)
         self._rewards = []  # type: List[float]
         self._totals = (0, 0, 0.0, 0)  # tasks met, correct, latency sum, fallbacks
+        self._checked = None  # the last action checked (a strategy's action is checked once per decision)
         self._rows = {k: [] for k in ("latency_s", "correct", "exit", "cut", "offloaded", "fallback", "energy",
                                       "bandwidth_bps", "estimate_bps", "time_s", "met", "transfer_s")}
         return self._state_now()
@@ -354,13 +385,26 @@ class Environment:
             raise RuntimeError("the episode is over: call reset()")
         if self.controller.strategy is not self._injected:
             raise RuntimeError("this episode was started by run(): call reset() before step()")
+        self.check_action(action)
         self._injected.next_action = action
-        for _ in range(max(1, int(action.interval))):
+        for _ in range(action.interval):
             self._one_task()
             if self.done:
                 break
         state = self._close()
         return Step(state, self._rewards[-1], self.done, self._info())
+
+    def check_action(self, action: Action) -> None:
+        """Refuse an action this bundle cannot take, naming the field."""
+        problems = []
+        if len(action.thresholds) != self.n_exits:
+            problems.append("%d thresholds for %d early exits" % (len(action.thresholds), self.n_exits))
+        if not (isinstance(action.cut, (int, np.integer)) and 0 <= action.cut < self.n_cuts):
+            problems.append("cut %r is not one of 0..%d" % (action.cut, self.n_cuts - 1))
+        if not (isinstance(action.interval, (int, np.integer)) and action.interval >= 1):
+            problems.append("interval %r is not an integer >= 1" % (action.interval,))
+        if problems:
+            raise InputError("action %s: %s" % (action, "; ".join(problems)))
 
     def _close(self) -> Dict[str, float]:
         """Close the interval with the link and peer state the next decision will see (the controller does
@@ -426,6 +470,9 @@ class Environment:
         alive = peer.alive
         bandwidth = peer.bandwidth_bps()
         action = self.controller.action(alive, bandwidth, i)
+        if action is not self._checked:
+            self.check_action(action)
+            self._checked = action
         image = i % s.n_images if self.scenario.draw == "sequential" else int(self.rng.randint(s.n_images))
         entropies = s.entropies[image]
         thresholds = action.thresholds

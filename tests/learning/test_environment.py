@@ -133,3 +133,18 @@ def test_run_logs_tasks_and_transitions_in_the_boards_schema(profiling_files, tm
     assert summary["rows"]["tasks"] == episode.tasks == 200
     assert summary["rows"]["transitions"] == len(env.controller.decisions) > 0
     assert summary["fallback_tasks"] == episode.fallbacks
+
+
+def test_a_bad_scenario_or_action_is_refused_naming_the_field(profiling_files):
+    from edgesplit.runtime.errors import InputError
+
+    with pytest.raises(InputError, match=r"period_s must be > 0.*peer_down\[0\]"):
+        Environment(scenario(profiling_files, period_s=0.0, peer_down=[(5.0, 2.0)]))
+    env = Environment(scenario(profiling_files))
+    env.reset(seed=0)
+    with pytest.raises(InputError, match=r"3 thresholds for 2 early exits; cut 7 is not one of 0\.\.3"):
+        env.step(Action((0.1, 0.1, 0.1), 7, 1))
+    with pytest.raises(InputError, match="interval 0"):
+        env.step(Action((0.1, 0.1), 1, 0))
+    with pytest.raises(InputError, match="cut 9"):
+        env.run(fixed("bad", 9, [0.1, 0.1]))
