@@ -414,6 +414,8 @@ class Environment:
         self._now = t
         self.controller.finish(self.peer.alive, self.peer.bandwidth_bps())
         self._rewards.append(float(self.controller.decisions[-1].get("reward", 0.0)))
+        if self.controller.strategy is self._injected:
+            del self.controller.decisions[:-1]  # step() keeps its own rewards; a clone then copies little
         return self._state_now()
 
     def _info(self) -> Dict[str, Any]:
@@ -425,9 +427,18 @@ class Environment:
     def clone(self) -> "Environment":
         """A copy of the dynamic state (the profiled statistics are shared)."""
         other = copy.copy(self)
-        memo = {id(self.static): self.static, id(self.scenario): self.scenario}
-        for name in ("rng", "peer", "controller", "_injected", "_seen", "_rewards", "_rows", "schedule"):
+        # Shared, not copied: what no episode changes (profiles, the link's schedule, a run's strategy) and the
+        # trace store (a clone logs nothing).
+        memo = {id(self.static): self.static, id(self.scenario): self.scenario, id(self.schedule): self.schedule}
+        if self.store is not None:
+            memo[id(self.store)] = None
+        if self.controller.strategy is not self._injected:
+            memo[id(self.controller.strategy)] = self.controller.strategy
+        for name in ("rng", "peer", "controller", "_injected"):
             setattr(other, name, copy.deepcopy(getattr(self, name), memo))
+        other._seen = set(self._seen)
+        other._rewards = list(self._rewards)
+        other._rows = {k: list(v) for k, v in self._rows.items()}
         other.store = None
         other.controller.store = None
         other.controller.clock = lambda: other._now
