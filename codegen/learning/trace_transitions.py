@@ -47,6 +47,10 @@ def _check_run(path: Path, run: Dict[str, Any], bundle_hash: str, features: Sequ
         raise TraceMismatchError("%s logged the state features %s; training needs %s (missing: %s)"
                                  % (where, list(logged), list(features), ", ".join(missing)))
     unit = run["config"].get("energy_unit")
+    if unit is None:
+        raise TraceMismatchError("%s records no energy unit (a run on a host without an energy reading, no --board): "
+                                 "its energy_mean states mean nothing to the training environment (%s); use traces "
+                                 "of an emulated board (run --board NAME)" % (where, energy_unit))
     if unit != energy_unit:
         raise TraceMismatchError("%s logged energy in %s, the training environment measures it in %s: its "
                                  "energy_mean states are on another scale; use traces of an emulated board (or train "

@@ -128,6 +128,7 @@ def _default_hash():
     (lambda p: _foreign_db(p, bundle_hash=_default_hash(), features=("latency_mean_s", "energy_mean")),
      "missing: bandwidth_mbps, peer_alive"),
     (lambda p: _foreign_db(p, bundle_hash=_default_hash(), energy_unit="MHz"), "energy in MHz"),
+    (lambda p: _foreign_db(p, bundle_hash=_default_hash(), energy_unit=None), "records no energy unit"),
     (lambda p: p.write_bytes(b"not a database at all\n") and p, "not an SQLite database"),
     (lambda p: TraceStore(str(p)).close() or p, "no transitions"),
 ])
