@@ -1,15 +1,17 @@
-"""The environment against real processes: SR, accuracy and mean latency per recording, strategy and run.
+"""The environment against real processes: SR, accuracy, mean latency, offload and fallback shares per case.
 
-For every recording (the two shipped ones and, where ../shared/traces exists, real traces from it, each
-scaled to the demo's mean rate) and strategy (the demo's frozen policy; remote-only, which lives on
-the link), run ``edgesplit peer`` + ``edgesplit run --board jetson_nano_cpu --link REC`` (real
-processes, the software link, the emulated board at --speedup) --runs times, and the same scenario
-through ``Environment.run`` (same images in the same order) with --seeds seeds of its timing noise,
-twice: with the environment's default timing figures, and with its timing calibrated
-(``reality.calibrate``) on the first recording's real runs only. Prints JSON: per case the mean figures
-of both, the gap (environment - real), whether it is within ``reality.TOLERANCES``, and a summary.
+For every recording (the two shipped ones and, where the traces directory exists, real traces from it,
+each scaled to the demo's mean rate) and strategy (the demo's frozen policy; remote-only, which lives on
+the link), run ``edgesplit peer`` + ``edgesplit run --board jetson_nano_cpu --link REC`` (real processes,
+the software link, the emulated board at --speedup) --runs times, and the same scenario through
+``Environment.run`` (same images in the same order) with --seeds seeds of its timing noise, three times:
+with the environment's default timing figures, with its timing calibrated (``reality.calibrate``) on the
+first recording's real runs only, and (for comparison) with each recording's own runs' timing. Prints
+JSON: per case the mean figures of both, the gaps (environment - real), whether each is within
+``reality.TOLERANCES``, and a summary per timing. ``--reuse DIR`` compares with an earlier run's real
+trace databases instead of running new ones.
 
-    .venv/bin/python bench/environment_reality.py --tasks 500 --runs 2 > bench/results/environment_reality.json
+    .venv/bin/python bench/environment_reality.py --tasks 500 --runs 2 --traces-dir ../shared/traces
 """
 import argparse
 import json
@@ -51,9 +53,11 @@ def main() -> int:
                         help="the shared bandwidth traces (default: ../shared/traces beside the repository); "
                              "a missing directory means only the shipped recordings")
     parser.add_argument("--only", help="comma-separated recording names")
+    parser.add_argument("--reuse", type=Path, help="a previous run's directory (its trace databases, in case order): "
+                                                  "compare the environment with those real runs instead of new ones")
     args = parser.parse_args()
     started = time.time()
-    workdir = reality.temporary_workdir()
+    workdir = args.reuse or reality.temporary_workdir()
     base = reality.reality_scenario(demo_scenario(), workdir, args.tasks)
     target_mean_bps = DEMO["link_scale"] / reality.scale_to_mean("norway_car_3", 1.0)  # the demo's rate range
     strategies = args.strategies.split(",")
@@ -65,8 +69,12 @@ def main() -> int:
         scale = DEMO["link_scale"] if name == "norway_car_3" else reality.scale_to_mean(recording, target_mean_bps)
         scenario = replace(base, link_scale=scale, recordings=[Path(recording)])
         for strategy in strategies:
-            reals = [reality.real_run(scenario, recording, STRATEGIES[strategy], args.tasks, args.speedup, workdir)
-                     for _ in range(args.runs)]
+            if args.reuse:
+                reals = [reality.summary_from_traces(workdir / ("real_%d.db" % (len(cases) * args.runs + run)), scenario)
+                         for run in range(args.runs)]
+            else:
+                reals = [reality.real_run(scenario, recording, STRATEGIES[strategy], args.tasks, args.speedup, workdir)
+                         for _ in range(args.runs)]
             cases.append((name, recording, scale, scenario, strategy, reals))
             print("real %s %s: SR %s" % (name, strategy, [r["sr"] for r in reals]), file=sys.stderr, flush=True)
     calibration_cases = [c for c in cases if c[0] == cases[0][0]]
@@ -74,7 +82,10 @@ def main() -> int:
                                     calibration_cases[0][3], calibration_cases[0][1])
     rows = []
     for name, recording, scale, scenario, strategy, reals in cases:
-        for timing, timed in (("default", scenario), ("calibrated", reality.calibrated(scenario, calibration))):
+        # In sample: timing measured on this recording's own real runs (both strategies), for comparison.
+        own = reality.calibrate([Path(r["traces"]) for c in cases if c[0] == name for r in c[5]], scenario, recording)
+        for timing, timed in (("default", scenario), ("calibrated", reality.calibrated(scenario, calibration)),
+                              ("in-sample", reality.calibrated(scenario, own))):
             env = Environment(timed)
             virtual = [reality.virtual_run(timed, recording, STRATEGIES[strategy], args.tasks, seed=seed,
                                            environment=env) for seed in range(args.seeds)]
@@ -96,7 +107,7 @@ def main() -> int:
                                        mean_abs_gap={k: float(np.mean([abs(r["gap"][k]) for r in rows
                                                                        if r["timing"] == timing]))
                                                      for k in reality.TOLERANCES})
-                          for timing in ("default", "calibrated")},
+                          for timing in ("default", "calibrated", "in-sample")},
               "wall_s": round(time.time() - started, 1)}
     print(json.dumps(report, indent=1))
     return 0

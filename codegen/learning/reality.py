@@ -21,8 +21,11 @@ import numpy as np
 
 from edgesplit.codegen.learning.environment import Environment, Episode, Scenario
 
-# SR and accuracy in points (fractions here); mean latency relative to the real run's.
-TOLERANCES = {"sr": 0.05, "accuracy": 0.02, "mean_latency_rel": 0.15}
+# SR, accuracy and the shares of tasks offloaded and fallen back in points (fractions here); mean latency
+# relative to the real run's. The shares say whether the environment decided and failed as the real run did
+# (an environment can match SR with other decisions).
+TOLERANCES = {"sr": 0.05, "accuracy": 0.02, "mean_latency_rel": 0.15, "offloaded_share": 0.05,
+              "fallback_share": 0.05}
 STRATEGY_FLAGS = ("policy", "cut", "thresholds", "no_exits")
 
 
@@ -102,12 +105,13 @@ def virtual_run(scenario: Scenario, recording: str, flags: Dict[str, Any], tasks
     return env.run(strategy_from_flags(flags, env.static.bundle), seed=seed)
 
 
-FIGURES = ("sr", "accuracy", "mean_latency_ms", "fallbacks", "offloaded")
+FIGURES = ("sr", "accuracy", "mean_latency_ms", "fallbacks", "offloaded", "tasks")
 
 
 def _figures(episode: Episode) -> Dict[str, float]:
     return {"sr": episode.sr, "accuracy": episode.accuracy, "mean_latency_ms": episode.mean_latency_ms,
-            "fallbacks": episode.fallbacks, "offloaded": int(episode.per_task["offloaded"].sum())}
+            "fallbacks": episode.fallbacks, "offloaded": int(episode.per_task["offloaded"].sum()),
+            "tasks": episode.tasks}
 
 
 def compare(reals: Sequence[Dict[str, Any]], virtuals: Sequence[Episode]) -> Dict[str, Any]:
@@ -116,7 +120,9 @@ def compare(reals: Sequence[Dict[str, Any]], virtuals: Sequence[Episode]) -> Dic
     real = {k: float(np.mean([r[k] for r in reals])) for k in FIGURES}
     virtual = {k: float(np.mean([_figures(v)[k] for v in virtuals])) for k in FIGURES}
     gaps = {"sr": virtual["sr"] - real["sr"], "accuracy": virtual["accuracy"] - real["accuracy"],
-            "mean_latency_rel": (virtual["mean_latency_ms"] - real["mean_latency_ms"]) / real["mean_latency_ms"]}
+            "mean_latency_rel": (virtual["mean_latency_ms"] - real["mean_latency_ms"]) / real["mean_latency_ms"],
+            "offloaded_share": virtual["offloaded"] / virtual["tasks"] - real["offloaded"] / real["tasks"],
+            "fallback_share": virtual["fallbacks"] / virtual["tasks"] - real["fallbacks"] / real["tasks"]}
     return {"real": real, "environment": virtual, "real_runs": len(reals), "environment_seeds": len(virtuals),
             "real_sr_each": [r["sr"] for r in reals], "environment_sr_each": [v.sr for v in virtuals],
             "gap": gaps, "within": {k: abs(v) <= TOLERANCES[k] for k, v in gaps.items()}}
@@ -161,10 +167,12 @@ def calibrate(trace_dbs: Sequence[Path], scenario: Scenario, recording: str) -> 
     latency - segment time over tasks that ran on the device without waiting for an earlier one. Exchange excess:
     measured - modelled transfer time of the offloaded tasks (that did not wait), the model being the link's
     serialisation of the request and the reply at the recording's rates plus the base RTT;
-    ``exchange_overhead_s`` is its 5th percentile and ``exchange_jitter_s`` the mean above that. Answered
-    offloads only: a transfer too slow for its deadline left no sample, so the tail is under-sampled.
+    ``exchange_overhead_s`` is its 5th percentile and ``exchange_jitter_s`` the mean of an exponential above
+    that, fitted by maximum likelihood with the unanswered requests as right-censored samples (their excess
+    was at least the time they had left).
     ``reply_overhead_s``: median of an answered offload's latency - transfer - segment time, less
-    ``task_overhead_s``.
+    ``task_overhead_s``; ``timeout_grace_s``: the mean of how far past the deadline an answer that was still
+    taken had arrived.
     """
     import sqlite3
 
@@ -176,19 +184,20 @@ def calibrate(trace_dbs: Sequence[Path], scenario: Scenario, recording: str) -> 
     link = LinkSchedule(rates, step_s, scenario.recording_speed)
     modelled = dict(zip(static.main_ids, static.cost.main_s))
     modelled.update(zip(static.head_ids, static.cost.head_s))
-    segment_excess, task_excess, transfer_excess, reply_excess = [], [], [], []
+    segment_excess, task_excess, transfer_excess, reply_excess, answered_latency, censored = [], [], [], [], [], []
+    task_overhead_guess = scenario.task_overhead_s
     tasks = 0
     for trace_db in trace_dbs:
         conn = sqlite3.connect(str(trace_db))
         try:
-            rows = conn.execute("SELECT arrival_s, latency_s, cut, fallback, segment_times, transfer_s FROM tasks "
-                                "ORDER BY task_id").fetchall()
+            rows = conn.execute("SELECT arrival_s, latency_s, cut, fallback, segment_times, transfer_s, bytes_sent "
+                                "FROM tasks ORDER BY task_id").fetchall()
         finally:
             conn.close()
         tasks += len(rows)
         origin = rows[0][0]
         previous_finish = -np.inf
-        for arrival, latency, cut, fallback, segments, transfer in rows:
+        for arrival, latency, cut, fallback, segments, transfer, sent in rows:
             times = json.loads(segments)
             excess = [seconds - modelled[segment] for segment, seconds in times.items() if segment in modelled]
             segment_excess += excess
@@ -201,6 +210,14 @@ def calibrate(trace_dbs: Sequence[Path], scenario: Scenario, recording: str) -> 
                 down = link.serialised_by(up + scenario.peer_s, static.reply_bytes) + scenario.rtt_s / 2.0
                 transfer_excess.append(transfer - (down - sent_at - scenario.peer_s))
                 reply_excess.append(latency - transfer - sum(times.values()))
+                answered_latency.append(latency)
+            if cut is None and fallback and sent and not waited:
+                # Sent and never answered in time: its excess was more than the time it had left (taken as sent
+                # right after arrival, so at cut 0 — exact for remote-only, an underestimate otherwise).
+                sent_at = arrival - origin + task_overhead_guess
+                up = link.serialised_by(sent_at, sent) + scenario.rtt_s / 2.0
+                down = link.serialised_by(up + scenario.peer_s, static.reply_bytes) + scenario.rtt_s / 2.0
+                censored.append(arrival - origin + scenario.latency_bound_s - down)
             previous_finish = arrival + latency
     per_segment = float(np.median(segment_excess)) if segment_excess else 0.0
     task_overhead = float(np.median(task_excess)) if task_excess else None
@@ -211,16 +228,44 @@ def calibrate(trace_dbs: Sequence[Path], scenario: Scenario, recording: str) -> 
            "segment_excess_s": [float(x) for x in segment_excess]}
     if transfer_excess:
         shift = float(np.percentile(transfer_excess, 5))
-        out.update({"exchange_overhead_s": shift, "exchange_jitter_s": float(np.mean(transfer_excess)) - shift,
-                    "reply_overhead_s": float(np.median(reply_excess)) - (task_overhead or 0.0),
+        reply_overhead = float(np.median(reply_excess)) - (task_overhead or 0.0)
+        # How late an answer was still taken: its arrival (finish - handling) past the deadline.
+        late = [x - reply_overhead - (task_overhead or 0.0) - scenario.latency_bound_s for x in answered_latency]
+        late = [x for x in late if x > 0]
+        # The exponential's mean above the shift, by maximum likelihood with the unanswered requests right-censored.
+        jitter = (sum(x - shift for x in transfer_excess) + sum(max(0.0, c - shift) for c in censored)) / len(
+            transfer_excess)
+        out.update({"exchange_overhead_s": shift, "exchange_jitter_s": jitter, "unanswered": len(censored),
+                    "reply_overhead_s": reply_overhead, "timeout_grace_s": float(np.mean(late)) if late else 0.0,
                     "offloads": len(transfer_excess), "exchange_excess_s": [float(x) for x in transfer_excess]})
     return out
 
 
 def calibrated(scenario: Scenario, calibration: Dict[str, Any]) -> Scenario:
     """``scenario`` drawing its timing from what ``calibrate`` measured."""
-    changes = {k: calibration[k] for k in ("task_overhead_s", "reply_overhead_s") if calibration.get(k) is not None}
+    changes = {k: calibration[k] for k in ("task_overhead_s", "reply_overhead_s", "timeout_grace_s")
+               if calibration.get(k) is not None}
     changes["segment_excess_s"] = tuple(calibration["segment_excess_s"])
-    if calibration.get("exchange_excess_s"):
-        changes["exchange_excess_s"] = tuple(calibration["exchange_excess_s"])
+    # Exchanges: the fitted exponential, not the samples (those lack the censored tail).
+    for k in ("exchange_overhead_s", "exchange_jitter_s"):
+        if calibration.get(k) is not None:
+            changes[k] = calibration[k]
     return replace(scenario, **changes)
+
+
+def summary_from_traces(trace_db: Path, scenario: Scenario) -> Dict[str, Any]:
+    """A real run's figures from its trace database (as ``edgesplit run --json`` reports them)."""
+    import sqlite3
+
+    conn = sqlite3.connect(str(trace_db))
+    try:
+        rows = conn.execute("SELECT latency_s, energy, fallback, cut, result, label FROM tasks ORDER BY task_id").fetchall()
+    finally:
+        conn.close()
+    latency = np.array([r[0] for r in rows])
+    energy = np.array([r[1] for r in rows])
+    bound = np.inf if scenario.energy_bound is None else scenario.energy_bound
+    return {"tasks": len(rows), "sr": float(np.mean((latency <= scenario.latency_bound_s) & (energy <= bound))),
+            "accuracy": float(np.mean([r[4] == r[5] for r in rows])), "mean_latency_ms": 1e3 * float(latency.mean()),
+            "fallbacks": int(sum(r[2] for r in rows)), "offloaded": int(sum(r[3] is not None for r in rows)),
+            "traces": str(trace_db)}

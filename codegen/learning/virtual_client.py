@@ -163,7 +163,7 @@ class VirtualPeerClient:
         p = self.pending
         if p is not None and p.reply_at <= min(reply_at, until):
             self._probe_reply()  # collected while waiting (PeerClient._receive)
-        grace = self.noise.uniform(0.0, self.grace_s) if self.grace_s > 0 else 0.0
+        grace = self.noise.expovariate(1.0 / self.grace_s) if self.grace_s > 0 else 0.0
         if reply_at <= until + grace:
             self._answered(sent, self.static.reply_bytes, reply_at - now, self.peer_s, reply_at)
             self.busy_until = reply_at
