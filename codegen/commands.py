@@ -22,3 +22,5 @@ plot = LazyCommand("plot", "edgesplit.codegen.plot_command",
                    "plot one run of a trace database: latency, bandwidth, cut, exit, satisfaction (workstation)")
 add_exits = LazyCommand("add-exits", "edgesplit.codegen.exits.command",
                         "train early exits for any ONNX classifier and write its bundle (workstation)")
+train = LazyCommand("train", "edgesplit.codegen.learning.train_command",
+                    "train an EdgeML policy (DDPG) in the virtual-time environment and freeze it (workstation)")
