@@ -92,7 +92,7 @@ class ServedBoard:
         self.log = workdir / "daemon.log"
         self.config.write_text(daemon_config(setup, peer, policy, self.traces, self.socket))
         self.process = None  # type: Optional[subprocess.Popen]
-        self.command = CLI[2:] + ["serve", "--config", str(self.config)]
+        self.command = ["edgesplit", "serve", "--config", str(self.config)]
 
     def start(self, timeout_s: float = 60.0) -> "ServedBoard":
         self._log = open(str(self.log), "ab")
