@@ -24,3 +24,5 @@ add_exits = LazyCommand("add-exits", "edgesplit.codegen.exits.command",
                         "train early exits for any ONNX classifier and write its bundle (workstation)")
 evaluate = LazyCommand("evaluate", "edgesplit.codegen.learning.evaluate_command",
                        "a trained policy against every baseline and a hindsight oracle on one recording (workstation)")
+train = LazyCommand("train", "edgesplit.codegen.learning.train_command",
+                    "train an EdgeML policy (DDPG) in the virtual-time environment and freeze it (workstation)")

@@ -12,7 +12,7 @@ So N clients can always get ``capacity // N`` requests each waiting, whatever th
 import collections
 import queue
 import threading
-from typing import Any, Deque, Dict, Hashable, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Hashable, List, Optional, Tuple
 
 
 class FairQueue:
@@ -61,6 +61,32 @@ class FairQueue:
         self.length -= 1
         self.nbytes -= nbytes
         return item
+
+    def take(self, accept: Callable[[Any], bool], limit: int) -> List[Any]:
+        """Up to ``limit`` more items, each the oldest of its client, taken round-robin like ``pop`` while
+        ``accept(item)`` says yes (the peer's batches: same cut, room left). A client whose oldest item is
+        not accepted keeps its place and its order."""
+        taken = []  # type: List[Any]
+        progress = True
+        while progress and len(taken) < limit:
+            progress = False
+            for key in list(self._queues):
+                if len(taken) >= limit:
+                    break
+                queue = self._queues[key]
+                item, nbytes = queue[0]
+                if not accept(item):
+                    continue
+                queue.popleft()
+                if queue:
+                    self._queues.move_to_end(key)
+                else:
+                    del self._queues[key]
+                self.length -= 1
+                self.nbytes -= nbytes
+                taken.append(item)
+                progress = True
+        return taken
 
     def _longest(self, exclude: Hashable) -> Optional[Hashable]:
         candidates = [k for k in self._queues if k != exclude]

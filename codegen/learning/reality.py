@@ -7,7 +7,6 @@ workload scale, recording, link scale, base RTT, period, bounds, strategy and im
 same order). ``compare`` puts the satisfaction rate, accuracy and mean latency of both side by side;
 ``TOLERANCES`` are what "agree" means (docs/learning.md, "The environment").
 """
-import argparse
 import json
 import os
 import subprocess
@@ -30,12 +29,11 @@ STRATEGY_FLAGS = ("policy", "cut", "thresholds", "no_exits")
 
 
 def strategy_from_flags(flags: Dict[str, Any], bundle):
-    """The strategy ``edgesplit run`` builds from these flags (its own ``build_strategy``)."""
-    from edgesplit.runtime.commands.run import build_strategy
+    """The strategy ``edgesplit run`` builds from these flags (the same function)."""
+    from edgesplit.runtime.controller.flags import strategy_from_flags as from_flags
 
-    args = argparse.Namespace(policy=flags.get("policy"), cut=flags.get("cut"), thresholds=flags.get("thresholds"),
-                              no_exits=bool(flags.get("no_exits")), board="emulated")
-    return build_strategy(args, bundle)
+    return from_flags(bundle.manifest, policy=flags.get("policy"), cut=flags.get("cut"),
+                      thresholds=flags.get("thresholds"), no_exits=bool(flags.get("no_exits")), emulated_board="emulated")
 
 
 def run_flags(flags: Dict[str, Any]) -> list:

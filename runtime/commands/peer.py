@@ -10,6 +10,7 @@ from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.daemon.sd_notify import SystemdNotifier
+from edgesplit.runtime.peer.batching import BatchPolicy
 from edgesplit.runtime.peer.server import PeerServer
 from edgesplit.runtime.security.curve import describe, is_loopback_endpoint, server_keys
 from edgesplit.runtime.transport import wire
@@ -37,6 +38,14 @@ def register(commands) -> None:
                              "64 MiB); larger frames are cut off by ZeroMQ before allocation")
     parser.add_argument("--max-queue", type=int, default=64,
                         help="requests waiting at most; more are answered 'overloaded' (default %(default)s)")
+    parser.add_argument("--max-batch", type=int, default=1, metavar="ROWS",
+                        help="dynamic batching: requests for the same cut that wait together run as one pass of "
+                             "at most ROWS rows (default %(default)s = off; only where the bundle's batch "
+                             "dimension is dynamic)")
+    parser.add_argument("--batch-window-us", type=int, default=0, metavar="US",
+                        help="with --max-batch: how long the oldest request of a batch may wait for more, in "
+                             "microseconds (default %(default)s = batch only what is already waiting); never "
+                             "past a request's deadline")
     parser.add_argument("--threads", type=int, default=None,
                         help="onnxruntime intra-op threads per segment (default: by segment size)")
     parser.add_argument("--secret-key", metavar="FILE",
@@ -115,11 +124,16 @@ def run_peer(args) -> int:
     if curve is not None and not curve.allowed:
         log.warning("--allowed-keys %s holds no device keys (NAME.key files): every device is refused until "
                     "keys are copied there and the peer restarted", args.allowed_keys)
+    if not 1 <= args.max_batch <= 4096:
+        raise InputError("--max-batch must be 1 (off) to 4096 rows, got %d" % args.max_batch)
+    if not 0 <= args.batch_window_us <= 1000000:
+        raise InputError("--batch-window-us must be 0 to 1000000 microseconds, got %d" % args.batch_window_us)
     bundle = resolve_bundle(args.bundle)
     executor = Executor(bundle, threads=args.threads)
     limits = wire.Limits(max_total_bytes=args.max_bytes)
     server = PeerServer(executor, limits=limits, max_queue=args.max_queue,
-                        max_queued_bytes=max(4 * args.max_bytes, 64 * 1024 * 1024), curve=curve)
+                        max_queued_bytes=max(4 * args.max_bytes, 64 * 1024 * 1024), curve=curve,
+                        batch=BatchPolicy(args.max_batch, args.batch_window_us / 1e6))
     stop = threading.Event()
 
     def request_stop(signum, frame) -> None:
@@ -131,7 +145,8 @@ def run_peer(args) -> int:
     endpoint = server.bind(args.bind)
     log.info("serving bundle %s (%s) on %s", bundle.manifest.name, bundle.hash[:12], endpoint)
     ready = {"event": "ready", "endpoint": endpoint, "bundle": bundle.manifest.name,
-             "bundle_sha256": bundle.hash, "max_bytes": args.max_bytes}
+             "bundle_sha256": bundle.hash, "max_bytes": args.max_bytes, "max_batch": args.max_batch,
+             "batch_window_us": args.batch_window_us}
     if args.json:
         print(json.dumps(ready), flush=True)
     else:

@@ -5,16 +5,16 @@ import time
 
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
-from edgesplit.runtime.controller.strategies import EnergyInput, fixed, load_policy_strategy
+from edgesplit.runtime.controller.flags import strategy_from_flags
 from edgesplit.runtime.device.loop import run_stream
 from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings, StoreSettings, detect_live_board
 from edgesplit.runtime.device.summary import summarize
-from edgesplit.runtime.emulation.board import ENERGY_UNIT, load_emulated_board
+from edgesplit.runtime.emulation.board import load_emulated_board
 from edgesplit.runtime.emulation.link.recording_readers import FORMATS
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
-from edgesplit.runtime.inputs import load_inputs, parse_thresholds
+from edgesplit.runtime.inputs import load_inputs
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
 from edgesplit.runtime.segments.base import check_finite
 from edgesplit.runtime.transport.endpoint import peer_endpoints
@@ -103,23 +103,8 @@ def _labels(path, count):
 
 
 def build_strategy(args, executor_like):
-    manifest = executor_like.manifest
-    n_side = len([e for e in manifest.exits if e.head is not None])
-    if args.policy and (args.cut is not None or args.thresholds):
-        raise InputError("give either --policy or --cut/--thresholds, not both")
-    if args.policy:
-        # Emulated, energy is the board profile's power model in mJ; otherwise no energy is measured (0).
-        energy = EnergyInput("emulated", ENERGY_UNIT, "the emulated board %s" % args.board) if args.board else None
-        return load_policy_strategy(args.policy, n_side, len(manifest.cuts), energy=energy)
-    cut = len(manifest.main) if args.cut is None else args.cut
-    if not 0 <= cut <= len(manifest.main):
-        raise InputError("--cut %d: the bundle's cuts are 0..%d" % (cut, len(manifest.main)))
-    thresholds = parse_thresholds(args.thresholds)
-    if thresholds is None:
-        thresholds = [e.threshold for e in manifest.exits if e.head is not None]
-    if len(thresholds) != n_side:
-        raise InputError("--thresholds: got %d thresholds for %d early exits" % (len(thresholds), n_side))
-    return fixed("static cut %d" % cut, cut, thresholds, use_exits=not args.no_exits)
+    return strategy_from_flags(executor_like.manifest, policy=args.policy, cut=args.cut, thresholds=args.thresholds,
+                               no_exits=args.no_exits, emulated_board=args.board)
 
 
 def make_emulation(args, bundle):

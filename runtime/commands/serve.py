@@ -38,7 +38,7 @@ def check_config(path: str):
     from edgesplit.runtime.bundle.store import load_bundle
     from edgesplit.runtime.daemon.config import DaemonConfigError
     from edgesplit.runtime.daemon.preflight import machine_problems
-    from edgesplit.runtime.daemon.service import build_strategy, resolve_board
+    from edgesplit.runtime.daemon.service import build_emulation, build_strategy, resolve_board
     from edgesplit.runtime.default_bundle import default_bundle_path
     from edgesplit.runtime.errors import EdgesplitError
 
@@ -46,7 +46,8 @@ def check_config(path: str):
     problems = machine_problems(config)
     bundle = board = strategy = None
     try:
-        board = resolve_board(config.model.board)
+        emulation, _ = build_emulation(config)
+        board = None if emulation is not None else resolve_board(config.model.board)
     except EdgesplitError as exc:
         problems.append(str(exc))
     try:
@@ -64,7 +65,8 @@ def check_config(path: str):
     if problems:
         raise DaemonConfigError("\n".join(problems))
     return config, {"config": path, "ok": True, "bundle": bundle.manifest.name, "bundle_sha256": bundle.hash,
-                    "board": board.name if board is not None else None, "policy_id": strategy.policy_id,
+                    "board": board.name if board is not None else (
+                        "%s (emulated)" % config.emulation.board if config.emulation.board else None), "policy_id": strategy.policy_id,
                     "peer": config.peer.address or None, "secure_link": bool(config.peer.server_key),
                     "api_socket": config.api.socket, "traces": config.traces.path}
 

@@ -107,6 +107,17 @@ class LinUCBSection:
 
 
 @dataclass(frozen=True)
+class EmulationSection:
+    """Serve as an EMULATED catalogue board (workstation try-outs and experiments, not a real board)."""
+
+    board: str = ""  # board config to emulate: segments paced to its MACs model, energy from its power model (mJ); "" = off
+    workload_scale: float = 1.0  # pace each segment as if it had this many times its MACs
+    link: str = ""  # replay this bandwidth recording (file or shipped name) between the daemon and [peer] address
+    link_scale: float = 1.0  # multiply the recording's rates
+    rtt_ms: float = 20.0  # the software link's base RTT
+
+
+@dataclass(frozen=True)
 class DebugSection:
     """Hooks for tests only: never set in production."""
 
@@ -124,6 +135,7 @@ class DaemonConfig:
     api: ApiSection = field(default_factory=ApiSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
     linucb: LinUCBSection = field(default_factory=LinUCBSection)
+    emulation: EmulationSection = field(default_factory=EmulationSection)
     debug: DebugSection = field(default_factory=DebugSection)
     path: str = field(default="", metadata={"toml": False})
 
@@ -174,11 +186,20 @@ def parse_daemon_config(text: str, path: str) -> DaemonConfig:
         model=dataclasses.replace(model, bundle=_resolve(base, model.bundle), policy=_resolve(base, model.policy),
                                   variants=tuple(v if v == "default" else _resolve(base, v) for v in model.variants)),
         linucb=dataclasses.replace(config.linucb, state=_resolve(base, config.linucb.state)),
+        emulation=_resolve_link(base, config.emulation),
         peer=dataclasses.replace(config.peer, server_key=_resolve(base, config.peer.server_key),
                                  device_key=_resolve(base, config.peer.device_key)),
         traces=dataclasses.replace(config.traces, path=_resolve(base, config.traces.path)),
         api=dataclasses.replace(config.api, socket=_socket_path(ctx, base, config.api.socket)),
         metrics=dataclasses.replace(config.metrics, path=_resolve(base, config.metrics.path)))
+
+
+def _resolve_link(base: str, emulation: EmulationSection) -> EmulationSection:
+    """A recording given as a path is relative to the config; a bare name is a shipped recording."""
+    link = emulation.link
+    if link and (os.sep in link or os.path.exists(os.path.join(base, link))):
+        link = _resolve(base, link)
+    return dataclasses.replace(emulation, link=link)
 
 
 def load_daemon_config(path: str) -> DaemonConfig:
@@ -243,6 +264,21 @@ def _check(ctx: _Context, c: DaemonConfig) -> None:
     _positive(ctx, ("api",), "max_input_mb", c.api.max_input_mb)
     _positive(ctx, ("metrics",), "interval_s", c.metrics.interval_s)
     _check_variants(ctx, c)
+    _check_emulation(ctx, c)
+
+
+def _check_emulation(ctx: _Context, c: DaemonConfig) -> None:
+    e = c.emulation
+    _positive(ctx, ("emulation",), "workload_scale", e.workload_scale)
+    _positive(ctx, ("emulation",), "link_scale", e.link_scale)
+    _positive(ctx, ("emulation",), "rtt_ms", e.rtt_ms, allow_zero=True)
+    if e.link and not c.peer.address:
+        raise ctx.fail(("emulation",), "link", "the software link relays to the peer: set [peer] address too")
+    if e.link and not e.board:
+        raise ctx.fail(("emulation",), "link", "the link's time is the emulated board's: set [emulation] board too")
+    if e.board and c.model.variants:
+        raise ctx.fail(("emulation",), "board", "cannot be set together with model.variants (variants run on the "
+                       "live board only)")
 
 
 def _check_variants(ctx: _Context, c: DaemonConfig) -> None:

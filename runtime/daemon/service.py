@@ -27,7 +27,8 @@ from edgesplit.runtime.daemon.logs import LEVELS
 from edgesplit.runtime.daemon.metrics import render, write_textfile
 from edgesplit.runtime.daemon.sd_notify import SystemdNotifier
 from edgesplit.runtime.daemon.serving import ServingLoop
-from edgesplit.runtime.device.pipeline import Pipeline, PipelineSettings, StoreSettings, detect_live_board
+from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSettings, StoreSettings, detect_live_board
+from edgesplit.runtime.emulation.board import ENERGY_UNIT
 from edgesplit.runtime.errors import EdgesplitError, InputError
 from edgesplit.runtime.fair_queue import FairJobQueue
 from edgesplit.runtime.traces import TraceStore
@@ -72,6 +73,8 @@ def build_strategy(config: DaemonConfig, bundle: Bundle, board=None) -> Strategy
     if config.model.policy:
         energy = None if board is None else EnergyInput(board.policy.energy_proxy, board.bounds.energy_unit,
                                                         "board %s" % board.name)
+        if config.emulation.board:
+            energy = EnergyInput("emulated", ENERGY_UNIT, "the emulated board %s" % config.emulation.board)
         return load_policy_strategy(config.model.policy, len(side), len(manifest.cuts), energy=energy)
     cut = config.action.cut
     if cut == -1:
@@ -80,6 +83,27 @@ def build_strategy(config: DaemonConfig, bundle: Bundle, board=None) -> Strategy
         raise DaemonConfigError("%s: key action.cut: cut %d does not exist (the bundle's cuts are 0..%d)"
                                 % (config.path, cut, len(manifest.main)))
     return fixed("static cut %d" % cut, cut, side)
+
+
+def build_emulation(config: DaemonConfig):
+    """``(Emulation, LinkSetup or None)`` for ``[emulation]``, or ``(None, None)`` when it is off.
+
+    Emulated time runs at real speed here (no speedup): API arrivals and deadlines are real seconds."""
+    section = config.emulation
+    if not section.board:
+        return None, None
+    from edgesplit.runtime.emulation.board import load_emulated_board
+    from edgesplit.runtime.emulation.pacing import Emulation
+
+    emulation = Emulation(load_emulated_board(section.board), workload_scale=section.workload_scale)
+    link = None
+    if section.link:
+        from edgesplit.runtime.emulation.link.recording_readers import read_recording
+        from edgesplit.runtime.emulation.link.shipped import resolve_recording
+
+        link = LinkSetup(read_recording(resolve_recording(section.link)), rtt_s=section.rtt_ms / 1e3,
+                         link_scale=section.link_scale, name=section.link)
+    return emulation, link
 
 
 def build_bounds(config: DaemonConfig, board) -> Bounds:
@@ -201,7 +225,9 @@ class Daemon:
             self.bundle = variants[0].bundle  # the pipeline is built for the first; the others join it below
         else:
             self.bundle = load_bundle(config.model.bundle or default_bundle_path())
-        board = resolve_board(config.model.board)
+        emulation, link = build_emulation(config)
+        # An emulated board replaces the live one: its pacing, clock and power model (mJ).
+        board = None if emulation is not None else resolve_board(config.model.board)
         strategy = build_strategy(config, self.bundle, board)
         curve = None
         if config.peer.address and config.peer.server_key:
@@ -209,7 +235,7 @@ class Daemon:
 
             curve = client_keys(config.peer.server_key, config.peer.device_key)
         settings = PipelineSettings(
-            board=board, peer=config.peer.address or None, curve=curve, threads=config.model.threads or None,
+            board=board, emulation=emulation, link=link, peer=config.peer.address or None, curve=curve, threads=config.model.threads or None,
             deadline_s=config.api.default_deadline_ms / 1e3,
             store=StoreSettings(config.traces.path, batch_size=config.traces.batch_size,
                                 flush_interval_s=config.traces.flush_interval_s,
@@ -227,7 +253,10 @@ class Daemon:
             from edgesplit.runtime.selection.wiring import build_selector
 
             self.selector = build_selector(self.pipeline, variants, config.linucb, build_bounds(config, board).latency_s)
-        self.serving = ServingLoop(self.pipeline.loop, self.jobs, self.api, selector=self.selector)
+        # API arrivals are time.perf_counter() readings; an emulated loop counts from its own origin.
+        arrival = emulation.clock_at if emulation is not None else None
+        self.serving = ServingLoop(self.pipeline.loop, self.jobs, self.api, selector=self.selector,
+                                   arrival_clock=arrival)
         self.board = board
         live = self.pipeline.describe()
         log.info("board %s; providers %s; energy proxy %s", live["board"] or "none", ", ".join(live["providers"]),
@@ -402,6 +431,8 @@ class Daemon:
 
 
 def _proxy_line(sensors: Dict[str, Any]) -> str:
+    if sensors.get("emulated"):
+        return "the emulated board's power model (mJ)"
     proxy = sensors.get("energy_proxy")
     if not proxy:
         return "none (no board config: tasks record energy 0)"

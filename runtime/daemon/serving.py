@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Deque, Dict, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Optional, Tuple
 
 from edgesplit.runtime.api.server import ApiServer, Job, ReplySender
 from edgesplit.runtime.controller.reward import Bounds
@@ -59,8 +59,11 @@ class ServingCounters:
 
 
 class ServingLoop:
-    def __init__(self, device_loop: DeviceLoop, jobs: "queue.Queue[Job]", api: ApiServer, selector=None):
+    def __init__(self, device_loop: DeviceLoop, jobs: "queue.Queue[Job]", api: ApiServer, selector=None,
+                 arrival_clock: Optional[Callable[[float], float]] = None):
         self.loop = device_loop
+        # A job's arrival (time.perf_counter()) on the device loop's clock; identity unless emulated.
+        self.arrival_clock = arrival_clock or (lambda real_s: real_s)
         self.selector = selector  # a VariantSelector: picks the variant (and its loop) per task
         self.jobs = jobs
         self.api = api
@@ -246,8 +249,8 @@ class ServingLoop:
         loop.deadline_s = job.deadline_s
         try:
             # The API thread checked these inputs against the model (ApiHandlers.check_inputs).
-            result = loop.process(task_id, job.inputs, job.label, arrival_s=job.arrival_s, defer_trace=True,
-                                  inputs_checked=True)
+            result = loop.process(task_id, job.inputs, job.label, arrival_s=self.arrival_clock(job.arrival_s),
+                                  defer_trace=True, inputs_checked=True)
         except Exception as exc:  # one task's failure is its answer; the daemon keeps serving
             if self.selector is not None:
                 self.selector.forget(task_id)

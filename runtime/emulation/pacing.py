@@ -69,6 +69,10 @@ class Emulation:
         """Emulated seconds since the emulation started."""
         return (self._real() - self._origin) * self.speedup
 
+    def clock_at(self, real_t: float) -> float:
+        """The emulated clock's reading when the real clock read ``real_t`` (e.g. an API arrival)."""
+        return (real_t - self._origin) * self.speedup
+
     def to_real(self, emulated_s: float) -> float:
         return emulated_s / self.speedup
 

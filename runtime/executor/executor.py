@@ -104,12 +104,14 @@ class Executor:
 
     def run_from(self, start_cut: int, live: Mapping[str, np.ndarray],
                  thresholds: Optional[Sequence[float]] = None, use_exits: bool = True,
-                 stop_at_cut: Optional[int] = None, inputs_checked: bool = False) -> ExecutionResult:
+                 stop_at_cut: Optional[int] = None, inputs_checked: bool = False,
+                 final_entropy: bool = True) -> ExecutionResult:
         """Continue from ``start_cut`` given the tensors crossing it.
 
         Exits on ``start_cut`` itself are not evaluated again: whoever stopped there already did.
         With ``stop_at_cut`` the pass returns the live tensors at that cut unless an earlier exit
         was confident; exits on the stop cut are evaluated first (they are local work).
+        ``final_entropy=False`` skips the final exit's entropy (the peer does not send it).
         """
         if not 0 <= start_cut <= self.last_cut:
             raise InputError("there is no cut %d (cuts are 0..%d)" % (start_cut, self.last_cut))
@@ -136,11 +138,31 @@ class Executor:
             final = self.manifest.exits[-1]
             result.exit_id = final.id
             result.output = env[self.manifest.outputs[0].name]
-            result.entropies.append((final.id, max_normalised_entropy(result.output)))
+            if final_entropy:
+                result.entropies.append((final.id, max_normalised_entropy(result.output)))
         else:
             result.stopped_at_cut = stop
             result.live = {t.name: env[t.name] for t in self.manifest.cuts[stop].tensors}
         return result
+
+    def run_plain(self, start_cut: int, live: Mapping[str, np.ndarray],
+                  thresholds: Optional[Sequence[float]] = None) -> Tuple[np.ndarray, float]:
+        """``run_from`` to the end without evaluating any exit: (the final output, compute seconds).
+
+        For a caller that takes no early exit (the peer, when none lies after ``start_cut`` or the device
+        turned them off): the same checks and the same result, without the per-pass bookkeeping.
+        """
+        if not 0 <= start_cut <= self.last_cut:
+            raise InputError("there is no cut %d (cuts are 0..%d)" % (start_cut, self.last_cut))
+        self.check_inputs(live, start_cut)
+        self.thresholds_or_default(thresholds)  # a wrong count is refused as run_from refuses it
+        env = dict(live)
+        clock, seconds = self.clock, 0.0
+        for segment in self.main[start_cut:]:
+            started = clock()
+            env.update(self.runners[segment.id].run(env))
+            seconds += clock() - started
+        return env[self.manifest.outputs[0].name], seconds
 
     def _timed(self, segment_id: str, env: Dict[str, np.ndarray], result: ExecutionResult) -> Dict[str, np.ndarray]:
         start = self.clock()

@@ -6,6 +6,7 @@ import threading
 from typing import Optional
 
 from edgesplit.runtime.executor.executor import Executor
+from edgesplit.runtime.peer.batching import BatchPolicy
 from edgesplit.runtime.peer.server import PeerServer, PeerStats
 from edgesplit.runtime.transport import wire
 
@@ -14,8 +15,9 @@ class BackgroundPeer:
     """``with BackgroundPeer(executor, "tcp://127.0.0.1:*") as peer: ... peer.endpoint ...``"""
 
     def __init__(self, executor: Executor, bind: str = "tcp://127.0.0.1:*",
-                 limits: wire.Limits = wire.DEFAULT_LIMITS, startup_timeout_s: float = 10.0, curve=None):
-        self.server = PeerServer(executor, limits=limits, poll_ms=50, curve=curve)
+                 limits: wire.Limits = wire.DEFAULT_LIMITS, startup_timeout_s: float = 10.0, curve=None,
+                 batch: BatchPolicy = BatchPolicy()):
+        self.server = PeerServer(executor, limits=limits, poll_ms=50, curve=curve, batch=batch)
         self._bind = bind
         self._stop = threading.Event()
         self._ready = threading.Event()

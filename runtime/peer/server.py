@@ -3,31 +3,46 @@
 Each pass drains the messages already waiting (stamping their arrival time; at most ``_DRAIN_BURST``,
 so a flood cannot keep the loop from running requests), decodes and checks each at once (a bad
 message is answered ``bad_request`` right away and never queued), then runs one queued request,
-taking the devices in turn (``FairQueue``: a share per device). A request is refused with
+taking the devices in turn (``FairQueue``: a share per device). With batching on (``BatchPolicy``),
+that request opens a batch: the waiting requests for the same cut join it, round-robin between
+devices, and run as one pass (``runtime/peer/batching.py``). A request is refused with
 ``bundle_mismatch`` when the device's bundle hash differs, ``expired`` when its deadline passed
 before its turn, ``overloaded`` when its device already holds its share of a full queue; probes are
 answered as soon as they are drained. No exception from one request leaves the loop: every failure
 becomes a reply, so one device's bad input never harms the others.
 
 libzmq itself refuses frames over ``MAXMSGSIZE`` (the connection is dropped before allocation).
+
+The loop's own cost per request is what limits a peer serving small requests, so the hot path
+receives and sends frames through pyzmq's backend socket methods (the convenience layer's
+``recv_multipart``/``send_multipart`` cost several microseconds per message in enum and option
+calls), copies small frames instead of wrapping them, and fills reply headers into a template.
 """
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import numpy as np
 import zmq
+from zmq.backend import Socket as _BackendSocket
 
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.fair_queue import FairQueue
 from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
+from edgesplit.runtime.peer.batching import BatchPolicy, batchable_cuts, concatenate, exits_after, rows_of, \
+    split_rows, window_end
 from edgesplit.runtime.transport import wire
 
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT_MS = 5000
-_DRAIN_BURST = 1024  # messages taken per pass: bounded, so requests run even while a flood arrives
+# Messages taken per pass: bounded, so requests run even while a flood arrives. Each refused message
+# costs the peer its decoding and answer: with 1024, three flooding devices held the peer to ~100
+# requests served per second and a polite device waited ~0.2 s; with 64, ~260/s and ~15 ms
+# (bench/peer_fairness.py). The rest of a flood waits in ZeroMQ's per-connection pipes.
+_DRAIN_BURST = 64
 _HANDSHAKE_EVENTS = {zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "no detail",
                      zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol error: a plain connection or another mechanism",
                      zmq.EVENT_HANDSHAKE_FAILED_AUTH: "key not allowed"}
@@ -35,6 +50,17 @@ _HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAK
                        | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 
 Clock = Callable[[], float]
+
+_zmq_recv = _BackendSocket.recv
+_zmq_send = _BackendSocket.send
+_zmq_get = _BackendSocket.get
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
+_NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
+# Smaller frames are copied by pyzmq anyway (its copy threshold); sending them as copies skips the Frame.
+_COPY_BELOW = 65536
+_WINDOW_SLEEP_S = 0.0002  # while a batch waits for more requests: short naps between looks at the socket
 
 
 @dataclass
@@ -49,13 +75,15 @@ class PeerStats:
     overloaded: int = 0
     errors: int = 0
     handshake_failures: int = 0
+    batches: int = 0  # passes that ran more than one request
+    batched: int = 0  # requests answered from those passes
     by_reason: Dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:
         return {"served": self.served, "probes": self.probes, "bad_requests": self.bad_requests,
                 "bundle_mismatches": self.bundle_mismatches, "expired": self.expired,
                 "overloaded": self.overloaded, "errors": self.errors, "handshake_failures": self.handshake_failures,
-                "bad_request_reasons": dict(self.by_reason)}
+                "batches": self.batches, "batched": self.batched, "bad_request_reasons": dict(self.by_reason)}
 
 
 def _device_key(frame: Any, identity: bytes) -> bytes:
@@ -75,6 +103,9 @@ class _Queued:
     identity: bytes
     request: wire.Request
     arrived: float
+    device: bytes = b""  # whose share it counts against (see _device_key)
+    batchable: Optional[bool] = None  # decided once, the first time a batch looks at it
+    rows: int = 0
 
 
 class PeerServer:
@@ -83,8 +114,17 @@ class PeerServer:
     def __init__(self, executor: Executor, limits: wire.Limits = wire.DEFAULT_LIMITS,
                  context: Optional[zmq.Context] = None, clock: Clock = time.monotonic,
                  max_queue: int = 64, max_queued_bytes: int = 256 * 1024 * 1024, poll_ms: int = 100,
-                 curve=None):
+                 curve=None, batch: BatchPolicy = BatchPolicy()):
         self.executor = executor
+        self.batch = batch
+        manifest = executor.manifest
+        self._batchable = {cut: cut in batchable_cuts(manifest) for cut in range(len(manifest.cuts))}
+        self._exits_after = {cut: exits_after(manifest, cut) for cut in range(len(manifest.cuts))}
+        self._final_exit = manifest.exits[-1].id
+        self._output_names = {ex.id: self._exit_output(ex.id).name for ex in manifest.exits}
+        self._ok_replies = {ex.id: wire.OkReplyEncoder(ex.id, self._exit_output(ex.id).name,
+                                                       self._exit_output(ex.id).dtype) for ex in manifest.exits}
+        self._last_batch_s = 0.0  # run time of the last batch: a batch stops waiting that long before a deadline
         # runtime.security.curve.CurveServerKeys: CurveZMQ with an allow list of device keys; None = plain.
         self.curve = curve
         self._allow_list = None
@@ -97,6 +137,9 @@ class PeerServer:
         self.stats = PeerStats()
         self._context = context or zmq.Context.instance()
         self._socket = None  # type: Optional[zmq.Socket]
+        self._next = None  # type: Optional[_Queued]  # a request taken in while nothing waited
+        self._gathering = False  # while a batch waits for more, every request goes through the queue
+        self._receive_timeout_ms = -1  # the socket's RCVTIMEO (libzmq's default: wait forever)
         # Per device, served round-robin: one device's flood cannot keep the others out.
         self._queue = FairQueue(max_queue, max_queued_bytes)
         self._warned = set()  # (identity, reason) pairs already logged at WARNING
@@ -161,33 +204,63 @@ class PeerServer:
     def serve_once(self, timeout_ms: int) -> None:
         if self._monitor is not None:
             self._watch_handshakes()
-        if not self._queue and not self._socket.poll(timeout_ms, zmq.POLLIN):
+        if self._queue or self._next is not None:
+            self._drain(_NOBLOCK)
+        else:
+            # Nothing to run: the first receive waits for a message (up to timeout_ms), as a bare loop's
+            # blocking recv does, instead of a poll and then a receive.
+            if timeout_ms != self._receive_timeout_ms:
+                self._socket.setsockopt(zmq.RCVTIMEO, timeout_ms)
+                self._receive_timeout_ms = timeout_ms
+            self._drain(0)
+        item, self._next = self._next or self._queue.pop(), None
+        if item is None:
             return
-        self._drain()
-        item = self._queue.pop()
-        if item is not None:
+        if self.batch.enabled and self._joins_batch(item, self.batch.max_batch):
+            batch = self._gather(item)
+            trim = any(i.request.nbytes >= TRIM_AFTER_BYTES for i in batch)
+            self._run_batch(batch)
+        else:
+            trim = item.request.nbytes >= TRIM_AFTER_BYTES
             self._run(item)
-            if item.request.nbytes >= TRIM_AFTER_BYTES:
-                item = None  # drop the request's buffers before trimming
-                release_free_memory()
+        if trim:
+            item = batch = None  # drop the requests' buffers before trimming
+            release_free_memory()
 
     # ------------------------------------------------------------ intake
 
-    def _drain(self) -> None:
+    def _drain(self, first_flags: int) -> None:
+        """Take in up to ``_DRAIN_BURST`` messages; the first receive uses ``first_flags`` (0: wait up to
+        RCVTIMEO), the others only take what is there (asking EVENTS is cheaper than a failed receive)."""
+        flags = first_flags
         for _ in range(_DRAIN_BURST):
+            if flags == _NOBLOCK and not _zmq_get(self._socket, _EVENTS) & _POLLIN:
+                return
             try:
-                frames = self._socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                frames = self._recv_message(flags)
             except zmq.Again:
                 return
+            flags = _NOBLOCK
             try:
                 self._intake(frames, self.clock())
             except Exception:  # a bug met by one message must not stop the serve loop for every device
                 self.stats.errors += 1
                 log.exception("failed taking in a message; the peer keeps serving")
 
+    def _recv_message(self, flags: int) -> List[Any]:
+        """One whole multipart message (raises zmq.Again when none waits). The rest of a message is there
+        once its first frame is: ZeroMQ delivers messages whole."""
+        frame = _zmq_recv(self._socket, flags, False)
+        frames = [frame]
+        while frame.more:
+            frame = _zmq_recv(self._socket, _NOBLOCK, False)
+            frames.append(frame)
+        return frames
+
     def _intake(self, frames: List[Any], arrived: float) -> None:
         identity = frames[0].bytes
-        device = _device_key(frames[0], identity)
+        # Only a secure link has a User-Id worth asking libzmq for.
+        device = identity if self.curve is None else _device_key(frames[0], identity)
         request = wire.decode_request(frames[1:], self.limits)
         if isinstance(request, wire.WireError):
             self.stats.bad_requests += 1
@@ -212,8 +285,20 @@ class PeerServer:
             self.stats.probes += 1
             self._reply(identity, request.request_id, "ok", service_s=self.clock() - arrived)
             return
-        admitted, pushed_out = self._queue.offer(device, _Queued(identity, request, arrived), request.nbytes)
-        for item in ([] if admitted else [_Queued(identity, request, arrived)]) + pushed_out:
+        queued = _Queued(identity, request, arrived, device)
+        if (self._next is None and not self._queue and not self._gathering
+                and request.nbytes <= self._queue.capacity_bytes):
+            # Nothing waits: this request runs next whatever arrives after it, so it skips the queue.
+            self._next = queued
+            return
+        if self._next is not None:  # it arrived first: into the queue ahead of this one
+            held, self._next = self._next, None
+            self._admit(held)
+        self._admit(queued)
+
+    def _admit(self, queued: _Queued) -> None:
+        admitted, pushed_out = self._queue.offer(queued.device, queued, queued.request.nbytes)
+        for item in ([] if admitted else [queued]) + pushed_out:
             self.stats.overloaded += 1
             self._reply(item.identity, item.request.request_id, "overloaded",
                         "%d requests (%d bytes) already queued; this device holds its share (%d devices waiting)"
@@ -227,7 +312,13 @@ class PeerServer:
             self._expired(item.identity, request)
             return
         try:
-            result = self.executor.run_from(request.cut, request.tensors, request.thresholds, request.use_exits)
+            if request.use_exits and self._exits_after.get(request.cut, False):
+                result = self.executor.run_from(request.cut, request.tensors, request.thresholds, True,
+                                                final_entropy=False)
+                exit_id, compute_s, output = result.exit_id, result.compute_seconds, result.output
+            else:  # no exit can be taken on the way: the lean pass, same checks and result
+                output, compute_s = self.executor.run_plain(request.cut, request.tensors, request.thresholds)
+                exit_id = self._final_exit
         except InputError as exc:
             self.stats.bad_requests += 1
             self.stats.by_reason["bad_tensors"] = self.stats.by_reason.get("bad_tensors", 0) + 1
@@ -241,14 +332,94 @@ class PeerServer:
             self._reply(item.identity, request.request_id, "error", "the peer failed running the model: %s" % exc)
             return
         self.stats.served += 1
-        self._reply(item.identity, request.request_id, "ok", exit_id=result.exit_id,
-                    compute_s=result.compute_seconds, service_s=self.clock() - item.arrived,
-                    tensors={self._output_name(result.exit_id): result.output})
+        self._reply_ok(item, exit_id, compute_s, output)
 
-    def _output_name(self, exit_id: int) -> str:
+    # ------------------------------------------------------------ batches
+
+    def _joins_batch(self, item: _Queued, room: int) -> bool:
+        """Whether a request can share a pass: its cut batches, no exit on its path is asked for, its
+        tensors and thresholds pass the checks a single run makes (else it runs alone and is answered
+        ``bad_request`` there), and its rows fit in ``room``."""
+        if item.batchable is None:
+            item.batchable = self._can_batch(item.request)
+            item.rows = rows_of(item.request.tensors) if item.batchable else 0
+        return item.batchable and item.rows <= room
+
+    def _can_batch(self, request: wire.Request) -> bool:
+        if not self._batchable.get(request.cut, False) or (request.use_exits and self._exits_after[request.cut]):
+            return False
+        try:
+            self.executor.check_inputs(request.tensors, request.cut)
+            self.executor.thresholds_or_default(request.thresholds)
+        except InputError:
+            return False
+        return True
+
+    def _gather(self, first: _Queued) -> List[_Queued]:
+        """``first`` and the waiting requests for its cut, up to ``max_batch`` rows, waiting for more at most
+        until the window closes (or the earliest deadline in the batch comes near)."""
+        self._gathering = True
+        try:
+            return self._gather_until_full(first)
+        finally:
+            self._gathering = False
+
+    def _gather_until_full(self, first: _Queued) -> List[_Queued]:
+        batch = [first]
+        state = {"rows": first.rows}
+
+        def accept(item: _Queued) -> bool:
+            room = self.batch.max_batch - state["rows"]
+            if room <= 0 or item.request.cut != first.request.cut or not self._joins_batch(item, room):
+                return False
+            state["rows"] += item.rows
+            return True
+
+        while True:
+            batch.extend(self._queue.take(accept, self.batch.max_batch - len(batch)))
+            if state["rows"] >= self.batch.max_batch or self.batch.window_s <= 0.0:
+                return batch
+            until = window_end(min(i.arrived for i in batch), self.batch,
+                               [(i.arrived, i.request.deadline_s) for i in batch], self._last_batch_s)
+            if self.clock() >= until:
+                return batch
+            if _zmq_get(self._socket, _EVENTS) & _POLLIN:
+                self._drain(_NOBLOCK)
+            else:
+                time.sleep(_WINDOW_SLEEP_S)
+
+    def _run_batch(self, batch: List[_Queued]) -> None:
+        now = self.clock()
+        live = []
+        for item in batch:
+            if now - item.arrived >= item.request.deadline_s:
+                self._expired(item.identity, item.request)
+            else:
+                live.append(item)
+        if len(live) <= 1:
+            for item in live:
+                self._run(item)
+            return
+        cut = live[0].request.cut
+        try:
+            output, compute_s = self.executor.run_plain(cut, concatenate([i.request.tensors for i in live]))
+        except Exception:  # each request alone then gets its own answer: ok, bad_request or error
+            log.debug("a batch of %d requests at cut %d failed; running them one at a time", len(live), cut,
+                      exc_info=True)
+            for item in live:
+                self._run(item)
+            return
+        self._last_batch_s = compute_s
+        self.stats.batches += 1
+        self.stats.batched += len(live)
+        for item, rows in zip(live, split_rows(output, [i.rows for i in live])):
+            self.stats.served += 1
+            self._reply_ok(item, self._final_exit, compute_s, rows)
+
+    def _exit_output(self, exit_id: int):
         manifest = self.executor.manifest
         head = manifest.exits[exit_id].head
-        return manifest.outputs[0].name if head is None else manifest.segment(head).outputs[0].name
+        return manifest.outputs[0] if head is None else manifest.segment(head).outputs[0]
 
     def _expired(self, identity: bytes, request: wire.Request) -> None:
         self.stats.expired += 1
@@ -258,10 +429,28 @@ class PeerServer:
     def _reply(self, identity: bytes, request_id: Optional[int], status: str, message: str = "",
                exit_id: Optional[int] = None, compute_s: float = 0.0, service_s: float = 0.0,
                tensors=None) -> None:
-        frames = wire.encode_reply(request_id, status, message, exit_id, compute_s, service_s, tensors)
+        self._send([identity] + wire.encode_reply(request_id, status, message, exit_id, compute_s, service_s,
+                                                  tensors), request_id)
+
+    def _reply_ok(self, item: _Queued, exit_id: int, compute_s: float, output: np.ndarray) -> None:
+        """An ``ok`` reply from the exit's header template (the general path for an unexpected dtype)."""
+        service_s = self.clock() - item.arrived
+        try:
+            frames = self._ok_replies[exit_id](item.request.request_id, compute_s, service_s, output)
+        except ValueError:
+            self._reply(item.identity, item.request.request_id, "ok", exit_id=exit_id, compute_s=compute_s,
+                        service_s=service_s, tensors={self._output_names[exit_id]: output})
+            return
+        self._send([item.identity] + frames, item.request.request_id)
+
+    def _send(self, frames: List[Any], request_id: Optional[int]) -> None:
+        identity = frames[0]
+        last = len(frames) - 1
         try:
             # ROUTER drops a reply to a vanished or stalled identity instead of blocking: that is wanted.
-            self._socket.send_multipart([identity] + frames, flags=zmq.NOBLOCK, copy=False)
+            for index, frame in enumerate(frames):
+                copy = not isinstance(frame, np.ndarray) or frame.nbytes < _COPY_BELOW
+                _zmq_send(self._socket, frame, _NOBLOCK_MORE if index < last else _NOBLOCK, copy)
         except zmq.ZMQError as exc:
             log.debug("reply %s to %s dropped: %s", request_id, identity.hex(), exc)
 

@@ -20,6 +20,7 @@ import numpy as np
 DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int32", "int64", "bool")
 # Looked up per tensor per message: numpy's dtype.name and np.dtype(str) cost microseconds each.
 _NAME_OF = {np.dtype(name): name for name in DTYPES}
+_NUMPY_DTYPE = {name: np.dtype(name) for name in DTYPES}
 _ITEMSIZE = {name: np.dtype(name).itemsize for name in DTYPES}
 _HEADER_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
@@ -98,7 +99,8 @@ def frame_buffer(frame: Any) -> Any:
 def frame_len(frame: Any) -> int:
     if isinstance(frame, (bytes, bytearray)):
         return len(frame)
-    return memoryview(frame_buffer(frame)).nbytes
+    buffer = frame_buffer(frame)
+    return buffer.nbytes if isinstance(buffer, memoryview) else memoryview(buffer).nbytes
 
 
 def parse_header(frame: Any, max_bytes: int) -> Dict[str, Any]:
@@ -106,7 +108,7 @@ def parse_header(frame: Any, max_bytes: int) -> Dict[str, Any]:
     size = frame_len(frame)
     if size > max_bytes:
         raise FrameRefused("too_large", "header frame is %d bytes, the limit is %d" % (size, max_bytes))
-    raw = frame if isinstance(frame, bytes) else bytes(frame_buffer(frame))
+    raw = frame if isinstance(frame, bytes) else frame.bytes if hasattr(frame, "bytes") else bytes(frame_buffer(frame))
     try:
         header = json.loads(raw.decode("utf-8"))
     except RecursionError:  # deep nesting: json's C scanner recurses once per level
@@ -138,7 +140,9 @@ def tensor_specs(entries: Any, limits: TensorLimits, total_what: str = "") -> Li
 
 
 def _tensor_spec(entry: Any, where: str, names: set, limits: TensorLimits) -> WireTensor:
-    if not isinstance(entry, dict) or set(entry) != {"name", "dtype", "shape"}:
+    # Exactly these three keys (a dict has no duplicates, so three known keys are all of them).
+    if not isinstance(entry, dict) or len(entry) != 3 or not ("name" in entry and "dtype" in entry
+                                                             and "shape" in entry):
         raise FrameRefused("bad_header", "%s must be an object with exactly name, dtype, shape" % where)
     name, dtype, shape = entry["name"], entry["dtype"], entry["shape"]
     if not isinstance(name, str) or not 0 < len(name) <= limits.max_name_chars or name in names:
@@ -146,13 +150,16 @@ def _tensor_spec(entry: Any, where: str, names: set, limits: TensorLimits) -> Wi
                            % (where, limits.max_name_chars))
     if not isinstance(dtype, str) or dtype not in DTYPES:
         raise FrameRefused("bad_dtype", "%s.dtype %r is not one of %s" % (where, dtype, ", ".join(DTYPES)))
-    if not isinstance(shape, list) or len(shape) > limits.max_dims or any(
-            isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
+    if type(shape) is not list or len(shape) > limits.max_dims:
+        raise FrameRefused("bad_header", "%s.shape must be a list of at most %d non-negative integers"
+                           % (where, limits.max_dims))
+    # Exact ints: true/false are refused (JSON decoding gives no other int subclass).
+    if not all(type(dim) is int and dim >= 0 for dim in shape):
         raise FrameRefused("bad_header", "%s.shape must be a list of at most %d non-negative integers"
                            % (where, limits.max_dims))
     # With a zero elsewhere a huge dimension passes the byte count but overflows numpy's index
     # type on reshape: no single dimension may exceed the byte limit either.
-    if any(d > limits.max_total_bytes for d in shape):
+    if shape and max(shape) > limits.max_total_bytes:
         raise FrameRefused("too_large", "%s.shape has a dimension of more than %d" % (where, limits.max_total_bytes))
     return WireTensor(name, dtype, tuple(shape))
 
@@ -167,5 +174,6 @@ def tensor_arrays(specs: Sequence[WireTensor], frames: Sequence[Any]) -> Dict[st
         if size != spec.nbytes:
             raise FrameRefused("size_mismatch", "tensor %r (%s %s) needs %d bytes, frame %d has %d"
                                % (spec.name, spec.dtype, list(spec.shape), spec.nbytes, index + 1, size))
-    return {spec.name: np.frombuffer(frame_buffer(frame), dtype=spec.dtype).reshape(spec.shape)
+    # np.ndarray over the buffer: what frombuffer + reshape give (read-only, no copy) in one call.
+    return {spec.name: np.ndarray(spec.shape, _NUMPY_DTYPE[spec.dtype], frame_buffer(frame))
             for spec, frame in zip(specs, frames)}

@@ -119,9 +119,66 @@ def encode_reply(request_id: Optional[int], status: str, message: str = "", exit
                  compute_s: float = 0.0, service_s: float = 0.0,
                  tensors: Optional[Mapping[str, np.ndarray]] = None) -> List[Any]:
     specs, frames = tensor_frames(tensors or {})
-    header = {"v": PROTOCOL_VERSION, "id": request_id, "status": status, "message": message[:1024],
-              "exit": exit_id, "compute_s": float(compute_s), "service_s": float(service_s), "tensors": specs}
-    return [dump_header(header)] + frames
+    return [_reply_header(request_id, status, message, exit_id, compute_s, service_s, specs)] + frames
+
+
+# The peer sends one reply per request: the header is filled into a template (the same bytes as
+# ``dump_header`` of the equivalent dict, which a test checks) instead of a per-reply json.dumps.
+_REPLY_TEMPLATE = ('{"v":%d,"id":%%s,"status":%%s,"message":%%s,"exit":%%s,"compute_s":%%s,"service_s":%%s,'
+                   '"tensors":[%%s]}' % PROTOCOL_VERSION)
+_JSON_STRINGS = {}  # type: Dict[str, str]
+
+
+def _json_string(text: str) -> str:
+    """A JSON string literal, memoised for the few names and statuses a peer repeats."""
+    quoted = _JSON_STRINGS.get(text)
+    if quoted is None:
+        quoted = json.dumps(text)
+        if len(_JSON_STRINGS) < 1024:
+            _JSON_STRINGS[text] = quoted
+    return quoted
+
+
+def _json_number(value: Any, key: str) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("reply field %r is %r: the wire carries finite numbers only" % (key, value))
+        return repr(value)
+    return str(int(value))
+
+
+def _reply_header(request_id: Optional[int], status: str, message: str, exit_id: Optional[int],
+                  compute_s: float, service_s: float, specs: Sequence[Dict[str, Any]]) -> bytes:
+    tensors = ",".join('{"name":%s,"dtype":"%s","shape":[%s]}'
+                       % (_json_string(spec["name"]), spec["dtype"], ",".join(str(d) for d in spec["shape"]))
+                       for spec in specs)
+    text = _REPLY_TEMPLATE % (_json_number(request_id, "id"), _json_string(status),
+                              json.dumps(message[:1024]) if message else '""', _json_number(exit_id, "exit"),
+                              _json_number(float(compute_s), "compute_s"), _json_number(float(service_s), "service_s"),
+                              tensors)
+    return text.encode("utf-8")
+
+
+class OkReplyEncoder:
+    """``encoder(request_id, compute_s, service_s, array)`` -> the frames of an ``ok`` reply carrying one
+    tensor named ``name`` from exit ``exit_id``: the bytes ``encode_reply`` gives (a test checks), with
+    everything but the id, the times and the shape filled in once."""
+
+    def __init__(self, exit_id: int, name: str, dtype: str):
+        self.dtype = np.dtype(dtype)
+        head = _REPLY_TEMPLATE % ("%s", _json_string("ok"), '""', _json_number(exit_id, "exit"), "%s", "%s",
+                                  '{"name":%s,"dtype":"%s","shape":[%%s]}' % (_json_string(name), dtype))
+        self._template = head
+
+    def __call__(self, request_id: int, compute_s: float, service_s: float, array: np.ndarray) -> List[Any]:
+        if array.dtype != self.dtype:  # not this encoder's reply: the general path checks and names it
+            raise ValueError("array dtype %s is not %s" % (array.dtype, self.dtype))
+        array = np.asarray(array, order="C")
+        header = self._template % (int(request_id), _json_number(float(compute_s), "compute_s"),
+                                   _json_number(float(service_s), "service_s"), ",".join(map(str, array.shape)))
+        return [header.encode("utf-8"), array.reshape(-1) if array.ndim == 0 else array]
 
 
 # ---------------------------------------------------------------- decoding
@@ -133,6 +190,8 @@ def _field(header: Dict[str, Any], key: str, kinds, what: str, optional: bool = 
             return None
         raise FrameRefused("bad_header", "header field %r is missing" % key)
     value = header[key]
+    if type(value) in kinds:  # the usual case, answered at once (json gives exact types; bool is never int here)
+        return value
     if optional and value is None:
         return None
     # bool is an int subclass: a true/false where a number belongs is refused.
@@ -193,6 +252,58 @@ def _unexpected(exc: Exception, header: Any) -> WireError:
 
 def decode_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS):
     """``frames`` without the ROUTER identity. Returns a Request, or a WireError (never raises)."""
+    try:
+        request = _usual_request(frames, limits)
+    except Exception:  # untrusted bytes: anything unexpected goes the checked way, which words the refusal
+        request = None
+    return request if request is not None else _checked_request(frames, limits)
+
+
+_MISSING = object()
+
+
+def _usual_request(frames: Sequence[Any], limits: Limits) -> Optional[Request]:
+    """The usual, well-formed infer request decoded with few calls (a peer pays this per message), or None
+    when anything is unusual: ``_checked_request`` then decides, and words any refusal. Every check here is
+    at least as strict as there (exact JSON types, the same ranges), so it never accepts what that refuses;
+    a test decodes a corpus of hostile headers both ways."""
+    if not frames:
+        return None
+    head = frames[0]
+    raw = head if type(head) is bytes else getattr(head, "bytes", None)
+    if type(raw) is not bytes or len(raw) > limits.max_header_bytes:
+        return None
+    header = json.loads(raw.decode("utf-8"))
+    if type(header) is not dict:
+        return None
+    get = header.get
+    request_id, cut, bundle, deadline_s = get("id"), get("cut"), get("bundle"), get("deadline_s")
+    if not (type(get("v")) is int and get("v") == PROTOCOL_VERSION and get("kind") == "infer"
+            and type(request_id) is int and 0 <= request_id < _MAX_ID and type(bundle) is str and len(bundle) <= 128
+            and type(cut) is int and 0 <= cut <= 10000 and type(get("use_exits")) is bool
+            and type(deadline_s) in (int, float) and type(get("tensors")) is list):
+        return None
+    deadline_s = float(deadline_s)
+    if not (math.isfinite(deadline_s) and -1e9 <= deadline_s <= 1e6):
+        return None
+    thresholds = get("thresholds", _MISSING)
+    if thresholds is _MISSING or thresholds is None:
+        thresholds = None
+    elif type(thresholds) is list and len(thresholds) <= limits.max_thresholds and all(
+            type(t) in (int, float) and 0.0 <= t <= 1.0 for t in thresholds):
+        thresholds = [float(t) for t in thresholds]
+    else:
+        return None
+    specs = tensor_specs(header["tensors"], _tensor_limits(limits))
+    arrays = tensor_arrays(specs, frames[1:])
+    nbytes = 0
+    for spec in specs:
+        nbytes += spec.nbytes
+    return Request(request_id, "infer", bundle, cut, deadline_s, thresholds, header["use_exits"], arrays, nbytes)
+
+
+def _checked_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS):
+    """Every check one at a time, each refusal naming the field: a Request, or a WireError (never raises)."""
     header = None
     try:
         header = _first_header(frames, limits)

@@ -25,6 +25,9 @@ from edgesplit.runtime.daemon.logs import JournalFormatter, under_systemd
      r"x.toml:2: key peer.address: tcp://10.0.0.2:5555 is not a loopback"),
     ('[bogus]\nx = 1\n', r"x.toml:1: key bogus: unknown key"),
     ('[api\n', r"x.toml: not valid TOML"),
+    ('[emulation]\nboard = "jetson_nano_cpu"\nlink = "norway_car_3"\n',
+     r"x.toml:3: key emulation.link: the software link relays to the peer"),
+    ('[emulation]\nworkload_scale = 0.0\n', r"x.toml:2: key emulation.workload_scale: must be positive"),
 ])
 def test_errors_name_file_key_and_line(text, message):
     with pytest.raises(DaemonConfigError, match=message):
@@ -50,6 +53,20 @@ def test_check_config_cli(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(bad), "--check-config"],
                           stderr=subprocess.PIPE, universal_newlines=True)
     assert proc.returncode == 1 and "missing.npz" in proc.stderr
+
+
+def test_check_config_names_an_emulated_board_and_refuses_an_unknown_one(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text('[emulation]\nboard = "jetson_nano_cpu"\nworkload_scale = 112.0\n[traces]\npath = "t.db"\n'
+                    '[api]\nsocket = "api.sock"\n')
+    out = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(good), "--check-config",
+                          "--json"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    assert '"board": "jetson_nano_cpu (emulated)"' in out
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[emulation]\nboard = "jetson_nanoo"\n')
+    proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(bad), "--check-config"],
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 1 and "jetson_nanoo" in proc.stderr
 
 
 def test_the_shipped_example_config_is_valid():

@@ -1,0 +1,112 @@
+"""Which policy should the demo ship: DDPG trained on the shared TRAINING recordings, or the shipped planner policy?
+
+The demo's scenario (emulated jetson_nano_cpu, workload 112, 100 ms / 900 mJ bounds, one image every 100 ms), every
+recording scaled to the demo's mean rate (0.446 Mbit/s). DDPG: ``edgesplit train --algo ddpg`` on the training
+recordings of the 3G and 4G families (none held out), --seeds seeds. Evaluation in the environment on every
+HELD-OUT recording of the named split (codegen/learning/trace_split.py on the baselines branch), 500 tasks from the
+recording's start, --eval-seeds seeds of the environment's timing noise: each DDPG policy, the shipped planner
+policy, local-only and remote-only. The rule (decided before the numbers): DDPG replaces the planner policy only if
+every DDPG seed has a higher mean SR over the held-out recordings than the planner, with mean accuracy within 1.5
+points of it. Prints JSON with every row and the verdict.
+
+    .venv/bin/python bench/demo_policy_choice.py --seeds 3 > bench/results/demo_policy_choice_2026-11-30.json
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgesplit.codegen.learning.closed_loop import BoardSetup, TrainSetup, train, write_recording
+from edgesplit.codegen.learning.environment import Environment, Scenario
+from edgesplit.runtime.bundle.store import load_bundle
+from edgesplit.runtime.controller.strategies import load_policy_strategy, local_only, remote_only
+from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE, default_bundle_path
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "traces"
+# The named split (codegen/learning/trace_split.py, baselines branch): held out of all training.
+HELD_OUT = (
+    "norway_hsdpa_3g/norway_ferry_3",
+    "norway_hsdpa_3g/norway_metro_3",
+    "norway_hsdpa_3g/norway_tram_11",
+    "ghent_4g/cooked/report_train_0002",
+    "ghent_4g/cooked/report_foot_0002",
+    "fcc_broadband/trace_214390_http---www.amazon.com",
+    "multipath_wifi_cellular/8_5_cellular.csv",
+    "multipath_wifi_cellular/13_5_cellular.csv",
+)
+TRAIN_FAMILIES = ("norway_hsdpa_3g", "ghent_4g/cooked")
+DEMO_MEAN_MBPS = 0.446
+
+
+def scaled(paths, workdir: Path, prefix: str):
+    out = []
+    for path in paths:
+        target = workdir / ("%s_%s.txt" % (prefix, path.name))
+        write_recording(path, target, mean_mbps=DEMO_MEAN_MBPS)
+        out.append(target)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3, help="DDPG training seeds")
+    parser.add_argument("--eval-seeds", type=int, default=2, help="environment seeds per held-out recording")
+    parser.add_argument("--epochs", type=int, default=1000)
+    parser.add_argument("--traces-dir", type=Path, default=SHARED)
+    args = parser.parse_args()
+    started = time.time()
+    workdir = Path(tempfile.mkdtemp(prefix="demo-choice-"))
+    held = {args.traces_dir / name for name in HELD_OUT}
+    training = [p for family in TRAIN_FAMILIES for p in sorted((args.traces_dir / family).iterdir())
+                if p.is_file() and p.suffix != ".md" and p not in held]
+    train_files = scaled(training, workdir, "train")
+    held_files = scaled([args.traces_dir / name for name in HELD_OUT], workdir, "heldout")
+    setup = BoardSetup(recording=held_files[0])
+    policies = {"planner (shipped)": str(DEMO_POLICY_FILE)}
+    trainings = []
+    for seed in range(args.seeds):
+        out = workdir / ("ddpg_seed%d.npz" % seed)
+        summary = train(setup, TrainSetup(train_files, [], out, seed=seed, epochs=args.epochs))
+        trainings.append({"seed": seed, "policy_id": summary["policy_id"], "command": summary["command"],
+                          "train_seconds": summary["train_seconds"]})
+        policies["ddpg seed %d" % seed] = str(out)
+        print("trained seed %d" % seed, file=sys.stderr)
+    env = Environment(Scenario(bundle_dir=default_bundle_path(), board=setup.board, recordings=held_files,
+                               workload_scale=setup.workload_scale, latency_bound_s=setup.latency_bound_ms / 1e3,
+                               energy_bound=setup.energy_bound_mj, period_s=setup.period_s, episode_tasks=500))
+    strategies = {name: load_policy_strategy(path, env.n_exits, env.n_cuts, name=name) for name, path in policies.items()}
+    side = [e.threshold for e in load_bundle(default_bundle_path()).manifest.exits if e.head is not None]
+    strategies["local-only"] = local_only(env.n_exits, env.n_cuts - 1, side)  # the manifest's thresholds
+    strategies["remote-only"] = remote_only(env.n_exits)
+    rows = []
+    for name, strategy in strategies.items():
+        for index, path in enumerate(HELD_OUT):
+            for seed in range(args.eval_seeds):
+                episode = env.run(strategy, seed=seed, recording=index)
+                rows.append({"strategy": name, "recording": path, "seed": seed, "sr": episode.sr,
+                             "accuracy": episode.accuracy, "mean_latency_ms": episode.mean_latency_ms})
+        print("evaluated %s" % name, file=sys.stderr)
+    table = {}
+    for name in strategies:
+        mine = [r for r in rows if r["strategy"] == name]
+        per_recording = {p: float(np.mean([r["sr"] for r in mine if r["recording"] == p])) for p in HELD_OUT}
+        table[name] = {"sr": float(np.mean([r["sr"] for r in mine])),
+                       "accuracy": float(np.mean([r["accuracy"] for r in mine])), "sr_per_recording": per_recording}
+    planner = table["planner (shipped)"]
+    ddpg = [name for name in table if name.startswith("ddpg")]
+    wins = all(table[n]["sr"] > planner["sr"] and table[n]["accuracy"] >= planner["accuracy"] - 0.015 for n in ddpg)
+    print(json.dumps({"bench": "demo_policy_choice", "held_out": list(HELD_OUT),
+                      "training_recordings": [str(p.relative_to(args.traces_dir)) for p in training],
+                      "trainings": trainings, "table": table, "rows": rows,
+                      "verdict": "ship DDPG" if wins else "keep the planner policy",
+                      "rule": "every DDPG seed: mean held-out SR above the planner's, accuracy within 1.5 points",
+                      "seconds": round(time.time() - started, 1)}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

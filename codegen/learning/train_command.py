@@ -1,0 +1,257 @@
+"""``edgesplit train``: train a policy in the virtual-time environment and freeze it for the board.
+
+Builds the learning environment (``codegen/learning/environment.py``) for the bundle, the EMULATED
+board and the bandwidth recordings; mixes in transitions from trace databases (``--from-traces``);
+runs the algorithm (``--algo ddpg``: ``codegen/learning/ddpg.py``) for ``--epochs`` actions; writes
+the frozen actor with policies_lite and its provenance, a learning-curve PNG beside it, and
+evaluates the frozen policy greedily on every training recording, through the same controller
+``run`` uses.
+"""
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+
+from edgesplit.runtime.commands.output import print_json
+from edgesplit.runtime.errors import InputError
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = ("ddpg",)
+ENERGY_UNIT = "mJ"  # the environment's emulated board: power x time per task
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "train",
+        description="Trains an EdgeML policy (per-exit thresholds, cut, action interval) in the virtual-time "
+                    "environment: the runtime's own controller, state window, reward and exit rule, the EMULATED "
+                    "board's segment times and power model, the bandwidth recordings replayed over a software link. "
+                    "One epoch is one action (EdgeML's). Writes the frozen actor (policies_lite .npz with "
+                    "provenance) that run, serve and demo load with --policy, a learning-curve PNG beside it, and "
+                    "the frozen policy's SR and accuracy on each training recording. See docs/learning.md.")
+    parser.add_argument("--algo", required=True, choices=ALGORITHMS, help="the learning algorithm")
+    parser.add_argument("--bundle", default="default", help="bundle directory ('default': the embedded MNIST one)")
+    parser.add_argument("--board", required=True, metavar="NAME",
+                        help="the EMULATED board (a board config from 'edgesplit board list' with an [emulation] "
+                             "table): segment times from its MACs model, energy from its power model, in mJ")
+    parser.add_argument("--workload-scale", type=float, default=1.0,
+                        help="segment time multiplier, as run --workload-scale (default 1)")
+    parser.add_argument("--measured-profile", metavar="NAME",
+                        help="time segments from BUNDLE/profiles/NAME.json (edgesplit profile) instead of the MACs "
+                             "model, as run --measured-profile")
+    parser.add_argument("--link-traces", nargs="+", required=True, metavar="T",
+                        help="bandwidth recordings (files in any format 'edgesplit link' reads, or shipped names) "
+                             "to train on; each episode replays one of them from a random second")
+    parser.add_argument("--link-scale", type=float, default=1.0, help="multiply the recordings' rates (default 1)")
+    parser.add_argument("--rtt-ms", type=float, default=20.0, help="the link's base RTT (default 20)")
+    parser.add_argument("--latency-bound-ms", type=float, default=100.0, help="latency bound per task (default 100)")
+    parser.add_argument("--energy-bound", type=float,
+                        help="energy bound per task in mJ (the emulated board's power x time); default: none")
+    parser.add_argument("--period-ms", type=float, default=100.0, help="one task arrives every this many ms "
+                        "(default 100)")
+    parser.add_argument("--episode-tasks", type=int, default=500, help="tasks per episode (default 500)")
+    parser.add_argument("--images", help=".npy profiling images, preprocessed as the bundle's input (required for a "
+                                         "bundle other than the default)")
+    parser.add_argument("--labels", help=".npy labels for --images")
+    parser.add_argument("--from-traces", nargs="+", default=[], metavar="DB",
+                        help="trace databases written by run/serve (or --write-traces): their transitions go in the "
+                             "replay buffer (off-policy) and are learnt from before the first epoch; refused if a "
+                             "run's bundle, state features or energy unit differ")
+    parser.add_argument("--epochs", type=int, default=1000, help="actions taken in the environment (default 1000)")
+    parser.add_argument("--seed", type=int, required=True, help="seeds the agent, its noise and the episodes")
+    parser.add_argument("--out", required=True, help="the frozen policy to write (.npz); the learning curve goes "
+                                                     "beside it as NAME_curve.png")
+    parser.add_argument("--write-traces", metavar="DB",
+                        help="also log this run's training transitions to this trace database (for --from-traces "
+                             "elsewhere: EdgeML's transfer of MDP traces to another board)")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON document")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (stderr)")
+    parser.set_defaults(handler=run)
+
+
+def _check_args(args) -> Path:
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise InputError("--out %s: a policy is written as .npz" % out)
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise InputError("--out %s: directory %s does not exist" % (out, out.parent))
+    if args.epochs < 1:
+        raise InputError("--epochs must be >= 1, got %d" % args.epochs)
+    if args.episode_tasks < 1:
+        raise InputError("--episode-tasks must be >= 1, got %d" % args.episode_tasks)
+    for flag, value in (("--link-scale", args.link_scale), ("--workload-scale", args.workload_scale),
+                        ("--latency-bound-ms", args.latency_bound_ms), ("--period-ms", args.period_ms)):
+        if not (math.isfinite(value) and value > 0):
+            raise InputError("%s must be a positive number, got %r" % (flag, value))
+    if args.energy_bound is not None and not (math.isfinite(args.energy_bound) and args.energy_bound > 0):
+        raise InputError("--energy-bound must be a positive number of mJ, got %r" % args.energy_bound)
+    if not (math.isfinite(args.rtt_ms) and args.rtt_ms >= 0):
+        raise InputError("--rtt-ms must be >= 0, got %r" % args.rtt_ms)
+    for db in args.from_traces:
+        if not Path(db).is_file():
+            raise InputError("--from-traces %s: no such trace database" % db)
+    if bool(args.images) != bool(args.labels):
+        raise InputError("--images and --labels go together")
+    return out
+
+
+def _scenario(args, bundle):
+    from edgesplit.codegen.learning.environment import Scenario
+    from edgesplit.runtime.default_bundle import default_bundle_path
+    from edgesplit.runtime.emulation.board import load_emulated_board
+    from edgesplit.runtime.emulation.link.shipped import resolve_recording
+
+    load_emulated_board(args.board)  # an unknown or non-emulatable board is refused by name first
+    is_default = Path(bundle.root).resolve() == Path(default_bundle_path()).resolve()
+    if not is_default and not args.images:
+        raise InputError("bundle %s needs its own profiling set: --images X.npy --labels Y.npy, preprocessed as its "
+                         "input (images its model and heads were not trained on)" % bundle.root)
+    recordings = [resolve_recording(name) for name in args.link_traces]
+    return Scenario(bundle_dir=Path(bundle.root), board=args.board, recordings=recordings,
+                    link_scale=args.link_scale, rtt_s=args.rtt_ms / 1e3, workload_scale=args.workload_scale,
+                    measured_profile=args.measured_profile, latency_bound_s=args.latency_bound_ms / 1e3,
+                    energy_bound=args.energy_bound, period_s=args.period_ms / 1e3, episode_tasks=args.episode_tasks,
+                    images=Path(args.images) if args.images else None,
+                    labels=Path(args.labels) if args.labels else None)
+
+
+def provenance(args, bundle, scenario, params, result, offline) -> Dict[str, Any]:
+    from edgesplit.codegen.learning import environment
+    from edgesplit.codegen.learning.ddpg import ALGORITHM, hyperparameters
+    from edgesplit.runtime.bundle.manifest import file_sha256
+
+    traces = [str(r) for r in scenario.recordings] + list(args.from_traces)
+    return {
+        "algorithm": ALGORITHM, "traces": traces,
+        "recordings": [{"path": str(r), "sha256": file_sha256(str(r))} for r in scenario.recordings],
+        "from_traces": [{"path": str(db), "sha256": file_sha256(str(db))} for db in args.from_traces],
+        "offline_transitions": int(len(offline.reward)) if offline is not None else 0,
+        "seeds": [params.seed], "seed": params.seed, "hyperparameters": hyperparameters(params),
+        "environment_version": getattr(environment, "ENVIRONMENT_VERSION", "unknown"),
+        "bundle": bundle.manifest.name, "bundle_sha256": bundle.hash, "bundle_path": str(bundle.root),
+        "board": args.board, "board_emulated": True, "workload_scale": args.workload_scale,
+        "measured_profile": args.measured_profile, "link_scale": args.link_scale, "rtt_s": args.rtt_ms / 1e3,
+        "period_s": args.period_ms / 1e3, "episode_tasks": args.episode_tasks,
+        "bounds": {"latency_s": args.latency_bound_ms / 1e3, "energy": args.energy_bound},
+        "energy_unit": ENERGY_UNIT, "energy_proxy": "emulated",
+        "images": str(args.images) if args.images else "default bundle profiling set",
+        "training": {"epochs": params.epochs, "tasks": result.tasks, "episodes": result.episodes,
+                     "seconds": round(result.seconds, 3)},
+    }
+
+
+def plot_curve(log_, out_png: Path, title: str, window: int = 50) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgesplit.codegen.learning.ddpg import moving_average
+
+    arrays = log_.to_arrays()
+    tasks = np.maximum(arrays["tasks"], 1)
+    epochs = np.arange(1, len(arrays["reward"]) + 1)
+    fig, axes = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    axes[0].plot(epochs, moving_average(arrays["reward"], window), color="tab:blue")
+    axes[0].set_ylabel("reward (%d-epoch mean)" % window)
+    sr = moving_average(arrays["met"], window) / moving_average(tasks, window)
+    accuracy = moving_average(arrays["correct"], window) / moving_average(tasks, window)
+    axes[1].plot(epochs, sr, label="satisfaction rate", color="tab:green")
+    axes[1].plot(epochs, accuracy, label="accuracy", color="tab:orange")
+    axes[1].set_ylim(0, 1.02)
+    axes[1].set_xlabel("epoch (one action)")
+    axes[1].legend(loc="lower right")
+    axes[0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(str(out_png), dpi=110)
+    plt.close(fig)
+
+
+def evaluate_policy(env, policy_path: Path, seed: int) -> List[Dict[str, Any]]:
+    """The frozen policy, loaded as run loads it, for one episode on each training recording."""
+    from edgesplit.runtime.controller.strategies import load_policy_strategy
+
+    strategy = load_policy_strategy(policy_path, env.n_exits, env.n_cuts, name="policy")
+    rows = []
+    for index, recording in enumerate(env.scenario.recordings):
+        episode = env.run(strategy, seed=seed, recording=index)
+        rows.append({"recording": str(recording), "sr": episode.sr, "accuracy": episode.accuracy,
+                     "mean_latency_ms": episode.mean_latency_ms, "reward": episode.reward, "tasks": episode.tasks})
+    return rows
+
+
+def run(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from edgesplit.codegen.learning.ddpg import Args, train
+    from edgesplit.codegen.learning.environment import Environment
+    from edgesplit.codegen.learning.trace_transitions import read_transitions
+    from edgesplit.codegen.learning.ddpg import ActionCodec
+    from edgesplit.runtime.default_bundle import resolve_bundle
+
+    out = _check_args(args)
+    torch.set_num_threads(1)  # networks this small run fastest on one thread
+    bundle = resolve_bundle(args.bundle)
+    scenario = _scenario(args, bundle)
+    env = Environment(scenario, seed=args.seed)
+    params = Args(seed=args.seed, epochs=args.epochs)
+    offline = None
+    if args.from_traces:
+        offline = read_transitions(args.from_traces, bundle.hash, params.features, ENERGY_UNIT,
+                                   ActionCodec(env.n_exits, env.n_cuts, params.max_interval))
+        log.info("%d transitions from %s go in the replay buffer", len(offline.reward), ", ".join(args.from_traces))
+    bar = tqdm(total=args.epochs, desc="training %s" % args.algo, unit="epoch", disable=args.no_progress,
+               leave=False, file=sys.stderr)
+
+    def on_epoch(epoch, log_):
+        bar.update(1)
+        if epoch % 50 == 49:
+            recent = slice(max(0, epoch - 99), epoch + 1)
+            bar.set_postfix(reward="%.3f" % np.mean(log_.reward[recent]),
+                            sr="%.3f" % (sum(log_.met[recent]) / max(1, sum(log_.tasks[recent]))))
+
+    started = time.perf_counter()
+    try:
+        result = train(env, params, offline=offline, on_epoch=on_epoch)
+    finally:
+        bar.close()
+    policy_id = result.agent.export(out, params.features, provenance(args, bundle, scenario, params, result, offline))
+    curve = out.with_name(out.stem + "_curve.png")
+    plot_curve(result.log, curve, "%s on %s (emulated), %s, seed %d" % (args.algo, args.board,
+                                                                      ", ".join(Path(t).name for t in args.link_traces),
+                                                                      args.seed))
+    if args.write_traces:
+        from edgesplit.codegen.learning.trace_transitions import write_transitions
+
+        write_transitions(Path(args.write_traces), result.logged, result.agent.codec, bundle.hash,
+                          "%s (emulated)" % args.board, params.features, ENERGY_UNIT,
+                          {"command": "train", "algorithm": args.algo, "seed": args.seed,
+                           "recordings": [str(r) for r in scenario.recordings],
+                           "bounds": {"latency_s": scenario.latency_bound_s, "energy": scenario.energy_bound}})
+    evaluation = evaluate_policy(env, out, args.seed)
+    arrays = result.log.to_arrays()
+    last = slice(max(0, args.epochs - 100), args.epochs)
+    summary = {"out": str(out), "policy_id": policy_id, "curve": str(curve), "algorithm": args.algo,
+               "board": args.board, "bundle": str(bundle.root), "seed": args.seed, "epochs": args.epochs,
+               "tasks": result.tasks, "episodes": result.episodes, "offline_transitions": result.offline_transitions,
+               "train_seconds": round(result.seconds, 3), "tasks_per_s": round(result.tasks / result.seconds, 1),
+               "seconds": round(time.perf_counter() - started, 3),
+               "last_100_epochs": {"reward": float(arrays["reward"][last].mean()),
+                                   "sr": float(arrays["met"][last].sum() / max(1, arrays["tasks"][last].sum()))},
+               "evaluation": evaluation, "write_traces": args.write_traces}
+    if args.json:
+        print_json(summary)
+        return 0
+    print("wrote %s (policy %s) and %s" % (out, policy_id[:12], curve))
+    print("trained %d epochs (%d tasks, %d episodes) in %.1f s: %.0f tasks/s"
+          % (args.epochs, result.tasks, result.episodes, result.seconds, result.tasks / result.seconds))
+    for row in evaluation:
+        print("frozen policy on %s: SR %.3f, accuracy %.3f, mean latency %.1f ms"
+              % (Path(row["recording"]).name, row["sr"], row["accuracy"], row["mean_latency_ms"]))
+    return 0
