@@ -118,6 +118,11 @@ class Manifest:
     def exits_at(self, cut_id: int) -> Tuple[Exit, ...]:
         return tuple(e for e in self.exits if e.cut == cut_id)
 
+    def exit_output(self, exit_id: int) -> TensorSpec:
+        """The scores tensor of exit ``exit_id``: the model's output, or the exit head's (what a peer replies)."""
+        head = self.exits[exit_id].head
+        return self.outputs[0] if head is None else self.segment(head).outputs[0]
+
 
 # ---------------------------------------------------------------- hashing
 

@@ -12,7 +12,7 @@ from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.daemon.sd_notify import SystemdNotifier
 from edgesplit.runtime.peer.batching import BatchPolicy
 from edgesplit.runtime.peer.server import PeerServer
-from edgesplit.runtime.security.curve import describe, is_loopback_endpoint, server_keys
+from edgesplit.runtime.security.curve import describe, keys_for_bind
 from edgesplit.runtime.transport import wire
 from edgesplit.runtime.transport.endpoint import zmq_endpoint
 
@@ -83,17 +83,6 @@ def _use_json_logs() -> None:
         root.setLevel(logging.INFO)
 
 
-def _curve_keys(args):
-    if bool(args.secret_key) != bool(args.allowed_keys):
-        raise InputError("the secure link needs both --secret-key FILE and --allowed-keys DIR")
-    if args.secret_key:
-        return server_keys(args.secret_key, args.allowed_keys)
-    if not is_loopback_endpoint(args.bind) and not args.insecure:
-        raise InputError("--bind %s is reachable from other machines: give --secret-key and --allowed-keys "
-                         "(see 'edgesplit keys generate') or, on a trusted network only, --insecure" % args.bind)
-    return None
-
-
 def _with_watchdog(stop, notifier, server):
     """``should_stop`` for the serve loop that also pings the systemd watchdog and refreshes STATUS.
 
@@ -120,7 +109,7 @@ def run_peer(args) -> int:
     if args.max_bytes < 1:
         raise InputError("--max-bytes must be a positive number of bytes, got %d" % args.max_bytes)
     args.bind = zmq_endpoint(args.bind, "--bind", bind=True)
-    curve = _curve_keys(args)
+    curve = keys_for_bind(args.bind, args.secret_key, args.allowed_keys, args.insecure)
     if curve is not None and not curve.allowed:
         log.warning("--allowed-keys %s holds no device keys (NAME.key files): every device is refused until "
                     "keys are copied there and the peer restarted", args.allowed_keys)

@@ -7,7 +7,7 @@ import time
 
 from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.errors import InputError
-from edgesplit.runtime.security.curve import describe, is_loopback_endpoint, server_keys
+from edgesplit.runtime.security.curve import describe, keys_for_bind
 from edgesplit.runtime.transport import wire
 from edgesplit.runtime.transport.endpoint import zmq_endpoint
 
@@ -34,6 +34,9 @@ def register(commands) -> None:
     parser.add_argument("--ray-address", default="auto",
                         help="the Ray cluster to join: HOST:PORT of the head node ('ray start --head' prints it), "
                              "or 'auto' on a node that already runs Ray (default %(default)s)")
+    parser.add_argument("--application", metavar="NAME",
+                        help="the Ray Serve application to join or deploy (default: 'edgesplit-' and the first 16 "
+                             "characters of the bundle's wire hash); front ends with the same NAME share replicas")
     parser.add_argument("--replicas", type=int, default=2,
                         help="replicas to deploy when this bundle is not deployed yet (default %(default)s); a "
                              "front end that finds it running shares the replicas that are there")
@@ -62,17 +65,6 @@ def register(commands) -> None:
     parser.set_defaults(handler=run_pool)
 
 
-def _curve_keys(args):
-    if bool(args.secret_key) != bool(args.allowed_keys):
-        raise InputError("the secure link needs both --secret-key FILE and --allowed-keys DIR")
-    if args.secret_key:
-        return server_keys(args.secret_key, args.allowed_keys)
-    if not is_loopback_endpoint(args.bind) and not args.insecure:
-        raise InputError("--bind %s is reachable from other machines: give --secret-key and --allowed-keys "
-                         "(see 'edgesplit keys generate') or, on a trusted network only, --insecure" % args.bind)
-    return None
-
-
 def _check(args) -> None:
     for name, value in (("--replicas", args.replicas), ("--max-ongoing", args.max_ongoing),
                         ("--max-in-flight", args.max_in_flight), ("--max-bytes", args.max_bytes),
@@ -86,7 +78,7 @@ def _check(args) -> None:
 def run_pool(args) -> int:
     _check(args)
     args.bind = zmq_endpoint(args.bind, "--bind", bind=True)
-    curve = _curve_keys(args)
+    curve = keys_for_bind(args.bind, args.secret_key, args.allowed_keys, args.insecure)
     bundle = resolve_bundle(args.bundle)
     from edgesplit.runtime.pool.engine import PoolEngine
     from edgesplit.runtime.pool.front_end import PoolFrontEnd
@@ -94,7 +86,8 @@ def run_pool(args) -> int:
     engine = PoolEngine(args.ray_address)
     try:
         replica = engine.deploy(args.bundle, bundle.wire_hash, args.replicas, threads=args.threads,
-                                replica_cpus=args.replica_cpus, max_ongoing_requests=args.max_ongoing)
+                                replica_cpus=args.replica_cpus, max_ongoing_requests=args.max_ongoing,
+                                application=args.application)
         front = PoolFrontEnd(engine, bundle.wire_hash, wire.Limits(max_total_bytes=args.max_bytes),
                              max_in_flight=args.max_in_flight, curve=curve)
         endpoint = front.bind(args.bind)

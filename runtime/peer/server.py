@@ -34,10 +34,10 @@ from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
 from edgesplit.runtime.peer.batching import BatchPolicy, batchable_cuts, concatenate, exits_after, rows_of, \
     split_rows, window_end
 from edgesplit.runtime.transport import wire
+from edgesplit.runtime.transport.router import bind_router, router_socket
 
 log = logging.getLogger(__name__)
 
-HANDSHAKE_TIMEOUT_MS = 5000
 # Messages taken per pass: bounded, so requests run even while a flood arrives. Each refused message
 # costs the peer its decoding and answer: with 1024, three flooding devices held the peer to ~100
 # requests served per second and a polite device waited ~0.2 s; with 64, ~260/s and ~15 ms
@@ -121,9 +121,9 @@ class PeerServer:
         self._batchable = {cut: cut in batchable_cuts(manifest) for cut in range(len(manifest.cuts))}
         self._exits_after = {cut: exits_after(manifest, cut) for cut in range(len(manifest.cuts))}
         self._final_exit = manifest.exits[-1].id
-        self._output_names = {ex.id: self._exit_output(ex.id).name for ex in manifest.exits}
-        self._ok_replies = {ex.id: wire.OkReplyEncoder(ex.id, self._exit_output(ex.id).name,
-                                                       self._exit_output(ex.id).dtype) for ex in manifest.exits}
+        self._output_names = {ex.id: manifest.exit_output(ex.id).name for ex in manifest.exits}
+        self._ok_replies = {ex.id: wire.OkReplyEncoder(ex.id, manifest.exit_output(ex.id).name,
+                                                       manifest.exit_output(ex.id).dtype) for ex in manifest.exits}
         self._last_batch_s = 0.0  # run time of the last batch: a batch stops waiting that long before a deadline
         # runtime.security.curve.CurveServerKeys: CurveZMQ with an allow list of device keys; None = plain.
         self.curve = curve
@@ -149,35 +149,14 @@ class PeerServer:
 
     def bind(self, address: str) -> str:
         """Bind the ROUTER; returns the actual endpoint (``tcp://127.0.0.1:*`` picks a free port)."""
-        sock = self._context.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        # A frame larger than this is cut off by libzmq (the sender is disconnected) before it is allocated.
-        sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_total_bytes + self.limits.max_header_bytes)
-        sock.setsockopt(zmq.RCVHWM, 1000)
-        sock.setsockopt(zmq.SNDHWM, 1000)
-        # File descriptors are a budget (LimitNOFILE in the unit): a TCP connection that never speaks
-        # ZMTP is closed after HANDSHAKE_IVL (libzmq's default is 30 s), a device that vanished
-        # without a FIN after the heartbeat timeout. Idle devices that answer heartbeats stay.
-        sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_TIMEOUT_MS)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 10000)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 30000)
+        sock, self._allow_list = router_socket(self._context, self.limits, self.curve)
         if self.curve is not None:
-            from edgesplit.runtime.security.zap import CurveAllowList
-
-            self._allow_list = CurveAllowList(self._context, self.curve.allowed, self.curve.allowed).start()
-            self.curve.apply(sock)
             # A plain or wrongly keyed client fails in libzmq's handshake, before any message: only the
             # socket monitor sees it, and without it an operator would have no line to go on.
             self._monitor = sock.get_monitor_socket(_HANDSHAKE_FAILURES)
-        try:
-            sock.bind(address)
-        except zmq.ZMQError as exc:
-            sock.close(linger=0)
-            raise InputError("cannot bind the peer to %s: %s (use tcp://HOST:PORT with a free port)"
-                             % (address, exc)) from None
+        endpoint = bind_router(sock, address, "the peer")
         self._socket = sock
-        endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
-        return endpoint.decode("ascii") if isinstance(endpoint, bytes) else str(endpoint)
+        return endpoint
 
     def queue_depth(self) -> Tuple[int, int]:
         """(requests, bytes) waiting for their turn."""
@@ -415,11 +394,6 @@ class PeerServer:
         for item, rows in zip(live, split_rows(output, [i.rows for i in live])):
             self.stats.served += 1
             self._reply_ok(item, self._final_exit, compute_s, rows)
-
-    def _exit_output(self, exit_id: int):
-        manifest = self.executor.manifest
-        head = manifest.exits[exit_id].head
-        return manifest.outputs[0] if head is None else manifest.segment(head).outputs[0]
 
     def _expired(self, identity: bytes, request: wire.Request) -> None:
         self.stats.expired += 1

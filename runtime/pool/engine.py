@@ -63,11 +63,13 @@ class PoolEngine:
         self._busy_errors = (busy,) if busy is not None else ()
 
     def deploy(self, bundle: str, wire_hash: str, replicas: int, threads: Optional[int] = 1,
-               replica_cpus: float = 1.0, max_ongoing_requests: int = 64, deployment=SegmentReplica) -> Dict[str, Any]:
-        """Find the bundle's application, or deploy it; returns what a replica says about itself."""
+               replica_cpus: float = 1.0, max_ongoing_requests: int = 64, deployment=SegmentReplica,
+               application: Optional[str] = None) -> Dict[str, Any]:
+        """Find the bundle's application (``application``, by default ``app_name(wire_hash)``), or deploy it;
+        returns what a replica says about itself."""
         serve = self.serve
         serve.start(proxy_location="Disabled")  # devices speak ZeroMQ to the front ends, not HTTP
-        name = self.app = app_name(wire_hash)
+        name = self.app = application or app_name(wire_hash)
         if name in serve.status().applications:
             log.info("joining the running application %s", name)
             self.handle = serve.get_deployment_handle(DEPLOYMENT, app_name=name)
@@ -111,6 +113,22 @@ class PoolEngine:
                 if attempts >= 2 or loop_clock() >= until:
                     raise ReplicaLost("%s (%d attempts)" % (type(exc).__name__, attempts)) from None
                 log.info("a replica was lost during a call (%s); sending it to another", type(exc).__name__)
+
+    async def check(self, timeout_s: float) -> str:
+        """A health call: ``""`` when a replica answers ``describe`` within ``timeout_s``, else what went wrong
+        (no replica, a deleted application, a broken Ray connection)."""
+        try:
+            response = self.handle.describe.remote()
+        except Exception as exc:  # Ray raises many types here; each one means no replica can be reached
+            return "%s: %s" % (type(exc).__name__, exc)
+        try:
+            await asyncio.wait_for(_awaited(response), timeout_s)
+        except asyncio.TimeoutError:
+            response.cancel()
+            return "no replica answered a health call within %.1f s" % timeout_s
+        except Exception as exc:
+            return "%s: %s" % (type(exc).__name__, exc)
+        return ""
 
     def close(self) -> None:
         self.ray.shutdown()

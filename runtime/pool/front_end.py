@@ -3,7 +3,10 @@
 Devices cannot tell it from ``edgesplit peer``: the same ROUTER socket options, the same decoding and
 checks (``wire.decode_request``: a malformed message is answered ``bad_request`` at once), the same
 refusals (``bundle_mismatch``, ``expired``, ``overloaded``), probes answered on the spot, the same
-reply (``wire.encode_reply``). Each request becomes one call to a replica, awaited on an asyncio loop,
+reply (``wire.encode_reply``). A front end whose replicas do not answer (all gone, or the Ray
+connection broken) answers probes and requests ``overloaded``, which marks it down at the device, so
+devices go to their next front end instead of waiting out their deadlines here; it serves again by
+itself once a replica answers its health call. Each request becomes one call to a replica, awaited on an asyncio loop,
 so one front end keeps many requests in flight while the replicas compute; its work per request is
 decoding, one Ray call and encoding. It keeps no state a device depends on: devices list several
 front ends and fail over between them (``runtime.transport.failover``).
@@ -17,13 +20,11 @@ from typing import Any, Dict, List, Optional
 import zmq
 import zmq.asyncio
 
-from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.pool.engine import PoolBusy, ReplicaLost
 from edgesplit.runtime.transport import wire
+from edgesplit.runtime.transport.router import bind_router, router_socket
 
 log = logging.getLogger(__name__)
-
-HANDSHAKE_TIMEOUT_MS = 5000
 
 
 @dataclass
@@ -36,19 +37,26 @@ class FrontEndStats:
     overloaded: int = 0
     errors: int = 0
     replicas_lost: int = 0
+    unavailable: int = 0  # probes and requests refused while no replica answered
     by_reason: Dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:
         return {"served": self.served, "probes": self.probes, "bad_requests": self.bad_requests,
                 "bundle_mismatches": self.bundle_mismatches, "expired": self.expired, "overloaded": self.overloaded,
-                "errors": self.errors, "replicas_lost": self.replicas_lost, "bad_request_reasons": dict(self.by_reason)}
+                "errors": self.errors, "replicas_lost": self.replicas_lost, "unavailable": self.unavailable,
+                "bad_request_reasons": dict(self.by_reason)}
 
 
 class PoolFrontEnd:
-    """``bind()``, then ``await serve(stop)``; ``close()`` when done. ``engine``: a deployed ``PoolEngine``."""
+    """``bind()``, then ``await serve(stop)``; ``close()`` when done. ``engine``: a deployed ``PoolEngine``.
+
+    Health: every ``health_period_s`` in which no replica answered a request, one ``engine.check`` call;
+    a failed one, or ``failures_before_down`` failed requests in a row, and the front end refuses
+    everything ``overloaded`` until a check passes."""
 
     def __init__(self, engine, bundle_hash: str, limits: wire.Limits = wire.DEFAULT_LIMITS,
-                 max_in_flight: int = 256, curve=None, context: Optional[zmq.Context] = None):
+                 max_in_flight: int = 256, curve=None, context: Optional[zmq.Context] = None,
+                 health_period_s: float = 2.0, health_timeout_s: float = 5.0, failures_before_down: int = 3):
         self.engine = engine
         self.bundle_hash = bundle_hash
         self.limits = limits
@@ -60,32 +68,20 @@ class PoolFrontEnd:
         self._sync_socket = None  # type: Optional[zmq.Socket]
         self._allow_list = None
         self._tasks = set()  # type: set
+        self.health_period_s = health_period_s
+        self.health_timeout_s = health_timeout_s
+        self.failures_before_down = failures_before_down
+        self.unhealthy = ""  # why no replica answers, while none does; "" when healthy
+        self._failures = 0  # failed requests in a row
+        self._answered_at = time.monotonic()  # when a replica last answered (as good as a health call)
 
     def bind(self, address: str) -> str:
         """Bind the ROUTER (the peer's options); returns the actual endpoint (``*`` picks a free port)."""
-        sock = self._context.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_total_bytes + self.limits.max_header_bytes)
-        sock.setsockopt(zmq.RCVHWM, 1000)
-        sock.setsockopt(zmq.SNDHWM, 1000)
-        sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_TIMEOUT_MS)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 10000)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 30000)
-        if self.curve is not None:
-            from edgesplit.runtime.security.zap import CurveAllowList
-
-            self._allow_list = CurveAllowList(self._context, self.curve.allowed, self.curve.allowed).start()
-            self.curve.apply(sock)
-        try:
-            sock.bind(address)
-        except zmq.ZMQError as exc:
-            sock.close(linger=0)
-            raise InputError("cannot bind the pool front end to %s: %s (use tcp://HOST:PORT with a free port)"
-                             % (address, exc)) from None
+        sock, self._allow_list = router_socket(self._context, self.limits, self.curve)
+        endpoint = bind_router(sock, address, "the pool front end")
         self._sync_socket = sock
         self._socket = zmq.asyncio.Socket.shadow(sock.underlying)
-        endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
-        return endpoint.decode("ascii") if isinstance(endpoint, bytes) else str(endpoint)
+        return endpoint
 
     def close(self) -> None:
         if self._sync_socket is not None:
@@ -97,6 +93,16 @@ class PoolFrontEnd:
 
     async def serve(self, stop: asyncio.Event, poll_ms: int = 100) -> FrontEndStats:
         """Answer requests until ``stop`` is set; requests still in flight then get their answers first."""
+        watcher = asyncio.ensure_future(self._watch_health(stop))
+        try:
+            await self._receive_until(stop, poll_ms)
+        finally:
+            watcher.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5.0)
+        return self.stats
+
+    async def _receive_until(self, stop: asyncio.Event, poll_ms: int) -> None:
         while not stop.is_set():
             if not await self._socket.poll(poll_ms, zmq.POLLIN):
                 continue
@@ -110,9 +116,42 @@ class PoolFrontEnd:
                 except Exception:  # one message's bug must not stop the front end for every device
                     self.stats.errors += 1
                     log.exception("failed taking in a message; the front end keeps serving")
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5.0)
-        return self.stats
+
+    async def _watch_health(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.health_period_s)
+                return
+            except asyncio.TimeoutError:
+                pass
+            if not self.unhealthy and time.monotonic() - self._answered_at < self.health_period_s:
+                continue  # a replica answered a request a moment ago: no need to ask
+            try:
+                problem = await self.engine.check(self.health_timeout_s)
+            except Exception as exc:  # the watcher must outlive any failure, or the front end never recovers
+                problem = "the health call failed: %s: %s" % (type(exc).__name__, exc)
+            if problem:
+                self._mark_unhealthy(problem)
+            else:
+                self._mark_healthy()
+
+    def _mark_unhealthy(self, problem: str) -> None:
+        if not self.unhealthy:
+            log.warning("no replica answers (%s): probes and requests are answered 'overloaded', so devices use "
+                        "their next front end, until one does", problem)
+        self.unhealthy = problem
+
+    def _mark_healthy(self) -> None:
+        if self.unhealthy:
+            log.warning("a replica answers again; serving")
+        self.unhealthy = ""
+        self._failures = 0
+        self._answered_at = time.monotonic()
+
+    def _failed(self, problem: str) -> None:
+        self._failures += 1
+        if self._failures >= self.failures_before_down:
+            self._mark_unhealthy("%d requests in a row failed, the last: %s" % (self._failures, problem))
 
     async def _intake(self, frames: List[Any], arrived: float) -> None:
         identity = frames[0].bytes
@@ -130,6 +169,11 @@ class PoolFrontEnd:
         elif request.deadline_s <= 0.0:
             self.stats.expired += 1
             await self._reply(identity, request.request_id, "expired", "the deadline passed before the pool got to it")
+        elif self.unhealthy:
+            self.stats.unavailable += 1
+            await self._reply(identity, request.request_id, "overloaded",
+                              "no replica behind this front end answers (%s); try another front end"
+                              % self.unhealthy[:200])
         elif request.kind == "probe":
             self.stats.probes += 1
             await self._reply(identity, request.request_id, "ok", service_s=time.monotonic() - arrived)
@@ -157,13 +201,16 @@ class PoolFrontEnd:
             return
         except ReplicaLost as exc:
             self.stats.replicas_lost += 1
+            self._failed("replica lost: %s" % exc)
             await self._reply(identity, request.request_id, "error", "the replica running it was lost: %s" % exc)
             return
         except Exception as exc:  # a replica's failure becomes a reply; the device falls back locally
             self.stats.errors += 1
+            self._failed("%s: %s" % (type(exc).__name__, exc))
             log.warning("request %d from %s failed in the pool: %s", request.request_id, identity.hex(), exc)
             await self._reply(identity, request.request_id, "error", "the pool failed running the model: %s" % exc)
             return
+        self._mark_healthy()  # a replica answered
         if answer["status"] != "ok":
             self.stats.bad_requests += 1
             self.stats.by_reason["bad_tensors"] = self.stats.by_reason.get("bad_tensors", 0) + 1

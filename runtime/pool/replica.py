@@ -18,12 +18,6 @@ from edgesplit.runtime.executor.executor import Executor
 log = logging.getLogger(__name__)
 
 
-def result_name(manifest, exit_id: int) -> str:
-    """The name of the scores tensor of ``exit_id``: the model's output, or the exit head's."""
-    head = manifest.exits[exit_id].head
-    return manifest.outputs[0].name if head is None else manifest.segment(head).outputs[0].name
-
-
 class SegmentReplica:
     """Holds a warmed-up executor for ``bundle``; ``run`` is what the front end calls."""
 
@@ -46,4 +40,4 @@ class SegmentReplica:
         except InputError as exc:
             return {"status": "bad_request", "message": str(exc)}
         return {"status": "ok", "exit_id": result.exit_id, "compute_s": result.compute_seconds,
-                "tensors": {result_name(self.executor.manifest, result.exit_id): result.output}}
+                "tensors": {self.executor.manifest.exit_output(result.exit_id).name: result.output}}

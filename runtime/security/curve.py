@@ -11,6 +11,7 @@ from typing import Dict, FrozenSet, Optional
 
 import zmq
 
+from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.security.keys import load_keys, load_public_keys
 
 ZAP_DOMAIN = b"edgesplit"
@@ -55,6 +56,20 @@ def server_keys(peer_secret_file: str, allowed_keys_dir: str) -> CurveServerKeys
     own = load_keys(peer_secret_file, need_secret=True)
     allowed = {key: name for key, name in load_public_keys(allowed_keys_dir)}
     return CurveServerKeys(own.public, own.secret, allowed)
+
+
+def keys_for_bind(bind: str, secret_key: Optional[str], allowed_keys: Optional[str],
+                  insecure: bool) -> Optional[CurveServerKeys]:
+    """A server's keys from its ``--secret-key``/``--allowed-keys``/``--insecure`` flags (``edgesplit peer``
+    and ``edgesplit pool``): None means plain, allowed only on loopback or with ``--insecure``."""
+    if bool(secret_key) != bool(allowed_keys):
+        raise InputError("the secure link needs both --secret-key FILE and --allowed-keys DIR")
+    if secret_key:
+        return server_keys(secret_key, allowed_keys)
+    if not is_loopback_endpoint(bind) and not insecure:
+        raise InputError("--bind %s is reachable from other machines: give --secret-key and --allowed-keys "
+                         "(see 'edgesplit keys generate') or, on a trusted network only, --insecure" % bind)
+    return None
 
 
 _HOST = re.compile(r"^(?:tcp|ws|wss)://(?:[^;]*;)?(\[[^\]]*\]|[^:/]*)(?::|$)")

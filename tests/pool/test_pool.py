@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from support.ray_cluster import RayHead, ray_installed, start_front_end, stopped_line
+from support.ray_cluster import RayHead, delete_application, ray_installed, start_front_end, stopped_line
 
 if not ray_installed():
     pytest.skip("Ray Serve is not installed: pip install -e '.[pool]' to run the pool tests", allow_module_level=True)
@@ -24,6 +24,7 @@ from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout  
 from edgesplit.runtime.executor.executor import Executor  # noqa: E402
 from edgesplit.runtime.transport import wire  # noqa: E402
 from edgesplit.runtime.transport.client import PeerClient  # noqa: E402
+from edgesplit.runtime.transport.failover import PeerFailover  # noqa: E402
 
 EDGESPLIT = [sys.executable, "-m", "edgesplit.runtime.cli"]
 CUT = 2
@@ -99,6 +100,50 @@ def test_two_front_ends_share_the_replicas_and_answer_like_the_peer(front_ends, 
     with PeerClient(first.endpoint, bundle.wire_hash) as client:
         wrong = {name: np.zeros((1, 3), np.float32) for name in local.live}
         assert client.offload(CUT, wrong, deadline_s=10.0).peer_status == "bad_request"
+
+
+def test_a_front_end_whose_replicas_are_gone_refuses_probes_and_devices_use_the_next(cluster, front_ends):
+    """A front end on an application of its own; the application is deleted under it. Its probes are then
+    answered 'overloaded' (what marks a peer down), a device listing it first sends its offloads to the
+    healthy front end, and once the application is deployed again the front end answers probes 'ok'."""
+    first, _ = front_ends
+    bundle = load_bundle(default_bundle_path())
+    live = Executor(bundle).run(load_heldout()[0][:4], use_exits=False, stop_at_cut=CUT).live
+    own = ["--application", "edgesplit-health-test", "--replicas", "1"]
+    sick = start_front_end("default", cluster.address, own)
+    try:
+        with PeerClient(sick.endpoint, bundle.wire_hash) as client:
+            assert client.probe(timeout_s=10.0).ok
+            delete_application(cluster.address, "edgesplit-health-test")
+            assert _probe_until(client, "overloaded")[-1] == "overloaded", sick.stderr_text()[-2000:]
+            with PeerFailover.connect([sick.endpoint, first.endpoint], bundle.wire_hash) as device:
+                outcomes = [device.offload(CUT, live, deadline_s=20.0, use_exits=False) for _ in range(4)]
+                assert outcomes[0].peer_status == "overloaded"
+                assert all(o.ok for o in outcomes[1:]), [o.message for o in outcomes]
+                assert device.active.address == first.endpoint
+            # Deployed again (by another front end): the first front end serves again by itself.
+            again = start_front_end("default", cluster.address, own)
+            try:
+                assert _probe_until(client, "ok")[-1] == "ok", sick.stderr_text()[-2000:]
+                assert client.offload(CUT, live, deadline_s=20.0, use_exits=False).ok
+            finally:
+                again.stop(signal.SIGKILL)
+    finally:
+        stats = stopped_line(sick)
+        delete_application(cluster.address, "edgesplit-health-test")
+    assert stats is not None and stats["unavailable"] >= 2 and stats["served"] >= 1
+
+
+def _probe_until(client, status, within_s=120.0):
+    """Probe until the front end answers ``status`` (the statuses seen; the last is the wanted one unless time ran out)."""
+    seen = []
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        seen.append(client.probe(timeout_s=5.0).peer_status)
+        if seen[-1] == status:
+            break
+        time.sleep(0.5)
+    return seen
 
 
 def test_a_replica_killed_mid_load_loses_no_task(front_ends, inputs, tmp_path):

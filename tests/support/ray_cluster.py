@@ -7,6 +7,7 @@ from typing import List, Optional, Sequence
 from edgesplit.runtime.peer.process import PeerProcess
 from edgesplit.runtime.pool.local_cluster import RAY, RayHead  # noqa: F401 (RayHead: for the tests)
 
+
 def pool_command(bundle: str, ray_address: str, extra: Sequence[str] = ()) -> List[str]:
     return ([sys.executable, "-m", "edgesplit.runtime.cli", "pool", bundle, "--ray-address", ray_address,
              "--bind", "tcp://127.0.0.1:*", "--json"] + list(extra))
@@ -32,6 +33,15 @@ def stopped_line(front_end: PeerProcess, sig: int = signal.SIGTERM) -> Optional[
         if record.get("event") == "stopped":
             return record
     return None
+
+
+def delete_application(ray_address: str, name: str) -> None:
+    """``serve.delete(name)`` from a driver of its own: the application's replicas are stopped and gone."""
+    import subprocess
+
+    script = ("import ray; from ray import serve; ray.init(address=%r, namespace='edgesplit', log_to_driver=False); "
+              "serve.delete(%r)" % (ray_address, name))
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=180, stdout=subprocess.DEVNULL)
 
 
 def ray_installed() -> bool:
