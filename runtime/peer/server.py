@@ -20,8 +20,8 @@ calls), copies small frames instead of wrapping them, and fills reply headers in
 """
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 import zmq
@@ -35,6 +35,7 @@ from edgesplit.runtime.peer.batching import BatchPolicy, batchable_cuts, concate
     split_rows, window_end
 from edgesplit.runtime.transport import wire
 from edgesplit.runtime.transport.router import bind_router, router_socket
+from edgesplit.runtime.transport.server_stats import ServerStats
 
 log = logging.getLogger(__name__)
 
@@ -64,26 +65,12 @@ _WINDOW_SLEEP_S = 0.0002  # while a batch waits for more requests: short naps be
 
 
 @dataclass
-class PeerStats:
+class PeerStats(ServerStats):
     """Counters for logs and tests."""
 
-    served: int = 0
-    probes: int = 0
-    bad_requests: int = 0
-    bundle_mismatches: int = 0
-    expired: int = 0
-    overloaded: int = 0
-    errors: int = 0
     handshake_failures: int = 0
     batches: int = 0  # passes that ran more than one request
     batched: int = 0  # requests answered from those passes
-    by_reason: Dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {"served": self.served, "probes": self.probes, "bad_requests": self.bad_requests,
-                "bundle_mismatches": self.bundle_mismatches, "expired": self.expired,
-                "overloaded": self.overloaded, "errors": self.errors, "handshake_failures": self.handshake_failures,
-                "batches": self.batches, "batched": self.batched, "bad_request_reasons": dict(self.by_reason)}
 
 
 def _device_key(frame: Any, identity: bytes) -> bytes:
@@ -242,8 +229,7 @@ class PeerServer:
         device = identity if self.curve is None else _device_key(frames[0], identity)
         request = wire.decode_request(frames[1:], self.limits)
         if isinstance(request, wire.WireError):
-            self.stats.bad_requests += 1
-            self.stats.by_reason[request.reason] = self.stats.by_reason.get(request.reason, 0) + 1
+            self.stats.bad_request(request.reason)
             self._warn_once(identity, request.reason, "refused a malformed request from %s: %s",
                             identity.hex(), request)
             self._reply(identity, request.request_id, "bad_request", str(request))
@@ -299,8 +285,7 @@ class PeerServer:
                 output, compute_s = self.executor.run_plain(request.cut, request.tensors, request.thresholds)
                 exit_id = self._final_exit
         except InputError as exc:
-            self.stats.bad_requests += 1
-            self.stats.by_reason["bad_tensors"] = self.stats.by_reason.get("bad_tensors", 0) + 1
+            self.stats.bad_request("bad_tensors")
             self._warn_once(item.identity, "bad_tensors", "request %d from %s: %s", request.request_id,
                             item.identity.hex(), exc)
             self._reply(item.identity, request.request_id, "bad_request", str(exc))

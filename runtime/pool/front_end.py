@@ -14,8 +14,8 @@ front ends and fail over between them (``runtime.transport.failover``).
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Any, List, Optional
 
 import zmq
 import zmq.asyncio
@@ -23,28 +23,17 @@ import zmq.asyncio
 from edgesplit.runtime.pool.engine import PoolBusy, ReplicaLost
 from edgesplit.runtime.transport import wire
 from edgesplit.runtime.transport.router import bind_router, router_socket
+from edgesplit.runtime.transport.server_stats import ServerStats
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class FrontEndStats:
-    served: int = 0
-    probes: int = 0
-    bad_requests: int = 0
-    bundle_mismatches: int = 0
-    expired: int = 0
-    overloaded: int = 0
-    errors: int = 0
+class FrontEndStats(ServerStats):
+    """A front end's counters (``ServerStats`` and its own)."""
+
     replicas_lost: int = 0
     unavailable: int = 0  # probes and requests refused while no replica answered
-    by_reason: Dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {"served": self.served, "probes": self.probes, "bad_requests": self.bad_requests,
-                "bundle_mismatches": self.bundle_mismatches, "expired": self.expired, "overloaded": self.overloaded,
-                "errors": self.errors, "replicas_lost": self.replicas_lost, "unavailable": self.unavailable,
-                "bad_request_reasons": dict(self.by_reason)}
 
 
 class PoolFrontEnd:
@@ -157,8 +146,7 @@ class PoolFrontEnd:
         identity = frames[0].bytes
         request = wire.decode_request(frames[1:], self.limits)
         if isinstance(request, wire.WireError):
-            self.stats.bad_requests += 1
-            self.stats.by_reason[request.reason] = self.stats.by_reason.get(request.reason, 0) + 1
+            self.stats.bad_request(request.reason)
             log.debug("refused a malformed request from %s: %s", identity.hex(), request)
             await self._reply(identity, request.request_id, "bad_request", str(request))
         elif request.bundle != self.bundle_hash:
@@ -212,8 +200,7 @@ class PoolFrontEnd:
             return
         self._mark_healthy()  # a replica answered
         if answer["status"] != "ok":
-            self.stats.bad_requests += 1
-            self.stats.by_reason["bad_tensors"] = self.stats.by_reason.get("bad_tensors", 0) + 1
+            self.stats.bad_request("bad_tensors")
             await self._reply(identity, request.request_id, answer["status"], answer.get("message", ""))
             return
         self.stats.served += 1

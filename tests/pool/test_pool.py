@@ -147,18 +147,10 @@ def _probe_until(client, status, within_s=120.0):
 
 
 def test_a_replica_killed_mid_load_loses_no_task(front_ends, inputs, tmp_path):
-    first, second = front_ends
-    x, y, _ = inputs
-    db = tmp_path / "replica_kill.db"
-    run = _run_device([first.endpoint, second.endpoint], x, y, db, TASKS, ["--period-ms", "100"])
+    first, _ = front_ends
     # Kill the replica the first front end saw, a few seconds into the device's stream.
-    _wait_into_stream(run, db)
-    os.kill(first.ready["replica_pid"], signal.SIGKILL)
-    out, err = run.communicate(timeout=300)
-    assert run.returncode == 0, err
-    report = json.loads(out)
-    assert report["tasks"] == report["completed"] == TASKS
-    rows = _rows(db)
+    report, rows, _ = _stream_through(front_ends, inputs, tmp_path / "replica_kill.db",
+                                      lambda: os.kill(first.ready["replica_pid"], signal.SIGKILL))
     assert [r[0] for r in rows] == list(range(TASKS)) and all(r[3] is not None for r in rows)
     # Every task was answered, by the pool or (a counted fallback) on the device, and the pool kept serving.
     answered_by_pool = [r for r in rows if r[2] == CUT and not r[1]]
@@ -166,6 +158,20 @@ def test_a_replica_killed_mid_load_loses_no_task(front_ends, inputs, tmp_path):
     # The pool kept serving after the kill (how many fall back meanwhile depends on this machine's load).
     pattern = "".join("F" if r[1] else "." for r in rows)
     assert sum(1 for r in rows[-100:] if not r[1]) >= 10, (pattern, first.stderr_text()[-2000:])
+
+
+def _stream_through(front_ends, inputs, db, meanwhile):
+    """A device streams TASKS tasks to both front ends; ``meanwhile()`` runs a few seconds in. Every task
+    completes; returns the device's report, its task rows and its stderr."""
+    x, y, _ = inputs
+    run = _run_device([front.endpoint for front in front_ends], x, y, db, TASKS, ["--period-ms", "100"])
+    _wait_into_stream(run, db)
+    meanwhile()
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    report = json.loads(out)
+    assert report["tasks"] == report["completed"] == TASKS
+    return report, _rows(db), err
 
 
 def _wait_into_stream(run, db, seconds=3.0):
@@ -186,16 +192,8 @@ def _rows_or_empty(db):
 
 def test_a_front_end_killed_mid_stream_devices_fail_over(front_ends, inputs, tmp_path):
     first, second = front_ends
-    x, y, _ = inputs
-    db = tmp_path / "front_end_kill.db"
-    run = _run_device([first.endpoint, second.endpoint], x, y, db, TASKS, ["--period-ms", "100"])
-    _wait_into_stream(run, db)
-    first.stop(signal.SIGKILL)
-    out, err = run.communicate(timeout=300)
-    assert run.returncode == 0, err
-    report = json.loads(out)
-    assert report["tasks"] == report["completed"] == TASKS
-    rows = _rows(db)
+    _, rows, err = _stream_through(front_ends, inputs, tmp_path / "front_end_kill.db",
+                                   lambda: first.stop(signal.SIGKILL))
     # After the first front end died, the second answered the rest (at most a few timed out into fallbacks).
     pattern = "".join("F" if r[1] else "." for r in rows)
     assert sum(1 for r in rows[-100:] if r[2] == CUT and not r[1]) >= 10, (pattern, err[-3000:])
