@@ -29,8 +29,9 @@ class VirtualPeerClient:
 
     Same rules: a reply refreshes the estimator (except the first on a fresh socket), a timeout marks
     the peer down and resets the socket (a pending probe is forgotten, its bytes still on the link),
-    while down a plain probe goes out at most every backoff interval (doubling up to 5 s), while up a
-    probe (with a 4 KiB payload once the base RTT is known) whenever the estimate is stale.
+    while down a plain probe goes out at most every backoff interval (doubling up to 5 s), while up an
+    empty probe whenever the newest RTT sample is the estimator's ``rtt_refresh_s`` old, else a probe with
+    a 4 KiB payload whenever the estimate is stale.
 
     ``static``: the environment's ``StaticModel`` (message sizes, and the scenario's timing figures).
     ``noise``: draws the per-exchange timing noise (and, for the environment, the compute noise).
@@ -145,13 +146,16 @@ class VirtualPeerClient:
                 continue
             age = self.estimator.snapshot(t).age_s
             stale_at = -math.inf if age is None else t - age + ESTIMATOR_STALE_AFTER_S
-            event = max(stale_at, floor)
+            last_rtt = self.estimator.last_rtt_at
+            rtt_due_at = -math.inf if last_rtt is None else last_rtt + self.estimator.rtt_refresh_s
+            event = max(min(stale_at, rtt_due_at), floor)
             if event == -math.inf:
                 event = t
             if event > t:
                 return
             self.last_t = event
-            self._send_probe(PROBE_BYTES if self.estimator.base_rtt_s is not None else 0, event)
+            # PeerClient.maybe_probe: an empty probe when the base RTT wants refreshing, else a payload one.
+            self._send_probe(0 if self.estimator.rtt_probe_due(event) else PROBE_BYTES, event)
 
     def offload(self, now: float, cut: int, remaining_s: float) -> Tuple[bool, float, int]:
         """One request at ``cut``, waiting at most ``remaining_s``: (answered, time it returns, bytes sent)."""

@@ -149,8 +149,9 @@ class PeerClient:
         """Non-blocking upkeep; call it between tasks. Returns ``peer_alive``.
 
         Collects the answer to an earlier probe, gives up on one older than ``probe_timeout_s``,
-        and sends a new probe when the peer is down (at most every backoff interval) or when the
-        link estimate is stale (a ``probe_bytes`` payload, to refresh the bandwidth).
+        and sends a new probe when the peer is down (at most every backoff interval), an empty one when
+        the estimator wants a fresh RTT sample (every ``rtt_refresh_s``), or one with a ``probe_bytes``
+        payload when the link estimate is stale (to refresh the bandwidth).
         """
         self._drain(0.0)
         now = self.clock()
@@ -165,8 +166,12 @@ class PeerClient:
         if not self.peer_alive:
             if now >= self._next_probe_at:
                 self._send_probe(0, now)
+        elif self.estimator.rtt_probe_due(now):
+            # An empty probe now and then keeps the base RTT current: offloads carry payloads and are no
+            # RTT samples, and a stale base skews every bandwidth sample (docs/link.md, "Base RTT").
+            self._send_probe(0, now)
         elif self.estimator.is_stale(now):
-            self._send_probe(self.probe_bytes if self.estimator.base_rtt_s is not None else 0, now)
+            self._send_probe(self.probe_bytes, now)
         return self.peer_alive
 
     def link_estimate(self) -> LinkEstimate:

@@ -9,11 +9,19 @@ is negligible); large ones measure bandwidth::
 The base RTT is the minimum over a recent window of RTT samples (propagation does not get shorter,
 queueing only adds), the bandwidth an EWMA of per-transfer samples. When no transfer has refreshed
 the estimate for ``stale_after_s``, ``is_stale`` tells the client to send a small probe.
+
+Only small messages are RTT samples, and a busy device sends none: offloads keep the estimate fresh.
+One slow first sample (a low-rate second, a late reply) would then stay the base for the run and
+every bandwidth sample would read high (``link time - base`` too small); with no sample at all it
+reads low (the RTT counted as serialisation). So ``rtt_probe_due`` asks the client for an empty
+probe whenever the newest RTT sample is ``rtt_refresh_s`` old, and samples more than ``rtt_max_age_s``
+older than the newest leave the minimum (a route whose base really grew is followed; the newest
+sample always stays, it is the best base known). See docs/link.md, "Base RTT".
 """
 import collections
 import math
 from dataclasses import dataclass
-from typing import Deque, Optional
+from typing import Deque, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -31,9 +39,13 @@ class LinkEstimator:
     """Passive estimator: feed it ``observe(bytes, link_seconds, now)`` after every reply."""
 
     def __init__(self, alpha: float = 0.3, rtt_window: int = 32, min_bandwidth_bytes: int = 16 * 1024,
-                 max_rtt_bytes: int = 2048, stale_after_s: float = 5.0, rtt_floor_share: float = 0.1):
+                 max_rtt_bytes: int = 2048, stale_after_s: float = 5.0, rtt_floor_share: float = 0.1,
+                 rtt_refresh_s: float = 2.0, rtt_max_age_s: float = 30.0):
         if not 0.0 < alpha <= 1.0:
             raise ValueError("alpha must be in (0, 1], got %r" % alpha)
+        if not (rtt_refresh_s > 0.0 and rtt_max_age_s > 0.0):
+            raise ValueError("rtt_refresh_s and rtt_max_age_s must be > 0, got %r and %r"
+                             % (rtt_refresh_s, rtt_max_age_s))
         self.alpha = alpha
         self.min_bandwidth_bytes = min_bandwidth_bytes
         self.max_rtt_bytes = max_rtt_bytes
@@ -41,7 +53,9 @@ class LinkEstimator:
         # A transfer no slower than the base RTT still took *some* serialisation time: the estimate
         # never divides by less than this share of the measured time (keeps loopback estimates finite).
         self.rtt_floor_share = rtt_floor_share
-        self._rtts = collections.deque(maxlen=rtt_window)  # type: Deque[float]
+        self.rtt_refresh_s = rtt_refresh_s
+        self.rtt_max_age_s = rtt_max_age_s
+        self._rtts = collections.deque(maxlen=rtt_window)  # type: Deque[Tuple[float, float]]  # (at, seconds)
         self._srtt = None  # type: Optional[float]
         self._bandwidth = None  # type: Optional[float]
         self._samples = 0
@@ -49,7 +63,20 @@ class LinkEstimator:
 
     @property
     def base_rtt_s(self) -> Optional[float]:
-        return min(self._rtts) if self._rtts else None
+        if not self._rtts:
+            return None
+        # Relative to the newest sample, not the clock: with no new sample the base stays what it was.
+        oldest = self._rtts[-1][0] - self.rtt_max_age_s
+        return min(rtt for at, rtt in self._rtts if at >= oldest)
+
+    def rtt_probe_due(self, now: float) -> bool:
+        """True when the client should send an empty probe: no RTT sample yet, or none for ``rtt_refresh_s``."""
+        return not self._rtts or now - self._rtts[-1][0] >= self.rtt_refresh_s
+
+    @property
+    def last_rtt_at(self) -> Optional[float]:
+        """When the newest RTT sample was taken (None before the first)."""
+        return self._rtts[-1][0] if self._rtts else None
 
     def observe(self, nbytes: int, link_s: float, now: float) -> Optional[float]:
         """Record one transfer of ``nbytes`` (both directions) that spent ``link_s`` on the link.
@@ -60,7 +87,7 @@ class LinkEstimator:
             return None
         self._last_update = now
         if nbytes <= self.max_rtt_bytes:
-            self._rtts.append(link_s)
+            self._rtts.append((now, link_s))
             self._srtt = link_s if self._srtt is None else 0.875 * self._srtt + 0.125 * link_s
         if nbytes < self.min_bandwidth_bytes:
             return None

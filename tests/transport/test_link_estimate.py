@@ -73,3 +73,43 @@ def test_an_unanswered_request_only_lowers_the_estimate():
     assert est.snapshot(2.0).bandwidth_bps == bound
     assert est.observe_unanswered(5000, 0.01, now=3.0) > bound  # a looser bound leaves the estimate alone
     assert est.snapshot(3.0).bandwidth_bps == bound
+
+
+def _drive_like_the_client(est, first_probe_s, rate_bps, rtt_s, transfers, nbytes=50_000, period_s=1.0):
+    """The peer client's pattern while busy offloading: an empty probe when the estimator asks for one
+    (at set-up: a slow one, ``first_probe_s``), then one ``nbytes`` transfer a period."""
+    now = 0.0
+    est.observe(100, first_probe_s, now)
+    for _ in range(transfers):
+        now += period_s
+        if est.rtt_probe_due(now):
+            est.observe(100, rtt_s, now)
+        est.observe(nbytes, _link_s(nbytes, rate_bps, rtt_s), now + 0.5)
+    return est.snapshot(now)
+
+
+def test_a_slow_first_probe_does_not_pin_the_base_rtt():
+    # 0.47 Mbit/s, 40 ms RTT, the first empty probe answered after 400 ms. With that as the base for the
+    # run, 50 kB in 0.89 s read 0.8 Mbit/s (1.7x); refreshed by periodic empty probes it converges.
+    est = LinkEstimator(alpha=0.3, min_bandwidth_bytes=3000, rtt_refresh_s=2.0)
+    snap = _drive_like_the_client(est, 0.400, 0.47e6, 0.040, transfers=12)
+    assert snap.base_rtt_s == pytest.approx(0.040, rel=0.01)
+    assert snap.bandwidth_bps == pytest.approx(0.47e6, rel=0.05)
+
+
+def test_without_any_rtt_sample_a_probe_is_due():
+    est = LinkEstimator()
+    assert est.rtt_probe_due(0.0)
+    est.observe(256 * 1024, 0.5, 1.0)  # a transfer keeps the estimate fresh but is no RTT sample
+    assert not est.is_stale(1.5) and est.rtt_probe_due(1.5)
+
+
+def test_old_rtt_samples_expire_but_the_newest_stays():
+    est = LinkEstimator(rtt_max_age_s=30.0)
+    est.observe(100, 0.010, 0.0)
+    est.observe(100, 0.050, 20.0)
+    assert est.base_rtt_s == 0.010
+    est.observe(100, 0.060, 40.0)  # the 10 ms sample is now 40 s older than the newest: the route changed
+    assert est.base_rtt_s == 0.050
+    est.observe(100, 0.070, 100.0)
+    assert est.base_rtt_s == 0.070  # nothing recent but the newest: it is still the best known base
