@@ -6,7 +6,8 @@ the same episodes under each: this tree ("after") and ``--before-tree`` (a check
 before, e.g. ``git worktree add /tmp/before <commit>``), imported in a subprocess ahead of the
 installed package. Scenarios: the demo's, and the demo's settings on other recordings (same link
 scale and RTT). Strategies: the shipped planner policy and remote-only. Prints JSON: per scenario and
-strategy, SR, fallbacks and the median estimate / true-rate ratio for each version, over --seeds seeds.
+strategy, SR, fallbacks and the median estimate / true-rate ratio for each version, over --seeds seeds;
+and for this tree, the planner policy's SR and probes per 100 tasks for each --refresh-s period.
 
     .venv/bin/python bench/estimator_base_rtt.py --before-tree /tmp/before --seeds 5
 """
@@ -62,6 +63,38 @@ def one_version(seeds: int) -> dict:
     return out
 
 
+def refresh_sweep(seeds: int, periods) -> dict:
+    """This tree with the estimator's ``rtt_refresh_s`` set to each of ``periods``: the planner policy's SR
+    and how many probes the client sent per 100 tasks."""
+    import functools
+
+    from edgesplit.codegen.learning import virtual_client
+    from edgesplit.codegen.learning.environment import Environment, demo_scenario
+    from edgesplit.runtime.controller.strategies import load_policy_strategy
+    from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE
+
+    plain = virtual_client.LinkEstimator
+    out = {}
+    base = demo_scenario()
+    try:
+        for name, path in RECORDINGS.items():
+            env = Environment(base if path is None else dataclasses.replace(base, recordings=[Path(path)]))
+            policy = load_policy_strategy(str(DEMO_POLICY_FILE), env.n_exits, env.n_cuts)
+            rows = {}
+            for period in periods:
+                virtual_client.LinkEstimator = functools.partial(plain, rtt_refresh_s=period)
+                srs, probes = [], []
+                for seed in range(seeds):
+                    episode = env.run(policy, seed=seed)
+                    srs.append(episode.sr)
+                    probes.append(100.0 * env.peer.probes / episode.tasks)
+                rows[str(period)] = {"sr_mean": float(np.mean(srs)), "probes_per_100_tasks": float(np.mean(probes))}
+            out[name] = rows
+    finally:
+        virtual_client.LinkEstimator = plain
+    return out
+
+
 def run_before(tree: Path, seeds: int) -> dict:
     """This script's one-version mode in a subprocess that imports ``edgesplit`` from ``tree`` first."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,6 +112,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before-tree", type=Path, help="a source tree of the version before")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--refresh-s", type=float, nargs="*", default=[0.5, 1.0, 2.0, 5.0, 20.0],
+                        help="rtt_refresh_s periods to sweep on this tree")
     parser.add_argument("--one-version", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_version:
@@ -89,6 +124,8 @@ def main() -> int:
               "machine": platform.machine(), "cpus": os.cpu_count(),
               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime(started)),
               "after": one_version(args.seeds)}
+    if args.refresh_s:
+        result["refresh_sweep"] = refresh_sweep(args.seeds, args.refresh_s)
     if args.before_tree is not None:
         result["before"] = run_before(args.before_tree, args.seeds)
         if result["before"]["estimator_file"] == result["after"]["estimator_file"]:
