@@ -144,3 +144,26 @@ def test_idle_client_refreshes_a_stale_estimate_with_a_payload_probe():
     assert estimate.bandwidth_bps and estimate.base_rtt_s
     sizes = [r.nbytes for r in peer.requests if r.kind == "probe"]
     assert sizes[0] == 0 and 64 * 1024 in sizes
+
+
+def test_a_busy_client_still_refreshes_the_base_rtt_with_empty_probes():
+    # Offloads keep the estimate fresh, so no stale-estimate probe goes out; the base RTT still needs
+    # small round trips, which only an empty probe gives (docs/link.md, "Base RTT").
+    peer = ScriptedPeer(lambda request: [(0, wire.encode_reply(request.request_id, "ok"))])
+    try:
+        with PeerClient(peer.endpoint, BUNDLE) as client:
+            client.estimator.stale_after_s = 100.0
+            big = {"x": np.zeros((1, 16 * 1024), np.float32)}  # 64 KiB: a bandwidth sample, no RTT sample
+            assert client.offload(0, big, 2.0).ok  # first answer on a fresh socket: not measured
+            assert client.offload(0, big, 2.0).ok
+            assert client.link_estimate().bandwidth_bps and client.link_estimate().base_rtt_s is None
+            for _ in range(200):
+                client.maybe_probe()
+                if client.link_estimate().base_rtt_s is not None:
+                    break
+                time.sleep(0.01)
+            estimate = client.link_estimate()
+    finally:
+        peer.stop()
+    assert estimate.base_rtt_s is not None
+    assert [r.nbytes for r in peer.requests if r.kind == "probe"] == [0]
