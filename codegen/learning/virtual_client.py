@@ -147,7 +147,7 @@ class VirtualPeerClient:
             age = self.estimator.snapshot(t).age_s
             stale_at = -math.inf if age is None else t - age + ESTIMATOR_STALE_AFTER_S
             last_rtt = self.estimator.last_rtt_at
-            rtt_due_at = -math.inf if last_rtt is None else last_rtt + self.estimator.rtt_refresh_s
+            rtt_due_at = math.inf if last_rtt is None else last_rtt + self.estimator.rtt_refresh_s
             event = max(min(stale_at, rtt_due_at), floor)
             if event == -math.inf:
                 event = t
@@ -155,7 +155,8 @@ class VirtualPeerClient:
                 return
             self.last_t = event
             # PeerClient.maybe_probe: an empty probe when the base RTT wants refreshing, else a payload one.
-            self._send_probe(0 if self.estimator.rtt_probe_due(event) else PROBE_BYTES, event)
+            empty = self.estimator.rtt_probe_due(event) or self.estimator.base_rtt_s is None
+            self._send_probe(0 if empty else PROBE_BYTES, event)
 
     def offload(self, now: float, cut: int, remaining_s: float) -> Tuple[bool, float, int]:
         """One request at ``cut``, waiting at most ``remaining_s``: (answered, time it returns, bytes sent)."""

@@ -171,7 +171,7 @@ class PeerClient:
             # RTT samples, and a stale base skews every bandwidth sample (docs/link.md, "Base RTT").
             self._send_probe(0, now)
         elif self.estimator.is_stale(now):
-            self._send_probe(self.probe_bytes, now)
+            self._send_probe(self.probe_bytes if self.estimator.base_rtt_s is not None else 0, now)
         return self.peer_alive
 
     def link_estimate(self) -> LinkEstimate:

@@ -97,11 +97,13 @@ def test_a_slow_first_probe_does_not_pin_the_base_rtt():
     assert snap.bandwidth_bps == pytest.approx(0.47e6, rel=0.05)
 
 
-def test_without_any_rtt_sample_a_probe_is_due():
-    est = LinkEstimator()
-    assert est.rtt_probe_due(0.0)
-    est.observe(256 * 1024, 0.5, 1.0)  # a transfer keeps the estimate fresh but is no RTT sample
-    assert not est.is_stale(1.5) and est.rtt_probe_due(1.5)
+def test_an_rtt_probe_is_due_every_refresh_period_once_there_is_a_sample():
+    est = LinkEstimator(rtt_refresh_s=2.0)
+    assert not est.rtt_probe_due(0.0)  # no sample yet: the stale-estimate probe is the client's rule then
+    est.observe(100, 0.02, 1.0)
+    est.observe(256 * 1024, 0.5, 2.5)  # a transfer keeps the estimate fresh but is no RTT sample
+    assert not est.rtt_probe_due(2.9)
+    assert not est.is_stale(3.0) and est.rtt_probe_due(3.0)
 
 
 def test_old_rtt_samples_expire_but_the_newest_stays():
