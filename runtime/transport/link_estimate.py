@@ -40,7 +40,7 @@ class LinkEstimator:
 
     def __init__(self, alpha: float = 0.3, rtt_window: int = 32, min_bandwidth_bytes: int = 16 * 1024,
                  max_rtt_bytes: int = 2048, stale_after_s: float = 5.0, rtt_floor_share: float = 0.1,
-                 rtt_refresh_s: float = 2.0, rtt_max_age_s: float = 30.0):
+                 rtt_refresh_s: float = 1.0, rtt_max_age_s: float = 30.0):
         if not 0.0 < alpha <= 1.0:
             raise ValueError("alpha must be in (0, 1], got %r" % alpha)
         if not (rtt_refresh_s > 0.0 and rtt_max_age_s > 0.0):
