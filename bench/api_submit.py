@@ -40,6 +40,7 @@ from edgesplit.runtime.api import ApiClient
 from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.default_bundle import default_bundle_path
 from edgesplit.runtime.executor.executor import Executor
+from timing import paired_ratio
 
 TARGET_RATIO = 3.0
 ASSETS = Path(__file__).resolve().parents[1] / "runtime" / "assets" / "mnist_heldout.npz"
@@ -113,11 +114,6 @@ def interleaved(fns: Dict[str, Callable[[int], object]], rounds: int, calls: int
             samples[name].append(per_call(fns[name], calls, r * calls, cpu, name, daemon_pid))
     return samples, cpu
 
-
-def paired_ratio(samples: Dict[str, List[float]], top: str, bottom: str) -> Dict[str, float]:
-    per_round = [a / b for a, b in zip(samples[top], samples[bottom])]
-    return {"median_of_rounds": round(statistics.median(per_round), 3),
-            "of_minimums": round(min(samples[top]) / min(samples[bottom]), 3)}
 
 
 def main(argv=None) -> int:

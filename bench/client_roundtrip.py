@@ -34,6 +34,7 @@ BUNDLE = "0" * 64
 
 ECHO_SERVER = r'''
 import json, sys, zmq
+from timing import paired_ratio
 ctx = zmq.Context()
 router = ctx.socket(zmq.ROUTER); router.setsockopt(zmq.LINGER, 0)
 rep = ctx.socket(zmq.REP); rep.setsockopt(zmq.LINGER, 0)
@@ -73,11 +74,6 @@ def interleaved(fns: Dict[str, Callable[[], object]], rounds: int, calls: int) -
             samples[name].append(per_call(fns[name], calls))
     return samples
 
-
-def paired_ratio(samples: Dict[str, List[float]], top: str, bottom: str) -> Dict[str, float]:
-    per_round = [a / b for a, b in zip(samples[top], samples[bottom])]
-    return {"median_of_rounds": round(statistics.median(per_round), 3),
-            "of_minimums": round(min(samples[top]) / min(samples[bottom]), 3)}
 
 
 def bare_dealer(context: zmq.Context, endpoint: str, payload: np.ndarray) -> Callable[[], object]:

@@ -30,11 +30,12 @@ from edgesplit.codegen.learning.closed_loop import (BoardSetup, ServedBoard, Tra
 from edgesplit.policies_lite import load_policy
 from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE, default_bundle_path, load_heldout
 from edgesplit.runtime.peer.process import PeerProcess, peer_command
+from edgesplit.codegen.learning import trace_split
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "traces"
 FAMILY = "norway_hsdpa_3g"
-# Held out of all training in the named split (codegen/learning/trace_split.py on the baselines branch).
-HELD_OUT = ("norway_hsdpa_3g/norway_ferry_3", "norway_hsdpa_3g/norway_metro_3", "norway_hsdpa_3g/norway_tram_11")
+# The named split's held-out 3G commutes (the board's networks; trained on the other 3G recordings).
+HELD_OUT = tuple(name for name in trace_split.HELD_OUT if name.startswith("norway_hsdpa_3g/"))
 DEMO_MEAN_MBPS = 0.446  # the demo's mean link rate after its scaling (bench/environment_reality.py)
 
 

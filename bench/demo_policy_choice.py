@@ -3,7 +3,7 @@
 The demo's scenario (emulated jetson_nano_cpu, workload 112, 100 ms / 900 mJ bounds, one image every 100 ms), every
 recording scaled to the demo's mean rate (0.446 Mbit/s). DDPG: ``edgesplit train --algo ddpg`` on the training
 recordings of the 3G and 4G families (none held out), --seeds seeds. Evaluation in the environment on every
-HELD-OUT recording of the named split (codegen/learning/trace_split.py on the baselines branch), 500 tasks from the
+HELD-OUT recording of the named split (codegen/learning/trace_split.py), 500 tasks from the
 recording's start, --eval-seeds seeds of the environment's timing noise: each DDPG policy, the shipped planner
 policy, local-only and remote-only. The rule (decided before the numbers): DDPG replaces the planner policy only if
 every DDPG seed has a higher mean SR over the held-out recordings than the planner, with mean accuracy within 1.5
@@ -25,19 +25,9 @@ from edgesplit.codegen.learning.environment import Environment, Scenario
 from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.controller.strategies import load_policy_strategy, local_only, remote_only
 from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE, default_bundle_path
+from edgesplit.codegen.learning.trace_split import HELD_OUT  # the named split: held out of all training
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "traces"
-# The named split (codegen/learning/trace_split.py, baselines branch): held out of all training.
-HELD_OUT = (
-    "norway_hsdpa_3g/norway_ferry_3",
-    "norway_hsdpa_3g/norway_metro_3",
-    "norway_hsdpa_3g/norway_tram_11",
-    "ghent_4g/cooked/report_train_0002",
-    "ghent_4g/cooked/report_foot_0002",
-    "fcc_broadband/trace_214390_http---www.amazon.com",
-    "multipath_wifi_cellular/8_5_cellular.csv",
-    "multipath_wifi_cellular/13_5_cellular.csv",
-)
 TRAIN_FAMILIES = ("norway_hsdpa_3g", "ghent_4g/cooked")
 DEMO_MEAN_MBPS = 0.446
 

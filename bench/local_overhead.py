@@ -40,6 +40,7 @@ from edgesplit.runtime.default_bundle import default_bundle_path
 from edgesplit.runtime.device.pipeline import Pipeline, PipelineSettings, StoreSettings
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.segments.onnx_runner import session_options, threads_for
+from timing import paired_ratio
 
 TARGET_RATIO = 1.2
 ASSETS = Path(__file__).resolve().parents[1] / "runtime" / "assets" / "mnist_heldout.npz"
@@ -105,11 +106,6 @@ def interleaved(fns: Dict[str, Callable[[int], object]], rounds: int, calls: int
             samples[name].append(per_call(fns[name], calls, (r + 1) * calls))
     return samples
 
-
-def paired_ratio(samples: Dict[str, List[float]], top: str, bottom: str) -> Dict[str, float]:
-    per_round = [a / b for a, b in zip(samples[top], samples[bottom])]
-    return {"median_of_rounds": round(statistics.median(per_round), 3),
-            "of_minimums": round(min(samples[top]) / min(samples[bottom]), 3)}
 
 
 def main(argv=None) -> int:

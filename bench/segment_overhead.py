@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from edgesplit.codegen.split import split_model
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.segments.onnx_runner import session_options
+from timing import paired_ratio
 
 RATIO_TARGET = 1.03
 EXTRA_SEGMENT_TARGET_US = 10.0
@@ -130,11 +131,6 @@ def summarise(samples: Dict[str, List[float]], scale: float, digits: int) -> Dic
             for name, v in samples.items()}
 
 
-def paired_ratio(samples: Dict[str, List[float]], top: str, bottom: str) -> Dict[str, float]:
-    per_round = [a / b for a, b in zip(samples[top], samples[bottom])]
-    return {"median_of_rounds": round(statistics.median(per_round), 4),
-            "of_minimums": round(min(samples[top]) / min(samples[bottom]), 4)}
-
 
 def raw_chain(bundle, threads: int, x: np.ndarray, disabled: List[str]) -> Callable[[], object]:
     """The segments as plain sessions in a loop (no Executor), for the layout diagnostic below."""
@@ -177,8 +173,8 @@ def resnet_ratio(work: Path, threads: int, rounds: int) -> Dict[str, object]:
            "session_chain_all_cuts_no_nchwc": raw_chain(every, threads, x, no_nchwc)}
     max_diff = check_same_output(fns)
     samples = interleaved(fns, rounds, calls=1)
-    all_ratio = paired_ratio(samples, "executor_all_cuts", "monolithic_session")
-    auto_ratio = paired_ratio(samples, "executor_auto_cuts", "monolithic_session")
+    all_ratio = paired_ratio(samples, "executor_all_cuts", "monolithic_session", digits=4)
+    auto_ratio = paired_ratio(samples, "executor_auto_cuts", "monolithic_session", digits=4)
     return {
         "model": path.name,
         "segments": {"all_cuts": len(every.manifest.main), "auto_cuts": len(auto.manifest.main)},
@@ -187,10 +183,10 @@ def resnet_ratio(work: Path, threads: int, rounds: int) -> Dict[str, object]:
         "ratio_all_cuts_over_monolithic": all_ratio,
         "ratio_auto_cuts_over_monolithic": auto_ratio,
         "ratio_auto_cuts_without_layout_anchors_over_monolithic": paired_ratio(
-            samples, "executor_auto_cuts_no_layout_anchors", "monolithic_session"),
-        "ratio_1_segment_executor_over_monolithic": paired_ratio(samples, "executor_1_segment", "monolithic_session"),
+            samples, "executor_auto_cuts_no_layout_anchors", "monolithic_session", digits=4),
+        "ratio_1_segment_executor_over_monolithic": paired_ratio(samples, "executor_1_segment", "monolithic_session", digits=4),
         "diagnostic_ratio_all_cuts_over_monolithic_without_nchwc_layout": paired_ratio(
-            samples, "session_chain_all_cuts_no_nchwc", "monolithic_session_no_nchwc"),
+            samples, "session_chain_all_cuts_no_nchwc", "monolithic_session_no_nchwc", digits=4),
         "max_abs_output_diff": max_diff,
         "target_ratio": RATIO_TARGET,
         "meets_target_all_cuts": bool(all_ratio["median_of_rounds"] <= RATIO_TARGET),
