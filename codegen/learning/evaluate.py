@@ -8,14 +8,13 @@ the spread (population standard deviation) of SR, accuracy, mean latency and rew
 """
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from edgesplit.codegen.learning.baselines import (Profiling, ablations, oracle_actions, run_oracle,
                                                    static_baselines)
-from edgesplit.runtime.controller.strategies import PolicyLoadError, PolicyStrategy, Strategy
+from edgesplit.runtime.controller.strategies import PolicyStrategy, Strategy, load_policy_strategy
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +30,7 @@ class Lineup:
 
 def load_policy_for(path, features: Sequence[str], n_exits: int, n_cuts: int, name: str) -> PolicyStrategy:
     """A frozen EdgeML policy whose features the environment supplies and whose decoder fits the bundle."""
-    from edgesplit.policies_lite import PolicyError, load_policy
-
-    try:
-        policy = load_policy(Path(path), available_features=features)
-    except PolicyError as exc:
-        raise PolicyLoadError(str(exc)) from None
-    decoder = policy.spec.decoder
-    if getattr(decoder, "n_exits", None) != n_exits or getattr(decoder, "n_cuts", None) != n_cuts:
-        raise PolicyLoadError("%s: the policy was built for %s early exits and %s cuts, the bundle has %d and %d: "
-                              "evaluate it with the bundle it was trained for"
-                              % (path, getattr(decoder, "n_exits", "?"), getattr(decoder, "n_cuts", "?"), n_exits,
-                                 n_cuts))
-    return PolicyStrategy(policy, name)
+    return load_policy_strategy(path, n_exits, n_cuts, name, features=features)
 
 
 def lineup(profiling: Profiling, policy: PolicyStrategy, planner: Optional[PolicyStrategy],

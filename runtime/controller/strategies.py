@@ -123,11 +123,12 @@ def check_energy_unit(policy: FrozenPolicy, path, energy: EnergyInput) -> None:
 
 
 def load_policy_strategy(path, n_exits: int, n_cuts: int, name: str = "adaptive",
-                         energy: Optional[EnergyInput] = None) -> PolicyStrategy:
-    """Load and check a policy file against this bundle, the features the controller supplies and, when
-    ``energy`` says what the energy input is, the policy's energy unit."""
+                         energy: Optional[EnergyInput] = None, features: Sequence[str] = FEATURES) -> PolicyStrategy:
+    """Load and check a policy file against this bundle, the features the state supplies (the controller's;
+    the learning environment supplies more) and, when ``energy`` says what the energy input is, the policy's
+    energy unit."""
     try:
-        policy = load_policy(Path(path), available_features=FEATURES)
+        policy = load_policy(Path(path), available_features=features)
     except PolicyError as exc:
         raise PolicyLoadError(str(exc)) from None
     decoder = policy.spec.decoder
