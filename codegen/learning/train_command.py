@@ -64,6 +64,13 @@ def register(commands) -> None:
                              "run's bundle, state features or energy unit differ")
     parser.add_argument("--epochs", type=int, default=1000, help="actions taken in the environment (default 1000)")
     parser.add_argument("--seed", type=int, required=True, help="seeds the agent, its noise and the episodes")
+    parser.add_argument("--select-every", type=int, default=25, metavar="N",
+                        help="every N epochs after the warm-up, run the greedy actor on validation episodes of the "
+                             "training recordings and keep the best actor seen (higher SR, then accuracy) rather "
+                             "than the last; 0 keeps the last (default 25)")
+    parser.add_argument("--restarts", type=int, default=1, metavar="K",
+                        help="train K independent runs (seeds S, S+1000, ...) and keep the one whose selected actor "
+                             "validated best on the training recordings (default 1); needs --select-every > 0")
     parser.add_argument("--out", required=True, help="the frozen policy to write (.npz); the learning curve goes "
                                                      "beside it as NAME_curve.png")
     parser.add_argument("--write-traces", metavar="DB",
@@ -82,6 +89,12 @@ def _check_args(args) -> Path:
         raise InputError("--out %s: directory %s does not exist" % (out, out.parent))
     if args.epochs < 1:
         raise InputError("--epochs must be >= 1, got %d" % args.epochs)
+    if args.restarts < 1:
+        raise InputError("--restarts must be >= 1, got %d" % args.restarts)
+    if args.restarts > 1 and args.select_every == 0:
+        raise InputError("--restarts %d chooses among runs by validation: it needs --select-every > 0" % args.restarts)
+    if args.select_every < 0:
+        raise InputError("--select-every must be >= 0 (0 keeps the last actor), got %d" % args.select_every)
     if args.episode_tasks < 1:
         raise InputError("--episode-tasks must be >= 1, got %d" % args.episode_tasks)
     for flag, value in (("--link-scale", args.link_scale), ("--workload-scale", args.workload_scale),
@@ -141,7 +154,7 @@ def provenance(args, bundle, scenario, params, result, offline) -> Dict[str, Any
         "energy_unit": ENERGY_UNIT, "energy_proxy": "emulated",
         "images": str(args.images) if args.images else "default bundle profiling set",
         "training": {"epochs": params.epochs, "tasks": result.tasks, "episodes": result.episodes,
-                     "seconds": round(result.seconds, 3)},
+                     "seconds": round(result.seconds, 3), "selection": result.selection.to_dict()},
     }
 
 
@@ -200,13 +213,13 @@ def run(args) -> int:
     bundle = resolve_bundle(args.bundle)
     scenario = _scenario(args, bundle)
     env = Environment(scenario, seed=args.seed)
-    params = Args(seed=args.seed, epochs=args.epochs)
+    params = Args(seed=args.seed, epochs=args.epochs, select_every=args.select_every, restarts=args.restarts)
     offline = None
     if args.from_traces:
         offline = read_transitions(args.from_traces, bundle.hash, params.features, ENERGY_UNIT,
                                    ActionCodec(env.n_exits, env.n_cuts, params.max_interval))
         log.info("%d transitions from %s go in the replay buffer", len(offline.reward), ", ".join(args.from_traces))
-    bar = tqdm(total=args.epochs, desc="training %s" % args.algo, unit="epoch", disable=args.no_progress,
+    bar = tqdm(total=args.epochs * args.restarts, desc="training %s" % args.algo, unit="epoch", disable=args.no_progress,
                leave=False, file=sys.stderr)
 
     def on_epoch(epoch, log_):
@@ -244,13 +257,18 @@ def run(args) -> int:
                "seconds": round(time.perf_counter() - started, 3),
                "last_100_epochs": {"reward": float(arrays["reward"][last].mean()),
                                    "sr": float(arrays["met"][last].sum() / max(1, arrays["tasks"][last].sum()))},
-               "evaluation": evaluation, "write_traces": args.write_traces}
+               "selection": result.selection.to_dict(), "evaluation": evaluation, "write_traces": args.write_traces}
     if args.json:
         print_json(summary)
         return 0
     print("wrote %s (policy %s) and %s" % (out, policy_id[:12], curve))
     print("trained %d epochs (%d tasks, %d episodes) in %.1f s: %.0f tasks/s"
           % (args.epochs, result.tasks, result.episodes, result.seconds, result.tasks / result.seconds))
+    chosen = result.selection
+    if chosen.epoch is not None:
+        print("kept the actor of epoch %d%s (validation on the training recordings: SR %.3f, accuracy %.3f, best of "
+              "%d checks)" % (chosen.epoch + 1, " of restart %d" % chosen.restart if args.restarts > 1 else "",
+                              chosen.sr, chosen.accuracy, chosen.checks))
     for row in evaluation:
         print("frozen policy on %s: SR %.3f, accuracy %.3f, mean latency %.1f ms"
               % (Path(row["recording"]).name, row["sr"], row["accuracy"], row["mean_latency_ms"]))

@@ -107,7 +107,7 @@ def test_soft_update_moves_targets_by_tau():
 
 def test_ddpg_learns_the_cut_from_the_bandwidth():
     env = CutByBandwidth(seed=0)
-    args = Args(seed=0, epochs=1500, warmup_epochs=100, ou_sigma=0.2, gamma=0.0)
+    args = Args(seed=0, epochs=1500, warmup_epochs=100, ou_sigma=0.2, gamma=0.0, select_every=0)
     result = train(env, args)
     late = np.array(result.log.reward[-300:])
     early = np.array(result.log.reward[:100])  # random actions: right about 1 time in 3
@@ -124,6 +124,24 @@ def test_ddpg_learns_the_cut_from_the_bandwidth():
 def test_features_the_environment_lacks_are_refused():
     with pytest.raises(ValueError, match="gpu_temperature"):
         train(CutByBandwidth(), Args(epochs=2, features=tuple(FEATURES) + ("gpu_temperature",)))
+
+
+def test_selection_keeps_the_best_validated_actor_and_leaves_training_alone(demo_env):
+    from edgesplit.codegen.learning.ddpg import Validator
+
+    args = Args(seed=1, epochs=160, warmup_epochs=50, select_every=20, select_episodes=2)
+    chosen = train(demo_env.clone(), args)
+    picked = chosen.selection
+    assert picked.checks == 6  # after epochs 70, 90, 110, 130 and 150, and the last actor
+    assert picked.epoch is not None and 0.0 <= picked.sr <= 1.0
+    # The kept actor is the one validated: re-running the same validation episodes gives the same figures.
+    again = Validator(demo_env.clone(), args)
+    again.check(chosen.agent, 0)
+    assert (again.best.sr, again.best.accuracy) == (picked.sr, picked.accuracy)
+    # Selection only reads a clone: the training run itself (its actions and rewards) is the same without it.
+    last = train(demo_env.clone(), Args(seed=1, epochs=160, warmup_epochs=50, select_every=0))
+    assert last.selection.epoch is None
+    assert last.log.reward == chosen.log.reward
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +170,17 @@ def test_frozen_actor_decides_what_the_torch_actor_decides(demo_env, tmp_path):
         assert (board_action.cut, board_action.interval) == (torch_action.cut, torch_action.interval)
         assert np.allclose(board_action.thresholds, torch_action.thresholds, atol=1e-5)
     assert math.isfinite(result.tasks / result.seconds)
+
+
+def test_restarts_keep_the_run_that_validated_best(demo_env):
+    runs = [train(demo_env.clone(), Args(seed=2 + 1000 * r, epochs=120, warmup_epochs=50, select_every=35,
+                                         select_episodes=1)) for r in range(2)]
+    both = train(demo_env.clone(), Args(seed=2, epochs=120, warmup_epochs=50, select_every=35, select_episodes=1,
+                                        restarts=2))
+    scores = [(run.selection.sr, run.selection.accuracy) for run in runs]
+    best = scores.index(max(scores))
+    assert both.selection.restart == best
+    assert (both.selection.sr, both.selection.accuracy) == scores[best]
+    assert both.tasks == sum(run.tasks for run in runs)
+    with pytest.raises(ValueError, match="select_every"):
+        train(demo_env.clone(), Args(epochs=10, restarts=2, select_every=0))

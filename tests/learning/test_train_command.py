@@ -148,6 +148,9 @@ def test_from_traces_refuses_what_does_not_match(tmp_path, make, message):
     (["--board", "no_such_board"], "no_such_board"),
     (["--link-traces", "{tmp}/nowhere.txt"], "nowhere.txt"),
     (["--from-traces", "{tmp}/nowhere.db"], "nowhere.db"),
+    (["--restarts", "0"], "--restarts"),
+    (["--restarts", "2", "--select-every", "0"], "--select-every"),
+    (["--select-every", "-1"], "--select-every"),
 ])
 def test_bad_arguments_are_refused_by_name(tmp_path, args, message):
     base = {"--out": str(tmp_path / "p.npz"), "--epochs": "5"}
