@@ -3,20 +3,25 @@
 Starts a real ``edgesplit serve --local DIR`` daemon (embedded MNIST bundle, detected board, every
 task local, trace store on), waits for its API socket, then in one run alternates rounds of
 
-- ``api_submit``: ``ApiClient.submit(image)`` over the ipc socket, answered ``ok`` (the daemon runs
-  the task through its device loop: controller, executor with exits, trace row);
+- ``api_submit``: ``ApiClient.submit(image)`` as applications call it (the daemon's plain Unix
+  stream endpoint, ``api.sock.plain``), answered ``ok`` (the daemon runs the task through its device
+  loop: controller, executor with exits, trace row);
+- ``api_submit_zmq``: the same through the ZeroMQ ipc socket (``ApiClient(transport="zmq")``: what
+  every submit took before the plain endpoint, and what other ZeroMQ clients get);
 - ``executor_in_process``: ``Executor.run(image)`` in this process on the same bundle, the same
   images in the same order, the bundle's default exit thresholds (what the daemon's static action
   uses);
 
 rotating which goes first. Reported: microseconds per call (median and minimum over rounds) and the
 ratio api / in-process per round (median) and of the minimums. The acceptance is a ratio <= 3.
-A ``ping`` round trip (no model work) is measured too, to separate the socket from the task.
+A ``ping`` round trip (no model work) is measured too, on both endpoints, to separate the socket from
+the task.
 
 Wall time on a busy machine is mostly waiting for a core: every hop between processes and threads
 is a wake-up. So the CPU each configuration used is reported too (this process's CPU time plus the
 daemon's, every thread, from /proc/PID/task/*/schedstat), per call and as a ratio: what a submit
-costs a board that runs nothing else. Prints one JSON document.
+costs a board that runs nothing else; and per thread (``/proc/PID/task/TID/comm``: the daemon names
+its API and serving threads), where a configuration's microseconds go. Prints one JSON document.
 
     .venv/bin/python bench/api_submit.py [--rounds 30] [--calls 100]
 """
@@ -78,41 +83,59 @@ def stop_daemon(proc: subprocess.Popen) -> int:
         return proc.wait()
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time of every thread of ``pid`` (schedstat: nanoseconds on a core), 0.0 when unreadable."""
-    total = 0
+def thread_cpu(pid: int, who: str) -> Dict[str, float]:
+    """CPU seconds of every thread of ``pid`` (schedstat: nanoseconds on a core) by "who:comm:tid"."""
+    seconds = {}  # type: Dict[str, float]
     folder = "/proc/%d/task" % pid
     for task in os.listdir(folder):
         try:
             with open(os.path.join(folder, task, "schedstat")) as handle:
-                total += int(handle.read().split()[0])
+                used = int(handle.read().split()[0]) / 1e9
+            with open(os.path.join(folder, task, "comm")) as handle:
+                name = handle.read().strip()
         except (OSError, IndexError, ValueError):
-            pass  # a thread that ended meanwhile
-    return total / 1e9
+            continue  # a thread that ended meanwhile
+        seconds["%s:%s:%s" % (who, name, task)] = used
+    return seconds
 
 
-def per_call(fn: Callable[[int], object], calls: int, offset: int, cpu: Dict[str, float], name: str,
+def all_thread_cpu(daemon_pid: int) -> Dict[str, float]:
+    return dict(thread_cpu(os.getpid(), "bench"), **thread_cpu(daemon_pid, "daemon"))
+
+
+def per_call(fn: Callable[[int], object], calls: int, offset: int, cpu: Dict[str, Dict[str, float]], name: str,
              daemon_pid: int) -> float:
-    cpu_start = time.process_time() + cpu_seconds(daemon_pid)
+    before = all_thread_cpu(daemon_pid)
     start = time.perf_counter()
     for i in range(calls):
         fn(offset + i)
     elapsed = time.perf_counter() - start
-    cpu[name] = cpu.get(name, 0.0) + time.process_time() + cpu_seconds(daemon_pid) - cpu_start
+    after = all_thread_cpu(daemon_pid)
+    spent = cpu.setdefault(name, {})
+    for thread, seconds in after.items():
+        spent[thread] = spent.get(thread, 0.0) + seconds - before.get(thread, 0.0)
     return elapsed / calls
 
 
 def interleaved(fns: Dict[str, Callable[[int], object]], rounds: int, calls: int, daemon_pid: int):
-    """(per-call seconds per round, total CPU seconds) of each configuration."""
+    """(per-call seconds per round, CPU seconds per thread) of each configuration."""
     names = list(fns)
     for name in names:
         per_call(fns[name], calls, 0, {}, name, daemon_pid)  # warm-up, not counted
     samples = {name: [] for name in names}  # type: Dict[str, List[float]]
-    cpu = {}  # type: Dict[str, float]
+    cpu = {}  # type: Dict[str, Dict[str, float]]
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             samples[name].append(per_call(fns[name], calls, r * calls, cpu, name, daemon_pid))
     return samples, cpu
+
+
+def busy_threads(spent: Dict[str, float], calls: int, floor_us: float = 1.0) -> Dict[str, float]:
+    """Microseconds per call of each thread that used at least ``floor_us``, busiest first; the
+    bench's own threads and the daemon's are named "bench:COMM:TID" and "daemon:COMM:TID"."""
+    per_call_us = {thread: 1e6 * seconds / calls for thread, seconds in spent.items()}
+    return {thread: round(us, 1) for thread, us in sorted(per_call_us.items(), key=lambda kv: -kv[1])
+            if us >= floor_us}
 
 
 
@@ -128,20 +151,28 @@ def main(argv=None) -> int:
     proc = start_daemon(work)
     answers = {"ok": 0, "other": 0}
     try:
-        with ApiClient(str(work / "api.sock"), timeout_s=10.0) as api:
-            def submit(i: int) -> None:
-                answer = api.submit(images[i % len(images)][None])
-                answers["ok" if answer.ok else "other"] += 1
+        with ApiClient(str(work / "api.sock"), timeout_s=10.0) as api, \
+                ApiClient(str(work / "api.sock"), timeout_s=10.0, transport="zmq") as api_zmq:
+            def submitter(client: ApiClient) -> Callable[[int], None]:
+                def submit(i: int) -> None:
+                    answer = client.submit(images[i % len(images)][None])
+                    answers["ok" if answer.ok else "other"] += 1
+                return submit
 
-            fns = {"api_submit": submit,
+            fns = {"api_submit": submitter(api),
+                   "api_submit_zmq": submitter(api_zmq),
                    "executor_in_process": lambda i: executor.run(images[i % len(images)][None]),
-                   "api_ping": lambda i: api.ping()}
+                   "api_ping": lambda i: api.ping(),
+                   "api_ping_zmq": lambda i: api_zmq.ping()}
             samples, cpu = interleaved(fns, args.rounds, args.calls, proc.pid)
             status = api.status()
+            transport = api.transport
     finally:
         code = stop_daemon(proc)
     shutil.rmtree(str(work), ignore_errors=True)
     ratio = paired_ratio(samples, "api_submit", "executor_in_process")
+    calls = args.rounds * args.calls
+    cpu_total = {name: sum(spent.values()) for name, spent in cpu.items()}
     print(json.dumps({
         "bench": "api_submit",
         "python": platform.python_version(),
@@ -150,11 +181,18 @@ def main(argv=None) -> int:
         "calls_per_round": args.calls,
         "us_per_call": {name: {"median": round(1e6 * statistics.median(v), 1), "min": round(1e6 * min(v), 1)}
                         for name, v in samples.items()},
+        "api_submit_transport": transport,
         "ratio_api_submit_over_executor": ratio,
+        "ratio_api_submit_zmq_over_executor": paired_ratio(samples, "api_submit_zmq", "executor_in_process"),
+        "ratio_api_submit_over_api_submit_zmq": paired_ratio(samples, "api_submit", "api_submit_zmq"),
         "ratio_api_ping_over_executor": paired_ratio(samples, "api_ping", "executor_in_process"),
-        "cpu_us_per_call_both_processes": {name: round(1e6 * seconds / (args.rounds * args.calls), 1)
-                                           for name, seconds in cpu.items()},
-        "cpu_ratio_api_submit_over_executor": round(cpu["api_submit"] / cpu["executor_in_process"], 3),
+        "ratio_api_ping_zmq_over_executor": paired_ratio(samples, "api_ping_zmq", "executor_in_process"),
+        "cpu_us_per_call_both_processes": {name: round(1e6 * seconds / calls, 1)
+                                           for name, seconds in cpu_total.items()},
+        "cpu_ratio_api_submit_over_executor": round(cpu_total["api_submit"] / cpu_total["executor_in_process"], 3),
+        "cpu_ratio_api_submit_zmq_over_executor": round(cpu_total["api_submit_zmq"]
+                                                        / cpu_total["executor_in_process"], 3),
+        "cpu_us_per_call_by_thread": {name: busy_threads(spent, calls) for name, spent in cpu.items()},
         "answers": answers,
         "daemon_tasks": status.get("tasks", {}).get("ok"),
         "daemon_exit_code": code,

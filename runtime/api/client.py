@@ -1,20 +1,34 @@
-"""The Python client for the local API (one client per thread: ZeroMQ sockets are not thread-safe).
+"""The Python client for the local API (one client per thread: its socket is not thread-safe).
+
+It speaks to the daemon's plain Unix stream endpoint (``api.sock.plain``: two thread wake-ups per
+round trip) when the daemon offers it, else to the ZeroMQ socket; ``transport`` forces one. The
+messages and answers are the same on both.
 
 Every call waits at most its timeout; when the daemon does not answer the socket is replaced (Lazy
 Pirate) and ``ApiUnavailable`` says where to look. A refusal is not an exception: ``submit`` returns
 an ``ApiAnswer`` whose ``status`` says what happened (``ok``, ``queue_full``, ``draining``, ...).
 """
+import errno
 import itertools
 import json
+import logging
 import os
+import socket
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 import zmq
 
 from edgesplit.runtime.api import protocol
+from edgesplit.runtime.api.plain_endpoint import plain_path
+from edgesplit.runtime.api.stream import HELLO, MessageReader, StreamClosed, send_message
 from edgesplit.runtime.errors import EdgesplitError
+
+log = logging.getLogger(__name__)
+TRANSPORTS = ("auto", "plain", "zmq")
+# An answer's header: a status reply's figures are a few KiB; this bounds what a broken daemon could send.
+_MAX_REPLY_BYTES = 16 * 1024 * 1024
 
 DEFAULT_SOCKET = "/run/edgesplit/api.sock"
 
@@ -53,15 +67,29 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+class _Timeout(Exception):
+    pass
+
+
 class ApiClient:
+    """``transport``: ``auto`` (the plain endpoint when the daemon offers it, else ZeroMQ), ``plain`` or
+    ``zmq``. ``self.transport`` says which one the client uses."""
+
     def __init__(self, socket_path: str = DEFAULT_SOCKET, timeout_s: float = 10.0,
-                 context: Optional[zmq.Context] = None):
+                 context: Optional[zmq.Context] = None, transport: str = "auto"):
+        if transport not in TRANSPORTS:
+            raise ValueError("transport must be one of %s, got %r" % (", ".join(TRANSPORTS), transport))
         self.socket_path = socket_path
         self.endpoint = socket_path if socket_path.startswith("ipc://") else "ipc://" + os.path.abspath(socket_path)
         self.timeout_s = timeout_s
+        self.wanted_transport = transport
+        self.transport = ""
         self._context = context or zmq.Context.instance()
         self._ids = itertools.count(1)
         self._sock = None  # type: Optional[zmq.Socket]
+        self._plain = None  # type: Optional[socket.socket]
+        self._reader = None  # type: Optional[MessageReader]
+        self._plain_timeout = None  # type: Optional[float]
         self._open()
 
     def _open(self) -> None:
@@ -73,18 +101,52 @@ class ApiClient:
         if not os.access(path, os.R_OK | os.W_OK):
             raise ApiUnavailable("%s: permission denied: add this user to the daemon's API group (api.group, "
                                  "'edgesplit' by default) and log in again" % path)
+        if self.wanted_transport != "zmq" and self._open_plain(plain_path(path)):
+            self.transport = "plain"
+            return
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.endpoint)
         self._sock = sock
+        self.transport = "zmq"
         # One poller for the socket's life: Socket.poll builds a new one per call.
         self._poller = zmq.Poller()
         self._poller.register(sock, zmq.POLLIN)
+
+    def _open_plain(self, path: str) -> bool:
+        """Connect to the plain endpoint and read the daemon's greeting; False (``auto``): use ZeroMQ."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(min(self.timeout_s, 5.0))
+            sock.connect(path)
+            greeting = b""
+            while len(greeting) < len(HELLO):
+                chunk = sock.recv(len(HELLO) - len(greeting))
+                if not chunk:
+                    break  # at its connection limit, the daemon closes at once
+                greeting += chunk
+            if greeting != HELLO:
+                raise OSError(errno.EPROTO, "no greeting from the daemon (%r)" % greeting[:16])
+        except OSError as exc:  # socket.timeout is an OSError
+            sock.close()
+            if self.wanted_transport == "plain":
+                raise ApiUnavailable("cannot use the daemon's plain API endpoint %s: %s (is the daemon running, "
+                                     "and from this edgesplit release?)" % (path, exc)) from None
+            log.debug("plain API endpoint %s not used (%s): using the ZeroMQ socket", path, exc)
+            return False
+        sock.settimeout(None)
+        self._plain = sock
+        self._plain_timeout = None
+        self._reader = MessageReader(sock, 1, _MAX_REPLY_BYTES, 0)
+        return True
 
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close(0)
             self._sock = None
+        if self._plain is not None:
+            self._plain.close()
+            self._plain = None
 
     def __enter__(self) -> "ApiClient":
         return self
@@ -133,19 +195,78 @@ class ApiClient:
 
     def _call(self, op: str, fields: Optional[Dict[str, Any]] = None,
               tensors: Optional[Mapping[str, np.ndarray]] = None, timeout_s: Optional[float] = None) -> Dict[str, Any]:
-        if self._sock is None:
+        if self._sock is None and self._plain is None:
             self._open()
         request_id = next(self._ids)
-        self._sock.send_multipart(protocol.encode_request(op, request_id, fields, tensors), copy=False)
-        wait_ms = int(1000 * (self.timeout_s if timeout_s is None else timeout_s))
+        frames = protocol.encode_request(op, request_id, fields, tensors)
+        wait_s = self.timeout_s if timeout_s is None else timeout_s
+        if self._plain is not None:
+            return self._call_plain(frames, request_id, wait_s)
+        self._sock.send_multipart(frames, copy=False)
+        wait_ms = int(1000 * wait_s)
         while self._poller.poll(wait_ms):
-            frames = self._sock.recv_multipart()
-            reply = json.loads(frames[0].decode("utf-8"))
+            reply = json.loads(self._sock.recv_multipart()[0].decode("utf-8"))
             if reply.get("id") == request_id:
                 return reply
             # An answer to an earlier call that timed out: dropped by its id. Keep waiting.
         self.close()
-        raise ApiUnavailable("no answer from the edgesplit daemon on %s within %.1f s: is it running "
-                             "('systemctl status edgesplit', or your own 'edgesplit serve --local DIR'), and may this user open "
-                             "the socket (group)?"
-                             % (self.socket_path, wait_ms / 1000.0))
+        raise self._no_answer(wait_s)
+
+    def _no_answer(self, wait_s: float, why: str = "") -> ApiUnavailable:
+        return ApiUnavailable("no answer from the edgesplit daemon on %s within %.1f s%s: is it running "
+                              "('systemctl status edgesplit', or your own 'edgesplit serve --local DIR'), and may this "
+                              "user open the socket (group)?" % (self.socket_path, wait_s, why))
+
+    def _call_plain(self, frames: List[Any], request_id: int, wait_s: float) -> Dict[str, Any]:
+        try:
+            send_message(self._plain, frames)
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET):
+                self.close()
+                raise self._no_answer(wait_s, " (%s)" % exc) from None
+            # The daemon closed this connection: it restarted (reconnect and send again: it never saw
+            # this request), or it refused a message too large and answered before closing.
+            if not self._plain_has_data():
+                self.close()
+                self._open()
+                return self._resend(frames, request_id, wait_s)
+        return self._read_plain(request_id, wait_s)
+
+    def _resend(self, frames: List[Any], request_id: int, wait_s: float) -> Dict[str, Any]:
+        if self._plain is None:  # the daemon came back without its plain endpoint
+            self._sock.send_multipart(frames, copy=False)
+            if self._poller.poll(int(1000 * wait_s)):
+                return json.loads(self._sock.recv_multipart()[0].decode("utf-8"))
+            self.close()
+            raise self._no_answer(wait_s)
+        try:
+            send_message(self._plain, frames)
+        except OSError as exc:
+            self.close()
+            raise self._no_answer(wait_s, " (%s)" % exc) from None
+        return self._read_plain(request_id, wait_s)
+
+    def _plain_has_data(self) -> bool:
+        try:
+            return bool(self._plain.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:
+            return False
+
+    def _read_plain(self, request_id: int, wait_s: float) -> Dict[str, Any]:
+        if self._plain_timeout != wait_s:
+            self._plain.settimeout(wait_s)
+            self._plain_timeout = wait_s
+        try:
+            while True:
+                reply = json.loads(self._reader.read(self._timed_out)[0].decode("utf-8"))
+                if reply.get("id") == request_id or (reply.get("id") is None and reply.get("status") == "bad_request"):
+                    return reply
+                # An answer to an earlier request on this connection: dropped by its id. Keep waiting.
+        except (_Timeout, StreamClosed, OSError, ValueError) as exc:
+            self.close()
+            why = "" if isinstance(exc, _Timeout) else " (%s)" % exc
+            raise self._no_answer(wait_s, why) from None
+
+    @staticmethod
+    def _timed_out() -> None:
+        raise _Timeout()

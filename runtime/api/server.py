@@ -31,7 +31,9 @@ import numpy as np
 import zmq
 
 from edgesplit.runtime.api import protocol
+from edgesplit.runtime.api.plain_endpoint import PlainEndpoint, plain_path
 from edgesplit.runtime.errors import EdgesplitError
+from edgesplit.runtime.thread_names import name_native_thread
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,9 @@ class Job:
     arrival_s: float  # time.perf_counter() when it arrived
     label: Optional[int] = None
     frames: List[Any] = field(default_factory=list)  # keeps the received buffers alive
+    # Where the answer goes when not through the ZeroMQ socket: the plain endpoint's connection
+    # (called from whichever thread answers; it never blocks long: runtime/api/plain_endpoint.py).
+    reply_to: Optional[Callable[[bytes], None]] = None
 
     @property
     def expires_at(self) -> float:
@@ -98,21 +103,34 @@ class ReplySender:
         self._sock.connect(endpoint)
 
     def send(self, job: Job, code: str, message: str = "", **fields: Any) -> None:
-        self._sock.send_multipart([job.identity, protocol.encode_reply(job.request_id, code, message, **fields)])
+        self.deliver(job, protocol.encode_reply(job.request_id, code, message, **fields))
+
+    def deliver(self, job: Job, reply: bytes) -> None:
+        if job.reply_to is not None:
+            job.reply_to(reply)
+        else:
+            self._sock.send_multipart([job.identity, reply])
 
     def close(self) -> None:
         self._sock.close()
 
 
 class DirectReplies:
-    """``ReplySender.send`` for a job run on the API thread itself: the answer goes straight to the router."""
+    """``ReplySender.send`` for a job run on the thread that received it: the answer goes straight out,
+    to the plain connection (``job.reply_to``) or the ZeroMQ router (API thread only)."""
 
-    def __init__(self, server: "ApiServer", router: zmq.Socket):
+    def __init__(self, server: "ApiServer", router: Optional[zmq.Socket]):
         self._server = server
         self._router = router
 
     def send(self, job: Job, code: str, message: str = "", **fields: Any) -> None:
-        self._server._send(self._router, job.identity, protocol.encode_reply(job.request_id, code, message, **fields))
+        self.deliver(job, protocol.encode_reply(job.request_id, code, message, **fields))
+
+    def deliver(self, job: Job, reply: bytes) -> None:
+        if job.reply_to is not None:
+            job.reply_to(reply)
+        else:
+            self._server._send(self._router, job.identity, reply)
 
 
 class ApiServer:
@@ -132,8 +150,9 @@ class ApiServer:
         self._error = None  # type: Optional[BaseException]
         self._lock_fd = None  # type: Optional[int]
         self._failures_logged = set()  # type: set
-        self._pushed_out = []  # type: List[Tuple[bytes, bytes]]
         self._direct = None  # type: Optional[DirectReplies]
+        # The same API on a plain Unix stream socket beside this one (runtime/api/plain_endpoint.py).
+        self.plain = PlainEndpoint(self, plain_path(self.socket_path))
         self._thread = threading.Thread(target=self._main, name="edgesplit-api", daemon=True)
 
     # ------------------------------------------------------------ lifecycle
@@ -146,6 +165,7 @@ class ApiServer:
         if self._error is not None:
             self._release_lock()
             raise self._error
+        self.plain.start()
         return self
 
     def reply_sender(self) -> ReplySender:
@@ -156,6 +176,7 @@ class ApiServer:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+        self.plain.stop()
         self._release_lock()
 
     def _take_lock(self) -> None:
@@ -191,22 +212,25 @@ class ApiServer:
         router.setsockopt(zmq.MAXMSGSIZE, self.max_input_bytes + protocol.MAX_HEADER_BYTES)
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)  # a stale file from a killed daemon: we hold the lock
-        old_umask = os.umask(0o117)  # the file is born 0660, never briefly world-writable
+        old_umask = os.umask(0o117)  # the files are born 0660, never briefly world-writable
         try:
             router.bind(self.endpoint)
-        except zmq.ZMQError as exc:
+            self.plain.bind()
+        except (zmq.ZMQError, OSError) as exc:
             router.close(0)
             raise ApiSocketError("cannot bind the API socket %s: %s" % (self.socket_path, exc)) from None
         finally:
             os.umask(old_umask)
-        os.chmod(self.socket_path, 0o660)
-        if self.group:
-            try:
-                os.chown(self.socket_path, -1, grp.getgrnam(self.group).gr_gid)
-            except (KeyError, OSError) as exc:
-                router.close(0)
-                raise ApiSocketError("cannot give the API socket to group %r: %s (create the group or fix "
-                                     "api.group)" % (self.group, exc)) from None
+        for path in (self.socket_path, self.plain.path):
+            os.chmod(path, 0o660)
+            if self.group:
+                try:
+                    os.chown(path, -1, grp.getgrnam(self.group).gr_gid)
+                except (KeyError, OSError) as exc:
+                    router.close(0)
+                    self.plain.stop()
+                    raise ApiSocketError("cannot give the API socket %s to group %r: %s (create the group or fix "
+                                         "api.group)" % (path, self.group, exc)) from None
         pull = self.context.socket(zmq.PULL)
         pull.setsockopt(zmq.LINGER, 0)
         pull.bind(self.replies_endpoint)
@@ -215,6 +239,7 @@ class ApiServer:
     # ------------------------------------------------------------ the thread
 
     def _main(self) -> None:
+        name_native_thread("es-api-zmq")
         try:
             router, pull = self._bind()
         except BaseException as exc:  # handed to start(), which raises it in the daemon's thread
@@ -269,27 +294,38 @@ class ApiServer:
             self.heartbeat = time.monotonic()  # a burst may hold direct-path tasks: still alive between them
             if len(frames) < 2:
                 continue
-            arrival = time.perf_counter()
-            request_id = None
-            try:
-                header = protocol.decode_header(frames[1])
-                request_id = protocol.request_id_of(header)
-                if request_id is None:
-                    raise protocol.BadMessage("'id' must be an integer in [0, 2**53)")
-                reply = self._handle(identity, header, frames, arrival)
-            except protocol.BadMessage as exc:
-                self.handlers.refused("bad_request")
-                reply = protocol.encode_reply(request_id, "bad_request", str(exc))
-            except EdgesplitError as exc:  # InputError from check_inputs, TraceError from feedback
-                self.handlers.refused("bad_request")
-                reply = protocol.encode_reply(request_id, "bad_request", str(exc))
-            except Exception as exc:  # this thread must outlive any one request; the answer says what failed
-                self._log_failure(request_id, exc)
-                reply = protocol.encode_reply(request_id, "error", "the daemon failed answering: %s" % exc)
+            pushed_out = []  # type: List[Tuple[Job, bytes]]
+            reply = self.answer(identity, frames[1:], time.perf_counter(), self._direct, pushed_out)
             if reply is not None:
                 self._send(router, identity, reply)
-            while self._pushed_out:
-                self._send(router, *self._pushed_out.pop())
+            for other, other_reply in pushed_out:
+                self._direct.deliver(other, other_reply)
+
+    def answer(self, identity: bytes, frames: List[Any], arrival: float, replies: Any,
+               pushed_out: List[Tuple[Job, bytes]], reply_to: Optional[Callable[[bytes], None]] = None
+               ) -> Optional[bytes]:
+        """Check and handle one request (``frames``: header, then its tensors) from either endpoint.
+
+        Returns the answer to send now, or None when the request was queued (the serving loop answers)
+        or run on this thread (answered through ``replies``). Jobs of other clients pushed out of the
+        queue to make room land in ``pushed_out`` with their ``queue_full`` answer. Any thread may call
+        this: what it touches is thread-safe (the queue, the handlers, the direct path's lock)."""
+        request_id = None
+        try:
+            header = protocol.decode_header(frames[0])
+            request_id = protocol.request_id_of(header)
+            if request_id is None:
+                raise protocol.BadMessage("'id' must be an integer in [0, 2**53)")
+            return self._handle(identity, header, frames, arrival, replies, pushed_out, reply_to)
+        except protocol.BadMessage as exc:
+            self.handlers.refused("bad_request")
+            return protocol.encode_reply(request_id, "bad_request", str(exc))
+        except EdgesplitError as exc:  # InputError from check_inputs, TraceError from feedback
+            self.handlers.refused("bad_request")
+            return protocol.encode_reply(request_id, "bad_request", str(exc))
+        except Exception as exc:  # the serving threads must outlive any one request; the answer says what failed
+            self._log_failure(request_id, exc)
+            return protocol.encode_reply(request_id, "error", "the daemon failed answering: %s" % exc)
 
     def _log_failure(self, request_id: Optional[int], exc: Exception) -> None:
         """A traceback for the first failure of each kind, one line after: a client cannot flood the journal."""
@@ -301,10 +337,11 @@ class ApiServer:
             self._failures_logged.add(kind)
         log.exception("API request %s failed (further %s failures are logged at debug level)", request_id, kind)
 
-    def _handle(self, identity: bytes, header: Dict[str, Any], frames: List[Any], arrival: float) -> Optional[bytes]:
+    def _handle(self, identity: bytes, header: Dict[str, Any], frames: List[Any], arrival: float, replies: Any,
+                pushed_out: List[Tuple[Job, bytes]], reply_to: Optional[Callable[[bytes], None]]) -> Optional[bytes]:
         op, request_id = header.get("op"), header["id"]
         if op == "submit":
-            return self._submit(identity, request_id, header, frames, arrival)
+            return self._submit(identity, request_id, header, frames, arrival, replies, pushed_out, reply_to)
         if op == "status":
             return protocol.encode_reply(request_id, "ok", figures=self.handlers.status())
         if op == "feedback":
@@ -315,30 +352,32 @@ class ApiServer:
             return protocol.encode_reply(request_id, "ok")
         raise protocol.BadMessage("op %r is not one of %s" % (op, ", ".join(protocol.OPS)))
 
-    def _submit(self, identity: bytes, request_id: int, header: Dict[str, Any], frames: List[Any],
-                arrival: float) -> Optional[bytes]:
+    def _submit(self, identity: bytes, request_id: int, header: Dict[str, Any], frames: List[Any], arrival: float,
+                replies: Any, pushed_out: List[Tuple[Job, bytes]],
+                reply_to: Optional[Callable[[bytes], None]]) -> Optional[bytes]:
         accepting, why = self.handlers.accepting()
         if not accepting:
             self.handlers.refused("draining")
             return protocol.encode_reply(request_id, "draining", why)
         deadline_ms = protocol.number_field(header, "deadline_ms", 0.001, 86400e3)
         label = protocol.number_field(header, "label", -2 ** 31, 2 ** 31, integer=True)
-        inputs = protocol.decode_tensors(header, frames[2:], self.max_input_bytes)
+        inputs = protocol.decode_tensors(header, frames[1:], self.max_input_bytes)
         inputs = self.handlers.check_inputs(inputs)
         deadline_s = self.handlers.default_deadline_s() if deadline_ms is None else deadline_ms / 1e3
-        job = Job(identity, request_id, inputs, deadline_s, arrival, None if label is None else int(label), frames)
-        if self.handlers.run_now(job, self._direct):
+        job = Job(identity, request_id, inputs, deadline_s, arrival, None if label is None else int(label), frames,
+                  reply_to)
+        if self.handlers.run_now(job, replies):
             return None
         try:
             # A fair queue pushes out another client's newest job to make room for one under its share.
-            pushed_out = self.jobs.put_nowait(job) or []
+            pushed = self.jobs.put_nowait(job) or []
         except queue.Full:
             self.handlers.refused("queue_full")
             return protocol.encode_reply(request_id, "queue_full", "%d requests already waiting (api.queue_size): "
                                          "retry later or lower the request rate" % self.jobs.maxsize)
-        for other in pushed_out:
+        for other in pushed:
             self.handlers.refused("queue_full")
-            self._pushed_out.append((other.identity, protocol.encode_reply(
+            pushed_out.append((other, protocol.encode_reply(
                 other.request_id, "queue_full", "%d requests already waiting (api.queue_size) and this client holds "
                 "more than its share: retry later or lower the request rate" % self.jobs.maxsize)))
         return None

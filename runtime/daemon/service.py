@@ -128,6 +128,7 @@ class _Handlers(ApiHandlers):
     def __init__(self, daemon: "Daemon"):
         self.daemon = daemon
         self.refusals = {}  # type: Dict[str, int]
+        self._refusals_lock = threading.Lock()  # the plain endpoint's connection threads count too
 
     def accepting(self):
         if self.daemon.stopping.is_set():
@@ -161,7 +162,8 @@ class _Handlers(ApiHandlers):
                                 "or dropped by the size cap)" % task_id)
 
     def refused(self, status: str) -> None:
-        self.refusals[status] = self.refusals.get(status, 0) + 1
+        with self._refusals_lock:
+            self.refusals[status] = self.refusals.get(status, 0) + 1
 
     def run_now(self, job, replies) -> bool:
         serving = self.daemon.serving

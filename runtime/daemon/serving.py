@@ -23,6 +23,7 @@ from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.strategies import Strategy
 from edgesplit.runtime.device.loop import DeviceLoop
 from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
+from edgesplit.runtime.thread_names import name_native_thread
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class ServingLoop:
     # ------------------------------------------------------------ the thread
 
     def _main(self) -> None:
+        name_native_thread("es-serving")
         sender = self.api.reply_sender()
         try:
             while True:
@@ -162,7 +164,8 @@ class ServingLoop:
         if not self.loop_lock.acquire(blocking=False):
             return False
         try:
-            # Only the API thread queues jobs, and it is here: the queue stays empty meanwhile.
+            # Another endpoint thread may queue a job meanwhile: the serving thread then waits for this
+            # one task (loop_lock), and the direct path steps aside until the queue is idle again.
             if self.draining.is_set() or not self.jobs.idle():
                 return False
             self._apply_pending()
