@@ -41,7 +41,7 @@ def test_a_frozen_serving_loop_turns_the_direct_path_off(make_daemon):
         daemon.signal(signal.SIGUSR2)
         time.sleep(0.5)
         # Now nothing runs: submits wait in the queue (answered only by a live serving loop) until it is full.
-        waiting = [daemon.client() for _ in range(2)]
+        waiting = [daemon.client(transport="zmq") for _ in range(2)]
         for other in waiting:
             other._sock.send_multipart(__import__("edgesplit.runtime.api.protocol", fromlist=["x"]).encode_request(
                 "submit", 1, {"deadline_ms": 60000}, {"*": images[:1]}), copy=False)

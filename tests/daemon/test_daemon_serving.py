@@ -80,7 +80,7 @@ def test_full_queue_refuses_at_once_and_an_expired_deadline_is_said(make_daemon)
     time.sleep(0.5)
     waiting = []
     for _ in range(3):
-        client = daemon.client()
+        client = daemon.client(transport="zmq")
         client._sock.send_multipart(__import__("edgesplit.runtime.api.protocol", fromlist=["x"]).encode_request(
             "submit", 1, {"deadline_ms": 60000}, {"*": image}), copy=False)
         waiting.append(client)

@@ -31,7 +31,7 @@ def test_hostile_api_requests_are_bad_requests_without_tracebacks(make_daemon):
         '{"v":1,"op":"feedback","id":7,"task_id":%s,"label":1}' % HUGE_INT,
         '{"v":1,"op":"submit","id":8,"tensors":[{"name":"*","dtype":"float32","shape":[0,%s]}]}' % (2 ** 62),
     ]
-    with daemon.client() as client:
+    with daemon.client(transport="zmq") as client:
         for number, header in enumerate(hostile):
             # A submit carries its input frame (empty for the zero-sized shape); other ops carry none.
             frames = [] if '"op":"submit"' not in str(header) else [b""] if "[0," in str(header) else [image.tobytes()]

@@ -131,7 +131,7 @@ def test_a_flooding_api_client_does_not_keep_another_out_of_the_daemon(make_daem
     flood_answers = {}
 
     def flood():
-        with daemon.client() as flooder:
+        with daemon.client(transport="zmq") as flooder:
             sock = flooder._sock
             sent = 0
             while not stop.is_set():

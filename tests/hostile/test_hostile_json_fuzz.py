@@ -121,7 +121,7 @@ def test_hostile_json_requests_never_harm_the_daemon(fuzz_daemon, data):
     valid = {"v": "1", "op": op, "id": "7", "deadline_ms": "2000", "label": "3", "task_id": "1", "rating": "0.5",
              "tensors": '[{"name":"*","dtype":"float32","shape":[1,1,28,28]}]'}
     header = data.draw(hostile_header(valid))
-    with fuzz_daemon.client(timeout_s=10.0) as client:
+    with fuzz_daemon.client(timeout_s=10.0, transport="zmq") as client:
         client._sock.send_multipart([header, image.tobytes()])
         assert client._sock.poll(10000), "no answer to %r" % header[:200]
         reply = json.loads(client._sock.recv_multipart()[-1])

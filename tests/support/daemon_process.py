@@ -75,8 +75,9 @@ class DaemonProcess:
             time.sleep(0.05)
         raise RuntimeError("daemon not answering within %.0f s:\n%s" % (timeout_s, self.log.read_text()))
 
-    def client(self, timeout_s: float = 10.0) -> ApiClient:
-        return ApiClient(str(self.socket), timeout_s=timeout_s)
+    def client(self, timeout_s: float = 10.0, transport: str = "auto") -> ApiClient:
+        """``transport="zmq"`` for a test that sends raw frames on ``client._sock`` (a ZeroMQ DEALER)."""
+        return ApiClient(str(self.socket), timeout_s=timeout_s, transport=transport)
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
