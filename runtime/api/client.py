@@ -8,6 +8,7 @@ Every call waits at most its timeout; when the daemon does not answer the socket
 Pirate) and ``ApiUnavailable`` says where to look. A refusal is not an exception: ``submit`` returns
 an ``ApiAnswer`` whose ``status`` says what happened (``ok``, ``queue_full``, ``draining``, ...).
 """
+import collections
 import errno
 import itertools
 import json
@@ -15,7 +16,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import zmq
@@ -27,6 +28,7 @@ from edgesplit.runtime.errors import EdgesplitError
 
 log = logging.getLogger(__name__)
 TRANSPORTS = ("auto", "plain", "zmq")
+DEFAULT_WINDOW = 8  # submit_many: answers awaited at once (each holds a place in the daemon's queue)
 # An answer's header: a status reply's figures are a few KiB; this bounds what a broken daemon could send.
 _MAX_REPLY_BYTES = 16 * 1024 * 1024
 
@@ -165,6 +167,44 @@ class ApiClient:
         wait = timeout_s if timeout_s is not None else self.timeout_s + (deadline_ms or 0.0) / 1e3
         return self._answer(self._call("submit", fields, tensors, wait))
 
+    def submit_many(self, inputs: Union[np.ndarray, Sequence[Union[np.ndarray, Mapping[str, np.ndarray]]]],
+                    deadline_ms: Optional[float] = None, labels: Optional[Sequence[Optional[int]]] = None,
+                    input_name: str = protocol.ONLY_INPUT, window: int = DEFAULT_WINDOW,
+                    timeout_s: Optional[float] = None) -> List[ApiAnswer]:
+        """One task per item, answers in the items' order. ``inputs``: an array whose rows are the
+        items (each sent as a batch of one), or a sequence of what ``submit`` takes.
+
+        The requests go out back to back with at most ``window`` awaiting an answer, so a batch costs
+        about one round trip per ``window`` items and never holds more than ``window`` places in the
+        daemon's queue; each item is its own task (task id, deadline from its arrival, trace row,
+        status), exactly as if ``submit`` had sent it."""
+        if window < 1:
+            raise ValueError("window must be at least 1, got %r" % (window,))
+        items = [inputs[i:i + 1] for i in range(len(inputs))] if isinstance(inputs, np.ndarray) else list(inputs)
+        if labels is not None and len(labels) != len(items):
+            raise ValueError("%d labels for %d inputs" % (len(labels), len(items)))
+        wait = timeout_s if timeout_s is not None else self.timeout_s + (deadline_ms or 0.0) / 1e3
+        answers = [None] * len(items)  # type: List[Optional[ApiAnswer]]
+        waiting = collections.OrderedDict()  # type: Dict[int, int]  # request id -> item index, oldest first
+        sent = 0
+        while sent < len(items) or waiting:
+            while sent < len(items) and len(waiting) < window:
+                item = items[sent]
+                tensors = {input_name: item} if isinstance(item, np.ndarray) else dict(item)
+                fields = {"deadline_ms": deadline_ms, "label": None if labels is None else _plain(labels[sent])}
+                request_id = next(self._ids)
+                self._send(protocol.encode_request("submit", request_id, fields, tensors), wait, first=not waiting)
+                waiting[request_id] = sent
+                sent += 1
+            reply = self._receive(wait)
+            index = waiting.pop(reply.get("id"), None)
+            if index is None and self._refused_unread(reply):
+                index = waiting.pop(next(iter(waiting)))
+            if index is not None:
+                answers[index] = self._answer(reply)
+            # Else an answer to an earlier call that timed out: dropped by its id.
+        return answers  # type: ignore
+
     def feedback(self, task_id: int, label: Optional[int] = None, rating: Optional[float] = None) -> ApiAnswer:
         """Late feedback for a finished task, stored in its trace row: its true ``label``, the
         application's ``rating`` of the result (any finite number, e.g. a QoE score), or both.
@@ -195,56 +235,48 @@ class ApiClient:
 
     def _call(self, op: str, fields: Optional[Dict[str, Any]] = None,
               tensors: Optional[Mapping[str, np.ndarray]] = None, timeout_s: Optional[float] = None) -> Dict[str, Any]:
-        if self._sock is None and self._plain is None:
-            self._open()
-        request_id = next(self._ids)
-        frames = protocol.encode_request(op, request_id, fields, tensors)
         wait_s = self.timeout_s if timeout_s is None else timeout_s
-        if self._plain is not None:
-            return self._call_plain(frames, request_id, wait_s)
-        self._sock.send_multipart(frames, copy=False)
-        wait_ms = int(1000 * wait_s)
-        while self._poller.poll(wait_ms):
-            reply = json.loads(self._sock.recv_multipart()[0].decode("utf-8"))
-            if reply.get("id") == request_id:
+        request_id = next(self._ids)
+        self._send(protocol.encode_request(op, request_id, fields, tensors), wait_s, first=True)
+        while True:
+            reply = self._receive(wait_s)
+            if reply.get("id") == request_id or self._refused_unread(reply):
                 return reply
             # An answer to an earlier call that timed out: dropped by its id. Keep waiting.
-        self.close()
-        raise self._no_answer(wait_s)
 
     def _no_answer(self, wait_s: float, why: str = "") -> ApiUnavailable:
         return ApiUnavailable("no answer from the edgesplit daemon on %s within %.1f s%s: is it running "
                               "('systemctl status edgesplit', or your own 'edgesplit serve --local DIR'), and may this "
                               "user open the socket (group)?" % (self.socket_path, wait_s, why))
 
-    def _call_plain(self, frames: List[Any], request_id: int, wait_s: float) -> Dict[str, Any]:
+    def _refused_unread(self, reply: Dict[str, Any]) -> bool:
+        """The plain endpoint's answer to a message it refused before reading its header (its id unknown):
+        it belongs to the oldest request, and the daemon closed the connection after it."""
+        return self._plain is not None and reply.get("id") is None and reply.get("status") == "bad_request"
+
+    def _send(self, frames: List[Any], wait_s: float, first: bool) -> None:
+        """Send one request. ``first``: nothing else is awaiting an answer on this connection."""
+        if self._sock is None and self._plain is None:
+            self._open()
+        if self._plain is None:
+            self._sock.send_multipart(frames, copy=False)
+            return
         try:
             send_message(self._plain, frames)
+            return
         except OSError as exc:
-            if exc.errno not in (errno.EPIPE, errno.ECONNRESET):
+            broken = exc.errno in (errno.EPIPE, errno.ECONNRESET)
+            if not broken or not first:
                 self.close()
                 raise self._no_answer(wait_s, " (%s)" % exc) from None
-            # The daemon closed this connection: it restarted (reconnect and send again: it never saw
-            # this request), or it refused a message too large and answered before closing.
-            if not self._plain_has_data():
-                self.close()
-                self._open()
-                return self._resend(frames, request_id, wait_s)
-        return self._read_plain(request_id, wait_s)
-
-    def _resend(self, frames: List[Any], request_id: int, wait_s: float) -> Dict[str, Any]:
-        if self._plain is None:  # the daemon came back without its plain endpoint
-            self._sock.send_multipart(frames, copy=False)
-            if self._poller.poll(int(1000 * wait_s)):
-                return json.loads(self._sock.recv_multipart()[0].decode("utf-8"))
-            self.close()
-            raise self._no_answer(wait_s)
-        try:
-            send_message(self._plain, frames)
-        except OSError as exc:
-            self.close()
-            raise self._no_answer(wait_s, " (%s)" % exc) from None
-        return self._read_plain(request_id, wait_s)
+        # The daemon closed this connection. Either it refused a message too large and answered before
+        # closing (the answer waits to be read), or it restarted: then it never saw this request, and
+        # it goes again on a new connection.
+        if self._plain_has_data():
+            return
+        self.close()
+        self._open()
+        self._send(frames, wait_s, first=False)
 
     def _plain_has_data(self) -> bool:
         try:
@@ -252,16 +284,18 @@ class ApiClient:
         except OSError:
             return False
 
-    def _read_plain(self, request_id: int, wait_s: float) -> Dict[str, Any]:
+    def _receive(self, wait_s: float) -> Dict[str, Any]:
+        """The next answer on the connection, whichever request it is for."""
+        if self._plain is None:
+            if self._poller.poll(int(1000 * wait_s)):
+                return json.loads(self._sock.recv_multipart()[0].decode("utf-8"))
+            self.close()
+            raise self._no_answer(wait_s)
         if self._plain_timeout != wait_s:
             self._plain.settimeout(wait_s)
             self._plain_timeout = wait_s
         try:
-            while True:
-                reply = json.loads(self._reader.read(self._timed_out)[0].decode("utf-8"))
-                if reply.get("id") == request_id or (reply.get("id") is None and reply.get("status") == "bad_request"):
-                    return reply
-                # An answer to an earlier request on this connection: dropped by its id. Keep waiting.
+            return json.loads(self._reader.read(self._timed_out)[0].decode("utf-8"))
         except (_Timeout, StreamClosed, OSError, ValueError) as exc:
             self.close()
             why = "" if isinstance(exc, _Timeout) else " (%s)" % exc

@@ -45,6 +45,8 @@ class StreamRefused(Exception):
 
 def _buffer(frame: Any) -> memoryview:
     view = frame if isinstance(frame, memoryview) else memoryview(frame)
+    if view.nbytes == 0:
+        return memoryview(b"")  # an empty tensor (the daemon refuses it): cast() refuses zeros in a shape
     return view if view.ndim == 1 and view.format == "B" else view.cast("B")
 
 

@@ -227,3 +227,48 @@ def test_a_submit_in_flight_when_the_daemon_stops_is_answered(make_daemon):
     thread.join(30)
     assert set(answers) <= {"ok", "draining", "unavailable"}, answers
     assert answers.count("unavailable") <= 1
+
+
+def test_submit_many_answers_every_item_in_order_on_both_endpoints(make_daemon):
+    daemon = make_daemon().start()
+    images = heldout(10)
+    labels = list(range(10))
+    with daemon.client() as client:
+        one_by_one = [client.submit(images[i:i + 1]) for i in range(10)]
+        for transport in ("auto", "zmq"):
+            with daemon.client(transport=transport) as batcher:
+                answers = batcher.submit_many(images, labels=labels, window=3, deadline_ms=5000)
+                assert [a.status for a in answers] == ["ok"] * 10, answers
+                assert [a.result for a in answers] == [a.result for a in one_by_one]
+                assert len({a.task_id for a in answers}) == 10
+        mixed = client.submit_many([images[:1], np.zeros((1, 2, 28, 28), np.float32), {"*": images[1:2]}])
+        assert [a.status for a in mixed] == ["ok", "bad_request", "ok"], mixed
+        assert client.status()["tasks"]["ok"] == 32
+    assert daemon.stop() == 0
+
+
+def test_submit_many_holds_at_most_its_window_in_the_queue(make_daemon):
+    daemon = make_daemon(queue_size=16, extra_toml="[debug]\nallow_freeze = true\n").start()
+    images = heldout(12)
+    daemon.signal(signal.SIGUSR2)  # nothing runs: what the batch sends stays queued
+    time.sleep(0.5)
+    outcome = []
+
+    def batch():
+        with daemon.client(timeout_s=30.0) as client:
+            try:
+                outcome.append(client.submit_many(images, window=4, deadline_ms=60000))
+            except ApiUnavailable as exc:
+                outcome.append(exc)
+
+    thread = threading.Thread(target=batch)
+    thread.start()
+    with daemon.client(timeout_s=5.0) as observer:
+        deadline = time.monotonic() + 10
+        while observer.status()["queue"]["length"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # time enough to send more, were it allowed to
+        assert observer.status()["queue"]["length"] == 4
+    daemon.kill()
+    thread.join(40)
+    assert len(outcome) == 1 and isinstance(outcome[0], ApiUnavailable), outcome
