@@ -14,6 +14,9 @@ task local, trace store on), waits for its API socket, then in one run alternate
 
 rotating which goes first. Reported: microseconds per call (median and minimum over rounds) and the
 ratio api / in-process per round (median) and of the minimums. The acceptance is a ratio <= 3.
+- ``api_submit_many``: ``ApiClient.submit_many`` of ``--batch`` images at a time (its default window),
+  reported per image: one task each, as many round trips as windows;
+
 A ``ping`` round trip (no model work) is measured too, on both endpoints, to separate the socket from
 the task.
 
@@ -143,7 +146,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds")
     parser.add_argument("--calls", type=int, default=100, help="calls per configuration per round")
+    parser.add_argument("--batch", type=int, default=10, help="images per submit_many (divides --calls)")
     args = parser.parse_args(argv)
+    if args.calls % args.batch:
+        parser.error("--batch must divide --calls")
 
     images = np.load(str(ASSETS))["images"]
     executor = Executor(load_bundle(default_bundle_path()))
@@ -159,7 +165,14 @@ def main(argv=None) -> int:
                     answers["ok" if answer.ok else "other"] += 1
                 return submit
 
+            def submit_many(i: int) -> None:
+                if i % args.batch == 0:  # one batch per --batch calls: the per-call figures are per image
+                    rows = np.take(images, range(i, i + args.batch), axis=0, mode="wrap")
+                    for answer in api.submit_many(rows):
+                        answers["ok" if answer.ok else "other"] += 1
+
             fns = {"api_submit": submitter(api),
+                   "api_submit_many": submit_many,
                    "api_submit_zmq": submitter(api_zmq),
                    "executor_in_process": lambda i: executor.run(images[i % len(images)][None]),
                    "api_ping": lambda i: api.ping(),
@@ -183,6 +196,8 @@ def main(argv=None) -> int:
                         for name, v in samples.items()},
         "api_submit_transport": transport,
         "ratio_api_submit_over_executor": ratio,
+        "ratio_api_submit_many_per_image_over_executor": paired_ratio(samples, "api_submit_many",
+                                                                      "executor_in_process"),
         "ratio_api_submit_zmq_over_executor": paired_ratio(samples, "api_submit_zmq", "executor_in_process"),
         "ratio_api_submit_over_api_submit_zmq": paired_ratio(samples, "api_submit", "api_submit_zmq"),
         "ratio_api_ping_over_executor": paired_ratio(samples, "api_ping", "executor_in_process"),
@@ -190,6 +205,8 @@ def main(argv=None) -> int:
         "cpu_us_per_call_both_processes": {name: round(1e6 * seconds / calls, 1)
                                            for name, seconds in cpu_total.items()},
         "cpu_ratio_api_submit_over_executor": round(cpu_total["api_submit"] / cpu_total["executor_in_process"], 3),
+        "cpu_ratio_api_submit_many_over_executor": round(cpu_total["api_submit_many"]
+                                                         / cpu_total["executor_in_process"], 3),
         "cpu_ratio_api_submit_zmq_over_executor": round(cpu_total["api_submit_zmq"]
                                                         / cpu_total["executor_in_process"], 3),
         "cpu_us_per_call_by_thread": {name: busy_threads(spent, calls) for name, spent in cpu.items()},
