@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from edgesplit.runtime.api.client import ApiClient
+from edgesplit.runtime.api.client import DEFAULT_WINDOW, ApiClient
 from edgesplit.runtime.commands.api_socket import add_socket_arguments, socket_of
 from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.errors import InputError
@@ -40,6 +40,17 @@ def _load(path: str, what: str) -> np.ndarray:
         raise InputError("%s %s: cannot read as .npy (%s)" % (what, path, exc)) from None
 
 
+def _answers(client: ApiClient, inputs: np.ndarray, labels, count: int, deadline_ms):
+    """(row, answer) per row, sent DEFAULT_WINDOW at a time (submit_many): about one round trip per
+    window instead of one per row, and each window's answers printed as it comes back."""
+    for start in range(0, count, DEFAULT_WINDOW):
+        stop = min(count, start + DEFAULT_WINDOW)
+        window_labels = None if labels is None else [int(label) for label in labels[start:stop]]
+        for offset, answer in enumerate(client.submit_many(inputs[start:stop], deadline_ms=deadline_ms,
+                                                           labels=window_labels)):
+            yield start + offset, answer
+
+
 def run_submit(args) -> int:
     if args.feedback is not None:
         if (args.label is None and args.rating is None) or args.inputs:
@@ -58,11 +69,12 @@ def run_submit(args) -> int:
     inputs = _load(args.inputs, "--inputs")
     labels = _load(args.labels, "--labels") if args.labels else None
     count = inputs.shape[0] if args.rows is None else min(args.rows, inputs.shape[0])
+    if labels is not None and labels.shape[:1] < (count,):
+        raise InputError("--labels %s has %d labels for %d rows of --inputs: give one label per row"
+                         % (args.labels, labels.shape[0] if labels.ndim else 0, count))
     failures = 0
     with ApiClient(socket_of(args), timeout_s=args.timeout) as client:
-        for row in range(count):
-            label = None if labels is None else int(labels[row])
-            answer = client.submit(inputs[row:row + 1], deadline_ms=args.deadline_ms, label=label)
+        for row, answer in _answers(client, inputs, labels, count, args.deadline_ms):
             failures += int(not answer.ok)
             if args.json:
                 print(json.dumps(answer.to_dict()), flush=True)

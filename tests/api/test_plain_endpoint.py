@@ -272,3 +272,26 @@ def test_submit_many_holds_at_most_its_window_in_the_queue(make_daemon):
     daemon.kill()
     thread.join(40)
     assert len(outcome) == 1 and isinstance(outcome[0], ApiUnavailable), outcome
+
+
+def test_submit_command_sends_every_row_and_refuses_labels_that_do_not_fit(make_daemon, tmp_path):
+    import subprocess
+    import sys
+
+    daemon = make_daemon().start()
+    images = heldout(20)
+    np.save(str(tmp_path / "x.npy"), images)
+    np.save(str(tmp_path / "y.npy"), np.arange(20))
+    np.save(str(tmp_path / "short.npy"), np.arange(19))
+    cli = [sys.executable, "-m", "edgesplit.runtime.cli", "submit", "--socket", str(daemon.socket),
+           "--inputs", str(tmp_path / "x.npy"), "--json"]
+    done = subprocess.run(cli + ["--labels", str(tmp_path / "y.npy")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [a["status"] for a in answers] == ["ok"] * 20
+    with daemon.client() as client:
+        assert [a["result"] for a in answers] == [client.submit(images[i:i + 1]).result for i in range(20)]
+    refused = subprocess.run(cli + ["--labels", str(tmp_path / "short.npy")], capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode != 0 and "--labels" in refused.stderr and "19 labels for 20 rows" in refused.stderr
+    assert daemon.stop() == 0
