@@ -1,29 +1,33 @@
 """The daemon's threads under their own names in ``top -H``, ``ps -L`` and ``/proc/PID/task/*/comm``.
 
-Python names its threads for itself only; every native thread keeps the process's name, so a busy
-thread cannot be told from an idle one from outside. ``name_native_thread`` gives the calling
-thread its name (Linux ``prctl(PR_SET_NAME)``, 15 bytes); elsewhere it does nothing.
+Python names its threads for itself only: every native thread keeps the process's name, so a busy
+thread cannot be told from an idle one from outside. Linux lets a process rename its own threads
+through ``/proc/self/task/TID/comm`` (15 bytes; ``edgesplit-`` is shortened to ``es-`` to fit);
+elsewhere this does nothing.
 """
-import ctypes
-import ctypes.util
 import logging
+import threading
+from typing import Optional
 
 log = logging.getLogger(__name__)
 
-_PR_SET_NAME = 15
-_prctl = None
-_looked_up = False
 
-
-def name_native_thread(name: str) -> bool:
-    """Name the calling thread (cut to 15 bytes); False where the C library has no ``prctl``."""
-    global _prctl, _looked_up
-    if not _looked_up:
-        _looked_up = True
-        try:
-            _prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
-        except (OSError, AttributeError):
-            log.debug("no prctl in this C library: threads keep the process's name")
-    if _prctl is None:
+def name_native_thread(thread: Optional[threading.Thread] = None) -> bool:
+    """Give ``thread`` (default: the calling one) its Python name natively; False where that fails."""
+    thread = thread or threading.current_thread()
+    native_id = getattr(thread, "native_id", None)
+    if native_id is None:
         return False
-    return _prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode("utf-8")[:15]), 0, 0, 0) == 0
+    try:
+        with open("/proc/self/task/%d/comm" % native_id, "w") as comm:
+            comm.write(thread.name.replace("edgesplit-", "es-")[:15])
+    except OSError:  # not Linux, or the thread ended meanwhile
+        return False
+    return True
+
+
+def name_native_threads() -> int:
+    """Name every running thread natively (call once they have started); returns how many were named.
+    The main thread keeps its name: it is the process's name in ``ps`` and ``pgrep``."""
+    main = threading.main_thread()
+    return sum(name_native_thread(thread) for thread in threading.enumerate() if thread is not main)

@@ -63,7 +63,7 @@ class PlainEndpoint:
         self._connections = set()  # type: Set[socket.socket]
         self._threads = []  # type: List[threading.Thread]
         self._full_logged = False
-        self._accepting = threading.Thread(target=self._accept_loop, name="edgesplit-api-plain", daemon=True)
+        self._accepting = threading.Thread(target=self._accept_loop, name="edgesplit-api-accept", daemon=True)
 
     def bind(self) -> None:
         """Bind and listen (the caller sets the umask, mode and group, as for the ZeroMQ socket)."""
@@ -107,7 +107,6 @@ class PlainEndpoint:
     # ------------------------------------------------------------ threads
 
     def _accept_loop(self) -> None:
-        name_native_thread("es-api-accept")
         while not self._stop.is_set():
             try:
                 conn, _ = self._listener.accept()
@@ -133,7 +132,7 @@ class PlainEndpoint:
             thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
-        name_native_thread("es-api-conn")
+        name_native_thread()
         connection = _Connection(conn, b"plain-%d" % next(_connection_ids))
         sender = None  # a ZeroMQ ReplySender, made in this thread when a ZeroMQ client's job is pushed out
         try:

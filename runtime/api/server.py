@@ -33,7 +33,6 @@ import zmq
 from edgesplit.runtime.api import protocol
 from edgesplit.runtime.api.plain_endpoint import PlainEndpoint, plain_path
 from edgesplit.runtime.errors import EdgesplitError
-from edgesplit.runtime.thread_names import name_native_thread
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +238,6 @@ class ApiServer:
     # ------------------------------------------------------------ the thread
 
     def _main(self) -> None:
-        name_native_thread("es-api-zmq")
         try:
             router, pull = self._bind()
         except BaseException as exc:  # handed to start(), which raises it in the daemon's thread

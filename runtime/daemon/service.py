@@ -31,6 +31,7 @@ from edgesplit.runtime.device.pipeline import LinkSetup, Pipeline, PipelineSetti
 from edgesplit.runtime.emulation.board import ENERGY_UNIT
 from edgesplit.runtime.errors import EdgesplitError, InputError
 from edgesplit.runtime.fair_queue import FairJobQueue
+from edgesplit.runtime.thread_names import name_native_threads
 from edgesplit.runtime.traces import TraceStore
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,7 @@ class Daemon:
             raise
         self.api.start()
         self.serving.start()
+        name_native_threads()  # top -H shows es-api, es-serving, trace-writer, ... (runtime/thread_names.py)
         self.startup_s = process_age_s()
         if config.peer.address and not config.model.policy and config.action.cut == -1 and not config.model.variants:
             log.warning("[peer] address is set but there is no [model] policy and [action] cut = -1 (local): no "

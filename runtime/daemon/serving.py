@@ -23,7 +23,6 @@ from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.strategies import Strategy
 from edgesplit.runtime.device.loop import DeviceLoop
 from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
-from edgesplit.runtime.thread_names import name_native_thread
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +123,6 @@ class ServingLoop:
     # ------------------------------------------------------------ the thread
 
     def _main(self) -> None:
-        name_native_thread("es-serving")
         sender = self.api.reply_sender()
         try:
             while True:

@@ -295,3 +295,19 @@ def test_submit_command_sends_every_row_and_refuses_labels_that_do_not_fit(make_
                              timeout=120)
     assert refused.returncode != 0 and "--labels" in refused.stderr and "19 labels for 20 rows" in refused.stderr
     assert daemon.stop() == 0
+
+
+def test_the_daemon_threads_carry_their_names_for_top(make_daemon):
+    import glob
+
+    daemon = make_daemon().start()
+    with daemon.client() as client:
+        assert client.submit(heldout(1)).ok
+        names = set()
+        for task in glob.glob("/proc/%d/task/*" % daemon.process.pid):
+            with open(task + "/comm") as comm:
+                names.add(comm.read().strip())
+    assert {"es-api", "es-api-accept", "es-api-conn", "es-serving", "trace-writer"} <= names, names
+    with open("/proc/%d/comm" % daemon.process.pid) as comm:
+        assert comm.read().strip() not in names - {"python"}  # the process keeps its own name
+    assert daemon.stop() == 0
