@@ -11,7 +11,7 @@ contract stay for every other client.
 
 A hostile or broken client costs at most its own connection: limits are checked before anything
 is read (runtime/api/stream.py), a message must arrive whole within ``MESSAGE_TIMEOUT_S``, an answer
-the client does not read within ``SEND_TIMEOUT_S`` closes its connection, a broken message is
+that finds the client's socket buffer full (it is not reading) closes its connection, a broken message is
 answered ``bad_request`` (when its header could be read) and closes it, and beyond
 ``MAX_CONNECTIONS`` a new connection is closed at once (``ApiClient`` then uses the ZeroMQ socket).
 """
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 PLAIN_SUFFIX = ".plain"  # api.socket is at most 100 bytes (config), so this path stays within sun_path's 107
 MAX_CONNECTIONS = 64
 RECEIVE_POLL_S = 1  # how often an idle connection's thread looks at the stop flag
-SEND_TIMEOUT_S = 5
 _connection_ids = itertools.count(1)
 
 
@@ -136,10 +135,8 @@ class PlainEndpoint:
         connection = _Connection(conn, b"plain-%d" % next(_connection_ids))
         sender = None  # a ZeroMQ ReplySender, made in this thread when a ZeroMQ client's job is pushed out
         try:
-            # Blocking calls with kernel time limits: recv wakes to look at the stop flag; a send to a
-            # client that does not read fails instead of holding the thread (or the serving loop).
+            # A blocking recv with a kernel time limit: it wakes to look at the stop flag.
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(RECEIVE_POLL_S))
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(SEND_TIMEOUT_S))
             conn.sendall(HELLO)
             server = self.server
             reader = MessageReader(conn, protocol.MAX_TENSORS + 1, protocol.MAX_HEADER_BYTES, server.max_input_bytes)
@@ -200,8 +197,10 @@ class _Connection:
             if self._closed:
                 return  # the client went away: its answer has nowhere to go
             try:
-                send_message(self.conn, [reply])
-            except OSError as exc:  # gone, or not reading its answers (SO_SNDTIMEO): drop the connection
+                # Never waits: the serving loop writes here too, and a client that leaves its socket
+                # buffer full (hundreds of answers unread) is not reading them anyway.
+                send_message(self.conn, [reply], socket.MSG_DONTWAIT)
+            except OSError as exc:  # gone, or not reading its answers: drop the connection
                 log.debug("answer to %s dropped: %s", self.identity, exc)
                 self._close_locked()
 

@@ -50,13 +50,14 @@ def _buffer(frame: Any) -> memoryview:
     return view if view.ndim == 1 and view.format == "B" else view.cast("B")
 
 
-def send_message(sock: socket.socket, frames: Sequence[Any]) -> None:
-    """Send ``frames`` (bytes, or C-contiguous arrays sent without copies) as one message."""
+def send_message(sock: socket.socket, frames: Sequence[Any], flags: int = 0) -> None:
+    """Send ``frames`` (bytes, or C-contiguous arrays sent without copies) as one message. With
+    ``socket.MSG_DONTWAIT`` a full socket buffer raises BlockingIOError, possibly mid-message."""
     views = [_buffer(frame) for frame in frames]
     prefix = _COUNT.pack(len(views)) + b"".join(_LENGTH.pack(view.nbytes) for view in views)
     pending = [memoryview(prefix)] + [view for view in views if view.nbytes]
     while pending:
-        sent = sock.sendmsg(pending)
+        sent = sock.sendmsg(pending, [], flags)
         # A partial write (a large tensor, a full socket buffer): carry on from where it stopped.
         while pending and sent >= pending[0].nbytes:
             sent -= pending[0].nbytes

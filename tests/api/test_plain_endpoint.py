@@ -114,7 +114,7 @@ def test_a_client_that_stalls_mid_message_loses_its_connection_and_nobody_waits(
     assert daemon.stop() == 0
 
 
-def test_answers_are_not_read_then_the_client_is_dropped_not_the_daemon(make_daemon):
+def test_a_client_that_does_not_read_its_answers_is_dropped_and_nobody_waits(make_daemon):
     daemon = make_daemon().start()
     image = heldout(1)
     flood = PlainConnection(_plain(daemon))
@@ -129,6 +129,17 @@ def test_answers_are_not_read_then_the_client_is_dropped_not_the_daemon(make_dae
     with daemon.client(timeout_s=20.0) as client:
         assert client.submit(image).ok
         assert client.status()["state"] == "serving"
+    # The daemon closed the flood's connection instead of waiting to write: what it could write, then EOF.
+    flood.sock.settimeout(10.0)
+    closed = False
+    try:
+        while not closed:
+            closed = flood.sock.recv(65536) == b""
+    except ConnectionResetError:
+        closed = True
+    except socket.timeout:
+        pass
+    assert closed
     flood.close()
     assert daemon.stop() == 0
 
