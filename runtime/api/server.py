@@ -11,7 +11,11 @@ The direct path: when nothing waits or runs and the recent tasks were short (a f
 saving the two thread hops that otherwise cost more than the task. A ``status`` then waits at most
 one such short task.
 
-Permissions: the socket's folder is created 0770 and the socket file chmod-ed 0660 (group from
+The plain endpoint (``api.sock.plain``, runtime/api/plain_endpoint.py) shares all of this: its
+connection threads call ``answer`` as this thread does, and a job it queues carries ``reply_to``, so
+the serving loop writes that answer to the connection itself.
+
+Permissions: the socket's folder is created 0770 and both socket files chmod-ed 0660 (group from
 ``api.group``), so only the daemon's user and that group can connect. A lock file beside the socket
 keeps a second daemon from stealing a running one's socket.
 """
