@@ -23,7 +23,7 @@ import zmq
 
 from edgesplit.runtime.api import protocol
 from edgesplit.runtime.api.plain_endpoint import plain_path
-from edgesplit.runtime.api.stream import HELLO, MessageReader, StreamClosed, send_message
+from edgesplit.runtime.api.stream import HELLO, MessageReader, StreamClosed, StreamRefused, send_message
 from edgesplit.runtime.errors import EdgesplitError
 
 log = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ class ApiClient:
             self._plain_timeout = wait_s
         try:
             return json.loads(self._reader.read(self._timed_out)[0].decode("utf-8"))
-        except (_Timeout, StreamClosed, OSError, ValueError) as exc:
+        except (_Timeout, StreamClosed, StreamRefused, OSError, ValueError) as exc:
             self.close()
             why = "" if isinstance(exc, _Timeout) else " (%s)" % exc
             raise self._no_answer(wait_s, why) from None
