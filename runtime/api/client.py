@@ -177,7 +177,9 @@ class ApiClient:
         The requests go out back to back with at most ``window`` awaiting an answer, so a batch costs
         about one round trip per ``window`` items and never holds more than ``window`` places in the
         daemon's queue; each item is its own task (task id, deadline from its arrival, trace row,
-        status), exactly as if ``submit`` had sent it."""
+        status), exactly as if ``submit`` had sent it. An item larger than the daemon's
+        ``api.max_input_mb`` ends the plain connection after its ``bad_request`` (the daemon does not
+        read the rest): the items still awaiting answers then raise ``ApiUnavailable``."""
         if window < 1:
             raise ValueError("window must be at least 1, got %r" % (window,))
         items = [inputs[i:i + 1] for i in range(len(inputs))] if isinstance(inputs, np.ndarray) else list(inputs)
@@ -198,7 +200,7 @@ class ApiClient:
                 sent += 1
             reply = self._receive(wait)
             index = waiting.pop(reply.get("id"), None)
-            if index is None and self._refused_unread(reply):
+            if index is None and waiting and self._refused_unread(reply):
                 index = waiting.pop(next(iter(waiting)))
             if index is not None:
                 answers[index] = self._answer(reply)
