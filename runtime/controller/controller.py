@@ -13,6 +13,7 @@ from edgesplit.runtime.controller.reward import Bounds, TaskOutcome, reward
 from edgesplit.runtime.controller.state import DEFAULT_Q, FEATURES, StateWindow
 from edgesplit.runtime.controller.strategies import Action, Strategy
 from edgesplit.runtime.traces import TraceStore, TransitionRecord
+from edgesplit.runtime.traces.records import JsonText, dumps
 
 
 class Controller:
@@ -31,6 +32,11 @@ class Controller:
         self._state = None  # type: Optional[Dict[str, float]]
         self._tasks = []  # type: List[TaskOutcome]
         self._task_ids = []  # type: List[int]
+        # Transition rows, encoded once: a decision's state is the last closed interval's next state, and an
+        # action holds until the strategy gives another (static: always the same).
+        self._state_json = None  # type: Optional[JsonText]
+        self._next_state_json = None  # type: Optional[JsonText]
+        self._action_json = (None, None)  # type: Any
 
     @property
     def current(self) -> Optional[Action]:
@@ -44,6 +50,7 @@ class Controller:
         if self._action is None:
             # The closed interval's next state is this decision's state: the same window, the same link.
             self._state = next_state or self.window.state(peer_alive, bandwidth_bps)
+            self._state_json = self._next_state_json if next_state is not None else None
             started = time.perf_counter()
             self._action = self.strategy.decide(self._state)
             self.decide_seconds += time.perf_counter() - started
@@ -66,13 +73,21 @@ class Controller:
         self.window.close_interval(self._tasks)
         next_state = self.window.state(peer_alive, bandwidth_bps)
         if self.store is not None:
+            state = self._state_json or _encoded(self._state, "state")
+            self._next_state_json = _encoded(next_state, "next_state")
+            if self._action_json[0] is not self._action:
+                self._action_json = (self._action, JsonText(dumps(self._action.to_dict(), "action")))
             self.store.log_transition(TransitionRecord(
-                step=self.step, time_s=self.clock(), state=[self._state[k] for k in FEATURES],
-                action=self._action.to_dict(), reward=value, next_state=[next_state[k] for k in FEATURES],
-                policy_id=self.strategy.policy_id, run_id=self.run_id))
+                step=self.step, time_s=self.clock(), state=state, action=self._action_json[1], reward=value,
+                next_state=self._next_state_json, policy_id=self.strategy.policy_id, run_id=self.run_id))
         self.decisions[-1]["reward"] = value
         self.step += 1
         self._action = None
         self._tasks = []
         self._task_ids = []
         return next_state
+
+
+def _encoded(state: Dict[str, float], what: str) -> JsonText:
+    """The state as the transition row stores it: its features in order, as JSON."""
+    return JsonText(dumps([state[k] for k in FEATURES], what))

@@ -78,15 +78,49 @@ def _json_default(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_json_default)
 
 
+def _c_encoder():
+    """json's C encoder built once (``JSONEncoder.encode`` builds it per call): the same text, a third of the cost
+    for the few small values a task row holds. None where this Python has no C encoder."""
+    try:
+        from json.encoder import c_make_encoder, encode_basestring_ascii
+    except ImportError:
+        return None
+    if c_make_encoder is None:
+        return None
+    # markers=None: no cycle check (rows are plain values); a cyclic value fails with RecursionError instead.
+    encoder = c_make_encoder(None, _json_default, encode_basestring_ascii, None, ":", ",", False, False, False)
+    sample = {"a": [1, 2.5, None, True, "x\u00e9"], "b": {"c": -0.0, "d": 1e-07}}
+    try:
+        same = "".join(encoder(sample, 0)) == _ENCODER.encode(sample)
+    except Exception:  # another Python's private signature: use the public encoder
+        return None
+    return encoder if same else None
+
+
+_FAST_ENCODER = _c_encoder()
+
+
+class JsonText(str):
+    """Text ``dumps`` already made (a caller that logs the same value again keeps it): stored as it is."""
+
+    __slots__ = ()
+
+
 def dumps(value: Any, what: str) -> str:
     # Every task writes a few small dicts and lists: json's C encoder with a default hook writes them
     # in one pass. Keys json refuses (tuples, numpy integers) take the slower converting pass.
+    if type(value) is JsonText:
+        return str(value)
     try:
+        if _FAST_ENCODER is not None:
+            return "".join(_FAST_ENCODER(value, 0))
         return _ENCODER.encode(value)
     except TypeError:
         pass
     except ValueError as exc:
         raise TraceError("%s: cannot store as JSON (%s)" % (what, exc)) from None
+    except RecursionError:
+        raise TraceError("%s: cannot store as JSON (nested too deep, or refers to itself)" % what) from None
     try:
         return json.dumps(to_jsonable(value), separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:

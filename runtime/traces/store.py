@@ -33,6 +33,7 @@ fits, writing resumes. One WARNING is logged when writing stops and one when it 
 per row. ``writable``, ``backlog_rows`` and ``unwritten_rows`` say where the store stands.
 """
 import collections
+import itertools
 import logging
 import operator
 import sqlite3
@@ -40,7 +41,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from edgesplit.runtime.traces.errors import TraceError
 from edgesplit.runtime.traces.records import (TaskRecord, TransitionRecord, dumps, finite_float, optional_float,
@@ -61,6 +62,30 @@ _INSERT_TASK = ("INSERT INTO tasks (run_id, task_id, arrival_s, deadline_s, exit
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _INSERT_TRANSITION = ("INSERT INTO transitions (run_id, step, time_s, state, action, reward, next_state, policy_id) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+# SQLite before 3.32 (3.22 on JetPack 4) binds at most this many values in one statement.
+_MAX_VARIABLES = 999
+_MANY_SQL = {}  # type: Dict[Tuple[str, int], str]
+
+
+def _describe(what: tuple) -> str:
+    """("task", 7, "run-id") -> "task 7 of run run-id"."""
+    return "%s %r of run %s" % what
+
+
+def _rows_per_statement(row: tuple) -> int:
+    return max(1, _MAX_VARIABLES // len(row))
+
+
+def _insert_many(conn: sqlite3.Connection, sql: str, rows: List[tuple]) -> None:
+    """``sql`` (one INSERT ... VALUES (?, ...)) for every row at once, as one multi-row INSERT."""
+    key = (sql, len(rows))
+    many = _MANY_SQL.get(key)
+    if many is None:
+        head, group = sql.split(" VALUES ")
+        many = _MANY_SQL[key] = "%s VALUES %s" % (head, ", ".join([group] * len(rows)))
+    conn.execute(many, list(itertools.chain.from_iterable(rows)))
 
 
 class TraceStore:
@@ -110,12 +135,16 @@ class TraceStore:
         self._flusher = None  # type: Optional[threading.Thread]
         # background_commit: rows checked and encoded by the caller, waiting for the writer thread.
         self.background_commit = background_commit
-        self._handoff = threading.Condition(threading.Lock())
-        self._queued = []  # type: List[tuple]  # (sql, row, what, task id or None)
+        self._handoff = threading.Condition(threading.Lock())  # the writer waits on it; callers wake it
+        # Callers append under their own lock, so a task never waits for the writer's lock; the writer
+        # pops from the other end (a deque is safe for that without a shared lock).
+        self._producer = threading.Lock()
+        self._queued = collections.deque()  # type: collections.deque  # (sql, row, what, task id or None)
         self._queued_since = 0.0
         self._in_flight = 0  # rows the writer took and has not committed yet
         self._drainers = 0  # callers waiting in _drain for the queue to be written
         self._hand_off_at = max(1, batch_size // 2)
+        self._woken = False  # the writer was told half a batch waits (callers wake it once, not per row)
         if background_commit:
             self._flusher = threading.Thread(target=self._writer_loop, name="trace-writer", daemon=True)
             self._flusher.start()
@@ -214,9 +243,9 @@ class TraceStore:
                None if task.rating is None else finite_float(task.rating, "task %r: rating" % task.task_id),
                optional_float(task.latency_s, "latency_s"), task.policy_id,
                optional_float(task.energy, "energy"), task.arm)
-        what = "task %r of run %s" % (task.task_id, run_id)
+        what = ("task", task.task_id, run_id)  # worded only when a row is refused (_describe)
         if self.background_commit:
-            self._enqueue(_INSERT_TASK, row, what, int(task.task_id))
+            self._enqueue(_INSERT_TASK, row, what, row[1])
             return
         with self._lock:
             self._write(_INSERT_TASK, row, what)
@@ -231,7 +260,7 @@ class TraceStore:
         row = (run_id, int(transition.step), float(transition.time_s), dumps(transition.state, "state"),
                dumps(transition.action, "action"), reward, dumps(transition.next_state, "next_state"),
                transition.policy_id)
-        what = "transition %r of run %s" % (transition.step, run_id)
+        what = ("transition", transition.step, run_id)
         if self.background_commit:
             self._enqueue(_INSERT_TRANSITION, row, what, None)
             return
@@ -309,7 +338,7 @@ class TraceStore:
             self._conn.execute("BEGIN IMMEDIATE")
             self._pending_since = self._clock()
 
-    def _write(self, sql: str, row: tuple, what: str) -> None:
+    def _write(self, sql: str, row: tuple, what: tuple) -> None:
         self._check_open()
         if not self.writable:
             self._keep([(sql, row)])
@@ -319,7 +348,7 @@ class TraceStore:
             self._begin()
             self._conn.execute(sql, row)
         except sqlite3.IntegrityError as exc:
-            raise TraceError("%s: already logged (%s)" % (what, exc)) from None
+            raise TraceError("%s: already logged (%s)" % (_describe(what), exc)) from None
         except _DISK_ERRORS as exc:
             self._failed(exc, [(sql, row)])
             return
@@ -350,18 +379,27 @@ class TraceStore:
 
     # ------------------------------------------------------------ background commit
 
-    def _enqueue(self, sql: str, row: tuple, what: str, task_id: Optional[int]) -> None:
-        with self._handoff:
+    def _enqueue(self, sql: str, row: tuple, what: tuple, task_id: Optional[int]) -> None:
+        queued = self._queued
+        with self._producer:
             # At most batch_size rows uncommitted: a write waits for the writer when it is that far behind.
+            if len(queued) + self._in_flight >= self.batch_size or self._stop.is_set():
+                self._wait_for_room()
+            if not queued:
+                self._queued_since = self._clock()
+            queued.append((sql, row, what, task_id))
+        if len(queued) >= self._hand_off_at and not self._woken:  # half a batch: the writer takes it now
+            self._woken = True
+            with self._handoff:
+                self._handoff.notify_all()
+
+    def _wait_for_room(self) -> None:
+        with self._handoff:
             while len(self._queued) + self._in_flight >= self.batch_size and self._writer_alive():
+                self._handoff.notify_all()
                 self._handoff.wait(0.5)
             if self._stop.is_set() or not self._writer_alive():
                 raise TraceError("%s: the trace store is closed" % self.path)
-            if not self._queued:
-                self._queued_since = self._clock()
-            self._queued.append((sql, row, what, task_id))
-            if len(self._queued) >= self._hand_off_at:  # half a batch: the writer takes it now
-                self._handoff.notify_all()
 
     def _drain(self) -> None:
         """Wait until every queued row is in the database (committed, or in the backlog of a refusing disk)."""
@@ -389,13 +427,19 @@ class TraceStore:
     def _take_queue(self) -> List[tuple]:
         """The queued rows once half a batch, the flush interval or a stop asks for them ([] when stopping)."""
         interval = self.flush_interval_s
+        queued = self._queued
         with self._handoff:
             while True:
                 waited = self._clock() - self._queued_since
-                if self._queued and (len(self._queued) >= self._hand_off_at or self._stop.is_set() or
-                                     (interval is not None and waited >= interval) or self._drainers):
-                    rows, self._queued = self._queued, []
-                    self._in_flight = len(rows)
+                count = len(queued)
+                if count and (count >= self._hand_off_at or self._stop.is_set() or
+                              (interval is not None and waited >= interval) or self._drainers):
+                    # Counted in flight before they leave the queue: a caller never sees fewer than are uncommitted.
+                    self._in_flight = count
+                    rows = [queued.popleft() for _ in range(count)]
+                    self._woken = False
+                    if queued:  # appended meanwhile: their wait starts now
+                        self._queued_since = self._clock()
                     return rows
                 if self._stop.is_set():
                     return []
@@ -404,7 +448,7 @@ class TraceStore:
                 # Like the flusher: look every half interval, so a row waits at most 1.5 intervals; the
                 # writer is not woken per row.
                 timeout = RETRY_S if interval is None else interval / 2.0
-                if self._queued and interval is not None:
+                if count and interval is not None:
                     timeout = min(timeout, max(interval - waited, 0.001))
                 self._handoff.wait(min(timeout, RETRY_S))
 
@@ -427,7 +471,8 @@ class TraceStore:
 
     def _write_queued(self, rows: List[tuple]) -> None:
         """Insert the rows the callers queued and commit them (or keep them, when the disk refuses)."""
-        for sql, row, what, task_id in rows:
+        rest = self._insert_together(rows) if self.writable else rows
+        for sql, row, what, task_id in rest:  # one by one: a duplicate among them is skipped and said
             try:
                 self._write(sql, row, what)
             except TraceError as exc:  # a task logged twice: its caller has moved on, so say it here
@@ -438,6 +483,43 @@ class TraceStore:
         self._commit()
         if not self.writable:
             self._retry()
+
+    def _insert_together(self, rows: List[tuple]) -> List[tuple]:
+        """Insert the rows with one statement per table and chunk: SQLite then runs without the GIL for a
+        batch rather than a row, and the task thread seldom waits for this one. A statement refused (a task
+        logged twice) inserts nothing, so its rows and every later one are returned, to go one by one."""
+        tables = collections.OrderedDict()  # type: Dict[str, List[tuple]]
+        for queued in rows:
+            tables.setdefault(queued[0], []).append(queued)
+        self._check_open()
+        written = []  # type: List[tuple]
+        try:
+            self._begin()
+            for sql, group in tables.items():
+                step = _rows_per_statement(group[0][1])
+                for start in range(0, len(group), step):
+                    chunk = group[start:start + step]
+                    try:
+                        _insert_many(self._conn, sql, [queued[1] for queued in chunk])
+                    except sqlite3.IntegrityError:
+                        self._wrote(written)
+                        done = set(map(id, written))
+                        return [queued for queued in rows if id(queued) not in done]
+                    written.extend(chunk)
+        except _DISK_ERRORS as exc:
+            self._failed(exc, [(sql, row) for sql, row, _, _ in rows])  # all rolled back: all kept, in order
+            return []
+        self._wrote(written)
+        return []
+
+    def _wrote(self, rows: List[tuple]) -> None:
+        """Rows now in the open transaction."""
+        self._batch.extend((sql, row) for sql, row, _, _ in rows)
+        self._pending += len(rows)
+        for _, _, _, task_id in reversed(rows):
+            if task_id is not None:
+                self._last_task_id = task_id
+                break
 
     def _flush_loop(self) -> None:
         interval = float(self.flush_interval_s or 1.0)
