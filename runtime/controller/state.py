@@ -13,6 +13,7 @@ from edgesplit.runtime.controller.reward import TaskOutcome
 
 FEATURES = ("latency_mean_s", "energy_mean", "bandwidth_mbps", "peer_alive")
 DEFAULT_Q = 3
+_isfinite = math.isfinite
 
 
 @dataclass
@@ -44,13 +45,21 @@ class StateWindow:
         Bandwidth: the mean of the estimates over the window; with none yet, the current estimate;
         with no estimate at all, 0 (unknown is treated as no usable link).
         """
-        tasks = self.tasks()
-        latency = sum(t.latency_s for t in tasks) / len(tasks) if tasks else 0.0
-        energy = sum(t.energy for t in tasks) / len(tasks) if tasks else 0.0
-        samples = [b for interval in self._intervals for b in interval.bandwidths()]
+        # One pass over the window's tasks (this runs once per interval, every task under a static action);
+        # sum() over the same values in the same order as ever, so the state is the same to the last bit.
+        latencies, energies, samples = [], [], []  # type: List[float], List[float], List[float]
+        for interval in self._intervals:
+            for t in interval.tasks:
+                latencies.append(t.latency_s)
+                energies.append(t.energy)
+                b = t.bandwidth_bps
+                if b > 0 and _isfinite(b):
+                    samples.append(b)
+        latency = sum(latencies) / len(latencies) if latencies else 0.0
+        energy = sum(energies) / len(energies) if energies else 0.0
         if samples:
             bandwidth = sum(samples) / len(samples)
-        elif bandwidth_now_bps is not None and bandwidth_now_bps > 0 and math.isfinite(bandwidth_now_bps):
+        elif bandwidth_now_bps is not None and bandwidth_now_bps > 0 and _isfinite(bandwidth_now_bps):
             bandwidth = bandwidth_now_bps
         else:
             bandwidth = 0.0

@@ -95,3 +95,49 @@ def test_reward_branches(latency, energy, expected):
         assert value == pytest.approx(-(2 / math.pi) * math.atan((200.0 - 100.0) / 100.0))
     else:
         assert value == expected
+
+
+def _transitions(db):
+    import json
+    with sqlite3.connect(str(db)) as conn:
+        rows = conn.execute("SELECT step, state, action, next_state FROM transitions ORDER BY step").fetchall()
+    return [(step, json.loads(state), json.loads(action), json.loads(next_state))
+            for step, state, action, next_state in rows]
+
+
+def test_each_transition_row_holds_the_state_its_decision_saw_and_the_next_one(tmp_path):
+    """A decision right after a closed interval decides on that interval's next state; one after ``finish``
+    (a stream's end, a policy reload) decides on a fresh state of the link as it is then."""
+    actions = [Action((0.1, 0.2), 1, 1, True), Action((0.3, 0.4), 2, 1, True)]
+
+    class Alternating(Strategy):
+        policy_id = "alternating"
+
+        def __init__(self):
+            self.states = []
+
+        def decide(self, state):
+            self.states.append([state[k] for k in FEATURES])
+            return actions[len(self.states) % 2]
+
+    strategy = Alternating()
+    with TraceStore(tmp_path / "t.db", background_flush=False) as store:
+        store.start_run(board="test")
+        controller = Controller(strategy, BOUNDS, store=store, clock=lambda: 1.0)
+        for task in range(3):  # chained intervals of one task, the peer away
+            controller.action(False, None, task)
+            controller.record(outcome(latency=0.01 * (task + 1), bandwidth=0.0), task)
+        controller.finish(False, None)
+        for task in range(3, 5):  # the peer is back: a fresh state, not the closed interval's next state
+            controller.action(True, 4e6, task)
+            controller.record(outcome(latency=0.05, bandwidth=4e6), task)
+        controller.finish(True, 4e6)
+    rows = _transitions(tmp_path / "t.db")
+    assert [r[0] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r[1] for r in rows] == strategy.states  # every row's state is what its decision saw
+    assert rows[0][3] == rows[1][1] and rows[1][3] == rows[2][1]  # chained: next state = next decision's state
+    assert rows[2][3][FEATURES.index("peer_alive")] == 0.0
+    assert rows[3][1][FEATURES.index("peer_alive")] == 1.0  # after finish: the state as the link is now
+    assert rows[3][1][FEATURES.index("bandwidth_mbps")] == pytest.approx(4.0)
+    assert [r[2]["thresholds"] for r in rows] == [[0.3, 0.4], [0.1, 0.2], [0.3, 0.4], [0.1, 0.2], [0.3, 0.4]]
+    assert [r[2]["cut"] for r in rows] == [2, 1, 2, 1, 2]

@@ -322,6 +322,44 @@ def test_background_commit_logs_a_duplicate_and_keeps_the_first_row(tmp_path, ca
         store.log_task(_task(9))
 
 
+def test_background_commit_writes_a_batch_wider_than_one_statement_whole_and_in_order(tmp_path):
+    # 300 rows of each table in one batch: more values than one SQLite statement may bind (999 before 3.32).
+    db = tmp_path / "t.db"
+    with TraceStore(db, batch_size=1000, flush_interval_s=60.0, background_commit=True) as store:
+        store.start_run(run_id="r1")
+        for i in range(300):
+            store.log_task(_task(i, segment_times={"s0": i / 7.0}, entropies={"1": 1.0 / (i + 1)}, result=i % 10))
+            store.log_transition(TransitionRecord(step=i, time_s=i, state=[i / 3.0], action={"cut": i % 4},
+                                                  reward=-i / 11.0, next_state=[(i + 1) / 3.0]))
+    conn = sqlite3.connect(str(db))
+    tasks = conn.execute("SELECT task_id, segment_times, entropies, result FROM tasks ORDER BY seq").fetchall()
+    transitions = conn.execute("SELECT step, state, action, reward, next_state FROM transitions ORDER BY seq").fetchall()
+    conn.close()
+    assert [t[0] for t in tasks] == list(range(300))
+    assert all(json.loads(t[1]) == {"s0": t[0] / 7.0} and json.loads(t[2]) == {"1": 1.0 / (t[0] + 1)}
+               and t[3] == t[0] % 10 for t in tasks)
+    assert [t[0] for t in transitions] == list(range(300))
+    assert all(json.loads(t[1]) == [t[0] / 3.0] and json.loads(t[2]) == {"cut": t[0] % 4} and t[3] == -t[0] / 11.0
+               and json.loads(t[4]) == [(t[0] + 1) / 3.0] for t in transitions)
+
+
+def test_background_commit_skips_a_duplicate_deep_in_a_batch_and_writes_the_rows_around_it(tmp_path, caplog):
+    db = tmp_path / "t.db"
+    with TraceStore(db, batch_size=1000, flush_interval_s=60.0, background_commit=True) as store:
+        store.start_run(run_id="r1")
+        for i in range(150):
+            store.log_task(_task(i, result=1))
+            store.log_transition(TransitionRecord(step=i, time_s=i, state=[0.0], action=[1], reward=0.0,
+                                                  next_state=[0.0]))
+            if i == 120:
+                store.log_task(_task(70, result=2))  # logged twice, in a later statement of the same batch
+    assert caplog.text.count("already logged") == 1 and "task 70 of run r1: already logged" in caplog.text
+    conn = sqlite3.connect(str(db))
+    assert conn.execute("SELECT task_id, result FROM tasks ORDER BY seq").fetchall() == [(i, 1) for i in range(150)]
+    assert [r[0] for r in conn.execute("SELECT step FROM transitions ORDER BY seq")] == list(range(150))
+    conn.close()
+
+
 def test_background_commit_needs_real_time(tmp_path):
     with pytest.raises(TraceError, match="background_flush"):
         TraceStore(tmp_path / "t.db", background_flush=False, background_commit=True)
