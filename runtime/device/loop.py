@@ -116,24 +116,28 @@ class DeviceLoop:
         daemon answers first and writes the row while the answer travels (feedback waits for it).
         ``inputs_checked``: the caller already ran ``executor.check_inputs`` on ``x`` (the daemon's API
         thread does, to answer bad_request), so the executor does not check the same arrays again."""
-        self.write_deferred_trace()  # a caller that forgot: the row still lands, in order
+        if self._deferred is not None:
+            self.write_deferred_trace()  # a caller that forgot: the row still lands, in order
+        clock, client = self.clock, self.client
         if arrival_s is None:
-            arrival_s = self.clock()
-        elif arrival_s > self.clock():  # a task that arrived already (the daemon's) has nothing to wait for
+            arrival_s = clock()
+        elif arrival_s > clock():  # a task that arrived already (the daemon's) has nothing to wait for
             self.sleep_until(arrival_s, self.idle)
-        self.idle()
+        if client is not None:
+            self.idle()
         alive = self.peer_alive()
         bandwidth = self.bandwidth_bps()
-        action = self.controller.action(alive, bandwidth, task_id)
-        start = self.clock()
+        controller = self.controller
+        action = controller.action(alive, bandwidth, task_id)
+        start = clock()
         deadline = arrival_s + self.deadline_s
         # Without a peer (none configured, not one that went down) the run is local only: stopping at
         # the action's cut would only turn every task into a fallback.
         first = self.executor.run(x, thresholds=action.thresholds, use_exits=action.use_exits,
-                                  stop_at_cut=action.cut if self.client is not None else None,
+                                  stop_at_cut=action.cut if client is not None else None,
                                   inputs_checked=inputs_checked)
         self._learn(first)
-        segments = dict(first.segment_seconds)
+        segments = first.segment_seconds  # this pass's own dict: a fallback adds the rest of the run to it
         local_s = first.compute_seconds
         cut, fallback, reason, sent, transfer = None, False, "", 0, None
         output, exit_id = first.output, first.exit_id
@@ -169,12 +173,14 @@ class DeviceLoop:
                             bytes_sent=int(sent), transfer_s=transfer, local_compute_s=local_s, energy=energy,
                             bandwidth_bps=bandwidth, result=int(output.argmax()), label=label,
                             peer_alive=alive_after, segment_times=segments)
-        self.controller.record(TaskOutcome(result.latency_s, energy, bandwidth or 0.0, result.exit_id, self.n_exits),
-                               task_id)
-        if defer_trace:
-            self._deferred = (result, first.entropies, self.controller.strategy.policy_id)
+        controller.record(TaskOutcome(finish - arrival_s, energy, bandwidth or 0.0, result.exit_id, self.n_exits),
+                          task_id)
+        if self.store is None:
+            pass  # no row to write, now or later
+        elif defer_trace:
+            self._deferred = (result, first.entropies, controller.strategy.policy_id)
         else:
-            self._log(result, first.entropies, self.controller.strategy.policy_id)
+            self._log(result, first.entropies, controller.strategy.policy_id)
         self.last_scores = output
         self.results.append(result)
         return result
@@ -186,9 +192,10 @@ class DeviceLoop:
     # ------------------------------------------------------------ local fallback
 
     def _learn(self, result: ExecutionResult) -> None:
+        estimates = self._estimates
         for name, seconds in result.segment_seconds.items():
-            old = self._estimates.get(name)
-            self._estimates[name] = seconds if old is None else 0.8 * old + 0.2 * seconds
+            old = estimates.get(name)
+            estimates[name] = seconds if old is None else 0.8 * old + 0.2 * seconds
 
     def reach_seconds(self, start_cut: int) -> List[float]:
         """Estimated local seconds from ``start_cut`` to each exit after it (None-free; by exit order)."""
