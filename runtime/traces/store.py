@@ -18,6 +18,11 @@ is reached, and a write waits while ``batch_size`` rows are uncommitted (queued 
 so a power cut still loses at most one batch of rows (an SD card sees one fsync per half batch at
 most). A task logged twice is then refused by the writer (logged, and the row skipped) rather than
 by the caller; ``flush()``, ``set_feedback()`` and ``close()`` first wait for the queue to be written.
+The writer inserts each queue it takes with one multi-row INSERT per table, so SQLite works without
+the GIL for a batch at a time, and callers queue without the writer's lock: a task thread competes
+with the writer as little as two Python threads can. ``writer_wait_s`` adds up the seconds callers
+waited for room: above zero, the disk's commits (an fsync each) are slower than the tasks fill half
+a batch, and the bound, not the code, sets the task rate.
 
 Size cap. With ``max_rows`` each data table keeps at most that many rows; with ``max_bytes`` the
 database's used pages stay under that size (the WAL adds up to ~4 MiB, truncated after
@@ -145,6 +150,7 @@ class TraceStore:
         self._drainers = 0  # callers waiting in _drain for the queue to be written
         self._hand_off_at = max(1, batch_size // 2)
         self._woken = False  # the writer was told half a batch waits (callers wake it once, not per row)
+        self.writer_wait_s = 0.0  # seconds callers waited for the writer with a whole batch uncommitted
         if background_commit:
             self._flusher = threading.Thread(target=self._writer_loop, name="trace-writer", daemon=True)
             self._flusher.start()
@@ -394,10 +400,12 @@ class TraceStore:
                 self._handoff.notify_all()
 
     def _wait_for_room(self) -> None:
+        started = time.perf_counter()
         with self._handoff:
             while len(self._queued) + self._in_flight >= self.batch_size and self._writer_alive():
                 self._handoff.notify_all()
                 self._handoff.wait(0.5)
+            self.writer_wait_s += time.perf_counter() - started
             if self._stop.is_set() or not self._writer_alive():
                 raise TraceError("%s: the trace store is closed" % self.path)
 

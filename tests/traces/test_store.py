@@ -360,6 +360,25 @@ def test_background_commit_skips_a_duplicate_deep_in_a_batch_and_writes_the_rows
     conn.close()
 
 
+def test_background_commit_counts_the_time_callers_wait_for_a_writer_a_whole_batch_behind(tmp_path):
+    import threading
+    db = tmp_path / "t.db"
+    with TraceStore(db, batch_size=4, flush_interval_s=60.0, background_commit=True) as store:
+        store.start_run()
+        assert store.writer_wait_s == 0.0
+        with store._lock:  # the writer cannot write meanwhile: as behind as a disk slower than the tasks
+            for i in range(4):
+                store.log_task(_task(i))
+            fifth = threading.Thread(target=store.log_task, args=(_task(4),))
+            fifth.start()
+            fifth.join(0.2)
+            assert fifth.is_alive()  # a whole batch uncommitted: the fifth row waits
+        fifth.join(10)
+        assert not fifth.is_alive()
+        assert store.writer_wait_s > 0.0
+    assert _count(db, "tasks") == 5
+
+
 def test_background_commit_needs_real_time(tmp_path):
     with pytest.raises(TraceError, match="background_flush"):
         TraceStore(tmp_path / "t.db", background_flush=False, background_commit=True)
