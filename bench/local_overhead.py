@@ -14,7 +14,8 @@ in one run with rounds interleaved (order rotated each round):
 
 The outputs are checked equal (same exit, same class) on every image before timing. Reported:
 microseconds per task (median and minimum over rounds) and the ratio of each to the plain loop
-(median of per-round ratios, and of the minimums), and how long the traced loop's tasks waited, on
+(median of per-round ratios, and of the minimums), the same in CPU time of the whole process (every
+thread, the trace writer's included), and how long the traced loop's tasks waited, on
 average, for the trace writer to commit (the durability bound: at most one batch uncommitted). The
 acceptance is device_loop <= 1.2x.
 Prints one JSON document.
@@ -91,22 +92,27 @@ def plain_loop(bundle) -> Callable[[np.ndarray], Tuple[int, int]]:
     return run
 
 
-def per_call(fn: Callable[[int], object], calls: int, offset: int) -> float:
-    start = time.perf_counter()
+def per_call(fn: Callable[[int], object], calls: int, offset: int) -> Tuple[float, float]:
+    """Seconds per call: wall, and CPU of the whole process (every thread: the trace writer's too)."""
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(calls):
         fn(offset + i)
-    return (time.perf_counter() - start) / calls
+    return (time.perf_counter() - start) / calls, (time.process_time() - cpu) / calls
 
 
-def interleaved(fns: Dict[str, Callable[[int], object]], rounds: int, calls: int) -> Dict[str, List[float]]:
+def interleaved(fns: Dict[str, Callable[[int], object]], rounds: int,
+                calls: int) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
     names = list(fns)
     for name in names:
         per_call(fns[name], calls, 0)  # warm-up, not counted
     samples = {name: [] for name in names}  # type: Dict[str, List[float]]
+    cpu = {name: [] for name in names}  # type: Dict[str, List[float]]
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            samples[name].append(per_call(fns[name], calls, (r + 1) * calls))
-    return samples
+            wall_s, cpu_s = per_call(fns[name], calls, (r + 1) * calls)
+            samples[name].append(wall_s)
+            cpu[name].append(cpu_s)
+    return samples, cpu
 
 
 
@@ -161,7 +167,7 @@ def main(argv=None) -> int:
            "executor": lambda i: executor.run(image(i)), "plain_onnxruntime": lambda i: plain(image(i))}
     waited_before = getattr(traced.store, "writer_wait_s", None)
     try:
-        samples = interleaved(fns, args.rounds, args.calls)
+        samples, cpu = interleaved(fns, args.rounds, args.calls)
         committed = traced.store.committed_rows if traced.store is not None else None
         # Tasks that waited for the trace writer (a whole batch uncommitted: the disk's commits are slower).
         waited = None if waited_before is None else traced.store.writer_wait_s - waited_before
@@ -180,6 +186,10 @@ def main(argv=None) -> int:
                         for name, v in samples.items()},
         "ratio_over_plain_onnxruntime": {name: paired_ratio(samples, name, "plain_onnxruntime")
                                          for name in fns if name != "plain_onnxruntime"},
+        # The same in CPU seconds of the whole process: less moved by a busy machine than wall time.
+        "cpu_us_per_task": {name: round(1e6 * statistics.median(v), 1) for name, v in cpu.items()},
+        "cpu_ratio_over_plain_onnxruntime": {name: paired_ratio(cpu, name, "plain_onnxruntime")
+                                             for name in fns if name != "plain_onnxruntime"},
         "answers_differing_from_plain_loop": mismatches,
         "trace_rows_committed": committed,
         "device_loop_waited_for_trace_writer_us_per_task":
