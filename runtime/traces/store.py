@@ -240,7 +240,7 @@ class TraceStore:
         return run_id
 
     def log_task(self, task: TaskRecord) -> None:
-        run_id = self._run_of(task.run_id, "task %r" % task.task_id)
+        run_id = task.run_id or self.run_id or self._run_of(None, "task %r" % task.task_id)
         row = (run_id, int(task.task_id), float(task.arrival_s), optional_float(task.deadline_s, "deadline_s"),
                optional_int(task.exit), optional_int(task.cut), dumps(task.segment_times, "segment_times"),
                int(task.bytes_sent), optional_float(task.transfer_s, "transfer_s"),
@@ -259,7 +259,7 @@ class TraceStore:
             self._after_write()
 
     def log_transition(self, transition: TransitionRecord) -> None:
-        run_id = self._run_of(transition.run_id, "transition %r" % transition.step)
+        run_id = transition.run_id or self.run_id or self._run_of(None, "transition %r" % transition.step)
         reward = optional_float(transition.reward, "reward")
         if reward is None:
             raise TraceError("transition %r: reward is NaN or missing" % transition.step)
