@@ -13,7 +13,7 @@ the path, the executor takes an exit for a whole batch only when every row is co
 requests batch only with ``use_exits`` off; otherwise they run one at a time, as without batching.
 """
 from dataclasses import dataclass
-from typing import FrozenSet, List, Mapping, Sequence, Tuple
+from typing import Dict, FrozenSet, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -56,24 +56,50 @@ def exits_after(manifest: Manifest, cut: int) -> bool:
     return any(ex.head is not None and ex.cut > cut for ex in manifest.exits)
 
 
-def rows_of(tensors: Mapping[str, np.ndarray]) -> int:
-    """Batch rows of one request (every live tensor at a batchable cut is batched)."""
-    return int(next(iter(tensors.values())).shape[0]) if tensors else 0
+@dataclass(frozen=True)
+class CutLayout:
+    """What a request's live tensors at a cut must look like to share a pass: the manifest's names and
+    dtypes, and per tensor the fixed dimensions after the batch axis (``None``: any size)."""
+
+    names: Tuple[str, ...]
+    dtypes: Tuple[np.dtype, ...]
+    tails: Tuple[Tuple[Optional[int], ...], ...]
 
 
-def concatenate(requests: Sequence[Mapping[str, np.ndarray]]) -> Mapping[str, np.ndarray]:
+def cut_layout(manifest: Manifest, cut: int) -> CutLayout:
+    specs = manifest.cuts[cut].tensors
+    return CutLayout(tuple(s.name for s in specs), tuple(np.dtype(s.dtype) for s in specs),
+                     tuple(tuple(s.shape[1:]) for s in specs))
+
+
+def batch_key(tensors: Mapping[str, np.ndarray], layout: CutLayout) -> Optional[Tuple[int, Tuple]]:
+    """(rows, per-row shapes) of a request that can share a pass at this cut, else None.
+
+    Only the shape of the batch is looked at here: every live tensor present with the cut's dtype and
+    dimensions, the same number of rows (at least one) in each. Requests join a batch only with the same
+    per-row shapes. The executor's checks (finite values among them) still run on the batch's tensors,
+    and a request that fails them is answered alone (``PeerServer._run_batch``).
+    """
+    rows, per_row = -1, []
+    for name, dtype, tail in zip(layout.names, layout.dtypes, layout.tails):
+        array = tensors.get(name)
+        if type(array) is not np.ndarray or array.dtype != dtype or array.ndim != len(tail) + 1:
+            return None
+        shape = array.shape
+        if rows < 0:
+            rows = shape[0]
+        if shape[0] != rows or (shape[1:] != tail and any(
+                want is not None and got != want for got, want in zip(shape[1:], tail))):
+            return None
+        per_row.append(shape[1:])
+    if rows < 1:
+        return None
+    return rows, tuple(per_row)
+
+
+def concatenate(requests: Sequence[Mapping[str, np.ndarray]], names: Sequence[str]) -> Dict[str, np.ndarray]:
     """One feed per tensor name, rows of each request in order."""
-    names = list(requests[0])
     return {name: np.concatenate([feeds[name] for feeds in requests], axis=0) for name in names}
-
-
-def split_rows(output: np.ndarray, rows: Sequence[int]) -> List[np.ndarray]:
-    """The output's rows handed back per request (views, no copies)."""
-    parts, start = [], 0
-    for count in rows:
-        parts.append(output[start:start + count])
-        start += count
-    return parts
 
 
 def window_end(oldest_arrival: float, policy: BatchPolicy, deadlines: Sequence[Tuple[float, float]],

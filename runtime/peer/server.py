@@ -31,8 +31,8 @@ from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.fair_queue import FairQueue
 from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
-from edgesplit.runtime.peer.batching import BatchPolicy, batchable_cuts, concatenate, exits_after, rows_of, \
-    split_rows, window_end
+from edgesplit.runtime.peer.batching import BatchPolicy, batch_key, batchable_cuts, concatenate, cut_layout, \
+    exits_after, window_end
 from edgesplit.runtime.transport import wire
 from edgesplit.runtime.transport.router import bind_router, router_socket
 from edgesplit.runtime.transport.server_stats import ServerStats
@@ -85,14 +85,21 @@ def _device_key(frame: Any, identity: bytes) -> bytes:
     return identity
 
 
-@dataclass
 class _Queued:
-    identity: bytes
-    request: wire.Request
-    arrived: float
-    device: bytes = b""  # whose share it counts against (see _device_key)
-    batchable: Optional[bool] = None  # decided once, the first time a batch looks at it
-    rows: int = 0
+    """A request waiting for its turn (a plain class: one is made per request, a dataclass costs more)."""
+
+    __slots__ = ("identity", "request", "arrived", "device", "batch_key", "rows")
+
+    def __init__(self, identity: bytes, request: wire.Request, arrived: float, device: bytes):
+        self.identity = identity
+        self.request = request
+        self.arrived = arrived
+        self.device = device  # whose share it counts against (see _device_key)
+        self.batch_key = _UNDECIDED  # (rows, per-row shapes) when it can share a pass, else None
+        self.rows = 0
+
+
+_UNDECIDED = object()
 
 
 class PeerServer:
@@ -106,6 +113,7 @@ class PeerServer:
         self.batch = batch
         manifest = executor.manifest
         self._batchable = {cut: cut in batchable_cuts(manifest) for cut in range(len(manifest.cuts))}
+        self._layouts = {cut: cut_layout(manifest, cut) for cut in range(len(manifest.cuts))}
         self._exits_after = {cut: exits_after(manifest, cut) for cut in range(len(manifest.cuts))}
         self._final_exit = manifest.exits[-1].id
         self._output_names = {ex.id: manifest.exit_output(ex.id).name for ex in manifest.exits}
@@ -301,23 +309,21 @@ class PeerServer:
     # ------------------------------------------------------------ batches
 
     def _joins_batch(self, item: _Queued, room: int) -> bool:
-        """Whether a request can share a pass: its cut batches, no exit on its path is asked for, its
-        tensors and thresholds pass the checks a single run makes (else it runs alone and is answered
-        ``bad_request`` there), and its rows fit in ``room``."""
-        if item.batchable is None:
-            item.batchable = self._can_batch(item.request)
-            item.rows = rows_of(item.request.tensors) if item.batchable else 0
-        return item.batchable and item.rows <= room
+        """Whether a request can share a pass: its cut batches, no exit on its path is asked for, its tensors
+        have the cut's layout (``batch_key``) and its thresholds the bundle's count (else it runs alone, and a
+        refusal is worded there), and its rows fit in ``room``."""
+        if item.batch_key is _UNDECIDED:
+            item.batch_key = self._batch_key(item.request)
+            item.rows = item.batch_key[0] if item.batch_key is not None else 0
+        return item.batch_key is not None and item.rows <= room
 
-    def _can_batch(self, request: wire.Request) -> bool:
-        if not self._batchable.get(request.cut, False) or (request.use_exits and self._exits_after[request.cut]):
-            return False
-        try:
-            self.executor.check_inputs(request.tensors, request.cut)
-            self.executor.thresholds_or_default(request.thresholds)
-        except InputError:
-            return False
-        return True
+    def _batch_key(self, request: wire.Request):
+        cut = request.cut
+        if not self._batchable.get(cut, False) or (request.use_exits and self._exits_after[cut]):
+            return None
+        if request.thresholds is not None and len(request.thresholds) != len(self.executor.side_exits):
+            return None
+        return batch_key(request.tensors, self._layouts[cut])
 
     def _gather(self, first: _Queued) -> List[_Queued]:
         """``first`` and the waiting requests for its cut, up to ``max_batch`` rows, waiting for more at most
@@ -334,7 +340,8 @@ class PeerServer:
 
         def accept(item: _Queued) -> bool:
             room = self.batch.max_batch - state["rows"]
-            if room <= 0 or item.request.cut != first.request.cut or not self._joins_batch(item, room):
+            if room <= 0 or item.request.cut != first.request.cut or not self._joins_batch(item, room) \
+                    or item.batch_key[1] != first.batch_key[1]:
                 return False
             state["rows"] += item.rows
             return True
@@ -366,7 +373,12 @@ class PeerServer:
             return
         cut = live[0].request.cut
         try:
-            output, compute_s = self.executor.run_plain(cut, concatenate([i.request.tensors for i in live]))
+            feeds = concatenate([i.request.tensors for i in live], self._layouts[cut].names)
+            # The executor's checks run once, on the batch: a request alone would pass them iff its rows do.
+            output, compute_s = self.executor.run_plain(cut, feeds)
+        except InputError:  # some request's rows fail a check (a non-finite value): it is answered alone
+            self._run_apart(live, cut)
+            return
         except Exception:  # each request alone then gets its own answer: ok, bad_request or error
             log.debug("a batch of %d requests at cut %d failed; running them one at a time", len(live), cut,
                       exc_info=True)
@@ -374,11 +386,46 @@ class PeerServer:
                 self._run(item)
             return
         self._last_batch_s = compute_s
+        self._reply_batch(live, compute_s, output)
+
+    def _run_apart(self, live: List[_Queued], cut: int) -> None:
+        """The requests of a batch that failed the checks, each checked alone: those that fail run (and are
+        refused) alone, the others run as a batch again."""
+        passing = []
+        for item in live:
+            try:
+                self.executor.check_inputs(item.request.tensors, cut)
+            except InputError:
+                self._run(item)  # words the refusal as for any request
+                continue
+            passing.append(item)
+        if len(passing) == len(live):  # not one request's rows: they run one at a time
+            for item in live:
+                self._run(item)
+        else:
+            self._run_batch(passing)
+
+    def _reply_batch(self, live: List[_Queued], compute_s: float, output: np.ndarray) -> None:
+        encoder = self._ok_replies[self._final_exit]
+        clock = self.clock
+        try:
+            frames = encoder.rows([(i.request.request_id, clock() - i.arrived, i.rows) for i in live], compute_s,
+                                  output)
+        except ValueError:  # an unexpected dtype or row count: the general path, one reply at a time
+            log.debug("batch output %s %s: replies go the general way", output.dtype, output.shape)
+            start = 0
+            for item in live:
+                self.stats.served += 1
+                self._reply_ok(item, self._final_exit, compute_s, output[start:start + item.rows])
+                start += item.rows
+            self.stats.batches += 1
+            self.stats.batched += len(live)
+            return
         self.stats.batches += 1
         self.stats.batched += len(live)
-        for item, rows in zip(live, split_rows(output, [i.rows for i in live])):
-            self.stats.served += 1
-            self._reply_ok(item, self._final_exit, compute_s, rows)
+        self.stats.served += len(live)
+        for item, (header, rows) in zip(live, frames):
+            self._send_ok(item.identity, header, rows, item.request.request_id)
 
     def _expired(self, identity: bytes, request: wire.Request) -> None:
         self.stats.expired += 1
@@ -395,12 +442,21 @@ class PeerServer:
         """An ``ok`` reply from the exit's header template (the general path for an unexpected dtype)."""
         service_s = self.clock() - item.arrived
         try:
-            frames = self._ok_replies[exit_id](item.request.request_id, compute_s, service_s, output)
+            header, array = self._ok_replies[exit_id](item.request.request_id, compute_s, service_s, output)
         except ValueError:
             self._reply(item.identity, item.request.request_id, "ok", exit_id=exit_id, compute_s=compute_s,
                         service_s=service_s, tensors={self._output_names[exit_id]: output})
             return
-        self._send([item.identity] + frames, item.request.request_id)
+        self._send_ok(item.identity, header, array, item.request.request_id)
+
+    def _send_ok(self, identity: bytes, header: bytes, array: np.ndarray, request_id: int) -> None:
+        """``_send`` for the usual reply: identity, header, one result array."""
+        try:
+            _zmq_send(self._socket, identity, _NOBLOCK_MORE, True)
+            _zmq_send(self._socket, header, _NOBLOCK_MORE, True)
+            _zmq_send(self._socket, array, _NOBLOCK, array.nbytes < _COPY_BELOW)
+        except zmq.ZMQError as exc:
+            log.debug("reply %s to %s dropped: %s", request_id, identity.hex(), exc)
 
     def _send(self, frames: List[Any], request_id: Optional[int]) -> None:
         identity = frames[0]

@@ -31,7 +31,7 @@ import functools
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -180,6 +180,27 @@ class OkReplyEncoder:
                                    _json_number(float(service_s), "service_s"), ",".join(map(str, array.shape)))
         return [header.encode("utf-8"), array.reshape(-1) if array.ndim == 0 else array]
 
+    def rows(self, replies: Sequence[Tuple[int, float, int]], compute_s: float, output: np.ndarray) -> List[List[Any]]:
+        """The frames of one ``ok`` reply per (request id, service seconds, rows) in ``replies``, each carrying
+        its rows of ``output`` (a batch's result, rows in the order of ``replies``): the frames ``self`` gives
+        for each slice, with what the replies share formatted once."""
+        if output.dtype != self.dtype:
+            raise ValueError("array dtype %s is not %s" % (output.dtype, self.dtype))
+        if output.ndim == 0 or output.shape[0] != sum(count for _, _, count in replies):
+            raise ValueError("output of shape %s does not hold the %d rows asked for"
+                             % (output.shape, sum(count for _, _, count in replies)))
+        output = np.asarray(output, order="C")
+        compute_text = _json_number(float(compute_s), "compute_s")
+        tail = "".join("," + str(dim) for dim in output.shape[1:])
+        template = self._template
+        frames, start = [], 0
+        for request_id, service_s, count in replies:
+            header = template % (int(request_id), compute_text, _json_number(float(service_s), "service_s"),
+                                 str(count) + tail)
+            frames.append([header.encode("utf-8"), output[start:start + count]])
+            start += count
+        return frames
+
 
 # ---------------------------------------------------------------- decoding
 
@@ -260,6 +281,10 @@ def decode_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS):
 
 
 _MISSING = object()
+# json.loads without its two whitespace scans and type dispatch: the C scanner on the whole text. The usual
+# header (``dump_header``'s compact JSON) has no surrounding whitespace; any other text goes the checked way.
+_scan_json = json.JSONDecoder().scan_once
+_WIRE_DTYPES = {name: np.dtype(name) for name in DTYPES}
 
 
 def _usual_request(frames: Sequence[Any], limits: Limits) -> Optional[Request]:
@@ -270,18 +295,20 @@ def _usual_request(frames: Sequence[Any], limits: Limits) -> Optional[Request]:
     if not frames:
         return None
     head = frames[0]
-    raw = head if type(head) is bytes else getattr(head, "bytes", None)
+    raw = head if type(head) is bytes else head.bytes  # a zmq.Frame; anything else raises: the checked way
     if type(raw) is not bytes or len(raw) > limits.max_header_bytes:
         return None
-    header = json.loads(raw.decode("utf-8"))
-    if type(header) is not dict:
+    text = raw.decode("utf-8")
+    header, end = _scan_json(text, 0)
+    if end != len(text) or type(header) is not dict:
         return None
     get = header.get
-    request_id, cut, bundle, deadline_s = get("id"), get("cut"), get("bundle"), get("deadline_s")
+    request_id, cut, bundle, deadline_s, use_exits = get("id"), get("cut"), get("bundle"), get("deadline_s"), \
+        get("use_exits")
     if not (type(get("v")) is int and get("v") == PROTOCOL_VERSION and get("kind") == "infer"
             and type(request_id) is int and 0 <= request_id < _MAX_ID and type(bundle) is str and len(bundle) <= 128
-            and type(cut) is int and 0 <= cut <= 10000 and type(get("use_exits")) is bool
-            and type(deadline_s) in (int, float) and type(get("tensors")) is list):
+            and type(cut) is int and 0 <= cut <= 10000 and type(use_exits) is bool
+            and type(deadline_s) in (int, float)):
         return None
     deadline_s = float(deadline_s)
     if not (math.isfinite(deadline_s) and -1e9 <= deadline_s <= 1e6):
@@ -294,12 +321,41 @@ def _usual_request(frames: Sequence[Any], limits: Limits) -> Optional[Request]:
         thresholds = [float(t) for t in thresholds]
     else:
         return None
-    specs = tensor_specs(header["tensors"], _tensor_limits(limits))
-    arrays = tensor_arrays(specs, frames[1:])
-    nbytes = 0
-    for spec in specs:
-        nbytes += spec.nbytes
-    return Request(request_id, "infer", bundle, cut, deadline_s, thresholds, header["use_exits"], arrays, nbytes)
+    arrays, nbytes = _usual_tensors(get("tensors"), frames, limits)
+    if arrays is None:
+        return None
+    return Request(request_id, "infer", bundle, cut, deadline_s, thresholds, use_exits, arrays, nbytes)
+
+
+def _usual_tensors(entries: Any, frames: Sequence[Any], limits: Limits):
+    """(arrays, bytes) for the usual ``tensors`` list and its frames, or (None, 0) when anything is unusual:
+    the checks of ``tensor_specs`` and ``tensor_arrays`` inline, without a WireTensor per tensor."""
+    if type(entries) is not list or len(entries) > limits.max_tensors or len(entries) != len(frames) - 1:
+        return None, 0
+    arrays = {}  # type: Dict[str, np.ndarray]
+    total, max_total = 0, limits.max_total_bytes
+    for index, entry in enumerate(entries):
+        if type(entry) is not dict or len(entry) != 3:
+            return None, 0
+        name, dtype_name, shape = entry.get("name"), entry.get("dtype"), entry.get("shape")
+        if (type(name) is not str or not 0 < len(name) <= limits.max_name_chars or name in arrays
+                or type(dtype_name) is not str or type(shape) is not list or len(shape) > limits.max_dims):
+            return None, 0
+        dtype = _WIRE_DTYPES.get(dtype_name)
+        if dtype is None:
+            return None, 0
+        size = dtype.itemsize
+        for dim in shape:
+            if type(dim) is not int or not 0 <= dim <= max_total:
+                return None, 0
+            size *= dim
+        total += size
+        frame = frames[index + 1]
+        buffer = frame if type(frame) is bytes else frame.buffer  # a zmq.Frame's memoryview
+        if total > max_total or (len(buffer) if type(buffer) is bytes else buffer.nbytes) != size:
+            return None, 0
+        arrays[name] = np.ndarray(shape, dtype, buffer)
+    return arrays, total
 
 
 def _checked_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS):
