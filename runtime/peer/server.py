@@ -198,7 +198,7 @@ class PeerServer:
             batch = self._gather(item)
             trim = any(i.request.nbytes >= TRIM_AFTER_BYTES for i in batch)
             self._run_batch(batch)
-        elif self.batch.enabled or item.request.nbytes >= _GROUP_BELOW_BYTES or not self._queue:
+        elif item.request.nbytes >= _GROUP_BELOW_BYTES or not self._queue:
             trim = item.request.nbytes >= TRIM_AFTER_BYTES
             self._run(item)
         else:
@@ -287,13 +287,16 @@ class PeerServer:
     # ------------------------------------------------------------ work
 
     def _run_group(self, first: _Queued) -> None:
-        """``first`` and the small requests waiting behind it, taken in turn as ``pop`` gives them (at most
-        ``_GROUP``): each runs alone, then all are answered. The same runs and replies as one ``_run`` per
+        """``first`` and the small requests waiting behind it that no batch could take, in turn as ``pop``
+        gives them (at most ``_GROUP``): each runs alone, then all are answered. The same runs and replies as one ``_run`` per
         pass, but the model's code and weights stay in the CPU's caches from one run to the next, and the
         decoding and reply code between them."""
-        group = [first]
-        while len(group) < _GROUP and self._queue:
-            group.append(self._queue.pop())
+        batching, max_batch = self.batch.enabled, self.batch.max_batch
+
+        def alone(item: _Queued) -> bool:  # small, and not a request a batch could take
+            return item.request.nbytes < _GROUP_BELOW_BYTES and not (batching and self._joins_batch(item, max_batch))
+
+        group = [first] + self._queue.take(alone, _GROUP - 1)
         done = []
         for item in group:
             result = self._compute(item)

@@ -144,3 +144,17 @@ def test_the_lean_pass_gives_run_from_s_result_and_refusals(bundle):
         executor.run_plain(2, {"block2_out": np.ones((1, 32, 7, 7), np.float32)}, thresholds=[0.5])
     with pytest.raises(InputError, match="no cut 9"):
         executor.run_plain(9, {})
+
+
+def test_only_requests_shaped_like_the_cut_can_share_a_pass():
+    from edgesplit.runtime.peer.batching import CutLayout, batch_key
+
+    layout = CutLayout(("a", "b"), (np.dtype("float32"), np.dtype("int64")), ((3,), (None, 2)))
+    good = {"a": np.zeros((2, 3), np.float32), "b": np.zeros((2, 5, 2), np.int64)}
+    assert batch_key(good, layout) == (2, ((3,), (5, 2)))
+    assert batch_key(dict(good, extra=np.zeros(1)), layout) == (2, ((3,), (5, 2)))
+    for odd in (dict(good, a=np.zeros((2, 3), np.float64)), dict(good, a=np.zeros((2, 4), np.float32)),
+                dict(good, a=np.zeros((2, 3, 1), np.float32)), dict(good, b=np.zeros((3, 5, 2), np.int64)),
+                {"a": good["a"]}, {"a": np.zeros((0, 3), np.float32), "b": np.zeros((0, 5, 2), np.int64)},
+                dict(good, a=[[0.0] * 3] * 2)):
+        assert batch_key(odd, layout) is None, odd

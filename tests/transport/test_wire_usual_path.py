@@ -46,6 +46,11 @@ def _corpus():
     yield _frames('{"v": 1}' + " " * 20000)
     yield [zmq.Frame(b"\xff\xfe{}")] + [zmq.Frame(PAYLOAD.tobytes())]
     yield [zmq.Frame(json.dumps(BASE).encode("utf-16"))] + [zmq.Frame(PAYLOAD.tobytes())]
+    yield _frames(" " + json.dumps(BASE) + "\n")  # whitespace around the JSON: the checked path accepts it
+    yield [bytearray(json.dumps(BASE).encode("utf-8")), PAYLOAD.tobytes()]
+    yield [json.dumps(BASE).encode("utf-8"), memoryview(PAYLOAD.tobytes())]
+    yield _frames(dict(BASE, tensors=[dict(spec, shape=[1, 4, 0]), dict(spec, name="h3", shape=[0, 2 ** 40])]),
+                  payload=(b"", b""))
     yield []
 
 
