@@ -10,8 +10,10 @@ load generator shares the machine's cores with the server, so the less it costs,
 figures say about the server (sixteen Python processes waking on two cores spent more CPU per
 request than the server did).
 
-Servers, all started once and loaded in turn (the order rotates each round, so drift and the other
-load on the machine hit every server alike):
+Servers, all started once; the devices hold a connection to each and load them in turn, in slots of
+``--slot-s`` (the first ``--settle-s`` of a slot not counted), one slot per server per round, the
+order rotating each round, so that the other load on this shared machine hits every server alike and
+a round's ratios compare servers measured within about two seconds of each other:
 
 - ``bare``: a ROUTER that parses the JSON header, runs the cut's segment with the peer's own
   onnxruntime session options and sends a minimal reply: the floor, with no checks at all;
@@ -19,11 +21,12 @@ load on the machine hit every server alike):
 - ``peer_batched``: ``edgesplit peer --max-batch B --batch-window-us W``.
 
 Reported per server: the median and best requests/s over the rounds, the server process's CPU time
-per answered request (all its threads, and per thread, from /proc), the devices' CPU per request;
+per answered request (all its threads, and per thread, from /proc/PID/task/*/schedstat), the devices'
+CPU per request;
 and per round, back to back, each server's requests/s over ``bare``'s and ``bare``'s server CPU per
 request over its: median, quartiles and range over the rounds. Prints one JSON document.
 
-    .venv/bin/python bench/peer_throughput.py [--devices 16] [--device-procs 4] [--seconds 2] [--rounds 9]
+    .venv/bin/python bench/peer_throughput.py [--devices 16] [--device-procs 4] [--rounds 30] [--slot-s 0.6]
 """
 import argparse
 import datetime
@@ -35,7 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -124,59 +127,94 @@ def reply_ok(frames, request_id: int, result_bytes: int) -> str:
     return "ok"
 
 
-def devices(endpoint: str, count: int, head: bytes, payload: List[bytes], result_bytes: int, start: float,
-            end: float, results) -> None:
-    """``count`` devices (DEALER sockets, each its own connection and ROUTER identity) in one process, each
-    in a closed loop: one request out, wait for its reply, the next. Fewer processes than devices keep
-    the load generator's own CPU (16 Python processes waking on two cores) from setting the pace."""
+def devices(endpoints: List[str], count: int, head: bytes, payload: List[bytes], result_bytes: int,
+            schedule: "Schedule", results) -> None:
+    """``count`` devices in one process, each with a DEALER socket to every server (so its own connection
+    and ROUTER identity on each) and in a closed loop: one request out to the server whose slot it is,
+    wait for its reply, the next. A reply counts for its slot when it is ``ok`` and both sent and answered
+    within the slot, after the slot's settling time. Fewer processes than devices keep the load
+    generator's own CPU (sixteen Python processes waking on two cores) from setting the pace."""
     import zmq
 
     context = zmq.Context()
     poller = zmq.Poller()
-    socks, next_id = [], {}
-    for _ in range(count):
-        sock = context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(endpoint)
-        poller.register(sock, zmq.POLLIN)
-        socks.append(sock)
-    ok, other = 0, {}
+    socks = []  # per device, per server
+    owner = {}
+    for device in range(count):
+        row = []
+        for endpoint in endpoints:
+            sock = context.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(endpoint)
+            poller.register(sock, zmq.POLLIN)
+            owner[sock] = device
+            row.append(sock)
+        socks.append(row)
+    ok = [0] * len(schedule.servers)
+    other = [{} for _ in schedule.servers]  # type: List[Dict[str, int]]
+    in_flight = [None] * count  # (slot, request id) per device
+    request_id = 0
 
-    def send(sock) -> None:
-        next_id[sock] = next_id.get(sock, 0) + 1
-        sock.send(head % next_id[sock], zmq.SNDMORE)
+    def send(device: int) -> None:
+        nonlocal request_id
+        slot = schedule.slot_at(time.monotonic())
+        if slot is None:
+            in_flight[device] = None
+            return
+        request_id += 1
+        sock = socks[device][schedule.servers[slot]]
+        sock.send(head % request_id, zmq.SNDMORE)
         sock.send_multipart(payload)
+        in_flight[device] = (slot, request_id)
 
-    for sock in socks:
-        send(sock)
-    while True:
-        now = time.monotonic()
-        if now >= end:
-            break
+    time.sleep(max(0.0, schedule.start - time.monotonic()))
+    for device in range(count):
+        send(device)
+    while any(in_flight):
         ready = poller.poll(10000)
         if not ready:
-            other["timeout"] = other.get("timeout", 0) + 1
+            other[0]["timeout"] = other[0].get("timeout", 0) + 1
             break
         done = time.monotonic()
         for sock, _ in ready:
-            status = reply_ok(sock.recv_multipart(copy=False), next_id[sock], result_bytes)
-            if start <= done < end:
+            device = owner[sock]
+            slot, sent_id = in_flight[device]
+            status = reply_ok(sock.recv_multipart(copy=False), sent_id, result_bytes)
+            if schedule.counts(slot, done):
                 if status == "ok":
-                    ok += 1
+                    ok[slot] += 1
                 else:
-                    other[status] = other.get(status, 0) + 1
-            if done < end:
-                send(sock)
-    for sock in socks:
-        sock.close()
-    results.put((ok, other, cpu_seconds(os.getpid())))
+                    other[slot][status] = other[slot].get(status, 0) + 1
+            send(device)
+    for row in socks:
+        for sock in row:
+            sock.close()
+    results.put((ok, other))
+
+
+class Schedule:
+    """Time slots, one server each: ``slot_s`` long, of which the first ``settle_s`` are not counted (the
+    server's caches warm up, the last slot's replies arrive)."""
+
+    def __init__(self, start: float, slot_s: float, settle_s: float, servers: List[int]):
+        self.start, self.slot_s, self.settle_s, self.servers = start, slot_s, settle_s, servers
+
+    def slot_at(self, now: float) -> Optional[int]:
+        slot = int((now - self.start) // self.slot_s)
+        return slot if 0 <= slot < len(self.servers) else None
+
+    def counts(self, slot: int, done: float) -> bool:
+        begin = self.start + slot * self.slot_s
+        return begin + self.settle_s <= done < begin + self.slot_s
+
+    def window(self, slot: int) -> Tuple[float, float]:
+        begin = self.start + slot * self.slot_s
+        return begin + self.settle_s, begin + self.slot_s
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads (ZeroMQ's I/O thread too), from /proc."""
-    with open("/proc/%d/stat" % pid) as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of a process, all its threads (ZeroMQ's I/O thread too), from /proc (nanoseconds)."""
+    return sum(thread_cpu_seconds(pid).values())
 
 
 def thread_cpu_seconds(pid: int) -> Dict[str, float]:
@@ -184,51 +222,53 @@ def thread_cpu_seconds(pid: int) -> Dict[str, float]:
     seconds = {}  # type: Dict[str, float]
     for task in os.listdir("/proc/%d/task" % pid):
         try:
-            with open("/proc/%d/task/%s/stat" % (pid, task)) as stat:
-                text = stat.read()
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as stat:
+                run_ns = int(stat.read().split()[0])
+            with open("/proc/%d/task/%s/comm" % (pid, task)) as comm:
+                name = "main" if task == str(pid) else comm.read().strip()
         except OSError:  # the thread ended
             continue
-        name = "main" if task == str(pid) else text[text.index("(") + 1:text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        seconds[name] = seconds.get(name, 0.0) + run_ns / 1e9
     return seconds
 
 
-def load(endpoint: str, args, request, result_bytes: int, server_pid: int) -> Dict[str, object]:
-    """``args.devices`` closed-loop devices in ``args.device_procs`` processes for ``args.seconds`` after
-    ``args.warm_s`` of warm-up."""
+def run_slots(endpoints: List[str], pids: List[int], args, request, result_bytes: int,
+              servers: List[int]) -> List[Dict[str, object]]:
+    """Devices for the whole schedule; per slot the answered requests, the server's CPU per thread and the
+    devices' CPU, read at the edges of the counted part of the slot."""
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
-    start = time.monotonic() + args.warm_s
-    end = start + args.seconds
+    schedule = Schedule(time.monotonic() + 1.0, args.slot_s, args.settle_s, servers)
     shares = [args.devices // args.device_procs + (1 if i < args.devices % args.device_procs else 0)
               for i in range(args.device_procs)]
-    procs = [ctx.Process(target=devices, args=(endpoint, n, request[0], request[1], result_bytes, start, end,
+    procs = [ctx.Process(target=devices, args=(endpoints, n, request[0], request[1], result_bytes, schedule,
                                                results)) for n in shares if n]
     for proc in procs:
         proc.start()
-    time.sleep(max(0.0, start - time.monotonic()))
-    cpu_before, threads_before = cpu_seconds(server_pid), thread_cpu_seconds(server_pid)
-    devices_before = sum(cpu_seconds(p.pid) for p in procs)
-    time.sleep(max(0.0, end - time.monotonic()))
-    cpu_used = cpu_seconds(server_pid) - cpu_before
-    threads_after = thread_cpu_seconds(server_pid)
-    devices_after = sum(cpu_seconds(p.pid) for p in procs)  # read before they exit: close enough to ``end``
-    answers = [results.get(timeout=args.warm_s + args.seconds + 60) for _ in procs]
+    readings = []
+    for slot, server in enumerate(servers):
+        begin, end = schedule.window(slot)
+        time.sleep(max(0.0, begin - time.monotonic()))
+        before = (thread_cpu_seconds(pids[server]), sum(cpu_seconds(p.pid) for p in procs))
+        time.sleep(max(0.0, end - time.monotonic()))
+        readings.append((before, (thread_cpu_seconds(pids[server]), sum(cpu_seconds(p.pid) for p in procs))))
+    answers = [results.get(timeout=60) for _ in procs]
     for proc in procs:
         proc.join(10)
-    ok = sum(a[0] for a in answers)
-    other = {}  # type: Dict[str, int]
-    for _, counts, _ in answers:
-        for key, value in counts.items():
-            other[key] = other.get(key, 0) + value
-    per_request = lambda seconds: round(seconds / max(ok, 1) * 1e6, 1)
-    return {"requests_per_s": ok / args.seconds, "ok": ok, "not_ok": other,
-            "server_cpu_us_per_request": per_request(cpu_used),
-            "server_threads_cpu_us_per_request": {name: per_request(value - threads_before.get(name, 0.0))
-                                                  for name, value in threads_after.items()
-                                                  if value - threads_before.get(name, 0.0) > 0},
-            "devices_cpu_us_per_request": per_request(devices_after - devices_before)}
+    slots = []
+    for slot, ((threads_before, devices_before), (threads_after, devices_after)) in enumerate(readings):
+        ok = sum(a[0][slot] for a in answers)
+        other = {}  # type: Dict[str, int]
+        for _, counts in answers:
+            for key, value in counts[slot].items():
+                other[key] = other.get(key, 0) + value
+        threads = {name: value - threads_before.get(name, 0.0) for name, value in threads_after.items()}
+        per_request = lambda seconds: round(seconds / max(ok, 1) * 1e6, 1)
+        slots.append({"requests_per_s": ok / (args.slot_s - args.settle_s), "ok": ok, "not_ok": other,
+                      "server_cpu_us_per_request": per_request(sum(threads.values())),
+                      "server_threads_cpu_us_per_request": {k: per_request(v) for k, v in threads.items() if v > 0},
+                      "devices_cpu_us_per_request": per_request(devices_after - devices_before)})
+    return slots
 
 
 def spread(values: List[float]) -> Dict[str, float]:
@@ -244,9 +284,9 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=16)
     parser.add_argument("--device-procs", type=int, default=4, help="processes the devices are spread over")
     parser.add_argument("--cut", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=2.0, help="measured seconds per server per round")
-    parser.add_argument("--warm-s", type=float, default=1.0, help="unmeasured seconds before each measurement")
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--slot-s", type=float, default=0.6, help="seconds each server is loaded in turn")
+    parser.add_argument("--settle-s", type=float, default=0.1, help="first seconds of a slot not counted")
+    parser.add_argument("--rounds", type=int, default=30, help="rounds: one slot per server, order rotating")
     parser.add_argument("--deadline-s", type=float, default=1.0)
     parser.add_argument("--max-batch", type=int, default=16, help="peer_batched: --max-batch")
     parser.add_argument("--batch-window-us", type=int, default=0, help="peer_batched: --batch-window-us")
@@ -270,15 +310,25 @@ def main() -> None:
                     "--max-batch", str(args.max_batch), "--batch-window-us", str(args.batch_window_us)])}
     names = args.servers.split(",")
     servers = {name: starters[name]() for name in names}
-    rounds = []  # type: List[Dict[str, Dict[str, object]]]
+    # One unmeasured round first (connections, warm-up), then the rounds, the order rotating each round.
+    order = list(range(len(names))) + [i for r in range(args.rounds)
+                                       for i in (list(range(len(names)))[r % len(names):]
+                                                 + list(range(len(names)))[:r % len(names)])]
     try:
-        for index in range(args.rounds):
-            order = names[index % len(names):] + names[:index % len(names)]
-            rounds.append({name: load(servers[name].endpoint, args, request, result_bytes, servers[name].pid)
-                           for name in order})
+        slots = run_slots([servers[n].endpoint for n in names], [servers[n].pid for n in names], args, request,
+                          result_bytes, order)
     finally:
-        for server in servers.values():
-            server.stop()
+        stopped = {name: server.stop() for name, server in servers.items()}
+    # The peers' own counters (served, batches, batched) from their stopped line, over the whole run.
+    peer_stats = {}
+    for name, (_, out, _) in stopped.items():
+        lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        if lines and lines[-1].get("event") == "stopped":
+            peer_stats[name] = {k: lines[-1].get(k) for k in ("served", "batches", "batched", "expired", "overloaded")}
+    rounds = []  # type: List[Dict[str, Dict[str, object]]]
+    for r in range(args.rounds):
+        first = (r + 1) * len(names)
+        rounds.append({names[order[i]]: slots[i] for i in range(first, first + len(names))})
     rates = {name: [r[name]["requests_per_s"] for r in rounds] for name in names}
     summary = {name: {"median_requests_per_s": round(statistics.median(v), 1), "best_requests_per_s": round(max(v), 1),
                       "median_server_cpu_us_per_request": statistics.median(
@@ -301,7 +351,7 @@ def main() -> None:
                     "loadavg_at_start": os.getloadavg()},
         "settings": {k: v for k, v in vars(args).items() if k != "bare_server"},
         "summary": summary, "requests_per_s_ratios_per_round": ratios, "server_cpu_ratios_per_round": cpu_ratios,
-        "ratio_target_peer": RATIO_TARGET,
+        "ratio_target_peer": RATIO_TARGET, "peer_stats": peer_stats,
         "rounds": rounds}, indent=1))
 
 
