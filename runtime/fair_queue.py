@@ -34,6 +34,14 @@ class FairQueue:
 
     def offer(self, key: Hashable, item: Any, nbytes: int) -> Tuple[bool, List[Any]]:
         """Queue ``item`` for ``key`` if its share allows; returns (admitted, items pushed out to make room)."""
+        if self.length < self.capacity and self.nbytes + nbytes <= self.capacity_bytes:  # room: no share to weigh
+            queue = self._queues.get(key)
+            if queue is None:
+                queue = self._queues[key] = collections.deque()
+            queue.append((item, nbytes))
+            self.length += 1
+            self.nbytes += nbytes
+            return True, []
         held = len(self._queues.get(key, ()))
         share = max(1, self.capacity // (len(self._queues) + (0 if held else 1)))
         pushed = []  # type: List[Any]

@@ -456,8 +456,14 @@ class PeerServer:
         self.stats.batches += 1
         self.stats.batched += len(live)
         self.stats.served += len(live)
-        for item, (header, rows) in zip(live, frames):
-            self._send_ok(item.identity, header, rows, item.request.request_id)
+        sock = self._socket
+        for item, (header, rows) in zip(live, frames):  # _send_ok inline: one call less per reply
+            try:
+                _zmq_send(sock, item.identity, _NOBLOCK_MORE, True)
+                _zmq_send(sock, header, _NOBLOCK_MORE, True)
+                _zmq_send(sock, rows, _NOBLOCK, rows.nbytes < _COPY_BELOW)
+            except zmq.ZMQError as exc:
+                log.debug("reply %s to %s dropped: %s", item.request.request_id, item.identity.hex(), exc)
 
     def _expired(self, identity: bytes, request: wire.Request) -> None:
         self.stats.expired += 1
