@@ -18,7 +18,8 @@ a round's ratios compare servers measured within about two seconds of each other
 - ``bare``: a ROUTER that parses the JSON header, runs the cut's segment with the peer's own
   onnxruntime session options and sends a minimal reply: the floor, with no checks at all;
 - ``peer``: ``edgesplit peer`` with batching off (``--max-batch 1``);
-- ``peer_batched``: ``edgesplit peer --max-batch B --batch-window-us W``.
+- ``peer_batched``: ``edgesplit peer --max-batch B --batch-window-us W``;
+- with ``--before DIR``, ``peer_before`` and ``peer_batched_before``: the same two from an older build.
 
 Reported per server: the median and best requests/s over the rounds, the server process's CPU time
 per answered request (all its threads, and per thread, from /proc/PID/task/*/schedstat), the devices'
@@ -27,6 +28,12 @@ and per round, back to back, each server's requests/s over ``bare``'s and ``bare
 request over its: median, quartiles and range over the rounds. Prints one JSON document.
 
     .venv/bin/python bench/peer_throughput.py [--devices 16] [--device-procs 4] [--rounds 30] [--slot-s 0.6]
+
+An older build to compare with, in the same run:
+
+    git worktree add /tmp/before OLD_COMMIT && mkdir -p /tmp/before_pkg/edgesplit
+    for f in runtime policies_lite board_configs; do ln -s /tmp/before/$f /tmp/before_pkg/edgesplit/$f; done
+    .venv/bin/python bench/peer_throughput.py --before /tmp/before_pkg
 """
 import argparse
 import datetime
@@ -238,7 +245,9 @@ def run_slots(endpoints: List[str], pids: List[int], args, request, result_bytes
     devices' CPU, read at the edges of the counted part of the slot."""
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
-    schedule = Schedule(time.monotonic() + 1.0, args.slot_s, args.settle_s, servers)
+    # A last, unmeasured slot: the devices are still at work (and their threads alive) when the last
+    # measured one ends.
+    schedule = Schedule(time.monotonic() + 1.0, args.slot_s, args.settle_s, servers + servers[-1:])
     shares = [args.devices // args.device_procs + (1 if i < args.devices % args.device_procs else 0)
               for i in range(args.device_procs)]
     procs = [ctx.Process(target=devices, args=(endpoints, n, request[0], request[1], result_bytes, schedule,
@@ -291,6 +300,9 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=16, help="peer_batched: --max-batch")
     parser.add_argument("--batch-window-us", type=int, default=0, help="peer_batched: --batch-window-us")
     parser.add_argument("--servers", default="bare,peer,peer_batched")
+    parser.add_argument("--before", metavar="DIR",
+                        help="also load peer_before and peer_batched_before: the peer of an older build, importable "
+                             "as edgesplit from DIR (a folder whose edgesplit/ links to an older checkout's folders)")
     parser.add_argument("--bare-server", metavar="BUNDLE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
@@ -309,6 +321,12 @@ def main() -> None:
                 "peer_batched": lambda: PeerProcess(bundle_dir, extra=[
                     "--max-batch", str(args.max_batch), "--batch-window-us", str(args.batch_window_us)])}
     names = args.servers.split(",")
+    if args.before:
+        before_env = dict(os.environ, PYTHONPATH=os.path.abspath(args.before))
+        starters["peer_before"] = lambda: PeerProcess(bundle_dir, extra=["--max-batch", "1"], env=before_env)
+        starters["peer_batched_before"] = lambda: PeerProcess(bundle_dir, env=before_env, extra=[
+            "--max-batch", str(args.max_batch), "--batch-window-us", str(args.batch_window_us)])
+        names += ["peer_before", "peer_batched_before"]
     servers = {name: starters[name]() for name in names}
     # One unmeasured round first (connections, warm-up), then the rounds, the order rotating each round.
     order = list(range(len(names))) + [i for r in range(args.rounds)
