@@ -5,7 +5,9 @@ so a flood cannot keep the loop from running requests), decodes and checks each 
 message is answered ``bad_request`` right away and never queued), then runs one queued request,
 taking the devices in turn (``FairQueue``: a share per device). With batching on (``BatchPolicy``),
 that request opens a batch: the waiting requests for the same cut join it, round-robin between
-devices, and run as one pass (``runtime/peer/batching.py``). A request is refused with
+devices, and run as one pass, checked once on all their rows (``runtime/peer/batching.py``). A small
+request no batch can take runs with the small ones waiting behind it, in turn, each its own run,
+and all are answered after the last (at most 16): back to back, the model stays in the CPU's caches. A request is refused with
 ``bundle_mismatch`` when the device's bundle hash differs, ``expired`` when its deadline passed
 before its turn, ``overloaded`` when its device already holds its share of a full queue; probes are
 answered as soon as they are drained. No exception from one request leaves the loop: every failure
@@ -288,9 +290,9 @@ class PeerServer:
 
     def _run_group(self, first: _Queued) -> None:
         """``first`` and the small requests waiting behind it that no batch could take, in turn as ``pop``
-        gives them (at most ``_GROUP``): each runs alone, then all are answered. The same runs and replies as one ``_run`` per
-        pass, but the model's code and weights stay in the CPU's caches from one run to the next, and the
-        decoding and reply code between them."""
+        gives them (at most ``_GROUP``): each runs alone, then all are answered. The same runs and replies as
+        one ``_run`` per pass, but the model's code and weights stay in the CPU's caches from one run to the
+        next (a run cost ~25 us between decodes and replies, ~14 us back to back, on this segment)."""
         batching, max_batch = self.batch.enabled, self.batch.max_batch
 
         def alone(item: _Queued) -> bool:  # small, and not a request a batch could take
@@ -431,7 +433,7 @@ class PeerServer:
                 self._run(item)  # words the refusal as for any request
                 continue
             passing.append(item)
-        if len(passing) == len(live):  # not one request's rows: they run one at a time
+        if len(passing) == len(live):  # each passes alone, the batch did not: they run one at a time
             for item in live:
                 self._run(item)
         else:
