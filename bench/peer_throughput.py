@@ -283,7 +283,7 @@ def run_slots(endpoints: List[str], pids: List[int], args, request, result_bytes
 def spread(values: List[float]) -> Dict[str, float]:
     """Median, quartiles and range of per-round values."""
     ordered = sorted(values)
-    quartiles = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else [ordered[0]] * 3
+    quartiles = statistics.quantiles(ordered, n=4, method="inclusive") if len(ordered) > 1 else [ordered[0]] * 3
     return {"median": round(statistics.median(ordered), 3), "q1": round(quartiles[0], 3),
             "q3": round(quartiles[2], 3), "min": round(ordered[0], 3), "max": round(ordered[-1], 3)}
 
@@ -358,8 +358,13 @@ def main() -> None:
     if "bare" in names:
         for name in names:
             if name != "bare":
-                ratios[name + "/bare"] = spread([r[name]["requests_per_s"] / r["bare"]["requests_per_s"]
-                                                 for r in rounds])
+                per_round = [r[name]["requests_per_s"] / r["bare"]["requests_per_s"] for r in rounds]
+                ratios[name + "/bare"] = spread(per_round)
+                # The targets: peer >= 0.8x bare, with batching above bare.
+                if "batched" in name:
+                    ratios[name + "/bare"]["rounds_above_1"] = sum(ratio > 1.0 for ratio in per_round)
+                else:
+                    ratios[name + "/bare"]["rounds_at_target"] = sum(ratio >= RATIO_TARGET for ratio in per_round)
                 # Server CPU per request, bare over this server: above 1 when this server costs less.
                 cpu_ratios["bare/" + name] = spread([r["bare"]["server_cpu_us_per_request"]
                                                      / r[name]["server_cpu_us_per_request"] for r in rounds])
