@@ -377,3 +377,9 @@ def _print_report(report: Dict[str, Any]) -> None:
           "below the most accurate baseline (%s)"
           % (">=" if v["policy_sr_highest"] else "BELOW", v["best_baseline"],
              v["policy_sr_minus_best_baseline_points"], v["policy_accuracy_gap_points"], v["most_accurate_baseline"]))
+    print("within %.1f accuracy points of the most accurate (accuracy >= %.1f %%): policy %s; SR %s every eligible "
+          "strategy (best %s, %+.2f points)"
+          % (v["accuracy_allowance_points"], 100 * v["accuracy_floor"],
+             "within" if v["policy_within_allowance"] else "OUTSIDE",
+             ">=" if v["policy_sr_highest_within_allowance"] else "NOT >=", v["best_eligible_baseline"],
+             v["policy_sr_minus_best_eligible_points"]))

@@ -2,7 +2,8 @@
 
 Builds the learning environment (``codegen/learning/environment.py``) for the bundle, the EMULATED
 board and the bandwidth recordings; mixes in transitions from trace databases (``--from-traces``);
-runs the algorithm (``--algo ddpg``: ``codegen/learning/ddpg.py``) for ``--epochs`` actions; writes
+runs the algorithm (``--algo ddpg``: ``codegen/learning/ddpg.py``, for ``--epochs`` actions; ``--algo search``:
+``codegen/learning/search_command.py``, policy search over a gated policy); writes
 the frozen actor with policies_lite and its provenance, a learning-curve PNG beside it, and
 evaluates the frozen policy greedily on every training recording, through the same controller
 ``run`` uses.
@@ -16,12 +17,14 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from edgesplit.codegen.learning import search_command
 from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.errors import InputError
 
 log = logging.getLogger(__name__)
 
-ALGORITHMS = ("ddpg",)
+ALGORITHMS = ("ddpg", "search")
+DEFAULT_EPOCHS = 1000
 ENERGY_UNIT = "mJ"  # the environment's emulated board: power x time per task
 
 
@@ -62,7 +65,7 @@ def register(commands) -> None:
                         help="trace databases written by run/serve (or --write-traces): their transitions go in the "
                              "replay buffer (off-policy) and are learnt from before the first epoch; refused if a "
                              "run's bundle, state features or energy unit differ")
-    parser.add_argument("--epochs", type=int, default=1000, help="actions taken in the environment (default 1000)")
+    parser.add_argument("--epochs", type=int, help="ddpg: actions taken in the environment (default %d)" % DEFAULT_EPOCHS)
     parser.add_argument("--seed", type=int, required=True, help="seeds the agent, its noise and the episodes")
     parser.add_argument("--select-every", type=int, default=25, metavar="N",
                         help="every N epochs after the warm-up, run the greedy actor on validation episodes of the "
@@ -78,6 +81,7 @@ def register(commands) -> None:
                              "elsewhere: EdgeML's transfer of MDP traces to another board)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON document")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (stderr)")
+    search_command.add_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -87,7 +91,7 @@ def _check_args(args) -> Path:
         raise InputError("--out %s: a policy is written as .npz" % out)
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise InputError("--out %s: directory %s does not exist" % (out, out.parent))
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise InputError("--epochs must be >= 1, got %d" % args.epochs)
     if args.restarts < 1:
         raise InputError("--restarts must be >= 1, got %d" % args.restarts)
@@ -208,6 +212,11 @@ def run(args) -> int:
     from edgesplit.codegen.learning.ddpg import ActionCodec
     from edgesplit.runtime.default_bundle import resolve_bundle
 
+    search_command.check_flags(args)
+    if args.algo == "search":
+        return search_command.run(args)
+    if args.epochs is None:
+        args.epochs = DEFAULT_EPOCHS
     out = _check_args(args)
     torch.set_num_threads(1)  # networks this small run fastest on one thread
     bundle = resolve_bundle(args.bundle)

@@ -1,0 +1,308 @@
+"""Policy search: a cross-entropy method over a gated policy, scored in the environment on training recordings.
+
+The policy (``GatedPolicy``) is two EdgeML actions and a gate: the *remote* action while the peer is
+alive and the estimated bandwidth (the runtime's ``bandwidth_mbps`` state feature) is at least
+``gate_mbps``, the *local* action otherwise. Each action is per-exit thresholds and a cut; both share
+one action interval. It is written as a policies_lite MLP with the ``edgeml`` decoder (one tanh unit
+that switches between the two actions, ``to_layers``), and every candidate is scored through that very
+MLP (``PolicyStrategy``), so the frozen file decides on the board exactly as it did in the search.
+
+The search (``search``) is the cross-entropy method on the policy's genes (all in [0, 1]): draw a
+population from a Gaussian, score every candidate on the same episodes (random training recordings
+from random seconds, random seeds of the inputs and timing noise), refit the Gaussian to the elite,
+repeat. The score is the satisfaction rate with the accuracy allowance as a penalty:
+``SR - penalty x max(0, floor - accuracy)``, ``floor`` being the reference accuracy (the more accurate
+of local-only with the bundle's thresholds and the candidate's own EdgeML-T1 ablation, as ``evaluate``
+measures "the most accurate baseline") minus the allowance plus a safety margin. The finalists (the
+last generations' elites and the best ever scored) are then run on VALIDATION recordings, training
+recordings the search never scored, and the one with the best validation score is frozen. Nothing here
+sees a held-out recording.
+"""
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edgesplit.policies_lite import save_policy
+from edgesplit.policies_lite.format import parse_meta
+from edgesplit.policies_lite.io import content_id
+from edgesplit.policies_lite.policy import FrozenPolicy
+from edgesplit.runtime.controller.state import FEATURES
+from edgesplit.runtime.controller.strategies import Action, PolicyStrategy, StaticStrategy
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = "search"
+GATE_SLOPE = 1000.0   # tanh slope per Mbit/s at the gate: the switch is complete 0.003 Mbit/s either side
+PEER_DOWN_MBPS = 1e4  # a dead peer counts as this many Mbit/s below the gate (more than any link carries)
+
+
+@dataclass
+class Args:
+    """The search's settings (every one goes into the policy's provenance)."""
+
+    seed: int = 0                    # seeds the Gaussian's draws and the episodes
+    generations: int = 12            # rounds of draw, score, refit
+    population: int = 24             # candidates per generation
+    elite: int = 6                   # the best this many refit the Gaussian
+    sigma0: float = 0.25             # the Gaussian's initial spread per gene (genes are in [0, 1])
+    sigma_floor: float = 0.02        # the spread never shrinks below this (keeps exploring)
+    smoothing: float = 0.7           # new mean/spread = smoothing x elite's + (1 - smoothing) x old
+    episodes: int = 8                # episodes per generation, shared by every candidate (common random numbers)
+    episode_tasks: int = 300         # tasks per episode
+    accuracy_allowance: float = 0.015  # accuracy a policy may give up against the most accurate reference
+    accuracy_margin: float = 0.003   # kept in hand against the allowance (validation -> unseen recordings)
+    penalty: float = 10.0            # SR points lost per accuracy point under the floor
+    finalists: int = 4               # elites of the last generation validated, plus the best ever scored
+    validation_seeds: int = 2        # seeds per validation recording
+    gate_max_mbps: float = 2.0       # the gate's range: 0 .. this many Mbit/s (above the rates: never remote)
+
+
+@dataclass(frozen=True)
+class GatedPolicy:
+    """The remote action while the peer is alive and bandwidth_mbps >= gate_mbps, else the local action."""
+
+    local_thresholds: Tuple[float, ...]
+    local_cut: int
+    remote_thresholds: Tuple[float, ...]
+    remote_cut: int
+    gate_mbps: float
+    interval: int
+
+    # ---- genes: every one in [0, 1]; cuts and interval floored as the edgeml decoder floors them
+
+    @staticmethod
+    def n_genes(n_exits: int) -> int:
+        return 2 * n_exits + 4
+
+    @classmethod
+    def from_genes(cls, genes: Sequence[float], n_exits: int, n_cuts: int, max_interval: int,
+                   gate_max_mbps: float) -> "GatedPolicy":
+        g = np.clip(np.asarray(genes, dtype=float), 0.0, 1.0)
+        e = n_exits
+
+        def index(value: float, count: int) -> int:
+            return int(min(math.floor(value * count), count - 1))
+
+        return cls(tuple(round(float(v), 4) for v in g[:e]), index(g[e], n_cuts),
+                   tuple(round(float(v), 4) for v in g[e + 1:2 * e + 1]), index(g[2 * e + 1], n_cuts),
+                   round(float(g[2 * e + 2]) * gate_max_mbps, 4), 1 + index(g[2 * e + 3], max_interval))
+
+    def genes(self, n_cuts: int, max_interval: int, gate_max_mbps: float) -> np.ndarray:
+        """The middle of this policy's cell in gene space (``from_genes`` of it gives the policy back)."""
+        return np.array(list(self.local_thresholds) + [(self.local_cut + 0.5) / n_cuts]
+                        + list(self.remote_thresholds) + [(self.remote_cut + 0.5) / n_cuts]
+                        + [min(self.gate_mbps / gate_max_mbps, 1.0), (self.interval - 0.5) / max_interval])
+
+    # ---- the MLP the board runs
+
+    def to_layers(self, n_cuts: int, max_interval: int) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """Two layers over FEATURES: h = tanh(slope (bandwidth - gate) - slope x big x (1 - peer_alive)), then
+        the decoder's outputs = local + (remote - local) (h + 1) / 2, with the ``clip`` thresholds and the
+        ``unit`` cut/interval (the middle of each cell, so the floor lands on the action)."""
+        features = list(FEATURES)
+        w0 = np.zeros((1, len(features)))
+        w0[0, features.index("bandwidth_mbps")] = GATE_SLOPE
+        w0[0, features.index("peer_alive")] = GATE_SLOPE * PEER_DOWN_MBPS
+        b0 = np.array([-GATE_SLOPE * (self.gate_mbps + PEER_DOWN_MBPS)])
+        interval = (self.interval - 0.5) / max_interval
+        local = np.array(list(self.local_thresholds) + [(self.local_cut + 0.5) / n_cuts, interval])
+        remote = np.array(list(self.remote_thresholds) + [(self.remote_cut + 0.5) / n_cuts, interval])
+        w1 = ((remote - local) / 2.0).reshape(-1, 1)
+        b1 = (remote + local) / 2.0
+        return [(w0, b0), (w1, b1)]
+
+    def meta(self, n_exits: int, n_cuts: int, max_interval: int, provenance: Dict[str, Any]) -> Dict[str, Any]:
+        return {"format_version": 1, "kind": "mlp", "features": list(FEATURES),
+                "normalisation": {"mean": [0.0] * len(FEATURES), "std": [1.0] * len(FEATURES)},
+                "layer_sizes": [len(FEATURES), 1, n_exits + 2], "activations": ["tanh", "identity"],
+                "decoder": {"type": "edgeml", "n_exits": n_exits, "n_cuts": n_cuts, "max_interval": max_interval,
+                            "thresholds": "clip", "scale": "unit"},
+                "provenance": dict(provenance)}
+
+    def strategy(self, n_exits: int, n_cuts: int, max_interval: int, name: str = "policy") -> PolicyStrategy:
+        """The policy as the board runs it: its MLP through policies_lite, decided by ``PolicyStrategy``."""
+        layers = self.to_layers(n_cuts, max_interval)
+        arrays = {}
+        for i, (w, b) in enumerate(layers):
+            arrays["W%d" % i], arrays["b%d" % i] = w, b
+        meta = self.meta(n_exits, n_cuts, max_interval, {"traces": [], "algorithm": ALGORITHM, "date": "in search",
+                                                           "policy_id": "pending"})
+        meta["provenance"]["policy_id"] = content_id(meta, arrays)
+        return PolicyStrategy(FrozenPolicy(parse_meta(meta), arrays), name)
+
+    def export(self, path, n_exits: int, n_cuts: int, max_interval: int, provenance: Dict[str, Any]) -> str:
+        """Write the MLP with ``save_policy``; return its policy id."""
+        return save_policy(path, features=list(FEATURES), layers=self.to_layers(n_cuts, max_interval),
+                           activations=["tanh", "identity"],
+                           decoder={"type": "edgeml", "n_exits": n_exits, "n_cuts": n_cuts,
+                                    "max_interval": max_interval, "thresholds": "clip", "scale": "unit"},
+                           provenance=dict(provenance, gated_policy=self.describe()), kind="mlp")
+
+    def describe(self) -> Dict[str, Any]:
+        return {"local": {"thresholds": list(self.local_thresholds), "cut": self.local_cut},
+                "remote": {"thresholds": list(self.remote_thresholds), "cut": self.remote_cut},
+                "gate_mbps": self.gate_mbps, "interval": self.interval}
+
+
+def starting_policy(local: Action, n_exits: int, gate_max_mbps: float) -> GatedPolicy:
+    """A static action as a gated policy whose gate never opens (the search's starting point)."""
+    return GatedPolicy(tuple(float(t) for t in local.thresholds), int(local.cut), tuple([0.0] * n_exits), 0,
+                       float(gate_max_mbps), int(local.interval))
+
+
+# ---------------------------------------------------------------- scoring
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    recording: int
+    start_s: float
+    seed: int
+
+
+@dataclass
+class Score:
+    sr: float
+    accuracy: float
+    t1_accuracy: float
+    floor: float
+    value: float  # sr - penalty x max(0, floor - accuracy)
+
+    def to_dict(self) -> Dict[str, float]:
+        return {k: round(float(v), 5) for k, v in asdict(self).items()}
+
+
+def draw_episodes(env, count: int, rng: np.random.RandomState) -> List[EpisodeSpec]:
+    """Random recordings from random whole seconds, random seeds."""
+    specs = []
+    for _ in range(count):
+        index = int(rng.randint(len(env.static.recordings)))
+        _, rates, step_s = env.static.recordings[index]
+        specs.append(EpisodeSpec(index, float(rng.randint(max(1, int(len(rates) * step_s)))),
+                                 int(rng.randint(2 ** 31))))
+    return specs
+
+
+def run_episodes(env, strategy, specs: Sequence[EpisodeSpec]) -> Tuple[float, float]:
+    """(SR, accuracy) over every task of ``specs``."""
+    met = correct = tasks = 0
+    for spec in specs:
+        episode = env.run(strategy, seed=spec.seed, recording=spec.recording, start_s=spec.start_s)
+        met += episode.sr * episode.tasks
+        correct += episode.accuracy * episode.tasks
+        tasks += episode.tasks
+    return met / max(1, tasks), correct / max(1, tasks)
+
+
+def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accuracy: float, args: Args) -> Score:
+    from edgesplit.codegen.learning.baselines import AblatedPolicy
+
+    strategy = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
+    sr, accuracy = run_episodes(env, strategy, specs)
+    _, t1_accuracy = run_episodes(env, AblatedPolicy(strategy, "t1"), specs)
+    floor = max(reference_accuracy, t1_accuracy) - args.accuracy_allowance + args.accuracy_margin
+    return Score(sr, accuracy, t1_accuracy, floor, sr - args.penalty * max(0.0, floor - accuracy))
+
+
+# ---------------------------------------------------------------- the search
+
+
+@dataclass
+class Generation:
+    index: int
+    best: Dict[str, Any]
+    mean_value: float
+    sigma_mean: float
+
+
+@dataclass
+class SearchResult:
+    policy: GatedPolicy
+    start: GatedPolicy
+    train_score: Score        # the chosen policy on the last generation's episodes
+    start_train_score: Score  # the starting point on the same episodes
+    validation: Dict[str, Any]  # every finalist's validation score and the chosen one's
+    generations: List[Generation] = field(default_factory=list)
+    evaluations: int = 0
+    seconds: float = 0.0
+
+
+def search(env, start: GatedPolicy, reference_accuracy: float, args: Args, validation_env=None,
+           on_generation: Optional[Callable[[Generation], None]] = None) -> SearchResult:
+    """The cross-entropy method from ``start``; finalists chosen on ``validation_env`` (if given)."""
+    started = time.perf_counter()
+    rng = np.random.RandomState(args.seed)
+    n_exits, n_cuts, max_interval = env.n_exits, env.n_cuts, env.max_interval
+    decode = lambda g: GatedPolicy.from_genes(g, n_exits, n_cuts, max_interval, args.gate_max_mbps)  # noqa: E731
+    mean = start.genes(n_cuts, max_interval, args.gate_max_mbps)
+    sigma = np.full(len(mean), args.sigma0)
+    best_ever = None  # type: Optional[Tuple[float, GatedPolicy]]
+    generations = []
+    evaluations = 0
+    cache = {}  # type: Dict[Tuple[GatedPolicy, int], Score]
+    elite_policies = []  # type: List[GatedPolicy]
+    specs = []  # type: List[EpisodeSpec]
+    for g in range(args.generations):
+        specs = draw_episodes(env, args.episodes, rng)
+        population = [mean] + [np.clip(mean + sigma * rng.randn(len(mean)), 0.0, 1.0)
+                               for _ in range(args.population - 1)]
+        scored = []
+        for genes in population:
+            policy = decode(genes)
+            key = (policy, g)
+            if key not in cache:
+                cache[key] = score(env, policy, specs, reference_accuracy, args)
+                evaluations += 1
+            scored.append((cache[key].value, genes, policy))
+        scored.sort(key=lambda item: -item[0])
+        elite = scored[:args.elite]
+        genes_elite = np.array([item[1] for item in elite])
+        mean = args.smoothing * genes_elite.mean(axis=0) + (1 - args.smoothing) * mean
+        sigma = np.maximum(args.smoothing * genes_elite.std(axis=0) + (1 - args.smoothing) * sigma,
+                           args.sigma_floor)
+        if best_ever is None or elite[0][0] > best_ever[0]:
+            best_ever = (elite[0][0], elite[0][2])
+        elite_policies = [item[2] for item in elite]
+        generation = Generation(g, dict(cache[(elite[0][2], g)].to_dict(), policy=elite[0][2].describe()),
+                                float(np.mean([item[0] for item in scored])), float(sigma.mean()))
+        generations.append(generation)
+        log.info("generation %d: best %.4f (sr %.4f accuracy %.4f), mean %.4f", g, elite[0][0],
+                 cache[(elite[0][2], g)].sr, cache[(elite[0][2], g)].accuracy, generation.mean_value)
+        if on_generation:
+            on_generation(generation)
+    finalists = []  # type: List[GatedPolicy]
+    for policy in [decode(mean)] + elite_policies[:args.finalists] + ([best_ever[1]] if best_ever else []):
+        if policy not in finalists:
+            finalists.append(policy)
+    validation = {"finalists": []}  # type: Dict[str, Any]
+    if validation_env is not None:
+        vspecs = [EpisodeSpec(i, 0.0, s) for i in range(len(validation_env.static.recordings))
+                  for s in range(args.validation_seeds)]
+        ranked = []
+        for policy in finalists:
+            v = score(validation_env, policy, vspecs, reference_accuracy, args)
+            evaluations += 1
+            validation["finalists"].append(dict(v.to_dict(), policy=policy.describe()))
+            ranked.append((v.value, v.sr, policy))
+        chosen = max(ranked, key=lambda item: (item[0], item[1]))[2]
+    else:
+        chosen = finalists[0]
+    validation["chosen"] = chosen.describe()
+    final_score = score(env, chosen, specs, reference_accuracy, args)
+    start_score = score(env, start, specs, reference_accuracy, args)
+    return SearchResult(chosen, start, final_score, start_score, validation, generations, evaluations,
+                        time.perf_counter() - started)
+
+
+def reference_accuracy(env, local: StaticStrategy, count: int, seed: int) -> float:
+    """The accuracy of local-only with the bundle's thresholds on ``count`` episodes of the training env."""
+    specs = draw_episodes(env, count, np.random.RandomState(seed + 7919))
+    return run_episodes(env, local, specs)[1]
+
+
+def hyperparameters(args: Args) -> Dict[str, Any]:
+    return dict(asdict(args), gate_slope_per_mbps=GATE_SLOPE)

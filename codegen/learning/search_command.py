@@ -1,0 +1,215 @@
+"""``edgesplit train --algo search``: policy search (``codegen/learning/search.py``) from the train command.
+
+The training recordings (``--link-traces``) are split into the ones the search scores candidates on and
+VALIDATION ones it only uses to pick among its finalists (``--validation-traces``, default: every fourth
+of the training recordings, in the order given). Each recording can be scaled to one mean rate
+(``--link-mean-mbps``) and replayed faster (``--recording-speed``), as ``evaluate`` does. The frozen
+policy is written with policies_lite (an MLP with the ``edgeml`` decoder) with its provenance, then run
+on every validation recording and reported.
+"""
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from edgesplit.runtime.commands.output import print_json
+from edgesplit.runtime.errors import InputError
+
+log = logging.getLogger(__name__)
+
+VALIDATION_EVERY = 4  # by default every fourth training recording is a validation recording
+SEARCH_ONLY_FLAGS = (("generations", "--generations"), ("population", "--population"),
+                     ("validation_traces", "--validation-traces"), ("link_mean_mbps", "--link-mean-mbps"),
+                     ("recording_speed", "--recording-speed"))
+
+
+def add_arguments(parser) -> None:
+    """The flags only ``--algo search`` takes (the rest are train's)."""
+    parser.add_argument("--generations", type=int, metavar="N",
+                        help="search: rounds of the cross-entropy method (default %d)" % _defaults().generations)
+    parser.add_argument("--population", type=int, metavar="N",
+                        help="search: candidates per round (default %d)" % _defaults().population)
+    parser.add_argument("--validation-traces", nargs="+", metavar="T",
+                        help="search: recordings that pick among the finalists and are never scored during the "
+                             "search (default: every fourth of --link-traces, which then leaves the search)")
+    parser.add_argument("--link-mean-mbps", type=float, metavar="M",
+                        help="search: scale every recording to this mean rate instead of --link-scale")
+    parser.add_argument("--recording-speed", type=float, metavar="X",
+                        help="search: recorded seconds per emulated second (default 1; the demo replays at 2)")
+
+
+def _defaults():
+    from edgesplit.codegen.learning.search import Args
+
+    return Args()
+
+
+def check_flags(args) -> None:
+    """Refuse search-only flags under another algorithm, and flags search does not take, by name."""
+    if args.algo != "search":
+        given = [flag for name, flag in SEARCH_ONLY_FLAGS if getattr(args, name, None) is not None]
+        if given:
+            raise InputError("%s: only for --algo search (--algo %s trains on --link-traces x --link-scale)"
+                             % (", ".join(given), args.algo))
+        return
+    for flag, value in (("--from-traces", args.from_traces), ("--write-traces", args.write_traces),
+                        ("--epochs", args.epochs)):
+        if value:
+            raise InputError("%s: not taken by --algo search (its budget is --generations x --population "
+                             "candidates, scored in the environment)" % flag)
+    for flag, value, least in (("--generations", args.generations, 1), ("--population", args.population, 2)):
+        if value is not None and value < least:
+            raise InputError("%s must be >= %d, got %d" % (flag, least, value))
+    for flag, value in (("--link-mean-mbps", args.link_mean_mbps), ("--recording-speed", args.recording_speed)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise InputError("%s must be a positive number, got %r" % (flag, value))
+    if args.link_mean_mbps is not None and args.link_scale != 1.0:
+        raise InputError("--link-mean-mbps and --link-scale both scale the recordings: give one")
+
+
+def split_recordings(link_traces: Sequence[str], validation_traces: Sequence[str]) -> Tuple[List[Path], List[Path]]:
+    """(scored, validation) recording paths; a recording in both lists is refused by name."""
+    from edgesplit.runtime.emulation.link.shipped import resolve_recording
+
+    paths = [Path(resolve_recording(name)) for name in link_traces]
+    if validation_traces:
+        validation = [Path(resolve_recording(name)) for name in validation_traces]
+        both = sorted({str(p) for p in paths} & {str(p) for p in validation})
+        if both:
+            raise InputError("--validation-traces %s: also in --link-traces; a validation recording is one the "
+                             "search never scores" % ", ".join(both))
+        return paths, validation
+    if len(paths) < 2:
+        raise InputError("--algo search needs at least 2 --link-traces (one in %d validates), or "
+                         "--validation-traces" % VALIDATION_EVERY)
+    validation = [p for i, p in enumerate(paths) if i % VALIDATION_EVERY == VALIDATION_EVERY - 1]
+    if not validation:
+        validation = paths[-1:]
+    return [p for p in paths if p not in validation], validation
+
+
+def _recording(path: Path, args):
+    """The recording in memory, scaled to --link-mean-mbps when given (else left to the scenario's link scale)."""
+    from edgesplit.codegen.learning.environment import Recording
+    from edgesplit.runtime.emulation.link.recording_readers import RecordingError, read_recording
+
+    try:
+        recording = read_recording(path)
+    except RecordingError as exc:
+        raise InputError(str(exc)) from None
+    rates = np.asarray(recording.bps, dtype=float)
+    if args.link_mean_mbps is not None:
+        if not rates.mean() > 0:
+            raise InputError("%s: the recording's mean rate is 0, it cannot be scaled to --link-mean-mbps" % path)
+        rates = rates * (args.link_mean_mbps * 1e6 / rates.mean())
+    return Recording(str(path), recording.step_s, rates)
+
+
+def _scenario(args, bundle, paths: Sequence[Path], episode_tasks: int):
+    from edgesplit.codegen.learning.train_command import _scenario as train_scenario
+
+    scenario = train_scenario(args, bundle)  # the board, bounds and profiling set, checked as for ddpg
+    scenario.recordings = [_recording(p, args) for p in paths]
+    scenario.episode_tasks = episode_tasks
+    scenario.recording_speed = args.recording_speed if args.recording_speed is not None else 1.0
+    return scenario
+
+
+def provenance(args, bundle, fit: Sequence[Path], validation: Sequence[Path], params, result,
+               reference: float) -> Dict[str, Any]:
+    from edgesplit.codegen.learning import environment
+    from edgesplit.codegen.learning.search import ALGORITHM, hyperparameters
+    from edgesplit.codegen.learning.train_command import ENERGY_UNIT
+    from edgesplit.runtime.bundle.manifest import file_sha256
+
+    recordings = ([{"path": str(p), "sha256": file_sha256(str(p)), "role": "search"} for p in fit]
+                  + [{"path": str(p), "sha256": file_sha256(str(p)), "role": "validation"} for p in validation])
+    return {
+        "algorithm": ALGORITHM, "traces": [str(p) for p in list(fit) + list(validation)], "recordings": recordings,
+        "seeds": [params.seed], "seed": params.seed, "hyperparameters": hyperparameters(params),
+        "environment_version": getattr(environment, "ENVIRONMENT_VERSION", "unknown"),
+        "bundle": bundle.manifest.name, "bundle_sha256": bundle.hash, "bundle_path": str(bundle.root),
+        "board": args.board, "board_emulated": True, "workload_scale": args.workload_scale,
+        "measured_profile": args.measured_profile, "link_scale": args.link_scale,
+        "link_mean_mbps": args.link_mean_mbps, "recording_speed": args.recording_speed or 1.0,
+        "rtt_s": args.rtt_ms / 1e3, "period_s": args.period_ms / 1e3,
+        "bounds": {"latency_s": args.latency_bound_ms / 1e3, "energy": args.energy_bound},
+        "energy_unit": ENERGY_UNIT, "energy_proxy": "emulated",
+        "images": str(args.images) if args.images else "default bundle profiling set",
+        "reference_accuracy": round(reference, 6), "start": result.start.describe(),
+        "train_score": result.train_score.to_dict(), "start_train_score": result.start_train_score.to_dict(),
+        "validation": result.validation,
+        "training": {"generations": len(result.generations), "evaluations": result.evaluations,
+                     "seconds": round(result.seconds, 3)},
+    }
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from edgesplit.codegen.learning.environment import Environment
+    from edgesplit.codegen.learning.search import Args, reference_accuracy, search, starting_policy
+    from edgesplit.codegen.learning.train_command import _check_args
+    from edgesplit.runtime.controller.strategies import load_policy_strategy, local_only
+    from edgesplit.runtime.default_bundle import resolve_bundle
+
+    out = _check_args(args)
+    started = time.perf_counter()
+    params = Args(seed=args.seed)
+    if args.generations is not None:
+        params.generations = args.generations
+    if args.population is not None:
+        params.population = args.population
+        params.elite = max(1, min(params.elite, args.population // 4))
+    bundle = resolve_bundle(args.bundle)
+    fit, validation = split_recordings(args.link_traces, args.validation_traces or [])
+    env = Environment(_scenario(args, bundle, fit, params.episode_tasks), seed=args.seed)
+    validation_env = Environment(_scenario(args, bundle, validation, args.episode_tasks), seed=args.seed,
+                                 static=None)
+    manifest = env.static.bundle.manifest
+    local = local_only(env.n_exits, env.n_cuts - 1, [e.threshold for e in manifest.exits if e.head is not None])
+    reference = reference_accuracy(env, local, params.episodes, params.seed)
+    start = starting_policy(local.action, env.n_exits, params.gate_max_mbps)
+    bar = tqdm(total=params.generations, desc="training search", unit="generation", disable=args.no_progress,
+               leave=False, file=sys.stderr)
+
+    def on_generation(generation):
+        bar.update(1)
+        bar.set_postfix(sr="%.3f" % generation.best["sr"], accuracy="%.3f" % generation.best["accuracy"])
+
+    try:
+        result = search(env, start, reference, params, validation_env=validation_env, on_generation=on_generation)
+    finally:
+        bar.close()
+    policy_id = result.policy.export(out, env.n_exits, env.n_cuts, env.max_interval,
+                                     provenance(args, bundle, fit, validation, params, result, reference))
+    frozen = load_policy_strategy(out, env.n_exits, env.n_cuts, name="policy")  # as run and serve load it
+    evaluation = []
+    for index, path in enumerate(validation):
+        episode = validation_env.run(frozen, seed=args.seed, recording=index)
+        evaluation.append({"recording": str(path), "role": "validation", "sr": episode.sr,
+                           "accuracy": episode.accuracy, "mean_latency_ms": episode.mean_latency_ms,
+                           "reward": episode.reward, "tasks": episode.tasks})
+    summary = {"out": str(out), "policy_id": policy_id, "algorithm": "search", "board": args.board,
+               "bundle": str(bundle.root), "seed": args.seed, "policy": result.policy.describe(),
+               "start": result.start.describe(), "train_score": result.train_score.to_dict(),
+               "start_train_score": result.start_train_score.to_dict(), "reference_accuracy": reference,
+               "validation": result.validation, "generations": [g.__dict__ for g in result.generations],
+               "evaluations": result.evaluations, "train_seconds": round(result.seconds, 3),
+               "seconds": round(time.perf_counter() - started, 3), "evaluation": evaluation}
+    if args.json:
+        print_json(summary)
+        return 0
+    print("wrote %s (policy %s)" % (out, policy_id[:12]))
+    print("searched %d generations (%d candidates scored) in %.1f s; chosen: %s"
+          % (len(result.generations), result.evaluations, result.seconds, result.policy.describe()))
+    print("on the search's last episodes: SR %.3f accuracy %.3f (start: SR %.3f accuracy %.3f)"
+          % (result.train_score.sr, result.train_score.accuracy, result.start_train_score.sr,
+             result.start_train_score.accuracy))
+    for row in evaluation:
+        print("frozen policy on %s (validation): SR %.3f, accuracy %.3f, mean latency %.1f ms"
+              % (Path(row["recording"]).name, row["sr"], row["accuracy"], row["mean_latency_ms"]))
+    return 0

@@ -1,0 +1,39 @@
+"""``evaluate``'s verdict: strict (every non-oracle row) and among the rows within the accuracy allowance."""
+import pytest
+
+pytest.importorskip("pymoo")
+
+from edgesplit.codegen.learning.evaluate import verdict  # noqa: E402
+
+
+def row(name, sr, accuracy, **extra):
+    return dict({"strategy": name, "sr": sr, "accuracy": accuracy}, **extra)
+
+
+def test_an_ablation_that_buys_sr_with_accuracy_beats_the_policy_strictly_but_not_within_the_allowance():
+    rows = [row("moea", 0.978, 0.961), row("single-threshold", 0.947, 0.967), row("edgeml-t1", 0.88, 0.972),
+            row("edgeml-tl", 1.0, 0.905), row("policy", 0.985, 0.962), row("oracle", 1.0, 0.978, upper_bound=True)]
+    v = verdict(rows)
+    assert v["policy_sr_highest"] is False and v["best_baseline"] == "edgeml-tl"
+    assert v["most_accurate_baseline"] == "edgeml-t1" and v["accuracy_floor"] == pytest.approx(0.957)
+    assert v["eligible_baselines"] == ["moea", "single-threshold", "edgeml-t1"]
+    assert v["policy_within_allowance"] is True
+    assert v["best_eligible_baseline"] == "moea"
+    assert v["policy_sr_minus_best_eligible_points"] == pytest.approx(0.7)
+    assert v["policy_sr_highest_within_allowance"] is True
+
+
+def test_a_policy_outside_the_allowance_never_wins_within_it():
+    rows = [row("moea", 0.978, 0.961), row("single-threshold", 0.947, 0.967), row("policy", 0.99, 0.950)]
+    v = verdict(rows)
+    assert v["policy_within_allowance"] is False
+    assert v["policy_sr_highest_within_allowance"] is False
+    assert v["policy_sr_highest"] is True  # strictly it has the highest SR: the two answers differ
+
+
+def test_a_lower_sr_than_an_eligible_baseline_loses_both_ways():
+    rows = [row("moea", 0.978, 0.961), row("single-threshold", 0.947, 0.967), row("policy", 0.970, 0.962)]
+    v = verdict(rows)
+    assert v["policy_sr_highest"] is False and v["policy_sr_highest_within_allowance"] is False
+    assert v["best_eligible_baseline"] == "moea"
+    assert v["policy_sr_minus_best_eligible_points"] == pytest.approx(-0.8)
