@@ -10,9 +10,23 @@ every DDPG seed has a higher mean SR over the held-out recordings than the plann
 points of it. Prints JSON with every row and the verdict.
 
     .venv/bin/python bench/demo_policy_choice.py --seeds 3 > bench/results/demo_policy_choice_2026-11-30.json
+
+With ``--algo search``: ``edgesplit train --algo search`` on EVERY training recording of the named split (all four
+families, each scaled to the demo's mean rate, replayed twice as fast as the demo does; a quarter of them only
+validate), --seeds seeds (or the policies given with --policies, trained that way), then
+``bench/evaluate_heldout.py --seeds --eval-seeds --no-oracle`` on each policy: ``edgesplit evaluate`` on every
+held-out recording, every strategy of its lineup. The rule (fixed before the run, 2026-11-30 08:15 UTC): the
+search policy replaces the planner policy only if, for EVERY training seed, (1) its mean SR over the held-out
+recordings is above the planner's with mean accuracy within 1.5 points of the planner's, and (2) on EVERY
+held-out recording evaluate's verdict within the accuracy allowance holds (its SR >= every non-oracle row's
+whose accuracy is within 1.5 points of the most accurate one, itself within that allowance). The policy shipped
+is then seed 0's (chosen before the run, not the best on the held-out recordings).
+
+    .venv/bin/python bench/demo_policy_choice.py --algo search --seeds 3 --eval-seeds 3 --out R.json
 """
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +44,7 @@ from edgesplit.codegen.learning.trace_split import HELD_OUT  # the named split: 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "traces"
 TRAIN_FAMILIES = ("norway_hsdpa_3g", "ghent_4g/cooked")
 DEMO_MEAN_MBPS = 0.446
+DEMO_MEAN_MBPS_EXACT = 0.4459  # as bench/evaluate_heldout.py: norway_car_3's mean x the demo's link scale
 
 
 def scaled(paths, workdir: Path, prefix: str):
@@ -43,11 +58,17 @@ def scaled(paths, workdir: Path, prefix: str):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=3, help="DDPG training seeds")
+    parser.add_argument("--algo", choices=("ddpg", "search"), default="ddpg")
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds")
     parser.add_argument("--eval-seeds", type=int, default=2, help="environment seeds per held-out recording")
-    parser.add_argument("--epochs", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=1000, help="ddpg: actions per training run")
+    parser.add_argument("--policies", nargs="+", type=Path,
+                        help="search: policies already trained as this bench trains them (seed i = the i-th)")
+    parser.add_argument("--out", type=Path, help="search: also write the JSON document here")
     parser.add_argument("--traces-dir", type=Path, default=SHARED)
     args = parser.parse_args()
+    if args.algo == "search":
+        return choose_search(args)
     started = time.time()
     workdir = Path(tempfile.mkdtemp(prefix="demo-choice-"))
     held = {args.traces_dir / name for name in HELD_OUT}
@@ -95,6 +116,83 @@ def main() -> int:
                       "verdict": "ship DDPG" if wins else "keep the planner policy",
                       "rule": "every DDPG seed: mean held-out SR above the planner's, accuracy within 1.5 points",
                       "seconds": round(time.time() - started, 1)}, indent=1))
+    return 0
+
+
+def train_search(seed: int, training, out: Path) -> dict:
+    """``edgesplit train --algo search`` as the rule above says; returns its JSON summary."""
+    command = [sys.executable, "-m", "edgesplit.runtime.cli", "train", "--algo", "search", "--board", "jetson_nano_cpu",
+               "--workload-scale", "112", "--energy-bound", "900", "--latency-bound-ms", "100",
+               "--link-traces"] + [str(p) for p in training] + [
+               "--link-mean-mbps", str(DEMO_MEAN_MBPS_EXACT), "--recording-speed", "2", "--seed", str(seed),
+               "--out", str(out), "--json", "--no-progress"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def evaluate_heldout(policy: Path, eval_seeds: int, out: Path) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve().parent / "evaluate_heldout.py"), "--policy", str(policy),
+               "--seeds", str(eval_seeds), "--no-oracle", "--out", str(out)]
+    subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(out.read_text())
+
+
+def choose_search(args) -> int:
+    from edgesplit.codegen.learning.trace_split import split
+    from edgesplit.policies_lite import load_policy
+
+    started = time.time()
+    workdir = Path(tempfile.mkdtemp(prefix="demo-choice-search-"))
+    training, _ = split(args.traces_dir)
+    policies = list(args.policies or [])
+    trainings = []
+    for seed in range(args.seeds):
+        if seed < len(policies):
+            prov = load_policy(policies[seed]).provenance
+            if prov.get("algorithm") != "search" or prov.get("seeds") != [seed]:
+                raise SystemExit("%s: not a search policy of seed %d" % (policies[seed], seed))
+            trainings.append({"seed": seed, "policy": str(policies[seed]), "policy_id": prov["policy_id"],
+                              "gated_policy": prov["gated_policy"], "reused": True})
+            continue
+        out = workdir / ("search_seed%d.npz" % seed)
+        summary = train_search(seed, training, out)
+        policies.append(out)
+        trainings.append({"seed": seed, "policy": str(out), "policy_id": summary["policy_id"],
+                          "gated_policy": summary["policy"], "train_seconds": summary["train_seconds"]})
+        print("trained seed %d" % seed, file=sys.stderr, flush=True)
+    per_seed = []
+    for seed, policy in enumerate(policies[:args.seeds]):
+        report = evaluate_heldout(policy, args.eval_seeds, workdir / ("heldout_seed%d.json" % seed))
+        rows = []
+        for recording in report["recordings"]:
+            by = {r["strategy"]: r for r in recording["results"]}
+            rows.append({"recording": recording["recording"], "policy_sr": by["policy"]["sr"],
+                         "policy_accuracy": by["policy"]["accuracy"], "planner_sr": by["planner"]["sr"],
+                         "planner_accuracy": by["planner"]["accuracy"], "moea_sr": by["moea"]["sr"],
+                         "verdict": recording["verdict"]})
+        mean = {k: float(np.mean([r[k] for r in rows])) for k in ("policy_sr", "policy_accuracy", "planner_sr",
+                                                                 "planner_accuracy", "moea_sr")}
+        beats_planner = mean["policy_sr"] > mean["planner_sr"] and \
+            mean["policy_accuracy"] >= mean["planner_accuracy"] - 0.015
+        every_recording = all(r["verdict"]["policy_sr_highest_within_allowance"] for r in rows)
+        per_seed.append({"seed": seed, "mean": mean, "beats_planner": beats_planner,
+                         "highest_within_allowance_on_every_recording": every_recording,
+                         "losses": [r["recording"] for r in rows if not r["verdict"]["policy_sr_highest_within_allowance"]],
+                         "rows": rows, "evaluate_heldout": report})
+        print("evaluated seed %d" % seed, file=sys.stderr, flush=True)
+    wins = all(s["beats_planner"] and s["highest_within_allowance_on_every_recording"] for s in per_seed)
+    document = {"bench": "demo_policy_choice", "algo": "search", "held_out": list(HELD_OUT),
+                "training_recordings": [str(p.relative_to(args.traces_dir)) for p in training],
+                "trainings": trainings, "per_seed": per_seed, "eval_seeds": args.eval_seeds,
+                "rule": "every training seed: mean held-out SR above the planner's with accuracy within 1.5 points, "
+                        "and evaluate's verdict within the accuracy allowance on every held-out recording; "
+                        "ship seed 0's policy",
+                "verdict": "ship the search policy (seed 0)" if wins else "keep the planner policy",
+                "shipped": str(policies[0]) if wins else None, "seconds": round(time.time() - started, 1)}
+    text = json.dumps(document, indent=1)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
     return 0
 
 

@@ -36,7 +36,7 @@ from edgesplit.runtime.controller.strategies import Action, PolicyStrategy, Stat
 log = logging.getLogger(__name__)
 
 ALGORITHM = "search"
-GATE_SLOPE = 1000.0   # tanh slope per Mbit/s at the gate: the switch is complete 0.003 Mbit/s either side
+GATE_SLOPE = 1e5      # tanh slope per Mbit/s at the gate: tanh is exactly +-1 from 0.0002 Mbit/s either side
 PEER_DOWN_MBPS = 1e4  # a dead peer counts as this many Mbit/s below the gate (more than any link carries)
 
 
@@ -51,8 +51,8 @@ class Args:
     sigma0: float = 0.25             # the Gaussian's initial spread per gene (genes are in [0, 1])
     sigma_floor: float = 0.02        # the spread never shrinks below this (keeps exploring)
     smoothing: float = 0.7           # new mean/spread = smoothing x elite's + (1 - smoothing) x old
-    episodes: int = 8                # episodes per generation, shared by every candidate (common random numbers)
-    episode_tasks: int = 300         # tasks per episode
+    episodes: int = 10               # episodes per generation, shared by every candidate (common random numbers)
+    episode_tasks: int = 500         # tasks per episode (train's --episode-tasks)
     accuracy_allowance: float = 0.015  # accuracy a policy may give up against the most accurate reference
     accuracy_margin: float = 0.003   # kept in hand against the allowance (validation -> unseen recordings)
     penalty: float = 10.0            # SR points lost per accuracy point under the floor

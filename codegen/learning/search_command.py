@@ -158,7 +158,7 @@ def run(args) -> int:
 
     out = _check_args(args)
     started = time.perf_counter()
-    params = Args(seed=args.seed)
+    params = Args(seed=args.seed, episode_tasks=args.episode_tasks)
     if args.generations is not None:
         params.generations = args.generations
     if args.population is not None:

@@ -1,0 +1,149 @@
+"""Policy search (``train --algo search``): the real environment with small budgets. The search improves on its
+starting point, the policy it freezes loads through ``load_policy_strategy`` and decides as it did in the search,
+its provenance says how it was made, and bad flags are refused by name."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pymoo")
+pytestmark = pytest.mark.workstation
+
+from edgesplit.codegen.learning.environment import Environment, Recording, demo_scenario  # noqa: E402
+from edgesplit.codegen.learning.search import (Args, GatedPolicy, reference_accuracy, search,  # noqa: E402
+                                               starting_policy)
+from edgesplit.policies_lite import load_policy  # noqa: E402
+from edgesplit.runtime.controller.state import FEATURES  # noqa: E402
+from edgesplit.runtime.controller.strategies import Action, load_policy_strategy, local_only  # noqa: E402
+from edgesplit.runtime.emulation.link.recording_readers import read_recording  # noqa: E402
+from edgesplit.runtime.emulation.link.shipped import resolve_recording  # noqa: E402
+
+EDGESPLIT = [sys.executable, "-m", "edgesplit.runtime.cli"]
+DEMO_MEAN_MBPS = 0.446
+SCENARIO = ["--board", "jetson_nano_cpu", "--workload-scale", "112", "--energy-bound", "900",
+            "--link-traces", "norway_car_3", "ghent_bus_0001", "--link-mean-mbps", str(DEMO_MEAN_MBPS),
+            "--recording-speed", "2", "--episode-tasks", "100", "--seed", "0"]
+
+
+def scaled(name):
+    recording = read_recording(resolve_recording(name))
+    rates = np.asarray(recording.bps, dtype=float)
+    return Recording(name, recording.step_s, rates * DEMO_MEAN_MBPS * 1e6 / rates.mean())
+
+
+@pytest.fixture(scope="module")
+def envs():
+    scenario = demo_scenario()
+    scenario.recordings = [scaled("norway_car_3")]
+    scenario.episode_tasks = 150
+    validation = demo_scenario()
+    validation.recordings = [scaled("ghent_bus_0001")]
+    validation.episode_tasks = 150
+    return Environment(scenario), Environment(validation)
+
+
+def manifest_local(env):
+    side = [e.threshold for e in env.static.bundle.manifest.exits if e.head is not None]
+    return local_only(env.n_exits, env.n_cuts - 1, side)
+
+
+def test_the_search_improves_on_its_starting_point(envs):
+    env, validation = envs
+    args = Args(seed=0, generations=3, population=8, elite=2, episodes=3, episode_tasks=150, finalists=2,
+                validation_seeds=1)
+    local = manifest_local(env)
+    start = starting_policy(local.action, env.n_exits, args.gate_max_mbps)
+    result = search(env, start, reference_accuracy(env, local, 3, 0), args, validation_env=validation)
+    assert result.start == start and result.start_train_score.sr == pytest.approx(
+        result.start_train_score.value)  # the bundle's own thresholds meet the accuracy floor
+    assert result.train_score.value > result.start_train_score.value
+    assert len(result.generations) == 3 and result.evaluations >= 3 * 2
+    assert result.validation["chosen"] == result.policy.describe()
+    assert len(result.validation["finalists"]) >= 1
+
+
+def test_the_gated_mlp_switches_between_its_two_actions_on_bandwidth_and_peer(envs):
+    env, _ = envs
+    policy = GatedPolicy((0.3, 0.6), 3, (0.0, 0.1), 0, 0.8, 2)
+    strategy = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
+
+    def decide(bandwidth_mbps, alive):
+        a = strategy.decide({"latency_mean_s": 0.05, "energy_mean": 500.0, "bandwidth_mbps": bandwidth_mbps,
+                             "peer_alive": alive})
+        return Action(tuple(round(t, 9) for t in a.thresholds), a.cut, a.interval, a.use_exits)
+
+    assert decide(0.799, 1.0) == Action((0.3, 0.6), 3, 2, True)
+    assert decide(0.801, 1.0) == Action((0.0, 0.1), 0, 2, True)
+    assert decide(50.0, 0.0) == Action((0.3, 0.6), 3, 2, True)  # a dead peer: local, however fast the link read
+    assert decide(0.0, 1.0) == Action((0.3, 0.6), 3, 2, True)
+    for genes in np.random.RandomState(0).rand(20, GatedPolicy.n_genes(env.n_exits)):
+        p = GatedPolicy.from_genes(genes, env.n_exits, env.n_cuts, env.max_interval, 2.0)
+        assert GatedPolicy.from_genes(p.genes(env.n_cuts, env.max_interval, 2.0), env.n_exits, env.n_cuts,
+                                      env.max_interval, 2.0) == p
+
+
+def test_the_frozen_file_decides_as_in_the_search(envs, tmp_path):
+    env, _ = envs
+    policy = GatedPolicy((0.35, 0.62), 3, (0.0, 0.0), 0, 0.08, 1)  # a gate the estimate crosses on this link
+    path = tmp_path / "gated.npz"
+    policy_id = policy.export(path, env.n_exits, env.n_cuts, env.max_interval, {"traces": [], "algorithm": "search"})
+    loaded = load_policy_strategy(path, env.n_exits, env.n_cuts, name="policy")
+    assert loaded.policy_id == policy_id and list(load_policy(path).features) == list(FEATURES)
+    in_search = env.run(policy.strategy(env.n_exits, env.n_cuts, env.max_interval), seed=3)
+    frozen = env.run(loaded, seed=3)
+    assert set(np.unique(in_search.per_task["cut"])) == {0, 3}  # both actions were taken
+    for key in ("cut", "exit", "latency_s", "correct"):
+        assert np.array_equal(in_search.per_task[key], frozen.per_task[key]), key
+
+
+def _train(*args, timeout=600):
+    return subprocess.run(EDGESPLIT + ["train", "--algo"] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_train_algo_search_writes_a_policy_with_provenance(tmp_path):
+    out = tmp_path / "search.npz"
+    done = _train("search", *SCENARIO, "--generations", 2, "--population", 4, "--out", out, "--json",
+                  "--no-progress")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    policy = load_policy(out)
+    assert policy.policy_id == summary["policy_id"]
+    prov = policy.provenance
+    assert prov["algorithm"] == "search" and prov["seeds"] == [0]
+    assert prov["hyperparameters"]["generations"] == 2 and prov["hyperparameters"]["population"] == 4
+    roles = {r["role"]: r for r in prov["recordings"]}
+    assert set(roles) == {"search", "validation"} and all(len(r["sha256"]) == 64 for r in prov["recordings"])
+    assert roles["validation"]["path"].endswith("ghent_bus_0001")  # every fourth, or the last of two
+    assert prov["environment_version"] != "unknown" and prov["link_mean_mbps"] == DEMO_MEAN_MBPS
+    assert prov["recording_speed"] == 2.0 and prov["bounds"] == {"latency_s": 0.1, "energy": 900.0}
+    assert prov["gated_policy"] == summary["policy"] and prov["validation"]["chosen"] == summary["policy"]
+    [row] = summary["evaluation"]
+    assert row["role"] == "validation" and row["tasks"] == 100
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--generations", "0"], "--generations must be >= 1"),
+    (["--population", "1"], "--population must be >= 2"),
+    (["--epochs", "10"], "--epochs: not taken by --algo search"),
+    (["--link-scale", "0.3"], "give one"),
+    (["--validation-traces", "norway_car_3"], "also in --link-traces"),
+])
+def test_bad_search_flags_are_refused_by_name(tmp_path, extra, message):
+    done = _train("search", *SCENARIO, "--out", tmp_path / "p.npz", *extra, timeout=120)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+    assert not (tmp_path / "p.npz").exists()
+
+
+def test_search_flags_are_refused_for_ddpg(tmp_path):
+    done = _train("ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--link-mean-mbps", "0.4",
+                  "--seed", "0", "--out", tmp_path / "p.npz", timeout=120)
+    assert done.returncode != 0 and "--link-mean-mbps: only for --algo search" in done.stderr, done.stderr
+
+
+def test_search_needs_a_validation_recording(tmp_path):
+    done = _train("search", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--seed", "0",
+                  "--out", tmp_path / "p.npz", timeout=120)
+    assert done.returncode != 0 and "at least 2 --link-traces" in done.stderr, done.stderr
