@@ -119,7 +119,7 @@ def _scenario(args, bundle, paths: Sequence[Path], episode_tasks: int):
 
 
 def provenance(args, bundle, fit: Sequence[Path], validation: Sequence[Path], params, result,
-               reference: float) -> Dict[str, Any]:
+               reference) -> Dict[str, Any]:
     from edgesplit.codegen.learning import environment
     from edgesplit.codegen.learning.search import ALGORITHM, hyperparameters
     from edgesplit.codegen.learning.train_command import ENERGY_UNIT
@@ -139,7 +139,7 @@ def provenance(args, bundle, fit: Sequence[Path], validation: Sequence[Path], pa
         "bounds": {"latency_s": args.latency_bound_ms / 1e3, "energy": args.energy_bound},
         "energy_unit": ENERGY_UNIT, "energy_proxy": "emulated",
         "images": str(args.images) if args.images else "default bundle profiling set",
-        "reference_accuracy": round(reference, 6), "start": result.start.describe(),
+        "reference": reference.describe(), "start": result.start.describe(),
         "train_score": result.train_score.to_dict(), "start_train_score": result.start_train_score.to_dict(),
         "validation": result.validation,
         "training": {"generations": len(result.generations), "evaluations": result.evaluations,
@@ -151,7 +151,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from edgesplit.codegen.learning.environment import Environment
-    from edgesplit.codegen.learning.search import Args, reference_accuracy, search, starting_policy
+    from edgesplit.codegen.learning.search import Args, search, starting_policy
     from edgesplit.codegen.learning.train_command import _check_args
     from edgesplit.runtime.controller.strategies import load_policy_strategy, local_only
     from edgesplit.runtime.default_bundle import resolve_bundle
@@ -171,7 +171,6 @@ def run(args) -> int:
                                  static=None)
     manifest = env.static.bundle.manifest
     local = local_only(env.n_exits, env.n_cuts - 1, [e.threshold for e in manifest.exits if e.head is not None])
-    reference = reference_accuracy(env, local, params.episodes, params.seed)
     start = starting_policy(local.action, env.n_exits, params.gate_max_mbps)
     bar = tqdm(total=params.generations, desc="training search", unit="generation", disable=args.no_progress,
                leave=False, file=sys.stderr)
@@ -181,11 +180,11 @@ def run(args) -> int:
         bar.set_postfix(sr="%.3f" % generation.best["sr"], accuracy="%.3f" % generation.best["accuracy"])
 
     try:
-        result = search(env, start, reference, params, validation_env=validation_env, on_generation=on_generation)
+        result = search(env, start, local, params, validation_env=validation_env, on_generation=on_generation)
     finally:
         bar.close()
     policy_id = result.policy.export(out, env.n_exits, env.n_cuts, env.max_interval,
-                                     provenance(args, bundle, fit, validation, params, result, reference))
+                                     provenance(args, bundle, fit, validation, params, result, local))
     frozen = load_policy_strategy(out, env.n_exits, env.n_cuts, name="policy")  # as run and serve load it
     evaluation = []
     for index, path in enumerate(validation):
@@ -196,7 +195,7 @@ def run(args) -> int:
     summary = {"out": str(out), "policy_id": policy_id, "algorithm": "search", "board": args.board,
                "bundle": str(bundle.root), "seed": args.seed, "policy": result.policy.describe(),
                "start": result.start.describe(), "train_score": result.train_score.to_dict(),
-               "start_train_score": result.start_train_score.to_dict(), "reference_accuracy": reference,
+               "start_train_score": result.start_train_score.to_dict(), "reference": local.describe(),
                "validation": result.validation, "generations": [g.__dict__ for g in result.generations],
                "evaluations": result.evaluations, "train_seconds": round(result.seconds, 3),
                "seconds": round(time.perf_counter() - started, 3), "evaluation": evaluation}
