@@ -130,9 +130,9 @@ def train_search(seed: int, training, out: Path) -> dict:
     return json.loads(done.stdout)
 
 
-def evaluate_heldout(policy: Path, eval_seeds: int, out: Path) -> dict:
+def evaluate_heldout(policy: Path, eval_seeds: int, traces_dir: Path, out: Path) -> dict:
     command = [sys.executable, str(Path(__file__).resolve().parent / "evaluate_heldout.py"), "--policy", str(policy),
-               "--seeds", str(eval_seeds), "--no-oracle", "--out", str(out)]
+               "--seeds", str(eval_seeds), "--no-oracle", "--traces-dir", str(traces_dir), "--out", str(out)]
     subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.read_text())
 
@@ -162,7 +162,7 @@ def choose_search(args) -> int:
         print("trained seed %d" % seed, file=sys.stderr, flush=True)
     per_seed = []
     for seed, policy in enumerate(policies[:args.seeds]):
-        report = evaluate_heldout(policy, args.eval_seeds, workdir / ("heldout_seed%d.json" % seed))
+        report = evaluate_heldout(policy, args.eval_seeds, args.traces_dir, workdir / ("heldout_seed%d.json" % seed))
         rows = []
         for recording in report["recordings"]:
             by = {r["strategy"]: r for r in recording["results"]}
