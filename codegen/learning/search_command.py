@@ -56,7 +56,7 @@ def check_flags(args) -> None:
                              % (", ".join(given), args.algo))
         return
     for flag, value in (("--from-traces", args.from_traces), ("--write-traces", args.write_traces),
-                        ("--epochs", args.epochs)):
+                        ("--epochs", args.epochs), ("--restarts", getattr(args, "restarts", 1) != 1)):
         if value:
             raise InputError("%s: not taken by --algo search (its budget is --generations x --population "
                              "candidates, scored in the environment)" % flag)

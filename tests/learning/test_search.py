@@ -127,6 +127,7 @@ def test_train_algo_search_writes_a_policy_with_provenance(tmp_path):
     (["--generations", "0"], "--generations must be >= 1"),
     (["--population", "1"], "--population must be >= 2"),
     (["--epochs", "10"], "--epochs: not taken by --algo search"),
+    (["--restarts", "2"], "--restarts: not taken by --algo search"),
     (["--link-scale", "0.3"], "give one"),
     (["--validation-traces", "norway_car_3"], "also in --link-traces"),
 ])
