@@ -244,7 +244,10 @@ def search(env, start: GatedPolicy, reference: Strategy, args: Args, validation_
     started = time.perf_counter()
     rng = np.random.RandomState(args.seed)
     n_exits, n_cuts, max_interval = env.n_exits, env.n_cuts, env.max_interval
-    decode = lambda g: GatedPolicy.from_genes(g, n_exits, n_cuts, max_interval, args.gate_max_mbps)  # noqa: E731
+
+    def decode(genes) -> GatedPolicy:
+        return GatedPolicy.from_genes(genes, n_exits, n_cuts, max_interval, args.gate_max_mbps)
+
     mean = start.genes(n_cuts, max_interval, args.gate_max_mbps)
     sigma = np.full(len(mean), args.sigma0)
     best_ever = None  # type: Optional[Tuple[float, GatedPolicy]]
@@ -286,24 +289,29 @@ def search(env, start: GatedPolicy, reference: Strategy, args: Args, validation_
     for policy in [decode(mean)] + elite_policies[:args.finalists] + ([best_ever[1]] if best_ever else []):
         if policy not in finalists:
             finalists.append(policy)
-    validation = {"finalists": []}  # type: Dict[str, Any]
     if validation_env is not None:
-        vspecs = validation_episodes(validation_env, args)
-        ranked = []
-        validation_reference = run_episodes(validation_env, reference, vspecs)[1]
-        for policy in finalists:
-            v = score(validation_env, policy, vspecs, validation_reference, args)
-            evaluations += 1
-            validation["finalists"].append(dict(v.to_dict(), policy=policy.describe()))
-            ranked.append((v.value, v.sr, policy))
-        chosen = max(ranked, key=lambda item: (item[0], item[1]))[2]
+        chosen, validation = validate(validation_env, finalists, reference, args)
+        evaluations += len(finalists)
     else:
-        chosen = finalists[0]
-    validation["chosen"] = chosen.describe()
+        chosen, validation = finalists[0], {"finalists": [], "chosen": finalists[0].describe()}
     final_score = score(env, chosen, specs, reference_accuracy, args)
     start_score = score(env, start, specs, reference_accuracy, args)
     return SearchResult(chosen, start, final_score, start_score, validation, generations, evaluations,
                         time.perf_counter() - started)
+
+
+def validate(env, finalists: Sequence[GatedPolicy], reference: Strategy,
+             args: Args) -> Tuple[GatedPolicy, Dict[str, Any]]:
+    """The finalist with the best score on the validation recordings (then the higher SR), and every score."""
+    specs = validation_episodes(env, args)
+    reference_accuracy = run_episodes(env, reference, specs)[1]
+    ranked, rows = [], []
+    for policy in finalists:
+        v = score(env, policy, specs, reference_accuracy, args)
+        rows.append(dict(v.to_dict(), policy=policy.describe()))
+        ranked.append((v.value, v.sr, policy))
+    chosen = max(ranked, key=lambda item: (item[0], item[1]))[2]
+    return chosen, {"finalists": rows, "chosen": chosen.describe()}
 
 
 def validation_episodes(env, args: Args) -> List[EpisodeSpec]:
