@@ -188,14 +188,15 @@ def calibrate(trace_dbs: Sequence[Path], scenario: Scenario, recording: str) -> 
     for trace_db in trace_dbs:
         conn = sqlite3.connect(str(trace_db))
         try:
-            rows = conn.execute("SELECT arrival_s, latency_s, cut, fallback, segment_times, transfer_s, bytes_sent "
-                                "FROM tasks ORDER BY task_id").fetchall()
+            rows = conn.execute("SELECT run_id, arrival_s, latency_s, cut, fallback, segment_times, transfer_s, "
+                                "bytes_sent FROM tasks ORDER BY run_id, task_id").fetchall()
         finally:
             conn.close()
         tasks += len(rows)
-        origin = rows[0][0]
-        previous_finish = -np.inf
-        for arrival, latency, cut, fallback, segments, transfer, sent in rows:
+        run = None
+        for run_id, arrival, latency, cut, fallback, segments, transfer, sent in rows:
+            if run_id != run:  # each run has its own clock and replays the recording from its first task
+                run, origin, previous_finish = run_id, arrival, -np.inf
             times = json.loads(segments)
             excess = [seconds - modelled[segment] for segment, seconds in times.items() if segment in modelled]
             segment_excess += excess

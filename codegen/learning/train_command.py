@@ -79,10 +79,17 @@ def register(commands) -> None:
     parser.add_argument("--write-traces", metavar="DB",
                         help="also log this run's training transitions to this trace database (for --from-traces "
                              "elsewhere: EdgeML's transfer of MDP traces to another board)")
+    _add_retraining_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON document")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (stderr)")
     search_command.add_arguments(parser)
     parser.set_defaults(handler=run)
+
+
+def _add_retraining_arguments(parser) -> None:
+    from edgesplit.codegen.learning.retraining import add_arguments
+
+    add_arguments(parser)
 
 
 def _check_args(args) -> Path:
@@ -195,11 +202,32 @@ def evaluate_policy(env, policy_path: Path, seed: int) -> List[Dict[str, Any]]:
 
     strategy = load_policy_strategy(policy_path, env.n_exits, env.n_cuts, name="policy")
     rows = []
+    seen = set()
     for index, recording in enumerate(env.scenario.recordings):
+        if id(recording) in seen:  # a board's rebuilt network is repeated to weight it (--board-network-share)
+            continue
+        seen.add(id(recording))
         episode = env.run(strategy, seed=seed, recording=index)
-        rows.append({"recording": str(recording), "sr": episode.sr, "accuracy": episode.accuracy,
+        rows.append({"recording": str(getattr(recording, "name", recording)), "sr": episode.sr, "accuracy": episode.accuracy,
                      "mean_latency_ms": episode.mean_latency_ms, "reward": episode.reward, "tasks": episode.tasks})
     return rows
+
+
+def _retraining_plan(args, scenario, bundle):
+    """What ``--from-traces`` changes before training (codegen/learning/retraining.py): calibrated timing, the
+    boards' networks, the guard's environment and incumbent."""
+    import tempfile
+
+    from edgesplit.codegen.learning.retraining import prepare
+
+    workdir = Path(tempfile.mkdtemp(prefix="edgesplit-train-"))
+    return prepare(args, scenario, bundle, workdir), workdir
+
+
+def _Guard(args, plan, workdir, out):
+    from edgesplit.codegen.learning.retraining import CandidateGuard
+
+    return CandidateGuard(args, plan, workdir, out)
 
 
 def run(args) -> int:
@@ -221,7 +249,8 @@ def run(args) -> int:
     torch.set_num_threads(1)  # networks this small run fastest on one thread
     bundle = resolve_bundle(args.bundle)
     scenario = _scenario(args, bundle)
-    env = Environment(scenario, seed=args.seed)
+    plan, workdir = _retraining_plan(args, scenario, bundle)
+    env = Environment(plan.training, seed=args.seed)
     params = Args(seed=args.seed, epochs=args.epochs, select_every=args.select_every, restarts=args.restarts)
     offline = None
     if args.from_traces:
@@ -239,34 +268,44 @@ def run(args) -> int:
                             sr="%.3f" % (sum(log_.met[recent]) / max(1, sum(log_.tasks[recent]))))
 
     started = time.perf_counter()
+    guard = _Guard(args, plan, workdir, out)
     try:
-        result = train(env, params, offline=offline, on_epoch=on_epoch)
+        for seed in guard.seeds():
+            params = Args(seed=seed, epochs=args.epochs, select_every=args.select_every, restarts=args.restarts)
+            result = train(env, params, offline=offline, on_epoch=on_epoch)
+            prov = dict(provenance(args, bundle, scenario, params, result, offline), retraining=plan.report)
+            path = guard.path(seed)
+            guard.add(seed, path, result.agent.export(path, params.features, prov), result, params)
+            bar.reset()
     finally:
         bar.close()
-    policy_id = result.agent.export(out, params.features, provenance(args, bundle, scenario, params, result, offline))
+    seed, result, params, policy_id = guard.choose()
+    if policy_id is None:
+        return guard.refuse(args)
     curve = out.with_name(out.stem + "_curve.png")
     plot_curve(result.log, curve, "%s on %s (emulated), %s, seed %d" % (args.algo, args.board,
                                                                       ", ".join(Path(t).name for t in args.link_traces),
-                                                                      args.seed))
+                                                                      seed))
     if args.write_traces:
         from edgesplit.codegen.learning.trace_transitions import write_transitions
 
         write_transitions(Path(args.write_traces), result.logged, result.agent.codec, bundle.hash,
                           "%s (emulated)" % args.board, params.features, ENERGY_UNIT,
-                          {"command": "train", "algorithm": args.algo, "seed": args.seed,
+                          {"command": "train", "algorithm": args.algo, "seed": seed,
                            "recordings": [str(r) for r in scenario.recordings],
                            "bounds": {"latency_s": scenario.latency_bound_s, "energy": scenario.energy_bound}})
-    evaluation = evaluate_policy(env, out, args.seed)
+    evaluation = evaluate_policy(env, out, seed)
     arrays = result.log.to_arrays()
     last = slice(max(0, args.epochs - 100), args.epochs)
     summary = {"out": str(out), "policy_id": policy_id, "curve": str(curve), "algorithm": args.algo,
-               "board": args.board, "bundle": str(bundle.root), "seed": args.seed, "epochs": args.epochs,
+               "board": args.board, "bundle": str(bundle.root), "seed": seed, "epochs": args.epochs,
                "tasks": result.tasks, "episodes": result.episodes, "offline_transitions": result.offline_transitions,
                "train_seconds": round(result.seconds, 3), "tasks_per_s": round(result.tasks / result.seconds, 1),
                "seconds": round(time.perf_counter() - started, 3),
                "last_100_epochs": {"reward": float(arrays["reward"][last].mean()),
                                    "sr": float(arrays["met"][last].sum() / max(1, arrays["tasks"][last].sum()))},
                "selection": result.selection.to_dict(), "evaluation": evaluation, "write_traces": args.write_traces}
+    summary.update(guard.summary())
     if args.json:
         print_json(summary)
         return 0
@@ -278,6 +317,7 @@ def run(args) -> int:
         print("kept the actor of epoch %d%s (validation on the training recordings: SR %.3f, accuracy %.3f, best of "
               "%d checks)" % (chosen.epoch + 1, " of restart %d" % chosen.restart if args.restarts > 1 else "",
                               chosen.sr, chosen.accuracy, chosen.checks))
+    guard.print_verdict()
     for row in evaluation:
         print("frozen policy on %s: SR %.3f, accuracy %.3f, mean latency %.1f ms"
               % (Path(row["recording"]).name, row["sr"], row["accuracy"], row["mean_latency_ms"]))
