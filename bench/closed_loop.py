@@ -5,13 +5,17 @@ Per run (seed = run index): a fresh ``edgesplit peer`` and ``edgesplit serve`` (
 workload 112, the demo's bounds; its software link replays a --window-s window of a HELD-OUT shared recording,
 scaled to the demo's mean rate) serving the shipped demo policy (planned on norway_car_3 and ghent_bus_0001);
 --window-s of tasks, one every 100 ms (every second of the window once: the link repeats it); its trace database
-copied off (SQLite online backup); ``edgesplit train --algo ddpg --from-traces COPY`` in the environment on the
-TRAINING recordings of the same family (scaled the same way, none held out); the policy file replaced, SIGHUP;
-another --window-s of tasks. With --control (default on) a third phase serves a policy trained the same way without
-the board's traces (same seed), so the traces' own contribution is visible. Prints JSON: per run the SR, accuracy,
-mean latency and offloads of each phase, the commands, the seeds; and the mean, std, min and max over runs.
+copied off (SQLite online backup); ``edgesplit train --from-traces COPY --candidates K --force`` in the environment
+on the TRAINING recordings of the same family (scaled the same way, none held out), its timing calibrated from the
+copy and the board's network rebuilt from it added; train's guard scores the best candidate and the served policy
+on the rebuilt network. If the guard passed it: the policy file replaced, SIGHUP, another --window-s of tasks
+("after"). If it refused: "after" is the board keeping its policy (what train without --force leads to), and a
+"refused" phase serves the refused policy anyway, to check the guard's call on the daemon. With --control (default
+on) a last phase serves a policy trained without the board's traces (same seed, no guard). Prints JSON: per run the
+SR, accuracy, mean latency and offloads of each phase, the guard's scores, the rebuilt network against the replayed
+one, the commands, the seeds; and the mean, std, min and max over runs.
 
-    .venv/bin/python bench/closed_loop.py --runs 3 > bench/results/closed_loop_2026-11-30.json
+    .venv/bin/python bench/closed_loop.py --runs 3 > bench/results/closed_loop_2026-11-30_guarded.json
 """
 import argparse
 import json
@@ -51,6 +55,27 @@ def training_recordings(shared: Path, workdir: Path):
     return out
 
 
+def network_check(exported: Path, network: Path):
+    """The board's network as train --from-traces rebuilds it from the copy, against the window the link replayed."""
+    from edgesplit.codegen.learning.environment import Scenario
+    from edgesplit.codegen.learning.retraining import read_board_runs, reconstruct_network, reply_bytes
+    from edgesplit.runtime.default_bundle import resolve_bundle
+
+    [run] = read_board_runs([exported])
+    rebuilt, report = reconstruct_network(run, Scenario(default_bundle_path(), "jetson_nano_cpu", []),
+                                          reply_bytes(resolve_bundle("default")))
+    truth = np.loadtxt(str(network))[:, 1] * 1e6
+    rates = np.asarray(rebuilt.rates_bps)
+    error = np.abs(rates - truth[np.arange(len(rates)) % len(truth)]) / truth[np.arange(len(rates)) % len(truth)]
+    report["median_abs_error"] = float(np.median(error))
+    report["mean_abs_error"] = float(np.mean(error))
+    return report
+
+
+def guard_figures(score):
+    return {k: score[k] for k in ("sr", "sr_std", "accuracy", "mean_latency_ms", "offloaded_share")}
+
+
 def one_run(run: int, args, network: Path, training, workdir: Path):
     images, labels = load_heldout()
     setup = BoardSetup(recording=network)
@@ -62,6 +87,7 @@ def one_run(run: int, args, network: Path, training, workdir: Path):
     first_id = load_policy(served).policy_id
     bounds = (setup.latency_bound_ms / 1e3, setup.energy_bound_mj)
     record = {"run": run, "seed": run, "tasks_per_phase": tasks}
+    phase_tasks = {}
     with PeerProcess(default_bundle_path()) as peer:
         board = ServedBoard(rundir / "board", setup, peer.endpoint, served)
         record["commands"] = {"peer": "edgesplit " + " ".join(peer_command(default_bundle_path())[3:]),
@@ -69,35 +95,63 @@ def one_run(run: int, args, network: Path, training, workdir: Path):
                               "config": board.config.read_text()}
         try:
             board.start()
-            board.feed(images, labels, tasks)
+            answers = board.feed(images, labels, tasks)
             served_ids = [("before", first_id, first_id)]
+            phase_tasks["before"] = [a["task_id"] for a in answers]
             exported = rundir / "exported.db"
             record["exported"] = export_traces(board.traces, exported)
+            record["network_rebuilt"] = network_check(exported, network)
             retrained = rundir / "retrained.npz"
+            # --force writes the best candidate even when the guard refuses it, so that the daemon can measure it too;
+            # without --force train would have written nothing (exit 3) and the board would keep its policy.
             summary = train(setup, TrainSetup([t for _, t in training], [exported], retrained, seed=run,
-                                              epochs=args.epochs))
+                                              epochs=args.epochs, algo=args.algo,
+                                              extra=["--candidates", str(args.candidates), "--force"]))
+            guard = summary["guard"]
             record["commands"]["train"] = summary["command"]
             record["train"] = {k: summary[k] for k in ("policy_id", "offline_transitions", "tasks", "seconds")}
-            phases = [("after", retrained, summary["policy_id"])]
+            record["train"]["retraining"] = summary["retraining"]
+            record["guard"] = {"passed": guard["passed"], "reason": guard["reason"], "chosen_seed": guard["chosen_seed"],
+                               "new": guard_figures(guard["new"]), "incumbent": guard_figures(guard["incumbent"]),
+                               "candidates": [dict(seed=c["seed"], passed=c["guard"]["passed"],
+                                                   **guard_figures(c["guard"]["new"])) for c in guard["candidates"]]}
+            if guard["passed"]:
+                phases = [("after", retrained, summary["policy_id"])]
+            else:  # what the board does when train refuses: it keeps serving its policy
+                phases = [("after", None, first_id), ("refused", retrained, summary["policy_id"])]
             if args.control:
                 control = rundir / "environment_only.npz"
-                only = train(setup, TrainSetup([t for _, t in training], [], control, seed=run, epochs=args.epochs))
+                only = train(setup, TrainSetup([t for _, t in training], [], control, seed=run, epochs=args.epochs,
+                                               algo=args.algo))
                 record["commands"]["train_control"] = only["command"]
                 phases.append(("control", control, only["policy_id"]))
+            offset = tasks
             for name, policy, policy_id in phases:
-                install_policy(policy, served)
-                status = board.reload(policy_id)
-                board.feed(images, labels, tasks, offset=tasks)
-                served_ids.append((name, policy_id, status["policy"]["policy_id"]))
+                status_id = board.status()["policy"]["policy_id"]
+                if policy is not None:
+                    install_policy(policy, served)
+                    status_id = board.reload(policy_id)["policy"]["policy_id"]
+                answers = board.feed(images, labels, tasks, offset=offset)
+                offset += tasks
+                phase_tasks[name] = [a["task_id"] for a in answers]
+                served_ids.append((name, policy_id, status_id))
             record["daemon_exit"] = board.stop()  # commits the last batch: every phase's rows are on disk
         finally:
             board.cleanup()
     for name, policy_id, status_id in served_ids:
-        record[name] = dict(phase_figures(board.traces, policy_id, *bounds), policy_id=policy_id,
-                            status_policy_id=status_id)
+        record[name] = dict(phase_figures(board.traces, policy_id, *bounds, task_ids=phase_tasks[name]),
+                            policy_id=policy_id, status_policy_id=status_id)
     record["before"]["policy"] = "shipped demo policy (planner)"
+    record["after"]["policy"] = ("retrained, passed the guard" if record["guard"]["passed"]
+                                 else "kept: the guard refused the retrained policy")
+    if "refused" in record:
+        record["refused"]["policy"] = "the retrained policy the guard refused, served anyway (--force)"
     if args.control:
-        record["control"]["policy"] = "trained without --from-traces, same seed and recordings"
+        record["control"]["policy"] = "trained without --from-traces, same seed and recordings, no guard"
+    # The environment against the daemon: the guard's scores (calibrated environment, rebuilt network) vs real SR.
+    served_new = "after" if record["guard"]["passed"] else "refused"
+    record["environment_gap"] = {"incumbent": record["guard"]["incumbent"]["sr"] - record["before"]["sr"],
+                                 "new": record["guard"]["new"]["sr"] - record[served_new]["sr"]}
     return record
 
 
@@ -114,6 +168,9 @@ def main() -> int:
     parser.add_argument("--start-s", type=float, default=0.0, help="where the window starts in the recording")
     parser.add_argument("--window-s", type=float, default=60.0, help="seconds of the recording, and of each phase")
     parser.add_argument("--epochs", type=int, default=1000)
+    parser.add_argument("--algo", default="ddpg", help="train --algo (default %(default)s)")
+    parser.add_argument("--candidates", type=int, default=3, help="train --candidates: policies trained per run, the "
+                        "guard keeps the best (default %(default)s)")
     parser.add_argument("--no-control", dest="control", action="store_false",
                         help="skip the phase with a policy trained without the board's traces")
     parser.add_argument("--traces-dir", type=Path, default=SHARED,
@@ -130,16 +187,22 @@ def main() -> int:
     runs = []
     for run in range(args.runs):
         runs.append(one_run(run, args, network, training, workdir))
-        print("run %d: SR before %.3f after %.3f%s" % (run, runs[-1]["before"]["sr"], runs[-1]["after"]["sr"],
-              " control %.3f" % runs[-1]["control"]["sr"] if args.control else ""), file=sys.stderr)
-    phases = ["before", "after"] + (["control"] if args.control else [])
-    summary = {phase: {key: spread([r[phase][key] for r in runs]) for key in ("sr", "accuracy", "mean_latency_ms")}
-               for phase in phases}
+        print("run %d: SR before %.3f after %.3f (guard %s)%s%s" % (
+            run, runs[-1]["before"]["sr"], runs[-1]["after"]["sr"], "passed" if runs[-1]["guard"]["passed"] else
+            "refused", " refused-served %.3f" % runs[-1]["refused"]["sr"] if "refused" in runs[-1] else "",
+            " control %.3f" % runs[-1]["control"]["sr"] if args.control else ""), file=sys.stderr)
+    phases = ["before", "after"] + (["refused"] if any("refused" in r for r in runs) else []) + (
+        ["control"] if args.control else [])
+    summary = {phase: {key: spread([r[phase][key] for r in runs if phase in r])
+                       for key in ("sr", "accuracy", "mean_latency_ms")} for phase in phases}
+    summary["guard_passed"] = sum(r["guard"]["passed"] for r in runs)
+    summary["environment_gap"] = {k: spread([r["environment_gap"][k] for r in runs]) for k in ("incumbent", "new")}
     summary["sr_gain"] = spread([r["after"]["sr"] - r["before"]["sr"] for r in runs])
     summary["runs_improved"] = sum(r["after"]["sr"] > r["before"]["sr"] for r in runs)
     print(json.dumps({
         "bench": "closed_loop", "held_out": args.held_out, "network": window,
-        "training_recordings": [name for name, _ in training], "epochs": args.epochs, "runs": runs,
+        "training_recordings": [name for name, _ in training], "epochs": args.epochs, "algo": args.algo,
+        "candidates": args.candidates, "runs": runs,
         "summary": summary, "python": platform.python_version(), "seconds": round(time.time() - started, 1),
         "workdir": str(workdir)}, indent=1))
     return 0

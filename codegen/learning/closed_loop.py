@@ -180,11 +180,15 @@ def export_traces(live: Path, out: Path) -> Dict[str, int]:
 
 
 def phase_figures(db: Path, policy_id: str, bounds_latency_s: float, energy_bound: float,
-                  after_seq: int = 0) -> Dict[str, Any]:
-    """SR (both bounds met), accuracy and mean latency of the tasks ``policy_id`` decided (seq > after_seq)."""
+                  after_seq: int = 0, task_ids: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+    """SR (both bounds met), accuracy and mean latency of the tasks ``policy_id`` decided (seq > after_seq; with
+    ``task_ids``, only those tasks: a phase that kept the previous phase's policy)."""
     with sqlite3.connect(str(db)) as conn:
-        rows = conn.execute("SELECT latency_s, energy, result, label, fallback, cut FROM tasks "
+        rows = conn.execute("SELECT latency_s, energy, result, label, fallback, cut, task_id FROM tasks "
                             "WHERE policy_id = ? AND seq > ? ORDER BY seq", (policy_id, after_seq)).fetchall()
+    if task_ids is not None:
+        wanted = set(task_ids)
+        rows = [r for r in rows if r[6] in wanted]
     if not rows:
         return {"tasks": 0}
     latency = np.array([r[0] for r in rows], dtype=float)
@@ -203,7 +207,7 @@ def last_seq(db: Path) -> int:
 
 @dataclass
 class TrainSetup:
-    """``edgesplit train --algo ddpg`` for the board above, from the recordings and trace databases given."""
+    """``edgesplit train`` for the board above, from the recordings and trace databases given."""
 
     recordings: Sequence[Path]
     from_traces: Sequence[Path]
@@ -212,9 +216,10 @@ class TrainSetup:
     epochs: int = 1000
     episode_tasks: int = 500
     extra: List[str] = field(default_factory=list)
+    algo: str = "ddpg"
 
     def argv(self, setup: BoardSetup) -> List[str]:
-        argv = ["train", "--algo", "ddpg", "--board", setup.board, "--workload-scale", repr(setup.workload_scale),
+        argv = ["train", "--algo", self.algo, "--board", setup.board, "--workload-scale", repr(setup.workload_scale),
                 "--link-traces"] + [str(r) for r in self.recordings] + [
                 "--rtt-ms", repr(setup.rtt_ms), "--latency-bound-ms", repr(setup.latency_bound_ms),
                 "--energy-bound", repr(setup.energy_bound_mj), "--period-ms", repr(1e3 * setup.period_s),
@@ -226,14 +231,18 @@ class TrainSetup:
 
 
 def train(setup: BoardSetup, training: TrainSetup, timeout_s: float = 3600.0) -> Dict[str, Any]:
-    """Runs ``edgesplit train``; returns its JSON summary with the command line added."""
+    """Runs ``edgesplit train``; returns its JSON summary with the command line added (``written`` false when its
+    guard refused the new policy: nothing was written)."""
+    from edgesplit.codegen.learning.retraining import REFUSED_EXIT_CODE
+
     argv = training.argv(setup)
     done = subprocess.run(CLI + argv, capture_output=True, text=True, timeout=timeout_s,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
-    if done.returncode != 0:
+    if done.returncode not in (0, REFUSED_EXIT_CODE):
         raise RuntimeError("edgesplit %s failed (%d):\n%s" % (" ".join(argv), done.returncode, done.stderr[-4000:]))
     summary = json.loads(done.stdout)
     summary["command"] = "edgesplit " + " ".join(argv)
+    summary["refusal"] = done.stderr.strip().splitlines()[-1] if done.returncode == REFUSED_EXIT_CODE else None
     return summary
 
 
