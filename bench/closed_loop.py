@@ -111,7 +111,8 @@ def one_run(run: int, args, network: Path, training, workdir: Path):
             record["commands"]["train"] = summary["command"]
             record["train"] = {k: summary[k] for k in ("policy_id", "offline_transitions", "tasks", "seconds")}
             record["train"]["retraining"] = summary["retraining"]
-            record["guard"] = {"passed": guard["passed"], "reason": guard["reason"], "chosen_seed": guard["chosen_seed"],
+            record["guard"] = {"passed": guard["passed"], "reason": guard["reason"],
+                               "chosen_seed": guard["chosen_seed"],
                                "new": guard_figures(guard["new"]), "incumbent": guard_figures(guard["incumbent"]),
                                "candidates": [dict(seed=c["seed"], passed=c["guard"]["passed"],
                                                    **guard_figures(c["guard"]["new"])) for c in guard["candidates"]]}

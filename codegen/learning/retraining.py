@@ -85,7 +85,8 @@ def read_board_runs(paths: Sequence[Path]) -> List[BoardRun]:
                     rows = conn.execute("SELECT %s FROM tasks WHERE run_id = ? ORDER BY task_id"
                                         % ", ".join(TASK_COLUMNS), (run_id,)).fetchall()
                     if rows:
-                        runs.append(BoardRun(path, run_id, json.loads(config or "{}"), rows, rows[-1][COL["policy_id"]]))
+                        runs.append(BoardRun(path, run_id, json.loads(config or "{}"), rows,
+                                             rows[-1][COL["policy_id"]]))
         except TraceError as exc:
             raise RetrainingError(str(exc)) from None
     return runs
@@ -113,8 +114,9 @@ def check_enough_to_calibrate(runs: Sequence[BoardRun]) -> int:
     """The number of tasks that ran segments on the device; refuses fewer than ``MIN_CALIBRATION_TASKS``."""
     on_device = sum(run.on_device() for run in runs)
     if on_device < MIN_CALIBRATION_TASKS:
-        raise RetrainingError("%s: %d tasks ran segments on the device (%d tasks in all); calibrating the environment's "
-                              "timing needs at least %d: let the board log more tasks, or pass --no-calibrate"
+        raise RetrainingError("%s: %d tasks ran segments on the device (%d tasks in all); calibrating the "
+                              "environment's timing needs at least %d: let the board log more tasks, or pass "
+                              "--no-calibrate"
                               % (", ".join(sorted({str(r.db) for r in runs})), on_device,
                                  sum(len(r.rows) for r in runs), MIN_CALIBRATION_TASKS))
     return on_device
@@ -256,7 +258,8 @@ def find_incumbent(runs: Sequence[BoardRun], given: Optional[Path]) -> Incumbent
         raise RetrainingError("the runs of %s last served %s: say which policy a new one must beat with "
                               "--incumbent P.npz (or pass --no-guard)"
                               % (", ".join(sorted({str(r.db) for r in runs})),
-                                 "several policies (%s)" % ", ".join(p[:12] for p in served) if served else "no policy"))
+                                 "several policies (%s)" % ", ".join(p[:12] for p in served) if served
+                                 else "no policy"))
     policy_id = served[0]
     run = [r for r in runs if r.last_policy_id == policy_id][-1]
     strategy = run.config.get("strategy") or {}
@@ -273,7 +276,8 @@ def find_incumbent(runs: Sequence[BoardRun], given: Optional[Path]) -> Incumbent
     found = load_policy(Path(source)).policy_id
     if found != policy_id:
         raise RetrainingError("%s served policy %s from %s, which now holds policy %s: give the served policy with "
-                              "--incumbent P.npz (or pass --no-guard)" % (run.where, policy_id[:12], source, found[:12]))
+                              "--incumbent P.npz (or pass --no-guard)"
+                              % (run.where, policy_id[:12], source, found[:12]))
     return Incumbent("%s: %s" % (run.where, source), policy_id, path=Path(source))
 
 
@@ -296,17 +300,18 @@ def score_policy(env, path: Path, seeds: Sequence[int]) -> Dict[str, Any]:
     return score(env, load_policy_strategy(path, env.n_exits, env.n_cuts, name="candidate"), seeds)
 
 
-def judge(env, candidate: Path, incumbent: Incumbent, seeds: Sequence[int]) -> Dict[str, Any]:
+def judge(env, candidate: Path, incumbent: Incumbent, seeds: Sequence[int],
+          allowance: float = ACCURACY_ALLOWANCE) -> Dict[str, Any]:
     """Score the candidate policy file and the incumbent on ``env`` (the board's network, calibrated timing); it
-    passes when its mean SR is at least the incumbent's and its accuracy within ``ACCURACY_ALLOWANCE``."""
+    passes when its mean SR is at least the incumbent's and its accuracy at most ``allowance`` below."""
     return verdict(score_policy(env, candidate, seeds), score(env, incumbent.strategy(env.n_exits, env.n_cuts), seeds),
-                   incumbent, seeds, env)
+                   incumbent, seeds, env, allowance)
 
 
 def verdict(new: Dict[str, Any], old: Dict[str, Any], incumbent: Incumbent, seeds: Sequence[int],
-            env) -> Dict[str, Any]:
+            env, allowance: float = ACCURACY_ALLOWANCE) -> Dict[str, Any]:
     """The guard's rule on two scores (``score``)."""
-    passed = new["sr"] >= old["sr"] and new["accuracy"] >= old["accuracy"] - ACCURACY_ALLOWANCE
+    passed = new["sr"] >= old["sr"] and new["accuracy"] >= old["accuracy"] - allowance
     if passed:
         reason = "SR %.3f >= the incumbent's %.3f, accuracy %.3f (incumbent %.3f)" % (
             new["sr"], old["sr"], new["accuracy"], old["accuracy"])
@@ -314,10 +319,10 @@ def verdict(new: Dict[str, Any], old: Dict[str, Any], incumbent: Incumbent, seed
         reason = "SR %.3f < the incumbent's %.3f" % (new["sr"], old["sr"])
     else:
         reason = "accuracy %.3f is more than %.1f points below the incumbent's %.3f" % (
-            new["accuracy"], 100 * ACCURACY_ALLOWANCE, old["accuracy"])
-    return {"passed": bool(passed), "reason": reason, "new": new, "incumbent": dict(old, policy_id=incumbent.policy_id,
-            source=incumbent.description), "seeds": list(seeds), "recordings": [str(getattr(r, "name", r))
-                                                                                for r in env.scenario.recordings]}
+            new["accuracy"], 100 * allowance, old["accuracy"])
+    return {"passed": bool(passed), "reason": reason, "accuracy_allowance": allowance, "new": new,
+            "incumbent": dict(old, policy_id=incumbent.policy_id, source=incumbent.description), "seeds": list(seeds),
+            "recordings": [str(getattr(r, "name", r)) for r in env.scenario.recordings]}
 
 
 # ---------------------------------------------------------------- what train --from-traces does with all of it
@@ -338,6 +343,9 @@ def add_arguments(parser) -> None:
                              "serving their last task)")
     parser.add_argument("--guard-seeds", type=int, default=GUARD_SEEDS,
                         help="with --from-traces: seeds of the guard's runs of each policy (default %d)" % GUARD_SEEDS)
+    parser.add_argument("--guard-accuracy-allowance", type=float, default=ACCURACY_ALLOWANCE, metavar="F",
+                        help="with --from-traces: the accuracy (a fraction) the new policy may lose against the "
+                             "incumbent at an equal or higher SR (default %g)" % ACCURACY_ALLOWANCE)
     parser.add_argument("--no-guard", action="store_true",
                         help="with --from-traces: write the new policy without comparing it with the incumbent")
     parser.add_argument("--candidates", type=int, default=1, metavar="K",
@@ -366,6 +374,9 @@ def check_arguments(args) -> None:
     if args.candidates > 1 and (args.no_guard or not args.from_traces):
         raise InputError("--candidates %d: choosing among candidates needs the guard (--from-traces, without "
                          "--no-guard)" % args.candidates)
+    if not (0.0 <= args.guard_accuracy_allowance <= 1.0):
+        raise InputError("--guard-accuracy-allowance must be a fraction in [0, 1], got %r"
+                         % args.guard_accuracy_allowance)
     if args.guard_seeds < 1:
         raise InputError("--guard-seeds must be >= 1, got %d" % args.guard_seeds)
     used = [flag for flag, on in (("--incumbent", args.incumbent), ("--no-calibrate", args.no_calibrate),
@@ -456,7 +467,8 @@ class CandidateGuard:
         entry = {"seed": seed, "policy_id": policy_id}
         if self.env is not None:
             entry["guard"] = verdict(score_policy(self.env, path, self.guard_seeds), self.incumbent,
-                                     self.plan.incumbent, self.guard_seeds, self.env)
+                                     self.plan.incumbent, self.guard_seeds, self.env,
+                                     self.args.guard_accuracy_allowance)
             log.info("candidate seed %d: %s", seed, entry["guard"]["reason"])
         self.candidates.append(entry)
         self._results[seed] = (result, params, path)
@@ -483,7 +495,8 @@ class CandidateGuard:
     def summary(self) -> Dict[str, Any]:
         out = {"retraining": {k: v for k, v in self.plan.report.items()}, "written": self.written}
         if self.env is not None:
-            out["guard"] = dict(self.chosen["guard"], forced=bool(self.args.force and not self.chosen["guard"]["passed"]),
+            forced = bool(self.args.force and not self.chosen["guard"]["passed"])
+            out["guard"] = dict(self.chosen["guard"], forced=forced,
                                 chosen_seed=self.chosen["seed"], candidates=self.candidates)
         return out
 

@@ -208,7 +208,8 @@ def evaluate_policy(env, policy_path: Path, seed: int) -> List[Dict[str, Any]]:
             continue
         seen.add(id(recording))
         episode = env.run(strategy, seed=seed, recording=index)
-        rows.append({"recording": str(getattr(recording, "name", recording)), "sr": episode.sr, "accuracy": episode.accuracy,
+        rows.append({"recording": str(getattr(recording, "name", recording)), "sr": episode.sr,
+                     "accuracy": episode.accuracy,
                      "mean_latency_ms": episode.mean_latency_ms, "reward": episode.reward, "tasks": episode.tasks})
     return rows
 
