@@ -41,6 +41,8 @@ MIN_NETWORK_SECONDS = 10
 # evaluate's allowance).
 ACCURACY_ALLOWANCE = 0.015
 GUARD_SEEDS = 5
+# What calibrate_from_runs sets in a scenario (reality.calibrated without the exchange figures).
+CALIBRATED_FIELDS = ("segment_excess_s", "task_overhead_s", "reply_overhead_s", "timeout_grace_s")
 REFUSED_EXIT_CODE = 3  # edgesplit train: the guard refused the new policy (nothing written)
 
 
@@ -364,6 +366,16 @@ class Plan:
     incumbent: Optional[Incumbent] = None
     report: Dict[str, Any] = field(default_factory=dict)
     board_recordings: List[Recording] = field(default_factory=list)
+    timing: Dict[str, Any] = field(default_factory=dict)  # the scenario fields the calibration set
+    share: float = 0.0                                    # of episodes on the boards' networks (0: not added)
+
+    def apply(self, scenario: Scenario, add_networks: bool = True) -> Scenario:
+        """Another scenario of the same board (an algorithm's own recordings, its validation set) with the
+        calibrated timing and, with ``add_networks``, the boards' networks in ``share`` of its episodes."""
+        recordings = list(scenario.recordings)
+        if add_networks:
+            recordings += board_share(self.board_recordings, len(recordings), self.share)
+        return replace(scenario, recordings=recordings, **self.timing)
 
 
 def check_arguments(args) -> None:
@@ -427,7 +439,9 @@ def prepare(args, scenario: Scenario, bundle, workdir: Path) -> Plan:
             networks, len(training.recordings), args.board_network_share))
         report["board_network_share"] = args.board_network_share
     incumbent = None if args.no_guard else find_incumbent(runs, Path(args.incumbent) if args.incumbent else None)
-    return Plan(training, None if args.no_guard else guard_scenario, incumbent, report, networks)
+    timing = {} if args.no_calibrate else {k: getattr(training, k) for k in CALIBRATED_FIELDS}
+    return Plan(training, None if args.no_guard else guard_scenario, incumbent, report, networks, timing,
+                0.0 if args.no_board_network else args.board_network_share)
 
 
 def board_share(networks: Sequence[Recording], others: int, share: float) -> List[Recording]:
