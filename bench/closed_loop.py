@@ -104,12 +104,14 @@ def one_run(run: int, args, network: Path, training, workdir: Path):
             retrained = rundir / "retrained.npz"
             # --force writes the best candidate even when the guard refuses it, so that the daemon can measure it too;
             # without --force train would have written nothing (exit 3) and the board would keep its policy.
+            epochs = None if args.algo == "search" else args.epochs  # a search's budget is its own
+            extra = ["--force"] + (["--candidates", str(args.candidates)] if args.candidates > 1 else [])
             summary = train(setup, TrainSetup([t for _, t in training], [exported], retrained, seed=run,
-                                              epochs=args.epochs, algo=args.algo,
-                                              extra=["--candidates", str(args.candidates), "--force"]))
+                                              epochs=epochs, algo=args.algo, extra=extra))
             guard = summary["guard"]
             record["commands"]["train"] = summary["command"]
-            record["train"] = {k: summary[k] for k in ("policy_id", "offline_transitions", "tasks", "seconds")}
+            record["train"] = {k: summary.get(k) for k in ("policy_id", "offline_transitions", "tasks", "seconds",
+                                                           "policy")}
             record["train"]["retraining"] = summary["retraining"]
             record["guard"] = {"passed": guard["passed"], "reason": guard["reason"],
                                "chosen_seed": guard["chosen_seed"],
@@ -122,7 +124,7 @@ def one_run(run: int, args, network: Path, training, workdir: Path):
                 phases = [("after", None, first_id), ("refused", retrained, summary["policy_id"])]
             if args.control:
                 control = rundir / "environment_only.npz"
-                only = train(setup, TrainSetup([t for _, t in training], [], control, seed=run, epochs=args.epochs,
+                only = train(setup, TrainSetup([t for _, t in training], [], control, seed=run, epochs=epochs,
                                                algo=args.algo))
                 record["commands"]["train_control"] = only["command"]
                 phases.append(("control", control, only["policy_id"]))

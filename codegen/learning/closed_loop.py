@@ -213,7 +213,7 @@ class TrainSetup:
     from_traces: Sequence[Path]
     out: Path
     seed: int = 0
-    epochs: int = 1000
+    epochs: Optional[int] = 1000     # None: not given (an algorithm without epochs)
     episode_tasks: int = 500
     extra: List[str] = field(default_factory=list)
     algo: str = "ddpg"
@@ -223,8 +223,10 @@ class TrainSetup:
                 "--link-traces"] + [str(r) for r in self.recordings] + [
                 "--rtt-ms", repr(setup.rtt_ms), "--latency-bound-ms", repr(setup.latency_bound_ms),
                 "--energy-bound", repr(setup.energy_bound_mj), "--period-ms", repr(1e3 * setup.period_s),
-                "--episode-tasks", str(self.episode_tasks), "--epochs", str(self.epochs), "--seed", str(self.seed),
+                "--episode-tasks", str(self.episode_tasks), "--seed", str(self.seed),
                 "--out", str(self.out), "--json", "--no-progress"] + list(self.extra)
+        if self.epochs is not None:
+            argv += ["--epochs", str(self.epochs)]
         if self.from_traces:
             argv += ["--from-traces"] + [str(db) for db in self.from_traces]
         return argv
