@@ -212,3 +212,26 @@ def test_without_an_incumbent_on_record_the_guard_asks_for_one(board_db, tmp_pat
         conn.execute("UPDATE tasks SET policy_id = 'reloaded-since'")
     with pytest.raises(retraining.RetrainingError, match="--incumbent P.npz"):
         retraining.find_incumbent(retraining.read_board_runs([copy]), None)
+
+
+def test_the_plan_carries_the_boards_timing_and_networks_to_another_scenario(board_db, tmp_path):
+    from types import SimpleNamespace
+
+    db, _ = board_db
+    args = SimpleNamespace(from_traces=[str(db)], no_calibrate=False, no_board_network=False, board_network_share=0.5,
+                           incumbent=None, guard_seeds=2, guard_accuracy_allowance=0.015, no_guard=False, force=False,
+                           candidates=1)
+    scenario = _scenario()
+    plan = retraining.prepare(args, scenario, resolve_bundle("default"), tmp_path)
+    assert plan.incumbent.policy_id == load_policy(DEMO_POLICY_FILE).policy_id  # the file the run names
+    [network] = plan.board_recordings
+    assert plan.guard.recordings == [network] and plan.guard.segment_excess_s == plan.training.segment_excess_s
+    # The training recordings: the one given, then the board's network as often (share 0.5).
+    assert plan.training.recordings == ["norway_car_3", network]
+    # An algorithm's own scenario (e.g. its validation recordings) gets the same timing, with or without the network.
+    other = _scenario(recordings=["ghent_bus_0001", "norway_car_3", "ghent_bus_0001"])
+    applied = plan.apply(other)
+    assert applied.recordings == other.recordings + [network] * 3
+    assert applied.task_overhead_s == plan.training.task_overhead_s != other.task_overhead_s
+    assert tuple(applied.segment_excess_s) == tuple(plan.training.segment_excess_s)
+    assert plan.apply(other, add_networks=False).recordings == other.recordings
