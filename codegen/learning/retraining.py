@@ -396,7 +396,8 @@ def check_arguments(args) -> None:
                                   ("--force", args.force))
             if on]
     if used and not args.from_traces:
-        raise InputError("%s only mean something with --from-traces DB..." % " and ".join(used))
+        raise InputError("%s: only with --from-traces DB... (they act on the boards' trace databases)"
+                         % ", ".join(used))
 
 
 def prepare(args, scenario: Scenario, bundle, workdir: Path) -> Plan:

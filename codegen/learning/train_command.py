@@ -214,6 +214,12 @@ def evaluate_policy(env, policy_path: Path, seed: int) -> List[Dict[str, Any]]:
     return rows
 
 
+def _check_retraining_flags(args) -> None:
+    from edgesplit.codegen.learning.retraining import check_arguments
+
+    check_arguments(args)
+
+
 def _retraining_plan(args, scenario, bundle):
     """What ``--from-traces`` changes before training (codegen/learning/retraining.py): calibrated timing, the
     boards' networks, the guard's environment and incumbent."""
@@ -241,6 +247,7 @@ def run(args) -> int:
     from edgesplit.codegen.learning.ddpg import ActionCodec
     from edgesplit.runtime.default_bundle import resolve_bundle
 
+    _check_retraining_flags(args)  # before the search's: its flags mean nothing without --from-traces either
     search_command.check_flags(args)
     if args.algo == "search":
         return search_command.run(args)
