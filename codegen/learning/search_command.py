@@ -55,8 +55,11 @@ def check_flags(args) -> None:
             raise InputError("%s: only for --algo search (--algo %s trains on --link-traces x --link-scale)"
                              % (", ".join(given), args.algo))
         return
-    for flag, value in (("--from-traces", args.from_traces), ("--write-traces", args.write_traces),
-                        ("--epochs", args.epochs), ("--restarts", getattr(args, "restarts", 1) != 1)):
+    if getattr(args, "candidates", 1) > 1:
+        raise InputError("--candidates %d: --algo search trains one policy (its own search keeps the best)"
+                         % args.candidates)
+    for flag, value in (("--write-traces", args.write_traces), ("--epochs", args.epochs),
+                        ("--restarts", getattr(args, "restarts", 1) != 1)):
         if value:
             raise InputError("%s: not taken by --algo search (its budget is --generations x --population "
                              "candidates, scored in the environment)" % flag)
@@ -150,6 +153,8 @@ def provenance(args, bundle, fit: Sequence[Path], validation: Sequence[Path], pa
 def run(args) -> int:
     from tqdm import tqdm
 
+    from edgesplit.codegen.learning.train_command import _Guard, _retraining_plan
+
     from edgesplit.codegen.learning.environment import Environment
     from edgesplit.codegen.learning.search import Args, search, starting_policy
     from edgesplit.codegen.learning.train_command import _check_args
@@ -166,9 +171,13 @@ def run(args) -> int:
         params.elite = max(1, min(params.elite, args.population // 4))
     bundle = resolve_bundle(args.bundle)
     fit, validation = split_recordings(args.link_traces, args.validation_traces or [])
-    env = Environment(_scenario(args, bundle, fit, params.episode_tasks), seed=args.seed)
-    validation_env = Environment(_scenario(args, bundle, validation, args.episode_tasks), seed=args.seed,
-                                 static=None)
+    # --from-traces: the boards' timing and networks (their transitions are DDPG's: a search does not replay them),
+    # and the guard against the policy they served (codegen/learning/retraining.py).
+    plan, workdir = _retraining_plan(args, _scenario(args, bundle, fit, params.episode_tasks), bundle)
+    env = Environment(plan.training, seed=args.seed)
+    validation_env = Environment(plan.apply(_scenario(args, bundle, validation, args.episode_tasks),
+                                            add_networks=False), seed=args.seed, static=None)
+    guard = _Guard(args, plan, workdir, out)
     manifest = env.static.bundle.manifest
     local = local_only(env.n_exits, env.n_cuts - 1, [e.threshold for e in manifest.exits if e.head is not None])
     start = starting_policy(local.action, env.n_exits, params.gate_max_mbps)
@@ -183,8 +192,13 @@ def run(args) -> int:
         result = search(env, start, local, params, validation_env=validation_env, on_generation=on_generation)
     finally:
         bar.close()
-    policy_id = result.policy.export(out, env.n_exits, env.n_cuts, env.max_interval,
-                                     provenance(args, bundle, fit, validation, params, result, local))
+    candidate = guard.path(args.seed)
+    policy_id = result.policy.export(candidate, env.n_exits, env.n_cuts, env.max_interval,
+                                     dict(provenance(args, bundle, fit, validation, params, result, local),
+                                          retraining=plan.report))
+    guard.add(args.seed, candidate, policy_id, result, params)
+    if guard.choose()[3] is None:
+        return guard.refuse(args)
     frozen = load_policy_strategy(out, env.n_exits, env.n_cuts, name="policy")  # as run and serve load it
     evaluation = []
     for index, path in enumerate(validation):
@@ -199,6 +213,7 @@ def run(args) -> int:
                "validation": result.validation, "generations": [g.__dict__ for g in result.generations],
                "evaluations": result.evaluations, "train_seconds": round(result.seconds, 3),
                "seconds": round(time.perf_counter() - started, 3), "evaluation": evaluation}
+    summary.update(guard.summary())
     if args.json:
         print_json(summary)
         return 0

@@ -235,3 +235,19 @@ def test_the_plan_carries_the_boards_timing_and_networks_to_another_scenario(boa
     assert applied.task_overhead_s == plan.training.task_overhead_s != other.task_overhead_s
     assert tuple(applied.segment_excess_s) == tuple(plan.training.segment_excess_s)
     assert plan.apply(other, add_networks=False).recordings == other.recordings
+
+
+def test_a_search_retrained_from_a_board_is_calibrated_and_guarded_too(board_db, tmp_path):
+    db, _ = board_db
+    out = tmp_path / "searched.npz"
+    done = _run("train", "--algo", "search", *BOARD, "--link-traces", "norway_car_3", "ghent_bus_0001",
+                "--link-scale", LINK_SCALE, "--from-traces", db, "--generations", "1", "--population", "2",
+                "--episode-tasks", "100", "--seed", "0", "--out", out, "--guard-seeds", "2", "--json", "--no-progress")
+    assert done.returncode in (0, retraining.REFUSED_EXIT_CODE), done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["retraining"]["calibration"]["tasks_on_device"] >= retraining.MIN_CALIBRATION_TASKS
+    assert summary["retraining"]["networks"][0]["seconds"] >= retraining.MIN_NETWORK_SECONDS
+    assert summary["guard"]["incumbent"]["policy_id"] == load_policy(DEMO_POLICY_FILE).policy_id
+    assert summary["written"] == out.is_file() == (done.returncode == 0)
+    if out.is_file():
+        assert load_policy(out).provenance["retraining"]["calibration"]
