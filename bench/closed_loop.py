@@ -105,7 +105,8 @@ def one_run(run: int, args, network: Path, training, workdir: Path):
             # --force writes the best candidate even when the guard refuses it, so that the daemon can measure it too;
             # without --force train would have written nothing (exit 3) and the board would keep its policy.
             epochs = None if args.algo == "search" else args.epochs  # a search's budget is its own
-            extra = ["--force"] + (["--candidates", str(args.candidates)] if args.candidates > 1 else [])
+            extra = ["--force"] + (["--candidates", str(args.candidates)] if args.candidates > 1 else []) + \
+                list(args.train_flag)
             summary = train(setup, TrainSetup([t for _, t in training], [exported], retrained, seed=run,
                                               epochs=epochs, algo=args.algo, extra=extra))
             guard = summary["guard"]
@@ -125,7 +126,7 @@ def one_run(run: int, args, network: Path, training, workdir: Path):
             if args.control:
                 control = rundir / "environment_only.npz"
                 only = train(setup, TrainSetup([t for _, t in training], [], control, seed=run, epochs=epochs,
-                                               algo=args.algo))
+                                               algo=args.algo, extra=list(args.train_flag)))
                 record["commands"]["train_control"] = only["command"]
                 phases.append(("control", control, only["policy_id"]))
             offset = tasks
@@ -174,6 +175,9 @@ def main() -> int:
     parser.add_argument("--algo", default="ddpg", help="train --algo (default %(default)s)")
     parser.add_argument("--candidates", type=int, default=3, help="train --candidates: policies trained per run, the "
                         "guard keeps the best (default %(default)s)")
+    parser.add_argument("--train-flag", action="append", default=[], metavar="FLAG",
+                        help="one more argument for every train call, e.g. --train-flag=--generations "
+                             "--train-flag=6 (repeatable)")
     parser.add_argument("--no-control", dest="control", action="store_false",
                         help="skip the phase with a policy trained without the board's traces")
     parser.add_argument("--traces-dir", type=Path, default=SHARED,
