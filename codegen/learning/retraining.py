@@ -400,6 +400,14 @@ def check_arguments(args) -> None:
                          % ", ".join(used))
 
 
+def prepare_in_temporary_dir(args, scenario: Scenario, bundle) -> Tuple[Plan, Path]:
+    """``prepare`` with a fresh working directory for the guard's files (the plan, the directory)."""
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix="edgesplit-train-"))
+    return prepare(args, scenario, bundle, workdir), workdir
+
+
 def prepare(args, scenario: Scenario, bundle, workdir: Path) -> Plan:
     """Read the databases' task rows; calibrate, add the boards' networks, find the incumbent, as flagged."""
     check_arguments(args)

@@ -153,7 +153,7 @@ def provenance(args, bundle, fit: Sequence[Path], validation: Sequence[Path], pa
 def run(args) -> int:
     from tqdm import tqdm
 
-    from edgesplit.codegen.learning.train_command import _Guard, _retraining_plan
+    from edgesplit.codegen.learning.retraining import CandidateGuard, prepare_in_temporary_dir
 
     from edgesplit.codegen.learning.environment import Environment
     from edgesplit.codegen.learning.search import Args, search, starting_policy
@@ -173,11 +173,11 @@ def run(args) -> int:
     fit, validation = split_recordings(args.link_traces, args.validation_traces or [])
     # --from-traces: the boards' timing and networks (their transitions are DDPG's: a search does not replay them),
     # and the guard against the policy they served (codegen/learning/retraining.py).
-    plan, workdir = _retraining_plan(args, _scenario(args, bundle, fit, params.episode_tasks), bundle)
+    plan, workdir = prepare_in_temporary_dir(args, _scenario(args, bundle, fit, params.episode_tasks), bundle)
     env = Environment(plan.training, seed=args.seed)
     validation_env = Environment(plan.apply(_scenario(args, bundle, validation, args.episode_tasks),
                                             add_networks=False), seed=args.seed, static=None)
-    guard = _Guard(args, plan, workdir, out)
+    guard = CandidateGuard(args, plan, workdir, out)
     manifest = env.static.bundle.manifest
     local = local_only(env.n_exits, env.n_cuts - 1, [e.threshold for e in manifest.exits if e.head is not None])
     start = starting_policy(local.action, env.n_exits, params.gate_max_mbps)

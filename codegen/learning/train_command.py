@@ -214,29 +214,6 @@ def evaluate_policy(env, policy_path: Path, seed: int) -> List[Dict[str, Any]]:
     return rows
 
 
-def _check_retraining_flags(args) -> None:
-    from edgesplit.codegen.learning.retraining import check_arguments
-
-    check_arguments(args)
-
-
-def _retraining_plan(args, scenario, bundle):
-    """What ``--from-traces`` changes before training (codegen/learning/retraining.py): calibrated timing, the
-    boards' networks, the guard's environment and incumbent."""
-    import tempfile
-
-    from edgesplit.codegen.learning.retraining import prepare
-
-    workdir = Path(tempfile.mkdtemp(prefix="edgesplit-train-"))
-    return prepare(args, scenario, bundle, workdir), workdir
-
-
-def _Guard(args, plan, workdir, out):
-    from edgesplit.codegen.learning.retraining import CandidateGuard
-
-    return CandidateGuard(args, plan, workdir, out)
-
-
 def run(args) -> int:
     import torch
     from tqdm import tqdm
@@ -245,9 +222,10 @@ def run(args) -> int:
     from edgesplit.codegen.learning.environment import Environment
     from edgesplit.codegen.learning.trace_transitions import read_transitions
     from edgesplit.codegen.learning.ddpg import ActionCodec
+    from edgesplit.codegen.learning.retraining import CandidateGuard, check_arguments, prepare_in_temporary_dir
     from edgesplit.runtime.default_bundle import resolve_bundle
 
-    _check_retraining_flags(args)  # before the search's: its flags mean nothing without --from-traces either
+    check_arguments(args)  # before the search's: its flags mean nothing without --from-traces either
     search_command.check_flags(args)
     if args.algo == "search":
         return search_command.run(args)
@@ -257,7 +235,7 @@ def run(args) -> int:
     torch.set_num_threads(1)  # networks this small run fastest on one thread
     bundle = resolve_bundle(args.bundle)
     scenario = _scenario(args, bundle)
-    plan, workdir = _retraining_plan(args, scenario, bundle)
+    plan, workdir = prepare_in_temporary_dir(args, scenario, bundle)
     env = Environment(plan.training, seed=args.seed)
     params = Args(seed=args.seed, epochs=args.epochs, select_every=args.select_every, restarts=args.restarts)
     offline = None
@@ -276,7 +254,7 @@ def run(args) -> int:
                             sr="%.3f" % (sum(log_.met[recent]) / max(1, sum(log_.tasks[recent]))))
 
     started = time.perf_counter()
-    guard = _Guard(args, plan, workdir, out)
+    guard = CandidateGuard(args, plan, workdir, out)
     try:
         for seed in guard.seeds():
             params = Args(seed=seed, epochs=args.epochs, select_every=args.select_every, restarts=args.restarts)
