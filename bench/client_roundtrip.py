@@ -29,12 +29,12 @@ import numpy as np
 import zmq
 
 from edgesplit.runtime.transport.client import PeerClient
+from timing import paired_ratio
 
 BUNDLE = "0" * 64
 
 ECHO_SERVER = r'''
 import json, sys, zmq
-from timing import paired_ratio
 ctx = zmq.Context()
 router = ctx.socket(zmq.ROUTER); router.setsockopt(zmq.LINGER, 0)
 rep = ctx.socket(zmq.REP); rep.setsockopt(zmq.LINGER, 0)
