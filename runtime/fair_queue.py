@@ -61,6 +61,10 @@ class FairQueue:
         if not self._queues:
             return None
         key, queue = next(iter(self._queues.items()))
+        return self._take_oldest(key, queue)
+
+    def _take_oldest(self, key: Hashable, queue) -> Any:
+        """Remove and return ``key``'s oldest item; the client goes to the back of the turn, or leaves."""
         item, nbytes = queue.popleft()
         if queue:
             self._queues.move_to_end(key)
@@ -82,17 +86,9 @@ class FairQueue:
                 if len(taken) >= limit:
                     break
                 queue = self._queues[key]
-                item, nbytes = queue[0]
-                if not accept(item):
+                if not accept(queue[0][0]):
                     continue
-                queue.popleft()
-                if queue:
-                    self._queues.move_to_end(key)
-                else:
-                    del self._queues[key]
-                self.length -= 1
-                self.nbytes -= nbytes
-                taken.append(item)
+                taken.append(self._take_oldest(key, queue))
                 progress = True
         return taken
 
