@@ -46,6 +46,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from collections.abc import Mapping as _AnyMapping
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from edgesplit.runtime.traces.errors import TraceError
@@ -67,6 +68,12 @@ _INSERT_TASK = ("INSERT INTO tasks (run_id, task_id, arrival_s, deadline_s, exit
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _INSERT_TRANSITION = ("INSERT INTO transitions (run_id, step, time_s, state, action, reward, next_state, policy_id) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+# The raw values ``log_task_values`` / ``log_transition_values`` take, in this order (the columns' order).
+TASK_FIELDS = ("run_id", "task_id", "arrival_s", "deadline_s", "exit", "cut", "segment_times", "bytes_sent",
+               "transfer_s", "entropies", "bandwidth_bps", "fallback", "result", "label", "rating", "latency_s",
+               "policy_id", "energy", "arm")
+TRANSITION_FIELDS = ("run_id", "step", "time_s", "state", "action", "reward", "next_state", "policy_id")
+_KIND = {_INSERT_TASK: "task", _INSERT_TRANSITION: "transition"}
 
 
 # SQLite before 3.32 (3.22 on JetPack 4) binds at most this many values in one statement.
@@ -144,13 +151,15 @@ class TraceStore:
         # Callers append under their own lock, so a task never waits for the writer's lock; the writer
         # pops from the other end (a deque is safe for that without a shared lock).
         self._producer = threading.Lock()
-        self._queued = collections.deque()  # type: collections.deque  # (sql, row, what, task id or None)
+        self._queued = collections.deque()  # type: collections.deque  # (sql, row or raw values, encoded?)
         self._queued_since = 0.0
         self._in_flight = 0  # rows the writer took and has not committed yet
         self._drainers = 0  # callers waiting in _drain for the queue to be written
         self._hand_off_at = max(1, batch_size // 2)
         self._woken = False  # the writer was told half a batch waits (callers wake it once, not per row)
         self.writer_wait_s = 0.0  # seconds callers waited for the writer with a whole batch uncommitted
+        self.refused_rows = 0  # raw rows the writer could not store (a value out of range), each logged
+        self._last_next_state = (None, "")  # type: Tuple[Any, str]  # (tuple, its JSON): the next row's state
         if background_commit:
             self._flusher = threading.Thread(target=self._writer_loop, name="trace-writer", daemon=True)
             self._flusher.start()
@@ -240,39 +249,86 @@ class TraceStore:
         return run_id
 
     def log_task(self, task: TaskRecord) -> None:
+        """Check and encode the task's row now (a bad value raises TraceError here) and write or queue it."""
         run_id = task.run_id or self.run_id or self._run_of(None, "task %r" % task.task_id)
-        row = (run_id, int(task.task_id), float(task.arrival_s), optional_float(task.deadline_s, "deadline_s"),
-               optional_int(task.exit), optional_int(task.cut), dumps(task.segment_times, "segment_times"),
-               int(task.bytes_sent), optional_float(task.transfer_s, "transfer_s"),
-               dumps(task.entropies, "entropies"), optional_float(task.bandwidth_bps, "bandwidth_bps"),
-               1 if task.fallback else 0, optional_int(task.result), optional_int(task.label),
-               None if task.rating is None else finite_float(task.rating, "task %r: rating" % task.task_id),
-               optional_float(task.latency_s, "latency_s"), task.policy_id,
-               optional_float(task.energy, "energy"), task.arm)
-        what = ("task", task.task_id, run_id)  # worded only when a row is refused (_describe)
-        if self.background_commit:
-            self._enqueue(_INSERT_TASK, row, what, row[1])
-            return
-        with self._lock:
-            self._write(_INSERT_TASK, row, what)
-            self._last_task_id = int(task.task_id)
-            self._after_write()
+        self._put(_INSERT_TASK, self._task_row((
+            run_id, task.task_id, task.arrival_s, task.deadline_s, task.exit, task.cut, task.segment_times,
+            task.bytes_sent, task.transfer_s, task.entropies, task.bandwidth_bps, task.fallback, task.result,
+            task.label, task.rating, task.latency_s, task.policy_id, task.energy, task.arm)))
 
     def log_transition(self, transition: TransitionRecord) -> None:
         run_id = transition.run_id or self.run_id or self._run_of(None, "transition %r" % transition.step)
-        reward = optional_float(transition.reward, "reward")
-        if reward is None:
-            raise TraceError("transition %r: reward is NaN or missing" % transition.step)
-        row = (run_id, int(transition.step), float(transition.time_s), dumps(transition.state, "state"),
-               dumps(transition.action, "action"), reward, dumps(transition.next_state, "next_state"),
-               transition.policy_id)
-        what = ("transition", transition.step, run_id)
+        try:
+            row = self._transition_row((run_id, transition.step, transition.time_s, transition.state,
+                                        transition.action, transition.reward, transition.next_state,
+                                        transition.policy_id))
+        except TraceError as exc:
+            raise TraceError("transition %r: %s" % (transition.step, exc)) from None
+        self._put(_INSERT_TRANSITION, row)
+
+    def log_task_values(self, values: tuple) -> None:
+        """A task as raw values in ``TASK_FIELDS`` order (``entropies`` a mapping or (exit id, entropy) pairs),
+        the device loop's path. With ``background_commit`` the writer thread checks and encodes them (as
+        ``log_task`` would): the caller only queues a tuple it already holds, and a value the writer refuses
+        is logged by task and field and counted in ``refused_rows``. Without it they are checked now. The
+        caller must not change the dicts and lists it passes afterwards."""
+        if values[0] is None:
+            values = (self._run_of(None, "task %r" % (values[1],)),) + tuple(values[1:])
         if self.background_commit:
-            self._enqueue(_INSERT_TRANSITION, row, what, None)
+            self._enqueue(_INSERT_TASK, values, False)
+        else:
+            self._put(_INSERT_TASK, self._raw_task_row(values))
+
+    def log_transition_values(self, values: tuple) -> None:
+        """A controller step as raw values in ``TRANSITION_FIELDS`` order; as ``log_task_values``. A ``state``
+        that is the tuple given as the previous step's ``next_state`` is encoded once."""
+        if values[0] is None:
+            values = (self._run_of(None, "transition %r" % (values[1],)),) + tuple(values[1:])
+        if self.background_commit:
+            self._enqueue(_INSERT_TRANSITION, values, False)
+        else:
+            self._put(_INSERT_TRANSITION, self._transition_row(values))
+
+    def _put(self, sql: str, row: tuple) -> None:
+        """An encoded row: queued for the writer, or written into the open batch."""
+        if self.background_commit:
+            self._enqueue(sql, row, True)
             return
         with self._lock:
-            self._write(_INSERT_TRANSITION, row, what)
+            self._write(sql, row, (_KIND[sql], row[1], row[0]))
+            if sql is _INSERT_TASK:
+                self._last_task_id = row[1]
             self._after_write()
+
+    # ------------------------------------------------------------ encoding (the caller's or the writer's)
+
+    @staticmethod
+    def _task_row(v: tuple) -> tuple:
+        """Raw task values -> the row the tasks table stores; TraceError names the field that cannot be stored."""
+        rating = v[14]
+        return (v[0], int(v[1]), float(v[2]), optional_float(v[3], "deadline_s"), optional_int(v[4]),
+                optional_int(v[5]), dumps(v[6], "segment_times"), int(v[7]), optional_float(v[8], "transfer_s"),
+                dumps(v[9], "entropies"), optional_float(v[10], "bandwidth_bps"), 1 if v[11] else 0,
+                optional_int(v[12]), optional_int(v[13]),
+                None if rating is None else finite_float(rating, "task %r: rating" % (v[1],)),
+                optional_float(v[15], "latency_s"), v[16], optional_float(v[17], "energy"), v[18])
+
+    def _raw_task_row(self, v: tuple) -> tuple:
+        entropies = v[9]
+        if not isinstance(entropies, _AnyMapping):  # the executor's (exit id, entropy) pairs
+            v = v[:9] + ({str(e): h for e, h in entropies},) + v[10:]
+        return self._task_row(v)
+
+    def _transition_row(self, v: tuple) -> tuple:
+        reward = optional_float(v[5], "reward")
+        if reward is None:
+            raise TraceError("reward is NaN or missing")
+        state, next_state = v[3], v[6]
+        cached, text = self._last_next_state
+        state_text = text if state is cached and type(state) is tuple else dumps(state, "state")
+        next_text = dumps(next_state, "next_state")
+        self._last_next_state = (next_state, next_text)
+        return (v[0], int(v[1]), float(v[2]), state_text, dumps(v[4], "action"), reward, next_text, v[7])
 
     def set_feedback(self, task_id: int, label: Optional[int] = None, rating: Optional[float] = None,
                      run_id: Optional[str] = None) -> bool:
@@ -385,7 +441,7 @@ class TraceStore:
 
     # ------------------------------------------------------------ background commit
 
-    def _enqueue(self, sql: str, row: tuple, what: tuple, task_id: Optional[int]) -> None:
+    def _enqueue(self, sql: str, row: tuple, encoded: bool) -> None:
         queued = self._queued
         with self._producer:
             # At most batch_size rows uncommitted: a write waits for the writer when it is that far behind.
@@ -393,7 +449,7 @@ class TraceStore:
                 self._wait_for_room()
             if not queued:
                 self._queued_since = self._clock()
-            queued.append((sql, row, what, task_id))
+            queued.append((sql, row, encoded))
         if len(queued) >= self._hand_off_at and not self._woken:  # half a batch: the writer takes it now
             self._woken = True
             with self._handoff:
@@ -477,8 +533,9 @@ class TraceStore:
                 if self._stop.is_set() and not self._queued:
                     return
 
-    def _write_queued(self, rows: List[tuple]) -> None:
+    def _write_queued(self, queued: List[tuple]) -> None:
         """Insert the rows the callers queued and commit them (or keep them, when the disk refuses)."""
+        rows = self._encode_queued(queued)
         rest = self._insert_together(rows) if self.writable else rows
         for sql, row, what, task_id in rest:  # one by one: a duplicate among them is skipped and said
             try:
@@ -491,6 +548,23 @@ class TraceStore:
         self._commit()
         if not self.writable:
             self._retry()
+
+    def _encode_queued(self, queued: List[tuple]) -> List[tuple]:
+        """(sql, row, what, task id) for each queued row, raw values checked and encoded here; one that cannot be
+        stored is logged by task and field, counted in ``refused_rows`` and left out."""
+        rows = []
+        task_row, transition_row = self._raw_task_row, self._transition_row
+        for sql, values, encoded in queued:
+            if not encoded:
+                try:
+                    values = task_row(values) if sql is _INSERT_TASK else transition_row(values)
+                except (TraceError, TypeError, ValueError) as exc:
+                    self.refused_rows += 1
+                    log.error("%s: row not written: %s: %s", self.path, _describe((_KIND[sql], values[1], values[0])),
+                              exc)
+                    continue
+            rows.append((sql, values, (_KIND[sql], values[1], values[0]), values[1] if sql is _INSERT_TASK else None))
+        return rows
 
     def _insert_together(self, rows: List[tuple]) -> List[tuple]:
         """Insert the rows with one statement per table and chunk: SQLite then runs without the GIL for a

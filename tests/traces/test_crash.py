@@ -15,11 +15,11 @@ from edgesplit.runtime.traces import summarize
 CHILD = Path(__file__).with_name("traces_child.py")
 
 
-def _run_and_kill(db: Path, batch_size: int, rng: random.Random, max_rows=None, background=False) -> int:
+def _run_and_kill(db: Path, batch_size: int, rng: random.Random, max_rows=None, background=False, raw=False) -> int:
     """Start the child, kill it after a random number of commits plus a random delay; return the last
     task id it reported committed."""
     args = [sys.executable, str(CHILD), str(db), str(batch_size), str(max_rows) if max_rows else "-"]
-    args += ["bg"] if background else []
+    args += ["bg" if background else "-"] + (["raw"] if raw else [])
     child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
     try:
         assert child.stdout.readline().strip() == "ready", child.stderr.read()
@@ -83,11 +83,12 @@ def test_sigkill_during_size_capped_logging(tmp_path):
         assert total + dropped >= last + 1  # every committed task is either present or counted as dropped
 
 
+@pytest.mark.parametrize("raw", [False, True], ids=["records", "raw-values"])
 @pytest.mark.parametrize("seed", range(3))
-def test_sigkill_with_the_background_writer_keeps_every_committed_task_in_order(tmp_path, seed):
+def test_sigkill_with_the_background_writer_keeps_every_committed_task_in_order(tmp_path, seed, raw):
     rng = random.Random(100 + seed)
     db = tmp_path / "traces.db"
-    last = _run_and_kill(db, batch_size=rng.choice([2, 8, 32]), rng=rng, background=True)
+    last = _run_and_kill(db, batch_size=rng.choice([2, 8, 32]), rng=rng, background=True, raw=raw)
     ids, dropped = _check_intact(db)
     assert dropped == 0
     assert last >= 0 and ids[:last + 1] == list(range(last + 1))
