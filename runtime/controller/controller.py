@@ -7,12 +7,12 @@ intervals, logs the transition (state, action, reward, next state, policy id) an
 for the next action. The controller keeps no clock of its own: ``clock`` only stamps transitions.
 """
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from edgesplit.runtime.controller.reward import Bounds, TaskOutcome, reward
 from edgesplit.runtime.controller.state import DEFAULT_Q, FEATURES, StateWindow
 from edgesplit.runtime.controller.strategies import Action, Strategy
-from edgesplit.runtime.traces import TraceStore, TransitionRecord
+from edgesplit.runtime.traces import TraceStore
 from edgesplit.runtime.traces.records import JsonText, dumps
 
 
@@ -32,10 +32,11 @@ class Controller:
         self._state = None  # type: Optional[Dict[str, float]]
         self._tasks = []  # type: List[TaskOutcome]
         self._task_ids = []  # type: List[int]
-        # Transition rows, encoded once: a decision's state is the last closed interval's next state, and an
-        # action holds until the strategy gives another (static: always the same).
-        self._state_json = None  # type: Optional[JsonText]
-        self._next_state_json = None  # type: Optional[JsonText]
+        # Transition rows: a decision's state is the last closed interval's next state (the same tuple, which
+        # the store's writer encodes once), and an action holds until the strategy gives another (static: always
+        # the same), so its JSON is made once per action.
+        self._state_values = None  # type: Optional[Tuple[float, ...]]
+        self._next_state_values = None  # type: Optional[Tuple[float, ...]]
         self._action_json = (None, None)  # type: Any
 
     @property
@@ -50,7 +51,7 @@ class Controller:
         if self._action is None:
             # The closed interval's next state is this decision's state: the same window, the same link.
             self._state = next_state or self.window.state(peer_alive, bandwidth_bps)
-            self._state_json = self._next_state_json if next_state is not None else None
+            self._state_values = self._next_state_values if next_state is not None else None
             started = time.perf_counter()
             self._action = self.strategy.decide(self._state)
             self.decide_seconds += time.perf_counter() - started
@@ -73,13 +74,13 @@ class Controller:
         self.window.close_interval(self._tasks)
         next_state = self.window.state(peer_alive, bandwidth_bps)
         if self.store is not None:
-            state = self._state_json or _encoded(self._state, "state")
-            self._next_state_json = _encoded(next_state, "next_state")
+            state = self._state_values or _ordered(self._state)
+            self._next_state_values = _ordered(next_state)
             if self._action_json[0] is not self._action:
                 self._action_json = (self._action, JsonText(dumps(self._action.to_dict(), "action")))
-            self.store.log_transition(TransitionRecord(
-                step=self.step, time_s=self.clock(), state=state, action=self._action_json[1], reward=value,
-                next_state=self._next_state_json, policy_id=self.strategy.policy_id, run_id=self.run_id))
+            # Raw values: the store's writer thread checks and encodes them (log_task_values), off this thread.
+            self.store.log_transition_values((self.run_id, self.step, self.clock(), state, self._action_json[1], value,
+                                              self._next_state_values, self.strategy.policy_id))
         self.decisions[-1]["reward"] = value
         self.step += 1
         self._action = None
@@ -88,6 +89,6 @@ class Controller:
         return next_state
 
 
-def _encoded(state: Dict[str, float], what: str) -> JsonText:
-    """The state as the transition row stores it: its features in order, as JSON."""
-    return JsonText(dumps([state[k] for k in FEATURES], what))
+def _ordered(state: Dict[str, float]) -> Tuple[float, ...]:
+    """The state as the transition row stores it: its features in order."""
+    return tuple([state[k] for k in FEATURES])

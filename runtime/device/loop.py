@@ -23,7 +23,7 @@ from edgesplit.runtime.controller.reward import TaskOutcome
 from edgesplit.runtime.controller.strategies import Action
 from edgesplit.runtime.executor.executor import ExecutionResult, Executor
 from edgesplit.runtime.executor.exit_rule import fallback_target
-from edgesplit.runtime.traces import TaskRecord, TraceStore
+from edgesplit.runtime.traces import TraceStore
 from edgesplit.runtime.transport.client import TIMEOUT
 
 log = logging.getLogger(__name__)
@@ -230,14 +230,14 @@ class DeviceLoop:
     def _log(self, result: TaskResult, exit_entropies: Sequence[Tuple[int, float]], policy_id: Optional[str]) -> None:
         if self.store is None:
             return
-        entropies = {str(e): h for e, h in exit_entropies}
-        self.store.log_task(TaskRecord(
-            task_id=result.task_id, arrival_s=result.arrival_s, latency_s=result.latency_s,
-            deadline_s=result.arrival_s + self.deadline_s, exit=result.exit_id, cut=result.cut,
-            segment_times=result.segment_times, bytes_sent=result.bytes_sent, transfer_s=result.transfer_s,
-            entropies=entropies, bandwidth_bps=result.bandwidth_bps, fallback=result.fallback, result=result.result,
-            label=result.label, policy_id=policy_id, run_id=self.run_id,
-            energy=result.energy, arm=self.arm))
+        # Raw values in TASK_FIELDS order: the store's writer thread checks and encodes them (JSON, NaN, ranges),
+        # so the task's thread only builds this tuple. The dicts and lists in it are not changed after this.
+        arrival = result.arrival_s
+        self.store.log_task_values((
+            self.run_id, result.task_id, arrival, arrival + self.deadline_s, result.exit_id, result.cut,
+            result.segment_times, result.bytes_sent, result.transfer_s, exit_entropies, result.bandwidth_bps,
+            result.fallback, result.result, result.label, None, result.finish_s - arrival, policy_id, result.energy,
+            self.arm))
 
 
 def run_stream(loop: DeviceLoop, inputs: np.ndarray, labels: Optional[Sequence[int]] = None,

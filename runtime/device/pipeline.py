@@ -26,6 +26,7 @@ from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.emulation.link.recording_readers import BandwidthRecording
 from edgesplit.runtime.traces import TraceStore, default_versions
+from edgesplit.runtime.traces.writer_process import ProcessTraceStore
 from edgesplit.runtime.transport.failover import PeerFailover
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,19 @@ class StoreSettings:
     batch_size: int = 16
     flush_interval_s: float = 0.5
     max_bytes: Optional[int] = None
-    background_commit: bool = True  # a writer thread commits, so no task waits for an fsync (TraceStore)
+    background_commit: bool = True  # a writer commits, so no task waits for an fsync (TraceStore)
+    writer: str = "process"  # "process": SQLite in a writer process (writer_process.py); "thread": in this one
+
+
+def open_store(settings: StoreSettings):
+    """The trace store the settings ask for: a TraceStore, or a ProcessTraceStore (the same API)."""
+    if settings.background_commit and settings.writer == "process":
+        return ProcessTraceStore(settings.path, batch_size=settings.batch_size,
+                                 flush_interval_s=settings.flush_interval_s, max_bytes=settings.max_bytes)
+    if settings.writer not in ("process", "thread"):
+        raise ValueError("StoreSettings.writer must be 'process' or 'thread', got %r" % settings.writer)
+    return TraceStore(settings.path, batch_size=settings.batch_size, flush_interval_s=settings.flush_interval_s,
+                      max_bytes=settings.max_bytes, background_commit=settings.background_commit)
 
 
 @dataclass
@@ -138,9 +151,7 @@ class Pipeline:
             store = settings.shared_store
             if store is None and settings.store is not None:
                 st = settings.store
-                self.store = store = TraceStore(st.path, batch_size=st.batch_size,
-                                                flush_interval_s=st.flush_interval_s, max_bytes=st.max_bytes,
-                                                background_commit=st.background_commit)
+                self.store = store = open_store(st)
             if store is not None:
                 self.run_id = store.start_run(board=self.board_label(), bundle_hash=bundle.hash,
                                               versions=default_versions(),

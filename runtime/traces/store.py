@@ -74,11 +74,51 @@ TASK_FIELDS = ("run_id", "task_id", "arrival_s", "deadline_s", "exit", "cut", "s
                "policy_id", "energy", "arm")
 TRANSITION_FIELDS = ("run_id", "step", "time_s", "state", "action", "reward", "next_state", "policy_id")
 _KIND = {_INSERT_TASK: "task", _INSERT_TRANSITION: "transition"}
+_SQL = {"task": _INSERT_TASK, "transition": _INSERT_TRANSITION}
 
 
 # SQLite before 3.32 (3.22 on JetPack 4) binds at most this many values in one statement.
 _MAX_VARIABLES = 999
 _MANY_SQL = {}  # type: Dict[Tuple[str, int], str]
+
+
+def task_row(v: tuple) -> tuple:
+    """Task values in ``TASK_FIELDS`` order -> the row the tasks table stores; TraceError names the field that
+    cannot be stored."""
+    rating = v[14]
+    return (v[0], int(v[1]), float(v[2]), optional_float(v[3], "deadline_s"), optional_int(v[4]),
+            optional_int(v[5]), dumps(v[6], "segment_times"), int(v[7]), optional_float(v[8], "transfer_s"),
+            dumps(v[9], "entropies"), optional_float(v[10], "bandwidth_bps"), 1 if v[11] else 0,
+            optional_int(v[12]), optional_int(v[13]),
+            None if rating is None else finite_float(rating, "task %r: rating" % (v[1],)),
+            optional_float(v[15], "latency_s"), v[16], optional_float(v[17], "energy"), v[18])
+
+
+def raw_task_row(v: tuple) -> tuple:
+    """As ``task_row``, with ``entropies`` also as the executor's (exit id, entropy) pairs."""
+    entropies = v[9]
+    if not isinstance(entropies, _AnyMapping):
+        v = v[:9] + ({str(e): h for e, h in entropies},) + v[10:]
+    return task_row(v)
+
+
+class TransitionRows:
+    """Transition values in ``TRANSITION_FIELDS`` order -> rows. A state that is the tuple the previous row gave
+    as its next state (the controller's) is encoded once."""
+
+    def __init__(self):
+        self._last_next_state = (None, "")  # type: Tuple[Any, str]
+
+    def __call__(self, v: tuple) -> tuple:
+        reward = optional_float(v[5], "reward")
+        if reward is None:
+            raise TraceError("reward is NaN or missing")
+        state, next_state = v[3], v[6]
+        cached, text = self._last_next_state
+        state_text = text if state is cached and type(state) is tuple else dumps(state, "state")
+        next_text = dumps(next_state, "next_state")
+        self._last_next_state = (next_state, next_text)
+        return (v[0], int(v[1]), float(v[2]), state_text, dumps(v[4], "action"), reward, next_text, v[7])
 
 
 def _describe(what: tuple) -> str:
@@ -159,7 +199,7 @@ class TraceStore:
         self._woken = False  # the writer was told half a batch waits (callers wake it once, not per row)
         self.writer_wait_s = 0.0  # seconds callers waited for the writer with a whole batch uncommitted
         self.refused_rows = 0  # raw rows the writer could not store (a value out of range), each logged
-        self._last_next_state = (None, "")  # type: Tuple[Any, str]  # (tuple, its JSON): the next row's state
+        self._transition_row = TransitionRows()
         if background_commit:
             self._flusher = threading.Thread(target=self._writer_loop, name="trace-writer", daemon=True)
             self._flusher.start()
@@ -251,7 +291,7 @@ class TraceStore:
     def log_task(self, task: TaskRecord) -> None:
         """Check and encode the task's row now (a bad value raises TraceError here) and write or queue it."""
         run_id = task.run_id or self.run_id or self._run_of(None, "task %r" % task.task_id)
-        self._put(_INSERT_TASK, self._task_row((
+        self._put(_INSERT_TASK, task_row((
             run_id, task.task_id, task.arrival_s, task.deadline_s, task.exit, task.cut, task.segment_times,
             task.bytes_sent, task.transfer_s, task.entropies, task.bandwidth_bps, task.fallback, task.result,
             task.label, task.rating, task.latency_s, task.policy_id, task.energy, task.arm)))
@@ -277,7 +317,7 @@ class TraceStore:
         if self.background_commit:
             self._enqueue(_INSERT_TASK, values, False)
         else:
-            self._put(_INSERT_TASK, self._raw_task_row(values))
+            self._put(_INSERT_TASK, raw_task_row(values))
 
     def log_transition_values(self, values: tuple) -> None:
         """A controller step as raw values in ``TRANSITION_FIELDS`` order; as ``log_task_values``. A ``state``
@@ -289,6 +329,19 @@ class TraceStore:
         else:
             self._put(_INSERT_TRANSITION, self._transition_row(values))
 
+    def write_rows(self, queued: List[Tuple[str, tuple, bool]]) -> None:
+        """(table, row or raw values, encoded?) for each row, as the writer process receives them: insert them
+        and commit (a synchronous store's own path; raw values are checked and encoded here)."""
+        with self._lock:
+            self._check_open()
+            self._write_queued([(_SQL[table], values, encoded) for table, values, encoded in queued])
+
+    def retry_backlog(self) -> None:
+        """Try the backlog again when the disk refused writes and RETRY_S has passed (the writer process's idle tick)."""
+        with self._lock:
+            if not self.writable and not self._closed:
+                self._retry()
+
     def _put(self, sql: str, row: tuple) -> None:
         """An encoded row: queued for the writer, or written into the open batch."""
         if self.background_commit:
@@ -299,36 +352,6 @@ class TraceStore:
             if sql is _INSERT_TASK:
                 self._last_task_id = row[1]
             self._after_write()
-
-    # ------------------------------------------------------------ encoding (the caller's or the writer's)
-
-    @staticmethod
-    def _task_row(v: tuple) -> tuple:
-        """Raw task values -> the row the tasks table stores; TraceError names the field that cannot be stored."""
-        rating = v[14]
-        return (v[0], int(v[1]), float(v[2]), optional_float(v[3], "deadline_s"), optional_int(v[4]),
-                optional_int(v[5]), dumps(v[6], "segment_times"), int(v[7]), optional_float(v[8], "transfer_s"),
-                dumps(v[9], "entropies"), optional_float(v[10], "bandwidth_bps"), 1 if v[11] else 0,
-                optional_int(v[12]), optional_int(v[13]),
-                None if rating is None else finite_float(rating, "task %r: rating" % (v[1],)),
-                optional_float(v[15], "latency_s"), v[16], optional_float(v[17], "energy"), v[18])
-
-    def _raw_task_row(self, v: tuple) -> tuple:
-        entropies = v[9]
-        if not isinstance(entropies, _AnyMapping):  # the executor's (exit id, entropy) pairs
-            v = v[:9] + ({str(e): h for e, h in entropies},) + v[10:]
-        return self._task_row(v)
-
-    def _transition_row(self, v: tuple) -> tuple:
-        reward = optional_float(v[5], "reward")
-        if reward is None:
-            raise TraceError("reward is NaN or missing")
-        state, next_state = v[3], v[6]
-        cached, text = self._last_next_state
-        state_text = text if state is cached and type(state) is tuple else dumps(state, "state")
-        next_text = dumps(next_state, "next_state")
-        self._last_next_state = (next_state, next_text)
-        return (v[0], int(v[1]), float(v[2]), state_text, dumps(v[4], "action"), reward, next_text, v[7])
 
     def set_feedback(self, task_id: int, label: Optional[int] = None, rating: Optional[float] = None,
                      run_id: Optional[str] = None) -> bool:
@@ -553,11 +576,11 @@ class TraceStore:
         """(sql, row, what, task id) for each queued row, raw values checked and encoded here; one that cannot be
         stored is logged by task and field, counted in ``refused_rows`` and left out."""
         rows = []
-        task_row, transition_row = self._raw_task_row, self._transition_row
+        transition_row = self._transition_row
         for sql, values, encoded in queued:
             if not encoded:
                 try:
-                    values = task_row(values) if sql is _INSERT_TASK else transition_row(values)
+                    values = raw_task_row(values) if sql is _INSERT_TASK else transition_row(values)
                 except (TraceError, TypeError, ValueError) as exc:
                     self.refused_rows += 1
                     log.error("%s: row not written: %s: %s", self.path, _describe((_KIND[sql], values[1], values[0])),

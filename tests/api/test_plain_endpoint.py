@@ -318,7 +318,12 @@ def test_the_daemon_threads_carry_their_names_for_top(make_daemon):
         for task in glob.glob("/proc/%d/task/*" % daemon.process.pid):
             with open(task + "/comm") as comm:
                 names.add(comm.read().strip())
-    assert {"es-api", "es-api-accept", "es-api-conn", "es-serving", "trace-writer"} <= names, names
+        children = set()
+        for child in open("/proc/%d/task/%d/children" % (daemon.process.pid, daemon.process.pid)).read().split():
+            with open("/proc/%s/comm" % child) as comm:
+                children.add(comm.read().strip())
+    assert {"es-api", "es-api-accept", "es-api-conn", "es-serving", "trace-flush"} <= names, names
+    assert "es-trace-writer" in children, children  # the trace writer is a process of its own (docs/traces.md)
     with open("/proc/%d/comm" % daemon.process.pid) as comm:
         assert comm.read().strip() not in names - {"python"}  # the process keeps its own name
     assert daemon.stop() == 0

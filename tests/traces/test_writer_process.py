@@ -1,0 +1,147 @@
+"""ProcessTraceStore: SQLite in a writer process, fed batches over a socket, with real signals."""
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edgesplit.runtime.traces import TraceError, TraceStore
+from edgesplit.runtime.traces.writer_process import ProcessTraceStore
+
+from support.trace_rows import as_records as _as_records, rows as _rows, task_values as _task_values, \
+    transition_values as _transition_values
+
+CHILD = Path(__file__).with_name("process_store_child.py")
+
+
+def _eventually(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_the_writer_process_stores_the_rows_the_thread_writer_stores(tmp_path):
+    with TraceStore(tmp_path / "thread.db", batch_size=8, flush_interval_s=60.0, background_commit=True) as store:
+        store.start_run(run_id="r1", started_s=1.0, board="b", config={"k": 1})
+        for i in range(40):
+            record, step = _as_records(_task_values(i), _transition_values(i))
+            store.log_task(record)
+            store.log_transition(step)
+    with ProcessTraceStore(tmp_path / "process.db", batch_size=8, flush_interval_s=60.0) as store:
+        assert store.start_run(run_id="r1", started_s=1.0, board="b", config={"k": 1}) == "r1"
+        for i in range(40):
+            if i % 2:
+                record, step = _as_records(_task_values(i), _transition_values(i))
+                store.log_task(record)
+                store.log_transition(step)
+            else:
+                store.log_task_values(_task_values(i))
+                store.log_transition_values(_transition_values(i))
+        store.flush()
+        assert store.committed_rows == 80 and store.last_committed_task_id == 39 and store.writable
+    for table in ("runs", "tasks", "transitions"):
+        assert _rows(tmp_path / "process.db", table) == _rows(tmp_path / "thread.db", table), table
+
+
+def test_feedback_and_refused_rows_go_through_the_writer(tmp_path, caplog):
+    with ProcessTraceStore(tmp_path / "t.db", batch_size=8, flush_interval_s=60.0) as store:
+        store.start_run(run_id="r1")
+        store.log_task_values(_task_values(0))
+        store.log_task_values(_task_values(1, latency_s=float("inf")))
+        assert store.set_feedback(0, label=3, rating=0.5) is True
+        assert store.set_feedback(1, label=3) is False  # refused by the writer: not in the database
+        with pytest.raises(TraceError, match="rating must be a finite number"):
+            store.set_feedback(0, rating=float("nan"))
+        assert store.refused_rows == 1
+    rows = _rows(tmp_path / "t.db", "tasks")
+    assert [(r[1], r[13], r[16]) for r in rows] == [(0, 3, 0.5)]  # task id, label, rating
+
+
+def test_a_row_reaches_the_disk_within_the_flush_interval_without_more_rows(tmp_path):
+    db = tmp_path / "t.db"
+    with ProcessTraceStore(db, batch_size=64, flush_interval_s=0.1) as store:
+        store.start_run(run_id="r1")
+        store.log_task_values(_task_values(0))
+        assert _eventually(lambda: len(_rows(db, "tasks")) == 1)
+        assert store.committed_rows == 1 or _eventually(lambda: store.committed_rows == 1)
+
+
+def test_at_most_one_batch_is_uncommitted_while_the_writer_is_stopped(tmp_path):
+    db = tmp_path / "t.db"
+    with ProcessTraceStore(db, batch_size=4, flush_interval_s=60.0) as store:
+        store.start_run(run_id="r1")
+        os.kill(store.writer_pid, signal.SIGSTOP)  # as behind as a disk that does not answer
+        try:
+            for i in range(2):
+                store.log_task_values(_task_values(i))
+                store.log_transition_values(_transition_values(i))
+            fifth = threading.Thread(target=store.log_task_values, args=(_task_values(2),))
+            fifth.start()
+            fifth.join(0.3)
+            assert fifth.is_alive()  # four rows uncommitted: the fifth waits for the writer
+            assert len(_rows(db, "tasks")) == 0
+        finally:
+            os.kill(store.writer_pid, signal.SIGCONT)
+        fifth.join(10)
+        assert not fifth.is_alive() and store.writer_wait_s > 0.0
+    assert len(_rows(db, "tasks")) == 3 and len(_rows(db, "transitions")) == 2
+
+
+def test_a_writer_that_dies_is_reported_and_replaced(tmp_path, caplog):
+    caplog.set_level(logging.ERROR)
+    db = tmp_path / "t.db"
+    with ProcessTraceStore(db, batch_size=4, flush_interval_s=60.0) as store:
+        store.start_run(run_id="r1")
+        store.log_task_values(_task_values(0))
+        store.flush()
+        first = store.writer_pid
+        os.kill(first, signal.SIGKILL)
+        assert _eventually(lambda: store.writer_deaths == 1)
+        assert "trace writer process (pid %d)" % first in caplog.text and "killed by signal 9" in caplog.text
+        assert "trace writer process" in store.last_error
+        for i in range(1, 6):
+            store.log_task_values(_task_values(i))
+        store.flush()
+        assert store.writer_pid != first
+    assert [r[1] for r in _rows(db, "tasks")] == list(range(6))
+
+
+def test_a_database_the_writer_cannot_open_is_refused_by_name(tmp_path):
+    with pytest.raises(TraceError, match="is a directory"):
+        ProcessTraceStore(tmp_path)
+
+
+def test_sigterm_to_the_whole_group_loses_no_row(tmp_path):
+    db = tmp_path / "t.db"
+    child = subprocess.Popen([sys.executable, str(CHILD), str(db)], stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        line = child.stdout.readline()
+        assert line.startswith("ready "), line
+        writer = int(line.split()[1])
+        time.sleep(0.3)
+        os.killpg(child.pid, signal.SIGTERM)  # the daemon and its writer alike, as systemd stops a unit
+        out, _ = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    assert child.returncode == 0
+    tasks, transitions = map(int, out.split("logged ")[1].split())
+    assert tasks > 100
+    assert [r[1] for r in _rows(db, "tasks")] == list(range(tasks))
+    assert len(_rows(db, "transitions")) == transitions
+    assert _eventually(lambda: not Path("/proc/%d" % writer).exists() or
+                       Path("/proc/%d/stat" % writer).read_text().split()[2] == "Z")
+    conn = sqlite3.connect(str(db))
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
