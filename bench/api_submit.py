@@ -24,7 +24,8 @@ Wall time on a busy machine is mostly waiting for a core: every hop between proc
 is a wake-up. So the CPU each configuration used is reported too (this process's CPU time plus the
 daemon's, every thread, from /proc/PID/task/*/schedstat), per call and as a ratio: what a submit
 costs a board that runs nothing else; and per thread (``/proc/PID/task/TID/comm``: the daemon names
-its API and serving threads), where a configuration's microseconds go. Prints one JSON document.
+its API and serving threads; its trace writer process is counted as "daemon-child:es-trace-writer"),
+where a configuration's microseconds go. Prints one JSON document.
 
     .venv/bin/python bench/api_submit.py [--rounds 30] [--calls 100]
 """
@@ -102,8 +103,24 @@ def thread_cpu(pid: int, who: str) -> Dict[str, float]:
     return seconds
 
 
+def children(pid: int) -> List[int]:
+    """The processes ``pid`` started (the daemon's trace writer process), from /proc (Linux >= 3.5)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+            return [int(child) for child in handle.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
 def all_thread_cpu(daemon_pid: int) -> Dict[str, float]:
-    return dict(thread_cpu(os.getpid(), "bench"), **thread_cpu(daemon_pid, "daemon"))
+    """The bench's threads, the daemon's, and those of the daemon's child processes (its trace writer)."""
+    seconds = dict(thread_cpu(os.getpid(), "bench"), **thread_cpu(daemon_pid, "daemon"))
+    for child in children(daemon_pid):
+        try:
+            seconds.update(thread_cpu(child, "daemon-child"))
+        except OSError:  # it ended meanwhile
+            pass
+    return seconds
 
 
 def per_call(fn: Callable[[int], object], calls: int, offset: int, cpu: Dict[str, Dict[str, float]], name: str,

@@ -6,6 +6,8 @@ in one run with rounds interleaved (order rotated each round):
 - ``device_loop``: ``DeviceLoop.process`` as the daemon runs it, built by ``Pipeline`` with the
   static local-only action, the controller (an interval closed and a transition logged per task)
   and a durable SQLite trace store (the daemon's ``[traces]`` defaults: batch 64, 1 s);
+- ``device_loop_thread_writer``: the same with the trace store's writer as a thread of this process
+  (``StoreSettings(writer="thread")``, what the daemon used before the writer process);
 - ``device_loop_no_traces``: the same without a trace store, to show what the rows cost;
 - ``executor``: ``Executor.run`` alone (checks, timing, exits);
 - ``plain_onnxruntime``: the floor: the same segment files as onnxruntime sessions with the same
@@ -15,7 +17,8 @@ in one run with rounds interleaved (order rotated each round):
 The outputs are checked equal (same exit, same class) on every image before timing. Reported:
 microseconds per task (median and minimum over rounds) and the ratio of each to the plain loop
 (median of per-round ratios, and of the minimums), the same in CPU time of the whole process (every
-thread, the trace writer's included), and how long the traced loop's tasks waited, on
+thread, the trace writer thread's included, and the trace writer process's: ``cpu_us_per_task`` adds it,
+``writer_process_cpu_us_per_task`` shows it alone), and how long the traced loop's tasks waited, on
 average, for the trace writer to commit (the durability bound: at most one batch uncommitted). The
 acceptance is device_loop <= 1.2x.
 Prints one JSON document.
@@ -32,7 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -92,27 +95,48 @@ def plain_loop(bundle) -> Callable[[np.ndarray], Tuple[int, int]]:
     return run
 
 
-def per_call(fn: Callable[[int], object], calls: int, offset: int) -> Tuple[float, float]:
-    """Seconds per call: wall, and CPU of the whole process (every thread: the trace writer's too)."""
-    start, cpu = time.perf_counter(), time.process_time()
+def process_cpu_s(pid: Optional[int]) -> float:
+    """CPU seconds of every thread of another process (schedstat: nanoseconds on a core); 0 without one."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    folder = "/proc/%d/task" % pid
+    for task in os.listdir(folder):
+        try:
+            with open(os.path.join(folder, task, "schedstat")) as handle:
+                total += int(handle.read().split()[0]) / 1e9
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total
+
+
+def per_call(fn: Callable[[int], object], calls: int, offset: int,
+             writer_pid: Optional[int] = None) -> Tuple[float, float, float]:
+    """Seconds per call: wall, CPU of this process (every thread: a trace writer thread's too), and CPU of the
+    trace writer process (``writer_pid``)."""
+    start, cpu, child = time.perf_counter(), time.process_time(), process_cpu_s(writer_pid)
     for i in range(calls):
         fn(offset + i)
-    return (time.perf_counter() - start) / calls, (time.process_time() - cpu) / calls
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return wall / calls, cpu / calls, (process_cpu_s(writer_pid) - child) / calls
 
 
-def interleaved(fns: Dict[str, Callable[[int], object]], rounds: int,
-                calls: int) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
+def interleaved(fns: Dict[str, Callable[[int], object]], rounds: int, calls: int,
+                writers: Dict[str, int]) -> Tuple[Dict[str, List[float]], Dict[str, List[float]], Dict[str, List[float]]]:
+    """Per configuration and round: wall and CPU seconds per call, and the writer process's CPU per call."""
     names = list(fns)
     for name in names:
         per_call(fns[name], calls, 0)  # warm-up, not counted
     samples = {name: [] for name in names}  # type: Dict[str, List[float]]
     cpu = {name: [] for name in names}  # type: Dict[str, List[float]]
+    child = {name: [] for name in names}  # type: Dict[str, List[float]]
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            wall_s, cpu_s = per_call(fns[name], calls, (r + 1) * calls)
+            wall_s, cpu_s, child_s = per_call(fns[name], calls, (r + 1) * calls, writers.get(name))
             samples[name].append(wall_s)
-            cpu[name].append(cpu_s)
-    return samples, cpu
+            cpu[name].append(cpu_s + child_s)
+            child[name].append(child_s)
+    return samples, cpu, child
 
 
 
@@ -133,9 +157,12 @@ def main(argv=None) -> int:
     work = tempfile.mkdtemp(prefix="edgesplit-local-bench-")
     traced = Pipeline(bundle, local_only(len(side), len(manifest.main), side), bounds, PipelineSettings(
         deadline_s=1.0, store=StoreSettings(os.path.join(work, "traces.db"), batch_size=args.batch_size, flush_interval_s=1.0)))
+    thread_traced = Pipeline(bundle, local_only(len(side), len(manifest.main), side), bounds, PipelineSettings(
+        deadline_s=1.0, store=StoreSettings(os.path.join(work, "traces-thread.db"), batch_size=args.batch_size,
+                                            flush_interval_s=1.0, writer="thread")))
     untraced = Pipeline(bundle, local_only(len(side), len(manifest.main), side), bounds,
                         PipelineSettings(deadline_s=1.0))
-    for pipeline in (traced, untraced):
+    for pipeline in (traced, thread_traced, untraced):
         pipeline.loop.results = []
     executor = Executor(bundle)
     plain = plain_loop(bundle)
@@ -163,16 +190,24 @@ def main(argv=None) -> int:
             mismatches += 1
     traced.loop.results.clear()
 
-    fns = {"device_loop": device(traced), "device_loop_no_traces": device(untraced),
+    fns = {"device_loop": device(traced), "device_loop_thread_writer": device(thread_traced),
+           "device_loop_no_traces": device(untraced),
            "executor": lambda i: executor.run(image(i)), "plain_onnxruntime": lambda i: plain(image(i))}
-    waited_before = getattr(traced.store, "writer_wait_s", None)
+    writers = {"device_loop": getattr(traced.store, "writer_pid", None)}
+    waited_before = {name: pipeline.store.writer_wait_s for name, pipeline in
+                     (("device_loop", traced), ("device_loop_thread_writer", thread_traced))}
     try:
-        samples, cpu = interleaved(fns, args.rounds, args.calls)
-        committed = traced.store.committed_rows if traced.store is not None else None
-        # Tasks that waited for the trace writer (a whole batch uncommitted: the disk's commits are slower).
-        waited = None if waited_before is None else traced.store.writer_wait_s - waited_before
+        samples, cpu, child = interleaved(fns, args.rounds, args.calls, {k: v for k, v in writers.items() if v})
+        traced.store.flush()
+        thread_traced.store.flush()
+        committed = {"device_loop": traced.store.committed_rows,
+                     "device_loop_thread_writer": thread_traced.store.committed_rows}
+        # Tasks that waited for the trace writer (a whole batch uncommitted: the writer's commits are slower).
+        waited = {name: store.writer_wait_s - waited_before[name] for name, store in
+                  (("device_loop", traced.store), ("device_loop_thread_writer", thread_traced.store))}
     finally:
         traced.close()
+        thread_traced.close()
         untraced.close()
     ratio = paired_ratio(samples, "device_loop", "plain_onnxruntime")
     print(json.dumps({
@@ -190,10 +225,11 @@ def main(argv=None) -> int:
         "cpu_us_per_task": {name: round(1e6 * statistics.median(v), 1) for name, v in cpu.items()},
         "cpu_ratio_over_plain_onnxruntime": {name: paired_ratio(cpu, name, "plain_onnxruntime")
                                              for name in fns if name != "plain_onnxruntime"},
+        "writer_process_cpu_us_per_task": {name: round(1e6 * statistics.median(child[name]), 1) for name in writers},
         "answers_differing_from_plain_loop": mismatches,
         "trace_rows_committed": committed,
-        "device_loop_waited_for_trace_writer_us_per_task":
-            None if waited is None else round(1e6 * waited / ((args.rounds + 1) * args.calls), 1),
+        "waited_for_trace_writer_us_per_task": {name: round(1e6 * seconds / ((args.rounds + 1) * args.calls), 1)
+                                                for name, seconds in waited.items()},
         "target_ratio": TARGET_RATIO,
         "meets_target": bool(ratio["median_of_rounds"] <= TARGET_RATIO and mismatches == 0),
     }, indent=2))

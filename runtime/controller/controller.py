@@ -55,8 +55,9 @@ class Controller:
             started = time.perf_counter()
             self._action = self.strategy.decide(self._state)
             self.decide_seconds += time.perf_counter() - started
+            # The state dict is the window's fresh one, never changed after: kept as it is, not copied.
             self.decisions.append({"step": self.step, "task": task_id, "time_s": self.clock(),
-                                   "state": dict(self._state), "action": self._action.to_dict()})
+                                   "state": self._state, "action": self._action.to_dict()})
         return self._action
 
     def record(self, outcome: TaskOutcome, task_id: int = -1) -> None:

@@ -34,7 +34,10 @@ def reward(tasks: Sequence[TaskOutcome], bounds: Bounds) -> float:
     if not tasks:
         return 0.0
     if len(tasks) == 1:  # an interval of one task (every static action): its own figures are the means
-        latency, energy = tasks[0].latency_s, tasks[0].energy
+        task = tasks[0]
+        latency, energy = task.latency_s, task.energy
+        if latency <= bounds.latency_s and energy <= bounds.energy:  # met: the task's own depth (the sum of one)
+            return task.exit_index / max(1, task.exits - 1)
     else:
         latency = sum(t.latency_s for t in tasks) / len(tasks)
         energy = sum(t.energy for t in tasks) / len(tasks)

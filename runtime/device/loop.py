@@ -192,6 +192,8 @@ class DeviceLoop:
     # ------------------------------------------------------------ local fallback
 
     def _learn(self, result: ExecutionResult) -> None:
+        if self.client is None:  # the estimates only choose a fallback's exit: without a peer there is none
+            return
         estimates = self._estimates
         for name, seconds in result.segment_seconds.items():
             old = estimates.get(name)
