@@ -105,11 +105,15 @@ def thread_cpu(pid: int, who: str) -> Dict[str, float]:
 
 def children(pid: int) -> List[int]:
     """The processes ``pid`` started (the daemon's trace writer process), from /proc (Linux >= 3.5)."""
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
-            return [int(child) for child in handle.read().split()]
-    except (OSError, ValueError):
-        return []
+    found = []  # type: List[int]
+    folder = "/proc/%d/task" % pid
+    for task in os.listdir(folder):  # each thread's children are listed under that thread
+        try:
+            with open(os.path.join(folder, task, "children")) as handle:
+                found += [int(child) for child in handle.read().split()]
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def all_thread_cpu(daemon_pid: int) -> Dict[str, float]:

@@ -409,7 +409,10 @@ class Daemon:
             "bundle": {"name": self.bundle.manifest.name, "sha256": self.bundle.hash},
             "traces": {"path": str(self.store.path), "committed_rows": self.store.committed_rows,
                        "run_id": self.store.run_id, "writable": self.store.writable,
-                       "backlog_rows": self.store.backlog_rows, "unwritten_rows": self.store.unwritten_rows},
+                       "backlog_rows": self.store.backlog_rows, "unwritten_rows": self.store.unwritten_rows,
+                       "refused_rows": self.store.refused_rows,
+                       "writer_deaths": getattr(self.store, "writer_deaths", 0),  # the writer process's
+                       "last_error": self.store.last_error},
             "restart_needed_for": list(self.restart_needed),
             "board": self.pipeline.board_label(),
             "providers": self.pipeline.providers(),
