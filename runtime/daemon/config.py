@@ -64,6 +64,9 @@ class BoundsSection:
     energy: float = 0.0  # bound on the board's energy proxy; 0 = the board config's default
 
 
+TRACE_WRITERS = ("process", "thread")
+
+
 @dataclass(frozen=True)
 class TracesSection:
     """The durable trace database."""
@@ -72,6 +75,7 @@ class TracesSection:
     max_mb: float = 256.0  # size cap; the oldest rows go first
     batch_size: int = 64  # rows a power cut loses at most: the writer commits every half batch
     flush_interval_s: float = 1.0  # commit at least this often
+    writer: str = "process"  # "process": SQLite in a child process, off the daemon's GIL; "thread": in the daemon
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,9 @@ def _check(ctx: _Context, c: DaemonConfig) -> None:
     if not 1 <= c.traces.batch_size <= 100000:
         raise ctx.fail(("traces",), "batch_size", "must be in 1..100000, got %r" % c.traces.batch_size)
     _positive(ctx, ("traces",), "flush_interval_s", c.traces.flush_interval_s)
+    if c.traces.writer not in TRACE_WRITERS:
+        raise ctx.fail(("traces",), "writer", "unknown writer %r; choose from %s" % (c.traces.writer,
+                                                                                      ", ".join(TRACE_WRITERS)))
     if not c.api.socket:
         raise ctx.fail(("api",), "socket", "must name the API socket file")
     if not 1 <= c.api.queue_size <= 100000:

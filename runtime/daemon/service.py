@@ -243,7 +243,7 @@ class Daemon:
             deadline_s=config.api.default_deadline_ms / 1e3,
             store=StoreSettings(config.traces.path, batch_size=config.traces.batch_size,
                                 flush_interval_s=config.traces.flush_interval_s,
-                                max_bytes=int(config.traces.max_mb * 1024 * 1024)),
+                                max_bytes=int(config.traces.max_mb * 1024 * 1024), writer=config.traces.writer),
             run_config=dict(config.to_dict(), command="serve"))
         # The same pipeline as `edgesplit run`: executor warmed up on the board's providers, sensors
         # sampled at the board's rate, first probe of the peer, controller, trace store.

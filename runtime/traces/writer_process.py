@@ -437,9 +437,12 @@ def _serve(conn: Connection) -> None:
             except EOFError:  # the daemon is gone: keep what it sent
                 return
             if message[0] == "rows":
-                store.write_rows(message[1])
-                conn.send(("written", len(message[1]), _stats(store)))
-            elif message[0] == "call":
+                rows, message = _with_waiting_rows(conn, message[1])
+                store.write_rows(rows)
+                conn.send(("written", len(rows), _stats(store)))
+                if message is None:
+                    continue
+            if message[0] == "call":
                 conn.send(_answer(store, message[1], message[2], message[3]))
             elif message[0] == "close":
                 store.close()
@@ -447,6 +450,21 @@ def _serve(conn: Connection) -> None:
                 return
     finally:
         store.close()
+
+
+def _with_waiting_rows(conn: Connection, rows: List[tuple]) -> Tuple[List[tuple], Optional[tuple]]:
+    """The rows of every "rows" message already waiting behind this one (one commit, one fsync, for a writer that
+    fell behind: a busy machine gave it no core), and the first other message, to handle after the commit.
+    Never more than batch_size rows: the daemon sends no more while that many are unacknowledged."""
+    while conn.poll(0):
+        try:
+            message = conn.recv()
+        except EOFError:
+            break
+        if message[0] != "rows":
+            return rows, message
+        rows = rows + message[1]
+    return rows, None
 
 
 def _answer(store: TraceStore, name: str, args: tuple, kwargs: Dict[str, Any]) -> tuple:

@@ -15,6 +15,7 @@ from edgesplit.runtime.daemon.logs import JournalFormatter, under_systemd
     ('[api]\nqueue_size = "64"\n', r"x.toml:2: key api.queue_size: expected an integer"),
     ('[api]\nqueue_size = 0\n', r"x.toml:2: key api.queue_size: must be in 1..100000"),
     ('[traces]\nmax_mb = 0.001\n', r"x.toml:2: key traces.max_mb"),
+    ('[traces]\nwriter = "fork"\n', r"x.toml:2: key traces.writer: unknown writer 'fork'; choose from process, thread"),
     ('[peer]\naddress = "udp://x"\n', r"x.toml:2: key peer.address: must be tcp://"),
     ('[peer]\naddress = "127.0.0.1:5555"\n', r"x.toml:2: key peer.address: .*write 'tcp://127.0.0.1:5555'"),
     ('[peer]\naddress = "tcp://127.0.0.1"\n', r"x.toml:2: key peer.address: .*port is missing"),
@@ -118,3 +119,8 @@ def test_variants_and_learner_state_paths_are_relative_to_the_config(tmp_path):
 def test_peer_address_may_list_front_ends_in_order():
     config = parse_daemon_config('[peer]\naddress = "tcp://127.0.0.1:5555, tcp://127.0.0.1:5556"\n', "x.toml")
     assert config.peer.address == "tcp://127.0.0.1:5555, tcp://127.0.0.1:5556"
+
+
+def test_the_trace_writer_is_a_process_unless_the_config_asks_for_a_thread():
+    assert parse_daemon_config("", "x.toml").traces.writer == "process"
+    assert parse_daemon_config('[traces]\nwriter = "thread"\n', "x.toml").traces.writer == "thread"
