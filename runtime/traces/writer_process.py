@@ -90,7 +90,7 @@ class ProcessTraceStore:
         self.run_id = None  # type: Optional[str]
         self.writer_wait_s = 0.0
         self.writer_deaths = 0
-        self.last_error = ""
+        self._error = ""  # what happened to a writer process (the writer's own, a refusing disk, is in _stats)
         self._start()
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="trace-flush", daemon=True)
@@ -121,6 +121,11 @@ class ProcessTraceStore:
     @property
     def backlog_rows(self) -> int:
         return self._stats.get("backlog_rows", 0)
+
+    @property
+    def last_error(self) -> str:
+        """The last writer process's death or start failure, and the disk's last refusal, as far as known."""
+        return "; ".join(error for error in (self._error, self._stats.get("last_error", "")) if error)
 
     @property
     def last_committed_task_id(self) -> Optional[int]:
@@ -233,7 +238,10 @@ class ProcessTraceStore:
         try:
             self._ship()
             while self._conn is not None and self._unacked + len(self._buffer) >= self.batch_size:
-                self._read(0.5)
+                try:
+                    self._read(0.5)
+                except WriterDied:
+                    self._died()  # its unacknowledged rows are counted lost: room again, in a new writer
         finally:
             self.writer_wait_s += time.perf_counter() - started
 
@@ -355,7 +363,7 @@ class ProcessTraceStore:
         try:
             self._start()
         except TraceError as exc:
-            self.last_error = str(exc)
+            self._error = str(exc)
             log.error("%s: no trace writer process: %s; rows are counted as unwritten until one starts (tried again "
                       "every %.0f s)", self.path, exc, RETRY_S)
             return False
@@ -374,9 +382,9 @@ class ProcessTraceStore:
             self._earlier[name] += self._stats.get(name, 0)
         self._stats = {}
         self.writer_deaths += 1
-        self.last_error = "the trace writer process (pid %d) %s" % (process.pid, _ended(process.returncode))
+        self._error = "the trace writer process (pid %d) %s" % (process.pid, _ended(process.returncode))
         log.error("%s: %s: up to %d rows it had not committed are lost (tasks are still answered); starting a new "
-                  "writer", self.path, self.last_error, lost)
+                  "writer", self.path, self._error, lost)
         self._restart_at = 0.0
         self._restart()
 

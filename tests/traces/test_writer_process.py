@@ -145,3 +145,25 @@ def test_sigterm_to_the_whole_group_loses_no_row(tmp_path):
     conn = sqlite3.connect(str(db))
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     conn.close()
+
+
+def test_a_writer_that_dies_while_a_task_waits_for_room_lets_the_task_go_on(tmp_path, caplog):
+    caplog.set_level(logging.ERROR)
+    db = tmp_path / "t.db"
+    with ProcessTraceStore(db, batch_size=4, flush_interval_s=60.0) as store:
+        store.start_run(run_id="r1")
+        first = store.writer_pid
+        os.kill(first, signal.SIGSTOP)
+        for i in range(4):
+            store.log_task_values(_task_values(i))
+        fifth = threading.Thread(target=store.log_task_values, args=(_task_values(4),))
+        fifth.start()
+        fifth.join(0.3)
+        assert fifth.is_alive()  # waiting for the stopped writer
+        os.kill(first, signal.SIGKILL)
+        fifth.join(10)
+        assert not fifth.is_alive() and store.writer_deaths == 1
+        assert store.unwritten_rows == 4  # the four the dead writer never acknowledged
+        store.log_task_values(_task_values(5))
+        store.flush()
+    assert [r[1] for r in _rows(db, "tasks")] == [4, 5]
