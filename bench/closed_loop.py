@@ -15,6 +15,10 @@ on) a last phase serves a policy trained without the board's traces (same seed, 
 SR, accuracy, mean latency and offloads of each phase, the guard's scores, the rebuilt network against the replayed
 one, the commands, the seeds; and the mean, std, min and max over runs.
 
+--board-workload-scale S serves a board slower than believed: the daemon paces its segments at S while every train
+call is still told 112 (the profile the policy was planned on); train's calibration has to find S in the copy's
+segment times (``speed`` per run: calibrated against served). ``bench/closed_loop_slowdown.py`` picks S by a rule.
+
     .venv/bin/python bench/closed_loop.py --runs 3 > bench/results/closed_loop_2026-11-30_guarded.json
 """
 import argparse
@@ -72,13 +76,26 @@ def network_check(exported: Path, network: Path):
     return report
 
 
+def speed_check(retraining, setup: BoardSetup):
+    """The board's speed as train's calibration found it from the copy, against the scale the daemon served at."""
+    calibration = (retraining or {}).get("calibration") or {}
+    speed = calibration.get("speed")
+    if speed is None:
+        return {"served_workload_scale": setup.served_scale, "calibrated": None}
+    return {"served_workload_scale": setup.served_scale, "believed_workload_scale": speed["believed_workload_scale"],
+            "calibrated_workload_scale": speed["workload_scale"],
+            "error": speed["workload_scale"] / setup.served_scale - 1.0,
+            "segment_median_s": speed["segment_median_s"],
+            "segment_modelled_s_believed": speed["segment_modelled_s"]}
+
+
 def guard_figures(score):
     return {k: score[k] for k in ("sr", "sr_std", "accuracy", "mean_latency_ms", "offloaded_share")}
 
 
 def one_run(run: int, args, network: Path, training, workdir: Path):
     images, labels = load_heldout()
-    setup = BoardSetup(recording=network)
+    setup = BoardSetup(recording=network, served_workload_scale=args.board_workload_scale)
     tasks = int(round(args.window_s / setup.period_s))
     rundir = workdir / ("run%d" % run)
     rundir.mkdir()
@@ -114,6 +131,7 @@ def one_run(run: int, args, network: Path, training, workdir: Path):
             record["train"] = {k: summary.get(k) for k in ("policy_id", "offline_transitions", "tasks", "seconds",
                                                            "policy")}
             record["train"]["retraining"] = summary["retraining"]
+            record["speed"] = speed_check(summary["retraining"], setup)
             record["guard"] = {"passed": guard["passed"], "reason": guard["reason"],
                                "chosen_seed": guard["chosen_seed"],
                                "new": guard_figures(guard["new"]), "incumbent": guard_figures(guard["incumbent"]),
@@ -171,6 +189,9 @@ def main() -> int:
     parser.add_argument("--held-out", default=HELD_OUT[0], help="the network the board serves under (default %(default)s)")
     parser.add_argument("--start-s", type=float, default=0.0, help="where the window starts in the recording")
     parser.add_argument("--window-s", type=float, default=60.0, help="seconds of the recording, and of each phase")
+    parser.add_argument("--board-workload-scale", type=float, default=112.0, metavar="S",
+                        help="the daemon's [emulation] workload_scale: a board slower than the 112 its policy was "
+                             "planned on and train is told (default %(default)s: as believed)")
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--algo", default="ddpg", help="train --algo (default %(default)s)")
     parser.add_argument("--candidates", type=int, default=3, help="train --candidates: policies trained per run, the "
@@ -194,10 +215,12 @@ def main() -> int:
     runs = []
     for run in range(args.runs):
         runs.append(one_run(run, args, network, training, workdir))
-        print("run %d: SR before %.3f after %.3f (guard %s)%s%s" % (
+        print("run %d: SR before %.3f after %.3f (guard %s)%s%s; board scale %g, calibrated %s" % (
             run, runs[-1]["before"]["sr"], runs[-1]["after"]["sr"], "passed" if runs[-1]["guard"]["passed"] else
             "refused", " refused-served %.3f" % runs[-1]["refused"]["sr"] if "refused" in runs[-1] else "",
-            " control %.3f" % runs[-1]["control"]["sr"] if args.control else ""), file=sys.stderr)
+            " control %.3f" % runs[-1]["control"]["sr"] if args.control else "", args.board_workload_scale,
+            "%.1f" % runs[-1]["speed"]["calibrated_workload_scale"] if "calibrated_workload_scale" in runs[-1]["speed"]
+            else "-"), file=sys.stderr)
     phases = ["before", "after"] + (["refused"] if any("refused" in r for r in runs) else []) + (
         ["control"] if args.control else [])
     summary = {phase: {key: spread([r[phase][key] for r in runs if phase in r])
@@ -206,8 +229,11 @@ def main() -> int:
     summary["environment_gap"] = {k: spread([r["environment_gap"][k] for r in runs]) for k in ("incumbent", "new")}
     summary["sr_gain"] = spread([r["after"]["sr"] - r["before"]["sr"] for r in runs])
     summary["runs_improved"] = sum(r["after"]["sr"] > r["before"]["sr"] for r in runs)
+    scales = [r["speed"]["calibrated_workload_scale"] for r in runs if "calibrated_workload_scale" in r["speed"]]
+    summary["calibrated_workload_scale"] = spread(scales) if scales else None
     print(json.dumps({
         "bench": "closed_loop", "held_out": args.held_out, "network": window,
+        "board_workload_scale": args.board_workload_scale, "believed_workload_scale": BoardSetup(network).workload_scale,
         "training_recordings": [name for name, _ in training], "epochs": args.epochs, "algo": args.algo,
         "candidates": args.candidates, "runs": runs,
         "summary": summary, "python": platform.python_version(), "seconds": round(time.time() - started, 1),

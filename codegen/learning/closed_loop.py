@@ -37,12 +37,19 @@ class BoardSetup:
 
     recording: Path                  # replayed by the daemon's software link (a file, e.g. write_recording's)
     board: str = "jetson_nano_cpu"
-    workload_scale: float = 112.0
+    workload_scale: float = 112.0    # what the workstation believes (train is told this)
+    # What the daemon really serves at ([emulation] workload_scale; None: as believed): a board slower than its
+    # profile (another unit, throttling, a heavier input pipeline), which only its traces tell train.
+    served_workload_scale: Optional[float] = None
     link_scale: float = 1.0
     rtt_ms: float = 20.0
     latency_bound_ms: float = 100.0
     energy_bound_mj: float = 900.0
     period_s: float = 0.1            # one task arrives every period_s (real = emulated seconds in serve)
+
+    @property
+    def served_scale(self) -> float:
+        return self.workload_scale if self.served_workload_scale is None else self.served_workload_scale
 
 
 def write_recording(source: Path, out: Path, mean_mbps: Optional[float] = None, start_s: float = 0.0,
@@ -73,7 +80,7 @@ def daemon_config(setup: BoardSetup, peer: str, policy: Path, traces: Path, sock
             "[emulation]\nboard = \"%s\"\nworkload_scale = %r\nlink = \"%s\"\nlink_scale = %r\nrtt_ms = %r\n"
             "[traces]\npath = \"%s\"\nflush_interval_s = 0.2\n[api]\nsocket = \"%s\"\ndefault_deadline_ms = %r\n"
             % (policy, peer, float(setup.latency_bound_ms), float(setup.energy_bound_mj), setup.board,
-               float(setup.workload_scale), setup.recording, float(setup.link_scale), float(setup.rtt_ms), traces,
+               float(setup.served_scale), setup.recording, float(setup.link_scale), float(setup.rtt_ms), traces,
                socket, float(setup.latency_bound_ms)))
 
 

@@ -183,6 +183,7 @@ def calibrate(trace_dbs: Sequence[Path], scenario: Scenario, recording: str) -> 
     modelled = dict(zip(static.main_ids, static.cost.main_s))
     modelled.update(zip(static.head_ids, static.cost.head_s))
     segment_excess, task_excess, transfer_excess, reply_excess, answered_latency, censored = [], [], [], [], [], []
+    segment_logged = {}  # type: Dict[str, list]
     task_overhead_guess = scenario.task_overhead_s
     tasks = 0
     for trace_db in trace_dbs:
@@ -200,6 +201,9 @@ def calibrate(trace_dbs: Sequence[Path], scenario: Scenario, recording: str) -> 
             times = json.loads(segments)
             excess = [seconds - modelled[segment] for segment, seconds in times.items() if segment in modelled]
             segment_excess += excess
+            for segment, seconds in times.items():
+                if segment in modelled:
+                    segment_logged.setdefault(segment, []).append(seconds)
             waited = previous_finish > arrival
             if cut is None and not fallback and not waited:
                 task_excess.append(latency - sum(times.values()))
@@ -224,7 +228,10 @@ def calibrate(trace_dbs: Sequence[Path], scenario: Scenario, recording: str) -> 
     out = {"runs": len(trace_dbs), "tasks": tasks, "segment_overhead_s": per_segment, "task_overhead_s": task_overhead,
            "segment_hiccup_p": len(hiccups) / float(max(1, len(segment_excess))),
            "segment_hiccup_s": float(np.mean(hiccups)) if hiccups else 0.0,
-           "segment_excess_s": [float(x) for x in segment_excess]}
+           "segment_excess_s": [float(x) for x in segment_excess],
+           # Per segment: the median logged time of a call and the modelled one (how fast the board really is).
+           "segment_median_s": {k: float(np.median(v)) for k, v in sorted(segment_logged.items())},
+           "segment_modelled_s": {k: float(modelled[k]) for k in sorted(segment_logged)}}
     if transfer_excess:
         shift = float(np.percentile(transfer_excess, 5))
         reply_overhead = float(np.median(reply_excess)) - (task_overhead or 0.0)

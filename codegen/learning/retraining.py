@@ -42,7 +42,7 @@ MIN_NETWORK_SECONDS = 10
 ACCURACY_ALLOWANCE = 0.015
 GUARD_SEEDS = 5
 # What calibrate_from_runs sets in a scenario (reality.calibrated without the exchange figures).
-CALIBRATED_FIELDS = ("segment_excess_s", "task_overhead_s", "reply_overhead_s", "timeout_grace_s")
+CALIBRATED_FIELDS = ("workload_scale", "segment_excess_s", "task_overhead_s", "reply_overhead_s", "timeout_grace_s")
 REFUSED_EXIT_CODE = 3  # edgesplit train: the guard refused the new policy (nothing written)
 
 
@@ -94,8 +94,10 @@ def read_board_runs(paths: Sequence[Path]) -> List[BoardRun]:
     return runs
 
 
-def check_runs_match(runs: Sequence[BoardRun], scenario: Scenario) -> None:
-    """A run of another emulated board or workload has other segment times: its timing says nothing about this one."""
+def check_runs_match(runs: Sequence[BoardRun], scenario: Scenario, calibrating: bool = True) -> None:
+    """A run of another emulated board has other segment times: its timing says nothing about this one. A run at
+    another workload scale is the same board, faster or slower: only the calibration (which measures its speed)
+    can use it."""
     for run in runs:
         emulation = run.config.get("emulation") or {}
         board = emulation.get("board")
@@ -104,8 +106,10 @@ def check_runs_match(runs: Sequence[BoardRun], scenario: Scenario) -> None:
             raise RetrainingError("%s served as the emulated board %s, this training is for %s: train for the board "
                                   "the traces come from (--board %s)" % (run.where, name, scenario.board, name))
         scale = emulation.get("workload_scale")
-        if scale is not None and not math.isclose(float(scale), scenario.workload_scale, rel_tol=1e-6):
-            raise RetrainingError("%s ran at workload scale %g, this training at %g: give --workload-scale %g"
+        if (not calibrating and scale is not None
+                and not math.isclose(float(scale), scenario.workload_scale, rel_tol=1e-6)):
+            raise RetrainingError("%s ran at workload scale %g, this training at %g without calibration: give "
+                                  "--workload-scale %g, or drop --no-calibrate (it measures the board's speed)"
                                   % (run.where, float(scale), scenario.workload_scale, float(scale)))
 
 
@@ -133,7 +137,14 @@ def calibrate_from_runs(runs: Sequence[BoardRun], scenario: Scenario, network: P
     on_device = check_enough_to_calibrate(runs)
     dbs = sorted({run.db for run in runs}, key=str)
     measured = calibrate(dbs, scenario, str(network))
-    kept = {k: v for k, v in measured.items() if k not in ("exchange_overhead_s", "exchange_jitter_s")}
+    # The board's speed first (a unit slower than its profile, throttled, a heavier pipeline): the scenario's
+    # workload scale times the ratio the segment calls show; the excess is then measured against that model.
+    ratio = speed_ratio(measured["segment_median_s"], measured["segment_modelled_s"])
+    believed = scenario.workload_scale
+    scenario = replace(scenario, workload_scale=believed * ratio)
+    measured = calibrate(dbs, scenario, str(network))
+    kept = {k: v for k, v in measured.items() if k not in ("exchange_overhead_s", "exchange_jitter_s",
+                                                            "segment_median_s", "segment_modelled_s")}
     if measured.get("offloads", 0) < MIN_CALIBRATION_OFFLOADS:
         kept.pop("reply_overhead_s", None)
         kept.pop("timeout_grace_s", None)
@@ -141,10 +152,32 @@ def calibrate_from_runs(runs: Sequence[BoardRun], scenario: Scenario, network: P
     report = {k: v for k, v in measured.items() if not k.endswith("excess_s")}
     report.update({"segment_calls": len(measured["segment_excess_s"]), "tasks_on_device": on_device,
                    "applied": sorted(k for k in ("task_overhead_s", "reply_overhead_s", "timeout_grace_s")
-                                     if kept.get(k) is not None) + ["segment_excess_s"],
+                                     if kept.get(k) is not None) + ["segment_excess_s", "workload_scale"],
+                   "speed": {"believed_workload_scale": believed, "workload_scale": scenario.workload_scale,
+                             "ratio": ratio, "segment_median_s": measured["segment_median_s"],
+                             "segment_modelled_s": measured["segment_modelled_s"]},
                    "kept_default": {"exchange_overhead_s": scenario.exchange_overhead_s,
                                     "exchange_jitter_s": scenario.exchange_jitter_s}})
     return out, report
+
+
+def speed_ratio(logged_s: Dict[str, float], modelled_s: Dict[str, float]) -> float:
+    """How much slower (> 1) or faster than modelled the board runs its segments: the slope of each segment's median
+    logged call time against its modelled time (the intercept is the per-call overhead, which the excess keeps);
+    one segment only: the ratio of the two. 1.0 when nothing can be fitted."""
+    ids = sorted(set(logged_s) & set(modelled_s))
+    modelled = np.array([modelled_s[k] for k in ids], dtype=float)
+    logged = np.array([logged_s[k] for k in ids], dtype=float)
+    if len(ids) >= 2 and np.ptp(modelled) > 0:
+        ratio = float(np.polyfit(modelled, logged, 1)[0])
+    elif len(ids) == 1 and modelled[0] > 0:
+        ratio = float(logged[0] / modelled[0])
+    else:
+        ratio = 1.0
+    if not ratio > 0:
+        log.warning("segment times fit a speed ratio of %.3g: keeping the believed workload scale", ratio)
+        return 1.0
+    return ratio
 
 
 # ---------------------------------------------------------------- 2. the board's network
@@ -417,7 +450,7 @@ def prepare(args, scenario: Scenario, bundle, workdir: Path) -> Plan:
     if not runs:
         log.info("%s: no task rows (transitions only): no calibration, network or guard", ", ".join(args.from_traces))
         return Plan(scenario, report={"applies": False, "reason": "the databases hold transitions only, no tasks"})
-    check_runs_match(runs, scenario)
+    check_runs_match(runs, scenario, calibrating=not args.no_calibrate)
     if not args.no_calibrate:
         check_enough_to_calibrate(runs)
     report = {"applies": True, "runs": [{"db": str(r.db), "run_id": r.run_id, "tasks": len(r.rows)} for r in runs]}

@@ -6,6 +6,7 @@ The mechanics only; whether the SR rises is bench/closed_loop.py's question."""
 import json
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,27 @@ def test_board_traces_retrain_the_policy_that_sighup_then_serves(make_peer, boar
         np.testing.assert_allclose(action["thresholds"], expected.thresholds, atol=1e-3)
     # and the transitions before the reload were the old policy's
     assert _transitions(board.traces, first_id)
+
+
+def test_a_board_slower_than_believed_serves_at_its_scale_while_train_is_told_the_belief(make_peer, board_setup,
+                                                                                          tmp_path):
+    setup, training_recording = board_setup
+    slow = replace(setup, served_workload_scale=140.0)  # the board: 25 % slower than the profile train believes
+    peer = make_peer(default_bundle_path())
+    served = tmp_path / "policy.npz"
+    shutil.copyfile(str(DEMO_POLICY_FILE), str(served))
+    images, labels = load_heldout()
+    board = ServedBoard(tmp_path / "board", slow, peer.endpoint, served)
+    try:
+        board.start()
+        assert all(a["status"] == "ok" for a in board.feed(images, labels, 5))
+        assert board.stop() == 0
+    finally:
+        board.cleanup()
+    # The daemon served, and logged, the slower board ...
+    with sqlite3.connect(str(board.traces)) as conn:
+        [config] = [json.loads(r[0]) for r in conn.execute("SELECT config FROM runs")]
+    assert config["emulation"]["workload_scale"] == 140.0
+    # ... while train is told what the workstation believes (the calibration from the traces finds the rest).
+    argv = TrainSetup(recordings=[training_recording], from_traces=[board.traces], out=tmp_path / "p.npz").argv(slow)
+    assert argv[argv.index("--workload-scale") + 1] == "112.0"

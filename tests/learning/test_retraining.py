@@ -39,16 +39,18 @@ def _scenario(**changes):
                             link_scale=LINK_SCALE), **changes)
 
 
-def _board_run(root: Path, peer, tasks: int) -> Path:
-    """A real ``edgesplit run`` against a real peer over the software link, serving a copy of the demo policy."""
+def _board_run(root: Path, peer, tasks: int, workload_scale: float = 112.0) -> Path:
+    """A real ``edgesplit run`` against a real peer over the software link, serving a copy of the demo policy, as the
+    emulated Nano at ``workload_scale``."""
     images, labels = load_heldout()
     reps = int(np.ceil(tasks / len(labels)))
     np.save(root / "x.npy", np.concatenate([images] * reps)[:tasks])
     np.save(root / "y.npy", np.concatenate([labels] * reps)[:tasks].astype(np.int64))
     policy = root / "served.npz"
     shutil.copyfile(str(DEMO_POLICY_FILE), str(policy))
-    db = root / ("board_%d.db" % tasks)
-    done = _run("run", "default", *BOARD, "--speedup", "4", "--peer", peer.endpoint, "--link", "norway_car_3",
+    db = root / ("board_%d_x%g.db" % (tasks, workload_scale))
+    board = BOARD[:3] + [str(workload_scale)] + BOARD[4:]
+    done = _run("run", "default", *board, "--speedup", "4", "--peer", peer.endpoint, "--link", "norway_car_3",
                 "--link-scale", LINK_SCALE, "--rtt-ms", "20", "--inputs", root / "x.npy", "--labels", root / "y.npy",
                 "--policy", policy, "--traces", db, "--json", timeout=600)
     assert done.returncode == 0, done.stderr
@@ -72,9 +74,9 @@ def test_calibration_from_a_database_changes_the_scenarios_timing(board_db):
     scenario = _scenario()
     [run] = retraining.read_board_runs([db])
     calibrated, report = retraining.calibrate_from_runs([run], scenario, Path(str(scenario.recordings[0])))
-    # Every segment call the board logged, less what the cost model says it takes, is now a sample the environment
-    # draws from; the per-task overhead is the board's, not the default.
-    static = StaticModel(scenario)
+    # Every segment call the board logged, less what the cost model says it takes at the board's calibrated speed, is
+    # now a sample the environment draws from; the per-task overhead is the board's, not the default.
+    static = StaticModel(replace(scenario, workload_scale=calibrated.workload_scale))
     modelled = dict(zip(static.main_ids, static.cost.main_s))
     modelled.update(zip(static.head_ids, static.cost.head_s))
     with sqlite3.connect(str(db)) as conn:
@@ -92,6 +94,45 @@ def test_calibration_from_a_database_changes_the_scenarios_timing(board_db):
     before = Environment(replace(scenario, episode_tasks=200)).run(policy, seed=0)
     after = Environment(replace(calibrated, episode_tasks=200)).run(policy, seed=0)
     assert not np.array_equal(before.per_task["latency_s"], after.per_task["latency_s"])
+
+
+SLOW_SCALE = 140.0  # a board 25 % slower than the workload scale (112) train is told
+
+
+@pytest.fixture(scope="module")
+def slow_board_db(tmp_path_factory):
+    from edgesplit.runtime.peer.process import PeerProcess
+
+    root = tmp_path_factory.mktemp("slow_board")
+    peer = PeerProcess(default_bundle_path())
+    try:
+        yield _board_run(root, peer, 240, workload_scale=SLOW_SCALE)
+    finally:
+        peer.stop()
+
+
+def test_a_board_slower_than_believed_is_calibrated_to_its_own_speed(slow_board_db, board_db):
+    scenario = _scenario()  # what the workstation believes: workload 112
+    [slow] = retraining.read_board_runs([slow_board_db])
+    assert slow.config["emulation"]["workload_scale"] == SLOW_SCALE
+    calibrated, report = retraining.calibrate_from_runs([slow], scenario, Path(str(scenario.recordings[0])))
+    # The segment calls' own times say how fast the board is: the training scenario runs at the board's scale.
+    assert calibrated.workload_scale == pytest.approx(SLOW_SCALE, rel=0.05)
+    assert report["speed"]["believed_workload_scale"] == 112.0
+    assert report["speed"]["workload_scale"] == calibrated.workload_scale
+    assert "workload_scale" in report["applied"]
+    # What is left beyond the slower board's model is the per-call overhead, not the slowdown: at the believed
+    # scale every call of the main branch would be late by a quarter of its modelled time.
+    static = StaticModel(scenario)
+    assert np.median(calibrated.segment_excess_s) < 0.25 * min(static.cost.main_s)
+    # A board as fast as believed keeps about its scale.
+    [same] = retraining.read_board_runs([board_db[0]])
+    kept, _ = retraining.calibrate_from_runs([same], scenario, Path(str(scenario.recordings[0])))
+    assert kept.workload_scale == pytest.approx(112.0, rel=0.05)
+    # The speed is measured only when calibrating: without it a run at another scale is refused, naming it.
+    retraining.check_runs_match([slow], scenario, calibrating=True)
+    with pytest.raises(retraining.RetrainingError, match="workload scale 140"):
+        retraining.check_runs_match([slow], scenario, calibrating=False)
 
 
 def test_a_database_too_small_to_calibrate_from_is_refused_by_name(board_db, tmp_path):
