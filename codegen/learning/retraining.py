@@ -41,7 +41,7 @@ MIN_NETWORK_SECONDS = 10
 # evaluate's allowance).
 ACCURACY_ALLOWANCE = 0.015
 GUARD_SEEDS = 5
-# What calibrate_from_runs sets in a scenario (reality.calibrated without the exchange figures).
+# What calibrate_from_runs sets in a scenario: the board's speed and reality.calibrated without the exchange figures.
 CALIBRATED_FIELDS = ("workload_scale", "segment_excess_s", "task_overhead_s", "reply_overhead_s", "timeout_grace_s")
 REFUSED_EXIT_CODE = 3  # edgesplit train: the guard refused the new policy (nothing written)
 

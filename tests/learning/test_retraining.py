@@ -275,6 +275,7 @@ def test_the_plan_carries_the_boards_timing_and_networks_to_another_scenario(boa
     assert applied.recordings == other.recordings + [network] * 3
     assert applied.task_overhead_s == plan.training.task_overhead_s != other.task_overhead_s
     assert tuple(applied.segment_excess_s) == tuple(plan.training.segment_excess_s)
+    assert applied.workload_scale == plan.training.workload_scale == plan.guard.workload_scale  # the board's speed
     assert plan.apply(other, add_networks=False).recordings == other.recordings
 
 
