@@ -86,7 +86,8 @@ def speed_check(retraining, setup: BoardSetup):
             "calibrated_workload_scale": speed["workload_scale"],
             "error": speed["workload_scale"] / setup.served_scale - 1.0,
             "segment_median_s": speed["segment_median_s"],
-            "segment_modelled_s_believed": speed["segment_modelled_s"]}
+            "segment_modelled_s_calibrated": speed["segment_modelled_s"],
+            "segment_modelled_s_believed": speed["segment_modelled_s_believed"]}
 
 
 def guard_figures(score):

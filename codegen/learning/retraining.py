@@ -140,7 +140,7 @@ def calibrate_from_runs(runs: Sequence[BoardRun], scenario: Scenario, network: P
     # The board's speed first (a unit slower than its profile, throttled, a heavier pipeline): the scenario's
     # workload scale times the ratio the segment calls show; the excess is then measured against that model.
     ratio = speed_ratio(measured["segment_median_s"], measured["segment_modelled_s"])
-    believed = scenario.workload_scale
+    believed, believed_modelled = scenario.workload_scale, measured["segment_modelled_s"]
     scenario = replace(scenario, workload_scale=believed * ratio)
     measured = calibrate(dbs, scenario, str(network))
     kept = {k: v for k, v in measured.items() if k not in ("exchange_overhead_s", "exchange_jitter_s",
@@ -155,7 +155,8 @@ def calibrate_from_runs(runs: Sequence[BoardRun], scenario: Scenario, network: P
                                      if kept.get(k) is not None) + ["segment_excess_s", "workload_scale"],
                    "speed": {"believed_workload_scale": believed, "workload_scale": scenario.workload_scale,
                              "ratio": ratio, "segment_median_s": measured["segment_median_s"],
-                             "segment_modelled_s": measured["segment_modelled_s"]},
+                             "segment_modelled_s": measured["segment_modelled_s"],
+                             "segment_modelled_s_believed": believed_modelled},
                    "kept_default": {"exchange_overhead_s": scenario.exchange_overhead_s,
                                     "exchange_jitter_s": scenario.exchange_jitter_s}})
     return out, report

@@ -121,9 +121,15 @@ def test_a_board_slower_than_believed_is_calibrated_to_its_own_speed(slow_board_
     assert report["speed"]["believed_workload_scale"] == 112.0
     assert report["speed"]["workload_scale"] == calibrated.workload_scale
     assert "workload_scale" in report["applied"]
+    # The report shows both models: the believed one (what train was told) and the calibrated one.
+    static = StaticModel(scenario)
+    believed = dict(zip(static.main_ids, static.cost.main_s))
+    speed = report["speed"]
+    for segment in ("main0", "main1"):
+        assert speed["segment_modelled_s_believed"][segment] == pytest.approx(believed[segment])
+        assert speed["segment_modelled_s"][segment] == pytest.approx(believed[segment] * speed["ratio"])
     # What is left beyond the slower board's model is the per-call overhead, not the slowdown: at the believed
     # scale every call of the main branch would be late by a quarter of its modelled time.
-    static = StaticModel(scenario)
     assert np.median(calibrated.segment_excess_s) < 0.25 * min(static.cost.main_s)
     # A board as fast as believed keeps about its scale.
     [same] = retraining.read_board_runs([board_db[0]])
