@@ -3,9 +3,10 @@ and a guard so that a fleet never ships a regression.
 
 Three steps, each on the trace databases the boards wrote (``run``/``serve``: task rows and transitions):
 
-1. **Calibration.** The runtime's own timing on that board (segment calls ending late, per-task and per-reply
-   overheads, how late a reply is still taken) measured from the task rows with ``reality.calibrate`` and put
-   in the training scenario, instead of the defaults measured on a quieter host. Needs ``MIN_CALIBRATION_TASKS``
+1. **Calibration.** The board's speed (its segments' logged times against the modelled ones: a board slower than
+   the profile train was told runs at its own workload scale), then the runtime's own timing on it (segment calls
+   ending late, per-task and per-reply overheads, how late a reply is still taken) measured from the task rows
+   with ``reality.calibrate`` and put in the training scenario, instead of the defaults measured on a quieter host. Needs ``MIN_CALIBRATION_TASKS``
    tasks that ran segments on the device.
 2. **The board's network.** Each run's bandwidth, second by second, rebuilt from its task rows
    (``reconstruct_network``) and added to the training recordings.
