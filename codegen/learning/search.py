@@ -61,6 +61,8 @@ class Args:
     finalists: int = 4               # elites of the last generation validated, plus the best ever scored
     validation_seeds: int = 2        # seeds per validation recording
     gate_max_mbps: float = 2.0       # the gate's range: 0 .. this many Mbit/s (above the rates: never remote)
+    seed_gate_quantiles: Tuple[float, ...] = (0.1, 0.25, 0.5, 0.75)  # generation 0 also tries the start's local
+    # action gated with remote-only's at these quantiles of the estimate the board read on its episodes (gate_seeds)
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,38 @@ def starting_policy(local: Action, n_exits: int, gate_max_mbps: float) -> GatedP
                        float(gate_max_mbps), int(local.interval))
 
 
+def gate_seeds(env, start: GatedPolicy, specs: Sequence["EpisodeSpec"], args: Args) -> List[GatedPolicy]:
+    """The start's local action gated with remote-only's at ``args.seed_gate_quantiles`` of the bandwidth estimate
+    the board read on ``specs`` under those two actions.
+
+    The estimate is not the link's rate: under a local action it comes from small probes, and the exchange's own
+    overheads count as serialisation, so it reads far below a fast link (a 1 Mbit/s mean reads a median of about
+    0.56). From a shut gate the search has no signal where the gate would open (every gate above the estimates
+    scores the same), so generation 0 also scores gates where the estimate falls."""
+    from edgesplit.runtime.controller.strategies import StaticStrategy, remote_only
+
+    if not args.seed_gate_quantiles:
+        return []
+    local = StaticStrategy("start-local", Action(tuple(start.local_thresholds), start.local_cut, start.interval, True))
+    estimates = []
+    for strategy in (local, remote_only(env.n_exits)):
+        for spec in specs:
+            episode = env.run(strategy, seed=spec.seed, recording=spec.recording, start_s=spec.start_s)
+            estimates.append(np.asarray(episode.per_task["estimate_bps"], dtype=float) / 1e6)
+    pooled = np.concatenate(estimates) if estimates else np.zeros(0)
+    pooled = pooled[np.isfinite(pooled) & (pooled > 0)]
+    if not len(pooled):
+        return []
+    seeds = []  # type: List[GatedPolicy]
+    for q in args.seed_gate_quantiles:
+        gate = round(float(min(np.quantile(pooled, q), args.gate_max_mbps)), 4)
+        policy = GatedPolicy(start.local_thresholds, start.local_cut, tuple([0.0] * env.n_exits), 0, gate,
+                             start.interval)
+        if policy not in seeds:
+            seeds.append(policy)
+    return seeds
+
+
 # ---------------------------------------------------------------- scoring
 
 
@@ -235,6 +269,7 @@ class SearchResult:
     generations: List[Generation] = field(default_factory=list)
     evaluations: int = 0
     seconds: float = 0.0
+    seeded: List[Dict[str, Any]] = field(default_factory=list)  # generation 0's gate seeds (gate_seeds)
 
 
 def search(env, start: GatedPolicy, reference: Strategy, args: Args, validation_env=None,
@@ -256,11 +291,16 @@ def search(env, start: GatedPolicy, reference: Strategy, args: Args, validation_
     cache = {}  # type: Dict[Tuple[GatedPolicy, int], Score]
     elite_policies = []  # type: List[GatedPolicy]
     specs = []  # type: List[EpisodeSpec]
+    seeded = []  # type: List[GatedPolicy]
     for g in range(args.generations):
         specs = draw_episodes(env, args.episodes, rng)
         reference_accuracy = run_episodes(env, reference, specs)[1]
-        population = [mean] + [np.clip(mean + sigma * rng.randn(len(mean)), 0.0, 1.0)
-                               for _ in range(args.population - 1)]
+        population = [mean]
+        if g == 0:
+            seeded = gate_seeds(env, start, specs, args)[:max(0, args.population - 1)]
+            population += [p.genes(n_cuts, max_interval, args.gate_max_mbps) for p in seeded]
+        population += [np.clip(mean + sigma * rng.randn(len(mean)), 0.0, 1.0)
+                       for _ in range(args.population - len(population))]
         scored = []
         for genes in population:
             policy = decode(genes)
@@ -297,7 +337,7 @@ def search(env, start: GatedPolicy, reference: Strategy, args: Args, validation_
     final_score = score(env, chosen, specs, reference_accuracy, args)
     start_score = score(env, start, specs, reference_accuracy, args)
     return SearchResult(chosen, start, final_score, start_score, validation, generations, evaluations,
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, [p.describe() for p in seeded])
 
 
 def validate(env, finalists: Sequence[GatedPolicy], reference: Strategy,

@@ -144,7 +144,7 @@ def provenance(args, bundle, fit: Sequence[Path], validation: Sequence[Path], pa
         "images": str(args.images) if args.images else "default bundle profiling set",
         "reference": reference.describe(), "start": result.start.describe(),
         "train_score": result.train_score.to_dict(), "start_train_score": result.start_train_score.to_dict(),
-        "validation": result.validation,
+        "validation": result.validation, "seeded": result.seeded,
         "training": {"generations": len(result.generations), "evaluations": result.evaluations,
                      "seconds": round(result.seconds, 3)},
     }
@@ -210,7 +210,7 @@ def run(args) -> int:
                "bundle": str(bundle.root), "seed": args.seed, "policy": result.policy.describe(),
                "start": result.start.describe(), "train_score": result.train_score.to_dict(),
                "start_train_score": result.start_train_score.to_dict(), "reference": local.describe(),
-               "validation": result.validation, "generations": [g.__dict__ for g in result.generations],
+               "validation": result.validation, "seeded": result.seeded, "generations": [g.__dict__ for g in result.generations],
                "evaluations": result.evaluations, "train_seconds": round(result.seconds, 3),
                "seconds": round(time.perf_counter() - started, 3), "evaluation": evaluation}
     summary.update(guard.summary())

@@ -12,7 +12,8 @@ pytest.importorskip("pymoo")
 pytestmark = pytest.mark.workstation
 
 from edgesplit.codegen.learning.environment import Environment, Recording, demo_scenario  # noqa: E402
-from edgesplit.codegen.learning.search import Args, GatedPolicy, search, starting_policy  # noqa: E402
+from edgesplit.codegen.learning.search import (Args, GatedPolicy, draw_episodes, gate_seeds, search,  # noqa: E402
+                                                starting_policy)
 from edgesplit.policies_lite import load_policy  # noqa: E402
 from edgesplit.runtime.controller.state import FEATURES  # noqa: E402
 from edgesplit.runtime.controller.strategies import Action, load_policy_strategy, local_only  # noqa: E402
@@ -26,10 +27,10 @@ SCENARIO = ["--board", "jetson_nano_cpu", "--workload-scale", "112", "--energy-b
             "--recording-speed", "2", "--episode-tasks", "100", "--seed", "0"]
 
 
-def scaled(name):
+def scaled(name, mean_mbps=DEMO_MEAN_MBPS):
     recording = read_recording(resolve_recording(name))
     rates = np.asarray(recording.bps, dtype=float)
-    return Recording(name, recording.step_s, rates * DEMO_MEAN_MBPS * 1e6 / rates.mean())
+    return Recording(name, recording.step_s, rates * mean_mbps * 1e6 / rates.mean())
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,39 @@ def test_the_search_improves_on_its_starting_point(envs):
     assert len(result.generations) == 3 and result.evaluations >= 3 * 2
     assert result.validation["chosen"] == result.policy.describe()
     assert len(result.validation["finalists"]) >= 1
+
+
+def test_generation_zero_tries_gates_where_the_board_estimate_falls():
+    # At a 1 Mbit/s mean the estimate a board reads is far below the link's rate (probes, exchange overheads): a
+    # gate placed by the link's rate never opens, and a search from a shut gate can miss the remote action. The
+    # seeded candidates put the gate at quantiles of the estimate read on the episodes, so each takes both actions.
+    scenario = demo_scenario()
+    scenario.recordings = [scaled("norway_car_3", 1.0)]
+    scenario.episode_tasks = 150
+    env = Environment(scenario)
+    args = Args(seed=0, episodes=2, episode_tasks=150)
+    local = manifest_local(env)
+    start = starting_policy(local.action, env.n_exits, args.gate_max_mbps)
+    specs = draw_episodes(env, args.episodes, np.random.RandomState(0))
+    seeds = gate_seeds(env, start, specs, args)
+    assert len(seeds) == len(args.seed_gate_quantiles) >= 2
+    gates = [p.gate_mbps for p in seeds]
+    assert gates == sorted(gates) and 0.0 < gates[0] < gates[-1] < args.gate_max_mbps
+    for policy in seeds:
+        assert (policy.local_thresholds, policy.local_cut) == (start.local_thresholds, start.local_cut)
+        assert policy.remote_cut == 0 and policy.interval == start.interval
+    middle = seeds[len(seeds) // 2]
+    cuts = set()
+    for spec in specs:
+        episode = env.run(middle.strategy(env.n_exits, env.n_cuts, env.max_interval), seed=spec.seed,
+                          recording=spec.recording, start_s=spec.start_s)
+        cuts |= set(np.unique(episode.per_task["cut"]).tolist())
+    assert {0, env.n_cuts - 1} <= cuts  # the gate opens and shuts on these episodes
+    assert gate_seeds(env, start, specs, Args(seed_gate_quantiles=())) == []
+    result = search(env, start, local, Args(seed=0, generations=1, population=6, elite=2, episodes=2,
+                                            episode_tasks=150, finalists=1))
+    assert [p["gate_mbps"] for p in result.seeded] and all(p["gate_mbps"] < args.gate_max_mbps
+                                                           for p in result.seeded)
 
 
 def test_the_gated_mlp_switches_between_its_two_actions_on_bandwidth_and_peer(envs):
