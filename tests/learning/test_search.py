@@ -153,6 +153,7 @@ def test_train_algo_search_writes_a_policy_with_provenance(tmp_path):
     assert prov["environment_version"] != "unknown" and prov["link_mean_mbps"] == DEMO_MEAN_MBPS
     assert prov["recording_speed"] == 2.0 and prov["bounds"] == {"latency_s": 0.1, "energy": 900.0}
     assert prov["gated_policy"] == summary["policy"] and prov["validation"]["chosen"] == summary["policy"]
+    assert prov["seeded"] and prov["seeded"] == summary["seeded"]  # generation 0's gate seeds, recorded
     [row] = summary["evaluation"]
     assert row["role"] == "validation" and row["tasks"] == 100
 
