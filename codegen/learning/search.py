@@ -11,9 +11,9 @@ The search (``search``) is the cross-entropy method on the policy's genes (all i
 population from a Gaussian, score every candidate on the same episodes (random training recordings
 from random seconds, random seeds of the inputs and timing noise), refit the Gaussian to the elite,
 repeat. The score is the satisfaction rate with the accuracy allowance as a penalty:
-``SR - penalty x max(0, floor - accuracy)``, ``floor`` being the reference accuracy (the more accurate
-of a reference strategy, local-only with the bundle's thresholds, and the candidate's own EdgeML-T1 and
--NonBranch ablations, as ``evaluate`` measures "the most accurate baseline") minus the allowance plus a
+``SR - penalty x max(0, floor - accuracy)``, ``floor`` being the reference accuracy (the most accurate of
+the reference strategies, local-only with the bundle's thresholds and remote-only, and the candidate's own
+EdgeML-T1 and -NonBranch ablations, as ``evaluate`` measures "the most accurate baseline") minus the allowance plus a
 safety margin. The reference runs on the same episodes as the candidates (the same inputs), so the
 constraint compares accuracies paired, as ``evaluate`` does on a recording, not against a noisy level. The finalists (the
 last generations' elites and the best ever scored) are then run on VALIDATION recordings, training
@@ -24,7 +24,7 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -236,6 +236,13 @@ def run_episodes(env, strategy, specs: Sequence[EpisodeSpec]) -> Tuple[float, fl
     return met / max(1, tasks), correct / max(1, tasks)
 
 
+def reference_accuracy(env, reference: Union[Strategy, Sequence[Strategy]], specs: Sequence[EpisodeSpec]) -> float:
+    """The highest accuracy on ``specs`` of the reference strategy or strategies (``evaluate`` measures the policy
+    against the most accurate baseline, which on a fast link is remote-only, not local-only)."""
+    references = [reference] if isinstance(reference, Strategy) else list(reference)
+    return max(run_episodes(env, r, specs)[1] for r in references)
+
+
 def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accuracy: float, args: Args) -> Score:
     from edgesplit.codegen.learning.baselines import AblatedPolicy
 
@@ -272,10 +279,10 @@ class SearchResult:
     seeded: List[Dict[str, Any]] = field(default_factory=list)  # generation 0's gate seeds (gate_seeds)
 
 
-def search(env, start: GatedPolicy, reference: Strategy, args: Args, validation_env=None,
+def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy]], args: Args, validation_env=None,
            on_generation: Optional[Callable[[Generation], None]] = None) -> SearchResult:
-    """The cross-entropy method from ``start``; finalists chosen on ``validation_env`` (if given). ``reference``
-    sets the accuracy floor, run on the same episodes as the candidates."""
+    """The cross-entropy method from ``start``; finalists chosen on ``validation_env`` (if given). ``reference`` (one
+    strategy or several: the most accurate counts) sets the accuracy floor, run on the same episodes as the candidates."""
     started = time.perf_counter()
     rng = np.random.RandomState(args.seed)
     n_exits, n_cuts, max_interval = env.n_exits, env.n_cuts, env.max_interval
@@ -294,7 +301,7 @@ def search(env, start: GatedPolicy, reference: Strategy, args: Args, validation_
     seeded = []  # type: List[GatedPolicy]
     for g in range(args.generations):
         specs = draw_episodes(env, args.episodes, rng)
-        reference_accuracy = run_episodes(env, reference, specs)[1]
+        reference_floor = reference_accuracy(env, reference, specs)
         population = [mean]
         if g == 0:
             seeded = gate_seeds(env, start, specs, args)[:max(0, args.population - 1)]
@@ -306,7 +313,7 @@ def search(env, start: GatedPolicy, reference: Strategy, args: Args, validation_
             policy = decode(genes)
             key = (policy, g)
             if key not in cache:
-                cache[key] = score(env, policy, specs, reference_accuracy, args)
+                cache[key] = score(env, policy, specs, reference_floor, args)
                 evaluations += 1
             scored.append((cache[key].value, genes, policy))
         scored.sort(key=lambda item: -item[0])
@@ -334,20 +341,20 @@ def search(env, start: GatedPolicy, reference: Strategy, args: Args, validation_
         evaluations += len(finalists)
     else:
         chosen, validation = finalists[0], {"finalists": [], "chosen": finalists[0].describe()}
-    final_score = score(env, chosen, specs, reference_accuracy, args)
-    start_score = score(env, start, specs, reference_accuracy, args)
+    final_score = score(env, chosen, specs, reference_floor, args)
+    start_score = score(env, start, specs, reference_floor, args)
     return SearchResult(chosen, start, final_score, start_score, validation, generations, evaluations,
                         time.perf_counter() - started, [p.describe() for p in seeded])
 
 
-def validate(env, finalists: Sequence[GatedPolicy], reference: Strategy,
+def validate(env, finalists: Sequence[GatedPolicy], reference: Union[Strategy, Sequence[Strategy]],
              args: Args) -> Tuple[GatedPolicy, Dict[str, Any]]:
     """The finalist with the best score on the validation recordings (then the higher SR), and every score."""
     specs = validation_episodes(env, args)
-    reference_accuracy = run_episodes(env, reference, specs)[1]
+    reference_floor = reference_accuracy(env, reference, specs)
     ranked, rows = [], []
     for policy in finalists:
-        v = score(env, policy, specs, reference_accuracy, args)
+        v = score(env, policy, specs, reference_floor, args)
         rows.append(dict(v.to_dict(), policy=policy.describe()))
         ranked.append((v.value, v.sr, policy))
     chosen = max(ranked, key=lambda item: (item[0], item[1]))[2]

@@ -142,7 +142,7 @@ def provenance(args, bundle, fit: Sequence[Path], validation: Sequence[Path], pa
         "bounds": {"latency_s": args.latency_bound_ms / 1e3, "energy": args.energy_bound},
         "energy_unit": ENERGY_UNIT, "energy_proxy": "emulated",
         "images": str(args.images) if args.images else "default bundle profiling set",
-        "reference": reference.describe(), "start": result.start.describe(),
+        "reference": [r.describe() for r in reference], "start": result.start.describe(),
         "train_score": result.train_score.to_dict(), "start_train_score": result.start_train_score.to_dict(),
         "validation": result.validation, "seeded": result.seeded,
         "training": {"generations": len(result.generations), "evaluations": result.evaluations,
@@ -158,7 +158,7 @@ def run(args) -> int:
     from edgesplit.codegen.learning.environment import Environment
     from edgesplit.codegen.learning.search import Args, search, starting_policy
     from edgesplit.codegen.learning.train_command import _check_args
-    from edgesplit.runtime.controller.strategies import load_policy_strategy, local_only
+    from edgesplit.runtime.controller.strategies import load_policy_strategy, local_only, remote_only
     from edgesplit.runtime.default_bundle import resolve_bundle
 
     out = _check_args(args)
@@ -180,6 +180,7 @@ def run(args) -> int:
     guard = CandidateGuard(args, plan, workdir, out)
     manifest = env.static.bundle.manifest
     local = local_only(env.n_exits, env.n_cuts - 1, [e.threshold for e in manifest.exits if e.head is not None])
+    references = [local, remote_only(env.n_exits)]  # the accuracy floor follows the more accurate of the two
     start = starting_policy(local.action, env.n_exits, params.gate_max_mbps)
     bar = tqdm(total=params.generations, desc="training search", unit="generation", disable=args.no_progress,
                leave=False, file=sys.stderr)
@@ -189,12 +190,12 @@ def run(args) -> int:
         bar.set_postfix(sr="%.3f" % generation.best["sr"], accuracy="%.3f" % generation.best["accuracy"])
 
     try:
-        result = search(env, start, local, params, validation_env=validation_env, on_generation=on_generation)
+        result = search(env, start, references, params, validation_env=validation_env, on_generation=on_generation)
     finally:
         bar.close()
     candidate = guard.path(args.seed)
     policy_id = result.policy.export(candidate, env.n_exits, env.n_cuts, env.max_interval,
-                                     dict(provenance(args, bundle, fit, validation, params, result, local),
+                                     dict(provenance(args, bundle, fit, validation, params, result, references),
                                           retraining=plan.report))
     guard.add(args.seed, candidate, policy_id, result, params)
     if guard.choose()[3] is None:
@@ -209,8 +210,9 @@ def run(args) -> int:
     summary = {"out": str(out), "policy_id": policy_id, "algorithm": "search", "board": args.board,
                "bundle": str(bundle.root), "seed": args.seed, "policy": result.policy.describe(),
                "start": result.start.describe(), "train_score": result.train_score.to_dict(),
-               "start_train_score": result.start_train_score.to_dict(), "reference": local.describe(),
-               "validation": result.validation, "seeded": result.seeded, "generations": [g.__dict__ for g in result.generations],
+               "start_train_score": result.start_train_score.to_dict(),
+               "reference": [r.describe() for r in references], "validation": result.validation,
+               "seeded": result.seeded, "generations": [g.__dict__ for g in result.generations],
                "evaluations": result.evaluations, "train_seconds": round(result.seconds, 3),
                "seconds": round(time.perf_counter() - started, 3), "evaluation": evaluation}
     summary.update(guard.summary())

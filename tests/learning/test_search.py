@@ -12,11 +12,13 @@ pytest.importorskip("pymoo")
 pytestmark = pytest.mark.workstation
 
 from edgesplit.codegen.learning.environment import Environment, Recording, demo_scenario  # noqa: E402
-from edgesplit.codegen.learning.search import (Args, GatedPolicy, draw_episodes, gate_seeds, search,  # noqa: E402
-                                                starting_policy)
+from edgesplit.codegen.learning.search import (Args, GatedPolicy, draw_episodes, gate_seeds,  # noqa: E402
+                                                run_episodes, search, starting_policy, validate,
+                                                validation_episodes)
 from edgesplit.policies_lite import load_policy  # noqa: E402
 from edgesplit.runtime.controller.state import FEATURES  # noqa: E402
-from edgesplit.runtime.controller.strategies import Action, load_policy_strategy, local_only  # noqa: E402
+from edgesplit.runtime.controller.strategies import (Action, load_policy_strategy, local_only,  # noqa: E402
+                                                     remote_only)
 from edgesplit.runtime.emulation.link.recording_readers import read_recording  # noqa: E402
 from edgesplit.runtime.emulation.link.shipped import resolve_recording  # noqa: E402
 
@@ -97,6 +99,26 @@ def test_generation_zero_tries_gates_where_the_board_estimate_falls():
                                                            for p in result.seeded)
 
 
+def test_the_accuracy_floor_follows_the_most_accurate_of_several_references():
+    # evaluate's verdict measures the policy against the most accurate baseline, which on a faster link can be
+    # remote-only (the final exit for every task) rather than local-only with the bundle's thresholds.
+    scenario = demo_scenario()
+    scenario.recordings = [scaled("norway_car_3", 1.0)]
+    scenario.episode_tasks = 150
+    env = Environment(scenario)
+    args = Args(seed=0, validation_seeds=2)
+    references = [remote_only(env.n_exits), manifest_local(env)]
+    policy = GatedPolicy((0.4, 0.4), 3, (0.0, 0.0), 0, 0.5, 1)
+    specs = validation_episodes(env, args)
+    accuracies = [run_episodes(env, r, specs)[1] for r in references]
+    assert abs(accuracies[0] - accuracies[1]) > 0.005  # the two differ on these episodes
+    _, first = validate(env, [policy], references[0], args)
+    _, both = validate(env, [policy], references, args)
+    assert first["finalists"][0]["reference_accuracy"] == pytest.approx(accuracies[0], abs=1e-5)
+    assert both["finalists"][0]["reference_accuracy"] == pytest.approx(max(accuracies), abs=1e-5)
+    assert both["finalists"][0]["floor"] >= first["finalists"][0]["floor"]
+
+
 def test_the_gated_mlp_switches_between_its_two_actions_on_bandwidth_and_peer(envs):
     env, _ = envs
     policy = GatedPolicy((0.3, 0.6), 3, (0.0, 0.1), 0, 0.8, 2)
@@ -154,6 +176,8 @@ def test_train_algo_search_writes_a_policy_with_provenance(tmp_path):
     assert prov["recording_speed"] == 2.0 and prov["bounds"] == {"latency_s": 0.1, "energy": 900.0}
     assert prov["gated_policy"] == summary["policy"] and prov["validation"]["chosen"] == summary["policy"]
     assert prov["seeded"] and prov["seeded"] == summary["seeded"]  # generation 0's gate seeds, recorded
+    assert [r["name"] for r in prov["reference"]] == ["local-only", "remote-only"] == [
+        r["name"] for r in summary["reference"]]  # the accuracy floor's references
     [row] = summary["evaluation"]
     assert row["role"] == "validation" and row["tasks"] == 100
 
