@@ -10,7 +10,7 @@ MLP (``PolicyStrategy``), so the frozen file decides on the board exactly as it 
 The search (``search``) is the cross-entropy method on the policy's genes (all in [0, 1]): draw a
 population from a Gaussian, score every candidate on the same episodes (random training recordings
 from random seconds, random seeds of the inputs and timing noise), refit the Gaussian to the elite,
-repeat. The score is the satisfaction rate with the accuracy allowance as a penalty:
+repeat. Generation 0 also scores gate seeds (``gate_seeds``): gates where the board's estimate falls. The score is the satisfaction rate with the accuracy allowance as a penalty:
 ``SR - penalty x max(0, floor - accuracy)``, ``floor`` being the reference accuracy (the most accurate of
 the reference strategies, local-only with the bundle's thresholds and remote-only, and the candidate's own
 EdgeML-T1 and -NonBranch ablations, as ``evaluate`` measures "the most accurate baseline") minus the allowance plus a
