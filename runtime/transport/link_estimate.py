@@ -8,7 +8,9 @@ is negligible); large ones measure bandwidth::
 
 The base RTT is the minimum over a recent window of RTT samples (propagation does not get shorter,
 queueing only adds), the bandwidth an EWMA of per-transfer samples. When no transfer has refreshed
-the estimate for ``stale_after_s``, ``is_stale`` tells the client to send a small probe.
+the bandwidth for ``stale_after_s``, ``is_stale`` tells the client to send a probe with a payload. RTT
+samples do not count as fresh bandwidth: they arrive every ``rtt_refresh_s`` and, counted, kept a
+board that does not offload from ever refreshing its bandwidth (docs/link.md, "Estimate freshness").
 
 Only small messages are RTT samples, and a busy device sends none: offloads keep the estimate fresh.
 One slow first sample (a low-rate second, a late reply) would then stay the base for the run and
@@ -91,10 +93,13 @@ class LinkEstimator:
         """
         if not (link_s > 0.0 and math.isfinite(link_s)) or nbytes < 0:
             return None
-        self._last_update = now
         if nbytes <= self.max_rtt_bytes:
             self._rtts.append((now, link_s))
             self._srtt = link_s if self._srtt is None else 0.875 * self._srtt + 0.125 * link_s
+            return None
+        # A payload too small to measure still was the attempt: counting it keeps a client whose probes are
+        # smaller than min_bandwidth_bytes from probing on every call.
+        self._last_update = now
         if nbytes < self.min_bandwidth_bytes:
             return None
         base = self.base_rtt_s or 0.0
@@ -123,6 +128,7 @@ class LinkEstimator:
         return bound
 
     def is_stale(self, now: float) -> bool:
+        """No transfer with a payload (offload or payload probe) for ``stale_after_s``: RTT samples do not count."""
         return self._last_update is None or now - self._last_update >= self.stale_after_s
 
     def expected_link_s(self, nbytes: int) -> Optional[float]:

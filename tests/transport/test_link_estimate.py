@@ -58,8 +58,21 @@ def test_transfer_faster_than_the_base_rtt_stays_finite():
 def test_staleness():
     est = LinkEstimator(stale_after_s=5.0)
     assert est.is_stale(0.0)
-    est.observe(100, 0.01, 1.0)
+    est.observe(64 * 1024, 0.05, 1.0)
     assert not est.is_stale(5.9) and est.is_stale(6.0)
+
+
+def test_rtt_samples_do_not_make_the_bandwidth_fresh():
+    # The client's empty RTT probes come every rtt_refresh_s (1 s), as often as the bandwidth goes stale: when
+    # they counted as fresh, a board that kept its tasks local never sent a payload probe again and its
+    # bandwidth estimate stayed at the start-up probe's value for the whole run (docs/link.md).
+    est = LinkEstimator(min_bandwidth_bytes=3000, stale_after_s=1.0, rtt_refresh_s=1.0)
+    est.observe(100, 0.025, 0.0)
+    est.observe(4200, 0.100, 0.1)
+    for now in (0.9, 1.8, 2.7):
+        est.observe(100, 0.025, now)
+    assert est.is_stale(2.8)
+    assert est.snapshot(2.8).age_s == pytest.approx(2.7)
 
 
 def test_an_unanswered_request_only_lowers_the_estimate():
