@@ -27,6 +27,9 @@ from edgesplit.runtime.memory import TRIM_AFTER_BYTES, release_free_memory
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.2
+# While a probe awaits its answer the serving thread looks for it this often between tasks: an answer read
+# later than the peer client's MAX_UNREAD_S gives no link timing (docs/link.md, "Replies read late").
+PROBE_POLL_S = 0.002
 # The API thread runs a submit itself (no thread hops) only while the last INLINE_HISTORY tasks each
 # ran within INLINE_MAX_TASK_S: a status request then waits at most about that long. Only without a
 # peer: an offload may wait on the network up to the task's deadline.
@@ -132,7 +135,7 @@ class ServingLoop:
                 with self._loop_held():
                     self._apply_pending()
                 try:
-                    job = self.jobs.get(timeout=IDLE_POLL_S)
+                    job = self.jobs.get(timeout=PROBE_POLL_S if self._probe_in_flight() else IDLE_POLL_S)
                 except queue.Empty:
                     if self.draining.is_set():
                         break
@@ -200,6 +203,10 @@ class ServingLoop:
                     "kill this process")
         while True:  # never returns: a stuck loop is what the hook imitates
             time.sleep(3600)
+
+    def _probe_in_flight(self) -> bool:
+        client = self.loop.client
+        return client is not None and client.probe_in_flight
 
     def _idle(self) -> None:
         client = self.loop.client

@@ -12,6 +12,12 @@ dropped). ``peer_alive`` turns false after a timeout or refusal; while it is fal
 skips offloading and calls ``maybe_probe()`` now and then, which sends a cheap probe at most every
 backoff interval (0.25 s doubling to 5 s) without blocking. The first answered probe or request
 makes ``peer_alive`` true again. There is no background thread: one client belongs to one thread.
+
+Probe answers are read whenever the caller next looks (``maybe_probe``, or while an offload waits), so
+an answer can sit unread: a reply read more than ``max_unread_s`` after it may have arrived gives the
+estimator no timing (its round trip would include that wait: a base RTT read late made every bandwidth
+sample read high, 3x in the closed loop's daemon runs; docs/link.md, "Replies read late"). Callers that
+keep a probe in flight look often: ``probe_in_flight`` says when.
 """
 import itertools
 import logging
@@ -31,6 +37,9 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 OK, TIMEOUT, REFUSED, ERROR = "ok", "timeout", "refused", "error"
+# A reply that may have waited unread longer than this gives no link timing. The device loop and the daemon
+# look every 2 ms while a probe is in flight; a scheduler's late wake-up adds about 0.1 ms.
+MAX_UNREAD_S = 0.003
 # Peer statuses after which the device stops offloading until a probe succeeds.
 _PEER_UNUSABLE = ("bundle_mismatch", "overloaded")
 _PEER_REFUSALS = ("bundle_mismatch", "overloaded", "expired")
@@ -76,7 +85,8 @@ class PeerClient:
     def __init__(self, address: str, bundle_hash: str, clock: Clock = time.monotonic,
                  context: Optional[zmq.Context] = None, limits: wire.Limits = wire.DEFAULT_LIMITS,
                  estimator: Optional[LinkEstimator] = None, probe_backoff_s: Tuple[float, float] = (0.25, 5.0),
-                 probe_timeout_s: float = 1.0, probe_bytes: int = 64 * 1024, curve=None):
+                 probe_timeout_s: float = 1.0, probe_bytes: int = 64 * 1024, curve=None,
+                 max_unread_s: float = MAX_UNREAD_S):
         self.address = address
         # runtime.security.curve.CurveClientKeys: pins the peer's key; None = plain ZMTP.
         self.curve = curve
@@ -87,6 +97,7 @@ class PeerClient:
         self.probe_backoff_s = probe_backoff_s
         self.probe_timeout_s = probe_timeout_s
         self.probe_bytes = probe_bytes
+        self.max_unread_s = max_unread_s
         self.peer_alive = True
         self._context = context or zmq.Context.instance()
         self._ids = itertools.count(1)
@@ -114,6 +125,8 @@ class PeerClient:
         self._poller.register(sock, zmq.POLLIN)
         # The first answer on a fresh socket also paid for the TCP and ZMTP handshakes: no RTT sample.
         self._fresh = True
+        # The last time the socket was seen with nothing to read: a message found waiting arrived after it.
+        self._quiet_at = self.clock()
 
     def _reset(self) -> None:
         """Lazy Pirate: drop the socket (and anything queued on it) and start a fresh one."""
@@ -177,6 +190,11 @@ class PeerClient:
     def link_estimate(self) -> LinkEstimate:
         return self.estimator.snapshot(self.clock())
 
+    @property
+    def probe_in_flight(self) -> bool:
+        """A probe awaits its answer: call ``maybe_probe`` every few ms, or its timing is lost."""
+        return self._pending_probe is not None
+
     # ------------------------------------------------------------ internals
 
     def _payload(self, nbytes: int) -> np.ndarray:
@@ -224,14 +242,17 @@ class PeerClient:
             self._reset()
             return OffloadOutcome(TIMEOUT, request_id, message="no answer from %s within %.3f s"
                                   % (self.address, deadline_s), bytes_sent=sent)
-        reply, received = got
-        return self._outcome(reply, request_id, sent, received, end - start, end)
+        reply, received, unread = got
+        return self._outcome(reply, request_id, sent, received, end - start, end, min(unread, end - start))
 
     def _outcome(self, reply: wire.Reply, request_id: int, sent: int, received: int, round_trip: float,
-                 now: float) -> OffloadOutcome:
+                 now: float, unread_s: float = 0.0) -> OffloadOutcome:
+        """``unread_s``: how long the reply may have waited unread within ``round_trip`` (see ``_receive``)."""
         transfer = max(0.0, round_trip - reply.service_s)
         if self._fresh:
             self._fresh = False
+        elif unread_s > self.max_unread_s:
+            log.debug("reply %d read up to %.1f ms after it arrived: no link timing", request_id, 1e3 * unread_s)
         else:
             self.estimator.observe(sent + received, transfer, now)
         if reply.status == "ok":
@@ -251,8 +272,9 @@ class PeerClient:
         return OffloadOutcome(status, request_id, reply.status, reply.message, reply.exit_id, reply.tensors,
                               reply.compute_s, reply.service_s, round_trip, transfer, sent, received)
 
-    def _await(self, request_id: int, until: float) -> Optional[Tuple[wire.Reply, int]]:
-        """Wait for the reply to ``request_id`` until the clock reaches ``until``; drop any other."""
+    def _await(self, request_id: int, until: float) -> Optional[Tuple[wire.Reply, int, float]]:
+        """Wait for the reply to ``request_id`` until the clock reaches ``until``; drop any other.
+        Returns (reply, bytes received, how long before it was read it may have arrived)."""
         while True:
             remaining = until - self.clock()
             if remaining <= 0.0:
@@ -260,20 +282,28 @@ class PeerClient:
             got = self._receive(remaining)
             if got is None:
                 continue
-            reply, received = got
-            if reply.request_id == request_id:
-                return reply, received
+            if got[0].request_id == request_id:
+                return got
 
     def _drain(self, timeout_s: float) -> None:
         while self._receive(timeout_s) is not None:
             timeout_s = 0.0
 
-    def _receive(self, timeout_s: float) -> Optional[Tuple[wire.Reply, int]]:
-        """One message, if any arrives within ``timeout_s``. Probe answers are consumed here."""
-        if not self._poller.poll(max(0, int(math.ceil(timeout_s * 1000.0)))):
-            return None
+    def _receive(self, timeout_s: float) -> Optional[Tuple[wire.Reply, int, float]]:
+        """One message, if any arrives within ``timeout_s``, with how long before now it may have arrived: 0
+        when it arrived while this call waited, else the time since the socket was last seen empty.
+        Probe answers are consumed here."""
+        if self._poller.poll(0):
+            waiting_since = self._quiet_at  # it was there already: it arrived some time after that
+        else:
+            self._quiet_at = self.clock()
+            if timeout_s <= 0.0 or not self._poller.poll(max(1, int(math.ceil(timeout_s * 1000.0)))):
+                self._quiet_at = self.clock()
+                return None
+            waiting_since = None  # the poll woke when it arrived
         frames = self._socket.recv_multipart(copy=False)
         now = self.clock()
+        unread = 0.0 if waiting_since is None else now - waiting_since
         reply = wire.decode_reply(frames, self.limits)
         if isinstance(reply, wire.WireError):
             log.warning("dropped a malformed reply from %s: %s", self.address, reply)
@@ -282,9 +312,10 @@ class PeerClient:
         pending = self._pending_probe
         if pending is not None and reply.request_id == pending.request_id:
             self._pending_probe = None
-            self._outcome(reply, reply.request_id, pending.nbytes, received, now - pending.sent_at, now)
+            round_trip = now - pending.sent_at
+            self._outcome(reply, reply.request_id, pending.nbytes, received, round_trip, now, min(unread, round_trip))
             return None
-        return reply, received
+        return reply, received, unread
 
     def _mark_down(self, now: float) -> None:
         if self.peer_alive:

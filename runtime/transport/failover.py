@@ -95,6 +95,11 @@ class PeerFailover:
     def link_estimate(self) -> LinkEstimate:
         return self.active.link_estimate()
 
+    @property
+    def probe_in_flight(self) -> bool:
+        """Some peer's probe awaits its answer (see ``PeerClient.probe_in_flight``)."""
+        return any(client.probe_in_flight for client in self.clients)
+
     def close(self) -> None:
         for client in self.clients:
             client.close()
