@@ -5,6 +5,7 @@ import random
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
+from edgesplit.runtime.device.pipeline import START_PROBES
 from edgesplit.runtime.transport.link_estimate import LinkEstimator
 
 from edgesplit.codegen.learning.virtual_link import Direction, windows_contain
@@ -106,8 +107,8 @@ class VirtualPeerClient:
         self._answered(p.nbytes, self.static.probe_reply_bytes, p.reply_at - p.sent_at, 0.0, p.reply_at)
 
     def start(self, t: float) -> None:
-        """The pipeline's first probes, plain then with a payload, at set-up (``t``, before the first task)."""
-        for payload in (0, PROBE_BYTES):
+        """The pipeline's first probes (``START_PROBES``: plain twice, then with a payload), at set-up (``t``)."""
+        for payload in START_PROBES:
             sent = self.static.probe_request_bytes[payload]
             reply_at = self._exchange(t, sent, self.static.probe_reply_bytes, 0.0)
             if not math.isfinite(reply_at) or reply_at - t > 1.0:

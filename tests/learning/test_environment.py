@@ -62,7 +62,9 @@ def test_the_state_sees_the_runtimes_estimate_not_the_link(profiling_files):
     assert (estimate != link).all()
     # Right after the rate drops the estimate is still near the old rate: it learns from transfers.
     first_low = int(np.argmax(t >= 10.0))
-    assert link[first_low] == 0.2e6 and estimate[first_low] == pytest.approx(estimate[first_low - 1], rel=0.05)
+    # (One transfer's sample moves the EWMA by its alpha: within 15 %, and far above the new rate.)
+    assert link[first_low] == 0.2e6 and estimate[first_low] == pytest.approx(estimate[first_low - 1], rel=0.15)
+    assert estimate[first_low] > 5 * link[first_low]
     # ... and it comes down later, once transfers (or unanswered requests) have shown the slower link.
     assert estimate[first_low + 30] < 0.5 * estimate[first_low]
     # The controller decided on exactly what the tasks recorded as their bandwidth.
