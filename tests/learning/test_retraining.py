@@ -179,7 +179,11 @@ def test_the_rebuilt_network_is_the_rate_the_logged_transfers_saw(tmp_path):
     with sqlite3.connect(str(db)) as conn:
         logged = np.array([r[0] for r in conn.execute("SELECT transfer_s FROM tasks ORDER BY task_id")])
     replayed = Environment(replace(scenario, recordings=[recording], episode_tasks=400)).run(remote_only(2), seed=0)
-    np.testing.assert_allclose(np.median(replayed.per_task["transfer_s"]), np.median(logged), rtol=0.02)
+    # (Mean and quartiles: half the tasks see each rate, so the median sits on the edge between the two groups and
+    # one task moved across a step by the probes' timing flips it.)
+    got = replayed.per_task["transfer_s"]
+    np.testing.assert_allclose(np.mean(got), np.mean(logged), rtol=0.02)
+    np.testing.assert_allclose(np.percentile(got, [25, 75]), np.percentile(logged, [25, 75]), rtol=0.02)
     # The environment multiplies by the link scale, so the rebuilt rates are divided by it.
     scaled, _ = retraining.reconstruct_network(run, replace(scenario, link_scale=0.5), retraining.reply_bytes(
         resolve_bundle("default")))
