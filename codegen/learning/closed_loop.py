@@ -87,8 +87,10 @@ def daemon_config(setup: BoardSetup, peer: str, policy: Path, traces: Path, sock
 class ServedBoard:
     """``edgesplit serve --config`` as a subprocess, serving ``policy`` (a path the loop replaces)."""
 
-    def __init__(self, workdir: Path, setup: BoardSetup, peer: str, policy: Path):
+    def __init__(self, workdir: Path, setup: BoardSetup, peer: str, policy: Path,
+                 env: Optional[Dict[str, str]] = None):
         workdir.mkdir(parents=True, exist_ok=True)
+        self.env = env  # the daemon's environment (None: this process's)
         self.workdir = workdir
         self.setup = setup
         self.policy = policy
@@ -104,7 +106,7 @@ class ServedBoard:
     def start(self, timeout_s: float = 60.0) -> "ServedBoard":
         self._log = open(str(self.log), "ab")
         self.process = subprocess.Popen(CLI + ["serve", "--config", str(self.config)], stdout=self._log,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
