@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.2
 # While a probe awaits its answer the serving thread looks for it this often between tasks: an answer read
-# later than the peer client's MAX_UNREAD_S gives no link timing (docs/link.md, "Replies read late").
+# later than the peer client's MAX_UNREAD_S gives no link timing (docs/link.md, "What the estimate is fed").
 PROBE_POLL_S = 0.002
 # The API thread runs a submit itself (no thread hops) only while the last INLINE_HISTORY tasks each
 # ran within INLINE_MAX_TASK_S: a status request then waits at most about that long. Only without a

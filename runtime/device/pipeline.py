@@ -220,7 +220,7 @@ class Pipeline:
                                       probe_timeout_s=1.0 / speed, curve=settings.curve)
         # The first answer on a fresh socket also pays the handshakes (no timing): probe plain twice, the second
         # for the base RTT, then with a payload. Without a base the payload probe's RTT counted as serialisation
-        # and the first estimate read 0.7x the link (docs/link.md, "Estimate freshness").
+        # and the first estimate read 0.7x the link (docs/link.md, "What the estimate is fed").
         for peer, address in zip(client.clients, settings.peer.split(",")):
             for payload in START_PROBES:
                 outcome = peer.probe(timeout_s=FIRST_PROBE_TIMEOUT_S, payload_bytes=payload)

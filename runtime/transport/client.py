@@ -16,7 +16,7 @@ makes ``peer_alive`` true again. There is no background thread: one client belon
 Probe answers are read whenever the caller next looks (``maybe_probe``, or while an offload waits), so
 an answer can sit unread: a reply read more than ``max_unread_s`` after it may have arrived gives the
 estimator no timing (its round trip would include that wait: a base RTT read late made every bandwidth
-sample read high, 3x in the closed loop's daemon runs; docs/link.md, "Replies read late"). Callers that
+sample read high, 3x in the closed loop's daemon runs; docs/link.md, "What the estimate is fed"). Callers that
 keep a probe in flight look often: ``probe_in_flight`` says when.
 """
 import itertools

@@ -10,7 +10,8 @@ The base RTT is the minimum over a recent window of RTT samples (propagation doe
 queueing only adds), the bandwidth an EWMA of per-transfer samples. When no transfer has refreshed
 the bandwidth for ``stale_after_s``, ``is_stale`` tells the client to send a probe with a payload. RTT
 samples do not count as fresh bandwidth: they arrive every ``rtt_refresh_s`` and, counted, kept a
-board that does not offload from ever refreshing its bandwidth (docs/link.md, "Estimate freshness").
+board that does not offload from ever refreshing its bandwidth (docs/link.md, "What the estimate is
+fed").
 
 Only small messages are RTT samples, and a busy device sends none: offloads keep the estimate fresh.
 One slow first sample (a low-rate second, a late reply) would then stay the base for the run and

@@ -1,4 +1,6 @@
-"""A probe's answer read long after it arrived gives the link estimator no timing (docs/link.md, "Replies read late").
+"""A probe's answer read long after it arrived gives the link estimator no timing.
+
+See docs/link.md, "What the estimate is fed".
 
 A real ``edgesplit peer`` process behind the software link (0.4 Mbit/s, 20 ms RTT). The device side calls
 ``maybe_probe`` only once every 150 ms, as the daemon did between tasks: each probe's answer arrives after
