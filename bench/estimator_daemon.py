@@ -42,9 +42,9 @@ DEFAULT_RECORDING = SHARED / "norway_hsdpa_3g" / "norway_ferry_3"
 DEMO_MEAN_MBPS = 0.446
 FOLDERS = ("runtime", "codegen", "policies_lite", "board_configs")
 # strategy -> ([action] cut or None for the shipped planner policy, the window's mean rate / --mean-mbps).
-# "mixed": confident tasks stop at exit 0 on the board, the rest go to the peer at cut 1 (about 1 in 4), on the window
-# scaled to 6 Mbit/s, where cut 1's 12.5 KB fit the deadline after the board's compute: the board offloads some
-# tasks and not others, as the planner policy does when it picks a deeper cut.
+# "mixed": confident tasks stop at exit 0 on the board, the rest go to the peer at cut 1 (about 1 in 5), on the window
+# scaled to 6 Mbit/s (at the default --mean-mbps), where cut 1's 12.5 KB fit the deadline after the board's compute:
+# the board offloads some tasks and not others, as the planner policy does when it picks a deeper cut.
 STRATEGIES = {"offload": (0, 1.0), "local": (-1, 1.0), "policy": (None, 1.0), "mixed": (1, 6.0 / DEMO_MEAN_MBPS)}
 LINK_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO \S+relay: link listening on")
 
