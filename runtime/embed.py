@@ -120,7 +120,8 @@ class Runtime:
         settings = PipelineSettings(
             board=self.board, peer=peer, curve=curve, threads=threads, sensors=sensors,
             deadline_s=None if deadline_ms is None else deadline_ms / 1e3,
-            store=StoreSettings(traces) if traces else None,
+            # The application is somebody else's: no child interpreter is started in it (docs/traces.md).
+            store=StoreSettings(traces, writer="thread") if traces else None,
             run_config={"command": "embed", "bundle": bundle, "policy": policy})
         self._pipeline = Pipeline(self.bundle, strategy, self.bounds, settings)  # type: Optional[Pipeline]
         loop = self._pipeline.loop

@@ -164,18 +164,16 @@ def calibrate_from_runs(runs: Sequence[BoardRun], scenario: Scenario, network: P
 
 
 def speed_ratio(logged_s: Dict[str, float], modelled_s: Dict[str, float]) -> float:
-    """How much slower (> 1) or faster than modelled the board runs its segments: the slope of each segment's median
-    logged call time against its modelled time (the intercept is the per-call overhead, which the excess keeps);
-    one segment only: the ratio of the two. 1.0 when nothing can be fitted."""
+    """How much slower (> 1) or faster than modelled the board runs its segments: the least-squares ratio through the
+    origin of each segment's median logged call time to its modelled time, sum(l x m) / sum(m^2). The big segments
+    decide, as they decide the latency; a free straight-line fit's slope is set by noise when the segments are of
+    about one size (two equal main blocks). The per-call overhead stays in the excess. 1.0 when nothing can be fitted."""
     ids = sorted(set(logged_s) & set(modelled_s))
     modelled = np.array([modelled_s[k] for k in ids], dtype=float)
     logged = np.array([logged_s[k] for k in ids], dtype=float)
-    if len(ids) >= 2 and np.ptp(modelled) > 0:
-        ratio = float(np.polyfit(modelled, logged, 1)[0])
-    elif len(ids) == 1 and modelled[0] > 0:
-        ratio = float(logged[0] / modelled[0])
-    else:
-        ratio = 1.0
+    usable = np.isfinite(modelled) & np.isfinite(logged) & (modelled > 0)
+    denominator = float(np.sum(modelled[usable] ** 2))
+    ratio = float(np.sum(logged[usable] * modelled[usable]) / denominator) if denominator > 0 else 1.0
     if not ratio > 0:
         log.warning("segment times fit a speed ratio of %.3g: keeping the believed workload scale", ratio)
         return 1.0

@@ -12,6 +12,7 @@ peer address with or without CurveZMQ keys, a bandwidth recording, the trace sto
 """
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -65,8 +66,16 @@ class StoreSettings:
 
 
 def open_store(settings: StoreSettings):
-    """The trace store the settings ask for: a TraceStore, or a ProcessTraceStore (the same API)."""
-    if settings.background_commit and settings.writer == "process":
+    """The trace store the settings ask for: a TraceStore, or a ProcessTraceStore (the same API).
+
+    A frozen application (PyInstaller and the like) has no interpreter to start the writer with (its
+    ``sys.executable`` is the application itself), so it gets the thread writer, logged."""
+    writer = settings.writer
+    if writer == "process" and (getattr(sys, "frozen", False) or not sys.executable):
+        log.warning("%s: a frozen application (or no sys.executable) cannot start the trace writer process; "
+                    "the trace rows are written by a thread instead ([traces] writer = \"thread\")", settings.path)
+        writer = "thread"
+    if settings.background_commit and writer == "process":
         return ProcessTraceStore(settings.path, batch_size=settings.batch_size,
                                  flush_interval_s=settings.flush_interval_s, max_bytes=settings.max_bytes)
     if settings.writer not in ("process", "thread"):

@@ -339,9 +339,10 @@ class ProcessTraceStore:
         try:
             process = subprocess.Popen([sys.executable, "-m", __name__, str(fd)], pass_fds=(fd,),
                                        stdin=subprocess.DEVNULL)
-        except OSError as exc:
+        except (OSError, TypeError, ValueError) as exc:  # TypeError: no sys.executable
             parent.close()
-            raise TraceError("%s: cannot start the trace writer process (%s)" % (self.path, exc)) from None
+            raise TraceError("%s: cannot start the trace writer process with %r (%s); set [traces] writer = "
+                             "\"thread\"" % (self.path, sys.executable, exc)) from None
         finally:
             child.close()
         self._conn, self._process = parent, process
@@ -352,8 +353,8 @@ class ProcessTraceStore:
             self._end_process()
             if isinstance(exc, TraceError):
                 raise
-            raise TraceError("%s: the trace writer process %s before opening the database (see its error above)"
-                             % (self.path, _ended(process.poll()))) from None
+            raise TraceError("%s: the trace writer process %s before opening the database (see its error above); "
+                             "if it cannot run here, set [traces] writer = \"thread\"" % (self.path, _ended(process.poll()))) from None
         self._unacked = 0
 
     def _restart(self) -> bool:
@@ -475,9 +476,16 @@ def _with_waiting_rows(conn: Connection, rows: List[tuple]) -> Tuple[List[tuple]
     return rows, None
 
 
+# Calls whose change the caller is told is stored: committed before the answer, not with the next batch of rows
+# (this process has no commit timer; an idle board would otherwise hold a label in an open transaction).
+_COMMITTED_CALLS = frozenset(("set_feedback", "set_label"))
+
+
 def _answer(store: TraceStore, name: str, args: tuple, kwargs: Dict[str, Any]) -> tuple:
     try:
         value = getattr(store, name)(*args, **kwargs)
+        if name in _COMMITTED_CALLS:
+            store.flush()
     except TraceError as exc:
         return ("reply", False, str(exc), _stats(store))
     return ("reply", True, value, _stats(store))
@@ -503,6 +511,7 @@ def main(argv: List[str]) -> int:
     # or a Ctrl-C to the terminal's, must not stop this process before the daemon has sent its last rows.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the daemon's reload signal (systemctl kill -s HUP reaches us too)
     _name_process("es-trace-writer")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="edgesplit trace writer [%(process)d] %(levelname)s %(name)s: %(message)s")

@@ -303,3 +303,14 @@ def test_a_search_retrained_from_a_board_is_calibrated_and_guarded_too(board_db,
     assert summary["written"] == out.is_file() == (done.returncode == 0)
     if out.is_file():
         assert load_policy(out).provenance["retraining"]["calibration"]
+
+
+def test_the_speed_ratio_holds_for_segments_of_nearly_equal_size():
+    """Two main blocks of about the same modelled time (no heads): a straight-line fit's slope would be set by the
+    0.2 ms of noise between them (0.2 here, a board 5x faster); the board is in fact twice as slow."""
+    from edgesplit.codegen.learning.retraining import speed_ratio
+
+    assert speed_ratio({"a": 0.0205, "b": 0.0207}, {"a": 0.010, "b": 0.011}) == pytest.approx(1.97, abs=0.05)
+    assert speed_ratio({"a": 0.0466, "b": 0.0439, "h": 0.0050}, {"a": 0.04654, "b": 0.0438, "h": 0.0049}) \
+        == pytest.approx(1.0, abs=0.01)
+    assert speed_ratio({}, {"a": 0.01}) == 1.0

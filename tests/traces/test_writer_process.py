@@ -167,3 +167,37 @@ def test_a_writer_that_dies_while_a_task_waits_for_room_lets_the_task_go_on(tmp_
         store.log_task_values(_task_values(5))
         store.flush()
     assert [r[1] for r in _rows(db, "tasks")] == [4, 5]
+
+
+def test_a_stored_label_is_committed_while_the_board_is_idle(tmp_path):
+    """The API answers "stored" only for a label on disk: with no task rows after it (an idle board), it must
+    not wait in an open transaction for the next batch (a power cut then loses it, and readers do not see it)."""
+    with ProcessTraceStore(tmp_path / "t.db", batch_size=8, flush_interval_s=60.0) as store:
+        store.start_run(run_id="r1")
+        store.log_task_values(_task_values(0))
+        store.flush()
+        assert store.set_feedback(0, label=7) is True
+        with sqlite3.connect(str(tmp_path / "t.db"), timeout=0.5) as reader:
+            assert reader.execute("SELECT label FROM tasks WHERE task_id = 0").fetchone() == (7,)
+
+
+def test_a_frozen_app_gets_the_thread_writer(tmp_path, monkeypatch, caplog):
+    """A frozen app's sys.executable is the app itself: `app -m ...writer_process` would run the app again."""
+    from edgesplit.runtime.device.pipeline import StoreSettings, open_store
+
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    with caplog.at_level(logging.WARNING):
+        store = open_store(StoreSettings(str(tmp_path / "t.db")))
+    try:
+        assert type(store) is TraceStore
+    finally:
+        store.close()
+    assert "thread" in caplog.text and "frozen" in caplog.text
+
+
+def test_the_embedded_runtime_writes_in_its_own_process(tmp_path):
+    """embed.Runtime lives in somebody else's application: it starts no child interpreter there."""
+    from edgesplit.runtime.embed import Runtime
+
+    with Runtime(traces=str(tmp_path / "t.db")) as runtime:
+        assert type(runtime._pipeline.store) is TraceStore
