@@ -162,9 +162,8 @@ def gate_seeds(env, start: GatedPolicy, specs: Sequence["EpisodeSpec"], args: Ar
     """The start's local action gated with remote-only's at ``args.seed_gate_quantiles`` of the bandwidth estimate
     the board read on ``specs`` under those two actions.
 
-    The estimate is not the link's rate: under a local action it comes from small probes, and the exchange's own
-    overheads count as serialisation, so it reads far below a fast link (a 1 Mbit/s mean reads a median of about
-    0.56). From a shut gate the search has no signal where the gate would open (every gate above the estimates
+    The estimate is not the link's rate: under a local action it comes from small probes once a second, whose
+    exchange overheads count as serialisation, and it lags the link. From a shut gate the search has no signal where the gate would open (every gate above the estimates
     scores the same), so generation 0 also scores gates where the estimate falls."""
     from edgesplit.runtime.controller.strategies import StaticStrategy, remote_only
 

@@ -79,9 +79,11 @@ def test_generation_zero_tries_gates_where_the_board_estimate_falls():
     start = starting_policy(local.action, env.n_exits, args.gate_max_mbps)
     specs = draw_episodes(env, args.episodes, np.random.RandomState(0))
     seeds = gate_seeds(env, start, specs, args)
-    assert len(seeds) == len(args.seed_gate_quantiles) >= 2
+    # One seed per distinct gate: the estimate moves once a second under a local action, so two quantiles of a
+    # short episode can be the same value.
+    assert 2 <= len(seeds) <= len(args.seed_gate_quantiles)
     gates = [p.gate_mbps for p in seeds]
-    assert gates == sorted(gates) and 0.0 < gates[0] < gates[-1] < args.gate_max_mbps
+    assert gates == sorted(set(gates)) and 0.0 < gates[0] < gates[-1] <= args.gate_max_mbps
     for policy in seeds:
         assert (policy.local_thresholds, policy.local_cut) == (start.local_thresholds, start.local_cut)
         assert policy.remote_cut == 0 and policy.interval == start.interval
