@@ -19,6 +19,7 @@ saw, offloads and fallbacks; the same for the environment.
         --window-s 30 --version before=/tmp/before
 """
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -90,9 +91,9 @@ def ratios(rows, link_start: float, recording) -> dict:
     return {"per_second": quartiles(seconds), "per_task": quartiles(per_task)}
 
 
-def real_phase(tree, strategy: str, setup: BoardSetup, tasks: int, workdir: Path) -> dict:
-    images, labels = load_heldout()
-    env = {k: v for k, v in os.environ.items() if k not in ("JOURNAL_STREAM", "INVOCATION_ID")}
+@contextlib.contextmanager
+def imported_from(tree, env: dict):
+    """``env`` makes a child process import ``edgesplit`` from the source ``tree`` (None: as installed)."""
     with tempfile.TemporaryDirectory() as shadow:
         if tree is not None:
             package = Path(shadow) / "edgesplit"
@@ -100,6 +101,13 @@ def real_phase(tree, strategy: str, setup: BoardSetup, tasks: int, workdir: Path
             for folder in FOLDERS:
                 os.symlink(str(tree.resolve() / folder), str(package / folder))
             env["PYTHONPATH"] = shadow
+        yield
+
+
+def real_phase(tree, strategy: str, setup: BoardSetup, tasks: int, workdir: Path) -> dict:
+    images, labels = load_heldout()
+    env = {k: v for k, v in os.environ.items() if k not in ("JOURNAL_STREAM", "INVOCATION_ID")}
+    with imported_from(tree, env):
         with PeerProcess(default_bundle_path()) as peer:
             board = ServedBoard(workdir, setup, peer.endpoint, Path(""), env=env)
             board.config.write_text(config_text(setup, peer.endpoint, strategy, board))
@@ -168,13 +176,7 @@ def environment_phase(strategy: str, setup: BoardSetup, tasks: int, seeds: int) 
 def run_environment(tree, strategy, setup, tasks, seeds) -> dict:
     """environment_phase in a subprocess that imports ``edgesplit`` from ``tree`` (None: as installed)."""
     env = dict(os.environ)
-    with tempfile.TemporaryDirectory() as shadow:
-        if tree is not None:
-            package = Path(shadow) / "edgesplit"
-            package.mkdir()
-            for folder in FOLDERS:
-                os.symlink(str(tree.resolve() / folder), str(package / folder))
-            env["PYTHONPATH"] = shadow
+    with imported_from(tree, env):
         done = subprocess.run([sys.executable, __file__, "--environment-only", strategy, "--recording-file",
                                str(setup.recording), "--tasks", str(tasks), "--seeds", str(seeds)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
