@@ -33,7 +33,7 @@ from edgesplit.policies_lite.format import parse_meta
 from edgesplit.policies_lite.io import content_id
 from edgesplit.policies_lite.policy import FrozenPolicy
 from edgesplit.runtime.controller.state import FEATURES
-from edgesplit.runtime.controller.strategies import Action, PolicyStrategy, Strategy
+from edgesplit.runtime.controller.strategies import Action, PolicyStrategy, StaticStrategy, Strategy
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ class Args:
     accuracy_allowance: float = 0.015  # accuracy a policy may give up against the most accurate reference
     accuracy_margin: float = 0.002   # kept in hand against the allowance: other baselines, other inputs
     penalty: float = 10.0            # SR points lost per accuracy point under the floor
+    per_action_floor: bool = True    # the policy's local action alone (the gate shut) must meet the floor too
+    ablation_sr_term: bool = True    # SR points lost per point an eligible T1/TL ablation scores above the policy
     finalists: int = 4               # elites of the last generation validated, plus the best ever scored
     validation_seeds: int = 2        # seeds per validation recording
     gate_max_mbps: float = 2.0       # the gate's range: 0 .. this many Mbit/s (above the rates: never remote)
@@ -165,7 +167,7 @@ def gate_seeds(env, start: GatedPolicy, specs: Sequence["EpisodeSpec"], args: Ar
     The estimate is not the link's rate: under a local action it comes from small probes once a second, whose
     exchange overheads count as serialisation, and it lags the link. From a shut gate the search has no signal where the gate would open (every gate above the estimates
     scores the same), so generation 0 also scores gates where the estimate falls."""
-    from edgesplit.runtime.controller.strategies import StaticStrategy, remote_only
+    from edgesplit.runtime.controller.strategies import remote_only
 
     if not args.seed_gate_quantiles:
         return []
@@ -207,10 +209,14 @@ class Score:
     t1_accuracy: float         # the candidate's EdgeML-T1 ablation's
     nonbranch_accuracy: float  # the candidate's EdgeML-NonBranch ablation's
     floor: float
-    value: float  # sr - penalty x max(0, floor - accuracy)
+    value: float  # sr - penalty x (every shortfall under the floor) - every eligible ablation's SR lead (score())
+    local_accuracy: float = float("nan")   # the local action alone (the gate shut), on the same episodes
+    t1_sr: float = float("nan")            # the T1 ablation's SR
+    tl_sr: float = float("nan")            # the TL ablation's SR
+    tl_accuracy: float = float("nan")      # the TL ablation's accuracy
 
     def to_dict(self) -> Dict[str, float]:
-        return {k: round(float(v), 5) for k, v in asdict(self).items()}
+        return {k: round(float(v), 5) for k, v in asdict(self).items() if not math.isnan(float(v))}
 
 
 def draw_episodes(env, count: int, rng: np.random.RandomState) -> List[EpisodeSpec]:
@@ -243,15 +249,39 @@ def reference_accuracy(env, reference: Union[Strategy, Sequence[Strategy]], spec
 
 
 def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accuracy: float, args: Args) -> Score:
+    """``value = SR - penalty x shortfall - ablation lead``.
+
+    ``floor`` = max(reference, T1, NonBranch accuracy) - allowance + margin. The shortfall is the policy's accuracy
+    under the floor plus, with ``args.per_action_floor``, its local action's, run alone (the gate shut) on the same
+    episodes: the policy's accuracy is a mix of its two actions' in the proportion the link opens the gate, so a mix
+    that meets the floor on these episodes falls under it on a recording whose link is worse more of the time unless
+    the action it falls back to meets it alone. (The remote action alone is not held to it: alone it offloads on slow
+    stretches the gate keeps it off, and its deadline fallbacks' early exits would count against it.) With ``args.ablation_sr_term``, each of the policy's T1 and TL ablations
+    whose accuracy is within ``floor - 2 x margin`` (the allowance, less the margin: one ``evaluate`` could count as
+    eligible) and whose SR is above the policy's costs the policy that lead: ``evaluate`` counts them as strategies."""
     from edgesplit.codegen.learning.baselines import AblatedPolicy
 
     strategy = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
     sr, accuracy = run_episodes(env, strategy, specs)
-    _, t1_accuracy = run_episodes(env, AblatedPolicy(strategy, "t1"), specs)
+    t1_sr, t1_accuracy = run_episodes(env, AblatedPolicy(strategy, "t1"), specs)
     _, nonbranch_accuracy = run_episodes(env, AblatedPolicy(strategy, "nonbranch"), specs)
     floor = max(reference_accuracy, t1_accuracy, nonbranch_accuracy) - args.accuracy_allowance + args.accuracy_margin
+    shortfall = max(0.0, floor - accuracy)
+    local_accuracy = tl_sr = tl_accuracy = float("nan")
+    if args.per_action_floor:
+        local = StaticStrategy("local-action", Action(tuple(policy.local_thresholds), policy.local_cut,
+                                                      policy.interval, True))
+        _, local_accuracy = run_episodes(env, local, specs)
+        shortfall += max(0.0, floor - local_accuracy)
+    lead = 0.0
+    if args.ablation_sr_term:
+        tl_sr, tl_accuracy = run_episodes(env, AblatedPolicy(strategy, "tl"), specs)
+        eligible = floor - 2 * args.accuracy_margin
+        for ablation_sr, ablation_accuracy in ((t1_sr, t1_accuracy), (tl_sr, tl_accuracy)):
+            if ablation_accuracy >= eligible:
+                lead += max(0.0, ablation_sr - sr)
     return Score(sr, accuracy, reference_accuracy, t1_accuracy, nonbranch_accuracy, floor,
-                 sr - args.penalty * max(0.0, floor - accuracy))
+                 sr - args.penalty * shortfall - lead, local_accuracy, t1_sr, tl_sr, tl_accuracy)
 
 
 # ---------------------------------------------------------------- the search

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.workstation
 
 from edgesplit.codegen.learning.environment import Environment, Recording, demo_scenario  # noqa: E402
 from edgesplit.codegen.learning.search import (Args, GatedPolicy, draw_episodes, gate_seeds,  # noqa: E402
-                                                run_episodes, search, starting_policy, validate,
-                                                validation_episodes)
+                                                reference_accuracy, run_episodes, score, search,
+                                                starting_policy, validate, validation_episodes)
 from edgesplit.policies_lite import load_policy  # noqa: E402
 from edgesplit.runtime.controller.state import FEATURES  # noqa: E402
 from edgesplit.runtime.controller.strategies import (Action, load_policy_strategy, local_only,  # noqa: E402
@@ -119,6 +119,51 @@ def test_the_accuracy_floor_follows_the_most_accurate_of_several_references():
     assert first["finalists"][0]["reference_accuracy"] == pytest.approx(accuracies[0], abs=1e-5)
     assert both["finalists"][0]["reference_accuracy"] == pytest.approx(max(accuracies), abs=1e-5)
     assert both["finalists"][0]["floor"] >= first["finalists"][0]["floor"]
+
+
+@pytest.fixture(scope="module")
+def mostly_remote():
+    """A steady fast link with the peer down for 3 of each episode's 20 s: a policy with a low gate is remote ~85 % of
+    the time and takes its local action the rest, so its accuracy is a mix weighted towards its remote action's."""
+    scenario = demo_scenario()
+    scenario.recordings = [Recording("steady 20 Mbit/s", 1.0, np.full(600, 20e6))]
+    scenario.link_scale = 1.0
+    scenario.episode_tasks = 200
+    scenario.peer_down = [(2.0, 5.0)]
+    env = Environment(scenario)
+    specs = validation_episodes(env, Args(seed=0, validation_seeds=4))
+    return env, specs, reference_accuracy(env, [manifest_local(env), remote_only(env.n_exits)], specs)
+
+
+def test_a_mix_that_meets_the_floor_does_not_excuse_a_local_action_under_it(mostly_remote):
+    # The policy's accuracy is a mix of its actions' in the proportion the network allows; on a recording whose link
+    # is worse more of the time the mix shifts to the local action. A policy whose mix meets the floor only because it
+    # is mostly remote here must score below one whose local action meets the floor alone (held-out 1 Mbit/s runs:
+    # local actions 1.5-2 points under the floor left the policy outside evaluate's allowance on slow recordings).
+    env, specs, reference = mostly_remote
+    aggressive = GatedPolicy((0.55, 0.55), 3, (0.0, 0.0), 0, 0.01, 1)  # equal thresholds: its T1/TL are itself
+    careful = GatedPolicy((0.3, 0.3), 3, (0.0, 0.0), 0, 0.01, 1)
+    args = Args()
+    a, c = score(env, aggressive, specs, reference, args), score(env, careful, specs, reference, args)
+    assert a.accuracy >= a.floor and a.sr > c.sr  # the mix meets the floor, at a higher SR
+    assert a.local_accuracy < a.floor <= a.accuracy and c.local_accuracy >= c.floor and c.accuracy >= c.floor
+    assert a.value < c.value
+    assert a.value == pytest.approx(a.sr - args.penalty * (a.floor - a.local_accuracy))
+    old = Args(per_action_floor=False, ablation_sr_term=False)  # the mix alone: the aggressive one ranked first
+    assert score(env, aggressive, specs, reference, old).value > score(env, careful, specs, reference, old).value
+
+
+def test_an_eligible_ablation_with_a_higher_sr_costs_the_policy_its_lead(mostly_remote):
+    # evaluate counts the policy's own EdgeML-T1/-TL ablations as strategies: one within the allowance with a higher
+    # SR beats the policy there, so the search charges the policy that lead.
+    env, specs, reference = mostly_remote
+    policy = GatedPolicy((0.3, 0.4), 3, (0.0, 0.0), 0, 0.01, 1)  # TL, (0.4, 0.4), exits earlier
+    args = Args()
+    s = score(env, policy, specs, reference, args)
+    assert s.tl_sr > s.sr and s.tl_accuracy >= s.floor - 2 * args.accuracy_margin
+    assert s.local_accuracy >= s.floor and s.accuracy >= s.floor and s.t1_sr <= s.sr
+    assert s.value == pytest.approx(s.sr - (s.tl_sr - s.sr))
+    assert score(env, policy, specs, reference, Args(ablation_sr_term=False)).value == pytest.approx(s.sr)
 
 
 def test_the_gated_mlp_switches_between_its_two_actions_on_bandwidth_and_peer(envs):
