@@ -15,7 +15,11 @@ repeat. Generation 0 also scores gate seeds (``gate_seeds``): gates where the bo
 the reference strategies, local-only with the bundle's thresholds and remote-only, and the candidate's own
 EdgeML-T1 and -NonBranch ablations, as ``evaluate`` measures "the most accurate baseline") minus the allowance plus a
 safety margin. The reference runs on the same episodes as the candidates (the same inputs), so the
-constraint compares accuracies paired, as ``evaluate`` does on a recording, not against a noisy level. The finalists (the
+constraint compares accuracies paired, as ``evaluate`` does on a recording, not against a noisy level. The
+candidate's local action alone (the gate shut) is held to the same floor (``Args.per_action_floor``: the policy's
+accuracy is a mix of its two actions', and a link worse more of the time shifts the mix to the local one), and each
+of its EdgeML-T1/-TL ablations within the allowance whose SR is higher costs it that lead
+(``Args.ablation_sr_term``: ``evaluate`` counts them as strategies); ``score`` has the formula. The finalists (the
 last generations' elites and the best ever scored) are then run on VALIDATION recordings, training
 recordings the search never scored, and the one with the best validation score is frozen. Nothing here
 sees a held-out recording.
