@@ -64,6 +64,9 @@ class Args:
     penalty: float = 10.0            # SR points lost per accuracy point under the floor
     per_action_floor: bool = True    # the policy's local action alone (the gate shut) must meet the floor too
     ablation_sr_term: bool = True    # SR points lost per point an eligible T1/TL ablation scores above the policy
+    local_sr_weight: float = 0.5     # the score's SR: (1 - w) x the policy's + w x its local action's alone (the worst
+    # mix a link can give it: the gate shut), so the action it falls back to is chosen for its SR too (needs
+    # per_action_floor, which runs it)
     finalists: int = 4               # elites of the last generation validated, plus the best ever scored
     validation_seeds: int = 2        # seeds per validation recording
     gate_max_mbps: float = 2.0       # the gate's range: 0 .. this many Mbit/s (above the rates: never remote)
@@ -213,8 +216,9 @@ class Score:
     t1_accuracy: float         # the candidate's EdgeML-T1 ablation's
     nonbranch_accuracy: float  # the candidate's EdgeML-NonBranch ablation's
     floor: float
-    value: float  # sr - penalty x (every shortfall under the floor) - every eligible ablation's SR lead (score())
+    value: float  # the SR term - penalty x (every shortfall under the floor) - every eligible ablation's lead (score())
     local_accuracy: float = float("nan")   # the local action alone (the gate shut), on the same episodes
+    local_sr: float = float("nan")         # its SR
     t1_sr: float = float("nan")            # the T1 ablation's SR
     tl_sr: float = float("nan")            # the TL ablation's SR
     tl_accuracy: float = float("nan")      # the TL ablation's accuracy
@@ -253,7 +257,7 @@ def reference_accuracy(env, reference: Union[Strategy, Sequence[Strategy]], spec
 
 
 def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accuracy: float, args: Args) -> Score:
-    """``value = SR - penalty x shortfall - ablation lead``.
+    """``value = (1 - w) SR + w local SR - penalty x shortfall - ablation lead``.
 
     ``floor`` = max(reference, T1, NonBranch accuracy) - allowance + margin. The shortfall is the policy's accuracy
     under the floor plus, with ``args.per_action_floor``, its local action's, run alone (the gate shut) on the same
@@ -262,7 +266,10 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
     the action it falls back to meets it alone. (The remote action alone is not held to it: alone it offloads on slow
     stretches the gate keeps it off, and its deadline fallbacks' early exits would count against it.) With ``args.ablation_sr_term``, each of the policy's T1 and TL ablations
     whose accuracy is within ``floor - 2 x margin`` (the allowance, less the margin: one ``evaluate`` could count as
-    eligible) and whose SR is above the policy's costs the policy that lead: ``evaluate`` counts them as strategies."""
+    eligible) and whose SR is above the policy's costs the policy that lead: ``evaluate`` counts them as strategies.
+    With ``args.per_action_floor`` the SR term weighs the local action's SR alone by ``args.local_sr_weight`` (``w``;
+    else ``w`` is 0): the policy's SR is a mix too, and on the search's episodes, where the gate is mostly open, the
+    local action's SR had too little weight to be searched (its thresholds ended dominated by static actions)."""
     from edgesplit.codegen.learning.baselines import AblatedPolicy
 
     strategy = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
@@ -271,12 +278,14 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
     _, nonbranch_accuracy = run_episodes(env, AblatedPolicy(strategy, "nonbranch"), specs)
     floor = max(reference_accuracy, t1_accuracy, nonbranch_accuracy) - args.accuracy_allowance + args.accuracy_margin
     shortfall = max(0.0, floor - accuracy)
-    local_accuracy = tl_sr = tl_accuracy = float("nan")
+    local_accuracy = local_sr = tl_sr = tl_accuracy = float("nan")
+    sr_term = sr
     if args.per_action_floor:
         local = StaticStrategy("local-action", Action(tuple(policy.local_thresholds), policy.local_cut,
                                                       policy.interval, True))
-        _, local_accuracy = run_episodes(env, local, specs)
+        local_sr, local_accuracy = run_episodes(env, local, specs)
         shortfall += max(0.0, floor - local_accuracy)
+        sr_term = (1.0 - args.local_sr_weight) * sr + args.local_sr_weight * local_sr
     lead = 0.0
     if args.ablation_sr_term:
         tl_sr, tl_accuracy = run_episodes(env, AblatedPolicy(strategy, "tl"), specs)
@@ -285,7 +294,7 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
             if ablation_accuracy >= eligible:
                 lead += max(0.0, ablation_sr - sr)
     return Score(sr, accuracy, reference_accuracy, t1_accuracy, nonbranch_accuracy, floor,
-                 sr - args.penalty * shortfall - lead, local_accuracy, t1_sr, tl_sr, tl_accuracy)
+                 sr_term - args.penalty * shortfall - lead, local_accuracy, local_sr, t1_sr, tl_sr, tl_accuracy)
 
 
 # ---------------------------------------------------------------- the search

@@ -148,7 +148,8 @@ def test_a_mix_that_meets_the_floor_does_not_excuse_a_local_action_under_it(most
     assert a.accuracy >= a.floor and a.sr > c.sr  # the mix meets the floor, at a higher SR
     assert a.local_accuracy < a.floor <= a.accuracy and c.local_accuracy >= c.floor and c.accuracy >= c.floor
     assert a.value < c.value
-    assert a.value == pytest.approx(a.sr - args.penalty * (a.floor - a.local_accuracy))
+    assert a.value == pytest.approx((1 - args.local_sr_weight) * a.sr + args.local_sr_weight * a.local_sr
+                                    - args.penalty * (a.floor - a.local_accuracy))
     old = Args(per_action_floor=False, ablation_sr_term=False)  # the mix alone: the aggressive one ranked first
     assert score(env, aggressive, specs, reference, old).value > score(env, careful, specs, reference, old).value
 
@@ -162,8 +163,28 @@ def test_an_eligible_ablation_with_a_higher_sr_costs_the_policy_its_lead(mostly_
     s = score(env, policy, specs, reference, args)
     assert s.tl_sr > s.sr and s.tl_accuracy >= s.floor - 2 * args.accuracy_margin
     assert s.local_accuracy >= s.floor and s.accuracy >= s.floor and s.t1_sr <= s.sr
-    assert s.value == pytest.approx(s.sr - (s.tl_sr - s.sr))
-    assert score(env, policy, specs, reference, Args(ablation_sr_term=False)).value == pytest.approx(s.sr)
+    sr_term = (1 - args.local_sr_weight) * s.sr + args.local_sr_weight * s.local_sr
+    assert s.value == pytest.approx(sr_term - (s.tl_sr - s.sr))
+    assert score(env, policy, specs, reference, Args(ablation_sr_term=False)).value == pytest.approx(sr_term)
+
+
+def test_the_local_actions_own_sr_counts_in_the_score(mostly_remote):
+    # On the search's episodes the gate is mostly open, so the local action's SR barely moved the policy's and the
+    # searched local actions ended dominated by static ones (thresholds 0.38/0.37: SR 96.3 %, where 0.33/0.62 has
+    # 97.8 % at the same accuracy); a link worse more of the time then costs SR. Two policies with the same SR here:
+    # the one whose local action alone meets the bounds more often ranks first.
+    env, specs, reference = mostly_remote
+    plain = GatedPolicy((0.3, 0.4), 3, (0.0, 0.0), 0, 0.01, 1)
+    better_local = GatedPolicy((0.3, 0.62), 3, (0.0, 0.0), 0, 0.01, 1)
+    args = Args(ablation_sr_term=False)
+    a, b = score(env, plain, specs, reference, args), score(env, better_local, specs, reference, args)
+    assert a.sr == b.sr and b.local_sr > a.local_sr  # these episodes: the same SR, different local actions
+    assert min(a.local_accuracy, b.local_accuracy, a.accuracy, b.accuracy) >= max(a.floor, b.floor)
+    assert b.value > a.value
+    assert a.value == pytest.approx((1 - args.local_sr_weight) * a.sr + args.local_sr_weight * a.local_sr)
+    unweighted = Args(ablation_sr_term=False, local_sr_weight=0.0)
+    assert score(env, plain, specs, reference, unweighted).value == score(env, better_local, specs, reference,
+                                                                          unweighted).value
 
 
 def test_the_gated_mlp_switches_between_its_two_actions_on_bandwidth_and_peer(envs):
