@@ -218,6 +218,7 @@ class Score:
     floor: float
     value: float  # the SR term - penalty x (every shortfall under the floor) - every eligible ablation's lead (score())
     local_accuracy: float = float("nan")   # the local action alone (the gate shut), on the same episodes
+    local_floor: float = float("nan")      # what it is held to: max(floor, final-exit accuracy - allowance + margin)
     local_sr: float = float("nan")         # its SR
     t1_sr: float = float("nan")            # the T1 ablation's SR
     tl_sr: float = float("nan")            # the TL ablation's SR
@@ -256,14 +257,25 @@ def reference_accuracy(env, reference: Union[Strategy, Sequence[Strategy]], spec
     return max(run_episodes(env, r, specs)[1] for r in references)
 
 
-def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accuracy: float, args: Args) -> Score:
+def final_exit_accuracy(env, specs: Sequence[EpisodeSpec]) -> float:
+    """Every task to the final exit, on the board (it never falls back): the accuracy no strategy exceeds on these
+    inputs, which remote-only reaches on a steady link whatever the link of ``specs`` was."""
+    return run_episodes(env, StaticStrategy("final-exit", Action(tuple([0.0] * env.n_exits), env.n_cuts - 1, 1,
+                                                                 False)), specs)[1]
+
+
+def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accuracy: float, args: Args,
+          ceiling: Optional[float] = None) -> Score:
     """``value = (1 - w) SR + w local SR - penalty x shortfall - ablation lead``.
 
     ``floor`` = max(reference, T1, NonBranch accuracy) - allowance + margin. The shortfall is the policy's accuracy
     under the floor plus, with ``args.per_action_floor``, its local action's, run alone (the gate shut) on the same
     episodes: the policy's accuracy is a mix of its two actions' in the proportion the link opens the gate, so a mix
     that meets the floor on these episodes falls under it on a recording whose link is worse more of the time unless
-    the action it falls back to meets it alone. (The remote action alone is not held to it: alone it offloads on slow
+    the action it falls back to meets it alone. The local action's floor is also at least the final exit's accuracy
+    (``ceiling``, ``final_exit_accuracy``; computed here when not given) less the allowance plus the margin: its
+    accuracy does not depend on the link, and on a steady link remote-only reaches the final exit's accuracy, above
+    remote-only's on these episodes, whose slow stretches cost it fallbacks. (The remote action alone is not held to it: alone it offloads on slow
     stretches the gate keeps it off, and its deadline fallbacks' early exits would count against it.) With ``args.ablation_sr_term``, each of the policy's T1 and TL ablations
     whose accuracy is within ``floor - 2 x margin`` (the allowance, less the margin: one ``evaluate`` could count as
     eligible) and whose SR is above the policy's costs the policy that lead: ``evaluate`` counts them as strategies.
@@ -278,13 +290,16 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
     _, nonbranch_accuracy = run_episodes(env, AblatedPolicy(strategy, "nonbranch"), specs)
     floor = max(reference_accuracy, t1_accuracy, nonbranch_accuracy) - args.accuracy_allowance + args.accuracy_margin
     shortfall = max(0.0, floor - accuracy)
-    local_accuracy = local_sr = tl_sr = tl_accuracy = float("nan")
+    local_accuracy = local_floor = local_sr = tl_sr = tl_accuracy = float("nan")
     sr_term = sr
     if args.per_action_floor:
         local = StaticStrategy("local-action", Action(tuple(policy.local_thresholds), policy.local_cut,
                                                       policy.interval, True))
         local_sr, local_accuracy = run_episodes(env, local, specs)
-        shortfall += max(0.0, floor - local_accuracy)
+        if ceiling is None:
+            ceiling = final_exit_accuracy(env, specs)
+        local_floor = max(floor, ceiling - args.accuracy_allowance + args.accuracy_margin)
+        shortfall += max(0.0, local_floor - local_accuracy)
         sr_term = (1.0 - args.local_sr_weight) * sr + args.local_sr_weight * local_sr
     lead = 0.0
     if args.ablation_sr_term:
@@ -294,7 +309,8 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
             if ablation_accuracy >= eligible:
                 lead += max(0.0, ablation_sr - sr)
     return Score(sr, accuracy, reference_accuracy, t1_accuracy, nonbranch_accuracy, floor,
-                 sr_term - args.penalty * shortfall - lead, local_accuracy, local_sr, t1_sr, tl_sr, tl_accuracy)
+                 sr_term - args.penalty * shortfall - lead, local_accuracy, local_floor, local_sr, t1_sr, tl_sr,
+                 tl_accuracy)
 
 
 # ---------------------------------------------------------------- the search
@@ -344,6 +360,7 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
     for g in range(args.generations):
         specs = draw_episodes(env, args.episodes, rng)
         reference_floor = reference_accuracy(env, reference, specs)
+        ceiling = final_exit_accuracy(env, specs) if args.per_action_floor else None
         population = [mean]
         if g == 0:
             seeded = gate_seeds(env, start, specs, args)[:max(0, args.population - 1)]
@@ -355,7 +372,7 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
             policy = decode(genes)
             key = (policy, g)
             if key not in cache:
-                cache[key] = score(env, policy, specs, reference_floor, args)
+                cache[key] = score(env, policy, specs, reference_floor, args, ceiling)
                 evaluations += 1
             scored.append((cache[key].value, genes, policy))
         scored.sort(key=lambda item: -item[0])
@@ -383,8 +400,8 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
         evaluations += len(finalists)
     else:
         chosen, validation = finalists[0], {"finalists": [], "chosen": finalists[0].describe()}
-    final_score = score(env, chosen, specs, reference_floor, args)
-    start_score = score(env, start, specs, reference_floor, args)
+    final_score = score(env, chosen, specs, reference_floor, args, ceiling)
+    start_score = score(env, start, specs, reference_floor, args, ceiling)
     return SearchResult(chosen, start, final_score, start_score, validation, generations, evaluations,
                         time.perf_counter() - started, [p.describe() for p in seeded])
 
@@ -394,9 +411,10 @@ def validate(env, finalists: Sequence[GatedPolicy], reference: Union[Strategy, S
     """The finalist with the best score on the validation recordings (then the higher SR), and every score."""
     specs = validation_episodes(env, args)
     reference_floor = reference_accuracy(env, reference, specs)
+    ceiling = final_exit_accuracy(env, specs) if args.per_action_floor else None
     ranked, rows = [], []
     for policy in finalists:
-        v = score(env, policy, specs, reference_floor, args)
+        v = score(env, policy, specs, reference_floor, args, ceiling)
         rows.append(dict(v.to_dict(), policy=policy.describe()))
         ranked.append((v.value, v.sr, policy))
     chosen = max(ranked, key=lambda item: (item[0], item[1]))[2]

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.workstation
 
 from edgesplit.codegen.learning.environment import Environment, Recording, demo_scenario  # noqa: E402
 from edgesplit.codegen.learning.search import (Args, GatedPolicy, draw_episodes, gate_seeds,  # noqa: E402
-                                                reference_accuracy, run_episodes, score, search,
-                                                starting_policy, validate, validation_episodes)
+                                                final_exit_accuracy, reference_accuracy, run_episodes, score,
+                                                search, starting_policy, validate, validation_episodes)
 from edgesplit.policies_lite import load_policy  # noqa: E402
 from edgesplit.runtime.controller.state import FEATURES  # noqa: E402
 from edgesplit.runtime.controller.strategies import (Action, load_policy_strategy, local_only,  # noqa: E402
@@ -146,10 +146,13 @@ def test_a_mix_that_meets_the_floor_does_not_excuse_a_local_action_under_it(most
     args = Args()
     a, c = score(env, aggressive, specs, reference, args), score(env, careful, specs, reference, args)
     assert a.accuracy >= a.floor and a.sr > c.sr  # the mix meets the floor, at a higher SR
-    assert a.local_accuracy < a.floor <= a.accuracy and c.local_accuracy >= c.floor and c.accuracy >= c.floor
+    assert a.local_accuracy < a.floor <= a.accuracy and c.local_accuracy >= c.local_floor >= c.floor
     assert a.value < c.value
     assert a.value == pytest.approx((1 - args.local_sr_weight) * a.sr + args.local_sr_weight * a.local_sr
-                                    - args.penalty * (a.floor - a.local_accuracy))
+                                    - args.penalty * (a.local_floor - a.local_accuracy))
+    # the local action's floor: at least the final exit's accuracy (remote-only's on a steady link) less the allowance
+    assert a.local_floor == pytest.approx(max(a.floor, final_exit_accuracy(env, specs) - args.accuracy_allowance
+                                              + args.accuracy_margin))
     old = Args(per_action_floor=False, ablation_sr_term=False)  # the mix alone: the aggressive one ranked first
     assert score(env, aggressive, specs, reference, old).value > score(env, careful, specs, reference, old).value
 
@@ -179,7 +182,7 @@ def test_the_local_actions_own_sr_counts_in_the_score(mostly_remote):
     args = Args(ablation_sr_term=False)
     a, b = score(env, plain, specs, reference, args), score(env, better_local, specs, reference, args)
     assert a.sr == b.sr and b.local_sr > a.local_sr  # these episodes: the same SR, different local actions
-    assert min(a.local_accuracy, b.local_accuracy, a.accuracy, b.accuracy) >= max(a.floor, b.floor)
+    assert min(a.local_accuracy, b.local_accuracy, a.accuracy, b.accuracy) >= max(a.local_floor, b.local_floor)
     assert b.value > a.value
     assert a.value == pytest.approx((1 - args.local_sr_weight) * a.sr + args.local_sr_weight * a.local_sr)
     unweighted = Args(ablation_sr_term=False, local_sr_weight=0.0)
