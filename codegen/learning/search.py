@@ -16,8 +16,9 @@ the reference strategies, local-only with the bundle's thresholds and remote-onl
 EdgeML-T1 and -NonBranch ablations, as ``evaluate`` measures "the most accurate baseline") minus the allowance plus a
 safety margin. The reference runs on the same episodes as the candidates (the same inputs), so the
 constraint compares accuracies paired, as ``evaluate`` does on a recording, not against a noisy level. The
-candidate's local action alone (the gate shut) is held to the same floor (``Args.per_action_floor``: the policy's
-accuracy is a mix of its two actions', and a link worse more of the time shifts the mix to the local one), and each
+candidate's local action alone (the gate shut) is held to the floor too, and at least to the final exit's accuracy
+less the allowance (``Args.per_action_floor``: the policy's accuracy is a mix of its two actions', and a link worse
+more of the time shifts the mix to the local one), its SR weighs in the score (``Args.local_sr_weight``), and each
 of its EdgeML-T1/-TL ablations within the allowance whose SR is higher costs it that lead
 (``Args.ablation_sr_term``: ``evaluate`` counts them as strategies); ``score`` has the formula. The finalists (the
 last generations' elites and the best ever scored) are then run on VALIDATION recordings, training
