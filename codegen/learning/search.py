@@ -13,10 +13,10 @@ from random seconds, random seeds of the inputs and timing noise), refit the Gau
 repeat. Generation 0 also scores gate seeds (``gate_seeds``): gates where the board's estimate falls. The score is the satisfaction rate with the accuracy allowance as a penalty:
 ``SR - penalty x max(0, floor - accuracy)``, ``floor`` being the reference accuracy (the most accurate of
 the reference strategies, local-only with the bundle's thresholds and remote-only, and the candidate's own
-EdgeML-T1 and -NonBranch ablations, as ``evaluate`` measures "the most accurate baseline") minus the allowance plus a
-safety margin. The reference runs on the same episodes as the candidates (the same inputs), so the
+EdgeML-T1, -TL and -NonBranch ablations, as ``evaluate`` measures "the most accurate baseline") minus the allowance plus a
+safety margin (``Args.accuracy_margin``: the floor is that much above what ``evaluate`` allows). The reference runs on the same episodes as the candidates (the same inputs), so the
 constraint compares accuracies paired, as ``evaluate`` does on a recording, not against a noisy level. The
-candidate's local action alone (the gate shut) is held to the floor too, and at least to the final exit's accuracy
+candidate's local action alone (the gate shut, run on the board) is held to the floor too, and at least to the final exit's accuracy
 less the allowance (``Args.per_action_floor``: the policy's accuracy is a mix of its two actions', and a link worse
 more of the time shifts the mix to the local one), its SR weighs in the score (``Args.local_sr_weight``), and each
 of its EdgeML-T1/-TL ablations within the allowance whose SR is higher costs it that lead
@@ -259,8 +259,8 @@ def reference_accuracy(env, reference: Union[Strategy, Sequence[Strategy]], spec
 
 
 def final_exit_accuracy(env, specs: Sequence[EpisodeSpec]) -> float:
-    """Every task to the final exit, on the board (it never falls back): the accuracy no strategy exceeds on these
-    inputs, which remote-only reaches on a steady link whatever the link of ``specs`` was."""
+    """Every task to the final exit, on the board (it never falls back): what remote-only reaches on a steady link
+    whatever the link of ``specs`` was (an early exit can still be right where the final one is wrong)."""
     return run_episodes(env, StaticStrategy("final-exit", Action(tuple([0.0] * env.n_exits), env.n_cuts - 1, 1,
                                                                  False)), specs)[1]
 
@@ -269,17 +269,18 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
           ceiling: Optional[float] = None) -> Score:
     """``value = (1 - w) SR + w local SR - penalty x shortfall - ablation lead``.
 
-    ``floor`` = max(reference, T1, NonBranch accuracy) - allowance + margin. The shortfall is the policy's accuracy
-    under the floor plus, with ``args.per_action_floor``, its local action's, run alone (the gate shut) on the same
-    episodes: the policy's accuracy is a mix of its two actions' in the proportion the link opens the gate, so a mix
+    ``floor`` = max(reference, T1, TL, NonBranch accuracy) - allowance + margin (``evaluate``'s most accurate
+    non-oracle row counts the policy's ablations). The shortfall is the policy's accuracy under the floor plus, with
+    ``args.per_action_floor``, its local action's, run alone (the gate shut) and on the board (at the last cut, whatever
+    its own: where the gate shuts, an offload at an earlier cut falls back) on the same episodes: the policy's accuracy is a mix of its two actions' in the proportion the link opens the gate, so a mix
     that meets the floor on these episodes falls under it on a recording whose link is worse more of the time unless
     the action it falls back to meets it alone. The local action's floor is also at least the final exit's accuracy
     (``ceiling``, ``final_exit_accuracy``; computed here when not given) less the allowance plus the margin: its
     accuracy does not depend on the link, and on a steady link remote-only reaches the final exit's accuracy, above
     remote-only's on these episodes, whose slow stretches cost it fallbacks. (The remote action alone is not held to it: alone it offloads on slow
     stretches the gate keeps it off, and its deadline fallbacks' early exits would count against it.) With ``args.ablation_sr_term``, each of the policy's T1 and TL ablations
-    whose accuracy is within ``floor - 2 x margin`` (the allowance, less the margin: one ``evaluate`` could count as
-    eligible) and whose SR is above the policy's costs the policy that lead: ``evaluate`` counts them as strategies.
+    whose accuracy is at least ``floor - 2 x margin`` (best - allowance - margin: a little inside what ``evaluate``
+    could count as eligible) and whose SR is above the policy's costs the policy that lead: ``evaluate`` counts them as strategies.
     With ``args.per_action_floor`` the SR term weighs the local action's SR alone by ``args.local_sr_weight`` (``w``;
     else ``w`` is 0): the policy's SR is a mix too, and on the search's episodes, where the gate is mostly open, the
     local action's SR had too little weight to be searched (its thresholds ended dominated by static actions)."""
@@ -288,13 +289,17 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
     strategy = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
     sr, accuracy = run_episodes(env, strategy, specs)
     t1_sr, t1_accuracy = run_episodes(env, AblatedPolicy(strategy, "t1"), specs)
+    tl_sr, tl_accuracy = run_episodes(env, AblatedPolicy(strategy, "tl"), specs)
     _, nonbranch_accuracy = run_episodes(env, AblatedPolicy(strategy, "nonbranch"), specs)
-    floor = max(reference_accuracy, t1_accuracy, nonbranch_accuracy) - args.accuracy_allowance + args.accuracy_margin
+    floor = (max(reference_accuracy, t1_accuracy, tl_accuracy, nonbranch_accuracy) - args.accuracy_allowance
+             + args.accuracy_margin)
     shortfall = max(0.0, floor - accuracy)
-    local_accuracy = local_floor = local_sr = tl_sr = tl_accuracy = float("nan")
+    local_accuracy = local_floor = local_sr = float("nan")
     sr_term = sr
     if args.per_action_floor:
-        local = StaticStrategy("local-action", Action(tuple(policy.local_thresholds), policy.local_cut,
+        # On the board whatever its cut: the gate shuts when the link is slow or the peer down, where an offload at
+        # an earlier cut falls back and ends on the board; on these mostly fast episodes it would not.
+        local = StaticStrategy("local-action", Action(tuple(policy.local_thresholds), env.n_cuts - 1,
                                                       policy.interval, True))
         local_sr, local_accuracy = run_episodes(env, local, specs)
         if ceiling is None:
@@ -304,7 +309,6 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
         sr_term = (1.0 - args.local_sr_weight) * sr + args.local_sr_weight * local_sr
     lead = 0.0
     if args.ablation_sr_term:
-        tl_sr, tl_accuracy = run_episodes(env, AblatedPolicy(strategy, "tl"), specs)
         eligible = floor - 2 * args.accuracy_margin
         for ablation_sr, ablation_accuracy in ((t1_sr, t1_accuracy), (tl_sr, tl_accuracy)):
             if ablation_accuracy >= eligible:

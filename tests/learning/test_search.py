@@ -60,12 +60,16 @@ def test_the_search_improves_on_its_starting_point(envs):
     result = search(env, start, local, args, validation_env=validation)
     s = result.start_train_score
     assert result.start == start
-    # the bundle's own thresholds meet the accuracy floor, the policy's and its local action's (the same action here):
-    # what the start loses is only the SR lead of an eligible ablation (its T1, on these episodes)
-    assert s.accuracy >= s.floor and s.local_accuracy >= s.local_floor and s.local_sr == pytest.approx(s.sr)
-    assert s.value == pytest.approx(s.sr - sum(max(0.0, ablation_sr - s.sr) for ablation_sr, ablation_accuracy in
-                                               ((s.t1_sr, s.t1_accuracy), (s.tl_sr, s.tl_accuracy))
-                                               if ablation_accuracy >= s.floor - 2 * args.accuracy_margin))
+    # the start's policy and its local action are the same action here; its value is the SR less what it falls short
+    # of the floor (its TL ablation, more accurate on these episodes, can set the floor) and an eligible ablation's lead
+    assert s.local_sr == pytest.approx(s.sr) and s.local_accuracy == pytest.approx(s.accuracy)
+    shortfall = max(0.0, s.floor - s.accuracy) + max(0.0, s.local_floor - s.local_accuracy)
+    lead = sum(max(0.0, ablation_sr - s.sr) for ablation_sr, ablation_accuracy in
+               ((s.t1_sr, s.t1_accuracy), (s.tl_sr, s.tl_accuracy))
+               if ablation_accuracy >= s.floor - 2 * args.accuracy_margin)
+    assert s.floor == pytest.approx(max(s.reference_accuracy, s.t1_accuracy, s.tl_accuracy, s.nonbranch_accuracy)
+                                    - args.accuracy_allowance + args.accuracy_margin)
+    assert s.value == pytest.approx(s.sr - args.penalty * shortfall - lead)
     assert result.train_score.value > result.start_train_score.value
     assert len(result.generations) == 3 and result.evaluations >= 3 * 2
     assert result.validation["chosen"] == result.policy.describe()
@@ -194,6 +198,27 @@ def test_the_local_actions_own_sr_counts_in_the_score(mostly_remote):
     unweighted = Args(ablation_sr_term=False, local_sr_weight=0.0)
     assert score(env, plain, specs, reference, unweighted).value == score(env, better_local, specs, reference,
                                                                           unweighted).value
+
+
+def test_the_local_action_is_held_to_the_floor_as_run_on_the_board(mostly_remote):
+    # The gate shuts when the link is slow or the peer is down: a "local" action that stops at an earlier cut would
+    # offload then and fall back. Run alone on the search's mostly fast episodes it would earn the fast link's SR and
+    # accuracy instead, so the local action alone is run on the board (its worst case): cut 1 and cut 3 with the same
+    # thresholds score the same local SR and accuracy (review of the third look).
+    env, specs, reference = mostly_remote
+    on_board = score(env, GatedPolicy((0.0, 0.0), 3, (0.0, 0.0), 0, 0.01, 1), specs, reference, Args())
+    early_cut = score(env, GatedPolicy((0.0, 0.0), 0, (0.0, 0.0), 0, 0.01, 1), specs, reference, Args())
+    assert early_cut.local_sr == on_board.local_sr and early_cut.local_accuracy == on_board.local_accuracy
+    assert early_cut.local_floor == on_board.local_floor  # (the policies themselves differ: their SR terms may too)
+
+
+def test_the_floor_counts_the_tl_ablation_as_evaluate_does(mostly_remote):
+    # evaluate's floor is the most accurate non-oracle row, the policy's TL ablation among them.
+    env, specs, reference = mostly_remote
+    args = Args()
+    s = score(env, GatedPolicy((0.6, 0.05), 3, (0.6, 0.05), 0, 0.01, 1), specs, reference, args)  # TL: (0.05, 0.05)
+    assert s.tl_accuracy > max(reference, s.t1_accuracy, s.nonbranch_accuracy)
+    assert s.floor == pytest.approx(s.tl_accuracy - args.accuracy_allowance + args.accuracy_margin)
 
 
 def test_the_gated_mlp_switches_between_its_two_actions_on_bandwidth_and_peer(envs):
