@@ -10,7 +10,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from edgesplit.runtime.controller.reward import Bounds, TaskOutcome, reward
-from edgesplit.runtime.controller.state import DEFAULT_Q, FEATURES, StateWindow
+from edgesplit.runtime.controller.state import DEFAULT_Q, FEATURES, StateWindow, as_state
 from edgesplit.runtime.controller.strategies import Action, Strategy
 from edgesplit.runtime.traces import TraceStore
 from edgesplit.runtime.traces.records import JsonText, dumps
@@ -45,20 +45,23 @@ class Controller:
 
     def action(self, peer_alive: bool, bandwidth_bps: Optional[float], task_id: int = -1) -> Action:
         """The action for the next task; a new decision when the interval has run out."""
-        next_state = None
-        if self._action is not None and len(self._tasks) >= self._action.interval:
-            next_state = self._close(peer_alive, bandwidth_bps)
-        if self._action is None:
+        current = self._action
+        if current is not None:
+            if len(self._tasks) < current.interval:
+                return current
             # The closed interval's next state is this decision's state: the same window, the same link.
-            self._state = next_state or self.window.state(peer_alive, bandwidth_bps)
-            self._state_values = self._next_state_values if next_state is not None else None
-            started = time.perf_counter()
-            self._action = self.strategy.decide(self._state)
-            self.decide_seconds += time.perf_counter() - started
-            # The state dict is the window's fresh one, never changed after: kept as it is, not copied.
-            self.decisions.append({"step": self.step, "task": task_id, "time_s": self.clock(),
-                                   "state": self._state, "action": self._action.to_dict()})
-        return self._action
+            self._state = self._close(peer_alive, bandwidth_bps)
+            self._state_values = self._next_state_values
+        else:
+            self._state = self.window.state(peer_alive, bandwidth_bps)
+            self._state_values = None
+        started = time.perf_counter()
+        current = self._action = self.strategy.decide(self._state)
+        self.decide_seconds += time.perf_counter() - started
+        # The state dict is the window's fresh one, never changed after: kept as it is, not copied.
+        self.decisions.append({"step": self.step, "task": task_id, "time_s": self.clock(), "state": self._state,
+                               "action": current.to_dict()})
+        return current
 
     def record(self, outcome: TaskOutcome, task_id: int = -1) -> None:
         """One finished task under the current action."""
@@ -71,17 +74,24 @@ class Controller:
             self._close(peer_alive, bandwidth_bps)
 
     def _close(self, peer_alive: bool, bandwidth_bps: Optional[float]) -> Dict[str, float]:
-        value = reward(self._tasks, self.bounds)
-        self.window.close_interval(self._tasks)
-        next_state = self.window.state(peer_alive, bandwidth_bps)
-        if self.store is not None:
+        tasks = self._tasks
+        value = reward(tasks, self.bounds)
+        window = self.window
+        window.close_interval(tasks)
+        store = self.store
+        if store is not None:
+            next_values = window.state_values(peer_alive, bandwidth_bps)
+            next_state = as_state(next_values)
             state = self._state_values or _ordered(self._state)
-            self._next_state_values = _ordered(next_state)
-            if self._action_json[0] is not self._action:
-                self._action_json = (self._action, JsonText(dumps(self._action.to_dict(), "action")))
-            # Raw values: the store's writer thread checks and encodes them (log_task_values), off this thread.
-            self.store.log_transition_values((self.run_id, self.step, self.clock(), state, self._action_json[1], value,
-                                              self._next_state_values, self.strategy.policy_id))
+            self._next_state_values = next_values
+            action = self._action
+            if self._action_json[0] is not action:
+                self._action_json = (action, JsonText(dumps(action.to_dict(), "action")))
+            # Raw values: the store's writer checks and encodes them (log_task_values), off this thread.
+            store.log_transition_values((self.run_id, self.step, self.clock(), state, self._action_json[1], value,
+                                         next_values, self.strategy.policy_id))
+        else:
+            next_state = as_state(window.state_values(peer_alive, bandwidth_bps))
         self.decisions[-1]["reward"] = value
         self.step += 1
         self._action = None

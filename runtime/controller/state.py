@@ -7,7 +7,7 @@ bandwidth over the last ``q`` intervals (EdgeML uses q = 3), plus whether the pe
 import collections
 import math
 from dataclasses import dataclass
-from typing import Deque, Dict, List, Optional
+from typing import Deque, Dict, List, Optional, Tuple
 
 from edgesplit.runtime.controller.reward import TaskOutcome
 
@@ -24,6 +24,12 @@ class Interval:
 
     def bandwidths(self) -> List[float]:
         return [t.bandwidth_bps for t in self.tasks if t.bandwidth_bps > 0 and math.isfinite(t.bandwidth_bps)]
+
+
+def as_state(values: Tuple[float, ...]) -> Dict[str, float]:
+    """Values in ``FEATURES`` order -> the mapping the strategy sees (written out: this runs per interval)."""
+    return {"latency_mean_s": values[0], "energy_mean": values[1], "bandwidth_mbps": values[2],
+            "peer_alive": values[3]}
 
 
 class StateWindow:
@@ -45,6 +51,10 @@ class StateWindow:
         Bandwidth: the mean of the estimates over the window; with none yet, the current estimate;
         with no estimate at all, 0 (unknown is treated as no usable link).
         """
+        return as_state(self.state_values(peer_alive, bandwidth_now_bps))
+
+    def state_values(self, peer_alive: bool, bandwidth_now_bps: Optional[float]) -> Tuple[float, ...]:
+        """``state``'s values in ``FEATURES`` order (what a transition row stores)."""
         # One pass over the window's tasks (this runs once per interval, every task under a static action);
         # sum() over the same values in the same order as ever, so the state is the same to the last bit.
         latencies, energies, samples = [], [], []  # type: List[float], List[float], List[float]
@@ -63,5 +73,4 @@ class StateWindow:
             bandwidth = bandwidth_now_bps
         else:
             bandwidth = 0.0
-        return {"latency_mean_s": latency, "energy_mean": energy, "bandwidth_mbps": bandwidth / 1e6,
-                "peer_alive": 1.0 if peer_alive else 0.0}
+        return (latency, energy, bandwidth / 1e6, 1.0 if peer_alive else 0.0)

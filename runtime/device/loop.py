@@ -118,6 +118,8 @@ class DeviceLoop:
         thread does, to answer bad_request), so the executor does not check the same arrays again."""
         if self._deferred is not None:
             self.write_deferred_trace()  # a caller that forgot: the row still lands, in order
+        if self.client is None:
+            return self._process_local(task_id, x, label, arrival_s, defer_trace, inputs_checked)
         clock, client = self.clock, self.client
         if arrival_s is None:
             arrival_s = clock()
@@ -181,6 +183,46 @@ class DeviceLoop:
             self._deferred = (result, first.entropies, controller.strategy.policy_id)
         else:
             self._log(result, first.entropies, controller.strategy.policy_id)
+        self.last_scores = output
+        self.results.append(result)
+        return result
+
+    def _process_local(self, task_id: int, x: np.ndarray, label: Optional[int], arrival_s: Optional[float],
+                       defer_trace: bool, inputs_checked: bool) -> TaskResult:
+        """``process`` without a peer (the daemon's default): every task runs to an exit on the board.
+
+        The same steps, results and rows as the general path with its peer-dependent parts taken as they are
+        without a peer (not alive, no bandwidth, no cut to stop at, no segment estimates to learn): this runs
+        once per task and its few microseconds are what the local API's tasks pay over the executor."""
+        clock = self.clock
+        if arrival_s is None:
+            arrival_s = clock()
+        elif arrival_s > clock():
+            self.sleep_until(arrival_s, self.idle)
+        controller = self.controller
+        action = controller.action(False, None, task_id)
+        start = clock()
+        first = self.executor.run(x, action.thresholds, action.use_exits, None, inputs_checked)
+        segments = first.segment_seconds
+        local_s = sum(segments.values())  # first.compute_seconds
+        finish = clock()
+        energy = self.energy(local_s, (finish - start) - local_s) if self.energy is not None else 0.0
+        output = first.output
+        exit_id = int(first.exit_id)
+        result = TaskResult(task_id, arrival_s, start, finish, exit_id, None, action.cut, False, "", 0, None, local_s,
+                            energy, None, int(output.argmax()), label, False, segments)
+        controller.record(TaskOutcome(finish - arrival_s, energy, 0.0, exit_id, self.n_exits), task_id)
+        store = self.store
+        if store is None:
+            pass
+        elif defer_trace:
+            self._deferred = (result, first.entropies, controller.strategy.policy_id)
+        else:
+            # _log's row, built here without the call: raw values in TASK_FIELDS order.
+            store.log_task_values((
+                self.run_id, task_id, arrival_s, arrival_s + self.deadline_s, exit_id, None, segments, 0, None,
+                first.entropies, None, False, result.result, label, None, finish - arrival_s,
+                controller.strategy.policy_id, energy, self.arm))
         self.last_scores = output
         self.results.append(result)
         return result
