@@ -90,6 +90,7 @@ class ServingLoop:
         self.inline_tasks = 0
         self._serving_waits = False  # the serving thread wants loop_lock: the direct path steps aside
         self._described = (None, {})  # type: Tuple[Optional[Strategy], Dict[str, Any]]
+        self._action_shown = (None, None)  # type: Tuple[Any, Optional[Dict[str, Any]]]
         self._thread = threading.Thread(target=self._main, name="edgesplit-serving", daemon=True)
         # A daemon runs for months: keep only the latest result and decisions, not all of them.
         self.loop.results = collections.deque(maxlen=1)
@@ -277,9 +278,10 @@ class ServingLoop:
         counters.missed_deadline += int(not met)
         counters.latency_sum_s += result.latency_s
         counters.recent_latency_s.append(result.latency_s)
-        log.debug("task %d: exit %d, cut %s, %.2f ms, energy proxy %.6g%s", task_id, result.exit_id, result.cut,
-                  1e3 * result.latency_s, result.energy, " (fallback: %s)" % result.fallback_reason
-                  if result.fallback else "")
+        if log.isEnabledFor(logging.DEBUG):  # its arguments cost a task a microsecond even when not logged
+            log.debug("task %d: exit %d, cut %s, %.2f ms, energy proxy %.6g%s", task_id, result.exit_id, result.cut,
+                      1e3 * result.latency_s, result.energy, " (fallback: %s)" % result.fallback_reason
+                      if result.fallback else "")
         if self.selector is not None:
             # Before the answer goes out: a rating may come back at once.
             self.selector.answered(task_id, result.finish_s - result.start_s)
@@ -309,8 +311,10 @@ class ServingLoop:
         strategy = loop.controller.strategy
         if self._described[0] is not strategy:  # once per strategy, not per task
             self._described = (strategy, strategy.describe())
+        if self._action_shown[0] is not action:  # once per action (a static one holds for every task)
+            self._action_shown = (action, None if action is None else action.to_dict())
         self.snapshot = {
-            "action": None if action is None else action.to_dict(),
+            "action": self._action_shown[1],
             "strategy": self._described[1],
             "peer_alive": loop.peer_alive(),
             "bandwidth_bps": None if estimate is None else estimate.bandwidth_bps,
