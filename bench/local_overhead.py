@@ -26,6 +26,7 @@ Prints one JSON document.
     .venv/bin/python bench/local_overhead.py [--rounds 30] [--calls 200]
 """
 import argparse
+import collections
 import json
 import math
 import os
@@ -164,6 +165,8 @@ def main(argv=None) -> int:
                         PipelineSettings(deadline_s=1.0))
     for pipeline in (traced, thread_traced, untraced):
         pipeline.loop.results = []
+        # As the daemon keeps them (serving.py): the recent decisions only, not one per task for ever.
+        pipeline.controller.decisions = collections.deque(maxlen=64)
     executor = Executor(bundle)
     plain = plain_loop(bundle)
     task_ids = iter(range(10 ** 9))
