@@ -31,7 +31,6 @@ class Controller:
         self._action = None  # type: Optional[Action]
         self._state = None  # type: Optional[Dict[str, float]]
         self._tasks = []  # type: List[TaskOutcome]
-        self._task_ids = []  # type: List[int]
         # Transition rows: a decision's state is the last closed interval's next state (the same tuple, which
         # the store's writer encodes once), and an action holds until the strategy gives another (static: always
         # the same), so its JSON is made once per action.
@@ -64,9 +63,8 @@ class Controller:
         return current
 
     def record(self, outcome: TaskOutcome, task_id: int = -1) -> None:
-        """One finished task under the current action."""
+        """One finished task under the current action (``task_id``: the caller's, not kept)."""
         self._tasks.append(outcome)
-        self._task_ids.append(task_id)
 
     def finish(self, peer_alive: bool, bandwidth_bps: Optional[float]) -> None:
         """Close a partly used interval at the end of a stream so its transition is logged too."""
@@ -96,7 +94,6 @@ class Controller:
         self.step += 1
         self._action = None
         self._tasks = []
-        self._task_ids = []
         return next_state
 
 

@@ -41,10 +41,9 @@ class Action:
         # Asked several times per task (decision log, transition row, daemon status): rounded once per action.
         cached = self.__dict__.get("_as_dict")
         if cached is None:
-            cached = {"thresholds": tuple(round(t, 4) for t in self.thresholds), "cut": self.cut,
-                      "interval": self.interval, "use_exits": self.use_exits}
+            cached = (tuple(round(t, 4) for t in self.thresholds), self.cut, self.interval, self.use_exits)
             object.__setattr__(self, "_as_dict", cached)  # frozen: fields stay as they are, this is a cache
-        return dict(cached, thresholds=list(cached["thresholds"]))
+        return {"thresholds": list(cached[0]), "cut": cached[1], "interval": cached[2], "use_exits": cached[3]}
 
 
 class Strategy:
