@@ -249,9 +249,9 @@ class ProcessTraceStore:
             if self._conn is None and not self._restart():
                 self._lost += 1  # no writer: counted, as a full disk's rows beyond the backlog are
                 return
+            if self._unacked + len(self._buffer) >= self.batch_size:
+                self._wait_for_room()  # hands the buffer off first: self._buffer is another list after it
             buffer = self._buffer
-            if self._unacked + len(buffer) >= self.batch_size:
-                self._wait_for_room()
             if not buffer:
                 self._buffer_since = time.monotonic()
             buffer.append((table, values, encoded))

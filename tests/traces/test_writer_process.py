@@ -96,6 +96,31 @@ def test_at_most_one_batch_is_uncommitted_while_the_writer_is_stopped(tmp_path):
     assert len(_rows(db, "tasks")) == 3 and len(_rows(db, "transitions")) == 2
 
 
+def test_a_row_that_waits_for_room_behind_a_partly_shipped_buffer_is_written(tmp_path):
+    # The flusher hands the writer whatever is buffered once it is older than the flush interval, so with a slow
+    # writer the rows awaiting its answer need not be whole half-batches: a row can find the bound reached with
+    # rows of its own batch still buffered. It waits, and then it is written with them.
+    db = tmp_path / "t.db"
+    with ProcessTraceStore(db, batch_size=4, flush_interval_s=0.05) as store:
+        store.start_run(run_id="r1")
+        os.kill(store.writer_pid, signal.SIGSTOP)  # as behind as a disk that does not answer
+        try:
+            store.log_task_values(_task_values(0))
+            assert _eventually(lambda: not store._buffer)  # handed off alone by the flusher: 1 row unacknowledged
+            store.log_task_values(_task_values(1))
+            store.log_task_values(_task_values(2))  # half a batch: handed off, 3 unacknowledged
+            store.log_task_values(_task_values(3))  # buffered: 3 + 1, the bound
+            fifth = threading.Thread(target=store.log_task_values, args=(_task_values(4),))
+            fifth.start()
+            fifth.join(0.3)
+            assert fifth.is_alive()
+        finally:
+            os.kill(store.writer_pid, signal.SIGCONT)
+        fifth.join(10)
+        assert not fifth.is_alive()
+    assert [r[1] for r in _rows(db, "tasks")] == [0, 1, 2, 3, 4]
+
+
 def test_a_writer_that_dies_is_reported_and_replaced(tmp_path, caplog):
     caplog.set_level(logging.ERROR)
     db = tmp_path / "t.db"
