@@ -250,22 +250,13 @@ class ProcessTraceStore:
                 self._lost += 1  # no writer: counted, as a full disk's rows beyond the backlog are
                 return
             if self._unacked + len(self._buffer) >= self.batch_size:
-                self._take_answers()  # the writer's acknowledgements already there: no waiting for those
-                if self._unacked + len(self._buffer) >= self.batch_size:
-                    self._wait_for_room()  # hands the buffer off first: self._buffer is another list after it
+                self._wait_for_room()  # hands the buffer off first: self._buffer is another list after it
             buffer = self._buffer
             if not buffer:
                 self._buffer_since = time.monotonic()
             buffer.append((table, values, encoded))
             if len(buffer) >= self._hand_off_at:
                 self._ship()
-
-    def _take_answers(self) -> None:
-        """Read the writer's acknowledgements waiting on the socket, without waiting for more."""
-        try:
-            self._read(0.0)
-        except WriterDied:
-            self._died()
 
     def _wait_for_room(self) -> None:
         """At most batch_size rows uncommitted: send what is buffered and wait for the writer's answers."""
@@ -281,9 +272,7 @@ class ProcessTraceStore:
             self.writer_wait_s += time.perf_counter() - started
 
     def _ship(self) -> None:
-        """Send the buffer to the writer (nothing when it is empty). Its answers are read when room is needed (a
-        hand-off every half batch reads one every other time), by the flusher and by calls: a read after every
-        hand-off cost the task's thread a poll, two reads and an unpickling each time."""
+        """Send the buffer to the writer (nothing when it is empty); read the answers already there."""
         if not self._buffer or self._conn is None:
             return
         rows, self._buffer = self._buffer, []
@@ -293,6 +282,7 @@ class ProcessTraceStore:
             except (pickle.PicklingError, TypeError, AttributeError):
                 rows = self._send_one_by_one(rows)
             self._unacked += len(rows)
+            self._read(0.0)
         except WriterDied:
             self._died()
             self._buffer = rows + self._buffer  # never sent whole: they go to the next writer
