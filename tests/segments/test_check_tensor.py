@@ -40,5 +40,6 @@ def test_a_non_finite_value_is_refused_with_its_row(bad):
 
 def test_finite_values_whose_sum_overflows_pass():
     array = np.full((1, 1, 28, 28), 1e307)  # finite float64 values whose float64 sum is infinite
-    assert not np.isfinite(array.sum())
-    check_tensor(TensorSpec(name="image", dtype="float64", shape=(None, 1, 28, 28)), array, "input")
+    with np.errstate(over="ignore"):  # the overflow is the point: the exact check must pass them
+        assert not np.isfinite(array.sum())
+        check_tensor(TensorSpec(name="image", dtype="float64", shape=(None, 1, 28, 28)), array, "input")
