@@ -27,7 +27,8 @@ class Interval:
 
 
 def as_state(values: Tuple[float, ...]) -> Dict[str, float]:
-    """Values in ``FEATURES`` order -> the mapping the strategy sees (written out: this runs per interval)."""
+    """Values in ``FEATURES`` order -> the mapping the strategy sees (written out: this runs per interval; a test
+    holds it to ``FEATURES``)."""
     return {"latency_mean_s": values[0], "energy_mean": values[1], "bandwidth_mbps": values[2],
             "peer_alive": values[3]}
 

@@ -125,19 +125,15 @@ class DeviceLoop:
             arrival_s = clock()
         elif arrival_s > clock():  # a task that arrived already (the daemon's) has nothing to wait for
             self.sleep_until(arrival_s, self.idle)
-        if client is not None:
-            self.idle()
+        self.idle()
         alive = self.peer_alive()
         bandwidth = self.bandwidth_bps()
         controller = self.controller
         action = controller.action(alive, bandwidth, task_id)
         start = clock()
         deadline = arrival_s + self.deadline_s
-        # Without a peer (none configured, not one that went down) the run is local only: stopping at
-        # the action's cut would only turn every task into a fallback.
         first = self.executor.run(x, thresholds=action.thresholds, use_exits=action.use_exits,
-                                  stop_at_cut=action.cut if client is not None else None,
-                                  inputs_checked=inputs_checked)
+                                  stop_at_cut=action.cut, inputs_checked=inputs_checked)
         self._learn(first)
         segments = first.segment_seconds  # this pass's own dict: a fallback adds the rest of the run to it
         local_s = first.compute_seconds
@@ -189,7 +185,9 @@ class DeviceLoop:
 
     def _process_local(self, task_id: int, x: np.ndarray, label: Optional[int], arrival_s: Optional[float],
                        defer_trace: bool, inputs_checked: bool) -> TaskResult:
-        """``process`` without a peer (the daemon's default): every task runs to an exit on the board.
+        """``process`` without a peer (the daemon's default): every task runs to an exit on the board. Without a
+        peer (none configured, not one that went down) the action's cut is not where the run stops: stopping there
+        would only turn every task into a fallback.
 
         The same steps, results and rows as the general path with its peer-dependent parts taken as they are
         without a peer (not alive, no bandwidth, no cut to stop at, no segment estimates to learn): this runs

@@ -6,7 +6,7 @@ import pytest
 
 from edgesplit.runtime.controller.controller import Controller
 from edgesplit.runtime.controller.reward import Bounds, TaskOutcome, reward
-from edgesplit.runtime.controller.state import FEATURES, StateWindow
+from edgesplit.runtime.controller.state import FEATURES, StateWindow, as_state
 from edgesplit.runtime.controller.strategies import Action, Strategy, StaticStrategy
 from edgesplit.runtime.traces import TraceStore
 
@@ -141,3 +141,10 @@ def test_each_transition_row_holds_the_state_its_decision_saw_and_the_next_one(t
     assert rows[3][1][FEATURES.index("bandwidth_mbps")] == pytest.approx(4.0)
     assert [r[2]["thresholds"] for r in rows] == [[0.3, 0.4], [0.1, 0.2], [0.3, 0.4], [0.1, 0.2], [0.3, 0.4]]
     assert [r[2]["cut"] for r in rows] == [2, 1, 2, 1, 2]
+
+
+def test_the_state_mapping_follows_features_in_order():
+    # as_state writes the feature names out for speed: it must stay FEATURES, in order, or decisions and rows disagree.
+    values = tuple(float(i + 1) for i in range(len(FEATURES)))
+    state = as_state(values)
+    assert list(state) == list(FEATURES) and list(state.values()) == list(values)

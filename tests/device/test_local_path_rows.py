@@ -10,7 +10,7 @@ from support.trace_rows import rows
 from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.controller.controller import Controller
 from edgesplit.runtime.controller.reward import Bounds
-from edgesplit.runtime.controller.strategies import local_only
+from edgesplit.runtime.controller.strategies import Action, StaticStrategy
 from edgesplit.runtime.default_bundle import default_bundle_path
 from edgesplit.runtime.device.loop import DeviceLoop
 from edgesplit.runtime.executor.executor import Executor
@@ -23,12 +23,14 @@ def _counter(step):
     return lambda: next(ticks) * step
 
 
-def _run(bundle, images, db, client=None, defer_every=0):
+def _run(bundle, images, db, client=None, defer_every=0, cut=None):
     side = [e.threshold for e in bundle.manifest.exits if e.head is not None]
+    last_cut = len(bundle.manifest.main)  # cut k ships after k main segments: this one keeps all on the board
+    strategy = StaticStrategy("fixed", Action(tuple(side), last_cut if cut is None else cut, 1, True))
     executor = Executor(bundle, clock=_counter(1e-5))
     with TraceStore(db, batch_size=8, flush_interval_s=60.0, background_commit=True) as store:
         run_id = store.start_run(run_id="r1", started_s=1.0)
-        controller = Controller(local_only(len(side), len(bundle.manifest.main), side), Bounds(0.0005, 2.0), q=3,
+        controller = Controller(strategy, Bounds(0.0005, 2.0), q=3,
                                 store=store, clock=_counter(1e-3), run_id=run_id)
         loop = DeviceLoop(executor, controller, client=client, store=store, clock=_counter(1e-4), deadline_s=0.25,
                           energy=lambda busy, idle: 3.0 * busy + idle, run_id=run_id)
@@ -64,3 +66,15 @@ def test_a_loop_without_a_peer_gives_the_rows_and_results_of_a_down_peers_local_
         assert rows(tmp_path / "local.db", table) == rows(tmp_path / "general.db", table), table
     assert len(rows(tmp_path / "local.db", "tasks")) == 40
     assert len(rows(tmp_path / "local.db", "transitions")) == 40
+
+
+def test_without_a_peer_an_action_that_stops_at_an_earlier_cut_still_runs_every_task_to_an_exit(tmp_path):
+    # A policy may choose cut 0-2 on a daemon with no peer configured: there is nobody to ship to, so the cut is not
+    # where the run stops (stopping there would make every task a fallback). Same exits and answers as at the last cut.
+    bundle = load_bundle(default_bundle_path())
+    images = heldout(30)
+    early, _ = _run(bundle, images, tmp_path / "early.db", cut=1)
+    board, _ = _run(bundle, images, tmp_path / "board.db")
+    assert all(r.exit_id is not None and not r.fallback and r.cut is None and r.planned_cut == 1 for r in early)
+    assert [(r.exit_id, r.result) for r in early] == [(r.exit_id, r.result) for r in board]
+    assert len(rows(tmp_path / "early.db", "tasks")) == 30
