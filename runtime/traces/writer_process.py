@@ -216,15 +216,24 @@ class ProcessTraceStore:
                 return
             self._closed = True
             try:
-                if self._conn is not None:
-                    self._ship()
-                    self._send(("close",))
-                    self._await_reply(CLOSE_TIMEOUT_S)
-            except WriterDied:
-                self._died()
+                for _ in range(2):  # a writer that dies now hands the rest to one more, if one starts
+                    if self._conn is None:
+                        break
+                    try:
+                        self._ship()
+                        self._send(("close",))
+                        self._await_reply(CLOSE_TIMEOUT_S)
+                        break
+                    except WriterDied:
+                        self._died()
             except TraceError as exc:
                 log.error("%s: closing the trace writer: %s", self.path, exc)
             finally:
+                if self._buffer:  # no writer took them: said and counted, never dropped silently
+                    self._lost += len(self._buffer)
+                    log.error("%s: %d rows not written: no trace writer process at close (%s)", self.path,
+                              len(self._buffer), self.last_error)
+                    self._buffer = []
                 self._end_process()
         if self._flusher is not threading.current_thread():
             self._flusher.join(timeout=5.0)
@@ -268,6 +277,7 @@ class ProcessTraceStore:
                     self._read(0.5)
                 except WriterDied:
                     self._died()  # its unacknowledged rows are counted lost: room again, in a new writer
+                self._ship()  # rows a dead writer never got are back in the buffer: the new one gets them
         finally:
             self.writer_wait_s += time.perf_counter() - started
 
@@ -281,11 +291,15 @@ class ProcessTraceStore:
                 self._send(("rows", rows))
             except (pickle.PicklingError, TypeError, AttributeError):
                 rows = self._send_one_by_one(rows)
-            self._unacked += len(rows)
-            self._read(0.0)
         except WriterDied:
             self._died()
             self._buffer = rows + self._buffer  # never sent whole: they go to the next writer
+            return
+        self._unacked += len(rows)
+        try:
+            self._read(0.0)
+        except WriterDied:
+            self._died()  # these rows were sent: among its unacknowledged ones, counted lost (not sent twice)
 
     def _send_one_by_one(self, rows: List[tuple]) -> List[tuple]:
         """A batch that cannot be pickled: each row alone; one that cannot is logged and counted refused."""

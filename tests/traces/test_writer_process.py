@@ -226,3 +226,110 @@ def test_the_embedded_runtime_writes_in_its_own_process(tmp_path):
 
     with Runtime(traces=str(tmp_path / "t.db")) as runtime:
         assert type(runtime._pipeline.store) is TraceStore
+
+
+def _gone(pid):
+    stat = Path("/proc/%d/stat" % pid)
+    try:
+        return stat.read_text().split()[2] == "Z"
+    except FileNotFoundError:  # reaped already
+        return True
+
+
+def _no_new_writer(store, monkeypatch):
+    def refuse():
+        raise TraceError("%s: cannot start the trace writer process (test)" % store.path)
+    monkeypatch.setattr(store, "_start", refuse)
+
+
+def test_rows_buffered_when_no_writer_can_start_are_counted_at_close(tmp_path, monkeypatch, caplog):
+    # A writer that died took nothing of the buffer; with no writer to replace it, close() must say how many rows it
+    # could not write, not drop them silently (review finding: "up to 0 rows lost" with 2 rows gone).
+    caplog.set_level(logging.ERROR)
+    db = tmp_path / "t.db"
+    store = ProcessTraceStore(db, batch_size=4, flush_interval_s=60.0)
+    store.start_run(run_id="r1")
+    store.log_task_values(_task_values(0))  # buffered (half a batch is 2 rows)
+    pid = store.writer_pid
+    real_send = store._send
+
+    def die_on_rows(message):
+        if message[0] == "rows":  # the writer dies as the hand-off is written: the rows never reached it
+            os.kill(pid, signal.SIGKILL)
+            assert _eventually(lambda: _gone(pid))
+            from edgesplit.runtime.traces.writer_process import WriterDied
+            raise WriterDied("test: broken pipe")
+        return real_send(message)
+
+    monkeypatch.setattr(store, "_send", die_on_rows)
+    _no_new_writer(store, monkeypatch)
+    store.log_task_values(_task_values(1))  # half a batch: the hand-off finds the writer dead
+    store.close()
+    assert _rows(db, "tasks") == []
+    assert store.unwritten_rows == 2
+    assert "2 rows not written" in caplog.text
+
+
+def test_a_task_waiting_for_room_goes_on_when_writers_die_back_to_back(tmp_path, monkeypatch):
+    # The rows a dead writer never got go back to the buffer; the wait for room must hand them to the next writer
+    # rather than wait for answers to rows it never sent (review finding: the task thread hung, holding the lock).
+    from edgesplit.runtime.traces.writer_process import WriterDied
+
+    db = tmp_path / "t.db"
+    store = ProcessTraceStore(db, batch_size=1, flush_interval_s=60.0)
+    stuck = None
+    try:
+        store.start_run(run_id="r1")
+        real_send = store._send
+        failures = []
+
+        def writer_dies_as_rows_are_sent(message):
+            if message[0] == "rows" and len(failures) < 2:  # two writers in a row die as rows are handed to them
+                pid = store.writer_pid
+                failures.append(pid)
+                os.kill(pid, signal.SIGKILL)
+                assert _eventually(lambda: _gone(pid))
+                raise WriterDied("test: broken pipe")
+            return real_send(message)
+
+        monkeypatch.setattr(store, "_send", writer_dies_as_rows_are_sent)
+        for i in range(2):  # row 0: back in the buffer; row 1 waits for room, and row 0's second hand-off fails
+            task = threading.Thread(target=store.log_task_values, args=(_task_values(i),), daemon=True)
+            task.start()
+            task.join(15)
+            if task.is_alive():
+                stuck = i
+                break
+        assert stuck is None, "row %d still waiting for room" % stuck
+        store.flush()
+        assert len(failures) == 2 and store.writer_deaths == 2 and store.unwritten_rows == 0
+    finally:
+        if stuck is None:  # a stuck task holds the store's lock: close() would wait for it
+            store.close()
+        elif store.writer_pid:
+            os.kill(store.writer_pid, signal.SIGKILL)
+    assert [r[1] for r in _rows(db, "tasks")] == [0, 1]
+
+
+def test_rows_a_dead_writer_received_are_counted_lost_once_and_not_sent_again(tmp_path, monkeypatch):
+    # A hand-off that was sent whole before the writer's death showed is among that writer's unacknowledged rows
+    # (counted lost); putting it back in the buffer as well would count it twice and write it again.
+    db = tmp_path / "t.db"
+    with ProcessTraceStore(db, batch_size=8, flush_interval_s=60.0) as store:
+        store.start_run(run_id="r1")
+        real_read = store._read
+        calls = []
+
+        def read_then_die(timeout):
+            if not calls:
+                calls.append(timeout)
+                from edgesplit.runtime.traces.writer_process import WriterDied
+                raise WriterDied("test: died after the hand-off was sent")
+            return real_read(timeout)
+
+        monkeypatch.setattr(store, "_read", read_then_die)
+        for i in range(4):  # the fourth row hands off half a batch; the read after it finds the writer "dead"
+            store.log_task_values(_task_values(i))
+        assert calls and store.writer_deaths == 1
+        assert store._buffer == [] and store.unwritten_rows == 4
+        store.flush()
