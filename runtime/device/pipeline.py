@@ -223,21 +223,8 @@ class Pipeline:
                                  % (len(endpoints), settings.peer))
             self.relay = open_relay(settings.peer, settings.link, speed)
             endpoints = [self.relay.endpoint]
-        client = PeerFailover.connect(endpoints, self.bundle.wire_hash,
-                                      estimator_options={"min_bandwidth_bytes": 3000, "stale_after_s": 1.0 / speed},
-                                      probe_bytes=PROBE_BYTES, probe_backoff_s=(0.25 / speed, 5.0 / speed),
-                                      probe_timeout_s=1.0 / speed, curve=settings.curve)
-        # The first answer on a fresh socket also pays the handshakes (no timing): probe plain twice, the second
-        # for the base RTT, then with a payload. Without a base the payload probe's RTT counted as serialisation
-        # and the first estimate read 0.7x the link (docs/link.md, "What the estimate is fed").
-        for peer, address in zip(client.clients, settings.peer.split(",")):
-            for payload in START_PROBES:
-                outcome = peer.probe(timeout_s=FIRST_PROBE_TIMEOUT_S, payload_bytes=payload)
-                if not outcome.ok:
-                    log.warning("peer %s did not answer the first probe (%s): starting with it marked down; it is "
-                                "probed again in the background", address.strip(), outcome.message or outcome.status)
-                    break
-        return client
+        return connect_peers(endpoints, self.bundle.wire_hash, speed, settings.curve,
+                             names=[address.strip() for address in settings.peer.split(",")])
 
     def _idle(self) -> None:
         loop = getattr(self, "loop", None)
@@ -330,3 +317,28 @@ def detect_live_board():
     detection = detect_board(SysRoot(os.environ.get("EDGESPLIT_SYSROOT", "/")), load_all_boards())
     log.info("board: %s (%s)", detection.board, detection.reason)
     return load_named_board(detection.board)
+
+
+def connect_peers(endpoints: List[str], bundle_hash: str, speed: float = 1.0, curve=None,
+                  names: Optional[List[str]] = None) -> PeerFailover:
+    """The device's peer client as every command gets it: one ``PeerClient`` per endpoint (in order of
+    preference), each probed at once (blocking), then probing on a thread of its own (``runtime/transport/
+    prober.py``) so that a board that is never idle still measures its link. ``speed``: emulated seconds per
+    real second (the probes' pace follows the emulated clock); ``names``: the peers as the user gave them, for
+    the log (a software link's relay stands in for its peer's address)."""
+    client = PeerFailover.connect(endpoints, bundle_hash,
+                                  estimator_options={"min_bandwidth_bytes": 3000, "stale_after_s": 1.0 / speed},
+                                  probe_bytes=PROBE_BYTES, probe_backoff_s=(0.25 / speed, 5.0 / speed),
+                                  probe_timeout_s=1.0 / speed, curve=curve)
+    # The first answer on a fresh socket also pays the handshakes (no timing): probe plain twice, the second
+    # for the base RTT, then with a payload. Without a base the payload probe's RTT counted as serialisation
+    # and the first estimate read 0.7x the link (docs/link.md, "What the estimate is fed").
+    for peer, name in zip(client.clients, names or endpoints):
+        for payload in START_PROBES:
+            outcome = peer.probe(timeout_s=FIRST_PROBE_TIMEOUT_S, payload_bytes=payload)
+            if not outcome.ok:
+                log.warning("peer %s did not answer the first probe (%s): starting with it marked down; it is "
+                            "probed again in the background", name, outcome.message or outcome.status)
+                break
+    client.start_background_probes()
+    return client

@@ -11,17 +11,22 @@ reply can never be mistaken for a later answer (a reply whose id is not the one 
 dropped). ``peer_alive`` turns false after a timeout or refusal; while it is false the caller
 skips offloading and calls ``maybe_probe()`` now and then, which sends a cheap probe at most every
 backoff interval (0.25 s doubling to 5 s) without blocking. The first answered probe or request
-makes ``peer_alive`` true again. There is no background thread: one client belongs to one thread.
+makes ``peer_alive`` true again. The client belongs to one thread (its offloads, ``probe``, ``maybe_probe``).
 
-Probe answers are read whenever the caller next looks (``maybe_probe``, or while an offload waits), so
-an answer can sit unread: a reply read more than ``max_unread_s`` after it may have arrived gives the
-estimator no timing (its round trip would include that wait: a base RTT read late made every bandwidth
-sample read high, 3x in the closed loop's daemon runs; docs/link.md, "What the estimate is fed"). Callers that
-keep a probe in flight look often: ``probe_in_flight`` says when.
+Probes: ``start_background_probes()`` (what the device pipeline does once its first probes are answered) gives
+them a thread and a socket of their own (``runtime/transport/prober.py``), which times each answer when it
+arrives, whatever the caller is doing; ``maybe_probe`` then only reports ``peer_alive``. Without it, probe
+answers are read whenever the caller next looks (``maybe_probe``, or while an offload waits), so an answer can
+sit unread: a reply read more than ``max_unread_s`` after it may have arrived gives the estimator no timing
+(its round trip would include that wait: a base RTT read late made every bandwidth sample read high, 3x in the
+closed loop's daemon runs; docs/link.md, "What the estimate is fed"), and a board that is never idle never
+measures its link (docs/link.md, "A board that is never idle"). Callers that keep a probe in flight look often:
+``probe_in_flight`` says when.
 """
 import itertools
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
@@ -31,6 +36,7 @@ import zmq
 
 from edgesplit.runtime.transport import wire
 from edgesplit.runtime.transport.link_estimate import LinkEstimate, LinkEstimator
+from edgesplit.runtime.transport.prober import Prober
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,8 @@ MAX_UNREAD_S = 0.003
 # Peer statuses after which the device stops offloading until a probe succeeds.
 _PEER_UNUSABLE = ("bundle_mismatch", "overloaded")
 _PEER_REFUSALS = ("bundle_mismatch", "overloaded", "expired")
+# While an offload is in flight the probe thread looks again this often (it sends nothing meanwhile).
+_OFFLOAD_NAP_S = 0.01
 
 
 @dataclass
@@ -99,8 +107,14 @@ class PeerClient:
         self.probe_bytes = probe_bytes
         self.max_unread_s = max_unread_s
         self.peer_alive = True
+        self.probes_sent = 0
         self._context = context or zmq.Context.instance()
         self._ids = itertools.count(1)
+        # Liveness (peer_alive, backoff, the next probe's time, the epoch) is shared with the probe thread.
+        self._lock = threading.RLock()
+        self._down_epoch = 0  # one more each time the peer is marked down: a probe sent before is moot
+        self._exchanging = False  # an offload or blocking probe is on the link: the probe thread waits
+        self._prober = None  # type: Optional[Prober]
         self._backoff = probe_backoff_s[0]
         self._next_probe_at = 0.0
         self._pending_probe = None  # type: Optional[_PendingProbe]
@@ -110,7 +124,8 @@ class PeerClient:
 
     # ------------------------------------------------------------ socket lifecycle
 
-    def _open(self) -> None:
+    def open_socket(self) -> zmq.Socket:
+        """A DEALER connected to the peer with this client's options and keys (the probe thread has its own)."""
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
@@ -119,7 +134,10 @@ class PeerClient:
         if self.curve is not None:
             self.curve.apply(sock)
         sock.connect(self.address)
-        self._socket = sock
+        return sock
+
+    def _open(self) -> None:
+        sock = self._socket = self.open_socket()
         # One poller for the socket's life: Socket.poll builds a new one per call.
         self._poller = zmq.Poller()
         self._poller.register(sock, zmq.POLLIN)
@@ -136,6 +154,9 @@ class PeerClient:
         self._open()
 
     def close(self) -> None:
+        if self._prober is not None:
+            self._prober.stop()
+            self._prober = None
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
@@ -162,10 +183,11 @@ class PeerClient:
         """Non-blocking upkeep; call it between tasks. Returns ``peer_alive``.
 
         Collects the answer to an earlier probe, gives up on one older than ``probe_timeout_s``,
-        and sends a new probe when the peer is down (at most every backoff interval), an empty one when
-        the estimator wants a fresh RTT sample (every ``rtt_refresh_s``), or one with a ``probe_bytes``
-        payload when the link estimate is stale (to refresh the bandwidth).
+        and sends a new probe when ``probe_plan`` says one is due. With background probes running, the
+        probe thread does all of that and this only reports ``peer_alive``.
         """
+        if self._prober is not None:
+            return self.peer_alive
         self._drain(0.0)
         now = self.clock()
         pending = self._pending_probe
@@ -176,23 +198,78 @@ class PeerClient:
                 self._mark_down(now)
                 self._reset()
             return self.peer_alive
-        if not self.peer_alive:
-            if now >= self._next_probe_at:
-                self._send_probe(0, now)
-        elif self.estimator.rtt_probe_due(now):
-            # An empty probe now and then keeps the base RTT current: offloads carry payloads and are no
-            # RTT samples, and a stale base skews every bandwidth sample (docs/link.md, "Base RTT").
-            self._send_probe(0, now)
-        elif self.estimator.is_stale(now):
-            self._send_probe(self.probe_bytes if self.estimator.base_rtt_s is not None else 0, now)
+        payload, _ = self.probe_plan(now)
+        if payload is not None:
+            self._send_probe(payload, now)
         return self.peer_alive
+
+    def start_background_probes(self) -> None:
+        """Send probes from a thread of their own from now on (``runtime/transport/prober.py``). Call it once the
+        first probes were made (they run on this socket, blocking); a pending probe of ``maybe_probe`` is dropped."""
+        if self._prober is not None:
+            return
+        self._pending_probe = None
+        self._prober = Prober(self)
+        self._prober.start()
+
+    @property
+    def background_probes(self) -> bool:
+        return self._prober is not None
+
+    def probe_plan(self, now: float) -> Tuple[Optional[int], float]:
+        """(payload bytes of the probe due now, or None; seconds until one may be due).
+
+        A plain probe when the peer is down (at most every backoff interval), an empty one when the estimator
+        wants a fresh RTT sample (every ``rtt_refresh_s``), or one with a ``probe_bytes`` payload when the link
+        estimate is stale (to refresh the bandwidth). Nothing while an offload is on the link.
+        """
+        with self._lock:
+            if self._exchanging:
+                return None, _OFFLOAD_NAP_S
+            if not self.peer_alive:
+                if now >= self._next_probe_at:
+                    return 0, 0.0
+                return None, self._next_probe_at - now
+            estimator = self.estimator
+            if estimator.rtt_probe_due(now):
+                # An empty probe now and then keeps the base RTT current: offloads carry payloads and are no
+                # RTT samples, and a stale base skews every bandwidth sample (docs/link.md, "Base RTT").
+                return 0, 0.0
+            if estimator.is_stale(now):
+                return (self.probe_bytes if estimator.base_rtt_s is not None else 0), 0.0
+            return None, estimator.next_probe_at() - now
+
+    def probe_request(self, payload_bytes: int) -> Tuple[int, list, int]:
+        """A probe's (request id, frames, epoch) for the probe thread; the epoch says whether the peer was marked
+        down since it was sent (``probe_answered`` then drops its answer)."""
+        request_id = next(self._ids)
+        payload = {wire.PROBE_PAYLOAD: self._payload(payload_bytes)} if payload_bytes else {}
+        frames = wire.encode_request(request_id, "probe", self.bundle_hash, 0, self.probe_timeout_s, payload)
+        with self._lock:
+            self.probes_sent += 1
+            return request_id, frames, self._down_epoch
+
+    def probe_answered(self, reply: wire.Reply, sent: int, received: int, round_trip: float, now: float,
+                       epoch: int, timed: bool = True) -> None:
+        """The probe thread's answer, read when it arrived (``timed``: False for a fresh socket's first)."""
+        with self._lock:
+            if epoch != self._down_epoch:
+                return  # sent before the peer was marked down: the old socket's answer would have been dropped
+            self._outcome(reply, reply.request_id, sent, received, round_trip, now, fresh=not timed)
+
+    def probe_lost(self, now: float, epoch: int) -> None:
+        """The probe thread's probe got no answer in time (or could not be sent)."""
+        with self._lock:
+            if epoch == self._down_epoch:
+                self._mark_down(now)
 
     def link_estimate(self) -> LinkEstimate:
         return self.estimator.snapshot(self.clock())
 
     @property
     def probe_in_flight(self) -> bool:
-        """A probe awaits its answer: call ``maybe_probe`` every few ms, or its timing is lost."""
+        """A probe of ``maybe_probe`` awaits its answer: call ``maybe_probe`` every few ms, or its timing is lost
+        (never with background probes: their thread reads its answers)."""
         return self._pending_probe is not None
 
     # ------------------------------------------------------------ internals
@@ -203,9 +280,7 @@ class PeerClient:
         return self._probe_payload
 
     def _send_probe(self, nbytes: int, now: float) -> None:
-        request_id = next(self._ids)
-        payload = {wire.PROBE_PAYLOAD: self._payload(nbytes)} if nbytes else {}
-        frames = wire.encode_request(request_id, "probe", self.bundle_hash, 0, self.probe_timeout_s, payload)
+        request_id, frames, _ = self.probe_request(nbytes)
         try:
             self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
         except zmq.ZMQError as exc:
@@ -226,14 +301,18 @@ class PeerClient:
         except ValueError as exc:
             return OffloadOutcome(ERROR, request_id, message=str(exc))
         sent = wire.message_bytes(frames)
+        self._exchanging = True
         try:
-            self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
-        except zmq.ZMQError as exc:
-            self._mark_down(start)
-            self._reset()
-            return OffloadOutcome(ERROR, request_id, message="send to %s failed: %s" % (self.address, exc),
-                                  bytes_sent=0)
-        got = self._await(request_id, start + deadline_s)
+            try:
+                self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+            except zmq.ZMQError as exc:
+                self._mark_down(start)
+                self._reset()
+                return OffloadOutcome(ERROR, request_id, message="send to %s failed: %s" % (self.address, exc),
+                                      bytes_sent=0)
+            got = self._await(request_id, start + deadline_s)
+        finally:
+            self._exchanging = False
         end = self.clock()
         if got is None:
             log.info("%s %d to %s: no answer within %.3f s; falling back", kind, request_id, self.address,
@@ -246,14 +325,15 @@ class PeerClient:
         return self._outcome(reply, request_id, sent, received, end - start, end, min(unread, end - start))
 
     def _outcome(self, reply: wire.Reply, request_id: int, sent: int, received: int, round_trip: float,
-                 now: float, unread_s: float = 0.0) -> OffloadOutcome:
-        """``unread_s``: how long the reply may have waited unread within ``round_trip`` (see ``_receive``)."""
+                 now: float, unread_s: float = 0.0, fresh: Optional[bool] = None) -> OffloadOutcome:
+        """``unread_s``: how long the reply may have waited unread within ``round_trip`` (see ``_receive``).
+        ``fresh``: the first answer on its socket (default: this client's own socket's flag)."""
         transfer = max(0.0, round_trip - reply.service_s)
-        if self._fresh:
-            self._fresh = False
-        elif unread_s > self.max_unread_s:
+        if fresh is None:
+            fresh, self._fresh = self._fresh, False
+        if unread_s > self.max_unread_s and not fresh:
             log.debug("reply %d read up to %.1f ms after it arrived: no link timing", request_id, 1e3 * unread_s)
-        else:
+        elif not fresh:
             self.estimator.observe(sent + received, transfer, now)
         if reply.status == "ok":
             status = OK
@@ -318,16 +398,19 @@ class PeerClient:
         return reply, received, unread
 
     def _mark_down(self, now: float) -> None:
-        if self.peer_alive:
-            log.warning("peer %s marked down; offloading pauses until a probe succeeds", self.address)
-            self._backoff = self.probe_backoff_s[0]
-        else:
-            self._backoff = min(self._backoff * 2.0, self.probe_backoff_s[1])
-        self.peer_alive = False
-        self._next_probe_at = now + self._backoff
+        with self._lock:
+            if self.peer_alive:
+                log.warning("peer %s marked down; offloading pauses until a probe succeeds", self.address)
+                self._backoff = self.probe_backoff_s[0]
+            else:
+                self._backoff = min(self._backoff * 2.0, self.probe_backoff_s[1])
+            self.peer_alive = False
+            self._next_probe_at = now + self._backoff
+            self._down_epoch += 1
 
     def _mark_up(self) -> None:
-        if not self.peer_alive:
-            log.warning("peer %s is back; offloading resumes", self.address)
-        self.peer_alive = True
-        self._backoff = self.probe_backoff_s[0]
+        with self._lock:
+            if not self.peer_alive:
+                log.warning("peer %s is back; offloading resumes", self.address)
+            self.peer_alive = True
+            self._backoff = self.probe_backoff_s[0]

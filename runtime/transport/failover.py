@@ -95,6 +95,11 @@ class PeerFailover:
     def link_estimate(self) -> LinkEstimate:
         return self.active.link_estimate()
 
+    def start_background_probes(self) -> None:
+        """Every peer's probes on a thread of its own (see ``PeerClient.start_background_probes``)."""
+        for client in self.clients:
+            client.start_background_probes()
+
     @property
     def probe_in_flight(self) -> bool:
         """Some peer's probe awaits its answer (see ``PeerClient.probe_in_flight``)."""

@@ -20,9 +20,12 @@ reads low (the RTT counted as serialisation). So ``rtt_probe_due`` asks the clie
 probe whenever the newest RTT sample is ``rtt_refresh_s`` old (once there is one), and samples more than ``rtt_max_age_s``
 older than the newest leave the minimum (a route whose base really grew is followed; the newest
 sample always stays, it is the best base known). See docs/link.md, "Base RTT".
+
+Thread-safe: the peer client's probe thread feeds it while the task's thread feeds it offloads and reads it.
 """
 import collections
 import math
+import threading
 from dataclasses import dataclass
 from typing import Deque, Optional, Tuple
 
@@ -63,14 +66,28 @@ class LinkEstimator:
         self._bandwidth = None  # type: Optional[float]
         self._samples = 0
         self._last_update = None  # type: Optional[float]
+        # Every public method holds it (a deque iterated while another thread appends raises); reentrant
+        # because observe reads base_rtt_s.
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles (the environment copies a client's state) leave the lock out and get their own."""
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     @property
     def base_rtt_s(self) -> Optional[float]:
-        if not self._rtts:
-            return None
-        # Relative to the newest sample, not the clock: with no new sample the base stays what it was.
-        oldest = self._rtts[-1][0] - self.rtt_max_age_s
-        return min(rtt for at, rtt in self._rtts if at >= oldest)
+        with self._lock:
+            if not self._rtts:
+                return None
+            # Relative to the newest sample, not the clock: with no new sample the base stays what it was.
+            oldest = self._rtts[-1][0] - self.rtt_max_age_s
+            return min(rtt for at, rtt in self._rtts if at >= oldest)
 
     def rtt_probe_due(self, now: float) -> bool:
         """True when the client should send an empty probe: the newest RTT sample is ``rtt_refresh_s`` old.
@@ -80,12 +97,24 @@ class LinkEstimator:
         for its slots and alone would read the base high and every estimate with it (median 2.9x on the
         3 Mbit/s mahimahi test); later refreshes only ever lower the minimum.
         """
-        return bool(self._rtts) and now - self._rtts[-1][0] >= self.rtt_refresh_s
+        with self._lock:
+            return bool(self._rtts) and now - self._rtts[-1][0] >= self.rtt_refresh_s
 
     @property
     def last_rtt_at(self) -> Optional[float]:
         """When the newest RTT sample was taken (None before the first)."""
-        return self._rtts[-1][0] if self._rtts else None
+        with self._lock:
+            return self._rtts[-1][0] if self._rtts else None
+
+    def next_probe_at(self) -> float:
+        """When ``rtt_probe_due`` or ``is_stale`` turns true next (-inf: never measured, stale now)."""
+        with self._lock:
+            if self._last_update is None:
+                return -math.inf
+            due = self._last_update + self.stale_after_s
+            if self._rtts:
+                due = min(due, self._rtts[-1][0] + self.rtt_refresh_s)
+            return due
 
     def observe(self, nbytes: int, link_s: float, now: float) -> Optional[float]:
         """Record one transfer of ``nbytes`` (both directions) that spent ``link_s`` on the link.
@@ -94,6 +123,10 @@ class LinkEstimator:
         """
         if not (link_s > 0.0 and math.isfinite(link_s)) or nbytes < 0:
             return None
+        with self._lock:
+            return self._observe(nbytes, link_s, now)
+
+    def _observe(self, nbytes: int, link_s: float, now: float) -> Optional[float]:
         if nbytes <= self.max_rtt_bytes:
             self._rtts.append((now, link_s))
             self._srtt = link_s if self._srtt is None else 0.875 * self._srtt + 0.125 * link_s
@@ -121,23 +154,28 @@ class LinkEstimator:
         """
         if not (waited_s > 0.0 and math.isfinite(waited_s)) or nbytes < self.min_bandwidth_bytes:
             return None
-        base = self.base_rtt_s or 0.0
-        bound = 8.0 * nbytes / max(waited_s - base, self.rtt_floor_share * waited_s)
-        if self._bandwidth is None or self._bandwidth > bound:
-            self._bandwidth = bound
-            self._last_update = now
-        return bound
+        with self._lock:
+            base = self.base_rtt_s or 0.0
+            bound = 8.0 * nbytes / max(waited_s - base, self.rtt_floor_share * waited_s)
+            if self._bandwidth is None or self._bandwidth > bound:
+                self._bandwidth = bound
+                self._last_update = now
+            return bound
 
     def is_stale(self, now: float) -> bool:
         """No transfer with a payload (offload or payload probe) for ``stale_after_s``: RTT samples do not count."""
-        return self._last_update is None or now - self._last_update >= self.stale_after_s
+        with self._lock:
+            return self._last_update is None or now - self._last_update >= self.stale_after_s
 
     def expected_link_s(self, nbytes: int) -> Optional[float]:
         """Predicted time on the link for a transfer of ``nbytes`` (None until both parts are known)."""
-        if self._bandwidth is None or self.base_rtt_s is None:
-            return None
-        return self.base_rtt_s + 8.0 * nbytes / self._bandwidth
+        with self._lock:
+            base = self.base_rtt_s
+            if self._bandwidth is None or base is None:
+                return None
+            return base + 8.0 * nbytes / self._bandwidth
 
     def snapshot(self, now: float) -> LinkEstimate:
-        age = None if self._last_update is None else max(0.0, now - self._last_update)
-        return LinkEstimate(self._bandwidth, self._srtt, self.base_rtt_s, self._samples, age)
+        with self._lock:
+            age = None if self._last_update is None else max(0.0, now - self._last_update)
+            return LinkEstimate(self._bandwidth, self._srtt, self.base_rtt_s, self._samples, age)
