@@ -45,7 +45,7 @@ from edgesplit.codegen.learning.virtual_link import Direction, LinkSchedule
 
 log = logging.getLogger(__name__)
 
-ENVIRONMENT_VERSION = "1"
+ENVIRONMENT_VERSION = "2"  # 2: the device's probes on a thread and socket of their own (virtual_client.py)
 EXTRA_FEATURES = ("bandwidth_now_mbps", "bandwidth_min_mbps")
 # Measured by bench/environment_reality.py (reality.calibrate) on the software link and emulated board at
 # speedup 1.5 on the reference workstation; see docs/learning.md.

@@ -23,7 +23,11 @@ log = logging.getLogger(__name__)
 VALIDATION_EVERY = 4  # by default every fourth training recording is a validation recording
 SEARCH_ONLY_FLAGS = (("generations", "--generations"), ("population", "--population"),
                      ("validation_traces", "--validation-traces"), ("link_mean_mbps", "--link-mean-mbps"),
-                     ("recording_speed", "--recording-speed"))
+                     ("recording_speed", "--recording-speed"), ("accuracy_allowance", "--accuracy-allowance"),
+                     ("accuracy_margin", "--accuracy-margin"), ("local_sr_weight", "--local-sr-weight"),
+                     ("no_per_action_floor", "--no-per-action-floor"), ("no_ablation_sr_term", "--no-ablation-sr-term"))
+# (flag, Args field): accuracy figures, given in points on the command line and stored as fractions
+POINTS_FLAGS = (("--accuracy-allowance", "accuracy_allowance"), ("--accuracy-margin", "accuracy_margin"))
 
 
 def add_arguments(parser) -> None:
@@ -39,6 +43,21 @@ def add_arguments(parser) -> None:
                         help="search: scale every recording to this mean rate instead of --link-scale")
     parser.add_argument("--recording-speed", type=float, metavar="X",
                         help="search: recorded seconds per emulated second (default 1; the demo replays at 2)")
+    defaults = _defaults()
+    parser.add_argument("--accuracy-allowance", type=float, metavar="POINTS",
+                        help="search: accuracy points the policy may give up against the most accurate reference "
+                             "(default %g, evaluate's allowance)" % (100 * defaults.accuracy_allowance))
+    parser.add_argument("--accuracy-margin", type=float, metavar="POINTS",
+                        help="search: points kept in hand against the allowance (default %g): the floor is "
+                             "allowance - margin below the reference" % (100 * defaults.accuracy_margin))
+    parser.add_argument("--local-sr-weight", type=float, metavar="W",
+                        help="search: weight in [0, 1] of the local action's own SR in the score (default %g; 0: "
+                             "the policy's SR alone)" % defaults.local_sr_weight)
+    parser.add_argument("--no-per-action-floor", action="store_true", default=None,
+                        help="search: hold only the policy's mix of actions to the accuracy floor, not its local "
+                             "action alone (also drops the local action's SR from the score)")
+    parser.add_argument("--no-ablation-sr-term", action="store_true", default=None,
+                        help="search: do not charge the policy the SR lead of its own T1/TL ablations")
 
 
 def _defaults():
@@ -69,6 +88,20 @@ def check_flags(args) -> None:
     for flag, value in (("--link-mean-mbps", args.link_mean_mbps), ("--recording-speed", args.recording_speed)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise InputError("%s must be a positive number, got %r" % (flag, value))
+    for flag, field in POINTS_FLAGS:
+        value = getattr(args, field)
+        if value is not None and not (np.isfinite(value) and 0.0 <= value <= 20.0):
+            raise InputError("%s must be between 0 and 20 accuracy points, got %r" % (flag, value))
+    allowance = args.accuracy_allowance if args.accuracy_allowance is not None else 100 * _defaults().accuracy_allowance
+    margin = args.accuracy_margin if args.accuracy_margin is not None else 100 * _defaults().accuracy_margin
+    if margin > allowance:
+        raise InputError("--accuracy-margin %g is more than the allowance %g: the floor would be above the reference"
+                         % (margin, allowance))
+    weight = args.local_sr_weight
+    if weight is not None and not (np.isfinite(weight) and 0.0 <= weight <= 1.0):
+        raise InputError("--local-sr-weight must be between 0 and 1, got %r" % weight)
+    if weight and args.no_per_action_floor:
+        raise InputError("--local-sr-weight needs the local action's own run, which --no-per-action-floor drops")
     if args.link_mean_mbps is not None and args.link_scale != 1.0:
         raise InputError("--link-mean-mbps and --link-scale both scale the recordings: give one")
 
@@ -169,6 +202,16 @@ def run(args) -> int:
     if args.population is not None:
         params.population = args.population
         params.elite = max(1, min(params.elite, args.population // 4))
+    for _, field in POINTS_FLAGS:
+        if getattr(args, field) is not None:
+            setattr(params, field, getattr(args, field) / 100.0)
+    if args.local_sr_weight is not None:
+        params.local_sr_weight = args.local_sr_weight
+    if args.no_per_action_floor:
+        params.per_action_floor = False
+        params.local_sr_weight = 0.0  # its SR comes from the run the floor makes
+    if args.no_ablation_sr_term:
+        params.ablation_sr_term = False
     bundle = resolve_bundle(args.bundle)
     fit, validation = split_recordings(args.link_traces, args.validation_traces or [])
     # --from-traces: the boards' timing and networks (their transitions are DDPG's: a search does not replay them),

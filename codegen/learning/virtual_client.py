@@ -32,7 +32,10 @@ class VirtualPeerClient:
     the peer down and resets the socket (a pending probe is forgotten, its bytes still on the link),
     while down a plain probe goes out at most every backoff interval (doubling up to 5 s), while up an
     empty probe whenever the newest RTT sample is the estimator's ``rtt_refresh_s`` old, else a probe with
-    a 4 KiB payload whenever the estimate is stale.
+    a 4 KiB payload whenever the estimate is stale. Two sockets, as the device pipeline's client has
+    (``runtime/transport/prober.py``): the start-up probes and offloads on one, every later probe on the probe
+    thread's, each with its own first answer untimed. An offload's timeout replaces the first (and makes a
+    pending probe moot); a probe's timeout replaces the second.
 
     ``static``: the environment's ``StaticModel`` (message sizes, and the scenario's timing figures).
     ``noise``: draws the per-exchange timing noise (and, for the environment, the compute noise).
@@ -53,7 +56,8 @@ class VirtualPeerClient:
         self.estimator = LinkEstimator(min_bandwidth_bytes=ESTIMATOR_MIN_BANDWIDTH_BYTES,
                                        stale_after_s=ESTIMATOR_STALE_AFTER_S)
         self.alive = True
-        self.fresh = True
+        self.fresh = True  # the offloads' socket
+        self.probe_fresh = True  # the probe thread's socket
         self.backoff = PROBE_BACKOFF_S[0]
         self.next_probe_at = 0.0
         self.pending = None  # type: Optional[_Probe]
@@ -73,8 +77,11 @@ class VirtualPeerClient:
             extra = self.overhead_s + (self.noise.expovariate(1.0 / self.jitter_s) if self.jitter_s > 0 else 0.0)
         return self.down.send(arrive + service_s, reply_bytes) + extra
 
-    def _answered(self, sent: int, received: int, round_trip: float, service_s: float, now: float) -> None:
-        if self.fresh:
+    def _answered(self, sent: int, received: int, round_trip: float, service_s: float, now: float,
+                  probe: bool = False) -> None:
+        if probe and self.probe_fresh:
+            self.probe_fresh = False
+        elif not probe and self.fresh:
             self.fresh = False
         else:
             self.estimator.observe(sent + received, max(0.0, round_trip - service_s), now)
@@ -104,7 +111,7 @@ class VirtualPeerClient:
     def _probe_reply(self) -> None:
         p = self.pending
         self.pending = None
-        self._answered(p.nbytes, self.static.probe_reply_bytes, p.reply_at - p.sent_at, 0.0, p.reply_at)
+        self._answered(p.nbytes, self.static.probe_reply_bytes, p.reply_at - p.sent_at, 0.0, p.reply_at, probe=True)
 
     def start(self, t: float) -> None:
         """The pipeline's first probes (``START_PROBES``: plain twice, then with a payload), at set-up (``t``)."""
@@ -136,7 +143,8 @@ class VirtualPeerClient:
                     self._probe_reply()
                 else:
                     self._mark_down(event)
-                    self._reset()
+                    self.pending = None
+                    self.probe_fresh = True  # the probe thread replaces its own socket
                 continue
             if not self.alive:
                 event = max(self.next_probe_at, floor)

@@ -320,12 +320,13 @@ def detect_live_board():
 
 
 def connect_peers(endpoints: List[str], bundle_hash: str, speed: float = 1.0, curve=None,
-                  names: Optional[List[str]] = None) -> PeerFailover:
+                  names: Optional[List[str]] = None, background_probes: bool = True) -> PeerFailover:
     """The device's peer client as every command gets it: one ``PeerClient`` per endpoint (in order of
     preference), each probed at once (blocking), then probing on a thread of its own (``runtime/transport/
     prober.py``) so that a board that is never idle still measures its link. ``speed``: emulated seconds per
     real second (the probes' pace follows the emulated clock); ``names``: the peers as the user gave them, for
-    the log (a software link's relay stands in for its peer's address)."""
+    the log (a software link's relay stands in for its peer's address); ``background_probes=False``: probes only
+    when the caller calls ``maybe_probe`` (the client before the probe thread; ``bench/busy_board_estimate.py``)."""
     client = PeerFailover.connect(endpoints, bundle_hash,
                                   estimator_options={"min_bandwidth_bytes": 3000, "stale_after_s": 1.0 / speed},
                                   probe_bytes=PROBE_BYTES, probe_backoff_s=(0.25 / speed, 5.0 / speed),
@@ -340,5 +341,6 @@ def connect_peers(endpoints: List[str], bundle_hash: str, speed: float = 1.0, cu
                 log.warning("peer %s did not answer the first probe (%s): starting with it marked down; it is "
                             "probed again in the background", name, outcome.message or outcome.status)
                 break
-    client.start_background_probes()
+    if background_probes:
+        client.start_background_probes()
     return client

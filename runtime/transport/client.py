@@ -216,6 +216,11 @@ class PeerClient:
     def background_probes(self) -> bool:
         return self._prober is not None
 
+    @property
+    def down_epoch(self) -> int:
+        """How many times the peer was marked down: a probe sent at another epoch is moot."""
+        return self._down_epoch
+
     def probe_plan(self, now: float) -> Tuple[Optional[int], float]:
         """(payload bytes of the probe due now, or None; seconds until one may be due).
 

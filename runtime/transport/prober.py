@@ -13,7 +13,8 @@ It keeps the single-threaded client's rules, which the environment's virtual cli
 (``codegen/learning/virtual_client.py``): one probe in flight; none sent while an offload is in flight (both
 would share the link and each read it slower); a probe older than the client's ``probe_timeout_s`` marks the
 peer down and its socket is replaced; and when the task's thread marks the peer down (an offload timed out,
-its socket replaced), the answer to a probe sent before that is dropped, as the old socket's would have been.
+its socket replaced), a probe sent before that is given up (its answer, if it comes, is dropped), as the old
+socket's would have been, and the next goes out after the backoff.
 """
 import logging
 import math
@@ -22,6 +23,7 @@ from typing import Optional
 
 import zmq
 
+from edgesplit.runtime.thread_names import name_native_thread
 from edgesplit.runtime.transport import wire
 
 log = logging.getLogger(__name__)
@@ -29,9 +31,12 @@ log = logging.getLogger(__name__)
 # The longest the thread sleeps without looking at the client's state: an offload that ended, or a peer that
 # the task's thread marked down, is noticed within this.
 MAX_NAP_S = 0.1
-# A blocking wait for an answer is cut into slices this long so that ``stop`` is noticed; a slice that ends
-# with the answer still on its way does not spoil its timing (the next poll wakes when it arrives).
-POLL_SLICE_MS = 100
+# A wait for an answer is cut into slices this long so that ``stop``, and a mark-down by the task's thread,
+# are noticed; a slice that ends with the answer still on its way does not spoil its timing (the next poll
+# wakes when it arrives).
+POLL_SLICE_MS = 10
+# After an unexpected error the thread waits this long, replaces its socket and goes on.
+RETRY_AFTER_S = 1.0
 
 
 class Prober:
@@ -61,18 +66,26 @@ class Prober:
 
     def _main(self) -> None:
         client = self.client
-        self._open()
+        failing = False
+        name_native_thread()  # es-probe in top -H, whenever it starts (a reload builds new clients)
         try:
+            self._open()
             while not self._stop.is_set():
-                now = client.clock()
-                payload, wait_s = client.probe_plan(now)
-                if payload is None:
-                    self._stop.wait(min(MAX_NAP_S, max(0.0, wait_s)))
-                    continue
-                self._probe(payload, now)
-        except Exception:  # a bug here must not take the board down: offloads keep their own timing
-            log.exception("the probe thread for %s failed; the link estimate is refreshed by offloads only",
-                          client.address)
+                try:
+                    now = client.clock()
+                    payload, wait_s = client.probe_plan(now)
+                    if payload is None:
+                        self._stop.wait(min(MAX_NAP_S, max(0.0, wait_s)))
+                        continue
+                    self._probe(payload, now)
+                    failing = False
+                except Exception:  # noqa: BLE001 - it must go on: it is what finds a peer that came back
+                    if not failing:
+                        log.exception("probing %s failed; trying again every %.0f s (offloads keep their own "
+                                      "timing meanwhile)", client.address, RETRY_AFTER_S)
+                    failing = True
+                    self._stop.wait(RETRY_AFTER_S)
+                    self._replace()
         finally:
             self._close()
 
@@ -100,6 +113,8 @@ class Prober:
         nbytes = wire.message_bytes(frames)
         until = sent_at + client.probe_timeout_s
         while not self._stop.is_set():
+            if client.down_epoch != epoch:
+                return  # the task's thread marked the peer down: this probe is moot (its answer is dropped by id)
             left = until - client.clock()
             if left <= 0.0:
                 log.info("probe %d to %s got no answer within %.2f s", request_id, client.address,

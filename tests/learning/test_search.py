@@ -263,7 +263,7 @@ def _train(*args, timeout=600):
 def test_train_algo_search_writes_a_policy_with_provenance(tmp_path):
     out = tmp_path / "search.npz"
     done = _train("search", *SCENARIO, "--generations", 2, "--population", 4, "--out", out, "--json",
-                  "--no-progress")
+                  "--no-progress", "--accuracy-margin", 0.3, "--local-sr-weight", 0.25, "--no-ablation-sr-term")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     policy = load_policy(out)
@@ -271,6 +271,10 @@ def test_train_algo_search_writes_a_policy_with_provenance(tmp_path):
     prov = policy.provenance
     assert prov["algorithm"] == "search" and prov["seeds"] == [0]
     assert prov["hyperparameters"]["generations"] == 2 and prov["hyperparameters"]["population"] == 4
+    # The score's switches, as given (accuracy in points on the command line, fractions in Args).
+    assert prov["hyperparameters"]["accuracy_margin"] == pytest.approx(0.003)
+    assert prov["hyperparameters"]["local_sr_weight"] == 0.25 and prov["hyperparameters"]["ablation_sr_term"] is False
+    assert prov["hyperparameters"]["per_action_floor"] is True
     roles = {r["role"]: r for r in prov["recordings"]}
     assert set(roles) == {"search", "validation"} and all(len(r["sha256"]) == 64 for r in prov["recordings"])
     assert roles["validation"]["path"].endswith("ghent_bus_0001")  # every fourth, or the last of two
@@ -291,6 +295,10 @@ def test_train_algo_search_writes_a_policy_with_provenance(tmp_path):
     (["--restarts", "2"], "--restarts: not taken by --algo search"),
     (["--link-scale", "0.3"], "give one"),
     (["--validation-traces", "norway_car_3"], "also in --link-traces"),
+    (["--accuracy-margin", "3"], "--accuracy-margin 3 is more than the allowance 1.5"),
+    (["--accuracy-allowance", "nan"], "--accuracy-allowance must be between 0 and 20 accuracy points"),
+    (["--local-sr-weight", "1.5"], "--local-sr-weight must be between 0 and 1"),
+    (["--no-per-action-floor", "--local-sr-weight", "0.5"], "which --no-per-action-floor drops"),
 ])
 def test_bad_search_flags_are_refused_by_name(tmp_path, extra, message):
     done = _train("search", *SCENARIO, "--out", tmp_path / "p.npz", *extra, timeout=120)
@@ -302,6 +310,10 @@ def test_search_flags_are_refused_for_ddpg(tmp_path):
     done = _train("ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--link-mean-mbps", "0.4",
                   "--seed", "0", "--out", tmp_path / "p.npz", timeout=120)
     assert done.returncode != 0 and "--link-mean-mbps: only for --algo search" in done.stderr, done.stderr
+    done = _train("ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--accuracy-margin", "0.5",
+                  "--no-ablation-sr-term", "--seed", "0", "--out", tmp_path / "p.npz", timeout=120)
+    assert done.returncode != 0 and "--accuracy-margin, --no-ablation-sr-term: only for --algo search" in done.stderr, \
+        done.stderr
 
 
 def test_search_needs_a_validation_recording(tmp_path):

@@ -141,3 +141,25 @@ def test_close_ends_the_probe_thread():
     finally:
         peer.stop()
     assert not [t for t in threading.enumerate() if t.name == "edgesplit-probe"]
+
+
+def test_the_probe_thread_goes_on_after_an_unexpected_error(caplog):
+    # It is what finds a peer that came back: an error must cost a retry, not the thread.
+    peer = TimedPeer(lambda request, now: 0.0)
+    try:
+        with _client(peer) as client:
+            plan, calls = client.probe_plan, []
+
+            def flaky(now):
+                calls.append(now)
+                if len(calls) == 1:
+                    raise RuntimeError("boom")
+                return plan(now)
+
+            client.probe_plan = flaky
+            client.start_background_probes()
+            assert _wait_for(lambda: len(peer.probes()) >= 2, timeout_s=5.0)
+            assert client.background_probes and client.peer_alive
+    finally:
+        peer.stop()
+    assert "probing %s failed" % peer.endpoint in caplog.text
