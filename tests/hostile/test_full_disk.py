@@ -17,18 +17,9 @@ import pytest
 
 from support import small_disk
 from support.daemon_process import ROOT, heldout
+from support.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(not small_disk.available(), reason="needs root, unshare and nsenter for a tmpfs")
-
-
-def _wait_for(predicate, seconds=30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_daemon_answers_every_task_on_a_full_disk_and_resumes_when_space_returns(make_daemon, tmp_path):
@@ -52,7 +43,7 @@ def test_daemon_answers_every_task_on_a_full_disk_and_resumes_when_space_returns
         answers += [client.submit(images[i:i + 1], deadline_ms=5000) for i in range(100)]
         small_disk.free(daemon.process.pid, disk / "ballast")
         answers += [client.submit(images[i:i + 1], deadline_ms=5000) for i in range(20)]
-        resumed = _wait_for(lambda: client.status()["traces"]["writable"] and client.status()["traces"])
+        resumed = wait_until(lambda: client.status()["traces"]["writable"] and client.status()["traces"], 30.0, 0.1)
         assert resumed, client.status()["traces"]
         answers += [client.submit(images[i:i + 1], deadline_ms=5000) for i in range(20)]
         status = client.status()

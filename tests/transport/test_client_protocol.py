@@ -4,49 +4,13 @@ import threading
 import time
 
 import numpy as np
-import zmq
 
 from edgesplit.runtime.transport import wire
 from edgesplit.runtime.transport.client import PeerClient
 
+from support.scripted_peer import ScriptedPeer
+
 BUNDLE = "cd" * 32
-
-
-class ScriptedPeer:
-    """A ROUTER in a thread; ``script(request)`` returns a list of (delay_s, frames) to send back."""
-
-    def __init__(self, script):
-        self.script = script
-        self.requests = []
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, daemon=True)
-        self._thread.start()
-        self._ready.wait(5)
-
-    def _main(self):
-        sock = zmq.Context.instance().socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        self.port = sock.bind_to_random_port("tcp://127.0.0.1")
-        self._ready.set()
-        while not self._stop.is_set():
-            if not sock.poll(20):
-                continue
-            frames = sock.recv_multipart(copy=False)
-            request = wire.decode_request(frames[1:])
-            self.requests.append(request)
-            for delay, reply in self.script(request):
-                time.sleep(delay)
-                sock.send_multipart([frames[0]] + reply, copy=False)
-        sock.close(linger=0)
-
-    @property
-    def endpoint(self):
-        return "tcp://127.0.0.1:%d" % self.port
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(5)
 
 
 def _ok(request_id, value=1.0):

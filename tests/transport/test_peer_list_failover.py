@@ -15,6 +15,8 @@ from edgesplit.runtime.default_bundle import load_heldout
 from edgesplit.runtime.transport.endpoint import peer_endpoints
 from edgesplit.runtime.transport.failover import PeerFailover
 
+from support.waiting import wait_until
+
 
 @pytest.fixture(scope="module")
 def cut_tensors():
@@ -22,15 +24,6 @@ def cut_tensors():
     images, _ = load_heldout()
     result = Executor(bundle).run(images[:1], stop_at_cut=1, use_exits=False)
     return bundle.wire_hash, result.stopped_at_cut, result.live
-
-
-def _until(condition, timeout_s=10.0):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_peer_endpoints_parses_an_ordered_list_and_names_the_bad_one():
@@ -62,7 +55,7 @@ def test_offloads_fail_over_to_the_next_peer_and_return_to_the_first(make_peer, 
         # The first comes back on the same port: a probe finds it and offloads return there.
         port = first.endpoint.rsplit(":", 1)[1]
         make_peer(default_bundle_path(), bind="tcp://127.0.0.1:%s" % port)
-        assert _until(lambda: client.maybe_probe() and client.address == first.endpoint)
+        assert wait_until(lambda: client.maybe_probe() and client.address == first.endpoint)
         assert client.offload(cut, live, deadline_s=2.0).ok
     finally:
         client.close()
@@ -82,7 +75,7 @@ def test_all_peers_down_is_peer_alive_false_until_one_answers(make_peer, cut_ten
         client.offload(cut, live, deadline_s=0.3)
         assert not client.peer_alive
         make_peer(default_bundle_path(), bind="tcp://127.0.0.1:%s" % second_port)
-        assert _until(lambda: client.maybe_probe())
+        assert wait_until(lambda: client.maybe_probe())
         assert client.address == "tcp://127.0.0.1:%s" % second_port
         assert client.offload(cut, live, deadline_s=2.0).ok
     finally:

@@ -1,66 +1,30 @@
 """The peer client's probe thread keeps the single-threaded client's rules (runtime/transport/prober.py).
 
-Against a ROUTER in a thread that answers each request when its script says, without holding up the others.
+Against a ROUTER in a thread that answers each request when its script says, without holding up the others
+(``support.scripted_peer.TimedPeer``).
 """
 import threading
 import time
 
 import numpy as np
-import zmq
 
 from edgesplit.runtime.transport import wire
 from edgesplit.runtime.transport.client import PeerClient
 from edgesplit.runtime.transport.link_estimate import LinkEstimator
 
+from support import scripted_peer
+from support.waiting import wait_until
+
 BUNDLE = "cd" * 32
 
 
-class TimedPeer:
-    """``answer_after(request, now)`` -> seconds until the answer (None: never). Logs (time, kind, identity)."""
+def _reply(request):
+    tensors = {"y": np.zeros((1, 2), np.float32)} if request.kind == "infer" else {}
+    return wire.encode_reply(request.request_id, "ok", exit_id=0, tensors=tensors)
 
-    def __init__(self, answer_after):
-        self.answer_after = answer_after
-        self.log = []
-        self._due = []
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, daemon=True)
-        self._thread.start()
-        self._ready.wait(5)
 
-    def _main(self):
-        sock = zmq.Context.instance().socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        self.port = sock.bind_to_random_port("tcp://127.0.0.1")
-        self._ready.set()
-        while not self._stop.is_set():
-            now = time.monotonic()
-            for item in [d for d in self._due if d[0] <= now]:
-                self._due.remove(item)
-                sock.send_multipart(item[1], copy=False)
-            if not sock.poll(2):
-                continue
-            frames = sock.recv_multipart(copy=False)
-            request = wire.decode_request(frames[1:])
-            now = time.monotonic()
-            self.log.append((now, request.kind, frames[0].bytes))
-            after = self.answer_after(request, now)
-            if after is not None:
-                reply = wire.encode_reply(request.request_id, "ok", exit_id=0,
-                                          tensors={"y": np.zeros((1, 2), np.float32)} if request.kind == "infer" else {})
-                self._due.append((now + after, [frames[0]] + reply))
-        sock.close(linger=0)
-
-    @property
-    def endpoint(self):
-        return "tcp://127.0.0.1:%d" % self.port
-
-    def probes(self):
-        return [(at, who) for at, kind, who in self.log if kind == "probe"]
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(5)
+def _peer(answer_after):
+    return scripted_peer.TimedPeer(answer_after, _reply)
 
 
 def _client(peer, **options):
@@ -68,25 +32,16 @@ def _client(peer, **options):
     return PeerClient(peer.endpoint, BUNDLE, estimator=estimator, probe_bytes=4096, **options)
 
 
-def _wait_for(condition, timeout_s=5.0):
-    until = time.monotonic() + timeout_s
-    while time.monotonic() < until:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_no_probe_goes_out_while_an_offload_is_on_the_link():
-    peer = TimedPeer(lambda request, now: 0.6 if request.kind == "infer" else 0.0)
+    peer = _peer(lambda request, now: 0.6 if request.kind == "infer" else 0.0)
     try:
         with _client(peer) as client:
             client.start_background_probes()
-            assert _wait_for(lambda: len(peer.probes()) >= 3)  # due every 50 ms: probes flow
+            assert wait_until(lambda: len(peer.probes()) >= 3)  # due every 50 ms: probes flow
             outcome = client.offload(0, {"x": np.zeros((1, 4), np.float32)}, 2.0)
             assert outcome.ok
             after = len(peer.probes())
-            assert _wait_for(lambda: len(peer.probes()) >= after + 3)  # and flow again once it is answered
+            assert wait_until(lambda: len(peer.probes()) >= after + 3)  # and flow again once it is answered
     finally:
         peer.stop()
     sent, = [at for at, kind, _ in peer.log if kind == "infer"]
@@ -99,11 +54,11 @@ def test_no_probe_goes_out_while_an_offload_is_on_the_link():
 def test_an_answer_to_a_probe_sent_before_the_peer_was_marked_down_is_dropped():
     # Probes answered after 0.4 s, offloads never: the offload's timeout marks the peer down while the first
     # probe is out; that probe's answer must not bring the peer back (its socket would have been dropped).
-    peer = TimedPeer(lambda request, now: None if request.kind == "infer" else 0.4)
+    peer = _peer(lambda request, now: None if request.kind == "infer" else 0.4)
     try:
         with _client(peer, probe_backoff_s=(1.0, 2.0)) as client:
             client.start_background_probes()
-            assert _wait_for(lambda: len(peer.probes()) >= 1)
+            assert wait_until(lambda: len(peer.probes()) >= 1)
             started = time.monotonic()
             outcome = client.offload(0, {"x": np.zeros((1, 4), np.float32)}, 0.2)
             assert outcome.status == "timeout" and not client.peer_alive
@@ -111,32 +66,32 @@ def test_an_answer_to_a_probe_sent_before_the_peer_was_marked_down_is_dropped():
             assert not client.peer_alive
             assert len(peer.probes()) == 1  # the next waits for the backoff (1 s)
             # The backoff's probe is answered and brings it back, with nobody calling maybe_probe.
-            assert _wait_for(lambda: client.peer_alive, timeout_s=3.0)
+            assert wait_until(lambda: client.peer_alive, timeout_s=3.0)
     finally:
         peer.stop()
 
 
 def test_the_probe_thread_marks_a_silent_peer_down_and_finds_it_again():
     opened = time.monotonic()
-    peer = TimedPeer(lambda request, now: None if now - opened < 1.0 else 0.0)
+    peer = _peer(lambda request, now: None if now - opened < 1.0 else 0.0)
     seen_down = []
     try:
         with _client(peer, probe_timeout_s=0.3, probe_backoff_s=(0.1, 0.2)) as client:
             client.start_background_probes()
-            assert _wait_for(lambda: not client.peer_alive, timeout_s=2.0)
+            assert wait_until(lambda: not client.peer_alive, timeout_s=2.0)
             seen_down.append(time.monotonic() - opened)
-            assert _wait_for(lambda: client.peer_alive, timeout_s=3.0)
+            assert wait_until(lambda: client.peer_alive, timeout_s=3.0)
     finally:
         peer.stop()
     assert seen_down[0] < 1.0
 
 
 def test_close_ends_the_probe_thread():
-    peer = TimedPeer(lambda request, now: 0.0)
+    peer = _peer(lambda request, now: 0.0)
     try:
         with _client(peer) as client:
             client.start_background_probes()
-            assert _wait_for(lambda: len(peer.probes()) >= 2)
+            assert wait_until(lambda: len(peer.probes()) >= 2)
             assert client.background_probes and not client.probe_in_flight
     finally:
         peer.stop()
@@ -145,7 +100,7 @@ def test_close_ends_the_probe_thread():
 
 def test_the_probe_thread_goes_on_after_an_unexpected_error(caplog):
     # It is what finds a peer that came back: an error must cost a retry, not the thread.
-    peer = TimedPeer(lambda request, now: 0.0)
+    peer = _peer(lambda request, now: 0.0)
     try:
         with _client(peer) as client:
             plan, calls = client.probe_plan, []
@@ -158,7 +113,7 @@ def test_the_probe_thread_goes_on_after_an_unexpected_error(caplog):
 
             client.probe_plan = flaky
             client.start_background_probes()
-            assert _wait_for(lambda: len(peer.probes()) >= 2, timeout_s=5.0)
+            assert wait_until(lambda: len(peer.probes()) >= 2, timeout_s=5.0)
             assert client.background_probes and client.peer_alive
     finally:
         peer.stop()
