@@ -14,6 +14,7 @@ served one at a time, in arrival order, as the daemon's queue would.
 import collections
 import logging
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
@@ -125,6 +126,10 @@ class Runtime:
             run_config={"command": "embed", "bundle": bundle, "policy": policy})
         self._pipeline = Pipeline(self.bundle, strategy, self.bounds, settings)  # type: Optional[Pipeline]
         loop = self._pipeline.loop
+        if loop.client is not None:
+            # An app that drops a Runtime without close() must not keep its peer's probe thread probing for ever
+            # (the thread holds the client, not the Runtime). close() closes it first; closing twice is harmless.
+            weakref.finalize(self, loop.client.close)
         self._default_deadline_s = loop.deadline_s
         # Only the latest result and recent decisions are kept: the app may run for months.
         loop.results = collections.deque(maxlen=1)

@@ -35,7 +35,9 @@ class VirtualPeerClient:
     a 4 KiB payload whenever the estimate is stale. Two sockets, as the device pipeline's client has
     (``runtime/transport/prober.py``): the start-up probes and offloads on one, every later probe on the probe
     thread's, each with its own first answer untimed. An offload's timeout replaces the first (and makes a
-    pending probe moot); a probe's timeout replaces the second.
+    pending probe moot); a probe's timeout replaces the second. Not modelled: the probe thread looks at the link
+    every 10 ms while an offload is out, so its next probe may go up to 10 ms after the offload's answer (here: at
+    once).
 
     ``static``: the environment's ``StaticModel`` (message sizes, and the scenario's timing figures).
     ``noise``: draws the per-exchange timing noise (and, for the environment, the compute noise).
@@ -176,7 +178,13 @@ class VirtualPeerClient:
         until = now + remaining_s
         p = self.pending
         if p is not None and p.reply_at <= min(reply_at, until):
-            self._probe_reply()  # collected while waiting (PeerClient._receive)
+            self._probe_reply()  # its thread reads it on arrival, the offload still out
+        elif p is not None and p.sent_at + PROBE_TIMEOUT_S <= min(reply_at, until):
+            # Its thread gives up on it while the offload is out: the peer is marked down then (and up again if
+            # the offload is answered), and the thread replaces its socket.
+            self._mark_down(p.sent_at + PROBE_TIMEOUT_S)
+            self.pending = None
+            self.probe_fresh = True
         grace = self.noise.expovariate(1.0 / self.grace_s) if self.grace_s > 0 else 0.0
         if reply_at <= until + grace:
             self._answered(sent, self.static.reply_bytes, reply_at - now, self.peer_s, reply_at)

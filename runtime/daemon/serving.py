@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 IDLE_POLL_S = 0.2
 # While a probe awaits its answer the serving thread looks for it this often between tasks: an answer read
 # later than the peer client's MAX_UNREAD_S gives no link timing (docs/link.md, "What the estimate is fed").
+# Only when the caller probes: the pipeline's client has a probe thread (its probe_in_flight is then False)
+# unless that thread has ended, when maybe_probe takes the probing back.
 PROBE_POLL_S = 0.002
 # The API thread runs a submit itself (no thread hops) only while the last INLINE_HISTORY tasks each
 # ran within INLINE_MAX_TASK_S: a status request then waits at most about that long. Only without a
@@ -213,7 +215,7 @@ class ServingLoop:
         client = self.loop.client
         if client is not None:
             try:
-                client.maybe_probe()  # keeps peer state and bandwidth fresh between tasks
+                client.maybe_probe()  # reports peer_alive (the probe thread keeps it fresh), or probes if that ended
             except Exception:  # the peer's side of upkeep must never stop this thread: tasks run locally
                 if not self._probe_failing:
                     log.exception("peer upkeep failed; tasks keep running (locally while the peer is down)")

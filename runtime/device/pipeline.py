@@ -288,18 +288,21 @@ class Pipeline:
     # ------------------------------------------------------------ lifetime
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
-            self.store = None
-        if self.client is not None:
-            self.client.close()
-            self.client = None
-        if self.relay is not None:
-            self.relay.stop()
-            self.relay = None
-        if self.sampler is not None:
-            self.sampler.stop()
-            self.sampler = None
+        """Every part is closed even when one fails to (the first error is raised after): a peer client left open
+        would keep its probe thread probing."""
+        first = None  # type: Optional[BaseException]
+        for name, stop in (("store", "close"), ("client", "close"), ("relay", "stop"), ("sampler", "stop")):
+            part = getattr(self, name)
+            if part is None:
+                continue
+            setattr(self, name, None)
+            try:
+                getattr(part, stop)()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, once the rest is closed
+                log.error("closing the pipeline's %s failed: %s", name, exc)
+                first = first or exc
+        if first is not None:
+            raise first
 
     def __enter__(self) -> "Pipeline":
         return self
@@ -334,13 +337,17 @@ def connect_peers(endpoints: List[str], bundle_hash: str, speed: float = 1.0, cu
     # The first answer on a fresh socket also pays the handshakes (no timing): probe plain twice, the second
     # for the base RTT, then with a payload. Without a base the payload probe's RTT counted as serialisation
     # and the first estimate read 0.7x the link (docs/link.md, "What the estimate is fed").
-    for peer, name in zip(client.clients, names or endpoints):
-        for payload in START_PROBES:
-            outcome = peer.probe(timeout_s=FIRST_PROBE_TIMEOUT_S, payload_bytes=payload)
-            if not outcome.ok:
-                log.warning("peer %s did not answer the first probe (%s): starting with it marked down; it is "
-                            "probed again in the background", name, outcome.message or outcome.status)
-                break
-    if background_probes:
-        client.start_background_probes()
+    try:
+        for peer, name in zip(client.clients, names or endpoints):
+            for payload in START_PROBES:
+                outcome = peer.probe(timeout_s=FIRST_PROBE_TIMEOUT_S, payload_bytes=payload)
+                if not outcome.ok:
+                    log.warning("peer %s did not answer the first probe (%s): starting with it marked down; it is "
+                                "probed again in the background", name, outcome.message or outcome.status)
+                    break
+        if background_probes:
+            client.start_background_probes()
+    except BaseException:  # Ctrl-C during the first probes, a thread that would not start: no socket or thread left
+        client.close()
+        raise
     return client

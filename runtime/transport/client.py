@@ -44,7 +44,9 @@ Clock = Callable[[], float]
 
 OK, TIMEOUT, REFUSED, ERROR = "ok", "timeout", "refused", "error"
 # A reply that may have waited unread longer than this gives no link timing. The device loop and the daemon
-# look every 2 ms while a probe is in flight; a scheduler's late wake-up adds about 0.1 ms.
+# look every 2 ms while a probe is in flight; a scheduler's late wake-up adds about 0.1 ms. The probe thread's
+# answers are not held to it: it reads the clock as its poll wakes, which a task holding the GIL can delay by up
+# to the interpreter's switch interval (5 ms; measured: estimates 4 % lower, docs/link.md).
 MAX_UNREAD_S = 0.003
 # Peer statuses after which the device stops offloading until a probe succeeds.
 _PEER_UNUSABLE = ("bundle_mismatch", "overloaded")
@@ -80,6 +82,28 @@ class OffloadOutcome:
         return next(iter(self.outputs.values())) if self.outputs else None
 
 
+class LinkUse:
+    """Exchanges on the device's uplink, counted across the peer clients that share it (a ``PeerFailover``'s):
+    no probe thread sends while any of them has an offload out (both would share the link and each read it
+    slower). ``lock`` also covers a probe's send, so an offload cannot begin between the check and the send."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.exchanges = 0
+
+    def begin(self) -> None:
+        with self.lock:
+            self.exchanges += 1
+
+    def end(self) -> None:
+        with self.lock:
+            self.exchanges -= 1
+
+    @property
+    def busy(self) -> bool:
+        return self.exchanges > 0
+
+
 @dataclass
 class _PendingProbe:
     request_id: int
@@ -88,13 +112,14 @@ class _PendingProbe:
 
 
 class PeerClient:
-    """One DEALER connection to a peer for one bundle. Not thread-safe: use it from one thread."""
+    """One DEALER connection to a peer for one bundle. Its offloads, ``probe`` and ``maybe_probe`` belong to one
+    thread; the probe thread (``start_background_probes``) shares only the liveness and the estimator, under locks."""
 
     def __init__(self, address: str, bundle_hash: str, clock: Clock = time.monotonic,
                  context: Optional[zmq.Context] = None, limits: wire.Limits = wire.DEFAULT_LIMITS,
                  estimator: Optional[LinkEstimator] = None, probe_backoff_s: Tuple[float, float] = (0.25, 5.0),
                  probe_timeout_s: float = 1.0, probe_bytes: int = 64 * 1024, curve=None,
-                 max_unread_s: float = MAX_UNREAD_S):
+                 max_unread_s: float = MAX_UNREAD_S, link_use: Optional[LinkUse] = None):
         self.address = address
         # runtime.security.curve.CurveClientKeys: pins the peer's key; None = plain ZMTP.
         self.curve = curve
@@ -113,7 +138,7 @@ class PeerClient:
         # Liveness (peer_alive, backoff, the next probe's time, the epoch) is shared with the probe thread.
         self._lock = threading.RLock()
         self._down_epoch = 0  # one more each time the peer is marked down: a probe sent before is moot
-        self._exchanging = False  # an offload or blocking probe is on the link: the probe thread waits
+        self.link_use = link_use or LinkUse()  # shared by the clients of one device (PeerFailover)
         self._prober = None  # type: Optional[Prober]
         self._backoff = probe_backoff_s[0]
         self._next_probe_at = 0.0
@@ -187,7 +212,10 @@ class PeerClient:
         probe thread does all of that and this only reports ``peer_alive``.
         """
         if self._prober is not None:
-            return self.peer_alive
+            if self._prober.alive:
+                return self.peer_alive
+            log.error("the probe thread for %s has ended; probing from the caller again", self.address)
+            self._prober = None
         self._drain(0.0)
         now = self.clock()
         pending = self._pending_probe
@@ -198,7 +226,7 @@ class PeerClient:
                 self._mark_down(now)
                 self._reset()
             return self.peer_alive
-        payload, _ = self.probe_plan(now)
+        payload, _, _ = self.probe_plan(now)
         if payload is not None:
             self._send_probe(payload, now)
         return self.peer_alive
@@ -221,38 +249,46 @@ class PeerClient:
         """How many times the peer was marked down: a probe sent at another epoch is moot."""
         return self._down_epoch
 
-    def probe_plan(self, now: float) -> Tuple[Optional[int], float]:
-        """(payload bytes of the probe due now, or None; seconds until one may be due).
+    def probe_plan(self, now: float) -> Tuple[Optional[int], float, int]:
+        """(payload bytes of the probe due now, or None; seconds until one may be due; the epoch it was planned in).
 
         A plain probe when the peer is down (at most every backoff interval), an empty one when the estimator
         wants a fresh RTT sample (every ``rtt_refresh_s``), or one with a ``probe_bytes`` payload when the link
         estimate is stale (to refresh the bandwidth). Nothing while an offload is on the link.
         """
         with self._lock:
-            if self._exchanging:
-                return None, _OFFLOAD_NAP_S
+            epoch = self._down_epoch
+            if self.link_use.busy:
+                return None, _OFFLOAD_NAP_S, epoch
             if not self.peer_alive:
                 if now >= self._next_probe_at:
-                    return 0, 0.0
-                return None, self._next_probe_at - now
+                    return 0, 0.0, epoch
+                return None, self._next_probe_at - now, epoch
             estimator = self.estimator
             if estimator.rtt_probe_due(now):
                 # An empty probe now and then keeps the base RTT current: offloads carry payloads and are no
                 # RTT samples, and a stale base skews every bandwidth sample (docs/link.md, "Base RTT").
-                return 0, 0.0
+                return 0, 0.0, epoch
             if estimator.is_stale(now):
-                return (self.probe_bytes if estimator.base_rtt_s is not None else 0), 0.0
-            return None, estimator.next_probe_at() - now
+                return (self.probe_bytes if estimator.base_rtt_s is not None else 0), 0.0, epoch
+            return None, estimator.next_probe_at() - now, epoch
 
-    def probe_request(self, payload_bytes: int) -> Tuple[int, list, int]:
-        """A probe's (request id, frames, epoch) for the probe thread; the epoch says whether the peer was marked
-        down since it was sent (``probe_answered`` then drops its answer)."""
+    def _probe_frames(self, payload_bytes: int) -> Tuple[int, list]:
         request_id = next(self._ids)
         payload = {wire.PROBE_PAYLOAD: self._payload(payload_bytes)} if payload_bytes else {}
-        frames = wire.encode_request(request_id, "probe", self.bundle_hash, 0, self.probe_timeout_s, payload)
-        with self._lock:
+        return request_id, wire.encode_request(request_id, "probe", self.bundle_hash, 0, self.probe_timeout_s,
+                                               payload)
+
+    def send_probe(self, socket: zmq.Socket, payload_bytes: int, epoch: int) -> Optional[Tuple[int, int]]:
+        """The probe thread's send on its ``socket``: (request id, bytes sent), or None when an offload began or the
+        peer was marked down since ``probe_plan`` gave ``epoch`` (then nothing is sent). ZMQError propagates."""
+        request_id, frames = self._probe_frames(payload_bytes)
+        with self.link_use.lock, self._lock:
+            if epoch != self._down_epoch or self.link_use.exchanges:
+                return None
+            socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
             self.probes_sent += 1
-            return request_id, frames, self._down_epoch
+        return request_id, wire.message_bytes(frames)
 
     def probe_answered(self, reply: wire.Reply, sent: int, received: int, round_trip: float, now: float,
                        epoch: int, timed: bool = True) -> None:
@@ -285,7 +321,8 @@ class PeerClient:
         return self._probe_payload
 
     def _send_probe(self, nbytes: int, now: float) -> None:
-        request_id, frames, _ = self.probe_request(nbytes)
+        request_id, frames = self._probe_frames(nbytes)
+        self.probes_sent += 1
         try:
             self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
         except zmq.ZMQError as exc:
@@ -306,7 +343,9 @@ class PeerClient:
         except ValueError as exc:
             return OffloadOutcome(ERROR, request_id, message=str(exc))
         sent = wire.message_bytes(frames)
-        self._exchanging = True
+        # On the link from the send until its outcome is recorded (a timeout's mark-down included): the probe
+        # threads of every peer of this device wait.
+        self.link_use.begin()
         try:
             try:
                 self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
@@ -316,18 +355,18 @@ class PeerClient:
                 return OffloadOutcome(ERROR, request_id, message="send to %s failed: %s" % (self.address, exc),
                                       bytes_sent=0)
             got = self._await(request_id, start + deadline_s)
+            end = self.clock()
+            if got is None:
+                log.info("%s %d to %s: no answer within %.3f s; falling back", kind, request_id, self.address,
+                         deadline_s)
+                self._mark_down(end)
+                self._reset()
+                return OffloadOutcome(TIMEOUT, request_id, message="no answer from %s within %.3f s"
+                                      % (self.address, deadline_s), bytes_sent=sent)
+            reply, received, unread = got
+            return self._outcome(reply, request_id, sent, received, end - start, end, min(unread, end - start))
         finally:
-            self._exchanging = False
-        end = self.clock()
-        if got is None:
-            log.info("%s %d to %s: no answer within %.3f s; falling back", kind, request_id, self.address,
-                     deadline_s)
-            self._mark_down(end)
-            self._reset()
-            return OffloadOutcome(TIMEOUT, request_id, message="no answer from %s within %.3f s"
-                                  % (self.address, deadline_s), bytes_sent=sent)
-        reply, received, unread = got
-        return self._outcome(reply, request_id, sent, received, end - start, end, min(unread, end - start))
+            self.link_use.end()
 
     def _outcome(self, reply: wire.Reply, request_id: int, sent: int, received: int, round_trip: float,
                  now: float, unread_s: float = 0.0, fresh: Optional[bool] = None) -> OffloadOutcome:

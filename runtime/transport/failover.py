@@ -4,15 +4,17 @@ Each offload goes to the first peer in the list that is not marked down; a peer 
 its own ``PeerClient`` (no answer in time, ``overloaded`` or ``bundle_mismatch``), so the next offload
 goes to the next peer in the list. An offload is never retried on another peer: a timeout has used
 the task's deadline, and the task falls back locally as with one peer. ``maybe_probe()`` keeps every
-peer's state fresh, so a preferred peer that answers a probe again gets the offloads back.
-``peer_alive`` is true while any peer is usable. One thread, like ``PeerClient``.
+peer's state fresh (or, after ``start_background_probes``, each peer's probe thread does), so a preferred peer
+that answers a probe again gets the offloads back. ``peer_alive`` is true while any peer is usable. The peers
+share one ``LinkUse`` (the device's uplink): while any has an offload out, no peer's probe thread sends. Its
+offloads belong to one thread, like ``PeerClient``'s.
 """
 import logging
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from edgesplit.runtime.transport.client import OffloadOutcome, PeerClient
+from edgesplit.runtime.transport.client import LinkUse, OffloadOutcome, PeerClient
 from edgesplit.runtime.transport.link_estimate import LinkEstimate, LinkEstimator
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,9 @@ class PeerFailover:
         if not clients:
             raise ValueError("PeerFailover needs at least one peer client")
         self.clients = list(clients)
+        shared = LinkUse()
+        for client in self.clients:  # one uplink for all of them
+            client.link_use = shared
         self.clock = self.clients[0].clock
         self._last = self.clients[0]  # the peer that took the last offload (its estimator learns from it)
 

@@ -67,50 +67,56 @@ class Prober:
     def _main(self) -> None:
         client = self.client
         failing = False
-        name_native_thread()  # es-probe in top -H, whenever it starts (a reload builds new clients)
+        name_native_thread()  # es-probe in top -H, whenever a client starts one
         try:
-            self._open()
             while not self._stop.is_set():
                 try:
+                    if self._socket is None:
+                        self._open()
                     now = client.clock()
-                    payload, wait_s = client.probe_plan(now)
+                    payload, wait_s, epoch = client.probe_plan(now)
                     if payload is None:
                         self._stop.wait(min(MAX_NAP_S, max(0.0, wait_s)))
                         continue
-                    self._probe(payload, now)
+                    self._probe(payload, now, epoch)
                     failing = False
                 except Exception:  # noqa: BLE001 - it must go on: it is what finds a peer that came back
                     if not failing:
-                        log.exception("probing %s failed; trying again every %.0f s (offloads keep their own "
-                                      "timing meanwhile)", client.address, RETRY_AFTER_S)
+                        log.exception("probing %s failed; trying again every %.0f s with a fresh socket (offloads "
+                                      "keep their own timing meanwhile)", client.address, RETRY_AFTER_S)
                     failing = True
+                    self._close()  # the next pass opens a fresh one
                     self._stop.wait(RETRY_AFTER_S)
-                    self._replace()
         finally:
             self._close()
 
     def _open(self) -> None:
-        self._socket = self.client.open_socket()
-        self._poller = zmq.Poller()
-        self._poller.register(self._socket, zmq.POLLIN)
+        socket = self.client.open_socket()
+        poller = zmq.Poller()
+        poller.register(socket, zmq.POLLIN)
+        self._socket, self._poller = socket, poller
         self._fresh = True  # its first answer also paid the TCP and ZMTP handshakes: no timing
 
     def _close(self) -> None:
-        if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            try:
+                socket.close(linger=0)
+            except zmq.ZMQError as exc:
+                log.debug("closing the probe socket to %s: %s", self.client.address, exc)
 
-    def _probe(self, payload: int, sent_at: float) -> None:
+    def _probe(self, payload: int, sent_at: float, epoch: int) -> None:
         client = self.client
-        request_id, frames, epoch = client.probe_request(payload)
         try:
-            self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+            sent = client.send_probe(self._socket, payload, epoch)
         except zmq.ZMQError as exc:
             log.info("probe to %s not sent: %s", client.address, exc)
             client.probe_lost(sent_at, epoch)
-            self._replace()
+            self._close()
             return
-        nbytes = wire.message_bytes(frames)
+        if sent is None:
+            return  # an offload began, or the peer was marked down, since the plan: plan again
+        request_id, nbytes = sent
         until = sent_at + client.probe_timeout_s
         while not self._stop.is_set():
             if client.down_epoch != epoch:
@@ -120,7 +126,7 @@ class Prober:
                 log.info("probe %d to %s got no answer within %.2f s", request_id, client.address,
                          client.probe_timeout_s)
                 client.probe_lost(client.clock(), epoch)
-                self._replace()
+                self._close()  # Lazy Pirate: a late answer on the old socket can never be read as a new one's
                 return
             if not self._poller.poll(min(POLL_SLICE_MS, max(1, int(math.ceil(left * 1000.0))))):
                 continue
@@ -136,8 +142,3 @@ class Prober:
             client.probe_answered(reply, nbytes, wire.message_bytes(reply_frames), arrived - sent_at, arrived,
                                   epoch, timed=not fresh)
             return
-
-    def _replace(self) -> None:
-        """Lazy Pirate: a late answer on the old socket can never be read as a new one's."""
-        self._close()
-        self._open()

@@ -1,10 +1,12 @@
 """The in-process API (``edgesplit.runtime.embed.Runtime``) against a real peer process."""
+import gc
 import json
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,8 @@ from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
 from edgesplit.runtime.embed import Inference, Runtime
 from edgesplit.runtime.errors import EdgesplitError, InputError
 from edgesplit.runtime.executor.executor import Executor
+
+from support.waiting import wait_until
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "embedding.md"
 
@@ -105,3 +109,13 @@ def test_a_frozen_policy_drives_the_action_and_a_unit_mismatch_is_refused(heldou
     # The demo policy was built for the emulated board's mJ; rpi4's energy proxy is its CPU clock in MHz.
     with pytest.raises(EdgesplitError, match="built for energy in mJ.*board rpi4"):
         Runtime("default", policy=str(DEMO_POLICY_FILE), board="rpi4")
+
+
+def test_a_runtime_dropped_without_close_stops_probing_its_peer(peers, free_port):
+    peers(free_port)
+    runtime = Runtime("default", peer="tcp://127.0.0.1:%d" % free_port, cut=0, board=None)
+    assert runtime.peer_alive
+    assert [t for t in threading.enumerate() if t.name == "edgesplit-probe"]
+    del runtime
+    gc.collect()
+    assert wait_until(lambda: not [t for t in threading.enumerate() if t.name == "edgesplit-probe"], 5.0)

@@ -7,9 +7,11 @@ import threading
 import time
 
 import numpy as np
+import zmq
 
 from edgesplit.runtime.transport import wire
 from edgesplit.runtime.transport.client import PeerClient
+from edgesplit.runtime.transport.failover import PeerFailover
 from edgesplit.runtime.transport.link_estimate import LinkEstimator
 
 from support import scripted_peer
@@ -118,3 +120,85 @@ def test_the_probe_thread_goes_on_after_an_unexpected_error(caplog):
     finally:
         peer.stop()
     assert "probing %s failed" % peer.endpoint in caplog.text
+
+
+def test_the_probe_thread_goes_on_when_its_socket_cannot_be_opened(caplog):
+    peer = _peer(lambda request, now: 0.0)
+    try:
+        with _client(peer) as client:
+            open_socket, opened = client.open_socket, []
+
+            def failing_twice():
+                opened.append(time.monotonic())
+                if len(opened) <= 2:
+                    raise zmq.ZMQError(24, "Too many open files")
+                return open_socket()
+
+            client.open_socket = failing_twice
+            client.start_background_probes()
+            assert wait_until(lambda: len(peer.probes()) >= 2, timeout_s=6.0)
+            assert client.background_probes and len(opened) == 3
+    finally:
+        peer.stop()
+    assert caplog.text.count("probing %s failed" % peer.endpoint) == 1  # logged once, not per retry
+
+
+def test_a_probe_timeout_replaces_the_probe_socket():
+    # The first probe goes unanswered: the next one must come from a new connection (a late answer on the old
+    # socket can never be read as the new probe's).
+    answered = []
+
+    def answer_after(request, now):
+        if request.kind != "probe":
+            return 0.0
+        answered.append(request.request_id)
+        return None if len(answered) == 1 else 0.0
+
+    peer = _peer(answer_after)
+    try:
+        with _client(peer, probe_timeout_s=0.3, probe_backoff_s=(0.05, 0.1)) as client:
+            client.start_background_probes()
+            assert wait_until(lambda: len(peer.probes()) >= 3, timeout_s=5.0)
+    finally:
+        peer.stop()
+    first, second = peer.probes()[0][1], peer.probes()[1][1]
+    assert first != second
+
+
+def test_the_first_answer_on_the_probe_socket_gives_no_timing():
+    # It also paid the TCP and ZMTP handshakes. The first probe is answered after 0.2 s, the next ones at once.
+    answered = []
+
+    def answer_after(request, now):
+        answered.append(now)
+        return 0.2 if len(answered) == 1 else 0.3
+
+    peer = _peer(answer_after)
+    try:
+        with _client(peer) as client:
+            client.start_background_probes()
+            assert wait_until(lambda: client.peer_alive and len(peer.probes()) >= 2, timeout_s=3.0)
+            # The first answer came; the second (0.3 s later) has not yet.
+            assert client.estimator.last_rtt_at is None
+            assert wait_until(lambda: client.estimator.last_rtt_at is not None, timeout_s=3.0)
+    finally:
+        peer.stop()
+
+
+def test_no_peer_is_probed_while_another_has_an_offload_out():
+    # A list of peers (a pool's front ends) shares one uplink: the other peers' probes would share it too.
+    first = _peer(lambda request, now: 0.6 if request.kind == "infer" else 0.0)
+    second = _peer(lambda request, now: 0.0)
+    try:
+        clients = [_client(first), _client(second)]
+        with PeerFailover(clients) as failover:
+            failover.start_background_probes()
+            assert wait_until(lambda: len(second.probes()) >= 3)
+            assert failover.offload(0, {"x": np.zeros((1, 4), np.float32)}, 2.0).ok
+    finally:
+        first.stop()
+        second.stop()
+    sent, = [at for at, kind, _ in first.log if kind == "infer"]
+    for peer in (first, second):
+        during = [at for at, _ in peer.probes() if sent + 0.01 < at < sent + 0.59]
+        assert not during, [round(at - sent, 3) for at in during]
