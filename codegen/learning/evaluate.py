@@ -115,4 +115,33 @@ def verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOWANCE) -
             "policy_within_allowance": within,
             "best_eligible_baseline": best_eligible["strategy"], "best_eligible_baseline_sr": best_eligible["sr"],
             "policy_sr_minus_best_eligible_points": round(100 * (policy["sr"] - best_eligible["sr"]), 2),
-            "policy_sr_highest_within_allowance": within and all(policy["sr"] >= r["sr"] for r in eligible)}
+            "policy_sr_highest_within_allowance": within and all(policy["sr"] >= r["sr"] for r in eligible),
+            "policy_accuracy": policy["accuracy"], "strategies_compared": len(others),
+            "strategies_below_policy_sr": sum(1 for r in others if r["sr"] < policy["sr"])}
+
+
+def verdict_lines(v: Dict[str, Any]) -> List[str]:
+    """The verdict in two sentences (strict; within the allowance), as ``evaluate`` prints them under its table."""
+    n = v["strategies_compared"]
+    if v["policy_sr_highest"]:
+        strict = ("policy: SR the highest of the %d other non-oracle strategies (next %s, %+.2f points)"
+                  % (n, v["best_baseline"], v["policy_sr_minus_best_baseline_points"]))
+    else:
+        strict = ("policy: SR not the highest: %s is above it (%+.2f points); the policy is above %d of the %d others"
+                  % (v["best_baseline"], v["policy_sr_minus_best_baseline_points"], v["strategies_below_policy_sr"], n))
+    strict += ("; accuracy %.2f points below the most accurate baseline (%s)"
+               % (v["policy_accuracy_gap_points"], v["most_accurate_baseline"]))
+    head = ("within %.1f accuracy points of the most accurate (accuracy >= %.1f %%): "
+            % (v["accuracy_allowance_points"], 100 * v["accuracy_floor"]))
+    eligible = len(v["eligible_baselines"])
+    if not v["policy_within_allowance"]:
+        within = (head + "policy OUTSIDE (%.1f %% < %.1f %%): not eligible; the best eligible strategy is %s (the policy's "
+                  "SR %+.2f points against it)" % (100 * v["policy_accuracy"], 100 * v["accuracy_floor"],
+                                                  v["best_eligible_baseline"], v["policy_sr_minus_best_eligible_points"]))
+    elif v["policy_sr_highest_within_allowance"]:
+        within = (head + "policy within; SR the highest of the %d eligible strategies (next %s, %+.2f points)"
+                  % (eligible, v["best_eligible_baseline"], v["policy_sr_minus_best_eligible_points"]))
+    else:
+        within = (head + "policy within; SR not the highest of the %d eligible: %s is above it (%+.2f points)"
+                  % (eligible, v["best_eligible_baseline"], v["policy_sr_minus_best_eligible_points"]))
+    return [strict, within]

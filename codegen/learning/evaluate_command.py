@@ -359,6 +359,8 @@ def _pm(mean: Optional[float], std: Optional[float], scale: float, fmt: str) -> 
 
 
 def _print_report(report: Dict[str, Any]) -> None:
+    from edgesplit.codegen.learning.evaluate import verdict_lines
+
     sc = report["scenario"]
     print("%s: EMULATED %s (x%g workload), recording %s x%.4g, bounds %g ms and %s mJ, %d tasks, seeds %s"
           % ("real processes" if report["mode"] == "real" else "virtual-time environment", sc["board"],
@@ -372,14 +374,5 @@ def _print_report(report: Dict[str, Any]) -> None:
          _pm(r["mean_latency_ms"], r["mean_latency_ms_std"], 1, "%.1f"), _pm(r["reward"], r["reward_std"], 1, "%.3f"),
          "%.1f" % r["fallbacks"] if r["fallbacks"] is not None else "-")
         for r in report["results"]])
-    v = report["verdict"]
-    print("policy: SR %s every other non-oracle strategy (best baseline %s, %+.2f points); accuracy %.2f points "
-          "below the most accurate baseline (%s)"
-          % (">=" if v["policy_sr_highest"] else "BELOW", v["best_baseline"],
-             v["policy_sr_minus_best_baseline_points"], v["policy_accuracy_gap_points"], v["most_accurate_baseline"]))
-    print("within %.1f accuracy points of the most accurate (accuracy >= %.1f %%): policy %s; SR %s every eligible "
-          "strategy (best %s, %+.2f points)"
-          % (v["accuracy_allowance_points"], 100 * v["accuracy_floor"],
-             "within" if v["policy_within_allowance"] else "OUTSIDE",
-             ">=" if v["policy_sr_highest_within_allowance"] else "NOT >=", v["best_eligible_baseline"],
-             v["policy_sr_minus_best_eligible_points"]))
+    for line in verdict_lines(report["verdict"]):
+        print(line)

@@ -3,7 +3,7 @@ import pytest
 
 pytest.importorskip("pymoo")
 
-from edgesplit.codegen.learning.evaluate import verdict  # noqa: E402
+from edgesplit.codegen.learning.evaluate import verdict, verdict_lines  # noqa: E402
 
 
 def row(name, sr, accuracy, **extra):
@@ -37,3 +37,19 @@ def test_a_lower_sr_than_an_eligible_baseline_loses_both_ways():
     assert v["policy_sr_highest"] is False and v["policy_sr_highest_within_allowance"] is False
     assert v["best_eligible_baseline"] == "moea"
     assert v["policy_sr_minus_best_eligible_points"] == pytest.approx(-0.8)
+
+
+def test_the_printed_verdict_says_what_the_table_shows():
+    # A policy above every row but one is "not the highest", not "below every other"; one outside the allowance is
+    # told so, with the floor it missed, rather than "NOT >= every eligible strategy (+10 points)".
+    rows = [row("moea", 0.95, 0.961), row("local-only", 0.90, 0.967), row("edgeml-tl", 1.0, 0.90),
+            row("policy", 0.992, 0.950)]
+    strict, within = verdict_lines(verdict(rows))
+    assert "not the highest" in strict and "edgeml-tl" in strict and "-0.80 points" in strict
+    assert "above 2 of the 3 others" in strict
+    assert "OUTSIDE" in within and "95.0 % < 95.2 %" in within and "not eligible" in within
+    assert "NOT >=" not in within and "BELOW" not in strict
+    rows[-1] = row("policy", 1.0, 0.962)
+    strict, within = verdict_lines(verdict(rows))
+    assert strict.startswith("policy: SR the highest of the 3 other non-oracle strategies")
+    assert "policy within" in within and "the highest of the 2 eligible" in within
