@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 from edgesplit.runtime.device.pipeline import START_PROBES
+from edgesplit.runtime.transport.prober import HANDSHAKE_GRACE_S
 from edgesplit.runtime.transport.link_estimate import LinkEstimator
 
 from edgesplit.codegen.learning.virtual_link import Direction, windows_contain
@@ -34,7 +35,8 @@ class VirtualPeerClient:
     empty probe whenever the newest RTT sample is the estimator's ``rtt_refresh_s`` old, else a probe with
     a 4 KiB payload whenever the estimate is stale. Two sockets, as the device pipeline's client has
     (``runtime/transport/prober.py``): the start-up probes and offloads on one, every later probe on the probe
-    thread's, each with its own first answer untimed. An offload's timeout replaces the first (and makes a
+    thread's, each with its own first answer untimed when its exchange began within ``HANDSHAKE_GRACE_S`` of the
+    socket's opening. An offload's timeout replaces the first (and makes a
     pending probe moot); a probe's timeout replaces the second. Not modelled: the probe thread looks at the link
     every 10 ms while an offload is out, so its next probe may go up to 10 ms after the offload's answer (here: at
     once).
@@ -60,6 +62,8 @@ class VirtualPeerClient:
         self.alive = True
         self.fresh = True  # the offloads' socket
         self.probe_fresh = True  # the probe thread's socket
+        self.opened_at = -math.inf  # when each was opened: a first exchange within HANDSHAKE_GRACE_S is untimed
+        self.probe_opened_at = -math.inf
         self.backoff = PROBE_BACKOFF_S[0]
         self.next_probe_at = 0.0
         self.pending = None  # type: Optional[_Probe]
@@ -81,11 +85,16 @@ class VirtualPeerClient:
 
     def _answered(self, sent: int, received: int, round_trip: float, service_s: float, now: float,
                   probe: bool = False) -> None:
+        started = now - round_trip
         if probe and self.probe_fresh:
             self.probe_fresh = False
+            timed = started - self.probe_opened_at >= HANDSHAKE_GRACE_S
         elif not probe and self.fresh:
             self.fresh = False
+            timed = started - self.opened_at >= HANDSHAKE_GRACE_S
         else:
+            timed = True
+        if timed:
             self.estimator.observe(sent + received, max(0.0, round_trip - service_s), now)
         self._mark_up()
 
@@ -101,9 +110,10 @@ class VirtualPeerClient:
         self.alive = True
         self.backoff = PROBE_BACKOFF_S[0]
 
-    def _reset(self) -> None:
+    def _reset(self, now: float) -> None:
         self.pending = None
         self.fresh = True
+        self.opened_at = now
 
     def _send_probe(self, payload: int, now: float) -> None:
         sent = self.static.probe_request_bytes[payload]
@@ -116,16 +126,20 @@ class VirtualPeerClient:
         self._answered(p.nbytes, self.static.probe_reply_bytes, p.reply_at - p.sent_at, 0.0, p.reply_at, probe=True)
 
     def start(self, t: float) -> None:
-        """The pipeline's first probes (``START_PROBES``: plain twice, then with a payload), at set-up (``t``)."""
+        """The pipeline's first probes (``START_PROBES``: plain twice, then with a payload), at set-up (``t``), on
+        the offloads' socket; then the probe thread opens its own."""
+        self.opened_at = t
         for payload in START_PROBES:
             sent = self.static.probe_request_bytes[payload]
             reply_at = self._exchange(t, sent, self.static.probe_reply_bytes, 0.0)
             if not math.isfinite(reply_at) or reply_at - t > 1.0:
                 self._mark_down(t + 1.0)
-                self._reset()
+                self._reset(t + 1.0)
+                self.probe_opened_at = t + 1.0
                 return
             self._answered(sent, self.static.probe_reply_bytes, reply_at - t, 0.0, reply_at)
             t = reply_at
+        self.probe_opened_at = t
 
     def advance(self, t: float) -> None:
         """``maybe_probe`` called continuously up to ``t`` (the device calls it every few ms while idle or computing)."""
@@ -147,6 +161,7 @@ class VirtualPeerClient:
                     self._mark_down(event)
                     self.pending = None
                     self.probe_fresh = True  # the probe thread replaces its own socket
+                    self.probe_opened_at = event
                 continue
             if not self.alive:
                 event = max(self.next_probe_at, floor)
@@ -185,13 +200,14 @@ class VirtualPeerClient:
             self._mark_down(p.sent_at + PROBE_TIMEOUT_S)
             self.pending = None
             self.probe_fresh = True
+            self.probe_opened_at = p.sent_at + PROBE_TIMEOUT_S
         grace = self.noise.expovariate(1.0 / self.grace_s) if self.grace_s > 0 else 0.0
         if reply_at <= until + grace:
             self._answered(sent, self.static.reply_bytes, reply_at - now, self.peer_s, reply_at)
             self.busy_until = reply_at
             return True, reply_at, sent
         self._mark_down(until)
-        self._reset()
+        self._reset(until)
         self.estimator.observe_unanswered(sent, remaining_s, until)
         self.busy_until = until
         return False, until, sent

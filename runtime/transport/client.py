@@ -36,7 +36,7 @@ import zmq
 
 from edgesplit.runtime.transport import wire
 from edgesplit.runtime.transport.link_estimate import LinkEstimate, LinkEstimator
-from edgesplit.runtime.transport.prober import Prober
+from edgesplit.runtime.transport.prober import HANDSHAKE_GRACE_S, Prober
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,9 @@ class PeerClient:
         # One poller for the socket's life: Socket.poll builds a new one per call.
         self._poller = zmq.Poller()
         self._poller.register(sock, zmq.POLLIN)
-        # The first answer on a fresh socket also paid for the TCP and ZMTP handshakes: no RTT sample.
+        # The first answer on a fresh socket may also have paid for the TCP and ZMTP handshakes (HANDSHAKE_GRACE_S).
         self._fresh = True
+        self._opened_at = self.clock()
         # The last time the socket was seen with nothing to read: a message found waiting arrived after it.
         self._quiet_at = self.clock()
 
@@ -364,17 +365,21 @@ class PeerClient:
                 return OffloadOutcome(TIMEOUT, request_id, message="no answer from %s within %.3f s"
                                       % (self.address, deadline_s), bytes_sent=sent)
             reply, received, unread = got
-            return self._outcome(reply, request_id, sent, received, end - start, end, min(unread, end - start))
+            return self._outcome(reply, request_id, sent, received, end - start, end, min(unread, end - start),
+                                 started=start)
         finally:
             self.link_use.end()
 
     def _outcome(self, reply: wire.Reply, request_id: int, sent: int, received: int, round_trip: float,
-                 now: float, unread_s: float = 0.0, fresh: Optional[bool] = None) -> OffloadOutcome:
+                 now: float, unread_s: float = 0.0, fresh: Optional[bool] = None,
+                 started: Optional[float] = None) -> OffloadOutcome:
         """``unread_s``: how long the reply may have waited unread within ``round_trip`` (see ``_receive``).
-        ``fresh``: the first answer on its socket (default: this client's own socket's flag)."""
+        ``fresh``: the answer may have paid its socket's handshakes (default: the first answer on this client's own
+        socket to an exchange ``started`` within ``HANDSHAKE_GRACE_S`` of its opening)."""
         transfer = max(0.0, round_trip - reply.service_s)
         if fresh is None:
-            fresh, self._fresh = self._fresh, False
+            fresh = self._fresh and (started is None or started - self._opened_at < HANDSHAKE_GRACE_S)
+            self._fresh = False
         if unread_s > self.max_unread_s and not fresh:
             log.debug("reply %d read up to %.1f ms after it arrived: no link timing", request_id, 1e3 * unread_s)
         elif not fresh:
@@ -437,7 +442,8 @@ class PeerClient:
         if pending is not None and reply.request_id == pending.request_id:
             self._pending_probe = None
             round_trip = now - pending.sent_at
-            self._outcome(reply, reply.request_id, pending.nbytes, received, round_trip, now, min(unread, round_trip))
+            self._outcome(reply, reply.request_id, pending.nbytes, received, round_trip, now, min(unread, round_trip),
+                          started=pending.sent_at)
             return None
         return reply, received, unread
 

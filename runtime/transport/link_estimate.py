@@ -159,7 +159,9 @@ class LinkEstimator:
             bound = 8.0 * nbytes / max(waited_s - base, self.rtt_floor_share * waited_s)
             if self._bandwidth is None or self._bandwidth > bound:
                 self._bandwidth = bound
-                self._last_update = now
+            # Checked against a transfer either way (the estimate is at most the bound): a 4 KiB probe to refresh it
+            # would only take the link from the next offload, which times out the more for it.
+            self._last_update = now
             return bound
 
     def is_stale(self, now: float) -> bool:

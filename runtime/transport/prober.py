@@ -35,6 +35,12 @@ MAX_NAP_S = 0.1
 # are noticed; a slice that ends with the answer still on its way does not spoil its timing (the next poll
 # wakes when it arrives).
 POLL_SLICE_MS = 10
+# An exchange that began within this of its socket's opening may have paid the TCP and ZMTP handshakes (ZeroMQ
+# queues it until they are done): its answer gives no link timing. One sent later found them done. (Counting
+# every socket's first answer out, as before, lost the first offload after each reset, whose recovery probe now
+# goes on the probe thread's socket: on a link in a dip the estimate then went stale, 4 KiB probes took the
+# link from the offloads, and more of them timed out.)
+HANDSHAKE_GRACE_S = 0.1
 # After an unexpected error the thread waits this long, replaces its socket and goes on.
 RETRY_AFTER_S = 1.0
 
@@ -95,7 +101,8 @@ class Prober:
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
         self._socket, self._poller = socket, poller
-        self._fresh = True  # its first answer also paid the TCP and ZMTP handshakes: no timing
+        self._fresh = True  # its first answer may also have paid the TCP and ZMTP handshakes (HANDSHAKE_GRACE_S)
+        self._opened_at = self.client.clock()
 
     def _close(self) -> None:
         socket, self._socket = self._socket, None
@@ -138,7 +145,8 @@ class Prober:
                 continue
             if reply.request_id != request_id:
                 continue  # an answer to an earlier probe of this socket, already given up on
-            fresh, self._fresh = self._fresh, False
+            fresh = self._fresh and sent_at - self._opened_at < HANDSHAKE_GRACE_S
+            self._fresh = False
             client.probe_answered(reply, nbytes, wire.message_bytes(reply_frames), arrived - sent_at, arrived,
                                   epoch, timed=not fresh)
             return
