@@ -128,3 +128,15 @@ def test_old_rtt_samples_expire_but_the_newest_stays():
     assert est.base_rtt_s == 0.050
     est.observe(100, 0.070, 100.0)
     assert est.base_rtt_s == 0.070  # nothing recent but the newest: it is still the best known base
+
+
+def test_an_unanswered_transfer_leaves_the_estimate_fresh_even_when_it_is_not_lowered():
+    # It was checked against a transfer: a payload probe to refresh it would only take the link from the next
+    # offload (on a slow link, real processes: 59-76 offload timeouts a run with those probes, 38-39 without).
+    est = LinkEstimator(min_bandwidth_bytes=1000, stale_after_s=1.0)
+    est.observe(0, 0.020, now=0.0)
+    est.observe(50_000, 0.020 + 0.4, now=0.5)  # 1 Mbit/s
+    assert est.is_stale(2.0)
+    est.observe_unanswered(4_000, 0.010, now=2.0)  # bound far above 1 Mbit/s: not lowered
+    assert est.snapshot(2.0).bandwidth_bps == pytest.approx(1e6, rel=0.01)
+    assert not est.is_stale(2.5)
