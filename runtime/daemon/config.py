@@ -223,6 +223,25 @@ def _positive(ctx: _Context, table: Tuple[str, ...], key: str, value: float, all
         raise ctx.fail(table, key, "must be %s, got %r" % ("zero or positive" if allow_zero else "positive", value))
 
 
+PEER_DEFAULT_PORT = 5555  # 'edgesplit peer' binds tcp://0.0.0.0:5555 unless told otherwise
+
+
+def _address_hint(address: str) -> str:
+    """'; write ...' with a peer address that parses, PORT standing for a port the user must fill in."""
+    if "://" in address and not address.startswith("tcp://"):
+        return ""  # another scheme: the problem already names the two that work
+    rest = address[len("tcp://"):] if address.startswith("tcp://") else address
+    host, sep, port = rest.rpartition(":")
+    if not sep:
+        host, port = port, ""
+    if not host:
+        return ""
+    if port.isdigit() and 1 <= int(port) <= 65535:
+        return "; write %r" % ("tcp://%s:%s" % (host, port))
+    return ("; write %r, PORT being the port 'edgesplit peer' listens on (its --bind, %d by default)"
+            % ("tcp://%s:PORT" % host, PEER_DEFAULT_PORT))
+
+
 def _check(ctx: _Context, c: DaemonConfig) -> None:
     """Rules a type check cannot express."""
     if c.log_level not in LEVELS:
@@ -236,8 +255,9 @@ def _check(ctx: _Context, c: DaemonConfig) -> None:
         for address in addresses:
             problem = endpoint_problem(address)
             if problem:
-                hint = "; write %r" % ("tcp://" + address) if "://" not in address else ""
-                raise ctx.fail(("peer",), "address", "%s, got %r%s" % (problem, address, hint))
+                # A port problem already ends with the port it got: the address is not repeated after it.
+                got = "" if ", got " in problem else ", got %r" % address
+                raise ctx.fail(("peer",), "address", "%s%s%s" % (problem, got, _address_hint(address)))
         if len(set(addresses)) != len(addresses):
             raise ctx.fail(("peer",), "address", "lists an address twice: %r" % peer.address)
         if bool(peer.server_key) != bool(peer.device_key):

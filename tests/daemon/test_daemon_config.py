@@ -1,5 +1,6 @@
 """The daemon config: strict TOML with key and line in every error, --check-config, journald logs."""
 import logging
+import re
 import subprocess
 import sys
 
@@ -33,6 +34,27 @@ from edgesplit.runtime.daemon.logs import JournalFormatter, under_systemd
 def test_errors_name_file_key_and_line(text, message):
     with pytest.raises(DaemonConfigError, match=message):
         parse_daemon_config(text, "x.toml")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "tcp://127.0.0.1", "localhost:port", "tcp://127.0.0.1:0",
+                                     "127.0.0.1:99999", "127.0.0.1:5555"])
+def test_a_bad_peer_address_suggests_a_value_that_works(address):
+    with pytest.raises(DaemonConfigError) as refused:
+        parse_daemon_config('[peer]\naddress = "%s"\n' % address, "x.toml")
+    suggested = re.search(r"write '([^']+)'", str(refused.value))
+    assert suggested, refused.value
+    if address != "127.0.0.1:5555":  # a port is missing or out of range: the suggestion names where it goes
+        assert suggested.group(1).endswith(":PORT") and "5555" in str(refused.value), refused.value
+    fixed = suggested.group(1).replace("PORT", "5555")
+    assert parse_daemon_config('[peer]\naddress = "%s"\n' % fixed, "x.toml").peer.address == fixed
+
+
+def test_a_bad_port_is_reported_once():
+    with pytest.raises(DaemonConfigError) as refused:
+        parse_daemon_config('[peer]\naddress = "tcp://127.0.0.1:99999"\n', "x.toml")
+    message = str(refused.value)
+    assert message.startswith("x.toml:2: key peer.address: the port must be a number in 1..65535, got '99999'")
+    assert message.count("got") == 1, message
 
 
 def test_relative_paths_are_relative_to_the_config_and_defaults_fill_the_rest(tmp_path):
