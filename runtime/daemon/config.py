@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
 from edgesplit.runtime.boards.config import _build, _Context
+from edgesplit.runtime.boards.toml_lines import find_line
 from edgesplit.runtime.daemon.logs import LEVELS
 from edgesplit.runtime.errors import EdgesplitError
 from edgesplit.runtime.security.curve import is_loopback_endpoint
@@ -216,6 +217,18 @@ def load_daemon_config(path: str) -> DaemonConfig:
     except UnicodeDecodeError as exc:
         raise DaemonConfigError("%s: not UTF-8 text: %s" % (path, exc)) from None
     return parse_daemon_config(text, path)
+
+
+def key_location(config: DaemonConfig, table: str, key: str) -> str:
+    """'FILE:LINE: key TABLE.KEY' for a problem found after parsing (on the machine, against the bundle);
+    'FILE: key ...' when the key is not written in the file (a default) or the file cannot be read again."""
+    line = None
+    try:
+        with open(config.path, encoding="utf-8") as handle:
+            line = find_line(handle.read(), (table,), key)
+    except (OSError, UnicodeDecodeError):
+        pass
+    return "%s: key %s.%s" % ("%s:%d" % (config.path, line) if line else config.path, table, key)
 
 
 def _positive(ctx: _Context, table: Tuple[str, ...], key: str, value: float, allow_zero: bool = False) -> None:

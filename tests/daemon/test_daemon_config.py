@@ -78,6 +78,23 @@ def test_check_config_cli(tmp_path):
     assert proc.returncode == 1 and "missing.npz" in proc.stderr
 
 
+@pytest.mark.parametrize("tail, line, message", [
+    ('[action]\ncut = 7\n', 8, "key action.cut: cut 7 does not exist (the bundle's cuts are 0..3)"),
+    ('policy = "nope.npz"\n', 7, "key model.policy: "),
+])
+def test_check_config_names_file_line_and_key_of_a_cut_or_policy_the_bundle_cannot_use(tmp_path, tail, line,
+                                                                                          message):
+    # docs/daemon.md: "every problem is reported with file, line and key", the ones found against the bundle too.
+    config = tmp_path / "e.toml"
+    config.write_text('[traces]\npath = "traces.db"\n[api]\nsocket = "api.sock"\n[model]\nboard = "x86_cpu"\n' + tail)
+    proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(config),
+                           "--check-config"], stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("edgesplit serve: error: %s:%d: %s" % (config, line, message)), proc.stderr
+    if "policy" in message:
+        assert "nope.npz: no such file" in proc.stderr
+
+
 def test_check_config_names_an_emulated_board_and_refuses_an_unknown_one(tmp_path):
     good = tmp_path / "good.toml"
     good.write_text('[emulation]\nboard = "jetson_nano_cpu"\nworkload_scale = 112.0\n[traces]\npath = "t.db"\n'
