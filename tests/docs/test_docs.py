@@ -544,6 +544,15 @@ def test_wire_page_shows_the_headers_the_code_writes():
     assert sorted(shown_statuses) == sorted(wire.STATUSES), shown_statuses
 
 
+def test_commands_page_shows_the_demo_series_columns_the_demo_prints():
+    from edgesplit.runtime.commands.demo import SERIES_HEADERS
+
+    samples = "\n".join(b.text for b in parse_blocks(ROOT / "docs" / "commands.md") if b.lang == "text")
+    shown = [h for h in SERIES_HEADERS if h]
+    pattern = r"^" + r"\s+".join(re.escape(h) for h in shown) + r"$"
+    assert re.search(pattern, samples, re.M), "docs/commands.md: the demo's series table header is %s" % shown
+
+
 def test_policy_page_shows_the_metadata_the_code_writes(tmp_path):
     import json
 
