@@ -113,3 +113,11 @@ def test_shared_number_flags_are_refused_the_same_way_by_every_command(argv, mes
     assert err.strip().splitlines() == [err.strip()] and "edgesplit %s: error: " % argv[0] in err, err
     assert message in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_list_names_every_algorithm_train_takes():
+    from edgesplit.codegen.commands import train
+
+    algo = next(a for _, leaf in _leaf_parsers(cli.build_parser(["train"])) if leaf.prog.endswith(" train")
+                for a in leaf._actions if "--algo" in a.option_strings)
+    assert algo.choices and all(choice.lower() in train.help.lower() for choice in algo.choices), train.help
