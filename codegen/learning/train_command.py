@@ -33,7 +33,8 @@ def register(commands) -> None:
         "train",
         description="Trains an EdgeML policy (per-exit thresholds, cut, action interval) with DDPG (--algo ddpg) "
                     "or a policy search (--algo search) in the virtual-time environment: the runtime's own "
-                    "controller, state window, reward and exit rule, the EMULATED board's segment times and power model, the bandwidth recordings replayed over a software link. "
+                    "controller, state window, reward and exit rule, the EMULATED board's segment times and power "
+                    "model, the bandwidth recordings replayed over a software link. "
                     "One epoch is one action (EdgeML's). Writes the frozen actor (policies_lite .npz with "
                     "provenance) that run, serve and demo load with --policy, a learning-curve PNG beside it, and "
                     "the frozen policy's SR and accuracy on each training recording. See docs/learning.md.")
