@@ -25,4 +25,5 @@ add_exits = LazyCommand("add-exits", "edgesplit.codegen.exits.command",
 evaluate = LazyCommand("evaluate", "edgesplit.codegen.learning.evaluate_command",
                        "a trained policy against every baseline and a hindsight oracle on one recording (workstation)")
 train = LazyCommand("train", "edgesplit.codegen.learning.train_command",
-                    "train an EdgeML policy (DDPG) in the virtual-time environment and freeze it (workstation)")
+                    "train an EdgeML policy (--algo ddpg: DDPG, or --algo search: policy search) in the "
+                    "virtual-time environment and freeze it (workstation)")

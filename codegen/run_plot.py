@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from edgesplit.runtime.errors import InputError
-from edgesplit.runtime.traces.export import open_readonly, tasks_arrays
+from edgesplit.runtime.traces.export import check_run, open_readonly, tasks_arrays
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,9 @@ def load_run(db: Path, run_id: Optional[str] = None) -> RunData:
         if not runs:
             raise InputError("%s: the trace database has no runs yet" % db)
         ids = [r[0] for r in runs]
-        if run_id is None:
-            chosen = runs[-1]
-        elif run_id in ids:
-            chosen = runs[ids.index(run_id)]
-        else:
-            raise InputError("%s: no run %r; runs in this file: %s" % (db, run_id, ", ".join(ids)))
+        if run_id is not None:
+            check_run(conn, db, run_id)
+        chosen = runs[-1] if run_id is None else runs[ids.index(run_id)]
         tasks = tasks_arrays(conn, chosen[0])
     if len(tasks["task_id"]) == 0:
         raise InputError("%s: run %s has no tasks to plot" % (db, chosen[0]))

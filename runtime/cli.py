@@ -116,6 +116,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 2
     try:
+        from edgesplit.runtime.commands.number_flags import check_number_flags
+
+        check_number_flags(args)  # every command's shared number flags, before it starts anything
         return int(args.handler(args) or 0)
     except EdgesplitError as exc:
         print("edgesplit %s: error: %s" % (args.command, exc), file=sys.stderr)

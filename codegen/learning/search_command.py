@@ -85,9 +85,6 @@ def check_flags(args) -> None:
     for flag, value, least in (("--generations", args.generations, 1), ("--population", args.population, 2)):
         if value is not None and value < least:
             raise InputError("%s must be >= %d, got %d" % (flag, least, value))
-    for flag, value in (("--link-mean-mbps", args.link_mean_mbps), ("--recording-speed", args.recording_speed)):
-        if value is not None and not (np.isfinite(value) and value > 0):
-            raise InputError("%s must be a positive number, got %r" % (flag, value))
     for flag, field in POINTS_FLAGS:
         value = getattr(args, field)
         if value is not None and not (np.isfinite(value) and 0.0 <= value <= 20.0):

@@ -9,7 +9,6 @@ evaluates the frozen policy greedily on every training recording, through the sa
 ``run`` uses.
 """
 import logging
-import math
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from edgesplit.codegen.learning import search_command
+from edgesplit.runtime.commands.number_flags import POSITIVE
 from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.errors import InputError
 
@@ -31,9 +31,10 @@ ENERGY_UNIT = "mJ"  # the environment's emulated board: power x time per task
 def register(commands) -> None:
     parser = commands.add_parser(
         "train",
-        description="Trains an EdgeML policy (per-exit thresholds, cut, action interval) in the virtual-time "
-                    "environment: the runtime's own controller, state window, reward and exit rule, the EMULATED "
-                    "board's segment times and power model, the bandwidth recordings replayed over a software link. "
+        description="Trains an EdgeML policy (per-exit thresholds, cut, action interval) with DDPG (--algo ddpg) "
+                    "or a policy search (--algo search) in the virtual-time environment: the runtime's own "
+                    "controller, state window, reward and exit rule, the EMULATED board's segment times and power "
+                    "model, the bandwidth recordings replayed over a software link. "
                     "One epoch is one action (EdgeML's). Writes the frozen actor (policies_lite .npz with "
                     "provenance) that run, serve and demo load with --policy, a learning-curve PNG beside it, and "
                     "the frozen policy's SR and accuracy on each training recording. See docs/learning.md.")
@@ -83,7 +84,8 @@ def register(commands) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON document")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (stderr)")
     search_command.add_arguments(parser)
-    parser.set_defaults(handler=run)
+    # The environment paces arrivals i x period: a period of 0 (run's "back to back") has no meaning here.
+    parser.set_defaults(handler=run, number_flag_ranges={"--period-ms": POSITIVE})
 
 
 def _add_retraining_arguments(parser) -> None:
@@ -108,14 +110,7 @@ def _check_args(args) -> Path:
         raise InputError("--select-every must be >= 0 (0 keeps the last actor), got %d" % args.select_every)
     if args.episode_tasks < 1:
         raise InputError("--episode-tasks must be >= 1, got %d" % args.episode_tasks)
-    for flag, value in (("--link-scale", args.link_scale), ("--workload-scale", args.workload_scale),
-                        ("--latency-bound-ms", args.latency_bound_ms), ("--period-ms", args.period_ms)):
-        if not (math.isfinite(value) and value > 0):
-            raise InputError("%s must be a positive number, got %r" % (flag, value))
-    if args.energy_bound is not None and not (math.isfinite(args.energy_bound) and args.energy_bound > 0):
-        raise InputError("--energy-bound must be a positive number of mJ, got %r" % args.energy_bound)
-    if not (math.isfinite(args.rtt_ms) and args.rtt_ms >= 0):
-        raise InputError("--rtt-ms must be >= 0, got %r" % args.rtt_ms)
+    # Number flags (--rtt-ms, --link-scale, ...) are checked before this by runtime/commands/number_flags.py.
     for db in args.from_traces:
         if not Path(db).is_file():
             raise InputError("--from-traces %s: no such trace database" % db)

@@ -35,6 +35,7 @@ MAX_HEADER_BYTES = 16 * 1024
 MAX_TENSORS = 16
 MAX_DIMS = 8
 MAX_NAME_CHARS = 256
+DEADLINE_MS_RANGE = (0.001, 86400e3)  # a request's deadline_ms: 1 us to one day ("submit --deadline-ms" too)
 ONLY_INPUT = "*"  # tensor name meaning "the model's only input"
 
 

@@ -361,7 +361,7 @@ class ApiServer:
         if not accepting:
             self.handlers.refused("draining")
             return protocol.encode_reply(request_id, "draining", why)
-        deadline_ms = protocol.number_field(header, "deadline_ms", 0.001, 86400e3)
+        deadline_ms = protocol.number_field(header, "deadline_ms", *protocol.DEADLINE_MS_RANGE)
         label = protocol.number_field(header, "label", -2 ** 31, 2 ** 31, integer=True)
         inputs = protocol.decode_tensors(header, frames[1:], self.max_input_bytes)
         inputs = self.handlers.check_inputs(inputs)

@@ -33,6 +33,8 @@ from edgesplit.runtime.emulation.link.shipped import resolve_recording
 log = logging.getLogger(__name__)
 
 SERIES_BLOCK_S = 5.0  # recorded seconds per row of the adaptive decisions series
+# The series table's columns, as docs/commands.md shows them (tests/docs checks the page against these).
+SERIES_HEADERS = ("recorded s", "link Mbit/s", "", "estimate", "offloaded", "", "cuts chosen")
 
 
 def register(commands) -> None:
@@ -163,7 +165,7 @@ def run_demo(args) -> int:
           "what the device measured; cut 0 = send the input, cut %d = all on the device):"
           % (SERIES_BLOCK_S, len(bundle.manifest.main)))
     top = max([e["link_mbps"] or 0.0 for e in series] + [1e-9])
-    print_table(("recorded s", "link Mbit/s", "", "estimate", "offloaded", "", "cuts chosen"), [
+    print_table(SERIES_HEADERS, [
         ("%g-%g" % (e["recording_s"], e["recording_s"] + SERIES_BLOCK_S), "%.2f" % (e["link_mbps"] or 0),
          _bar(e["link_mbps"] or 0.0, top), "-" if e["estimated_mbps"] is None else "%.2f" % e["estimated_mbps"],
          "%d/%d" % (e["offloaded"], e["tasks"]), _bar(e["offloaded"], e["tasks"], char="o"),

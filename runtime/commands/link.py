@@ -55,9 +55,9 @@ def _list_recordings(as_json: bool) -> int:
 def run_link(args) -> int:
     if args.list_recordings:
         return _list_recordings(args.json)
-    if args.rtt_ms < 0 or not args.time_scale > 0 or args.burst_bytes < 0:
-        raise InputError("--rtt-ms and --burst-bytes must be >= 0 and --time-scale > 0 (got %s, %s and %s)"
-                         % (args.rtt_ms, args.burst_bytes, args.time_scale))
+    # --rtt-ms and --time-scale are checked with every command's number flags (runtime/commands/number_flags.py).
+    if args.burst_bytes < 0:
+        raise InputError("--burst-bytes must be zero or a positive number of bytes, got %d" % args.burst_bytes)
     try:
         listen = parse_tcp_endpoint(args.listen, "--listen")
         target = parse_tcp_endpoint(args.to, "--to")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
 from edgesplit.runtime.boards.config import _build, _Context
+from edgesplit.runtime.boards.toml_lines import find_line
 from edgesplit.runtime.daemon.logs import LEVELS
 from edgesplit.runtime.errors import EdgesplitError
 from edgesplit.runtime.security.curve import is_loopback_endpoint
@@ -218,9 +219,40 @@ def load_daemon_config(path: str) -> DaemonConfig:
     return parse_daemon_config(text, path)
 
 
+def key_location(config: DaemonConfig, table: str, key: str) -> str:
+    """'FILE:LINE: key TABLE.KEY' for a problem found after parsing (on the machine, against the bundle);
+    'FILE: key ...' when the key is not written in the file (a default) or the file cannot be read again."""
+    line = None
+    try:
+        with open(config.path, encoding="utf-8") as handle:
+            line = find_line(handle.read(), (table,), key)
+    except (OSError, UnicodeDecodeError):
+        pass
+    return "%s: key %s.%s" % ("%s:%d" % (config.path, line) if line else config.path, table, key)
+
+
 def _positive(ctx: _Context, table: Tuple[str, ...], key: str, value: float, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         raise ctx.fail(table, key, "must be %s, got %r" % ("zero or positive" if allow_zero else "positive", value))
+
+
+PEER_DEFAULT_PORT = 5555  # 'edgesplit peer' binds tcp://0.0.0.0:5555 unless told otherwise
+
+
+def _address_hint(address: str) -> str:
+    """'; write ...' with a peer address that parses, PORT standing for a port the user must fill in."""
+    if "://" in address and not address.startswith("tcp://"):
+        return ""  # another scheme: the problem already names the two that work
+    rest = address[len("tcp://"):] if address.startswith("tcp://") else address
+    host, sep, port = rest.rpartition(":")
+    if not sep:
+        host, port = port, ""
+    if not host:
+        return ""
+    if port.isdigit() and 1 <= int(port) <= 65535:
+        return "; write %r" % ("tcp://%s:%s" % (host, port))
+    return ("; write %r, PORT being the port 'edgesplit peer' listens on (its --bind, %d by default)"
+            % ("tcp://%s:PORT" % host, PEER_DEFAULT_PORT))
 
 
 def _check(ctx: _Context, c: DaemonConfig) -> None:
@@ -236,8 +268,9 @@ def _check(ctx: _Context, c: DaemonConfig) -> None:
         for address in addresses:
             problem = endpoint_problem(address)
             if problem:
-                hint = "; write %r" % ("tcp://" + address) if "://" not in address else ""
-                raise ctx.fail(("peer",), "address", "%s, got %r%s" % (problem, address, hint))
+                # A port problem already ends with the port it got: the address is not repeated after it.
+                got = "" if ", got " in problem else ", got %r" % address
+                raise ctx.fail(("peer",), "address", "%s%s%s" % (problem, got, _address_hint(address)))
         if len(set(addresses)) != len(addresses):
             raise ctx.fail(("peer",), "address", "lists an address twice: %r" % peer.address)
         if bool(peer.server_key) != bool(peer.device_key):

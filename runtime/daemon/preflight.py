@@ -8,23 +8,19 @@ file, line and key, and what to do.
 """
 import grp
 import os
-from typing import List, Optional
+from typing import List
 
-from edgesplit.runtime.boards.toml_lines import find_line
-from edgesplit.runtime.daemon.config import DaemonConfig, DaemonConfigError
+from edgesplit.runtime.daemon.config import DaemonConfig, DaemonConfigError, key_location
 
 LOCAL_HINT = "to try the daemon as yourself with every path in one folder: edgesplit serve --local DIR"
 
 
 def machine_problems(config: DaemonConfig) -> List[str]:
     """Every reason ``serve`` would refuse this (already validated) config on this machine."""
-    text = _text(config.path)
     problems = []  # type: List[str]
 
     def problem(table: str, key: str, message: str) -> None:
-        line = find_line(text, (table,), key) if text is not None else None
-        at = "%s:%d" % (config.path, line) if line else config.path
-        problems.append("%s: key %s.%s: %s" % (at, table, key, message))
+        problems.append("%s: %s" % (key_location(config, table, key), message))
 
     trouble = _writable_folder(os.path.dirname(config.traces.path) or ".", create=False)
     if trouble:
@@ -55,14 +51,6 @@ def check_machine(config: DaemonConfig) -> None:
     problems = machine_problems(config)
     if problems:
         raise DaemonConfigError("\n".join(problems))
-
-
-def _text(path: str) -> Optional[str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 def _writable_folder(folder: str, create: bool) -> str:

@@ -22,7 +22,8 @@ from edgesplit.runtime.api.server import ApiHandlers, ApiServer
 from edgesplit.runtime.bundle.store import Bundle, load_bundle
 from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.strategies import EnergyInput, Strategy, fixed, load_policy_strategy, local_only
-from edgesplit.runtime.daemon.config import RELOADABLE, DaemonConfig, DaemonConfigError, changed_keys, load_daemon_config
+from edgesplit.runtime.daemon.config import (RELOADABLE, DaemonConfig, DaemonConfigError, changed_keys, key_location,
+                                             load_daemon_config)
 from edgesplit.runtime.daemon.logs import LEVELS
 from edgesplit.runtime.daemon.metrics import render, write_textfile
 from edgesplit.runtime.daemon.sd_notify import SystemdNotifier
@@ -76,13 +77,16 @@ def build_strategy(config: DaemonConfig, bundle: Bundle, board=None) -> Strategy
                                                         "board %s" % board.name)
         if config.emulation.board:
             energy = EnergyInput("emulated", ENERGY_UNIT, "the emulated board %s" % config.emulation.board)
-        return load_policy_strategy(config.model.policy, len(side), len(manifest.cuts), energy=energy)
+        try:
+            return load_policy_strategy(config.model.policy, len(side), len(manifest.cuts), energy=energy)
+        except EdgesplitError as exc:  # the policy's own message, placed at the key that names the file
+            raise DaemonConfigError("%s: %s" % (key_location(config, "model", "policy"), exc)) from None
     cut = config.action.cut
     if cut == -1:
         return local_only(len(side), len(manifest.main), side)
     if cut > len(manifest.main):
-        raise DaemonConfigError("%s: key action.cut: cut %d does not exist (the bundle's cuts are 0..%d)"
-                                % (config.path, cut, len(manifest.main)))
+        raise DaemonConfigError("%s: cut %d does not exist (the bundle's cuts are 0..%d)"
+                                % (key_location(config, "action", "cut"), cut, len(manifest.main)))
     return fixed("static cut %d" % cut, cut, side)
 
 

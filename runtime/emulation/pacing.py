@@ -14,6 +14,7 @@ segment, no sleep happens and the real (scaled) time is what is measured. While 
 an ``idle`` hook every few milliseconds (the device loop reads probe replies there), as a board
 computing in one thread would receive on another: that time is the board's compute, not the link's.
 """
+import math
 import time
 from typing import Any, Callable, Dict, Mapping, Optional
 
@@ -55,8 +56,8 @@ class Emulation:
 
     def __init__(self, profile: BoardProfile, workload_scale: float = 1.0, speedup: float = 1.0,
                  real_clock: Callable[[], float] = time.perf_counter, measured: Optional[Dict[str, Any]] = None):
-        if not workload_scale > 0 or not speedup > 0:
-            raise EmulationError("workload scale and speedup must be positive, got %r and %r"
+        if not (0 < workload_scale < math.inf and 0 < speedup < math.inf):
+            raise EmulationError("workload scale and speedup must be positive and finite, got %r and %r"
                                  % (workload_scale, speedup))
         self.profile = profile
         self.workload_scale = float(workload_scale)

@@ -54,6 +54,13 @@ def open_readonly(path: PathLike) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
+def check_run(conn: sqlite3.Connection, path: PathLike, run_id: str) -> None:
+    """Refuse a run id this file does not hold, naming the runs it does (an export of it would be empty)."""
+    ids = [row[0] for row in conn.execute("SELECT run_id FROM runs ORDER BY started_s")]
+    if run_id not in ids:
+        raise TraceError("%s: no run %r; runs in this file: %s" % (path, run_id, ", ".join(ids) or "none yet"))
+
+
 def dropped_rows(conn: sqlite3.Connection) -> Dict[str, int]:
     return {name: int(rows) for name, rows in conn.execute("SELECT table_name, rows FROM dropped")}
 
@@ -211,6 +218,8 @@ def export(path: PathLike, out: PathLike, fmt: str, table: Optional[str] = None,
         raise TraceError("unknown table %r: expected one of %s" % (table, ", ".join(DATA_TABLES)))
     out = Path(out)
     with open_readonly(path) as conn:
+        if run_id is not None:
+            check_run(conn, path, run_id)  # before the output is opened: nothing is written
         dropped = dropped_rows(conn).get(table, 0)
         if fmt == "npz":
             arrays = transitions_arrays(conn, run_id) if table == "transitions" else tasks_arrays(conn, run_id)

@@ -1,5 +1,6 @@
 """The daemon config: strict TOML with key and line in every error, --check-config, journald logs."""
 import logging
+import re
 import subprocess
 import sys
 
@@ -35,6 +36,27 @@ def test_errors_name_file_key_and_line(text, message):
         parse_daemon_config(text, "x.toml")
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1", "tcp://127.0.0.1", "localhost:port", "tcp://127.0.0.1:0",
+                                     "127.0.0.1:99999", "127.0.0.1:5555"])
+def test_a_bad_peer_address_suggests_a_value_that_works(address):
+    with pytest.raises(DaemonConfigError) as refused:
+        parse_daemon_config('[peer]\naddress = "%s"\n' % address, "x.toml")
+    suggested = re.search(r"write '([^']+)'", str(refused.value))
+    assert suggested, refused.value
+    if address != "127.0.0.1:5555":  # a port is missing or out of range: the suggestion names where it goes
+        assert suggested.group(1).endswith(":PORT") and "5555" in str(refused.value), refused.value
+    fixed = suggested.group(1).replace("PORT", "5555")
+    assert parse_daemon_config('[peer]\naddress = "%s"\n' % fixed, "x.toml").peer.address == fixed
+
+
+def test_a_bad_port_is_reported_once():
+    with pytest.raises(DaemonConfigError) as refused:
+        parse_daemon_config('[peer]\naddress = "tcp://127.0.0.1:99999"\n', "x.toml")
+    message = str(refused.value)
+    assert message.startswith("x.toml:2: key peer.address: the port must be a number in 1..65535, got '99999'")
+    assert message.count("got") == 1, message
+
+
 def test_relative_paths_are_relative_to_the_config_and_defaults_fill_the_rest(tmp_path):
     path = tmp_path / "edgesplit.toml"
     path.write_text('[traces]\npath = "state/traces.db"\n[model]\npolicy = "p.npz"\n')
@@ -54,6 +76,23 @@ def test_check_config_cli(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(bad), "--check-config"],
                           stderr=subprocess.PIPE, universal_newlines=True)
     assert proc.returncode == 1 and "missing.npz" in proc.stderr
+
+
+@pytest.mark.parametrize("tail, line, message", [
+    ('[action]\ncut = 7\n', 8, "key action.cut: cut 7 does not exist (the bundle's cuts are 0..3)"),
+    ('policy = "nope.npz"\n', 7, "key model.policy: "),
+])
+def test_check_config_names_file_line_and_key_of_a_cut_or_policy_the_bundle_cannot_use(tmp_path, tail, line,
+                                                                                          message):
+    # docs/daemon.md: "every problem is reported with file, line and key", the ones found against the bundle too.
+    config = tmp_path / "e.toml"
+    config.write_text('[traces]\npath = "traces.db"\n[api]\nsocket = "api.sock"\n[model]\nboard = "x86_cpu"\n' + tail)
+    proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(config),
+                           "--check-config"], stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("edgesplit serve: error: %s:%d: %s" % (config, line, message)), proc.stderr
+    if "policy" in message:
+        assert "nope.npz: no such file" in proc.stderr
 
 
 def test_check_config_names_an_emulated_board_and_refuses_an_unknown_one(tmp_path):

@@ -544,6 +544,19 @@ def test_wire_page_shows_the_headers_the_code_writes():
     assert sorted(shown_statuses) == sorted(wire.STATUSES), shown_statuses
 
 
+def test_commands_page_shows_the_demo_series_columns_the_demo_prints():
+    import ast
+
+    # Read from the source: command modules are entry points, imported by the CLI alone (test_module_layering).
+    demo = ast.parse((ROOT / "runtime" / "commands" / "demo.py").read_text(encoding="utf-8"))
+    headers = next(ast.literal_eval(node.value) for node in demo.body if isinstance(node, ast.Assign)
+                          and [getattr(t, "id", None) for t in node.targets] == ["SERIES_HEADERS"])
+    samples = "\n".join(b.text for b in parse_blocks(ROOT / "docs" / "commands.md") if b.lang == "text")
+    shown = [h for h in headers if h]
+    pattern = r"^" + r"\s+".join(re.escape(h) for h in shown) + r"$"
+    assert re.search(pattern, samples, re.M), "docs/commands.md: the demo's series table header is %s" % shown
+
+
 def test_policy_page_shows_the_metadata_the_code_writes(tmp_path):
     import json
 

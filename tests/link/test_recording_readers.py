@@ -1,5 +1,6 @@
 """Bandwidth recording readers: each dataset's layout and unit becomes bits per second per 1-second step."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -54,8 +55,11 @@ def test_multipath_csv_bytes_per_second(tmp_path):
     ("0 1\n1 x\n", "norway", ":2: expected numbers"),
     ("0 1\n", "norway", "at least 2 samples"),
     ("0 1\n1 2 3\n", "norway", ":2: expected 2 columns"),
-    ("1 1\n0 2\n", "norway", "time goes backwards"),
-    ("0 1\n1 -2\n", "norway", "negative throughput"),
+    ("1 1\n0 2\n", "norway", r"t:2: time goes backwards"),
+    ("0 1\n1 -2\n", "norway", r"t:2: negative throughput"),
+    ("# comment\n0 1\n\n1 2\n2 -2\n", "norway", r"t:5: negative throughput"),
+    ("1,5\n2,-7\n", "multipath", r"t:2: negative throughput"),
+    ("0 0 0 0 100 10\n0 1000 0 0 100 0\n", "ghent", r"t:2: duration_ms must be positive"),
     ("0 1 2\n1 2 3\n", "auto", "cannot tell the recording format"),
     ("{\"downlink\": {}}", "ghent", "ReCoCo JSON"),
     ("0 1\n1 2\n", "wifi", "unknown recording format"),
@@ -63,6 +67,9 @@ def test_multipath_csv_bytes_per_second(tmp_path):
 def test_bad_recordings_name_file_and_line(tmp_path, text, fmt, message):
     with pytest.raises(RecordingError, match=message):
         read_recording(_write(tmp_path, "t", text), fmt)
+    if message.startswith("t:"):  # the file named with its line, as for the other problems
+        with pytest.raises(RecordingError, match="^" + re.escape(str(tmp_path / message))):
+            read_recording(_write(tmp_path, "t", text), fmt)
 
 
 def test_resample_conserves_bits():

@@ -109,3 +109,19 @@ def test_small_transfers_through_the_link_take_their_serialisation_time(peer):
             outcome = client.probe(5.0, payload_bytes=4096)
     assert outcome.ok
     assert outcome.transfer_s >= 8 * 4096 / 0.4e6 + 0.01
+
+
+@pytest.mark.parametrize("flag, value, accepted", [("--rtt-ms", "nan", "finite, >= 0"), ("--rtt-ms", "inf", "finite, >= 0"),
+                                                   ("--time-scale", "inf", "finite, > 0"),
+                                                   ("--time-scale", "0", "finite, > 0")])
+def test_link_command_refuses_a_non_finite_rtt_or_time_scale_instead_of_starting(flag, value, accepted):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "link", "--listen", "tcp://127.0.0.1:0",
+                           "--to", "tcp://127.0.0.1:9", flag, value], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == "", done.stdout  # never printed its "listening" line
+    assert done.stderr.strip() == "edgesplit link: error: %s must be %s, got %s" % (
+        flag, "zero or a positive number (finite, >= 0)" if flag == "--rtt-ms" else "a positive number (finite, > 0)",
+        "0.0" if value == "0" else value), done.stderr
+    assert accepted in done.stderr

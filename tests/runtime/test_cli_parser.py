@@ -64,3 +64,60 @@ def test_unknown_command_is_an_error_listing_the_commands():
     done = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "rnu"], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and "invalid choice: 'rnu'" in done.stderr and "run" in done.stderr
+
+
+def test_every_shared_number_flag_is_a_number_flag_wherever_a_command_has_it():
+    # number_flags.py finds a flag by its name: a command giving the name another meaning would be checked wrongly.
+    from edgesplit.runtime.commands.number_flags import DEADLINE_FLAG, SHARED_RANGES
+
+    seen = set()
+    for path, leaf in _leaf_parsers(cli.build_parser(everything=True)):
+        for flag in list(SHARED_RANGES) + [DEADLINE_FLAG]:
+            action = leaf._option_string_actions.get(flag)
+            if action is None:
+                continue
+            seen.add(path[0])
+            assert action.type in (int, float), (path, flag)
+            assert action.dest == flag[2:].replace("-", "_"), (path, flag)
+    assert {"run", "demo", "submit", "link", "train", "evaluate", "build-policy"} <= seen
+
+
+# One case per command that shares the flags: the same check refuses them all, by flag name, before anything runs.
+SHARED_FLAG_CASES = [
+    (["demo", "--limit", "-1"], "--limit must be a whole number >= 1, got -1"),
+    (["submit", "--inputs", "x.npy", "--rows", "-1"], "--rows must be a whole number >= 1, got -1"),
+    (["train", "--algo", "ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--seed", "0",
+      "--out", "p.npz", "--rtt-ms", "nan"], "--rtt-ms must be zero or a positive number (finite, >= 0), got nan"),
+    (["train", "--algo", "ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--seed", "0",
+      "--out", "p.npz", "--period-ms", "0"], "--period-ms must be a positive number (finite, > 0), got 0.0"),
+    (["train", "--algo", "ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--seed", "0",
+      "--out", "p.npz", "--energy-bound", "inf"], "got inf; for no energy bound leave --energy-bound out"),
+    (["evaluate", "--link", "norway_car_3", "--policy", "p.npz", "--energy-bound", "inf"],
+     "got inf; for no energy bound give --no-energy-bound"),
+    (["evaluate", "--link", "norway_car_3", "--policy", "p.npz", "--speedup", "inf"],
+     "--speedup must be a positive number (finite, > 0), got inf"),
+    (["build-policy", "--out", "p.npz", "--rtt-ms", "nan"], "--rtt-ms must be zero or a positive number"),
+    (["build-policy", "--out", "p.npz", "--link-scale", "0"], "--link-scale must be a positive number"),
+    (["build-policy", "--out", "p.npz", "--limit", "-1"], "--limit must be a whole number >= 1, got -1"),
+    (["build-policy", "--out", "p.npz", "--energy-bound", "inf"], "for no energy bound give --no-energy-bound"),
+]
+
+
+@pytest.mark.parametrize("argv, message", SHARED_FLAG_CASES, ids=[" ".join(c[0][:1] + c[0][-2:])
+                                                                  for c in SHARED_FLAG_CASES])
+def test_shared_number_flags_are_refused_the_same_way_by_every_command(argv, message, tmp_path, monkeypatch,
+                                                                       capsys):
+    monkeypatch.chdir(tmp_path)  # nothing may be written, and relative files (x.npy, p.npz) resolve here
+    assert cli.main(argv) == 1
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [err.strip()] and "edgesplit %s: error: " % argv[0] in err, err
+    assert message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_list_names_every_algorithm_train_takes():
+    from edgesplit.codegen.commands import train
+
+    algo = next(a for _, leaf in _leaf_parsers(cli.build_parser(["train"])) if leaf.prog.endswith(" train")
+                for a in leaf._actions if "--algo" in a.option_strings)
+    assert algo.choices and all(choice.lower() in train.help.lower() for choice in algo.choices), train.help

@@ -188,3 +188,13 @@ def test_parquet_without_pyarrow_says_what_to_install(db, tmp_path):
     assert proc.returncode == 1
     assert "needs pyarrow" in proc.stderr and "pip install 'edgesplit[parquet]'" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "t.parquet").exists()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "npz"])
+def test_an_unknown_run_is_refused_naming_the_runs_in_the_file_and_nothing_is_written(db, tmp_path, capsys, fmt):
+    out = tmp_path / ("o." + fmt)
+    assert main(["traces", "export", str(db), "--format", fmt, "--out", str(out), "--run", "nosuchrun"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "edgesplit traces: error: %s: no run 'nosuchrun'; runs in this file: run-a" % db, err
+    assert not out.exists()
+    assert main(["traces", "export", str(db), "--format", fmt, "--out", str(out), "--run", "run-a"]) == 0

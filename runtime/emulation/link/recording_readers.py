@@ -26,7 +26,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -104,42 +104,54 @@ def _numeric_rows(path: Path, text: str, delimiter) -> List[Tuple[int, List[floa
     return rows
 
 
-def _columns(path: Path, rows, count: int, layout: str) -> np.ndarray:
+# A text recording's samples with the line of each (for errors); a JSON one's without (None).
+Samples = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]
+
+
+def _columns(path: Path, rows, count: int, layout: str) -> Tuple[np.ndarray, np.ndarray]:
+    """The rows as a float array, and the line of each row."""
     for number, values in rows:
         if len(values) != count:
             raise RecordingError("%s:%d: expected %d columns (%s), got %d"
                              % (path, number, count, layout, len(values)))
-    return np.array([values for _, values in rows], dtype=np.float64)
+    return np.array([values for _, values in rows], dtype=np.float64), np.array([number for number, _ in rows])
 
 
-def _checked(path: Path, times: np.ndarray, bps: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _at(path: Path, lines: Optional[np.ndarray], sample: int) -> str:
+    """Where sample ``sample`` (0-based) is: FILE:LINE for a text recording, as its other errors say."""
+    return "%s:%d" % (path, lines[sample]) if lines is not None else "%s: sample %d" % (path, sample + 1)
+
+
+def _checked(path: Path, times: np.ndarray, bps: np.ndarray,
+             lines: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     if np.any(np.diff(times) < 0):
-        raise RecordingError("%s: time goes backwards at sample %d" % (path, int(np.argmax(np.diff(times) < 0)) + 2))
+        raise RecordingError("%s: time goes backwards" % _at(path, lines, int(np.argmax(np.diff(times) < 0)) + 1))
     if np.any(bps < 0):
-        raise RecordingError("%s: negative throughput at sample %d" % (path, int(np.argmax(bps < 0)) + 1))
+        raise RecordingError("%s: negative throughput (a recorded rate must be >= 0)"
+                             % _at(path, lines, int(np.argmax(bps < 0))))
     keep = np.concatenate([[True], np.diff(times) > 0])  # drop duplicate timestamps
     return times[keep], bps[keep]
 
 
-def _read_mbps(path: Path, text: str) -> Tuple[np.ndarray, np.ndarray]:
-    data = _columns(path, _numeric_rows(path, text, None), 2, "time_s throughput_Mbps")
-    return data[:, 0], data[:, 1] * 1e6
+def _read_mbps(path: Path, text: str) -> Samples:
+    data, lines = _columns(path, _numeric_rows(path, text, None), 2, "time_s throughput_Mbps")
+    return data[:, 0], data[:, 1] * 1e6, lines
 
 
-def _read_multipath(path: Path, text: str) -> Tuple[np.ndarray, np.ndarray]:
-    data = _columns(path, _numeric_rows(path, text, ","), 2, "time_s,bytes_per_second")
-    return data[:, 0], data[:, 1] * 8.0
+def _read_multipath(path: Path, text: str) -> Samples:
+    data, lines = _columns(path, _numeric_rows(path, text, ","), 2, "time_s,bytes_per_second")
+    return data[:, 0], data[:, 1] * 8.0, lines
 
 
-def _read_ghent_raw(path: Path, text: str) -> Tuple[np.ndarray, np.ndarray]:
-    data = _columns(path, _numeric_rows(path, text, None), 6, "epoch_ms elapsed_ms lat lon bytes duration_ms")
+def _read_ghent_raw(path: Path, text: str) -> Samples:
+    data, lines = _columns(path, _numeric_rows(path, text, None), 6, "epoch_ms elapsed_ms lat lon bytes duration_ms")
     duration_s = data[:, 5] / 1000.0
     if np.any(duration_s <= 0):
-        raise RecordingError("%s: duration_ms must be positive (row %d)" % (path, int(np.argmax(duration_s <= 0)) + 1))
-    return data[:, 1] / 1000.0, data[:, 4] * 8.0 / duration_s
+        raise RecordingError("%s: duration_ms must be positive" % _at(path, lines, int(np.argmax(duration_s <= 0))))
+    return data[:, 1] / 1000.0, data[:, 4] * 8.0 / duration_s, lines
 
 
-def _read_ghent_json(path: Path, text: str) -> Tuple[np.ndarray, np.ndarray]:
+def _read_ghent_json(path: Path, text: str) -> Samples:
     try:
         pattern = json.loads(text)["uplink"]["trace_pattern"]
         times = np.array([float(p["time"]) for p in pattern])
@@ -150,7 +162,7 @@ def _read_ghent_json(path: Path, text: str) -> Tuple[np.ndarray, np.ndarray]:
                          % (path, exc)) from None
     if len(times) < 2:
         raise RecordingError("%s: a bandwidth recording needs at least 2 samples" % path)
-    return times, bps
+    return times, bps, None
 
 
 def _mahimahi_timestamps(path: Path, text: str) -> np.ndarray:
@@ -237,14 +249,14 @@ def read_recording(path: Union[str, Path], fmt: str = "auto") -> BandwidthRecord
     if detected == "mahimahi":
         return BandwidthRecording(_read_mahimahi(path, text), str(path), detected)
     if detected == "multipath":
-        times, bps = _read_multipath(path, text)
+        times, bps, lines = _read_multipath(path, text)
     elif detected == "ghent" and text.lstrip().startswith("{"):
-        times, bps = _read_ghent_json(path, text)
+        times, bps, lines = _read_ghent_json(path, text)
     elif detected == "ghent" and len(text.split("\n", 1)[0].split()) == 6:
-        times, bps = _read_ghent_raw(path, text)
+        times, bps, lines = _read_ghent_raw(path, text)
     else:
-        times, bps = _read_mbps(path, text)
-    times, bps = _checked(path, times, bps)
+        times, bps, lines = _read_mbps(path, text)
+    times, bps = _checked(path, times, bps, lines)
     return BandwidthRecording(resample(times, bps), str(path), detected)
 
 
