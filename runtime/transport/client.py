@@ -46,7 +46,7 @@ OK, TIMEOUT, REFUSED, ERROR = "ok", "timeout", "refused", "error"
 # A reply that may have waited unread longer than this gives no link timing. The device loop and the daemon
 # look every 2 ms while a probe is in flight; a scheduler's late wake-up adds about 0.1 ms. The probe thread's
 # answers are not held to it: it reads the clock as its poll wakes, which a task holding the GIL can delay by up
-# to the interpreter's switch interval (5 ms; measured: estimates 4 % lower, docs/link.md).
+# to the interpreter's switch interval (5 ms; measured: estimates 5 % lower, docs/link.md).
 MAX_UNREAD_S = 0.003
 # Peer statuses after which the device stops offloading until a probe succeeds.
 _PEER_UNUSABLE = ("bundle_mismatch", "overloaded")
