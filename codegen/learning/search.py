@@ -23,7 +23,8 @@ of its EdgeML-T1/-TL ablations within the allowance whose SR is higher costs it 
 (``Args.ablation_sr_term``: ``evaluate`` counts them as strategies); ``score`` has the formula. The finalists (the
 last generations' elites and the best ever scored) are then run on VALIDATION recordings, training
 recordings the search never scored, and the one with the best validation score is frozen. Nothing here
-sees a held-out recording.
+sees a held-out recording. With ``Args.tied_thresholds`` each action has one threshold for all its exits (one
+gene), so the policy's T1 and TL ablations decide exactly as the policy does.
 """
 import logging
 import math
@@ -73,6 +74,8 @@ class Args:
     gate_max_mbps: float = 2.0       # the gate's range: 0 .. this many Mbit/s (above the rates: never remote)
     seed_gate_quantiles: Tuple[float, ...] = (0.1, 0.25, 0.5, 0.75)  # generation 0 also tries the start's local
     # action gated with remote-only's at these quantiles of the estimate the board read on its episodes (gate_seeds)
+    tied_thresholds: bool = False    # one threshold for every exit of an action (a gene per action, not per exit):
+    # the policy's EdgeML-T1 and -TL ablations are then the policy itself (GatedPolicy.tied)
 
 
 @dataclass(frozen=True)
@@ -89,14 +92,20 @@ class GatedPolicy:
     # ---- genes: every one in [0, 1]; cuts and interval floored as the edgeml decoder floors them
 
     @staticmethod
-    def n_genes(n_exits: int) -> int:
-        return 2 * n_exits + 4
+    def n_genes(n_exits: int, tied: bool = False) -> int:
+        return 6 if tied else 2 * n_exits + 4
 
     @classmethod
     def from_genes(cls, genes: Sequence[float], n_exits: int, n_cuts: int, max_interval: int,
-                   gate_max_mbps: float) -> "GatedPolicy":
+                   gate_max_mbps: float, tied: bool = False) -> "GatedPolicy":
+        """With ``tied`` the genes are (local threshold, local cut, remote threshold, remote cut, gate, interval):
+        every exit of an action gets that action's one threshold."""
         g = np.clip(np.asarray(genes, dtype=float), 0.0, 1.0)
         e = n_exits
+        if tied:
+            if len(g) != 6:
+                raise ValueError("tied genes are 6 values, got %d" % len(g))
+            g = np.concatenate([np.repeat(g[0], e), g[1:2], np.repeat(g[2], e), g[3:]])
 
         def index(value: float, count: int) -> int:
             return int(min(math.floor(value * count), count - 1))
@@ -105,11 +114,22 @@ class GatedPolicy:
                    tuple(round(float(v), 4) for v in g[e + 1:2 * e + 1]), index(g[2 * e + 1], n_cuts),
                    round(float(g[2 * e + 2]) * gate_max_mbps, 4), 1 + index(g[2 * e + 3], max_interval))
 
-    def genes(self, n_cuts: int, max_interval: int, gate_max_mbps: float) -> np.ndarray:
-        """The middle of this policy's cell in gene space (``from_genes`` of it gives the policy back)."""
-        return np.array(list(self.local_thresholds) + [(self.local_cut + 0.5) / n_cuts]
-                        + list(self.remote_thresholds) + [(self.remote_cut + 0.5) / n_cuts]
+    def genes(self, n_cuts: int, max_interval: int, gate_max_mbps: float, tied: bool = False) -> np.ndarray:
+        """The middle of this policy's cell in gene space (``from_genes`` of it gives the policy back; with ``tied``,
+        the tied policy's: each action's threshold is the mean of its exits')."""
+        local, remote = list(self.local_thresholds), list(self.remote_thresholds)
+        if tied:
+            local, remote = [float(np.mean(local))], [float(np.mean(remote))]
+        return np.array(local + [(self.local_cut + 0.5) / n_cuts] + remote + [(self.remote_cut + 0.5) / n_cuts]
                         + [min(self.gate_mbps / gate_max_mbps, 1.0), (self.interval - 0.5) / max_interval])
+
+    def tied(self) -> "GatedPolicy":
+        """The same policy with each action's thresholds replaced by their mean (rounded as genes round)."""
+        def tie(thresholds: Tuple[float, ...]) -> Tuple[float, ...]:
+            return tuple([round(float(np.mean(thresholds)), 4)] * len(thresholds))
+
+        return GatedPolicy(tie(self.local_thresholds), self.local_cut, tie(self.remote_thresholds), self.remote_cut,
+                           self.gate_mbps, self.interval)
 
     # ---- the MLP the board runs
 
@@ -350,10 +370,14 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
     rng = np.random.RandomState(args.seed)
     n_exits, n_cuts, max_interval = env.n_exits, env.n_cuts, env.max_interval
 
-    def decode(genes) -> GatedPolicy:
-        return GatedPolicy.from_genes(genes, n_exits, n_cuts, max_interval, args.gate_max_mbps)
+    tied = args.tied_thresholds
+    if tied:
+        start = start.tied()
 
-    mean = start.genes(n_cuts, max_interval, args.gate_max_mbps)
+    def decode(genes) -> GatedPolicy:
+        return GatedPolicy.from_genes(genes, n_exits, n_cuts, max_interval, args.gate_max_mbps, tied)
+
+    mean = start.genes(n_cuts, max_interval, args.gate_max_mbps, tied)
     sigma = np.full(len(mean), args.sigma0)
     best_ever = None  # type: Optional[Tuple[float, GatedPolicy]]
     generations = []
@@ -369,7 +393,7 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
         population = [mean]
         if g == 0:
             seeded = gate_seeds(env, start, specs, args)[:max(0, args.population - 1)]
-            population += [p.genes(n_cuts, max_interval, args.gate_max_mbps) for p in seeded]
+            population += [p.genes(n_cuts, max_interval, args.gate_max_mbps, tied) for p in seeded]
         population += [np.clip(mean + sigma * rng.randn(len(mean)), 0.0, 1.0)
                        for _ in range(args.population - len(population))]
         scored = []

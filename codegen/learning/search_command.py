@@ -25,7 +25,8 @@ SEARCH_ONLY_FLAGS = (("generations", "--generations"), ("population", "--populat
                      ("validation_traces", "--validation-traces"), ("link_mean_mbps", "--link-mean-mbps"),
                      ("recording_speed", "--recording-speed"), ("accuracy_allowance", "--accuracy-allowance"),
                      ("accuracy_margin", "--accuracy-margin"), ("local_sr_weight", "--local-sr-weight"),
-                     ("no_per_action_floor", "--no-per-action-floor"), ("no_ablation_sr_term", "--no-ablation-sr-term"))
+                     ("no_per_action_floor", "--no-per-action-floor"), ("no_ablation_sr_term", "--no-ablation-sr-term"),
+                     ("tied_thresholds", "--tied-thresholds"))
 # (flag, Args field): accuracy figures, given in points on the command line and stored as fractions
 POINTS_FLAGS = (("--accuracy-allowance", "accuracy_allowance"), ("--accuracy-margin", "accuracy_margin"))
 
@@ -58,6 +59,9 @@ def add_arguments(parser) -> None:
                              "action alone (also drops the local action's SR from the score)")
     parser.add_argument("--no-ablation-sr-term", action="store_true", default=None,
                         help="search: do not charge the policy the SR lead of its own T1/TL ablations")
+    parser.add_argument("--tied-thresholds", action="store_true", default=None,
+                        help="search: one exit threshold per action, the same at every exit (its T1/TL ablations are "
+                             "then the policy itself)")
 
 
 def _defaults():
@@ -209,6 +213,8 @@ def run(args) -> int:
         params.local_sr_weight = 0.0  # its SR comes from the run the floor makes
     if args.no_ablation_sr_term:
         params.ablation_sr_term = False
+    if args.tied_thresholds:
+        params.tied_thresholds = True
     bundle = resolve_bundle(args.bundle)
     fit, validation = split_recordings(args.link_traces, args.validation_traces or [])
     # --from-traces: the boards' timing and networks (their transitions are DDPG's: a search does not replay them),
