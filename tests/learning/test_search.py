@@ -221,6 +221,51 @@ def test_the_floor_counts_the_tl_ablation_as_evaluate_does(mostly_remote):
     assert s.floor == pytest.approx(s.tl_accuracy - args.accuracy_allowance + args.accuracy_margin)
 
 
+def test_tied_thresholds_make_the_t1_and_tl_ablations_the_policy_itself(mostly_remote):
+    # evaluate counts the policy's EdgeML-T1/-TL ablations as strategies; with one threshold per action they tie
+    # every threshold to a value it already has, so they decide, score and are scored exactly as the policy.
+    env, specs, reference = mostly_remote
+    tied = GatedPolicy((0.3, 0.6), 3, (0.1, 0.0), 0, 0.01, 1).tied()
+    assert tied == GatedPolicy((0.45, 0.45), 3, (0.05, 0.05), 0, 0.01, 1)
+    s = score(env, tied, specs, reference, Args())
+    assert (s.t1_sr, s.t1_accuracy) == (s.sr, s.accuracy) == (s.tl_sr, s.tl_accuracy)
+    # untied, the TL ablation differs (the test above: it can even beat the policy)
+    u = score(env, GatedPolicy((0.3, 0.6), 3, (0.1, 0.0), 0, 0.01, 1), specs, reference, Args())
+    assert (u.tl_sr, u.tl_accuracy) != (u.sr, u.accuracy)
+
+
+def test_tied_genes_are_one_threshold_per_action(envs):
+    env, _ = envs
+    assert GatedPolicy.n_genes(env.n_exits, tied=True) == 6
+    for genes in np.random.RandomState(1).rand(20, 6):
+        p = GatedPolicy.from_genes(genes, env.n_exits, env.n_cuts, env.max_interval, 2.0, tied=True)
+        assert len(set(p.local_thresholds)) == 1 and len(set(p.remote_thresholds)) == 1
+        assert p.local_thresholds[0] == round(float(genes[0]), 4) and p.remote_thresholds[0] == round(float(genes[2]), 4)
+        assert GatedPolicy.from_genes(p.genes(env.n_cuts, env.max_interval, 2.0, tied=True), env.n_exits, env.n_cuts,
+                                      env.max_interval, 2.0, tied=True) == p
+    with pytest.raises(ValueError, match="6 values"):
+        GatedPolicy.from_genes(np.zeros(GatedPolicy.n_genes(env.n_exits)), env.n_exits, env.n_cuts, env.max_interval,
+                               2.0, tied=True)
+
+
+def test_a_tied_search_only_scores_tied_policies(envs):
+    env, validation = envs
+    args = Args(seed=0, generations=2, population=6, elite=2, episodes=2, episode_tasks=150, finalists=2,
+                validation_seeds=1, tied_thresholds=True)
+    local = manifest_local(env)
+    start = starting_policy(local.action, env.n_exits, args.gate_max_mbps)
+    assert len(set(start.local_thresholds)) > 1  # the bundle's thresholds differ per exit
+    result = search(env, start, local, args, validation_env=validation)
+    assert result.start == start.tied()
+    chosen = [result.policy] + [GatedPolicy((*f["policy"]["local"]["thresholds"],), f["policy"]["local"]["cut"],
+                                            (*f["policy"]["remote"]["thresholds"],), f["policy"]["remote"]["cut"],
+                                            f["policy"]["gate_mbps"], f["policy"]["interval"])
+                                for f in result.validation["finalists"]]
+    for p in chosen + [GatedPolicy((*s["local"]["thresholds"],), 3, (*s["remote"]["thresholds"],), 0, 1.0, 1)
+                       for s in result.seeded]:
+        assert len(set(p.local_thresholds)) == 1 and len(set(p.remote_thresholds)) == 1, p
+
+
 def test_the_gated_mlp_switches_between_its_two_actions_on_bandwidth_and_peer(envs):
     env, _ = envs
     policy = GatedPolicy((0.3, 0.6), 3, (0.0, 0.1), 0, 0.8, 2)
@@ -274,7 +319,7 @@ def test_train_algo_search_writes_a_policy_with_provenance(tmp_path):
     # The score's switches, as given (accuracy in points on the command line, fractions in Args).
     assert prov["hyperparameters"]["accuracy_margin"] == pytest.approx(0.003)
     assert prov["hyperparameters"]["local_sr_weight"] == 0.25 and prov["hyperparameters"]["ablation_sr_term"] is False
-    assert prov["hyperparameters"]["per_action_floor"] is True
+    assert prov["hyperparameters"]["per_action_floor"] is True and prov["hyperparameters"]["tied_thresholds"] is False
     roles = {r["role"]: r for r in prov["recordings"]}
     assert set(roles) == {"search", "validation"} and all(len(r["sha256"]) == 64 for r in prov["recordings"])
     assert roles["validation"]["path"].endswith("ghent_bus_0001")  # every fourth, or the last of two
@@ -314,6 +359,21 @@ def test_search_flags_are_refused_for_ddpg(tmp_path):
                   "--no-ablation-sr-term", "--seed", "0", "--out", tmp_path / "p.npz", timeout=120)
     assert done.returncode != 0 and "--accuracy-margin, --no-ablation-sr-term: only for --algo search" in done.stderr, \
         done.stderr
+    done = _train("ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--tied-thresholds",
+                  "--seed", "0", "--out", tmp_path / "p.npz", timeout=120)
+    assert done.returncode != 0 and "--tied-thresholds: only for --algo search" in done.stderr, done.stderr
+
+
+def test_train_algo_search_tied_thresholds(tmp_path):
+    out = tmp_path / "tied.npz"
+    done = _train("search", *SCENARIO, "--generations", 1, "--population", 4, "--tied-thresholds", "--out", out,
+                  "--json", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    prov = load_policy(out).provenance
+    assert prov["hyperparameters"]["tied_thresholds"] is True
+    for action in ("local", "remote"):
+        assert len(set(summary["policy"][action]["thresholds"])) == 1, summary["policy"]
 
 
 def test_search_needs_a_validation_recording(tmp_path):
