@@ -198,3 +198,11 @@ def test_help_explains_the_command():
     done = edgesplit("policy", "show", "--help")
     assert done.returncode == 0
     assert "provenance" in done.stdout and "--json" in done.stdout and "demo" in done.stdout
+
+
+def test_show_imports_nothing_of_the_workstation():
+    code = ("import sys\nfrom edgesplit.runtime.cli import main\nassert main(['policy', 'show', 'demo']) == 0\n"
+            "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx') or 'codegen' in m))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("LOADED []")
