@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
+from edgesplit.codegen.policy_output import check_policy_out
 from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.emulation.scenario import DEMO
 from edgesplit.runtime.errors import InputError
@@ -54,7 +55,11 @@ def register(commands) -> None:
                              "--board still gives the energy model. Default: the MACs model (the demo's documented "
                              "scenario). A profile that records the board's energy proxy plans energy in that "
                              "proxy's unit (a policy for 'serve' on that board); --board then defaults to NAME")
-    parser.add_argument("--out", required=True, help="policy file to write (.npz)")
+    parser.add_argument("--out", required=True, help="policy file to write (.npz; refused if it exists, before "
+                                                     "anything is planned, unless --force)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace --out if it exists (atomically: the old policy stays whole until the new one "
+                             "is written)")
     parser.add_argument("--workload-scale", type=float,
                         help="segment time multiplier (default: 1; the demo's %g for the default bundle)"
                              % DEMO["workload_scale"])
@@ -265,13 +270,14 @@ def run(args) -> int:
     from edgesplit.codegen.policy_build import build_policy
     from edgesplit.runtime.default_bundle import default_bundle_path, resolve_bundle
 
+    out = check_policy_out(args.out, args.force, "--force")  # before the bundle, the images and the fit
     bundle = resolve_bundle(args.bundle)
     if args.energy_unit is not None and args.energy_unit != PLANNER_ENERGY_UNIT and not args.measured_profile:
         _energy_bound(args, None)  # refuses with the reason
     is_default = Path(bundle.root).resolve() == Path(default_bundle_path()).resolve()
     scenario = _demo_scenario(args) if is_default else _user_scenario(args, bundle)
     board = scenario.get("board", args.board)
-    report = build_policy(str(bundle.root), board, Path(args.out), scenario["workload_scale"],
+    report = build_policy(str(bundle.root), board, out, scenario["workload_scale"],
                           scenario["latency_s"], scenario["energy"], args.rtt_ms / 1e3, scenario["images"],
                           scenario["labels"], scenario["source"], scenario["profiling_bps"], seed=args.seed,
                           bandwidth_samples_bps=scenario["samples"], measured_profile=args.measured_profile,

@@ -32,6 +32,10 @@ _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, K
                 RuntimeError, NotImplementedError, OverflowError, MemoryError, UnicodeDecodeError)
 
 
+_ZIP_MAGIC = b"PK"  # every zip record starts so; np.load tells .npz from .npy by the same bytes
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def _reject_constant(name: str):
     raise ValueError("%s is not valid JSON" % name)
 
@@ -59,7 +63,27 @@ def content_id(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str
 # ---------------------------------------------------------------- reading
 
 
+def _check_magic(path: Path) -> None:
+    """Refuse a file that is neither a zip (.npz) nor a .npy by its first bytes: numpy would take it for a pickle
+    and advise loading it unsafely, which is the wrong advice for a text file renamed .npz."""
+    try:
+        with open(str(path), "rb") as handle:
+            head = handle.read(len(_NPY_MAGIC))
+    except FileNotFoundError:
+        raise PolicyError("%s: no such file" % path) from None
+    except IsADirectoryError:
+        raise PolicyError("%s: is a directory, not a policy .npz" % path) from None
+    except OSError as exc:
+        raise PolicyError("%s: cannot read (%s)" % (path, exc)) from None
+    if not head:
+        raise PolicyError("%s: empty file, not a policy .npz" % path)
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_NPY_MAGIC)):
+        raise PolicyError("%s: not a policy .npz (a zip archive of weights and meta, as save_policy writes); this "
+                          "file starts with %r" % (path, head))
+
+
 def _read_npz(path: Path) -> Dict[str, np.ndarray]:
+    _check_magic(path)
     try:
         loaded = np.load(str(path), allow_pickle=False)
     except FileNotFoundError:
@@ -67,7 +91,9 @@ def _read_npz(path: Path) -> Dict[str, np.ndarray]:
     except IsADirectoryError:
         raise PolicyError("%s: is a directory, not a policy .npz" % path) from None
     except _READ_ERRORS as exc:
-        raise PolicyError("%s: not a readable policy .npz (%s: %s)" % (path, type(exc).__name__, exc)) from None
+        # The first bytes were an archive's or an array's: the rest is cut short or corrupted.
+        raise PolicyError("%s: damaged policy .npz, truncated or corrupted (%s: %s): copy it again or re-export it"
+                          % (path, type(exc).__name__, exc)) from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise PolicyError("%s: a single .npy array, not a policy .npz (weights + meta)" % path)
     try:

@@ -29,6 +29,7 @@ _BUILTIN_HELP = (
     ("profile", "time each segment and exit head of a bundle on this board; store it in the bundle"),
     ("run", "run a stream of inputs split between this device and a peer (adaptive or static)"),
     ("traces", "summarise or export a trace database"),
+    ("policy", "show what a frozen policy file is: features, layers, decoder, provenance"),
     ("serve", "run the device daemon: local API, adaptive split inference, traces"),
     ("submit", "run inputs through the daemon, or post feedback (label, rating) for a finished task"),
     ("status", "show the running daemon's queue, action, peer, fallbacks, policy and uptime"),

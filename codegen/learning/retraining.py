@@ -429,8 +429,9 @@ def check_arguments(args) -> None:
                                   ("--force", args.force))
             if on]
     if used and not args.from_traces:
-        raise InputError("%s: only with --from-traces DB... (they act on the boards' trace databases)"
-                         % ", ".join(used))
+        raise InputError("%s: only with --from-traces DB... (they act on the boards' trace databases)%s"
+                         % (", ".join(used), "; to replace an existing --out file pass --overwrite"
+                            if args.force else ""))
 
 
 def prepare_in_temporary_dir(args, scenario: Scenario, bundle) -> Tuple[Plan, Path]:
@@ -542,9 +543,14 @@ class CandidateGuard:
         result, params, path = self._results[entry["seed"]]
         if not (entry["guard"]["passed"] or self.args.force):
             return entry["seed"], result, params, None
-        import os
+        import shutil
 
-        os.replace(str(path), str(self.out))
+        from edgesplit.policies_lite.files import atomic_write
+
+        # The candidate lies in a temporary folder, maybe on another file system than --out (a tmpfs /tmp), where
+        # a rename fails: copy it into a temporary sibling of --out and rename that.
+        with atomic_write(self.out) as handle, open(str(path), "rb") as candidate:
+            shutil.copyfileobj(candidate, handle)
         self.written = True
         return entry["seed"], result, params, entry["policy_id"]
 

@@ -17,6 +17,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from edgesplit.codegen.learning import search_command
+from edgesplit.codegen.policy_output import check_policy_out
 from edgesplit.runtime.commands.number_flags import POSITIVE
 from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.errors import InputError
@@ -75,8 +76,12 @@ def register(commands) -> None:
     parser.add_argument("--restarts", type=int, default=1, metavar="K",
                         help="train K independent runs (seeds S, S+1000, ...) and keep the one whose selected actor "
                              "validated best on the training recordings (default 1); needs --select-every > 0")
-    parser.add_argument("--out", required=True, help="the frozen policy to write (.npz); the learning curve goes "
-                                                     "beside it as NAME_curve.png")
+    parser.add_argument("--out", required=True, help="the frozen policy to write (.npz; refused if it exists, checked "
+                                                     "before training starts, unless --overwrite); the learning curve "
+                                                     "goes beside it as NAME_curve.png")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it exists (atomically: the old policy stays whole until the new one "
+                             "is written). --force is the guard's (--from-traces), not this")
     parser.add_argument("--write-traces", metavar="DB",
                         help="also log this run's training transitions to this trace database (for --from-traces "
                              "elsewhere: EdgeML's transfer of MDP traces to another board)")
@@ -95,11 +100,7 @@ def _add_retraining_arguments(parser) -> None:
 
 
 def _check_args(args) -> Path:
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise InputError("--out %s: a policy is written as .npz" % out)
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise InputError("--out %s: directory %s does not exist" % (out, out.parent))
+    out = check_policy_out(args.out, args.overwrite, "--overwrite")
     if args.epochs is not None and args.epochs < 1:
         raise InputError("--epochs must be >= 1, got %d" % args.epochs)
     if args.restarts < 1:

@@ -86,3 +86,35 @@ def test_a_user_bundle_needs_its_own_data_and_bounds_in_the_planner_unit(plain_u
     err = capsys.readouterr().err
     assert "wrong.npy" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_an_existing_out_is_refused_before_anything_is_read(tmp_path, capsys):
+    import shutil
+
+    from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE
+
+    out = tmp_path / "p.npz"
+    shutil.copy(str(DEMO_POLICY_FILE), str(out))
+    before = out.read_bytes()
+    # The bundle does not exist: refused for it only after the --out check.
+    assert cli_main(["build-policy", "--bundle", str(tmp_path / "nowhere"), "--board", "rpi4", "--out", str(out),
+                     "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "--out %s already exists: pass --force to replace it, or choose another path" % out in err
+    assert "nowhere" not in err
+    assert out.read_bytes() == before
+
+
+def test_force_replaces_an_existing_policy(plain_user_model, cut_only_bundle, tmp_path, capsys):
+    import shutil
+
+    from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE
+
+    root, _ = plain_user_model
+    out = tmp_path / "p.npz"
+    shutil.copy(str(DEMO_POLICY_FILE), str(out))
+    assert _build(cut_only_bundle, root, out, "--board", "rpi4", "--energy-bound", "400", "--link", "norway_car_3",
+                  "--fit-steps", "200", "--force") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert load_policy(out).policy_id == report["policy_id"] != load_policy(DEMO_POLICY_FILE).policy_id
+    assert [p.name for p in tmp_path.iterdir()] == ["p.npz"]  # no temporary or unchecked file left

@@ -36,7 +36,8 @@ def profiled(tmp_path_factory):
 
 def _build(root, bundle, *extra):
     return _cli("build-policy", "--bundle", bundle, "--measured-profile", "x86_cpu", "--images", root / "x.npy",
-                "--labels", root / "y.npy", "--no-progress", "--fit-steps", 200, "--out", root / "p.npz", *extra)
+                "--labels", root / "y.npy", "--no-progress", "--fit-steps", 200, "--out", root / "p.npz",
+                "--force", *extra)  # --force: each test's refusal is its own, whichever test wrote p.npz first
 
 
 def test_another_board_than_the_profiles_is_refused(profiled):

@@ -247,7 +247,7 @@ def test_train_writes_only_what_the_guard_passes_unless_forced(board_db, tmp_pat
     else:
         assert done.returncode == retraining.REFUSED_EXIT_CODE and not out.exists() and not summary["written"]
         assert "the guard refused" in done.stderr and "--force" in done.stderr
-    done = _run(*argv, "--force")
+    done = _run(*argv, "--force", "--overwrite")  # --overwrite: the first run wrote p.npz if the guard passed it
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert out.is_file() and summary["written"] and summary["guard"]["forced"] == (not summary["guard"]["passed"])

@@ -188,5 +188,45 @@ def test_any_bundle_with_exits_is_trainable(tmp_path):
     assert json.loads(done.stdout)["policy_id"] == policy.policy_id
     # Without its own profiling set a bundle other than the default is refused, saying what to give.
     done = _run("train", "--algo", "ddpg", "--bundle", bundle.root, "--board", "rpi4", "--link-traces",
-                "norway_car_3", "--epochs", "5", "--seed", "0", "--out", out)
+                "norway_car_3", "--epochs", "5", "--seed", "0", "--out", tmp_path / "again.npz")
     assert done.returncode == 1 and "--images X.npy --labels Y.npy" in done.stderr
+
+
+@pytest.mark.parametrize("algo", ["ddpg", "search"])
+def test_an_existing_out_is_refused_before_anything_else_is_read(tmp_path, algo):
+    import shutil
+
+    from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE
+
+    out = tmp_path / "p.npz"
+    shutil.copy(str(DEMO_POLICY_FILE), str(out))
+    before = out.read_bytes()
+    # The second recording does not exist: refused for it only once the scenario is built, after the --out check.
+    done = _run("train", "--algo", algo, "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3",
+                tmp_path / "nowhere.txt", "--seed", "0", "--out", out, "--no-progress")
+    assert done.returncode == 1, done.stderr
+    assert "--out %s already exists: pass --overwrite to replace it, or choose another path" % out in done.stderr
+    assert "nowhere.txt" not in done.stderr
+    assert out.read_bytes() == before
+
+
+def test_overwrite_replaces_an_existing_policy(tmp_path):
+    import shutil
+
+    from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE
+
+    out = tmp_path / "p.npz"
+    shutil.copy(str(DEMO_POLICY_FILE), str(out))
+    done = _run("train", "--algo", "ddpg", *SCENARIO, "--epochs", "5", "--seed", "0", "--out", out, "--overwrite",
+                "--json", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert load_policy(out).policy_id == summary["policy_id"] != load_policy(DEMO_POLICY_FILE).policy_id
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.npz", "p_curve.png"]  # no temporary file left
+
+
+def test_force_alone_points_to_overwrite(tmp_path):
+    done = _run("train", "--algo", "ddpg", *SCENARIO, "--epochs", "5", "--seed", "0", "--out", tmp_path / "p.npz",
+                "--force")
+    assert done.returncode == 1
+    assert "--force: only with --from-traces" in done.stderr and "--overwrite" in done.stderr, done.stderr
