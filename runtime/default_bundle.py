@@ -48,7 +48,7 @@ def resolve_bundle(name: str):
 
 def resolve_policy_path(name: str) -> Path:
     """The policy file ``name``, or the shipped demo policy for ``demo`` (unless a file of that name exists here)."""
-    if name == DEMO_POLICY and not os.path.exists(name):
+    if name == DEMO_POLICY and not os.path.isfile(name):
         return DEMO_POLICY_FILE
     return Path(name)
 

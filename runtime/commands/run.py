@@ -51,7 +51,7 @@ def register(commands) -> None:
                                        "(no task is offloaded or a fallback)")
     parser.add_argument("--inputs", required=True, help=".npy of inputs, batch axis first (one task per row)")
     parser.add_argument("--labels", help=".npy of integer labels (one per input): enables the accuracy figure")
-    parser.add_argument("--policy", help="frozen EdgeML policy (.npz from edgesplit build-policy or training)")
+    parser.add_argument("--policy", help="frozen EdgeML policy (.npz from edgesplit build-policy or training; demo: the shipped one)")
     parser.add_argument("--cut", type=int, help="static cut id (0 = send the input; last = all local). Without "
                                                 "--cut or --policy every task stays on the device, even with --peer")
     parser.add_argument("--thresholds", help="static per-exit entropy thresholds, comma-separated (default: the "

@@ -125,7 +125,10 @@ def load_policy_strategy(path, n_exits: int, n_cuts: int, name: str = "adaptive"
                          energy: Optional[EnergyInput] = None, features: Sequence[str] = FEATURES) -> PolicyStrategy:
     """Load and check a policy file against this bundle, the features the state supplies (the controller's;
     the learning environment supplies more) and, when ``energy`` says what the energy input is, the policy's
-    energy unit."""
+    energy unit. ``demo`` names the shipped demo policy (``resolve_policy_path``)."""
+    from edgesplit.runtime.default_bundle import resolve_policy_path
+
+    path = resolve_policy_path(str(path))
     try:
         policy = load_policy(Path(path), available_features=features)
     except PolicyError as exc:

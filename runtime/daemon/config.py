@@ -188,7 +188,7 @@ def parse_daemon_config(text: str, path: str) -> DaemonConfig:
         model = dataclasses.replace(model, board=_resolve(base, model.board))
     return dataclasses.replace(
         config, path=path,
-        model=dataclasses.replace(model, bundle=_resolve(base, model.bundle), policy=_resolve(base, model.policy),
+        model=dataclasses.replace(model, bundle=_resolve(base, model.bundle), policy=_resolve_policy(base, model.policy),
                                   variants=tuple(v if v == "default" else _resolve(base, v) for v in model.variants)),
         linucb=dataclasses.replace(config.linucb, state=_resolve(base, config.linucb.state)),
         emulation=_resolve_link(base, config.emulation),
@@ -197,6 +197,16 @@ def parse_daemon_config(text: str, path: str) -> DaemonConfig:
         traces=dataclasses.replace(config.traces, path=_resolve(base, config.traces.path)),
         api=dataclasses.replace(config.api, socket=_socket_path(ctx, base, config.api.socket)),
         metrics=dataclasses.replace(config.metrics, path=_resolve(base, config.metrics.path)))
+
+
+def _resolve_policy(base: str, policy: str) -> str:
+    """A policy path is relative to the config; ``demo`` is the shipped demo policy unless the config's folder has a
+    file of that name."""
+    from edgesplit.runtime.default_bundle import DEMO_POLICY  # here: the config loads without numpy otherwise
+
+    if policy == DEMO_POLICY and not os.path.isfile(os.path.join(base, policy)):
+        return policy
+    return _resolve(base, policy)
 
 
 def _resolve_link(base: str, emulation: EmulationSection) -> EmulationSection:

@@ -104,6 +104,8 @@ def test_a_frozen_policy_drives_the_action_and_a_unit_mismatch_is_refused(heldou
     with Runtime("default", policy=str(DEMO_POLICY_FILE), board=None) as runtime:
         answers = [runtime.infer(image) for image in images[:5]]
         info = runtime.describe()
+    with Runtime("default", policy="demo", board=None) as runtime:  # the shipped policy by name, as the CLI takes it
+        assert runtime.describe()["policy_id"] == info["policy_id"]
     assert info["strategy"] == "adaptive" and not info["policy_id"].startswith("static")
     assert all(a.cut is None and not a.fallback for a in answers)  # no peer: the policy's cut runs here
     # The demo policy was built for the emulated board's mJ; rpi4's energy proxy is its CPU clock in MHz.
