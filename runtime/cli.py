@@ -111,8 +111,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     args.verbose += getattr(args, "command_verbose", 0)
+    # -v and -vv are for following a run as it happens: each line says when (warnings alone stay short)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
-                        format="%(levelname)s %(name)s: %(message)s")
+                        format=("%(asctime)s " if args.verbose else "") + "%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -58,6 +58,16 @@ def test_verbose_before_or_after_the_command(argv):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "INFO " in done.stderr
+    # each verbose line says when: "2026-11-30 18:45:01,123 INFO edgesplit...."
+    info = [line for line in done.stderr.splitlines() if " INFO " in line]
+    assert info and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO ", line) for line in info), info
+
+
+def test_warnings_without_verbose_carry_no_timestamp():
+    done = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "profile", "default", "--board", "x86_cpu",
+                           "--no-save", "--repeats", "1", "--warmup", "0"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert " INFO " not in done.stderr and not re.search(r"^\d{4}-\d\d-\d\d ", done.stderr, re.M), done.stderr
 
 
 def test_unknown_command_is_an_error_listing_the_commands():
