@@ -21,7 +21,7 @@ from edgesplit.runtime.commands.output import Progress, print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.strategies import (EnergyInput, fixed, load_policy_strategy, local_only,
                                                      remote_only)
-from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE, default_bundle_path, load_heldout
+from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE, default_bundle_path, load_heldout, resolve_policy_path
 from edgesplit.runtime.device.pipeline import LinkSetup
 from edgesplit.runtime.emulation.board import ENERGY_UNIT, load_emulated_board
 from edgesplit.runtime.emulation.pacing import Emulation
@@ -139,11 +139,15 @@ def run_demo(args) -> int:
     best_accuracy = max(r["accuracy"] for r in rows[:-1])
     verdict = {"adaptive_sr_at_least_every_baseline": all(rows[-1]["sr"] >= r["sr"] for r in rows[:-1]),
                "adaptive_accuracy_gap_points": round(100 * (best_accuracy - rows[-1]["accuracy"]), 2)}
+    adaptive = chosen[-1]
+    shipped = resolve_policy_path(args.policy).resolve() == DEMO_POLICY_FILE.resolve()
+    policy = {"path": str(resolve_policy_path(args.policy)), "policy_id": adaptive.policy_id,
+              "algorithm": adaptive.policy.provenance.get("algorithm"), "shipped": shipped}
     report = {"scenario": dict(DEMO, emulated=True, board_description=emulation.profile.description,
                                note="EMULATED board and link: compute paced to the board profile x workload_scale, "
                                     "link = the bandwidth recording's rates x link_scale, run %gx faster than real time; "
                                     "latencies and energies are in emulated time" % DEMO["speedup"]),
-              "images": int(len(labels)), "results": rows, "acceptance": verdict, "traces": traces,
+              "images": int(len(labels)), "policy": policy, "results": rows, "acceptance": verdict, "traces": traces,
               "adaptive_series": series, "wall_s": round(time.monotonic() - started, 1)}
     if args.json:
         print_json(report)
@@ -161,6 +165,13 @@ def run_demo(args) -> int:
         for r in rows])
     print("adaptive vs baselines: SR >= every baseline: %s; accuracy %.2f points below the most accurate baseline"
           % (verdict["adaptive_sr_at_least_every_baseline"], verdict["adaptive_accuracy_gap_points"]))
+    if shipped:
+        # The rule: the demo ships a trained policy only when it wins on recordings it never saw; say which.
+        print("adaptive = the shipped planner policy (%s; edgesplit policy show demo): no trained policy (train --algo "
+              "ddpg or search) has yet beaten every baseline on recordings it was not trained on, so the demo does not "
+              "ship one (docs/learning.md)" % adaptive.policy_id[:12])
+    else:
+        print("adaptive = %s (%s, algorithm: %s)" % (policy["path"], adaptive.policy_id[:12], policy["algorithm"]))
     print("adaptive decisions as the bandwidth changes (per %g recorded seconds; link = the replayed rate, estimate = "
           "what the device measured; cut 0 = send the input, cut %d = all on the device):"
           % (SERIES_BLOCK_S, len(bundle.manifest.main)))

@@ -16,6 +16,24 @@ def test_demo_runs_with_a_small_limit(tmp_path, edgesplit):
     assert all(r["tasks"] == r["completed"] == 20 for r in report["results"])
     assert report["adaptive_series"]
     assert db.exists()
+    # which policy the adaptive row ran, and that it is the shipped one (the demo says why it ships it)
+    assert report["policy"]["shipped"] is True and report["policy"]["path"].endswith("demo_policy.npz")
+    assert len(report["policy"]["policy_id"]) == 64 and report["policy"]["algorithm"]
+
+
+def test_demo_names_the_policy_it_ran(tmp_path, edgesplit):
+    from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE
+
+    done = subprocess.run(edgesplit + ["demo", "--limit", "5", "--no-progress", "--traces", str(tmp_path / "a.db")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "adaptive = the shipped planner policy" in done.stdout and "has yet beaten every baseline" in done.stdout
+    copy = tmp_path / "mine.npz"
+    copy.write_bytes(DEMO_POLICY_FILE.read_bytes())
+    done = subprocess.run(edgesplit + ["demo", "--limit", "5", "--no-progress", "--policy", str(copy), "--json",
+                                       "--traces", str(tmp_path / "b.db")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["policy"]["shipped"] is False  # another file, even with the same content
 
 
 def test_demo_reports_progress_on_stderr_and_takes_verbose_after_the_command(tmp_path, edgesplit):
