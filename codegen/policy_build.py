@@ -404,7 +404,12 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
         raise InputError("the fitted policy picks the table's cut on only %.0f%% of the grid: not saved"
                          % (100 * check["cut_agreement"]))
     provenance["grid_check"] = check
-    policy_id = save_policy(out, features=list(FEATURES), layers=layers, activations=["tanh", "tanh", "identity"],
-                            decoder=decoder, mean=mean.tolist(), std=std.tolist(), provenance=provenance)
+    from edgesplit.codegen.policy_output import write_failed
+
+    try:
+        policy_id = save_policy(out, features=list(FEATURES), layers=layers, activations=["tanh", "tanh", "identity"],
+                                decoder=decoder, mean=mean.tolist(), std=std.tolist(), provenance=provenance)
+    except OSError as exc:
+        raise write_failed(out, exc) from None
     return {"out": str(out), "policy_id": policy_id, "check": check, "table": table,
             "static_baselines": provenance["static_baselines"]}

@@ -4,6 +4,8 @@ Training takes minutes: a path it cannot write, or a policy it would replace wit
 while the user is still looking. The file itself is written atomically (``policies_lite.save_policy``: a temporary
 sibling renamed over the target), so a reader never sees half a policy.
 """
+import os
+import tempfile
 from pathlib import Path
 
 from edgesplit.runtime.errors import InputError
@@ -22,4 +24,17 @@ def check_policy_out(out: str, replace: bool, replace_flag: str) -> Path:
     if (path.exists() or path.is_symlink()) and not replace:
         raise InputError("--out %s already exists: pass %s to replace it, or choose another path"
                          % (path, replace_flag))
+    try:  # what the final write does first (a temporary sibling), now rather than after the training
+        handle, probe = tempfile.mkstemp(dir=str(folder), prefix=".%s." % path.name, suffix=".probe")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError("--out %s: cannot write in %s (%s): choose a folder you can write to"
+                         % (path, folder, exc.strerror or exc)) from None
     return path
+
+
+def write_failed(out, exc: OSError) -> InputError:
+    """The error for a final write that failed after the work (the disk filled up, the folder went away)."""
+    return InputError("--out %s: writing the policy failed (%s); nothing was replaced: free space or choose "
+                      "another path, and run again" % (out, exc.strerror or exc))

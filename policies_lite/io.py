@@ -32,7 +32,9 @@ _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, K
                 RuntimeError, NotImplementedError, OverflowError, MemoryError, UnicodeDecodeError)
 
 
-_ZIP_MAGIC = b"PK"  # every zip record starts so; np.load tells .npz from .npy by the same bytes
+# np.load takes a file for an .npz only if it starts with one of these (a zip's first local header, or an empty
+# archive's end record), for an .npy only with the last; anything else it unpickles, or refuses to.
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
 
 
@@ -77,9 +79,15 @@ def _check_magic(path: Path) -> None:
         raise PolicyError("%s: cannot read (%s)" % (path, exc)) from None
     if not head:
         raise PolicyError("%s: empty file, not a policy .npz" % path)
-    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_NPY_MAGIC)):
-        raise PolicyError("%s: not a policy .npz (a zip archive of weights and meta, as save_policy writes); this "
-                          "file starts with %r" % (path, head))
+    if head.startswith(_NPY_MAGIC):
+        raise PolicyError("%s: a single .npy array, not a policy .npz (weights + meta)" % path)
+    if any(head.startswith(magic) for magic in _ZIP_MAGICS):
+        return
+    if len(head) < len(_ZIP_MAGICS[0]) and any(magic.startswith(head) for magic in _ZIP_MAGICS):
+        raise PolicyError("%s: damaged policy .npz, truncated to %d bytes: copy it again or re-export it"
+                          % (path, len(head)))
+    raise PolicyError("%s: not a policy .npz (a zip archive of weights and meta, as save_policy writes); this "
+                      "file starts with %r" % (path, head))
 
 
 def _read_npz(path: Path) -> Dict[str, np.ndarray]:
@@ -99,6 +107,13 @@ def _read_npz(path: Path) -> Dict[str, np.ndarray]:
     try:
         with loaded:
             return {name: loaded[name] for name in loaded.files}
+    except ValueError as exc:
+        if "pickle" not in str(exc):
+            raise PolicyError("%s: damaged policy .npz (%s: %s): copy it again or re-export it"
+                              % (path, type(exc).__name__, exc)) from None
+        # numpy's advice (load it unsafely) is wrong here: a policy holds numbers and its JSON meta, never objects
+        raise PolicyError("%s: holds a Python object array, which no policy has: not a file save_policy wrote "
+                          "(re-export the policy; it is not loaded, objects in it could run code)" % path) from None
     except _READ_ERRORS as exc:
         raise PolicyError("%s: damaged policy .npz (%s: %s): copy it again or re-export it"
                           % (path, type(exc).__name__, exc)) from None

@@ -111,9 +111,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     args.verbose += getattr(args, "command_verbose", 0)
-    # -v and -vv are for following a run as it happens: each line says when (warnings alone stay short)
+    # -v and -vv are for following a run as it happens: each line says when (warnings alone stay short; under
+    # systemd the journal stamps every line already)
+    from edgesplit.runtime.daemon.logs import under_systemd
+
+    stamp = "%(asctime)s " if args.verbose and not under_systemd() else ""
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
-                        format=("%(asctime)s " if args.verbose else "") + "%(levelname)s %(name)s: %(message)s")
+                        format=stamp + "%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -14,13 +14,12 @@ import numpy as np
 
 from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.errors import BundleError
+from edgesplit.runtime.shipped_policy import DEMO_POLICY_FILE  # noqa: F401 (the demo's policy, beside its bundle)
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 BUNDLE_DIR_NAME = "mnist_branchy"
 HELDOUT_FILE_NAME = "mnist_heldout.npz"
-DEMO_POLICY_FILE = ASSETS_DIR / "policies" / "demo_policy.npz"
 DEFAULT_BUNDLE = "default"  # what users type for the embedded bundle
-DEMO_POLICY = "demo"  # what users type for the shipped policy
 _REGENERATE = ("regenerate it from a source checkout with 'edgesplit build-default --out runtime/assets' (needs the "
                "codegen extra)")
 
@@ -44,13 +43,6 @@ def resolve_bundle(name: str):
     if name == DEFAULT_BUNDLE and not os.path.exists(name):
         return load_bundle(default_bundle_path())
     return load_bundle(name)
-
-
-def resolve_policy_path(name: str) -> Path:
-    """The policy file ``name``, or the shipped demo policy for ``demo`` (unless a file of that name exists here)."""
-    if name == DEMO_POLICY and not os.path.isfile(name):
-        return DEMO_POLICY_FILE
-    return Path(name)
 
 
 def load_heldout() -> Tuple[np.ndarray, np.ndarray]:

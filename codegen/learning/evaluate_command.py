@@ -63,7 +63,7 @@ def register(commands) -> None:
     parser.add_argument("--rtt-ms", type=float, default=1e3 * DEMO["rtt_s"], help="the link's base RTT "
                         "(default %(default)g)")
     parser.add_argument("--policy", required=True, metavar="P.npz", help="the trained policy to evaluate (its row "
-                        "says 'policy')")
+                        "says 'policy'; demo: the shipped one)")
     parser.add_argument("--planner-policy", metavar="P.npz",
                         help="the planner-built policy to compare with (default: the shipped demo policy for the "
                              "default bundle, none for another bundle)")
@@ -129,8 +129,12 @@ def _check_args(args) -> None:
         raise InputError("give either --energy-bound or --no-energy-bound, not both")
     if (args.images is None) != (args.labels is None):
         raise InputError("--images and --labels go together (one label per image)")
+    from edgesplit.runtime.shipped_policy import resolve_policy_path
+
+    args.policy = str(resolve_policy_path(args.policy))  # "demo": the shipped policy, as everywhere a policy is taken
     if not Path(args.policy).is_file():
-        raise InputError("--policy %s: no such file (a frozen policy .npz, e.g. from 'edgesplit train')" % args.policy)
+        raise InputError("--policy %s: no such file (a frozen policy .npz, e.g. from 'edgesplit train', or demo)"
+                         % args.policy)
 
 
 def _recording_path(name: str, flag: str) -> Path:
@@ -236,6 +240,9 @@ def _planner_path(args) -> Optional[str]:
     from edgesplit.runtime.default_bundle import DEFAULT_BUNDLE, DEMO_POLICY_FILE
 
     if args.planner_policy:
+        from edgesplit.runtime.shipped_policy import resolve_policy_path
+
+        args.planner_policy = str(resolve_policy_path(args.planner_policy))
         if not Path(args.planner_policy).is_file():
             raise InputError("--planner-policy %s: no such file" % args.planner_policy)
         return args.planner_policy

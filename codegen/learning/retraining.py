@@ -285,6 +285,9 @@ def find_incumbent(runs: Sequence[BoardRun], given: Optional[Path]) -> Incumbent
     from edgesplit.policies_lite import load_policy
 
     if given is not None:
+        from edgesplit.runtime.shipped_policy import resolve_policy_path
+
+        given = resolve_policy_path(str(given))  # "demo": the shipped policy
         if not Path(given).is_file():
             raise RetrainingError("--incumbent %s: no such policy file" % given)
         return Incumbent("--incumbent %s" % given, load_policy(Path(given)).policy_id, path=Path(given))
@@ -374,8 +377,8 @@ def add_arguments(parser) -> None:
                         help="with --from-traces: the share of training episodes on the boards' rebuilt networks "
                              "(default 0.5)")
     parser.add_argument("--incumbent", metavar="P.npz",
-                        help="with --from-traces: the policy the new one must beat (default: the one the runs name as "
-                             "serving their last task)")
+                        help="with --from-traces: the policy the new one must beat (demo: the shipped one; default: the one "
+                             "the runs name as serving their last task)")
     parser.add_argument("--guard-seeds", type=int, default=GUARD_SEEDS,
                         help="with --from-traces: seeds of the guard's runs of each policy (default %d)" % GUARD_SEEDS)
     parser.add_argument("--guard-accuracy-allowance", type=float, default=ACCURACY_ALLOWANCE, metavar="F",
@@ -549,8 +552,13 @@ class CandidateGuard:
 
         # The candidate lies in a temporary folder, maybe on another file system than --out (a tmpfs /tmp), where
         # a rename fails: copy it into a temporary sibling of --out and rename that.
-        with atomic_write(self.out) as handle, open(str(path), "rb") as candidate:
-            shutil.copyfileobj(candidate, handle)
+        from edgesplit.codegen.policy_output import write_failed
+
+        try:
+            with atomic_write(self.out) as handle, open(str(path), "rb") as candidate:
+                shutil.copyfileobj(candidate, handle)
+        except OSError as exc:
+            raise write_failed(self.out, exc) from None
         self.written = True
         return entry["seed"], result, params, entry["policy_id"]
 

@@ -21,7 +21,8 @@ from edgesplit.runtime.commands.output import Progress, print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.strategies import (EnergyInput, fixed, load_policy_strategy, local_only,
                                                      remote_only)
-from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE, default_bundle_path, load_heldout, resolve_policy_path
+from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
+from edgesplit.runtime.shipped_policy import DEMO_POLICY_FILE, resolve_policy_path
 from edgesplit.runtime.device.pipeline import LinkSetup
 from edgesplit.runtime.emulation.board import ENERGY_UNIT, load_emulated_board
 from edgesplit.runtime.emulation.pacing import Emulation

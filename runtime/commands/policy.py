@@ -14,7 +14,7 @@ from edgesplit.policies_lite import PolicyError, load_policy
 from edgesplit.policies_lite.format import spec_to_meta
 from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.controller.strategies import PolicyLoadError
-from edgesplit.runtime.default_bundle import DEMO_POLICY, resolve_policy_path
+from edgesplit.runtime.shipped_policy import DEMO_POLICY, resolve_policy_path
 
 TOP_WIDTH = 10
 PROVENANCE_WIDTH = 19
@@ -142,7 +142,8 @@ def _seeds(prov: Mapping[str, Any]) -> Optional[str]:
 def _recordings(recordings: Any) -> Optional[str]:
     if not isinstance(recordings, list):
         return None
-    roles = Counter(r.get("role") for r in recordings if isinstance(r, dict))
+    # a role is text when save_policy's callers wrote it; anything else is shown, never trusted to be hashable
+    roles = Counter(_text(r.get("role")) for r in recordings if isinstance(r, dict) and r.get("role") is not None)
     by_role = ", ".join("%d %s" % (n, role) for role, n in roles.items() if role)  # first-seen order
     return "%d: %s" % (len(recordings), by_role) if by_role else str(len(recordings))
 

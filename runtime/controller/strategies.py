@@ -13,6 +13,7 @@ from edgesplit.policies_lite import FrozenPolicy, PolicyError, load_policy
 
 from edgesplit.runtime.controller.state import FEATURES
 from edgesplit.runtime.errors import EdgesplitError, InputError
+from edgesplit.runtime.shipped_policy import resolve_policy_path
 
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,6 @@ def load_policy_strategy(path, n_exits: int, n_cuts: int, name: str = "adaptive"
     """Load and check a policy file against this bundle, the features the state supplies (the controller's;
     the learning environment supplies more) and, when ``energy`` says what the energy input is, the policy's
     energy unit. ``demo`` names the shipped demo policy (``resolve_policy_path``)."""
-    from edgesplit.runtime.default_bundle import resolve_policy_path
-
     path = resolve_policy_path(str(path))
     try:
         policy = load_policy(Path(path), available_features=features)

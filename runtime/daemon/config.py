@@ -16,6 +16,7 @@ from edgesplit.runtime.boards.toml_lines import find_line
 from edgesplit.runtime.daemon.logs import LEVELS
 from edgesplit.runtime.errors import EdgesplitError
 from edgesplit.runtime.security.curve import is_loopback_endpoint
+from edgesplit.runtime.shipped_policy import resolve_policy_path
 from edgesplit.runtime.transport.endpoint import endpoint_problem
 
 if sys.version_info >= (3, 11):
@@ -201,12 +202,8 @@ def parse_daemon_config(text: str, path: str) -> DaemonConfig:
 
 def _resolve_policy(base: str, policy: str) -> str:
     """A policy path is relative to the config; ``demo`` is the shipped demo policy unless the config's folder has a
-    file of that name."""
-    from edgesplit.runtime.default_bundle import DEMO_POLICY  # here: the config loads without numpy otherwise
-
-    if policy == DEMO_POLICY and not os.path.isfile(os.path.join(base, policy)):
-        return policy
-    return _resolve(base, policy)
+    file of that name (resolved here, so the daemon's working folder never matters)."""
+    return str(resolve_policy_path(policy, base)) if policy else policy
 
 
 def _resolve_link(base: str, emulation: EmulationSection) -> EmulationSection:

@@ -166,20 +166,25 @@ def test_the_trace_writer_is_a_process_unless_the_config_asks_for_a_thread():
 
 
 def test_policy_demo_names_the_shipped_policy_unless_the_configs_folder_has_a_file_of_that_name(tmp_path):
-    # `edgesplit policy show demo`, `run --policy demo` and the daemon's [model] policy = "demo" mean the same file.
-    from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE
+    # `edgesplit policy show demo`, `run --policy demo` and the daemon's [model] policy = "demo" mean the same file;
+    # for the daemon the name is resolved against the config's folder, never the folder the daemon runs in.
+    from edgesplit.runtime.shipped_policy import DEMO_POLICY_FILE
 
-    config = tmp_path / "e.toml"
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    config = folder / "e.toml"
     config.write_text('[traces]\npath = "traces.db"\n[api]\nsocket = "api.sock"\n[emulation]\nboard = "jetson_nano_cpu"\n'
                       'workload_scale = 112.0\n[model]\npolicy = "demo"\n')  # the demo policy's board (mJ)
-    assert load_daemon_config(str(config)).model.policy == "demo"
+    assert load_daemon_config(str(config)).model.policy == str(DEMO_POLICY_FILE)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "demo").write_bytes(b"not a policy")  # in the daemon's working folder: not the config's
     out = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(config),
                           "--check-config", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         universal_newlines=True)
+                         universal_newlines=True, cwd=str(elsewhere))
     assert out.returncode == 0, out.stderr
-    (tmp_path / "demo").write_bytes(b"not a policy")  # a file beside the config wins, as any relative path
-    assert load_daemon_config(str(config)).model.policy == str(tmp_path / "demo")
+    (folder / "demo").write_bytes(b"not a policy")  # a file beside the config wins, as any relative path
+    assert load_daemon_config(str(config)).model.policy == str(folder / "demo")
     proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(config),
                            "--check-config"], stderr=subprocess.PIPE, universal_newlines=True)
-    assert proc.returncode == 1 and "key model.policy" in proc.stderr and str(tmp_path / "demo") in proc.stderr
-    assert DEMO_POLICY_FILE.is_file()
+    assert proc.returncode == 1 and "key model.policy" in proc.stderr and str(folder / "demo") in proc.stderr

@@ -210,6 +210,15 @@ def test_an_existing_out_is_refused_before_anything_else_is_read(tmp_path, algo)
     assert out.read_bytes() == before
 
 
+def test_an_out_folder_that_cannot_be_written_is_refused_before_training(tmp_path):
+    # /proc is a folder no file can be created in, even by root: refused by the check, not after minutes of work.
+    done = _run("train", "--algo", "search", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3",
+                tmp_path / "nowhere.txt", "--seed", "0", "--out", "/proc/p.npz", "--no-progress")
+    assert done.returncode == 1, done.stderr
+    assert "--out /proc/p.npz: cannot write in /proc" in done.stderr and "Traceback" not in done.stderr
+    assert "nowhere.txt" not in done.stderr
+
+
 def test_overwrite_replaces_an_existing_policy(tmp_path):
     import shutil
 

@@ -204,3 +204,33 @@ def test_not_a_policy(tmp_path):
     np.savez(str(tmp_path / "pickled.npz"), meta=np.array([{"a": 1}], dtype=object))
     with pytest.raises(PolicyError, match="pickled.npz"):
         load_policy(tmp_path / "pickled.npz")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"PKG-INFO: a text file\n", "not a policy .npz"),          # starts "PK" but is no zip
+    (b"PK\x03", "truncated to 3 bytes"),                        # a policy cut after 3 bytes
+    (b"PK", "truncated to 2 bytes"),
+    (b"PK\x07\x08" + b"\0" * 40, "not a policy .npz"),            # a zip's data descriptor, never a file's start
+])
+def test_foreign_or_cut_files_are_named_and_never_unpickled(tmp_path, content, message):
+    # numpy reads anything that is not a zip or .npy by its first bytes as a pickle and advises loading it unsafely;
+    # the loader refuses it by those bytes, with advice that fits a policy file.
+    path = tmp_path / "p.npz"
+    path.write_bytes(content)
+    with pytest.raises(PolicyError, match=message) as caught:
+        load_policy(path)
+    assert "allow_pickle" not in str(caught.value) and "unsafely" not in str(caught.value)
+
+
+def test_object_arrays_are_refused_without_numpys_pickle_advice(tmp_path, base):
+    meta, arrays = base
+    npy = tmp_path / "objects.npz"  # an object .npy renamed .npz
+    np.save(str(tmp_path / "objects.npy"), np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    npy.write_bytes((tmp_path / "objects.npy").read_bytes())
+    with pytest.raises(PolicyError, match="a single .npy array, not a policy .npz"):
+        load_policy(npy)
+    member = tmp_path / "member.npz"  # a zip whose one member is an object array
+    np.savez(str(member), meta=np.array(json.dumps(meta)), W0=np.array([object()], dtype=object))
+    with pytest.raises(PolicyError, match="holds a Python object array") as caught:
+        load_policy(member)
+    assert "allow_pickle" not in str(caught.value) and "unsafely" not in str(caught.value)

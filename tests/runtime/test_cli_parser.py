@@ -1,4 +1,5 @@
 """The command line as a whole: lazy command loading, and options every subcommand shares."""
+import os
 import re
 import subprocess
 import sys
@@ -61,6 +62,16 @@ def test_verbose_before_or_after_the_command(argv):
     # each verbose line says when: "2026-11-30 18:45:01,123 INFO edgesplit...."
     info = [line for line in done.stderr.splitlines() if " INFO " in line]
     assert info and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO ", line) for line in info), info
+
+
+def test_verbose_under_systemd_leaves_the_time_to_the_journal():
+    env = dict(os.environ, INVOCATION_ID="0123456789abcdef")  # what systemd sets for a unit's processes
+    done = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "-v", "profile", "default", "--board", "x86_cpu",
+                           "--no-save", "--repeats", "1", "--warmup", "0"], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    info = [line for line in done.stderr.splitlines() if "INFO " in line]
+    assert info and all(line.startswith("INFO ") for line in info), info
 
 
 def test_warnings_without_verbose_carry_no_timestamp():

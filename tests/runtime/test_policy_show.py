@@ -122,6 +122,17 @@ def test_missing_provenance_keys_are_omitted_and_task_choice_is_shown(capsys, tm
         assert _field(out, absent) is None, absent
 
 
+def test_odd_provenance_values_are_shown_not_crashed_on(capsys, tmp_path):
+    # provenance is free-form JSON: a role that is a list (or anything) is printed as text, never a traceback
+    path = tmp_path / "odd.npz"
+    save_policy(path, features=["peer_alive"], layers=[(np.ones((4, 1)), np.zeros(4))], activations=["identity"],
+                decoder=edgeml_decoder(n_exits=2, n_cuts=4, max_interval=5),
+                provenance={"traces": [], "recordings": [{"role": ["search"]}, {"role": {"a": 1}}, {"path": "x"}, 3]})
+    code, out, err = show(capsys, path)
+    assert code == 0, err
+    assert _field(out, "recordings") == '4: 1 search, 1 {"a":1}'
+
+
 def test_the_shipped_policy_by_name_and_by_path(capsys):
     code, by_name, err = show(capsys, "demo")
     assert code == 0, err
