@@ -22,18 +22,38 @@ def parse_thresholds(text: Optional[str]) -> Optional[List[float]]:
     return values
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"  # an .npz (a zip): np.load would open it as several arrays, or fail inside zipfile if cut short
+
+
+def read_npy(path: str, what: str = "") -> np.ndarray:
+    """One array from a ``.npy`` file, or an InputError naming the file (and the flag, ``what``) and the fix: never a
+    traceback for an empty, cut-short, foreign or .npz file, and never a pickle loaded."""
+    name = "%s %s" % (what, path) if what else path
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(_NPY_MAGIC))
+    except FileNotFoundError:
+        raise InputError("%s: no such file" % name) from None
+    except OSError as exc:
+        raise InputError("%s: cannot read (%s)" % (name, exc.strerror or exc)) from None
+    if not head:
+        raise InputError("%s: the file is empty, not a .npy array; save inputs with numpy.save" % name)
+    if head.startswith(_ZIP_MAGIC):
+        raise InputError("%s: holds several arrays (.npz, a zip); pass a single-array .npy (numpy.save)" % name)
+    if not head.startswith(_NPY_MAGIC):
+        raise InputError("%s: not a .npy array (it starts with %r); save inputs with numpy.save" % (name, head))
+    try:
+        return np.load(path, allow_pickle=False)
+    except EOFError:
+        raise InputError("%s: the .npy is cut short; save it again with numpy.save" % name) from None
+    except (OSError, ValueError) as exc:
+        raise InputError("%s: not a readable .npy array (%s); save inputs with numpy.save" % (name, exc)) from None
+
+
 def load_inputs(path: str) -> np.ndarray:
     """A single-array ``.npy`` with at least one row along the first (batch) axis."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError("%s: no such file" % path) from None
-    except EOFError:  # numpy's answer to an empty file
-        raise InputError("%s: the file is empty, not a .npy array; save inputs with numpy.save" % path) from None
-    except (OSError, ValueError) as exc:
-        raise InputError("%s: not a readable .npy array (%s); save inputs with numpy.save" % (path, exc)) from None
-    if not isinstance(array, np.ndarray):
-        raise InputError("%s: holds several arrays (.npz); pass a single-array .npy" % path)
+    array = read_npy(path)
     if array.ndim == 0 or array.shape[0] == 0:
         raise InputError("%s: needs at least one input along the first (batch) axis, got shape %s"
                          % (path, array.shape))

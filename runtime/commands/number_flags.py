@@ -63,6 +63,7 @@ SHARED_RANGES = {
     "--energy-bound": POSITIVE,
     "--limit": COUNT,
     "--rows": COUNT,
+    "--timeout": POSITIVE,  # seconds to wait for the daemon (submit, status)
 }  # type: Mapping[str, NumberRange]
 
 # --deadline-ms takes the local API's own range (runtime/api/protocol.py), looked up only when the flag is

@@ -8,6 +8,7 @@ from edgesplit.runtime.api.client import DEFAULT_WINDOW, ApiClient
 from edgesplit.runtime.commands.api_socket import add_socket_arguments, socket_of
 from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.inputs import read_npy
 
 
 def register(commands) -> None:
@@ -34,10 +35,7 @@ def register(commands) -> None:
 
 
 def _load(path: str, what: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError("%s %s: cannot read as .npy (%s)" % (what, path, exc)) from None
+    return read_npy(path, what)
 
 
 def _answers(client: ApiClient, inputs: np.ndarray, labels, count: int, deadline_ms):

@@ -107,6 +107,8 @@ def test_every_shared_number_flag_is_a_number_flag_wherever_a_command_has_it():
 SHARED_FLAG_CASES = [
     (["demo", "--limit", "-1"], "--limit must be a whole number >= 1, got -1"),
     (["submit", "--inputs", "x.npy", "--rows", "-1"], "--rows must be a whole number >= 1, got -1"),
+    (["submit", "--inputs", "x.npy", "--timeout", "-1"], "--timeout must be a positive number (finite, > 0), got -1"),
+    (["status", "--timeout", "0"], "--timeout must be a positive number (finite, > 0), got 0"),
     (["train", "--algo", "ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--seed", "0",
       "--out", "p.npz", "--rtt-ms", "nan"], "--rtt-ms must be zero or a positive number (finite, >= 0), got nan"),
     (["train", "--algo", "ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--seed", "0",
