@@ -14,7 +14,7 @@ import numpy as np
 
 from edgesplit.codegen.learning.baselines import (ACCURACY_ALLOWANCE, Profiling, ablations, oracle_actions,
                                                    run_oracle, static_baselines)
-from edgesplit.runtime.controller.strategies import PolicyStrategy, Strategy, load_policy_strategy
+from edgesplit.runtime.controller.strategies import EnergyInput, PolicyStrategy, Strategy, load_policy_strategy
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,10 @@ class Lineup:
 
 
 def load_policy_for(path, features: Sequence[str], n_exits: int, n_cuts: int, name: str) -> PolicyStrategy:
-    """A frozen EdgeML policy whose features the environment supplies and whose decoder fits the bundle."""
-    return load_policy_strategy(path, n_exits, n_cuts, name, features=features)
+    """A frozen EdgeML policy whose features the environment supplies, whose decoder fits the bundle and whose energy
+    input is the emulated board's (mJ), as run and demo check it: a policy built on another reading is refused."""
+    energy = EnergyInput("emulated", "mJ", "the environment's emulated board")
+    return load_policy_strategy(path, n_exits, n_cuts, name, features=features, energy=energy)
 
 
 def lineup(profiling: Profiling, policy: PolicyStrategy, planner: Optional[PolicyStrategy],

@@ -75,8 +75,9 @@ def check_flags(args) -> None:
     if args.algo != "search":
         given = [flag for name, flag in SEARCH_ONLY_FLAGS if getattr(args, name, None) is not None]
         if given:
-            raise InputError("%s: only for --algo search (--algo %s trains on --link-traces x --link-scale)"
-                             % (", ".join(given), args.algo))
+            why = (" (--algo %s trains on --link-traces x --link-scale)" % args.algo
+                   if args.link_mean_mbps is not None or args.recording_speed is not None else "")
+            raise InputError("%s: only for --algo search%s" % (", ".join(given), why))
         return
     if getattr(args, "candidates", 1) > 1:
         raise InputError("--candidates %d: --algo search trains one policy (its own search keeps the best)"
@@ -184,6 +185,32 @@ def provenance(args, bundle, fit: Sequence[Path], validation: Sequence[Path], pa
     }
 
 
+def plot_generations(generations, out_png: Path, title: str) -> None:
+    """The search's learning curve: per generation the best candidate's score, SR and accuracy, and the mean score."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [g.index for g in generations]
+    fig, axes = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    axes[0].plot(x, [g.best["value"] for g in generations], marker="o", label="best score", color="tab:blue")
+    axes[0].plot(x, [g.mean_value for g in generations], marker=".", label="population's mean score",
+                 color="tab:gray")
+    axes[0].set_ylabel("score (SR - penalties)")
+    axes[0].legend(loc="lower right")
+    axes[1].plot(x, [g.best["sr"] for g in generations], marker="o", label="best's satisfaction rate",
+                 color="tab:green")
+    axes[1].plot(x, [g.best["accuracy"] for g in generations], marker="o", label="best's accuracy",
+                 color="tab:orange")
+    axes[1].set_xlabel("generation (every candidate scored on that generation's episodes)")
+    axes[1].legend(loc="lower right")
+    axes[0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(str(out_png), dpi=110)
+    plt.close(fig)
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -246,6 +273,9 @@ def run(args) -> int:
     guard.add(args.seed, candidate, policy_id, result, params)
     if guard.choose()[3] is None:
         return guard.refuse(args)
+    curve = out.with_name(out.stem + "_curve.png")
+    plot_generations(result.generations, curve, "search on %s (emulated), seed %d: %s" % (
+        args.board, args.seed, result.policy.describe()))
     frozen = load_policy_strategy(out, env.n_exits, env.n_cuts, name="policy")  # as run and serve load it
     evaluation = []
     for index, path in enumerate(validation):
@@ -253,7 +283,7 @@ def run(args) -> int:
         evaluation.append({"recording": str(path), "role": "validation", "sr": episode.sr,
                            "accuracy": episode.accuracy, "mean_latency_ms": episode.mean_latency_ms,
                            "reward": episode.reward, "tasks": episode.tasks})
-    summary = {"out": str(out), "policy_id": policy_id, "algorithm": "search", "board": args.board,
+    summary = {"out": str(out), "policy_id": policy_id, "curve": str(curve), "algorithm": "search", "board": args.board,
                "bundle": str(bundle.root), "seed": args.seed, "policy": result.policy.describe(),
                "start": result.start.describe(), "train_score": result.train_score.to_dict(),
                "start_train_score": result.start_train_score.to_dict(),
@@ -265,8 +295,9 @@ def run(args) -> int:
     if args.json:
         print_json(summary)
         return 0
-    print("wrote %s (policy %s)" % (out, policy_id[:12]))
-    print("searched %d generations (%d candidates scored) in %.1f s; chosen: %s"
+    print("wrote %s (policy %s) and %s" % (out, policy_id[:12], curve))
+    print("searched %d generations (%d candidates scored, generation 0's gate seeds and the finalists' validation "
+          "included) in %.1f s; chosen: %s"
           % (len(result.generations), result.evaluations, result.seconds, result.policy.describe()))
     print("on the search's last episodes: SR %.3f accuracy %.3f (start: SR %.3f accuracy %.3f)"
           % (result.train_score.sr, result.train_score.accuracy, result.start_train_score.sr,

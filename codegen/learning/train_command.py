@@ -37,7 +37,8 @@ def register(commands) -> None:
                     "controller, state window, reward and exit rule, the EMULATED board's segment times and power "
                     "model, the bandwidth recordings replayed over a software link. "
                     "One epoch is one action (EdgeML's). Writes the frozen actor (policies_lite .npz with "
-                    "provenance) that run, serve and demo load with --policy, a learning-curve PNG beside it, and "
+                    "provenance) that run, serve and demo load with --policy, a learning-curve PNG beside it (per epoch for "
+                    "ddpg, per generation for search), and "
                     "the frozen policy's SR and accuracy on each training recording. See docs/learning.md.")
     parser.add_argument("--algo", required=True, choices=ALGORITHMS, help="the learning algorithm")
     parser.add_argument("--bundle", default="default", help="bundle directory ('default': the embedded MNIST one)")

@@ -108,6 +108,17 @@ def check_energy_unit(policy: FrozenPolicy, path, energy: EnergyInput) -> None:
     if unit != energy.unit:
         built = policy.provenance.get("energy_proxy") or ("an emulated board's power model"
                                                            if policy.provenance.get("board_emulated") else None)
+        board = policy.provenance.get("board")
+        if energy.proxy != "emulated" and (policy.provenance.get("board_emulated")
+                                           or policy.provenance.get("energy_proxy") == "emulated"):
+            # A policy trained in the emulator (train, build-policy) reads the emulated board's energy in mJ: what
+            # makes it runnable is emulating that board, not another live reading.
+            raise PolicyLoadError("%s: the policy was trained for the EMULATED board %s (energy in %s from its power "
+                                  "model), but %s measures energy as %s in %s: run it on that emulated board "
+                                  "([emulation] board = %r in the daemon's config, or --board %s for run/demo), "
+                                  "or train one from this board's traces (train --from-traces)"
+                                  % (path, board or "(unnamed)", unit, energy.source, energy.proxy, energy.unit,
+                                     board or "NAME", board or "NAME"))
         raise PolicyLoadError("%s: the policy was built for energy in %s%s, but %s measures energy as %s in %s: "
                               "build a policy for this energy proxy (traces from this board), or set the board "
                               "config's [policy] energy_proxy to a reading in %s"

@@ -109,7 +109,8 @@ def test_a_frozen_policy_drives_the_action_and_a_unit_mismatch_is_refused(heldou
     assert info["strategy"] == "adaptive" and not info["policy_id"].startswith("static")
     assert all(a.cut is None and not a.fallback for a in answers)  # no peer: the policy's cut runs here
     # The demo policy was built for the emulated board's mJ; rpi4's energy proxy is its CPU clock in MHz.
-    with pytest.raises(EdgesplitError, match="built for energy in mJ.*board rpi4"):
+    with pytest.raises(EdgesplitError, match=r"trained for the EMULATED board jetson_nano_cpu \(energy in mJ.*"
+                                             r"board rpi4.*\[emulation\] board = .jetson_nano_cpu."):
         Runtime("default", policy=str(DEMO_POLICY_FILE), board="rpi4")
 
 

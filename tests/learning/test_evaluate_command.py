@@ -107,6 +107,21 @@ def test_a_policy_for_another_bundle_is_refused(tmp_path):
     assert "built for 3 early exits and 5 cuts, the bundle has 2 and 4" in done.stderr
 
 
+def test_a_policy_built_on_another_energy_reading_is_refused_as_run_and_demo_refuse_it(tmp_path):
+    # the environment's energy is the emulated board's mJ: a policy whose energy input is a clock in MHz would be
+    # ranked on a scale it never saw
+    from edgesplit.policies_lite import edgeml_decoder, save_policy
+    import numpy as np
+
+    mhz = tmp_path / "mhz.npz"
+    save_policy(mhz, features=["bandwidth_mbps"], layers=[(np.zeros((4, 1)), np.zeros(4))], activations=["identity"],
+                decoder=edgeml_decoder(2, 4), mean=[0.0], std=[1.0],
+                provenance={"energy_unit": "MHz", "energy_proxy": "gpu_freq", "traces": []})
+    done = evaluate("--link", "norway_car_3", "--policy", mhz, "--tasks", 5, "--seeds", 1, "--no-progress")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "built for energy in MHz" in done.stderr and "emulated board" in done.stderr, done.stderr
+
+
 def test_an_unreadable_trace_is_refused(tmp_path):
     bad = tmp_path / "bad_trace"
     bad.write_text("not a number\n")

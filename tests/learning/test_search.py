@@ -331,6 +331,8 @@ def test_train_algo_search_writes_a_policy_with_provenance(tmp_path):
         r["name"] for r in summary["reference"]]  # the accuracy floor's references
     [row] = summary["evaluation"]
     assert row["role"] == "validation" and row["tasks"] == 100
+    assert summary["curve"] == str(out.with_name("search_curve.png"))  # the learning curve, per generation
+    assert (tmp_path / "search_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -232,8 +232,9 @@ def _detect(path: Path, text: str) -> str:
         return "ghent"
     if len(first.split()) == 2:
         return COOKED  # fcc, norway and cooked ghent share this layout and unit: time_s Mbit/s
-    raise RecordingError("%s: cannot tell the recording format from its first line %r: pass --format (one of %s)"
-                     % (path, first[:80], ", ".join(FORMATS[1:])))
+    raise RecordingError("%s: cannot tell the recording format from its first line %r: name it (one of %s) with "
+                         "'link --format' or 'run/evaluate --link-format', or convert the file to two columns, "
+                         "seconds and Mbit/s (docs/link.md)" % (path, first[:80], ", ".join(FORMATS[1:])))
 
 
 def read_recording(path: Union[str, Path], fmt: str = "auto") -> BandwidthRecording:
