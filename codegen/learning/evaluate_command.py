@@ -236,6 +236,48 @@ def build_scenario(args):
                     (DEMO["recording_speed"] if default else 1.0))
 
 
+def scenario_differences(provenance: Dict[str, Any], scenario, bundle_hash: str,
+                         link_mean_mbps: Optional[float] = None) -> List[str]:
+    """Where this evaluation's scenario differs from the one the policy records it was trained in (a policy is only
+    as good as its training scenario: evaluated in another, its row says little). Keys it does not record are
+    skipped; each difference is one phrase."""
+    def differs(trained, evaluated, tolerance=1e-6) -> bool:
+        if trained is None:
+            return False
+        if isinstance(trained, (int, float)) and isinstance(evaluated, (int, float)):
+            return abs(float(trained) - float(evaluated)) > tolerance * max(1.0, abs(float(evaluated)))
+        return trained != evaluated
+
+    found = []
+    checks = [("bundle_sha256", bundle_hash, "bundle %s", lambda v: str(v)[:12]),
+              ("board", scenario.board, "board %s", str),
+              ("workload_scale", scenario.workload_scale, "workload x%s", lambda v: "%g" % v),
+              ("recording_speed", scenario.recording_speed, "recording speed %s", lambda v: "%g" % v),
+              ("period_s", scenario.period_s, "one task per %s ms", lambda v: "%g" % (1e3 * v))]
+    for key, evaluated, phrase, show in checks:
+        trained = provenance.get(key)
+        if differs(trained, evaluated):
+            found.append(("trained with " + phrase + ", evaluated with " + phrase) % (show(trained), show(evaluated)))
+    bounds = provenance.get("bounds")  # train and search; build-policy writes latency_bound_s and energy_bound
+    if not isinstance(bounds, dict):
+        bounds = {k: provenance[old] for k, old in (("latency_s", "latency_bound_s"), ("energy", "energy_bound"))
+                  if old in provenance}
+    if differs(bounds.get("latency_s"), scenario.latency_bound_s):
+        found.append("trained for a %g ms latency bound, evaluated at %g ms"
+                     % (1e3 * bounds["latency_s"], 1e3 * scenario.latency_bound_s))
+    if "energy" in bounds:
+        trained, evaluated = bounds["energy"], scenario.energy_bound
+        if (trained is None) != (evaluated is None) or (trained is not None and differs(trained, evaluated)):
+            found.append("trained for %s, evaluated with %s" % (
+                "no energy bound" if trained is None else "a %g mJ energy bound" % trained,
+                "no energy bound" if evaluated is None else "a %g mJ energy bound" % evaluated))
+    trained_mean = provenance.get("link_mean_mbps")
+    if trained_mean is not None and (link_mean_mbps is None or differs(trained_mean, link_mean_mbps)):
+        found.append("trained on recordings scaled to a %g Mbit/s mean, evaluated %s" % (
+            trained_mean, "with --link-scale" if link_mean_mbps is None else "at a %g Mbit/s mean" % link_mean_mbps))
+    return found
+
+
 def _planner_path(args) -> Optional[str]:
     from edgesplit.runtime.default_bundle import DEFAULT_BUNDLE, DEMO_POLICY_FILE
 
@@ -273,6 +315,11 @@ def run(args) -> int:
                           tuple(e.threshold for e in manifest.exits if e.head is not None))
     features = FEATURES if args.real else env.features
     policy = load_policy_for(args.policy, features, env.n_exits, env.n_cuts, "policy")
+    differences = scenario_differences(dict(policy.policy.provenance), scenario, env.static.bundle.hash,
+                                       args.link_mean_mbps)
+    for difference in differences:
+        log.warning("--policy %s: %s: pass the flags it was trained with (edgesplit policy show %s) to evaluate it "
+                    "where it was meant to run", args.policy, difference, args.policy)
     planner_path = _planner_path(args)
     planner = load_policy_for(planner_path, features, env.n_exits, env.n_cuts, "planner") if planner_path else None
     progress.say("choosing the baselines on %d training recording(s) (MOEA: NSGA-III)" % len(train))
@@ -293,7 +340,8 @@ def run(args) -> int:
                      "tasks": scenario.episode_tasks},
         "train_links": [str(p) for p in train],
         "policy": args.policy, "planner_policy": planner_path, "seeds": seeds,
-        "results": rows, "verdict": verdict(rows), "wall_s": round(time.monotonic() - started, 1)}
+        "results": rows, "verdict": verdict(rows), "scenario_differences": differences,
+        "wall_s": round(time.monotonic() - started, 1)}
     if not args.real:
         from edgesplit.codegen.learning import environment
 

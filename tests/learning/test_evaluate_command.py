@@ -140,3 +140,42 @@ def test_link_mean_mbps_scales_the_evaluated_recording_to_that_mean(short_trace)
     scenario = json.loads(done.stdout)["scenario"]
     mean = float(np.mean(read_recording(short_trace).bps))
     assert scenario["link_scale"] * mean == pytest.approx(0.3e6)
+
+
+def test_scenario_differences_name_what_the_policy_was_trained_for():
+    from types import SimpleNamespace
+
+    from edgesplit.codegen.learning.evaluate_command import scenario_differences
+
+    scenario = SimpleNamespace(board="jetson_nano_cpu", workload_scale=112.0, recording_speed=2.0, period_s=0.1,
+                               latency_bound_s=0.1, energy_bound=900.0)
+    same = {"bundle_sha256": "abc", "board": "jetson_nano_cpu", "workload_scale": 112, "recording_speed": 2.0,
+            "period_s": 0.1, "bounds": {"latency_s": 0.1, "energy": 900.0}, "link_mean_mbps": 1.0}
+    assert scenario_differences(same, scenario, "abc", 1.0) == []
+    assert scenario_differences({}, scenario, "abc") == []  # nothing recorded, nothing claimed
+    other = dict(same, bundle_sha256="def0123456789", workload_scale=1.0, bounds={"latency_s": 0.1, "energy": None})
+    found = scenario_differences(other, scenario, "abc", None)
+    assert found == ["trained with bundle def012345678, evaluated with bundle abc",
+                     "trained with workload x1, evaluated with workload x112",
+                     "trained for no energy bound, evaluated with a 900 mJ energy bound",
+                     "trained on recordings scaled to a 1 Mbit/s mean, evaluated with --link-scale"]
+    planner = {"latency_bound_s": 0.05, "energy_bound": 900.0}  # build-policy's keys
+    assert scenario_differences(planner, scenario, "abc") == ["trained for a 50 ms latency bound, evaluated at 100 ms"]
+
+
+def test_evaluate_warns_when_the_policy_was_trained_for_another_scenario(tmp_path, short_trace):
+    from edgesplit.policies_lite import edgeml_decoder, save_policy
+    import numpy as np
+
+    policy = tmp_path / "x1.npz"
+    save_policy(policy, features=["bandwidth_mbps"], layers=[(np.zeros((4, 1)), np.zeros(4))],
+                activations=["identity"], decoder=edgeml_decoder(2, 4), mean=[0.0], std=[1.0],
+                provenance={"traces": [], "workload_scale": 1.0, "energy_unit": "mJ", "energy_proxy": "emulated"})
+    done = evaluate("--link", short_trace, "--policy", policy, "--tasks", 10, "--seeds", 1, "--no-oracle", "--json",
+                    "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["scenario_differences"] == ["trained with workload x1, evaluated with workload x112"]
+    assert "trained with workload x1, evaluated with workload x112" in done.stderr
+    done = evaluate("--link", short_trace, "--policy", "demo", "--tasks", 10, "--seeds", 1, "--no-oracle", "--json",
+                    "--no-progress")
+    assert json.loads(done.stdout)["scenario_differences"] == []  # the demo's policy, in the demo's scenario
