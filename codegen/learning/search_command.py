@@ -113,6 +113,10 @@ def split_recordings(link_traces: Sequence[str], validation_traces: Sequence[str
     from edgesplit.runtime.emulation.link.shipped import resolve_recording
 
     paths = [Path(resolve_recording(name)) for name in link_traces]
+    twice = sorted({str(p) for p in paths if paths.count(p) > 1})
+    if twice:
+        raise InputError("--link-traces names %s more than once: give each recording once (every fourth of them "
+                         "validates, the rest are searched)" % ", ".join(twice))
     if validation_traces:
         validation = [Path(resolve_recording(name)) for name in validation_traces]
         both = sorted({str(p) for p in paths} & {str(p) for p in validation})

@@ -61,7 +61,13 @@ def strategies(bundle, policy_path: str):
     n_side = len([e for e in manifest.exits if e.head is not None])
     adaptive = load_policy_strategy(policy_path, n_side, len(manifest.cuts),
                                     energy=EnergyInput("emulated", ENERGY_UNIT, "the demo's emulated board"))
-    chosen = adaptive.policy.provenance.get("static_baselines", {})
+    chosen = adaptive.policy.provenance.get("static_baselines")
+    if not chosen:
+        # A policy from train records no static baselines: the demo's are the ones chosen with its shipped policy
+        # (build-policy), so the baseline rows stay the same whatever --policy runs beside them.
+        from edgesplit.policies_lite import read_policy_file
+
+        chosen = read_policy_file(DEMO_POLICY_FILE)[0].provenance.get("static_baselines", {})
     neuro = chosen.get("neurosurgeon", {"cut": 0})
     single = chosen.get("single_threshold", {"cut": len(manifest.main), "threshold": 0.1})
     return [

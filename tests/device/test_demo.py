@@ -36,6 +36,23 @@ def test_demo_names_the_policy_it_ran(tmp_path, edgesplit):
     assert json.loads(done.stdout)["policy"]["shipped"] is False  # another file, even with the same content
 
 
+def test_the_baseline_rows_stay_the_demos_whatever_policy_runs_beside_them(tmp_path, edgesplit):
+    # A trained policy records no static baselines: the single-threshold row is still the demo's (0.30 at cut 3).
+    import numpy as np
+
+    from edgesplit.policies_lite import edgeml_decoder, save_policy
+
+    trained = tmp_path / "trained.npz"
+    save_policy(trained, features=["bandwidth_mbps"], layers=[(np.zeros((4, 1)), np.full(4, 0.5))],
+                activations=["identity"], decoder=edgeml_decoder(2, 4), mean=[0.0], std=[1.0],
+                provenance={"traces": [], "energy_unit": "mJ", "energy_proxy": "emulated", "board_emulated": True})
+    done = subprocess.run(edgesplit + ["demo", "--limit", "5", "--no-progress", "--policy", str(trained), "--json",
+                                       "--traces", str(tmp_path / "c.db")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    names = [r["strategy"] for r in json.loads(done.stdout)["results"]]
+    assert "one threshold 0.30 (cut 3)" in names and "neurosurgeon (cut 0)" in names, names
+
+
 def test_demo_reports_progress_on_stderr_and_takes_verbose_after_the_command(tmp_path, edgesplit):
     done = subprocess.run(edgesplit + ["demo", "-v", "--limit", "10", "--json", "--traces", str(tmp_path / "d.db")],
                           capture_output=True, text=True, timeout=120)

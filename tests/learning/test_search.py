@@ -342,6 +342,7 @@ def test_train_algo_search_writes_a_policy_with_provenance(tmp_path):
     (["--restarts", "2"], "--restarts: not taken by --algo search"),
     (["--link-scale", "0.3"], "give one"),
     (["--validation-traces", "norway_car_3"], "also in --link-traces"),
+    (["--link-traces", "norway_car_3", "norway_car_3"], "more than once: give each recording once"),
     (["--accuracy-margin", "3"], "--accuracy-margin 3 is more than the allowance 1.5"),
     (["--accuracy-allowance", "nan"], "--accuracy-allowance must be between 0 and 20 accuracy points"),
     (["--local-sr-weight", "1.5"], "--local-sr-weight must be between 0 and 1"),
