@@ -102,9 +102,9 @@ def _labels(path, count):
     return labels
 
 
-def build_strategy(args, executor_like):
-    return strategy_from_flags(executor_like.manifest, policy=args.policy, cut=args.cut, thresholds=args.thresholds,
-                               no_exits=args.no_exits, emulated_board=args.board)
+def build_strategy(args, bundle):
+    return strategy_from_flags(bundle.manifest, policy=args.policy, cut=args.cut, thresholds=args.thresholds,
+                               no_exits=args.no_exits, emulated_board=args.board, bundle=bundle)
 
 
 def make_emulation(args, bundle):

@@ -14,14 +14,14 @@ from edgesplit.runtime.inputs import parse_thresholds
 
 def strategy_from_flags(manifest, policy: Optional[str] = None, cut: Optional[int] = None,
                         thresholds: Optional[str] = None, no_exits: bool = False,
-                        emulated_board: Optional[str] = None) -> Strategy:
+                        emulated_board: Optional[str] = None, bundle=None) -> Strategy:
     n_side = len([e for e in manifest.exits if e.head is not None])
     if policy and (cut is not None or thresholds):
         raise InputError("give either --policy or --cut/--thresholds, not both")
     if policy:
         energy = (EnergyInput("emulated", ENERGY_UNIT, "the emulated board %s" % emulated_board)
                   if emulated_board else None)
-        return load_policy_strategy(policy, n_side, len(manifest.cuts), energy=energy)
+        return load_policy_strategy(policy, n_side, len(manifest.cuts), energy=energy, bundle=bundle)
     cut = len(manifest.main) if cut is None else cut
     if not 0 <= cut <= len(manifest.main):
         raise InputError("--cut %d: the bundle's cuts are 0..%d" % (cut, len(manifest.main)))

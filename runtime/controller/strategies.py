@@ -134,10 +134,14 @@ def check_energy_unit(policy: FrozenPolicy, path, energy: EnergyInput) -> None:
 
 
 def load_policy_strategy(path, n_exits: int, n_cuts: int, name: str = "adaptive",
-                         energy: Optional[EnergyInput] = None, features: Sequence[str] = FEATURES) -> PolicyStrategy:
+                         energy: Optional[EnergyInput] = None, features: Sequence[str] = FEATURES,
+                         bundle=None) -> PolicyStrategy:
     """Load and check a policy file against this bundle, the features the state supplies (the controller's;
     the learning environment supplies more) and, when ``energy`` says what the energy input is, the policy's
-    energy unit. ``demo`` names the shipped demo policy (``resolve_policy_path``)."""
+    energy unit. ``demo`` names the shipped demo policy (``resolve_policy_path``). With ``bundle`` (a loaded
+    Bundle), a policy that records another bundle's hash is logged as a warning: its thresholds and cuts were
+    chosen for another model's exits (the same counts let it load; a re-exported model changes the hash too,
+    so it is not refused)."""
     path = resolve_policy_path(str(path))
     try:
         policy = load_policy(Path(path), available_features=features)
@@ -151,7 +155,18 @@ def load_policy_strategy(path, n_exits: int, n_cuts: int, name: str = "adaptive"
                                  n_cuts))
     if energy is not None:
         check_energy_unit(policy, path, energy)
+    if bundle is not None:
+        check_bundle(policy, path, bundle)
     return PolicyStrategy(policy, name)
+
+
+def check_bundle(policy: FrozenPolicy, path, bundle) -> None:
+    recorded = policy.provenance.get("bundle_sha256")
+    if isinstance(recorded, str) and recorded not in (bundle.hash, bundle.wire_hash):
+        log.warning("%s: the policy was built for bundle %s (sha256 %s...), this one is %s (sha256 %s...): its "
+                    "thresholds and cuts were chosen for that model's exits; build or train one for this bundle",
+                    path, policy.provenance.get("bundle", "?"), recorded[:12], bundle.manifest.name,
+                    bundle.hash[:12])
 
 
 def local_only(n_exits: int, last_cut: int, thresholds: Sequence[float]) -> StaticStrategy:

@@ -78,7 +78,8 @@ def build_strategy(config: DaemonConfig, bundle: Bundle, board=None) -> Strategy
         if config.emulation.board:
             energy = EnergyInput("emulated", ENERGY_UNIT, "the emulated board %s" % config.emulation.board)
         try:
-            return load_policy_strategy(config.model.policy, len(side), len(manifest.cuts), energy=energy)
+            return load_policy_strategy(config.model.policy, len(side), len(manifest.cuts), energy=energy,
+                                        bundle=bundle)
         except EdgesplitError as exc:  # the policy's own message, placed at the key that names the file
             raise DaemonConfigError("%s: %s" % (key_location(config, "model", "policy"), exc)) from None
     cut = config.action.cut

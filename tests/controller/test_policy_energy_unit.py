@@ -37,3 +37,29 @@ def test_serve_check_config_refuses_the_mismatch(tmp_path):
                            "--check-config"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "mJ" in done.stderr and "MHz" in done.stderr and "cpu_freq" in done.stderr
+
+
+def test_a_policy_for_another_bundle_with_the_same_exits_is_loaded_with_a_warning(tmp_path, caplog):
+    # The same exit and cut counts let it load (a re-exported model changes the hash too), but its thresholds were
+    # chosen for another model's exits: say so, naming both bundles.
+    import logging
+
+    import numpy as np
+
+    from edgesplit.policies_lite import edgeml_decoder, save_policy
+    from edgesplit.runtime.bundle.store import load_bundle
+    from edgesplit.runtime.controller.strategies import load_policy_strategy
+    from edgesplit.runtime.default_bundle import default_bundle_path
+
+    bundle = load_bundle(default_bundle_path())
+    other = tmp_path / "other.npz"
+    save_policy(other, features=["bandwidth_mbps"], layers=[(np.zeros((4, 1)), np.zeros(4))], activations=["identity"],
+                decoder=edgeml_decoder(2, 4), mean=[0.0], std=[1.0],
+                provenance={"traces": [], "bundle": "resnet-other", "bundle_sha256": "ab" * 32})
+    with caplog.at_level(logging.WARNING):
+        load_policy_strategy(other, 2, 4, bundle=bundle)
+    assert "built for bundle resnet-other (sha256 abababababab...), this one is %s" % bundle.manifest.name in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_policy_strategy(POLICY_FILE, 2, 4, bundle=bundle)  # the demo's policy, built for this bundle
+    assert "built for bundle" not in caplog.text
