@@ -333,7 +333,7 @@ class Daemon:
             new = load_daemon_config(self.config.path)
         except DaemonConfigError as exc:
             log.error("reload refused, still serving the previous config: %s", exc)
-            self.policy_note = "config reload refused"
+            self.policy_note = "config reload refused: %s" % exc  # status says why, not only the log
             self.notifier.ready(self.status_line())
             return False
         changed = changed_keys(self.config, new)
@@ -346,7 +346,7 @@ class Daemon:
             strategy = build_strategy(candidate, self.bundle, self.board)
         except EdgesplitError as exc:
             log.error("reload: new policy refused, still serving %s: %s", self.serving.strategy.policy_id, exc)
-            self.policy_note = "policy reload refused"
+            self.policy_note = "policy reload refused: %s" % exc
             self.notifier.ready(self.status_line())
             return False
         logging.getLogger().setLevel(LEVELS[candidate.log_level])

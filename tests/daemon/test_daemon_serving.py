@@ -180,7 +180,8 @@ def test_sighup_swaps_the_policy_without_dropping_tasks_and_refuses_a_corrupt_on
     time.sleep(0.3)
     policy.write_bytes(b"PK\x03\x04 this is not a policy")
     daemon.signal(signal.SIGHUP)
-    _wait(lambda: daemon.client().status()["policy"]["note"] == "policy reload refused")
+    _wait(lambda: daemon.client().status()["policy"]["note"].startswith("policy reload refused: "))
+    assert "damaged policy .npz" in daemon.client().status()["policy"]["note"]  # status says why, not only the log
     time.sleep(0.3)
     stop.set()
     worker.join(30)
