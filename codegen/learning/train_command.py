@@ -235,6 +235,10 @@ def run(args) -> int:
     plan, workdir = prepare_in_temporary_dir(args, scenario, bundle)
     env = Environment(plan.training, seed=args.seed)
     params = Args(seed=args.seed, epochs=args.epochs, select_every=args.select_every, restarts=args.restarts)
+    if args.epochs <= params.warmup_epochs and not args.from_traces:
+        log.warning("--epochs %d: the first %d epochs are random actions (DDPG's warm-up, filling the replay buffer); "
+                    "the actor written has had %d epochs of training: give more (EdgeML trains 1000)",
+                    args.epochs, params.warmup_epochs, max(0, args.epochs - params.warmup_epochs))
     offline = None
     if args.from_traces:
         offline = read_transitions(args.from_traces, bundle.hash, params.features, ENERGY_UNIT,
@@ -297,9 +301,10 @@ def run(args) -> int:
           % (args.epochs, result.tasks, result.episodes, result.seconds, result.tasks / result.seconds))
     chosen = result.selection
     if chosen.epoch is not None:
-        print("kept the actor of epoch %d%s (validation on the training recordings: SR %.3f, accuracy %.3f, best of "
-              "%d checks)" % (chosen.epoch + 1, " of restart %d" % chosen.restart if args.restarts > 1 else "",
-                              chosen.sr, chosen.accuracy, chosen.checks))
+        print("kept the actor as it was after %d epochs%s (provenance selection.epoch %d, counted from 0; validation "
+              "on the training recordings: SR %.3f, accuracy %.3f, best of %d checks)"
+              % (chosen.epoch + 1, " of restart %d" % chosen.restart if args.restarts > 1 else "", chosen.epoch,
+                 chosen.sr, chosen.accuracy, chosen.checks))
     guard.print_verdict()
     for row in evaluation:
         print("frozen policy on %s: SR %.3f, accuracy %.3f, mean latency %.1f ms"
