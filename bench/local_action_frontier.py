@@ -9,12 +9,10 @@ exit alone. It prints one JSON document (docs/learning.md, "A fourth look").
     python bench/local_action_frontier.py --seeds 8 --tasks 500
 """
 import argparse
-import datetime
-import json
-import os
-import platform
 import sys
 import time
+
+from report import emit, header
 
 
 def main() -> int:
@@ -45,13 +43,10 @@ def main() -> int:
     rows = [dict(run([t] * env.n_exits), kind="one threshold") for t in args.thresholds]
     rows += [dict(run([float(v) for v in pair.split(",")]), kind="per exit") for pair in args.pairs]
     rows.append(dict(run([0.0] * env.n_exits), kind="final exit alone"))
-    print(json.dumps({"bench": "local_action_frontier",
-                      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                      "machine": {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()},
-                      "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+    emit(dict(header("local_action_frontier"), **{
                       "scenario": "demo_scenario (jetson_nano_cpu x112, 100 ms, 900 mJ, period 100 ms), last cut",
                       "seeds": args.seeds, "tasks": args.tasks, "rows": rows,
-                      "wall_s": round(time.monotonic() - started, 1)}, indent=1))
+                      "wall_s": round(time.monotonic() - started, 1)}))
     return 0
 
 

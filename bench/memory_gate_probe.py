@@ -14,14 +14,12 @@ accuracy. Each variant runs with its EdgeML-T1/-TL/-NonBranch ablations beside e
 """
 import argparse
 import collections
-import datetime
 import itertools
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from report import emit, header
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,17 +134,11 @@ def main() -> int:
                         "within_allowance": sum(bool(r["verdict"]["policy_within_allowance"]) for r in mine),
                         "mean_sr": sum(next(x["sr"] for x in r["results"] if x["strategy"] == "policy")
                                        for r in mine) / len(mine)})
-    report = {"bench": "memory_gate_probe", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec="seconds"), "machine": {"host": platform.node(), "cpus": os.cpu_count(),
-                                         "python": platform.python_version()},
-              "command": " ".join([Path(sys.executable).name] + sys.argv),
+    report = dict(header("memory_gate_probe"), **{
               "environment_version": environment_module.ENVIRONMENT_VERSION,
               "validation": [str(p.relative_to(args.traces_dir)) for p in validation], "accurate": args.accurate,
-              "summary": summary, "runs": runs, "wall_s": round(time.monotonic() - started, 1)}
-    text = json.dumps(report, indent=1)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
+              "summary": summary, "runs": runs, "wall_s": round(time.monotonic() - started, 1)})
+    emit(report, args.out)
     return 0
 
 

@@ -11,13 +11,12 @@ checked against before a held-out run (docs/learning.md, "A fourth look").
 """
 import argparse
 import concurrent.futures
-import datetime
 import json
-import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from report import emit, header
 
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATION_EVERY = 4  # as train --algo search's default
@@ -61,24 +60,19 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2, help="evaluate processes at once (default 2)")
+    parser.add_argument("--only", type=int, help="only the first N validation recordings")
     parser.add_argument("--out", help="also write the JSON document here")
     args = parser.parse_args()
     training, _ = split(Path(args.traces_dir))
-    validation = [p for i, p in enumerate(training) if i % VALIDATION_EVERY == VALIDATION_EVERY - 1]
+    validation = [p for i, p in enumerate(training) if i % VALIDATION_EVERY == VALIDATION_EVERY - 1][:args.only]
     jobs = [(policy, recording) for policy in args.policy for recording in validation]
-    started = datetime.datetime.now(datetime.timezone.utc)
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(lambda job: evaluate(job[0], job[1], training, args), jobs))
-    report = {"bench": "validation_check", "date": started.isoformat(timespec="seconds"),
-              "machine": {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()},
-              "command": " ".join([Path(sys.executable).name] + sys.argv),
+    report = dict(header("validation_check"), **{
               "validation": [str(p.relative_to(args.traces_dir)) for p in validation],
               "link_mean_mbps": args.link_mean_mbps, "tasks": args.tasks, "seeds": args.seeds,
-              "summary": [summary(policy, runs) for policy in args.policy], "runs": runs}
-    text = json.dumps(report, indent=1)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
+              "summary": [summary(policy, runs) for policy in args.policy], "runs": runs})
+    emit(report, args.out)
     return 1 if any("error" in r for r in runs) else 0
 
 
