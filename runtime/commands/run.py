@@ -174,10 +174,16 @@ def run_command(args) -> int:
             label += ", " + LOCAL_ONLY
         print("%d tasks, %d completed, %d fallbacks, %d offloaded%s" % (report["tasks"], report["completed"],
                                                                        report["fallbacks"], report["offloaded"], label))
-        print_table(("SR", "SR latency", "accuracy", "mean ms", "p95 ms", "bytes sent"), [(
-            "%.1f%%" % (100 * report["sr"]), "%.1f%%" % (100 * report["sr_latency"]),
-            "-" if report["accuracy"] is None else "%.1f%%" % (100 * report["accuracy"]),
-            "%.1f" % report["mean_latency_ms"], "%.1f" % report["p95_latency_ms"], report["bytes_sent"])])
+        # which strategy decided: a policy by file and id, or the static action
+        source = getattr(getattr(strategy, "policy", None), "source", None)
+        print("strategy: %s%s (%s)" % (strategy.name, " from %s" % source if source else "", strategy.policy_id))
+        energy_column = report.get("sr_energy") is not None  # only when --energy-bound set a bound to meet
+        print_table(("SR", "SR latency") + (("SR energy",) if energy_column else ()) + (
+            "accuracy", "mean ms", "p95 ms", "bytes sent"), [(
+                ("%.1f%%" % (100 * report["sr"]), "%.1f%%" % (100 * report["sr_latency"]))
+                + (("%.1f%%" % (100 * report["sr_energy"]),) if energy_column else ())
+                + ("-" if report["accuracy"] is None else "%.1f%%" % (100 * report["accuracy"]),
+                   "%.1f" % report["mean_latency_ms"], "%.1f" % report["p95_latency_ms"], report["bytes_sent"]))])
         if args.traces:
             print("traces: %s" % args.traces)
     return 0 if report["completed"] == report["tasks"] else 1

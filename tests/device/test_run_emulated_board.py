@@ -50,3 +50,19 @@ def test_board_list_says_how_each_board_is_emulated(edgesplit):
     assert boards["x86_cpu"]["emulation"]["basis"] == "assumption"
     table = subprocess.run(edgesplit + ["board", "list"], capture_output=True, text=True, timeout=60).stdout
     assert "emulated" in table and "measured" in table and "derived" in table
+
+
+def test_run_says_which_policy_decided_and_shows_the_energy_bound_it_was_held_to(heldout_files, edgesplit):
+    x, _ = heldout_files
+    done = subprocess.run(edgesplit + ["run", "default", "--inputs", str(x), "--limit", "5", "--policy", "demo",
+                                       "--board", "jetson_nano_cpu", "--workload-scale", "112", "--speedup", "20",
+                                       "--energy-bound", "900"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "strategy: adaptive from " in done.stdout and "demo_policy.npz" in done.stdout
+    header = next(line for line in done.stdout.splitlines() if line.startswith("SR "))
+    assert "SR energy" in header
+    static = subprocess.run(edgesplit + ["run", "default", "--inputs", str(x), "--limit", "5"], capture_output=True,
+                            text=True, timeout=120)
+    assert static.returncode == 0, static.stderr
+    assert "strategy: static cut 3" in static.stdout
+    assert "SR energy" not in static.stdout  # no --energy-bound: no energy bound to meet
