@@ -257,13 +257,15 @@ def run(args) -> int:
     started = time.perf_counter()
     guard = CandidateGuard(args, plan, workdir, out)
     try:
-        for seed in guard.seeds():
+        seeds = list(guard.seeds())
+        for index, seed in enumerate(seeds):
             params = Args(seed=seed, epochs=args.epochs, select_every=args.select_every, restarts=args.restarts)
             result = train(env, params, offline=offline, on_epoch=on_epoch)
             prov = dict(provenance(args, bundle, scenario, params, result, offline), retraining=plan.report)
             path = guard.path(seed)
             guard.add(seed, path, result.agent.export(path, params.features, prov), result, params)
-            bar.reset()
+            if index + 1 < len(seeds):
+                bar.reset()  # the next candidate's epochs (a reset after the last would redraw an empty bar)
     finally:
         bar.close()
     seed, result, params, policy_id = guard.choose()
