@@ -101,14 +101,20 @@ def build_emulation(config: DaemonConfig):
     from edgesplit.runtime.emulation.board import load_emulated_board
     from edgesplit.runtime.emulation.pacing import Emulation
 
-    emulation = Emulation(load_emulated_board(section.board), workload_scale=section.workload_scale)
+    try:
+        emulation = Emulation(load_emulated_board(section.board), workload_scale=section.workload_scale)
+    except EdgesplitError as exc:  # placed at the key that names the board, as every config problem is
+        raise DaemonConfigError("%s: %s" % (key_location(config, "emulation", "board"), exc)) from None
     link = None
     if section.link:
         from edgesplit.runtime.emulation.link.recording_readers import read_recording
         from edgesplit.runtime.emulation.link.shipped import resolve_recording
 
-        link = LinkSetup(read_recording(resolve_recording(section.link)), rtt_s=section.rtt_ms / 1e3,
-                         link_scale=section.link_scale, name=section.link)
+        try:
+            recording = read_recording(resolve_recording(section.link))
+        except EdgesplitError as exc:
+            raise DaemonConfigError("%s: %s" % (key_location(config, "emulation", "link"), exc)) from None
+        link = LinkSetup(recording, rtt_s=section.rtt_ms / 1e3, link_scale=section.link_scale, name=section.link)
     return emulation, link
 
 

@@ -188,3 +188,17 @@ def test_policy_demo_names_the_shipped_policy_unless_the_configs_folder_has_a_fi
     proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(config),
                            "--check-config"], stderr=subprocess.PIPE, universal_newlines=True)
     assert proc.returncode == 1 and "key model.policy" in proc.stderr and str(folder / "demo") in proc.stderr
+
+
+@pytest.mark.parametrize("emulation, key", [
+    ('[emulation]\nboard = "jetson_nanoo"\n', "emulation.board"),
+    ('[emulation]\nboard = "jetson_nano_cpu"\nlink = "no_such_recording"\n', "emulation.link"),
+])
+def test_check_config_places_an_unknown_emulated_board_or_recording_at_its_key(tmp_path, emulation, key):
+    config = tmp_path / "e.toml"
+    config.write_text('[traces]\npath = "t.db"\n[api]\nsocket = "api.sock"\n[peer]\naddress = "tcp://127.0.0.1:5555"\n'
+                      + emulation)
+    proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(config),
+                           "--check-config"], stderr=subprocess.PIPE, universal_newlines=True)
+    line = 8 if key == "emulation.board" else 9
+    assert proc.returncode == 1 and "%s:%d: key %s: " % (config, line, key) in proc.stderr, proc.stderr
