@@ -70,10 +70,13 @@ def run_submit(args) -> int:
     if labels is not None and labels.shape[:1] < (count,):
         raise InputError("--labels %s has %d labels for %d rows of --inputs: give one label per row"
                          % (args.labels, labels.shape[0] if labels.ndim else 0, count))
-    failures = 0
+    failures = correct = answered = 0
     with ApiClient(socket_of(args), timeout_s=args.timeout) as client:
         for row, answer in _answers(client, inputs, labels, count, args.deadline_ms):
             failures += int(not answer.ok)
+            if answer.ok and labels is not None:
+                answered += 1
+                correct += int(answer.result == int(labels[row]))
             if args.json:
                 print(json.dumps(answer.to_dict()), flush=True)
             elif answer.ok:
@@ -83,4 +86,6 @@ def run_submit(args) -> int:
                     answer.latency_ms))
             else:
                 print("row %d: %s: %s" % (row, answer.status, answer.message))
+    if labels is not None and not args.json and answered:
+        print("accuracy: %d of %d answered rows right (%.1f%%)" % (correct, answered, 100.0 * correct / answered))
     return 0 if failures == 0 else 1

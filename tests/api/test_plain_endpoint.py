@@ -302,6 +302,12 @@ def test_submit_command_sends_every_row_and_refuses_labels_that_do_not_fit(make_
     assert [a["status"] for a in answers] == ["ok"] * 20
     with daemon.client() as client:
         assert [a["result"] for a in answers] == [client.submit(images[i:i + 1]).result for i in range(20)]
+    # the text output ends with the accuracy over the labelled rows (the answers' classes against the labels)
+    text = subprocess.run(cli[:-1] + ["--labels", str(tmp_path / "y.npy")], capture_output=True, text=True,
+                          timeout=120)
+    right = sum(a["result"] == label for a, label in zip(answers, range(20)))
+    assert text.returncode == 0 and text.stdout.splitlines()[-1] == "accuracy: %d of 20 answered rows right (%.1f%%)" % (
+        right, 100.0 * right / 20), text.stdout[-300:]
     refused = subprocess.run(cli + ["--labels", str(tmp_path / "short.npy")], capture_output=True, text=True,
                              timeout=120)
     assert refused.returncode != 0 and "--labels" in refused.stderr and "19 labels for 20 rows" in refused.stderr
