@@ -79,7 +79,10 @@ def main() -> int:
     training, _ = split(Path(args.traces_dir))
     validation = [p for i, p in enumerate(training) if i % 4 == 3][:args.only]
     seeds = list(range(args.seeds))
+    if args.only is not None and args.only < 1:
+        parser.error("--only must be at least 1")
     variants = list(itertools.product(args.gate, args.window, args.share, args.fast))
+    began = header("memory_gate_probe")  # when it started, not when it ended
     started = time.monotonic()
 
     evaluate_parser = argparse.ArgumentParser()
@@ -134,7 +137,7 @@ def main() -> int:
                         "within_allowance": sum(bool(r["verdict"]["policy_within_allowance"]) for r in mine),
                         "mean_sr": sum(next(x["sr"] for x in r["results"] if x["strategy"] == "policy")
                                        for r in mine) / len(mine)})
-    report = dict(header("memory_gate_probe"), **{
+    report = dict(began, **{
               "environment_version": environment_module.ENVIRONMENT_VERSION,
               "validation": [str(p.relative_to(args.traces_dir)) for p in validation], "accurate": args.accurate,
               "summary": summary, "runs": runs, "wall_s": round(time.monotonic() - started, 1)})

@@ -63,12 +63,15 @@ def main() -> int:
     parser.add_argument("--only", type=int, help="only the first N validation recordings")
     parser.add_argument("--out", help="also write the JSON document here")
     args = parser.parse_args()
+    if args.only is not None and args.only < 1:
+        parser.error("--only must be at least 1")
     training, _ = split(Path(args.traces_dir))
     validation = [p for i, p in enumerate(training) if i % VALIDATION_EVERY == VALIDATION_EVERY - 1][:args.only]
+    started = header("validation_check")  # when it started, not when it ended
     jobs = [(policy, recording) for policy in args.policy for recording in validation]
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(lambda job: evaluate(job[0], job[1], training, args), jobs))
-    report = dict(header("validation_check"), **{
+    report = dict(started, **{
               "validation": [str(p.relative_to(args.traces_dir)) for p in validation],
               "link_mean_mbps": args.link_mean_mbps, "tasks": args.tasks, "seeds": args.seeds,
               "summary": [summary(policy, runs) for policy in args.policy], "runs": runs})

@@ -34,7 +34,7 @@ def check_policy_out(out: str, replace: bool, replace_flag: str) -> Path:
     return path
 
 
-def write_failed(out, exc: OSError) -> InputError:
+def write_failed(out, exc: OSError, what: str = "the policy") -> InputError:
     """The error for a final write that failed after the work (the disk filled up, the folder went away)."""
-    return InputError("--out %s: writing the policy failed (%s); nothing was replaced: free space or choose "
-                      "another path, and run again" % (out, exc.strerror or exc))
+    return InputError("%s: writing %s failed (%s); nothing was replaced: free space or choose another --out, and "
+                      "run again" % (out, what, exc.strerror or exc))

@@ -45,10 +45,15 @@ def read_npy(path: str, what: str = "") -> np.ndarray:
         raise InputError("%s: not a .npy array (it starts with %r); save inputs with numpy.save" % (name, head))
     try:
         return np.load(path, allow_pickle=False)
-    except EOFError:
-        raise InputError("%s: the .npy is cut short; save it again with numpy.save" % name) from None
-    except (OSError, ValueError) as exc:
-        raise InputError("%s: not a readable .npy array (%s); save inputs with numpy.save" % (name, exc)) from None
+    except MemoryError:
+        raise InputError("%s: its header claims an array larger than this machine's memory; save inputs with "
+                         "numpy.save" % name) from None
+    except (EOFError, OSError, ValueError) as exc:
+        text = str(exc)
+        if isinstance(exc, EOFError) or "EOF" in text or "Failed to read all data" in text or "cannot reshape" in text:
+            raise InputError("%s: the .npy is cut short (%s); copy or save it again with numpy.save"
+                             % (name, text)) from None
+        raise InputError("%s: not a readable .npy array (%s); save inputs with numpy.save" % (name, text)) from None
 
 
 def load_inputs(path: str) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from edgesplit.runtime.commands.number_flags import POSITIVE
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.emulation.scenario import DEMO
 from edgesplit.runtime.errors import InputError
@@ -60,6 +61,8 @@ def register(commands) -> None:
     parser.add_argument("--recording-speed", type=float,
                         help="recorded seconds per emulated second (default 1; the demo's %g for the default "
                              "bundle)" % DEMO["recording_speed"])
+    parser.add_argument("--period-ms", type=float, default=1e3 * DEMO["period_s"],
+                        help="one task arrives every this many ms (default %(default)g, the demo's)")
     parser.add_argument("--rtt-ms", type=float, default=1e3 * DEMO["rtt_s"], help="the link's base RTT "
                         "(default %(default)g)")
     parser.add_argument("--policy", required=True, metavar="P.npz", help="the trained policy to evaluate (its row "
@@ -93,7 +96,7 @@ def register(commands) -> None:
                         help="with --real: emulated seconds per real second (default %(default)g)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--no-progress", action="store_true", help="print no progress lines (stderr)")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, number_flag_ranges={"--period-ms": POSITIVE})
 
 
 class Progress:
@@ -229,31 +232,44 @@ def build_scenario(args):
                     workload_scale=args.workload_scale if args.workload_scale is not None else
                     (DEMO["workload_scale"] if default else 1.0),
                     measured_profile=args.measured_profile, latency_bound_s=latency_s, energy_bound=energy,
-                    period_s=DEMO["period_s"], episode_tasks=args.tasks,
+                    period_s=args.period_ms / 1e3, episode_tasks=args.tasks,
                     images=Path(args.images) if args.images else None,
                     labels=Path(args.labels) if args.labels else None,
                     recording_speed=args.recording_speed if args.recording_speed is not None else
                     (DEMO["recording_speed"] if default else 1.0))
 
 
-def scenario_differences(provenance: Dict[str, Any], scenario, bundle_hash: str,
+def scenario_differences(provenance: Dict[str, Any], scenario, bundle_hash,
                          link_mean_mbps: Optional[float] = None) -> List[str]:
     """Where this evaluation's scenario differs from the one the policy records it was trained in (a policy is only
     as good as its training scenario: evaluated in another, its row says little). Keys it does not record are
-    skipped; each difference is one phrase."""
-    def differs(trained, evaluated, tolerance=1e-6) -> bool:
+    skipped; each difference is one phrase. Provenance is free-form JSON: a value of another type than expected is
+    compared and shown as it is, never a crash. ``bundle_hash``: the bundle's hash, or the hashes it answers to (its
+    own and, for a converted bundle, its source's: ``Bundle.wire_hash``), the first shown."""
+    hashes = (bundle_hash,) if isinstance(bundle_hash, str) else tuple(bundle_hash)
+    def number(value) -> Optional[float]:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def differs(trained, evaluated) -> bool:
         if trained is None:
             return False
-        if isinstance(trained, (int, float)) and isinstance(evaluated, (int, float)):
-            return abs(float(trained) - float(evaluated)) > tolerance * max(1.0, abs(float(evaluated)))
+        a, b = number(trained), number(evaluated)
+        if a is not None and b is not None:
+            return abs(a - b) > 1e-6 * max(1.0, abs(b))
         return trained != evaluated
 
+    def shown(value, fmt: str, scale: float = 1.0) -> str:
+        v = number(value)
+        return fmt % (scale * v) if v is not None else "%r" % (value,)
+
     found = []
-    checks = [("bundle_sha256", bundle_hash, "bundle %s", lambda v: str(v)[:12]),
-              ("board", scenario.board, "board %s", str),
-              ("workload_scale", scenario.workload_scale, "workload x%s", lambda v: "%g" % v),
-              ("recording_speed", scenario.recording_speed, "recording speed %s", lambda v: "%g" % v),
-              ("period_s", scenario.period_s, "one task per %s ms", lambda v: "%g" % (1e3 * v))]
+    trained_hash = provenance.get("bundle_sha256")
+    if trained_hash is not None and trained_hash not in hashes:
+        found.append("trained with bundle %s, evaluated with bundle %s" % (str(trained_hash)[:12], hashes[0][:12]))
+    checks = [("board", scenario.board, "board %s", str),
+              ("workload_scale", scenario.workload_scale, "workload x%s", lambda v: shown(v, "%g")),
+              ("recording_speed", scenario.recording_speed, "recording speed %s", lambda v: shown(v, "%g")),
+              ("period_s", scenario.period_s, "one task per %s ms (--period-ms)", lambda v: shown(v, "%g", 1e3))]
     for key, evaluated, phrase, show in checks:
         trained = provenance.get(key)
         if differs(trained, evaluated):
@@ -263,18 +279,19 @@ def scenario_differences(provenance: Dict[str, Any], scenario, bundle_hash: str,
         bounds = {k: provenance[old] for k, old in (("latency_s", "latency_bound_s"), ("energy", "energy_bound"))
                   if old in provenance}
     if differs(bounds.get("latency_s"), scenario.latency_bound_s):
-        found.append("trained for a %g ms latency bound, evaluated at %g ms"
-                     % (1e3 * bounds["latency_s"], 1e3 * scenario.latency_bound_s))
+        found.append("trained for a %s ms latency bound, evaluated at %s ms"
+                     % (shown(bounds["latency_s"], "%g", 1e3), shown(scenario.latency_bound_s, "%g", 1e3)))
     if "energy" in bounds:
         trained, evaluated = bounds["energy"], scenario.energy_bound
         if (trained is None) != (evaluated is None) or (trained is not None and differs(trained, evaluated)):
             found.append("trained for %s, evaluated with %s" % (
-                "no energy bound" if trained is None else "a %g mJ energy bound" % trained,
-                "no energy bound" if evaluated is None else "a %g mJ energy bound" % evaluated))
+                "no energy bound" if trained is None else "a %s mJ energy bound" % shown(trained, "%g"),
+                "no energy bound" if evaluated is None else "a %s mJ energy bound" % shown(evaluated, "%g")))
     trained_mean = provenance.get("link_mean_mbps")
     if trained_mean is not None and (link_mean_mbps is None or differs(trained_mean, link_mean_mbps)):
-        found.append("trained on recordings scaled to a %g Mbit/s mean, evaluated %s" % (
-            trained_mean, "with --link-scale" if link_mean_mbps is None else "at a %g Mbit/s mean" % link_mean_mbps))
+        found.append("trained on recordings scaled to a %s Mbit/s mean, evaluated %s" % (
+            shown(trained_mean, "%g"),
+            "with --link-scale" if link_mean_mbps is None else "at a %g Mbit/s mean" % link_mean_mbps))
     return found
 
 
@@ -315,11 +332,11 @@ def run(args) -> int:
                           tuple(e.threshold for e in manifest.exits if e.head is not None))
     features = FEATURES if args.real else env.features
     policy = load_policy_for(args.policy, features, env.n_exits, env.n_cuts, "policy")
-    differences = scenario_differences(dict(policy.policy.provenance), scenario, env.static.bundle.hash,
-                                       args.link_mean_mbps)
+    differences = scenario_differences(dict(policy.policy.provenance), scenario,
+                                       (env.static.bundle.hash, env.static.bundle.wire_hash), args.link_mean_mbps)
     for difference in differences:
-        log.warning("--policy %s: %s: pass the flags it was trained with (edgesplit policy show %s) to evaluate it "
-                    "where it was meant to run", args.policy, difference, args.policy)
+        log.warning("--policy %s: %s: evaluate it with the settings it was trained with (edgesplit policy show %s "
+                    "lists them)", args.policy, difference, args.policy)
     planner_path = _planner_path(args)
     planner = load_policy_for(planner_path, features, env.n_exits, env.n_cuts, "planner") if planner_path else None
     progress.say("choosing the baselines on %d training recording(s) (MOEA: NSGA-III)" % len(train))

@@ -219,6 +219,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from edgesplit.codegen.learning.retraining import CandidateGuard, prepare_in_temporary_dir
+    from edgesplit.codegen.policy_output import write_failed
 
     from edgesplit.codegen.learning.environment import Environment
     from edgesplit.codegen.learning.search import Args, search, starting_policy
@@ -271,15 +272,21 @@ def run(args) -> int:
     finally:
         bar.close()
     candidate = guard.path(args.seed)
-    policy_id = result.policy.export(candidate, env.n_exits, env.n_cuts, env.max_interval,
-                                     dict(provenance(args, bundle, fit, validation, params, result, references),
-                                          retraining=plan.report))
+    try:
+        policy_id = result.policy.export(candidate, env.n_exits, env.n_cuts, env.max_interval,
+                                         dict(provenance(args, bundle, fit, validation, params, result, references),
+                                              retraining=plan.report))
+    except OSError as exc:  # --out itself without --from-traces: the disk filled up, the folder went away
+        raise write_failed(candidate, exc) from None
     guard.add(args.seed, candidate, policy_id, result, params)
     if guard.choose()[3] is None:
         return guard.refuse(args)
     curve = out.with_name(out.stem + "_curve.png")
-    plot_generations(result.generations, curve, "search on %s (emulated), seed %d: %s" % (
-        args.board, args.seed, result.policy.describe()))
+    try:
+        plot_generations(result.generations, curve, "search on %s (emulated), seed %d: %s" % (
+            args.board, args.seed, result.policy.describe()))
+    except OSError as exc:
+        raise write_failed(curve, exc, "the learning curve (the policy beside it is written)") from None
     frozen = load_policy_strategy(out, env.n_exits, env.n_cuts, name="policy")  # as run and serve load it
     evaluation = []
     for index, path in enumerate(validation):

@@ -17,7 +17,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from edgesplit.codegen.learning import search_command
-from edgesplit.codegen.policy_output import check_policy_out
+from edgesplit.codegen.policy_output import check_policy_out, write_failed
 from edgesplit.runtime.commands.number_flags import POSITIVE
 from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.errors import InputError
@@ -263,7 +263,11 @@ def run(args) -> int:
             result = train(env, params, offline=offline, on_epoch=on_epoch)
             prov = dict(provenance(args, bundle, scenario, params, result, offline), retraining=plan.report)
             path = guard.path(seed)
-            guard.add(seed, path, result.agent.export(path, params.features, prov), result, params)
+            try:
+                policy_id = result.agent.export(path, params.features, prov)
+            except OSError as exc:  # --out itself without --from-traces: the disk filled up, the folder went away
+                raise write_failed(path, exc) from None
+            guard.add(seed, path, policy_id, result, params)
             if index + 1 < len(seeds):
                 bar.reset()  # the next candidate's epochs (a reset after the last would redraw an empty bar)
     finally:
@@ -272,9 +276,11 @@ def run(args) -> int:
     if policy_id is None:
         return guard.refuse(args)
     curve = out.with_name(out.stem + "_curve.png")
-    plot_curve(result.log, curve, "%s on %s (emulated), %s, seed %d" % (args.algo, args.board,
-                                                                      ", ".join(Path(t).name for t in args.link_traces),
-                                                                      seed))
+    try:
+        plot_curve(result.log, curve, "%s on %s (emulated), %s, seed %d"
+                   % (args.algo, args.board, ", ".join(Path(t).name for t in args.link_traces), seed))
+    except OSError as exc:
+        raise write_failed(curve, exc, "the learning curve (the policy beside it is written)") from None
     if args.write_traces:
         from edgesplit.codegen.learning.trace_transitions import write_transitions
 

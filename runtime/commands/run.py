@@ -176,7 +176,7 @@ def run_command(args) -> int:
                                                                        report["fallbacks"], report["offloaded"], label))
         # which strategy decided: a policy by file and id, or the static action
         source = getattr(getattr(strategy, "policy", None), "source", None)
-        print("strategy: %s%s (%s)" % (strategy.name, " from %s" % source if source else "", strategy.policy_id))
+        print("strategy: %s%s" % (strategy.name, " from %s (%s)" % (source, strategy.policy_id) if source else ""))
         energy_column = report.get("sr_energy") is not None  # only when --energy-bound set a bound to meet
         print_table(("SR", "SR latency") + (("SR energy",) if energy_column else ()) + (
             "accuracy", "mean ms", "p95 ms", "bytes sent"), [(

@@ -114,9 +114,9 @@ def check_energy_unit(policy: FrozenPolicy, path, energy: EnergyInput) -> None:
             # A policy trained in the emulator (train, build-policy) reads the emulated board's energy in mJ: what
             # makes it runnable is emulating that board, not another live reading.
             raise PolicyLoadError("%s: the policy was trained for the EMULATED board %s (energy in %s from its power "
-                                  "model), but %s measures energy as %s in %s: run it on that emulated board "
-                                  "([emulation] board = %r in the daemon's config, or --board %s for run/demo), "
-                                  "or train one from this board's traces (train --from-traces)"
+                                  "model), but %s measures energy as %s in %s: run it where that board is emulated "
+                                  "([emulation] board = %r in the daemon's config, run --board %s), or build one for "
+                                  "this board's reading (edgesplit profile, then build-policy --measured-profile)"
                                   % (path, board or "(unnamed)", unit, energy.source, energy.proxy, energy.unit,
                                      board or "NAME", board or "NAME"))
         raise PolicyLoadError("%s: the policy was built for energy in %s%s, but %s measures energy as %s in %s: "

@@ -13,6 +13,12 @@ from typing import Mapping, Optional
 log = logging.getLogger(__name__)
 
 
+def one_line(text: str) -> str:
+    """A STATUS value on one line: a newline in it would start another assignment (a file name or a policy's error
+    message can carry one, and WATCHDOG=trigger would kill the daemon)."""
+    return text.replace("\r", " ").replace("\n", " ")
+
+
 class SystemdNotifier:
     def __init__(self, address: Optional[str], watchdog_s: Optional[float] = None):
         self.address = address
@@ -54,16 +60,16 @@ class SystemdNotifier:
         return True
 
     def ready(self, status: str = "") -> bool:
-        return self.send("READY=1", *(["STATUS=" + status] if status else []))
+        return self.send("READY=1", *(["STATUS=" + one_line(status)] if status else []))
 
     def status(self, text: str) -> bool:
-        return self.send("STATUS=" + text.replace("\n", " "))
+        return self.send("STATUS=" + one_line(text))
 
     def reloading(self) -> bool:
         return self.send("RELOADING=1")
 
     def stopping(self, status: str = "") -> bool:
-        return self.send("STOPPING=1", *(["STATUS=" + status] if status else []))
+        return self.send("STOPPING=1", *(["STATUS=" + one_line(status)] if status else []))
 
     def watchdog(self) -> bool:
         return self.send("WATCHDOG=1")

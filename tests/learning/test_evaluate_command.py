@@ -161,6 +161,12 @@ def test_scenario_differences_name_what_the_policy_was_trained_for():
                      "trained on recordings scaled to a 1 Mbit/s mean, evaluated with --link-scale"]
     planner = {"latency_bound_s": 0.05, "energy_bound": 900.0}  # build-policy's keys
     assert scenario_differences(planner, scenario, "abc") == ["trained for a 50 ms latency bound, evaluated at 100 ms"]
+    odd = {"workload_scale": "112", "bounds": {"latency_s": "0.1", "energy": "900"}, "link_mean_mbps": "1"}
+    assert scenario_differences(odd, scenario, "abc", 1.0) == [  # free-form JSON: shown as it is, never a crash
+        "trained with workload x'112', evaluated with workload x112",
+        "trained for a '0.1' ms latency bound, evaluated at 100 ms",
+        "trained for a '900' mJ energy bound, evaluated with a 900 mJ energy bound",
+        "trained on recordings scaled to a '1' Mbit/s mean, evaluated at a 1 Mbit/s mean"]
 
 
 def test_evaluate_warns_when_the_policy_was_trained_for_another_scenario(tmp_path, short_trace):

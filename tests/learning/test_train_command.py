@@ -239,3 +239,26 @@ def test_force_alone_points_to_overwrite(tmp_path):
                 "--force")
     assert done.returncode == 1
     assert "--force: only with --from-traces" in done.stderr and "--overwrite" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("algo, target", [("search", "edgesplit.codegen.learning.search.GatedPolicy.export"),
+                                          ("ddpg", "edgesplit.codegen.learning.ddpg.DDPG.export")])
+def test_a_full_disk_at_the_final_write_is_one_clear_error(tmp_path, monkeypatch, capsys, algo, target):
+    # The --out check passed before training; the disk filled up while it ran: one line naming the file, no traceback.
+    import errno
+
+    from edgesplit.runtime.cli import main
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(target, full)
+    out = tmp_path / "p.npz"
+    extra = (["--generations", "1", "--population", "2", "--link-traces", "norway_car_3", "ghent_bus_0001"]
+             if algo == "search" else ["--epochs", "3", "--link-traces", "norway_car_3"])
+    code = main(["train", "--algo", algo, "--board", "jetson_nano_cpu", "--episode-tasks", "50", "--seed", "0",
+                 "--out", str(out), "--no-progress"] + extra)
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err, err
+    assert "%s: writing the policy failed (No space left on device)" % out in err, err
+    assert not out.exists()
