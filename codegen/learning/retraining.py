@@ -235,8 +235,10 @@ def reconstruct_network(run: BoardRun, scenario: Scenario, reply: int) -> Tuple[
             rates[k], source[k] = float(np.median(estimates[k])), "estimates"
     known = np.flatnonzero(~np.isnan(rates))
     if not len(known):
-        raise RetrainingError("%s: no task carries a transfer or a bandwidth estimate: the board's network cannot be "
-                              "rebuilt; pass --no-board-network" % run.where)
+        raise RetrainingError("%s: no task carries a transfer or a bandwidth estimate (a run without a peer): the "
+                              "board's network cannot be rebuilt; the training mix, the calibration and the guard all "
+                              "replay it: pass --no-board-network --no-guard --no-calibrate to learn from its "
+                              "transitions alone" % run.where)
     # A second without a task holds the nearest known rate before it (after it, at the start).
     for k in range(seconds):
         if np.isnan(rates[k]):
@@ -459,12 +461,19 @@ def prepare(args, scenario: Scenario, bundle, workdir: Path) -> Plan:
         check_enough_to_calibrate(runs)
     report = {"applies": True, "runs": [{"db": str(r.db), "run_id": r.run_id, "tasks": len(r.rows)} for r in runs]}
     networks, network_reports = [], []
+    needs_network = not (args.no_board_network and args.no_guard and args.no_calibrate)
     for run in runs:
         seconds = run.rows[-1][COL["arrival_s"]] - run.rows[0][COL["arrival_s"]]
         if seconds < MIN_NETWORK_SECONDS:
             log.info("%s: %.1f s of tasks, too short to rebuild its network", run.where, seconds)
             continue
-        recording, rebuilt = reconstruct_network(run, scenario, reply_bytes(bundle))
+        try:
+            recording, rebuilt = reconstruct_network(run, scenario, reply_bytes(bundle))
+        except RetrainingError as exc:
+            if needs_network:
+                raise
+            log.info("%s (not needed: no board network, guard or calibration)", exc)
+            continue
         networks.append(recording)
         network_reports.append(rebuilt)
     if not networks and not (args.no_board_network and args.no_guard and args.no_calibrate):

@@ -314,3 +314,24 @@ def test_the_speed_ratio_holds_for_segments_of_nearly_equal_size():
     assert speed_ratio({"a": 0.0466, "b": 0.0439, "h": 0.0050}, {"a": 0.04654, "b": 0.0438, "h": 0.0049}) \
         == pytest.approx(1.0, abs=0.01)
     assert speed_ratio({}, {"a": 0.01}) == 1.0
+
+
+def test_a_run_without_a_peer_trains_from_its_transitions_once_told_to(tmp_path):
+    # No task carries a transfer or an estimate: the network cannot be rebuilt, and the error names every flag that
+    # drops a use of it; with them the transitions alone train (the hint used to name one flag, which did not help).
+    images, labels = load_heldout()
+    np.save(tmp_path / "x.npy", np.concatenate([images] * 2)[:240])
+    np.save(tmp_path / "y.npy", np.concatenate([labels] * 2)[:240].astype(np.int64))
+    db = tmp_path / "alone.db"
+    done = _run("run", "default", *BOARD, "--speedup", "4", "--inputs", tmp_path / "x.npy", "--labels",
+                tmp_path / "y.npy", "--policy", DEMO_POLICY_FILE, "--traces", db, "--json", timeout=600)
+    assert done.returncode == 0, done.stderr
+    train = ["train", "--algo", "ddpg", *BOARD, "--link-traces", "norway_car_3", "--link-scale", LINK_SCALE,
+             "--from-traces", db, "--epochs", "3", "--episode-tasks", "50", "--seed", "0", "--no-progress"]
+    refused = _run(*train, "--out", tmp_path / "a.npz")
+    assert refused.returncode == 1, refused.stderr
+    assert "no task carries a transfer" in refused.stderr, refused.stderr
+    assert "pass --no-board-network --no-guard --no-calibrate" in refused.stderr, refused.stderr
+    told = _run(*train, "--no-board-network", "--no-guard", "--no-calibrate", "--out", tmp_path / "b.npz")
+    assert told.returncode == 0, told.stderr
+    assert load_policy(tmp_path / "b.npz").provenance["from_traces"]
