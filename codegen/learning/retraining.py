@@ -589,14 +589,19 @@ class CandidateGuard:
         if args.json:
             print_json(dict(self.summary(), out=str(self.out), policy_id=None, algorithm=args.algo))
         print("edgesplit train: the guard refused the new policy (best of %d candidate(s), seed %d): %s, on the "
-              "board's network in the calibrated environment (%d seeds); nothing written to %s. Pass --force to write "
-              "it anyway." % (len(self.candidates), self.chosen["seed"], g["reason"], len(self.guard_seeds),
-                              self.out), file=sys.stderr)
+              "board's network in the environment with %s (%d seeds); nothing written to %s. Pass --force to write "
+              "it anyway." % (len(self.candidates), self.chosen["seed"], g["reason"], self.timing(),
+                              len(self.guard_seeds), self.out), file=sys.stderr)
         return REFUSED_EXIT_CODE
 
     def print_verdict(self) -> None:
         if self.env is None:
             return
         g = self.chosen["guard"]
-        print("guard (board's network, calibrated timing, %d seeds): %s%s" % (
-            len(self.guard_seeds), g["reason"], "; written because of --force" if not g["passed"] else ""))
+        print("guard (board's network, %s, %d seeds): %s%s" % (
+            self.timing(), len(self.guard_seeds), g["reason"], "; written because of --force" if not g["passed"] else ""))
+
+    def timing(self) -> str:
+        """Which timing the guard ran with: the board's, calibrated from its tasks, or the profile's (--no-calibrate)."""
+        return ("the board's timing (calibrated)" if self.plan.report.get("calibration")
+                else "the profile's timing (not calibrated: --no-calibrate)")
