@@ -73,7 +73,8 @@ def _strategy(bundle, board, policy: Optional[str], cut: Optional[int], threshol
         # As serve does: a policy built for another energy unit than this board's proxy is refused.
         energy = None if board is None else EnergyInput(board.policy.energy_proxy, board.bounds.energy_unit,
                                                         "board %s" % board.name)
-        return load_policy_strategy(policy, len(side), len(manifest.cuts), energy=energy, bundle=bundle)
+        return load_policy_strategy(policy, len(side), len(manifest.cuts), energy=energy, bundle=bundle,
+                                    board_name=None if board is None else board.name)
     limits = list(side if thresholds is None else thresholds)
     if len(limits) != len(side):
         raise InputError("thresholds=: got %d thresholds for %d early exits" % (len(limits), len(side)))

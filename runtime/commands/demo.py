@@ -61,7 +61,7 @@ def strategies(bundle, policy_path: str):
     n_side = len([e for e in manifest.exits if e.head is not None])
     adaptive = load_policy_strategy(policy_path, n_side, len(manifest.cuts),
                                     energy=EnergyInput("emulated", ENERGY_UNIT, "the demo's emulated board"),
-                                    bundle=bundle)
+                                    bundle=bundle, board_name=DEMO["board"])
     chosen = adaptive.policy.provenance.get("static_baselines")
     if not chosen:
         # A policy from train records no static baselines: the demo's are the ones chosen with its shipped policy

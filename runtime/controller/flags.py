@@ -21,7 +21,8 @@ def strategy_from_flags(manifest, policy: Optional[str] = None, cut: Optional[in
     if policy:
         energy = (EnergyInput("emulated", ENERGY_UNIT, "the emulated board %s" % emulated_board)
                   if emulated_board else None)
-        return load_policy_strategy(policy, n_side, len(manifest.cuts), energy=energy, bundle=bundle)
+        return load_policy_strategy(policy, n_side, len(manifest.cuts), energy=energy, bundle=bundle,
+                                    board_name=emulated_board)
     cut = len(manifest.main) if cut is None else cut
     if not 0 <= cut <= len(manifest.main):
         raise InputError("--cut %d: the bundle's cuts are 0..%d" % (cut, len(manifest.main)))

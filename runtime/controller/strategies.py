@@ -135,13 +135,14 @@ def check_energy_unit(policy: FrozenPolicy, path, energy: EnergyInput) -> None:
 
 def load_policy_strategy(path, n_exits: int, n_cuts: int, name: str = "adaptive",
                          energy: Optional[EnergyInput] = None, features: Sequence[str] = FEATURES,
-                         bundle=None) -> PolicyStrategy:
+                         bundle=None, board_name: Optional[str] = None) -> PolicyStrategy:
     """Load and check a policy file against this bundle, the features the state supplies (the controller's;
     the learning environment supplies more) and, when ``energy`` says what the energy input is, the policy's
     energy unit. ``demo`` names the shipped demo policy (``resolve_policy_path``). With ``bundle`` (a loaded
     Bundle), a policy that records another bundle's hash is logged as a warning: its thresholds and cuts were
     chosen for another model's exits (the same counts let it load; a re-exported model changes the hash too,
-    so it is not refused)."""
+    so it is not refused). With ``board_name`` (the board it will run on, emulated or live), a policy that records
+    another board is logged as a warning too: its segment times and energy were that board's."""
     path = resolve_policy_path(str(path))
     try:
         policy = load_policy(Path(path), available_features=features)
@@ -157,6 +158,10 @@ def load_policy_strategy(path, n_exits: int, n_cuts: int, name: str = "adaptive"
         check_energy_unit(policy, path, energy)
     if bundle is not None:
         check_bundle(policy, path, bundle)
+    trained_on = policy.provenance.get("board")
+    if board_name and isinstance(trained_on, str) and trained_on != board_name:
+        log.warning("%s: the policy was built for board %s, it runs on board %s: its timing and energy were "
+                    "that board's; build or train one for %s", path, trained_on, board_name, board_name)
     return PolicyStrategy(policy, name)
 
 

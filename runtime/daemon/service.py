@@ -79,7 +79,8 @@ def build_strategy(config: DaemonConfig, bundle: Bundle, board=None) -> Strategy
             energy = EnergyInput("emulated", ENERGY_UNIT, "the emulated board %s" % config.emulation.board)
         try:
             return load_policy_strategy(config.model.policy, len(side), len(manifest.cuts), energy=energy,
-                                        bundle=bundle)
+                                        bundle=bundle, board_name=config.emulation.board or (
+                                            board.name if board is not None else None))
         except EdgesplitError as exc:  # the policy's own message, placed at the key that names the file
             raise DaemonConfigError("%s: %s" % (key_location(config, "model", "policy"), exc)) from None
     cut = config.action.cut
@@ -355,6 +356,8 @@ class Daemon:
             self.policy_note = "policy reload refused: %s" % exc
             self.notifier.ready(self.status_line())
             return False
+        if strategy.policy_id != self.serving.strategy.policy_id and "model.policy" not in changed:
+            changed = list(changed) + ["the policy file's content"]  # the same path, a new file: a change all the same
         logging.getLogger().setLevel(LEVELS[candidate.log_level])
         self.serving.use_strategy(strategy)
         self.serving.use_bounds(build_bounds(candidate, self.board))

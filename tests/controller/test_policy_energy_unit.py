@@ -63,3 +63,19 @@ def test_a_policy_for_another_bundle_with_the_same_exits_is_loaded_with_a_warnin
     with caplog.at_level(logging.WARNING):
         load_policy_strategy(POLICY_FILE, 2, 4, bundle=bundle)  # the demo's policy, built for this bundle
     assert "built for bundle" not in caplog.text
+
+
+def test_a_policy_for_another_board_is_loaded_with_a_warning(caplog):
+    # Its segment times and energy were that board's: say so when the board it runs on is known.
+    import logging
+
+    from edgesplit.runtime.controller.strategies import load_policy_strategy
+
+    with caplog.at_level(logging.WARNING):
+        load_policy_strategy(POLICY_FILE, 2, 4, board_name="rpi4")
+    assert "built for board jetson_nano_cpu, it runs on board rpi4" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_policy_strategy(POLICY_FILE, 2, 4, board_name="jetson_nano_cpu")
+        load_policy_strategy(POLICY_FILE, 2, 4)  # the board unknown: nothing to compare
+    assert "built for board" not in caplog.text

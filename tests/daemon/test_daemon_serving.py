@@ -196,6 +196,8 @@ def test_sighup_swaps_the_policy_without_dropping_tasks_and_refuses_a_corrupt_on
     switch = ids.index(second_id)
     assert set(ids[:switch]) == {first_id} and set(ids[switch:]) == {second_id}
     assert "new policy refused" in daemon.log.read_text()
+    # the first reload kept the path and replaced the file: the log says what changed, not "nothing"
+    assert "changed the policy file's content" in daemon.log.read_text()
 
 
 def _wait(predicate, timeout_s: float = 10.0) -> None:
