@@ -1,11 +1,13 @@
 """``edgesplit submit``: send inputs to the running daemon, or post late feedback for a finished task."""
 import json
 import math
+import time
 
 import numpy as np
 
 from edgesplit.runtime.api.client import DEFAULT_WINDOW, ApiClient
 from edgesplit.runtime.commands.api_socket import add_socket_arguments, socket_of
+from edgesplit.runtime.commands.number_flags import POSITIVE
 from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.inputs import read_npy
@@ -26,21 +28,34 @@ def register(commands) -> None:
     parser.add_argument("--deadline-ms", type=float, default=None,
                         help="per-task deadline after arrival (default: the daemon's api.default_deadline_ms)")
     parser.add_argument("--labels", metavar="Y.npy", help="true labels, one per row, stored with each task")
+    parser.add_argument("--period-ms", type=float, metavar="MS",
+                        help="send one row every MS milliseconds, as a sensor would, each after the previous answer "
+                             "(default: back to back, %d awaiting an answer at a time)" % DEFAULT_WINDOW)
     parser.add_argument("--feedback", type=int, metavar="TASK_ID", help="post late feedback for this task")
     parser.add_argument("--label", type=int, help="with --feedback: the task's true label")
     parser.add_argument("--rating", type=float, metavar="X",
                         help="with --feedback: the application's rating of the result (any finite number)")
     parser.add_argument("--json", action="store_true", help="print each answer as one JSON object on its own line (JSON Lines)")
-    parser.set_defaults(handler=run_submit)
+    parser.set_defaults(handler=run_submit, number_flag_ranges={"--period-ms": POSITIVE})
 
 
 def _load(path: str, what: str) -> np.ndarray:
     return read_npy(path, what)
 
 
-def _answers(client: ApiClient, inputs: np.ndarray, labels, count: int, deadline_ms):
+def _answers(client: ApiClient, inputs: np.ndarray, labels, count: int, deadline_ms, period_s=None):
     """(row, answer) per row, sent DEFAULT_WINDOW at a time (submit_many): about one round trip per
-    window instead of one per row, and each window's answers printed as it comes back."""
+    window instead of one per row, and each window's answers printed as it comes back. With ``period_s`` one row
+    arrives every period instead (a late answer delays the next arrival, never skips it)."""
+    if period_s is not None:
+        started = time.monotonic()
+        for row in range(count):
+            wait = started + row * period_s - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            label = None if labels is None else int(labels[row])
+            yield row, client.submit(inputs[row:row + 1], deadline_ms=deadline_ms, label=label)
+        return
     for start in range(0, count, DEFAULT_WINDOW):
         stop = min(count, start + DEFAULT_WINDOW)
         window_labels = None if labels is None else [int(label) for label in labels[start:stop]]
@@ -72,7 +87,8 @@ def run_submit(args) -> int:
                          % (args.labels, labels.shape[0] if labels.ndim else 0, count))
     failures = correct = answered = 0
     with ApiClient(socket_of(args), timeout_s=args.timeout) as client:
-        for row, answer in _answers(client, inputs, labels, count, args.deadline_ms):
+        for row, answer in _answers(client, inputs, labels, count, args.deadline_ms,
+                                    None if args.period_ms is None else args.period_ms / 1e3):
             failures += int(not answer.ok)
             if answer.ok and labels is not None:
                 answered += 1

@@ -308,6 +308,15 @@ def test_submit_command_sends_every_row_and_refuses_labels_that_do_not_fit(make_
     right = sum(a["result"] == label for a, label in zip(answers, range(20)))
     assert text.returncode == 0 and text.stdout.splitlines()[-1] == "accuracy: %d of 20 answered rows right (%.1f%%)" % (
         right, 100.0 * right / 20), text.stdout[-300:]
+    # --period-ms: one row every period, each after the previous answer (a sensor's pace, not a burst); the sleep
+    # between arrivals makes the run last at least (rows - 1) periods, whatever the machine
+    import time as clock
+
+    began = clock.monotonic()
+    paced = subprocess.run(cli + ["--rows", "5", "--period-ms", "150"], capture_output=True, text=True, timeout=120)
+    assert paced.returncode == 0, paced.stderr
+    assert [json.loads(line)["status"] for line in paced.stdout.splitlines()] == ["ok"] * 5
+    assert clock.monotonic() - began >= 4 * 0.150
     refused = subprocess.run(cli + ["--labels", str(tmp_path / "short.npy")], capture_output=True, text=True,
                              timeout=120)
     assert refused.returncode != 0 and "--labels" in refused.stderr and "19 labels for 20 rows" in refused.stderr
