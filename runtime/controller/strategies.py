@@ -119,6 +119,13 @@ def check_energy_unit(policy: FrozenPolicy, path, energy: EnergyInput) -> None:
                                   "this board's reading (edgesplit profile, then build-policy --measured-profile)"
                                   % (path, board or "(unnamed)", unit, energy.source, energy.proxy, energy.unit,
                                      board or "NAME", board or "NAME"))
+        if energy.proxy == "emulated":
+            # the other way round: a live board's policy where a board is emulated (run --board, demo, evaluate)
+            raise PolicyLoadError("%s: the policy was built for energy in %s%s, a live board's reading, but %s "
+                                  "measures energy in %s from its power model: run it on a board that reads %s, or "
+                                  "build or train one for the emulated board (build-policy, train)"
+                                  % (path, unit, " (%s)" % built if built else "", energy.source, energy.unit,
+                                     built or unit))
         raise PolicyLoadError("%s: the policy was built for energy in %s%s, but %s measures energy as %s in %s: "
                               "build a policy for this energy proxy (traces from this board), or set the board "
                               "config's [policy] energy_proxy to a reading in %s"

@@ -54,11 +54,19 @@ def open_readonly(path: PathLike) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def check_run(conn: sqlite3.Connection, path: PathLike, run_id: str) -> None:
-    """Refuse a run id this file does not hold, naming the runs it does (an export of it would be empty)."""
+def check_run(conn: sqlite3.Connection, path: PathLike, run_id: str) -> str:
+    """The full id of the run ``run_id`` names (the whole id, or a prefix of one run's only: the 8 or 12 characters
+    that summaries print); refuse one this file does not hold, naming the runs it does (an export would be empty)."""
     ids = [row[0] for row in conn.execute("SELECT run_id FROM runs ORDER BY started_s")]
-    if run_id not in ids:
-        raise TraceError("%s: no run %r; runs in this file: %s" % (path, run_id, ", ".join(ids) or "none yet"))
+    if run_id in ids:
+        return run_id
+    matches = [i for i in ids if run_id and i.startswith(run_id)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise TraceError("%s: run %r is the start of %d runs' ids (%s): give more of it"
+                         % (path, run_id, len(matches), ", ".join(matches)))
+    raise TraceError("%s: no run %r; runs in this file: %s" % (path, run_id, ", ".join(ids) or "none yet"))
 
 
 def dropped_rows(conn: sqlite3.Connection) -> Dict[str, int]:
@@ -204,7 +212,8 @@ def tasks_arrays(conn: sqlite3.Connection, run_id: Optional[str] = None) -> Dict
 def _atomic_output(out: Path, binary: bool):
     directory = out.parent if str(out.parent) else Path(".")
     if not directory.is_dir():
-        raise TraceError("%s: directory %s does not exist" % (out, directory))
+        raise TraceError("%s: directory %s does not exist: create it (mkdir -p %s) or write elsewhere"
+                         % (out, directory, directory))
     return atomic_write(out, binary=binary)
 
 
@@ -219,7 +228,7 @@ def export(path: PathLike, out: PathLike, fmt: str, table: Optional[str] = None,
     out = Path(out)
     with open_readonly(path) as conn:
         if run_id is not None:
-            check_run(conn, path, run_id)  # before the output is opened: nothing is written
+            run_id = check_run(conn, path, run_id)  # before the output is opened: nothing is written
         dropped = dropped_rows(conn).get(table, 0)
         if fmt == "npz":
             arrays = transitions_arrays(conn, run_id) if table == "transitions" else tasks_arrays(conn, run_id)

@@ -198,3 +198,13 @@ def test_an_unknown_run_is_refused_naming_the_runs_in_the_file_and_nothing_is_wr
     assert err.strip() == "edgesplit traces: error: %s: no run 'nosuchrun'; runs in this file: run-a" % db, err
     assert not out.exists()
     assert main(["traces", "export", str(db), "--format", fmt, "--out", str(out), "--run", "run-a"]) == 0
+
+
+def test_a_run_is_named_by_the_start_of_its_id_as_summaries_print_it(db, tmp_path, capsys):
+    out = tmp_path / "o.jsonl"
+    assert main(["traces", "export", str(db), "--format", "jsonl", "--out", str(out), "--run", "run-"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and {r["run_id"] for r in rows} == {"run-a"}
+    missing = tmp_path / "nowhere" / "o.jsonl"
+    assert main(["traces", "export", str(db), "--format", "jsonl", "--out", str(missing)]) == 1
+    assert "create it (mkdir -p %s)" % missing.parent in capsys.readouterr().err
