@@ -71,7 +71,23 @@ def _summary(args) -> int:
         print_table(["run", "started_s", "board", "bundle", "tasks", "transitions"],
                     [[r["run_id"], "%.3f" % r["started_s"], r["board"] or "-", (r["bundle_hash"] or "-")[:12],
                       r["tasks"], r["transitions"]] for r in info["runs"]])
+    if info["policies"]:
+        print()
+        print_table(["policy (in the order it served)", "tasks", "deadline met", "accuracy (labelled)", "fallbacks",
+                     "mean ms", "p95 ms"],
+                    [[(p["policy_id"] or "-")[:24], p["tasks"], _share(p["deadline_met"]),
+                      "-" if p["accuracy"] is None else "%s (%d)" % (_share(p["accuracy"]), p["labelled"]),
+                      p["fallbacks"], _ms(p["mean_latency_ms"]), _ms(p["p95_latency_ms"])]
+                     for p in info["policies"]])
     return 0
+
+
+def _share(value) -> str:
+    return "-" if value is None else "%.1f%%" % (100 * value)
+
+
+def _ms(value) -> str:
+    return "-" if value is None else "%.1f" % value
 
 
 def _export(args) -> int:

@@ -91,7 +91,33 @@ def summarize(path: PathLike) -> Dict[str, Any]:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         return {"path": str(path), "schema_version": version, "rows": counts,
                 "dropped": dropped_rows(conn), "labelled_tasks": labelled, "rated_tasks": rated,
-                "fallback_tasks": fallbacks, "runs": runs}
+                "fallback_tasks": fallbacks, "runs": runs, "policies": policy_outcomes(conn)}
+
+
+def policy_outcomes(conn: sqlite3.Connection) -> List[Dict[str, Any]]:
+    """Per policy that decided tasks, in the order each first served: tasks, the share that met their deadline
+    (tasks that had one), accuracy over the labelled ones, fallbacks, mean and p95 latency. What an operator reads
+    to see whether a new policy does better on the board than the last one (the tasks the daemon answered; a task
+    that expired in the queue has no row)."""
+    outcomes = []
+    query = ("SELECT policy_id, MIN(seq), count(*), "
+             "sum(CASE WHEN deadline_s IS NOT NULL THEN 1 ELSE 0 END), "
+             "sum(CASE WHEN deadline_s IS NOT NULL AND latency_s IS NOT NULL AND arrival_s + latency_s <= deadline_s + 1e-9 "
+             "THEN 1 ELSE 0 END), "
+             "sum(CASE WHEN label IS NOT NULL AND result IS NOT NULL THEN 1 ELSE 0 END), "
+             "sum(CASE WHEN label IS NOT NULL AND result = label THEN 1 ELSE 0 END), "
+             "sum(CASE WHEN fallback != 0 THEN 1 ELSE 0 END), avg(latency_s) "
+             "FROM tasks GROUP BY policy_id ORDER BY MIN(seq)")
+    for policy_id, _, tasks, with_deadline, met, labelled, correct, fallbacks, mean_latency in conn.execute(query):
+        latencies = sorted(row[0] for row in conn.execute(
+            "SELECT latency_s FROM tasks WHERE policy_id IS ? AND latency_s IS NOT NULL", (policy_id,)))
+        p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else None
+        outcomes.append({"policy_id": policy_id, "tasks": tasks, "with_deadline": with_deadline,
+                         "deadline_met": met / with_deadline if with_deadline else None,
+                         "labelled": labelled, "accuracy": correct / labelled if labelled else None,
+                         "fallbacks": fallbacks, "mean_latency_ms": None if mean_latency is None else 1e3 * mean_latency,
+                         "p95_latency_ms": None if p95 is None else 1e3 * p95})
+    return outcomes
 
 
 # ---------------------------------------------------------------- rows

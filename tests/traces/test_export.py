@@ -10,6 +10,7 @@ import pytest
 
 from edgesplit.runtime.cli import main
 from edgesplit.runtime.traces import TaskRecord, TraceError, TraceStore, TransitionRecord, export
+from edgesplit.runtime.traces.export import summarize
 
 
 @pytest.fixture
@@ -208,3 +209,26 @@ def test_a_run_is_named_by_the_start_of_its_id_as_summaries_print_it(db, tmp_pat
     missing = tmp_path / "nowhere" / "o.jsonl"
     assert main(["traces", "export", str(db), "--format", "jsonl", "--out", str(missing)]) == 1
     assert "create it (mkdir -p %s)" % missing.parent in capsys.readouterr().err
+
+
+def test_summary_says_how_each_policy_did_in_the_order_it_served(tmp_path, capsys):
+    # What an operator reads after a reload: did the new policy do better on this board than the last one?
+    path = tmp_path / "two.db"
+    with TraceStore(path, batch_size=4) as store:
+        store.start_run(board="pi4", bundle_hash="cd" * 32, config={}, run_id="run-b")
+        for i in range(10):  # the old policy: 6 of 10 within the 0.1 s deadline, labels on the even ones
+            store.log_task(TaskRecord(task_id=i, arrival_s=float(i), deadline_s=i + 0.1, exit=1, cut=None,
+                                      result=i % 3, label=None if i % 2 else 0, latency_s=0.05 if i < 6 else 0.2,
+                                      fallback=i == 9, policy_id="old"))
+        for i in range(10, 14):  # the new one: all in time, every label right
+            store.log_task(TaskRecord(task_id=i, arrival_s=float(i), deadline_s=i + 0.1, exit=1, cut=None,
+                                      result=2, label=2, latency_s=0.02, policy_id="new"))
+    old, new = summarize(path)["policies"]
+    assert (old["policy_id"], old["tasks"], old["deadline_met"], old["labelled"], old["fallbacks"]) == (
+        "old", 10, 0.6, 5, 1)
+    assert old["accuracy"] == pytest.approx(2 / 5)  # labels 0 on tasks 0,2,4,6,8: results 0,2,1,0,2
+    assert (new["policy_id"], new["tasks"], new["deadline_met"], new["accuracy"]) == ("new", 4, 1.0, 1.0)
+    assert new["mean_latency_ms"] == pytest.approx(20.0) and old["p95_latency_ms"] == pytest.approx(200.0)
+    assert main(["traces", "summary", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "policy (in the order it served)" in out and "60.0%" in out and "40.0% (5)" in out and "100.0% (4)" in out
