@@ -191,13 +191,10 @@ def provenance(args, bundle, fit: Sequence[Path], validation: Sequence[Path], pa
 
 def plot_generations(generations, out_png: Path, title: str) -> None:
     """The search's learning curve: per generation the best candidate's score, SR and accuracy, and the mean score."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from edgesplit.codegen.learning.train_command import curve_figure, save_curve
 
     x = [g.index for g in generations]
-    fig, axes = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    fig, axes = curve_figure()
     axes[0].plot(x, [g.best["value"] for g in generations], marker="o", label="best score", color="tab:blue")
     axes[0].plot(x, [g.mean_value for g in generations], marker=".", label="population's mean score",
                  color="tab:gray")
@@ -209,10 +206,7 @@ def plot_generations(generations, out_png: Path, title: str) -> None:
                  color="tab:orange")
     axes[1].set_xlabel("generation (every candidate scored on that generation's episodes)")
     axes[1].legend(loc="lower right")
-    axes[0].set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(str(out_png), dpi=110)
-    plt.close(fig)
+    save_curve(fig, axes, title, out_png)
 
 
 def run(args) -> int:

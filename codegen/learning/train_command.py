@@ -166,18 +166,32 @@ def provenance(args, bundle, scenario, params, result, offline) -> Dict[str, Any
     }
 
 
-def plot_curve(log_, out_png: Path, title: str, window: int = 50) -> None:
+def curve_figure():
+    """The two stacked panels of a learning curve (score above; SR and accuracy below)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+
+
+def save_curve(fig, axes, title: str, out_png: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    axes[0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(str(out_png), dpi=110)
+    plt.close(fig)
+
+
+def plot_curve(log_, out_png: Path, title: str, window: int = 50) -> None:
     from edgesplit.codegen.learning.ddpg import moving_average
 
     arrays = log_.to_arrays()
     tasks = np.maximum(arrays["tasks"], 1)
     epochs = np.arange(1, len(arrays["reward"]) + 1)
-    fig, axes = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    fig, axes = curve_figure()
     axes[0].plot(epochs, moving_average(arrays["reward"], window), color="tab:blue")
     axes[0].set_ylabel("reward (%d-epoch mean)" % window)
     sr = moving_average(arrays["met"], window) / moving_average(tasks, window)
@@ -187,10 +201,7 @@ def plot_curve(log_, out_png: Path, title: str, window: int = 50) -> None:
     axes[1].set_ylim(0, 1.02)
     axes[1].set_xlabel("epoch (one action)")
     axes[1].legend(loc="lower right")
-    axes[0].set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(str(out_png), dpi=110)
-    plt.close(fig)
+    save_curve(fig, axes, title, out_png)
 
 
 def evaluate_policy(env, policy_path: Path, seed: int) -> List[Dict[str, Any]]:
