@@ -32,12 +32,13 @@ TOLERANCES = {"sr": 0.05, "accuracy": 0.02, "mean_latency_rel": 0.15, "offloaded
 STRATEGY_FLAGS = ("policy", "cut", "thresholds", "no_exits")
 
 
-def strategy_from_flags(flags: Dict[str, Any], bundle):
-    """The strategy ``edgesplit run`` builds from these flags (the same function)."""
+def strategy_from_flags(flags: Dict[str, Any], bundle, board: str):
+    """The strategy ``edgesplit run --board BOARD`` builds from these flags (the same function)."""
     from edgesplit.runtime.controller.flags import strategy_from_flags as from_flags
 
     return from_flags(bundle.manifest, policy=flags.get("policy"), cut=flags.get("cut"),
-                      thresholds=flags.get("thresholds"), no_exits=bool(flags.get("no_exits")), emulated_board="emulated")
+                      thresholds=flags.get("thresholds"), no_exits=bool(flags.get("no_exits")), emulated_board=board,
+                      bundle=bundle)
 
 
 def run_flags(flags: Dict[str, Any]) -> list:
@@ -104,7 +105,7 @@ def virtual_run(scenario: Scenario, recording: str, flags: Dict[str, Any], tasks
     """The same run in the environment (images in the real run's order; ``seed`` draws the timing noise)."""
     scenario = replace(scenario, recordings=[Path(recording)], episode_tasks=tasks, draw="sequential")
     env = environment or Environment(scenario, seed=seed)
-    return env.run(strategy_from_flags(flags, env.static.bundle), seed=seed)
+    return env.run(strategy_from_flags(flags, env.static.bundle, env.scenario.board), seed=seed)
 
 
 FIGURES = ("sr", "accuracy", "mean_latency_ms", "fallbacks", "offloaded", "tasks")
