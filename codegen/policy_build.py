@@ -50,7 +50,7 @@ from edgesplit.policies_lite import edgeml_decoder, load_policy, save_policy
 from edgesplit.runtime.bundle.store import load_bundle
 from edgesplit.runtime.controller.planner import HEADER_BYTES, CostModel, ExitStats, Prediction, best_static_cut, predict
 from edgesplit.runtime.controller.reward import Bounds
-from edgesplit.runtime.controller.state import FEATURES
+from edgesplit.runtime.controller.state import EDGEML_FEATURES
 from edgesplit.runtime.emulation.board import load_emulated_board
 from edgesplit.runtime.emulation.segment_times import SegmentTimes
 from edgesplit.runtime.errors import InputError
@@ -374,7 +374,7 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
                                 reading["proxy"], measured["board"], reading["busy_mean"], reading["unit"],
                                 reading["idle_mean"], reading["unit"])})
     tmp = out.with_name(out.name + ".unchecked.npz")
-    save_policy(tmp, features=list(FEATURES), layers=layers, activations=["tanh", "tanh", "identity"],
+    save_policy(tmp, features=list(EDGEML_FEATURES), layers=layers, activations=["tanh", "tanh", "identity"],
                 decoder=decoder, mean=mean.tolist(), std=std.tolist(), provenance=provenance)
     policy = load_policy(tmp)
     agree, sr_loss = 0, []
@@ -407,7 +407,7 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
     from edgesplit.codegen.policy_output import write_failed
 
     try:
-        policy_id = save_policy(out, features=list(FEATURES), layers=layers, activations=["tanh", "tanh", "identity"],
+        policy_id = save_policy(out, features=list(EDGEML_FEATURES), layers=layers, activations=["tanh", "tanh", "identity"],
                                 decoder=decoder, mean=mean.tolist(), std=std.tolist(), provenance=provenance)
     except OSError as exc:
         raise write_failed(out, exc) from None

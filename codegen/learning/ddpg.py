@@ -16,7 +16,7 @@ reward (``runtime/controller/reward.py``). The agent:
 Actions are decoded by ``policies_lite``'s own edgeml decoder (``thresholds: clip``, ``scale:
 unit``: the cut is ``floor(c * n_cuts)``, the interval ``floor(1 + t * max_interval)``, both
 clipped to their ranges, as EdgeML floors its continuous outputs), so what the agent did in training
-is exactly what the frozen actor does on the board. The state is the runtime's ``FEATURES`` (mean
+is exactly what the frozen actor does on the board. The state is EdgeML's, the runtime's ``EDGEML_FEATURES`` (mean
 latency, mean energy, mean bandwidth over the last q intervals, peer alive), normalised with a mean
 and std fitted on the warm-up states (random actions) and frozen there: ``policies_lite`` stores them
 and folds them into the first layer, so the board reproduces the normalisation exactly.
@@ -34,7 +34,7 @@ from torch import nn
 from edgesplit.policies_lite import save_policy
 from edgesplit.policies_lite.decoders import EdgeMLDecoder
 from edgesplit.policies_lite.format import EdgeMLDecoderSpec
-from edgesplit.runtime.controller.state import FEATURES
+from edgesplit.runtime.controller.state import EDGEML_FEATURES
 from edgesplit.runtime.controller.strategies import Action
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,8 @@ class Args:
     """sigma at the last epoch (linear decay)"""
     max_interval: int = 5
     """the longest action interval in tasks (EdgeML's N_max)"""
-    features: Tuple[str, ...] = FEATURES
-    """state features the actor reads, in order (the runtime's FEATURES; extras only if the board supplies them)"""
+    features: Tuple[str, ...] = EDGEML_FEATURES
+    """state features the actor reads, in order (EdgeML's, the runtime's EDGEML_FEATURES; others only if the board supplies them)"""
     select_every: int = 25
     """after the warm-up, every this many epochs run the greedy actor on validation episodes of the TRAINING
     recordings and keep the best actor seen (higher SR, then accuracy) instead of the last; 0: keep the last. On the

@@ -24,12 +24,17 @@ of its EdgeML-T1/-TL ablations within the allowance whose SR is higher costs it 
 last generations' elites and the best ever scored) are then run on VALIDATION recordings, training
 recordings the search never scored, and the one with the best validation score is frozen. Nothing here
 sees a held-out recording. With ``Args.tied_thresholds`` each action has one threshold for all its exits (one
-gene), so the policy's T1 and TL ablations decide exactly as the policy does.
+gene), so the policy's T1 and TL ablations decide exactly as the policy does. With ``Args.memory`` the policy has
+a third action, a *fast* local one (one threshold for every exit, at the local action's cut), taken instead of the
+local action while the gate is shut and the state's ``remote_share`` (the share of the last tasks run under a cut-0
+action) is at least ``share_gate``: where the link kept most tasks remote, their final exits leave accuracy to spend
+on earlier exits. The local action alone (the gate always shut: no remote tasks, so never the fast one) is still
+what the per-action floor holds.
 """
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -38,7 +43,7 @@ from edgesplit.policies_lite import save_policy
 from edgesplit.policies_lite.format import parse_meta
 from edgesplit.policies_lite.io import content_id
 from edgesplit.policies_lite.policy import FrozenPolicy
-from edgesplit.runtime.controller.state import FEATURES
+from edgesplit.runtime.controller.state import EDGEML_FEATURES, FEATURES, REMOTE_WINDOW
 from edgesplit.runtime.controller.strategies import Action, PolicyStrategy, StaticStrategy, Strategy
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,10 @@ log = logging.getLogger(__name__)
 ALGORITHM = "search"
 GATE_SLOPE = 1e5      # tanh slope per Mbit/s at the gate: tanh is exactly +-1 from 0.0002 Mbit/s either side
 PEER_DOWN_MBPS = 1e4  # a dead peer counts as this many Mbit/s below the gate (more than any link carries)
+SHARE_SLOPE = 1e5     # tanh slope per unit of remote_share at the share gate
+SHARE_TOLERANCE = 1e-3  # remote_share counts as at the share gate from this far below it (shares are k / n, n <= 50)
+AND_SLOPE = 10.0      # the second layer's units: tanh(10) is 1 within 5e-9, so a saturated unit passes as +-1
+SHARE_GATE_MAX = 1.0 + 2.0 / REMOTE_WINDOW  # the share gate's range: 0 .. this (above 1: never the fast action)
 
 
 @dataclass
@@ -76,11 +85,15 @@ class Args:
     # action gated with remote-only's at these quantiles of the estimate the board read on its episodes (gate_seeds)
     tied_thresholds: bool = False    # one threshold for every exit of an action (a gene per action, not per exit):
     # the policy's EdgeML-T1 and -TL ablations are then the policy itself (GatedPolicy.tied)
+    memory: bool = False             # a fast local action while remote_share >= a share gate (two more genes: its one
+    # threshold and the share gate; the policy then reads the state's remote_share)
 
 
 @dataclass(frozen=True)
 class GatedPolicy:
-    """The remote action while the peer is alive and bandwidth_mbps >= gate_mbps, else the local action."""
+    """The remote action while the peer is alive and bandwidth_mbps >= gate_mbps, else the local action; with a
+    memory (``fast_threshold`` set), the fast local action instead of the local one while remote_share >=
+    ``share_gate`` (less ``SHARE_TOLERANCE``)."""
 
     local_thresholds: Tuple[float, ...]
     local_cut: int
@@ -88,23 +101,42 @@ class GatedPolicy:
     remote_cut: int
     gate_mbps: float
     interval: int
+    fast_threshold: Optional[float] = None  # the fast local action's one threshold (None: no memory)
+    share_gate: float = SHARE_GATE_MAX
+
+    @property
+    def memory(self) -> bool:
+        return self.fast_threshold is not None
+
+    @property
+    def features(self) -> Tuple[str, ...]:
+        """What its MLP reads: EdgeML's state, and remote_share with a memory."""
+        return FEATURES if self.memory else EDGEML_FEATURES
 
     # ---- genes: every one in [0, 1]; cuts and interval floored as the edgeml decoder floors them
 
     @staticmethod
-    def n_genes(n_exits: int, tied: bool = False) -> int:
-        return 6 if tied else 2 * n_exits + 4
+    def n_genes(n_exits: int, tied: bool = False, memory: bool = False) -> int:
+        return (6 if tied else 2 * n_exits + 4) + (2 if memory else 0)
 
     @classmethod
     def from_genes(cls, genes: Sequence[float], n_exits: int, n_cuts: int, max_interval: int,
-                   gate_max_mbps: float, tied: bool = False) -> "GatedPolicy":
+                   gate_max_mbps: float, tied: bool = False, memory: bool = False) -> "GatedPolicy":
         """With ``tied`` the genes are (local threshold, local cut, remote threshold, remote cut, gate, interval):
-        every exit of an action gets that action's one threshold."""
+        every exit of an action gets that action's one threshold. With ``memory`` two more follow: the fast
+        action's threshold and the share gate (times ``SHARE_GATE_MAX``)."""
         g = np.clip(np.asarray(genes, dtype=float), 0.0, 1.0)
         e = n_exits
+        expected = cls.n_genes(n_exits, tied, memory)
+        if len(g) != expected:
+            raise ValueError("%s genes are %d values, got %d"
+                             % ("+".join(["tied" if tied else "untied"] + (["memory"] if memory else [])),
+                                expected, len(g)))
+        extra = {}  # type: Dict[str, Any]
+        if memory:
+            extra = {"fast_threshold": round(float(g[-2]), 4), "share_gate": round(float(g[-1]) * SHARE_GATE_MAX, 4)}
+            g = g[:-2]
         if tied:
-            if len(g) != 6:
-                raise ValueError("tied genes are 6 values, got %d" % len(g))
             g = np.concatenate([np.repeat(g[0], e), g[1:2], np.repeat(g[2], e), g[3:]])
 
         def index(value: float, count: int) -> int:
@@ -112,7 +144,7 @@ class GatedPolicy:
 
         return cls(tuple(round(float(v), 4) for v in g[:e]), index(g[e], n_cuts),
                    tuple(round(float(v), 4) for v in g[e + 1:2 * e + 1]), index(g[2 * e + 1], n_cuts),
-                   round(float(g[2 * e + 2]) * gate_max_mbps, 4), 1 + index(g[2 * e + 3], max_interval))
+                   round(float(g[2 * e + 2]) * gate_max_mbps, 4), 1 + index(g[2 * e + 3], max_interval), **extra)
 
     def genes(self, n_cuts: int, max_interval: int, gate_max_mbps: float, tied: bool = False) -> np.ndarray:
         """The middle of this policy's cell in gene space (``from_genes`` of it gives the policy back; with ``tied``,
@@ -120,39 +152,67 @@ class GatedPolicy:
         local, remote = list(self.local_thresholds), list(self.remote_thresholds)
         if tied:
             local, remote = [float(np.mean(local))], [float(np.mean(remote))]
+        memory = [self.fast_threshold, min(self.share_gate / SHARE_GATE_MAX, 1.0)] if self.memory else []
         return np.array(local + [(self.local_cut + 0.5) / n_cuts] + remote + [(self.remote_cut + 0.5) / n_cuts]
-                        + [min(self.gate_mbps / gate_max_mbps, 1.0), (self.interval - 0.5) / max_interval])
+                        + [min(self.gate_mbps / gate_max_mbps, 1.0), (self.interval - 0.5) / max_interval] + memory)
 
     def tied(self) -> "GatedPolicy":
         """The same policy with each action's thresholds replaced by their mean (rounded as genes round)."""
         def tie(thresholds: Tuple[float, ...]) -> Tuple[float, ...]:
             return tuple([round(float(np.mean(thresholds)), 4)] * len(thresholds))
 
-        return GatedPolicy(tie(self.local_thresholds), self.local_cut, tie(self.remote_thresholds), self.remote_cut,
-                           self.gate_mbps, self.interval)
+        return replace(self, local_thresholds=tie(self.local_thresholds), remote_thresholds=tie(self.remote_thresholds))
+
+    def with_memory(self, share_gate: float = 0.8) -> "GatedPolicy":
+        """This policy with a memory whose fast action starts as its local action tied (one threshold, their mean)."""
+        if self.memory:
+            return self
+        return replace(self, fast_threshold=round(float(np.mean(self.local_thresholds)), 4), share_gate=share_gate)
 
     # ---- the MLP the board runs
 
     def to_layers(self, n_cuts: int, max_interval: int) -> List[Tuple[np.ndarray, np.ndarray]]:
-        """Two layers over FEATURES: h = tanh(slope (bandwidth - gate) - slope x big x (1 - peer_alive)), then
-        the decoder's outputs = local + (remote - local) (h + 1) / 2, with the ``clip`` thresholds and the
-        ``unit`` cut/interval (the middle of each cell, so the floor lands on the action)."""
-        features = list(FEATURES)
-        w0 = np.zeros((1, len(features)))
+        """Two layers over EDGEML_FEATURES: h = tanh(slope (bandwidth - gate) - slope x big x (1 - peer_alive)),
+        then the decoder's outputs = local + (remote - local) (h + 1) / 2, with the ``clip`` thresholds and the
+        ``unit`` cut/interval (the middle of each cell, so the floor lands on the action).
+
+        With a memory, three layers over FEATURES: h as above and m = tanh(slope (remote_share - share gate +
+        tolerance)); then g = tanh(10 h) (h passed on) and f = tanh(10 (m - h - 1)), +1 only when m is +1 and h
+        is -1 (the memory says fast and the gate is shut); outputs = local + (remote - local) (g + 1) / 2 +
+        (fast - local) (f + 1) / 2, the fast action being its threshold at every exit, the local cut and interval."""
+        features = list(self.features)
+        units = 2 if self.memory else 1
+        w0 = np.zeros((units, len(features)))
         w0[0, features.index("bandwidth_mbps")] = GATE_SLOPE
         w0[0, features.index("peer_alive")] = GATE_SLOPE * PEER_DOWN_MBPS
-        b0 = np.array([-GATE_SLOPE * (self.gate_mbps + PEER_DOWN_MBPS)])
+        b0 = np.zeros(units)
+        b0[0] = -GATE_SLOPE * (self.gate_mbps + PEER_DOWN_MBPS)
         interval = (self.interval - 0.5) / max_interval
         local = np.array(list(self.local_thresholds) + [(self.local_cut + 0.5) / n_cuts, interval])
         remote = np.array(list(self.remote_thresholds) + [(self.remote_cut + 0.5) / n_cuts, interval])
-        w1 = ((remote - local) / 2.0).reshape(-1, 1)
-        b1 = (remote + local) / 2.0
-        return [(w0, b0), (w1, b1)]
+        if not self.memory:
+            w1 = ((remote - local) / 2.0).reshape(-1, 1)
+            b1 = (remote + local) / 2.0
+            return [(w0, b0), (w1, b1)]
+        w0[1, features.index("remote_share")] = SHARE_SLOPE
+        b0[1] = -SHARE_SLOPE * (self.share_gate - SHARE_TOLERANCE)
+        w1 = np.array([[AND_SLOPE, 0.0], [-AND_SLOPE, AND_SLOPE]])
+        b1 = np.array([0.0, -AND_SLOPE])
+        fast = np.array([float(self.fast_threshold)] * len(self.local_thresholds)
+                        + [(self.local_cut + 0.5) / n_cuts, interval])
+        w2 = np.stack([(remote - local) / 2.0, (fast - local) / 2.0], axis=1)
+        b2 = local + (remote - local) / 2.0 + (fast - local) / 2.0
+        return [(w0, b0), (w1, b1), (w2, b2)]
+
+    def activations(self) -> List[str]:
+        return ["tanh", "tanh", "identity"] if self.memory else ["tanh", "identity"]
 
     def meta(self, n_exits: int, n_cuts: int, max_interval: int, provenance: Dict[str, Any]) -> Dict[str, Any]:
-        return {"format_version": 1, "kind": "mlp", "features": list(FEATURES),
-                "normalisation": {"mean": [0.0] * len(FEATURES), "std": [1.0] * len(FEATURES)},
-                "layer_sizes": [len(FEATURES), 1, n_exits + 2], "activations": ["tanh", "identity"],
+        features = list(self.features)
+        return {"format_version": 1, "kind": "mlp", "features": features,
+                "normalisation": {"mean": [0.0] * len(features), "std": [1.0] * len(features)},
+                "layer_sizes": [len(features)] + ([2, 2] if self.memory else [1]) + [n_exits + 2],
+                "activations": self.activations(),
                 "decoder": {"type": "edgeml", "n_exits": n_exits, "n_cuts": n_cuts, "max_interval": max_interval,
                             "thresholds": "clip", "scale": "unit"},
                 "provenance": dict(provenance)}
@@ -170,16 +230,20 @@ class GatedPolicy:
 
     def export(self, path, n_exits: int, n_cuts: int, max_interval: int, provenance: Dict[str, Any]) -> str:
         """Write the MLP with ``save_policy``; return its policy id."""
-        return save_policy(path, features=list(FEATURES), layers=self.to_layers(n_cuts, max_interval),
-                           activations=["tanh", "identity"],
+        return save_policy(path, features=list(self.features), layers=self.to_layers(n_cuts, max_interval),
+                           activations=self.activations(),
                            decoder={"type": "edgeml", "n_exits": n_exits, "n_cuts": n_cuts,
                                     "max_interval": max_interval, "thresholds": "clip", "scale": "unit"},
                            provenance=dict(provenance, gated_policy=self.describe()), kind="mlp")
 
     def describe(self) -> Dict[str, Any]:
-        return {"local": {"thresholds": list(self.local_thresholds), "cut": self.local_cut},
-                "remote": {"thresholds": list(self.remote_thresholds), "cut": self.remote_cut},
-                "gate_mbps": self.gate_mbps, "interval": self.interval}
+        out = {"local": {"thresholds": list(self.local_thresholds), "cut": self.local_cut},
+               "remote": {"thresholds": list(self.remote_thresholds), "cut": self.remote_cut},
+               "gate_mbps": self.gate_mbps, "interval": self.interval}  # type: Dict[str, Any]
+        if self.memory:
+            out["fast"] = {"threshold": self.fast_threshold, "cut": self.local_cut, "share_gate": self.share_gate,
+                           "remote_window_tasks": REMOTE_WINDOW}
+        return out
 
 
 def starting_policy(local: Action, n_exits: int, gate_max_mbps: float) -> GatedPolicy:
@@ -212,8 +276,7 @@ def gate_seeds(env, start: GatedPolicy, specs: Sequence["EpisodeSpec"], args: Ar
     seeds = []  # type: List[GatedPolicy]
     for q in args.seed_gate_quantiles:
         gate = round(float(min(np.quantile(pooled, q), args.gate_max_mbps)), 4)
-        policy = GatedPolicy(start.local_thresholds, start.local_cut, tuple([0.0] * env.n_exits), 0, gate,
-                             start.interval)
+        policy = replace(start, remote_thresholds=tuple([0.0] * env.n_exits), remote_cut=0, gate_mbps=gate)
         if policy not in seeds:
             seeds.append(policy)
     return seeds
@@ -373,9 +436,11 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
     tied = args.tied_thresholds
     if tied:
         start = start.tied()
+    if args.memory:
+        start = start.with_memory()
 
     def decode(genes) -> GatedPolicy:
-        return GatedPolicy.from_genes(genes, n_exits, n_cuts, max_interval, args.gate_max_mbps, tied)
+        return GatedPolicy.from_genes(genes, n_exits, n_cuts, max_interval, args.gate_max_mbps, tied, args.memory)
 
     mean = start.genes(n_cuts, max_interval, args.gate_max_mbps, tied)
     sigma = np.full(len(mean), args.sigma0)

@@ -26,7 +26,7 @@ SEARCH_ONLY_FLAGS = (("generations", "--generations"), ("population", "--populat
                      ("recording_speed", "--recording-speed"), ("accuracy_allowance", "--accuracy-allowance"),
                      ("accuracy_margin", "--accuracy-margin"), ("local_sr_weight", "--local-sr-weight"),
                      ("no_per_action_floor", "--no-per-action-floor"), ("no_ablation_sr_term", "--no-ablation-sr-term"),
-                     ("tied_thresholds", "--tied-thresholds"))
+                     ("tied_thresholds", "--tied-thresholds"), ("memory", "--memory"))
 # (flag, Args field): accuracy figures, given in points on the command line and stored as fractions
 POINTS_FLAGS = (("--accuracy-allowance", "accuracy_allowance"), ("--accuracy-margin", "accuracy_margin"))
 
@@ -62,6 +62,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tied-thresholds", action="store_true", default=None,
                         help="search: one exit threshold per action, the same at every exit (its T1/TL ablations are "
                              "then the policy itself)")
+    parser.add_argument("--memory", action="store_true", default=None,
+                        help="search: a third, fast local action (one threshold) taken while the gate is shut and "
+                             "the state's remote_share (the share of the last 50 tasks run at cut 0) is at least a "
+                             "searched share gate; the policy then needs a board that supplies remote_share")
 
 
 def _defaults():
@@ -241,6 +245,8 @@ def run(args) -> int:
         params.ablation_sr_term = False
     if args.tied_thresholds:
         params.tied_thresholds = True
+    if args.memory:
+        params.memory = True
     bundle = resolve_bundle(args.bundle)
     fit, validation = split_recordings(args.link_traces, args.validation_traces or [])
     # --from-traces: the boards' timing and networks (their transitions are DDPG's: a search does not replay them),

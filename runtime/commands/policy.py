@@ -176,6 +176,11 @@ def _gated(gated: Any) -> Optional[str]:
         sides = ["%s: cut %d, thresholds %s" % (side, gated[side]["cut"],
                                                 ", ".join("%g" % t for t in gated[side]["thresholds"]))
                  for side in ("local", "remote")]
-        return "%s; gate %g Mbit/s, interval %s" % ("; ".join(sides), gated["gate_mbps"], gated["interval"])
+        text = "%s; gate %g Mbit/s, interval %s" % ("; ".join(sides), gated["gate_mbps"], gated["interval"])
+        fast = gated.get("fast")
+        if fast is not None:  # a search policy with a memory (train --algo search --memory)
+            text += "; fast: cut %d, threshold %g, while the gate is shut and remote_share >= %g" % (
+                fast["cut"], fast["threshold"], fast["share_gate"])
+        return text
     except (KeyError, TypeError, ValueError):
         return _text(gated)

@@ -75,7 +75,7 @@ class Controller:
         tasks = self._tasks
         value = reward(tasks, self.bounds)
         window = self.window
-        window.close_interval(tasks)
+        window.close_interval(tasks, self._action.cut == 0)
         store = self.store
         if store is not None:
             next_values = window.state_values(peer_alive, bandwidth_bps)

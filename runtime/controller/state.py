@@ -2,7 +2,11 @@
 
 Per task the controller records latency, energy proxy and the bandwidth estimate the task saw; per
 action interval it keeps those tasks together. The state is the mean latency, mean energy and mean
-bandwidth over the last ``q`` intervals (EdgeML uses q = 3), plus whether the peer is reachable now.
+bandwidth over the last ``q`` intervals (EdgeML uses q = 3), plus whether the peer is reachable now
+(``EDGEML_FEATURES``). Beyond EdgeML's, the state has a memory longer than the window: ``remote_share``, the share
+of the last ``REMOTE_WINDOW`` tasks that ran under an action shipping the input (cut 0), whatever became of them
+(a fallback counts too). A policy can read from it how much of the accuracy allowance the link has left it: remote
+tasks end at the final exit, so where most tasks went remote, a local action may exit earlier.
 """
 import collections
 import math
@@ -11,8 +15,10 @@ from typing import Deque, Dict, List, Optional, Tuple
 
 from edgesplit.runtime.controller.reward import TaskOutcome
 
-FEATURES = ("latency_mean_s", "energy_mean", "bandwidth_mbps", "peer_alive")
+EDGEML_FEATURES = ("latency_mean_s", "energy_mean", "bandwidth_mbps", "peer_alive")
+FEATURES = EDGEML_FEATURES + ("remote_share",)
 DEFAULT_Q = 3
+REMOTE_WINDOW = 50  # tasks remote_share looks back over
 _isfinite = math.isfinite
 
 
@@ -30,7 +36,7 @@ def as_state(values: Tuple[float, ...]) -> Dict[str, float]:
     """Values in ``FEATURES`` order -> the mapping the strategy sees (written out: this runs per interval; a test
     holds it to ``FEATURES``)."""
     return {"latency_mean_s": values[0], "energy_mean": values[1], "bandwidth_mbps": values[2],
-            "peer_alive": values[3]}
+            "peer_alive": values[3], "remote_share": values[4]}
 
 
 class StateWindow:
@@ -39,9 +45,24 @@ class StateWindow:
             raise ValueError("q must be >= 1, got %r" % q)
         self.q = q
         self._intervals = collections.deque(maxlen=q)  # type: Deque[Interval]
+        self._remote = collections.deque()  # type: Deque[int]  # per task of the last REMOTE_WINDOW: 1 if shipped
+        self._remote_count = 0
 
-    def close_interval(self, tasks: List[TaskOutcome]) -> None:
+    def close_interval(self, tasks: List[TaskOutcome], remote: bool = False) -> None:
+        """``tasks`` ran under one action; ``remote``: that action shipped the input (cut 0)."""
         self._intervals.append(Interval(list(tasks)))
+        flag = 1 if remote else 0
+        marks = self._remote
+        for _ in range(len(tasks)):
+            if len(marks) == REMOTE_WINDOW:
+                self._remote_count -= marks.popleft()
+            marks.append(flag)
+            self._remote_count += flag
+
+    def remote_share(self) -> float:
+        """The share of the last ``REMOTE_WINDOW`` tasks (fewer at the start; none: 0) run under a cut-0 action."""
+        marks = self._remote
+        return self._remote_count / len(marks) if marks else 0.0
 
     def tasks(self) -> List[TaskOutcome]:
         return [t for interval in self._intervals for t in interval.tasks]
@@ -74,4 +95,4 @@ class StateWindow:
             bandwidth = bandwidth_now_bps
         else:
             bandwidth = 0.0
-        return (latency, energy, bandwidth / 1e6, 1.0 if peer_alive else 0.0)
+        return (latency, energy, bandwidth / 1e6, 1.0 if peer_alive else 0.0, self.remote_share())

@@ -10,7 +10,7 @@ def test_quick_build_loads_on_the_board_side_and_follows_its_table(tmp_path, cap
     from edgesplit.codegen.policy_build import build_policy
     from edgesplit.policies_lite import load_policy
     from edgesplit.runtime.bundle.store import load_bundle
-    from edgesplit.runtime.controller.state import FEATURES
+    from edgesplit.runtime.controller.state import EDGEML_FEATURES, FEATURES
     from edgesplit.runtime.controller.strategies import load_policy_strategy
     from edgesplit.runtime.default_bundle import default_bundle_path, load_heldout
     from edgesplit.runtime.emulation.scenario import DEMO
@@ -27,7 +27,7 @@ def test_quick_build_loads_on_the_board_side_and_follows_its_table(tmp_path, cap
         assert step in progress, progress
 
     policy = load_policy(out, available_features=FEATURES)  # refuses features the controller lacks
-    assert list(policy.features) == list(FEATURES)
+    assert list(policy.features) == list(EDGEML_FEATURES)  # the planner reads EdgeML's state
     bundle = load_bundle(default_bundle_path())
     n_side = len([e for e in bundle.manifest.exits if e.head is not None])
     strategy = load_policy_strategy(out, n_side, len(bundle.manifest.cuts))

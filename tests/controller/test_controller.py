@@ -1,4 +1,5 @@
 """Controller: EdgeML windows, interval expiry, transition logging, reward branches."""
+import json
 import math
 import sqlite3
 
@@ -6,7 +7,7 @@ import pytest
 
 from edgesplit.runtime.controller.controller import Controller
 from edgesplit.runtime.controller.reward import Bounds, TaskOutcome, reward
-from edgesplit.runtime.controller.state import FEATURES, StateWindow, as_state
+from edgesplit.runtime.controller.state import FEATURES, REMOTE_WINDOW, StateWindow, as_state
 from edgesplit.runtime.controller.strategies import Action, Strategy, StaticStrategy
 from edgesplit.runtime.traces import TraceStore
 
@@ -45,8 +46,54 @@ def test_state_is_the_mean_over_the_last_q_intervals():
 
 def test_empty_window_uses_the_current_bandwidth_estimate_and_peer_state():
     state = StateWindow().state(peer_alive=False, bandwidth_now_bps=2.5e6)
-    assert state == {"latency_mean_s": 0.0, "energy_mean": 0.0, "bandwidth_mbps": 2.5, "peer_alive": 0.0}
+    assert state == {"latency_mean_s": 0.0, "energy_mean": 0.0, "bandwidth_mbps": 2.5, "peer_alive": 0.0,
+                     "remote_share": 0.0}
     assert StateWindow().state(True, None)["bandwidth_mbps"] == 0.0
+
+
+def test_remote_share_counts_the_last_tasks_under_a_cut_0_action_beyond_the_window():
+    window = StateWindow(q=3)
+    assert window.state(True, None)["remote_share"] == 0.0  # no task yet
+    window.close_interval([outcome()] * 3, remote=True)
+    window.close_interval([outcome()], remote=False)
+    assert window.state(True, None)["remote_share"] == pytest.approx(0.75)  # per task, not per interval
+    for _ in range(REMOTE_WINDOW - 4):
+        window.close_interval([outcome()], remote=False)
+    assert window.state(True, None)["remote_share"] == pytest.approx(3 / REMOTE_WINDOW)  # a full memory
+    window.close_interval([outcome()], remote=False)
+    # the first remote task has left the memory, two are in it
+    assert window.state(True, None)["remote_share"] == pytest.approx(2 / REMOTE_WINDOW)
+    for _ in range(2):
+        window.close_interval([outcome()], remote=False)
+    assert window.state(True, None)["remote_share"] == 0.0
+    window.close_interval([outcome()] * (2 * REMOTE_WINDOW), remote=True)
+    assert window.state(True, None)["remote_share"] == 1.0
+
+
+def test_the_controller_marks_tasks_remote_by_their_action_s_cut(tmp_path):
+    class Alternating(Strategy):
+        name = "alternating"
+
+        def __init__(self):
+            self.states = []
+
+        def decide(self, state):
+            self.states.append(dict(state))
+            return Action((0.1, 0.2), 0 if len(self.states) % 2 else 3, 2, True)  # cut 0, cut 3, cut 0, ...
+
+    strategy = Alternating()
+    with TraceStore(tmp_path / "t.db", background_flush=False) as store:
+        store.start_run(board="test")
+        controller = Controller(strategy, BOUNDS, store=store, clock=lambda: 1.0)
+        for task in range(6):
+            controller.action(True, 1e6, task)
+            controller.record(outcome(), task)
+        controller.finish(True, 1e6)
+    assert [s["remote_share"] for s in strategy.states] == [0.0, 1.0, 0.5]
+    with sqlite3.connect(str(tmp_path / "t.db")) as conn:
+        states = [json.loads(r[0]) for r in conn.execute("SELECT next_state FROM transitions ORDER BY step")]
+    # The transition rows carry it, in FEATURES order.
+    assert [s[FEATURES.index("remote_share")] for s in states] == [1.0, 0.5, pytest.approx(4 / 6)]
 
 
 def test_action_holds_for_its_interval_then_a_transition_is_logged(tmp_path):

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.workstation
 from edgesplit.codegen.learning.ddpg import (DDPG, ActionCodec, Args, OrnsteinUhlenbeck, ReplayBuffer,  # noqa: E402
                                              fit_normalisation, state_vector, train)
 from edgesplit.codegen.learning.environment import Step  # noqa: E402
-from edgesplit.runtime.controller.state import FEATURES  # noqa: E402
+from edgesplit.runtime.controller.state import EDGEML_FEATURES as FEATURES  # noqa: E402  (what DDPG reads)
 from edgesplit.runtime.controller.strategies import Action, load_policy_strategy  # noqa: E402
 
 

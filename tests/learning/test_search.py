@@ -16,7 +16,7 @@ from edgesplit.codegen.learning.search import (Args, GatedPolicy, draw_episodes,
                                                 final_exit_accuracy, reference_accuracy, run_episodes, score,
                                                 search, starting_policy, validate, validation_episodes)
 from edgesplit.policies_lite import load_policy  # noqa: E402
-from edgesplit.runtime.controller.state import FEATURES  # noqa: E402
+from edgesplit.runtime.controller.state import EDGEML_FEATURES, FEATURES  # noqa: E402
 from edgesplit.runtime.controller.strategies import (Action, load_policy_strategy, local_only,  # noqa: E402
                                                      remote_only)
 from edgesplit.runtime.emulation.link.recording_readers import read_recording  # noqa: E402
@@ -292,7 +292,7 @@ def test_the_frozen_file_decides_as_in_the_search(envs, tmp_path):
     path = tmp_path / "gated.npz"
     policy_id = policy.export(path, env.n_exits, env.n_cuts, env.max_interval, {"traces": [], "algorithm": "search"})
     loaded = load_policy_strategy(path, env.n_exits, env.n_cuts, name="policy")
-    assert loaded.policy_id == policy_id and list(load_policy(path).features) == list(FEATURES)
+    assert loaded.policy_id == policy_id and list(load_policy(path).features) == list(EDGEML_FEATURES)
     in_search = env.run(policy.strategy(env.n_exits, env.n_cuts, env.max_interval), seed=3)
     frozen = env.run(loaded, seed=3)
     assert set(np.unique(in_search.per_task["cut"])) == {0, 3}  # both actions were taken
@@ -383,3 +383,72 @@ def test_search_needs_a_validation_recording(tmp_path):
     done = _train("search", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--seed", "0",
                   "--out", tmp_path / "p.npz", timeout=120)
     assert done.returncode != 0 and "at least 2 --link-traces" in done.stderr, done.stderr
+
+
+def test_the_memory_mlp_takes_its_fast_action_only_when_the_gate_is_shut_and_the_share_is_at_its_gate(envs, tmp_path):
+    env, _ = envs
+    policy = GatedPolicy((0.31, 0.62), 3, (0.0, 0.1), 0, 0.7, 2, fast_threshold=0.5, share_gate=0.6)
+    path = tmp_path / "memory.npz"
+    policy.export(path, env.n_exits, env.n_cuts, env.max_interval, {"traces": [], "algorithm": "search"})
+    assert list(load_policy(path).features) == list(FEATURES)  # reads remote_share
+    in_search = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
+    frozen = load_policy_strategy(path, env.n_exits, env.n_cuts, name="policy")
+    local, remote, fast = Action((0.31, 0.62), 3, 2, True), Action((0.0, 0.1), 0, 2, True), Action((0.5, 0.5), 3, 2, True)
+    for bandwidth, alive, share, expected in ((0.69, 1.0, 0.0, local), (0.69, 1.0, 0.59, local), (0.69, 1.0, 0.6, fast),
+                                              (0.0, 1.0, 1.0, fast), (0.71, 1.0, 0.0, remote), (0.71, 1.0, 1.0, remote),
+                                              (50.0, 0.0, 1.0, fast), (50.0, 0.0, 0.2, local)):
+        state = {"latency_mean_s": 0.05, "energy_mean": 500.0, "bandwidth_mbps": bandwidth, "peer_alive": alive,
+                 "remote_share": share}
+        for strategy in (in_search, frozen):
+            a = strategy.decide(state)
+            assert Action(tuple(round(t, 6) for t in a.thresholds), a.cut, a.interval, a.use_exits) == expected, \
+                (bandwidth, alive, share)
+
+
+def test_memory_genes_round_trip_and_add_two(envs):
+    env, _ = envs
+    for tied in (False, True):
+        n = GatedPolicy.n_genes(env.n_exits, tied=tied, memory=True)
+        assert n == GatedPolicy.n_genes(env.n_exits, tied=tied) + 2
+        for genes in np.random.RandomState(2).rand(20, n):
+            p = GatedPolicy.from_genes(genes, env.n_exits, env.n_cuts, env.max_interval, 2.0, tied=tied, memory=True)
+            assert p.memory and p.fast_threshold == round(float(genes[-2]), 4)
+            assert GatedPolicy.from_genes(p.genes(env.n_cuts, env.max_interval, 2.0, tied=tied), env.n_exits,
+                                          env.n_cuts, env.max_interval, 2.0, tied=tied, memory=True) == p
+        with pytest.raises(ValueError, match="memory genes are %d values" % n):
+            GatedPolicy.from_genes(np.zeros(n - 2), env.n_exits, env.n_cuts, env.max_interval, 2.0, tied=tied,
+                                   memory=True)
+
+
+def test_in_the_environment_the_fast_action_follows_the_remote_share(envs):
+    # A gate the estimate crosses on this link: after stretches at cut 0 the shut gate takes the fast action, after
+    # long local stretches the local one; a share gate above 1 never takes it (the policy without a memory).
+    env, _ = envs
+    with_memory = GatedPolicy((0.31, 0.62), 3, (0.0, 0.0), 0, 0.08, 1, fast_threshold=0.5, share_gate=0.5)
+    episode = env.run(with_memory.strategy(env.n_exits, env.n_cuts, env.max_interval), seed=3)
+    decisions = env.controller.decisions
+    fast = [d for d in decisions if d["action"]["cut"] == 3 and d["action"]["thresholds"] == [0.5, 0.5]]
+    local = [d for d in decisions if d["action"]["cut"] == 3 and d["action"]["thresholds"] == [0.31, 0.62]]
+    assert fast and all(d["state"]["remote_share"] >= 0.5 - 1e-3 for d in fast)
+    assert all(d["state"]["remote_share"] < 0.5 for d in local)
+    assert set(np.unique(episode.per_task["cut"])) == {0, 3}
+    never = GatedPolicy((0.31, 0.62), 3, (0.0, 0.0), 0, 0.08, 1, fast_threshold=0.5, share_gate=1.04)
+    plain = GatedPolicy((0.31, 0.62), 3, (0.0, 0.0), 0, 0.08, 1)
+    a = env.run(never.strategy(env.n_exits, env.n_cuts, env.max_interval), seed=3)
+    b = env.run(plain.strategy(env.n_exits, env.n_cuts, env.max_interval), seed=3)
+    for key in ("cut", "exit", "latency_s", "correct"):
+        assert np.array_equal(a.per_task[key], b.per_task[key]), key
+
+
+def test_a_memory_search_keeps_the_memory_and_holds_the_local_action_to_the_floor(envs):
+    env, validation = envs
+    args = Args(seed=0, generations=2, population=6, elite=2, episodes=2, episode_tasks=150, finalists=2,
+                validation_seeds=1, tied_thresholds=True, memory=True)
+    local = manifest_local(env)
+    start = starting_policy(local.action, env.n_exits, args.gate_max_mbps)
+    result = search(env, start, local, args, validation_env=validation)
+    assert result.start.memory and result.policy.memory
+    assert result.start.fast_threshold == result.start.local_thresholds[0]  # the tied local action, to begin with
+    assert all("fast" in f["policy"] for f in result.validation["finalists"])
+    assert all("fast" in s for s in result.seeded)
+    assert not np.isnan(result.train_score.local_accuracy)  # the per-action floor ran the local action alone

@@ -217,3 +217,13 @@ def test_show_imports_nothing_of_the_workstation():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("LOADED []")
+
+
+def test_a_search_policy_with_a_memory_shows_its_fast_action():
+    from edgesplit.runtime.commands.policy import _gated
+
+    gated = dict(SEARCH_PROVENANCE["gated_policy"], fast={"threshold": 0.5, "cut": 3, "share_gate": 0.62,
+                                                   "remote_window_tasks": 50})
+    assert _gated(gated) == ("local: cut 3, thresholds 0.543, 0.4664; remote: cut 0, thresholds 0.1271, 0.0504; "
+                             "gate 0.6451 Mbit/s, interval 1; fast: cut 3, threshold 0.5, while the gate is shut and "
+                             "remote_share >= 0.62")
