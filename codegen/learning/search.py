@@ -85,6 +85,8 @@ class Args:
     # action gated with remote-only's at these quantiles of the estimate the board read on its episodes (gate_seeds)
     tied_thresholds: bool = False    # one threshold for every exit of an action (a gene per action, not per exit):
     # the policy's EdgeML-T1 and -TL ablations are then the policy itself (GatedPolicy.tied)
+    start: str = "local-only"        # the local action the search starts from: "local-only" (the bundle's thresholds) or
+    # "moea" (MOEA's static action's thresholds, chosen on the search's recordings: search_command.start_action)
     memory: bool = False             # a fast local action while remote_share >= a share gate (two more genes: its one
     # threshold and the share gate; the policy then reads the state's remote_share)
 
@@ -235,6 +237,15 @@ class GatedPolicy:
                            decoder={"type": "edgeml", "n_exits": n_exits, "n_cuts": n_cuts,
                                     "max_interval": max_interval, "thresholds": "clip", "scale": "unit"},
                            provenance=dict(provenance, gated_policy=self.describe()), kind="mlp")
+
+    @classmethod
+    def from_description(cls, described: Dict[str, Any]) -> "GatedPolicy":
+        """The policy ``describe`` wrote (a search policy's provenance keeps it as ``gated_policy``)."""
+        fast = described.get("fast")
+        extra = {"fast_threshold": float(fast["threshold"]), "share_gate": float(fast["share_gate"])} if fast else {}
+        return cls(tuple(float(t) for t in described["local"]["thresholds"]), int(described["local"]["cut"]),
+                   tuple(float(t) for t in described["remote"]["thresholds"]), int(described["remote"]["cut"]),
+                   float(described["gate_mbps"]), int(described["interval"]), **extra)
 
     def describe(self) -> Dict[str, Any]:
         out = {"local": {"thresholds": list(self.local_thresholds), "cut": self.local_cut},

@@ -26,7 +26,7 @@ SEARCH_ONLY_FLAGS = (("generations", "--generations"), ("population", "--populat
                      ("recording_speed", "--recording-speed"), ("accuracy_allowance", "--accuracy-allowance"),
                      ("accuracy_margin", "--accuracy-margin"), ("local_sr_weight", "--local-sr-weight"),
                      ("no_per_action_floor", "--no-per-action-floor"), ("no_ablation_sr_term", "--no-ablation-sr-term"),
-                     ("tied_thresholds", "--tied-thresholds"), ("memory", "--memory"))
+                     ("tied_thresholds", "--tied-thresholds"), ("memory", "--memory"), ("start", "--start"))
 # (flag, Args field): accuracy figures, given in points on the command line and stored as fractions
 POINTS_FLAGS = (("--accuracy-allowance", "accuracy_allowance"), ("--accuracy-margin", "accuracy_margin"))
 
@@ -62,6 +62,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tied-thresholds", action="store_true", default=None,
                         help="search: one exit threshold per action, the same at every exit (its T1/TL ablations are "
                              "then the policy itself)")
+    parser.add_argument("--start", choices=("local-only", "moea"),
+                        help="search: the local action it starts from (and pairs with generation 0's gate seeds): "
+                             "local-only with the bundle's thresholds (the default), or MOEA's static action chosen "
+                             "on the training recordings as evaluate chooses its MOEA baseline (NSGA-III), at the "
+                             "last cut")
     parser.add_argument("--memory", action="store_true", default=None,
                         help="search: a third, fast local action (one threshold) taken while the gate is shut and "
                              "the state's remote_share (the share of the last 50 tasks run at cut 0) is at least a "
@@ -213,6 +218,24 @@ def plot_generations(generations, out_png: Path, title: str) -> None:
     save_curve(fig, axes, title, out_png)
 
 
+def start_action(env, local, params):
+    """The search's starting local action: ``local`` (local-only with the bundle's thresholds), or with ``params.start``
+    "moea" the thresholds of MOEA's static action, chosen on the search's own recordings (``baselines.moea_action``:
+    what ``evaluate`` runs as its MOEA baseline, chosen on the training recordings), at the last cut."""
+    from edgesplit.codegen.learning.baselines import Profiling, moea_action
+    from edgesplit.runtime.controller.strategies import Action
+
+    if params.start == "local-only":
+        return local.action
+    static = env.static
+    rates = np.concatenate([np.asarray(r[1], dtype=float) for r in static.recordings])
+    profiling = Profiling(static.stats, static.cost, env.bounds, rates, tuple(local.action.thresholds))
+    chosen = moea_action(profiling, seed=params.seed).action
+    log.info("search: starting from MOEA's thresholds %s (its cut %d; the local action runs at cut %d)",
+             list(chosen.thresholds), chosen.cut, env.n_cuts - 1)
+    return Action(tuple(chosen.thresholds), env.n_cuts - 1, 1, True)
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -247,6 +270,8 @@ def run(args) -> int:
         params.tied_thresholds = True
     if args.memory:
         params.memory = True
+    if args.start:
+        params.start = args.start
     bundle = resolve_bundle(args.bundle)
     fit, validation = split_recordings(args.link_traces, args.validation_traces or [])
     # --from-traces: the boards' timing and networks (their transitions are DDPG's: a search does not replay them),
@@ -259,7 +284,7 @@ def run(args) -> int:
     manifest = env.static.bundle.manifest
     local = local_only(env.n_exits, env.n_cuts - 1, [e.threshold for e in manifest.exits if e.head is not None])
     references = [local, remote_only(env.n_exits)]  # the accuracy floor follows the more accurate of the two
-    start = starting_policy(local.action, env.n_exits, params.gate_max_mbps)
+    start = starting_policy(start_action(env, local, params), env.n_exits, params.gate_max_mbps)
     bar = tqdm(total=params.generations, desc="training search", unit="generation", disable=args.no_progress,
                leave=False, file=sys.stderr)
 
