@@ -452,3 +452,24 @@ def test_a_memory_search_keeps_the_memory_and_holds_the_local_action_to_the_floo
     assert all("fast" in f["policy"] for f in result.validation["finalists"])
     assert all("fast" in s for s in result.seeded)
     assert not np.isnan(result.train_score.local_accuracy)  # the per-action floor ran the local action alone
+
+
+def test_train_algo_search_with_a_memory_from_moea_s_action(tmp_path):
+    out = tmp_path / "memory.npz"
+    done = _train("search", *SCENARIO, "--generations", 1, "--population", 4, "--memory", "--start", "moea",
+                  "--out", out, "--json", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    policy = load_policy(out)
+    prov = policy.provenance
+    assert prov["hyperparameters"]["memory"] is True and prov["hyperparameters"]["start"] == "moea"
+    assert list(policy.features) == list(FEATURES) and "fast" in summary["policy"]
+    start = summary["start"]
+    assert start["local"]["cut"] == 3 and start["local"]["thresholds"] != [0.35, 0.18]  # not the bundle's
+    assert start["fast"]["threshold"] == pytest.approx(np.mean(start["local"]["thresholds"]), abs=1e-4)
+    assert GatedPolicy.from_description(prov["gated_policy"]).describe() == prov["gated_policy"]
+    assert "fast: cut 3" in subprocess.run(EDGESPLIT + ["policy", "show", str(out)], capture_output=True,
+                                           text=True, timeout=120).stdout
+    done = _train("ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--memory", "--start", "moea",
+                  "--seed", "0", "--out", tmp_path / "p.npz", timeout=120)
+    assert done.returncode != 0 and "--memory, --start: only for --algo search" in done.stderr, done.stderr
