@@ -35,7 +35,7 @@ import torch
 from edgesplit.codegen.learning.ddpg import Args, train
 from edgesplit.codegen.learning.environment import EXTRA_FEATURES, Environment, Scenario
 from edgesplit.runtime.controller.planner import best_static_cut
-from edgesplit.runtime.controller.state import FEATURES
+from edgesplit.runtime.controller.state import EDGEML_FEATURES as FEATURES  # what DDPG reads
 from edgesplit.runtime.controller.strategies import fixed, load_policy_strategy, local_only, remote_only
 from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE, default_bundle_path, resolve_bundle
 

@@ -25,7 +25,7 @@ import torch
 from edgesplit.codegen.learning.ddpg import Args, train
 from edgesplit.codegen.learning.environment import Environment, Scenario
 from edgesplit.codegen.learning.trace_transitions import read_transitions, write_transitions
-from edgesplit.runtime.controller.state import FEATURES
+from edgesplit.runtime.controller.state import EDGEML_FEATURES as FEATURES  # what DDPG reads
 from edgesplit.runtime.default_bundle import default_bundle_path, resolve_bundle
 
 from ddpg_fig9 import write_square

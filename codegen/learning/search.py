@@ -51,10 +51,16 @@ log = logging.getLogger(__name__)
 ALGORITHM = "search"
 GATE_SLOPE = 1e5      # tanh slope per Mbit/s at the gate: tanh is exactly +-1 from 0.0002 Mbit/s either side
 PEER_DOWN_MBPS = 1e4  # a dead peer counts as this many Mbit/s below the gate (more than any link carries)
-SHARE_SLOPE = 1e5     # tanh slope per unit of remote_share at the share gate
-SHARE_TOLERANCE = 1e-3  # remote_share counts as at the share gate from this far below it (shares are k / n, n <= 50)
+# The share gate: remote_share is k / n (n <= REMOTE_WINDOW = 50) and the gate has four decimals, so a share that is
+# not the gate is at least 1 / (10000 x 50) = 2e-6 from it; with the share counted as at the gate from 1e-7 below
+# and a slope of 1e9, the unit is tanh(+-100) or beyond for every share a board can report: never a blend.
+SHARE_SLOPE = 1e9
+SHARE_TOLERANCE = 1e-7
 AND_SLOPE = 10.0      # the second layer's units: tanh(10) is 1 within 5e-9, so a saturated unit passes as +-1
-SHARE_GATE_MAX = 1.0 + 2.0 / REMOTE_WINDOW  # the share gate's range: 0 .. this (above 1: never the fast action)
+SHARE_GATE_MIN = 1.0 / REMOTE_WINDOW  # the share gate's range: at least one remote task in the memory (a gate at 0
+# would take the fast action with no remote task at all, where the per-action floor holds only the local action) ..
+SHARE_GATE_MAX = 1.0 + 2.0 / REMOTE_WINDOW  # .. this (above 1: never the fast action)
+STARTS = ("local-only", "moea")
 
 
 @dataclass
@@ -89,6 +95,10 @@ class Args:
     # "moea" (MOEA's static action's thresholds, chosen on the search's recordings: search_command.start_action)
     memory: bool = False             # a fast local action while remote_share >= a share gate (two more genes: its one
     # threshold and the share gate; the policy then reads the state's remote_share)
+
+    def __post_init__(self) -> None:
+        if self.start not in STARTS:
+            raise ValueError("start %r: one of %s" % (self.start, ", ".join(STARTS)))
 
 
 @dataclass(frozen=True)
@@ -126,7 +136,7 @@ class GatedPolicy:
                    gate_max_mbps: float, tied: bool = False, memory: bool = False) -> "GatedPolicy":
         """With ``tied`` the genes are (local threshold, local cut, remote threshold, remote cut, gate, interval):
         every exit of an action gets that action's one threshold. With ``memory`` two more follow: the fast
-        action's threshold and the share gate (times ``SHARE_GATE_MAX``)."""
+        action's threshold and the share gate (0..1 onto ``SHARE_GATE_MIN``..``SHARE_GATE_MAX``)."""
         g = np.clip(np.asarray(genes, dtype=float), 0.0, 1.0)
         e = n_exits
         expected = cls.n_genes(n_exits, tied, memory)
@@ -136,7 +146,8 @@ class GatedPolicy:
                                 expected, len(g)))
         extra = {}  # type: Dict[str, Any]
         if memory:
-            extra = {"fast_threshold": round(float(g[-2]), 4), "share_gate": round(float(g[-1]) * SHARE_GATE_MAX, 4)}
+            share_gate = SHARE_GATE_MIN + float(g[-1]) * (SHARE_GATE_MAX - SHARE_GATE_MIN)
+            extra = {"fast_threshold": round(float(g[-2]), 4), "share_gate": round(share_gate, 4)}
             g = g[:-2]
         if tied:
             g = np.concatenate([np.repeat(g[0], e), g[1:2], np.repeat(g[2], e), g[3:]])
@@ -154,7 +165,8 @@ class GatedPolicy:
         local, remote = list(self.local_thresholds), list(self.remote_thresholds)
         if tied:
             local, remote = [float(np.mean(local))], [float(np.mean(remote))]
-        memory = [self.fast_threshold, min(self.share_gate / SHARE_GATE_MAX, 1.0)] if self.memory else []
+        share = (self.share_gate - SHARE_GATE_MIN) / (SHARE_GATE_MAX - SHARE_GATE_MIN)
+        memory = [self.fast_threshold, min(max(share, 0.0), 1.0)] if self.memory else []
         return np.array(local + [(self.local_cut + 0.5) / n_cuts] + remote + [(self.remote_cut + 0.5) / n_cuts]
                         + [min(self.gate_mbps / gate_max_mbps, 1.0), (self.interval - 0.5) / max_interval] + memory)
 
@@ -183,6 +195,9 @@ class GatedPolicy:
         is -1 (the memory says fast and the gate is shut); outputs = local + (remote - local) (g + 1) / 2 +
         (fast - local) (f + 1) / 2, the fast action being its threshold at every exit, the local cut and interval."""
         features = list(self.features)
+        if self.memory and not self.share_gate >= SHARE_GATE_MIN:
+            raise ValueError("share gate %r: at least %g (one remote task of the last %d), or the fast action is "
+                             "taken where no task went remote" % (self.share_gate, SHARE_GATE_MIN, REMOTE_WINDOW))
         units = 2 if self.memory else 1
         w0 = np.zeros((units, len(features)))
         w0[0, features.index("bandwidth_mbps")] = GATE_SLOPE

@@ -395,6 +395,8 @@ def test_the_memory_mlp_takes_its_fast_action_only_when_the_gate_is_shut_and_the
     frozen = load_policy_strategy(path, env.n_exits, env.n_cuts, name="policy")
     local, remote, fast = Action((0.31, 0.62), 3, 2, True), Action((0.0, 0.1), 0, 2, True), Action((0.5, 0.5), 3, 2, True)
     for bandwidth, alive, share, expected in ((0.69, 1.0, 0.0, local), (0.69, 1.0, 0.59, local), (0.69, 1.0, 0.6, fast),
+                                              (0.69, 1.0, 0.6 - 0.5e-7, fast), (0.69, 1.0, 0.6 - 2e-6, local),
+                                              (0.69, 1.0, 0.6 - 1.5e-7, local), (0.69, 1.0, 0.6 + 2e-6, fast),
                                               (0.0, 1.0, 1.0, fast), (0.71, 1.0, 0.0, remote), (0.71, 1.0, 1.0, remote),
                                               (50.0, 0.0, 1.0, fast), (50.0, 0.0, 0.2, local)):
         state = {"latency_mean_s": 0.05, "energy_mean": 500.0, "bandwidth_mbps": bandwidth, "peer_alive": alive,
@@ -407,6 +409,19 @@ def test_the_memory_mlp_takes_its_fast_action_only_when_the_gate_is_shut_and_the
 
 def test_memory_genes_round_trip_and_add_two(envs):
     env, _ = envs
+    # The share gate never reaches 0: with no remote task in the memory the fast action is never taken (the
+    # per-action floor holds only the local action).
+    lowest = GatedPolicy.from_genes(np.zeros(GatedPolicy.n_genes(env.n_exits, memory=True)), env.n_exits, env.n_cuts,
+                                    env.max_interval, 2.0, memory=True)
+    assert lowest.share_gate == 0.02
+    state = {"latency_mean_s": 0.05, "energy_mean": 500.0, "bandwidth_mbps": 0.0, "peer_alive": 1.0}
+    strategy = lowest.strategy(env.n_exits, env.n_cuts, env.max_interval)
+    assert strategy.decide(dict(state, remote_share=0.0)).thresholds == pytest.approx(lowest.local_thresholds)
+    assert strategy.decide(dict(state, remote_share=0.02)).thresholds == pytest.approx([lowest.fast_threshold] * 2)
+    with pytest.raises(ValueError, match="share gate 0.0: at least 0.02"):
+        GatedPolicy((0.3, 0.6), 3, (0.0, 0.0), 0, 0.7, 1, fast_threshold=0.5, share_gate=0.0).to_layers(4, 5)
+    with pytest.raises(ValueError, match="start 'moeaa': one of local-only, moea"):
+        Args(start="moeaa")
     for tied in (False, True):
         n = GatedPolicy.n_genes(env.n_exits, tied=tied, memory=True)
         assert n == GatedPolicy.n_genes(env.n_exits, tied=tied) + 2

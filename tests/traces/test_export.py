@@ -232,3 +232,30 @@ def test_summary_says_how_each_policy_did_in_the_order_it_served(tmp_path, capsy
     assert main(["traces", "summary", str(path)]) == 0
     out = capsys.readouterr().out
     assert "policy (in the order it served)" in out and "60.0%" in out and "40.0% (5)" in out and "100.0% (4)" in out
+
+
+def test_a_database_kept_across_the_fifth_state_feature_exports_both_widths(tmp_path, capsys):
+    # Runs before remote_share logged four state values, runs after it five; the flat formats write both (the older
+    # rows' fifth column empty), the npz export (one width per array) asks for one run at a time.
+    path = tmp_path / "upgraded.db"
+    with TraceStore(path, batch_size=4) as store:
+        for run_id, width in (("old-run", 4), ("new-run", 5)):
+            store.start_run(board="pi4", bundle_hash="cd" * 32, config={"state_features": ["f"] * width},
+                            run_id=run_id)
+            for k in range(2):
+                store.log_transition(TransitionRecord(step=k, time_s=k * 0.5, state=[float(k)] * width, reward=0.5,
+                                                      action={"thresholds": (0.1, 0.2), "cut": 0, "interval": 1},
+                                                      next_state=[k + 1.0] * width, policy_id="pol"))
+    out = tmp_path / "tr.csv"
+    assert main(["traces", "export", str(path), "--format", "csv", "--table", "transitions", "--out", str(out)]) == 0
+    with open(str(out), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["run_id"] for r in rows] == ["old-run"] * 2 + ["new-run"] * 2
+    assert [r["state.4"] for r in rows] == ["", "", "0.0", "1.0"]
+    capsys.readouterr()
+    assert main(["traces", "export", str(path), "--format", "npz", "--out", str(tmp_path / "tr.npz")]) != 0
+    assert "export one run at a time (--run)" in capsys.readouterr().err
+    assert main(["traces", "export", str(path), "--format", "npz", "--run", "new-run",
+                 "--out", str(tmp_path / "new.npz")]) == 0
+    with np.load(str(tmp_path / "new.npz"), allow_pickle=False) as npz:
+        assert npz["state"].shape == (2, 5)
