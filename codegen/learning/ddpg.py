@@ -294,7 +294,13 @@ class DDPG:
                 for layer in self.actor.layers]
 
     def export(self, path, features: Sequence[str], provenance: Mapping[str, Any]) -> str:
-        """Write the frozen actor with policies_lite (normalisation in the file); return its policy id."""
+        """Write the frozen actor with policies_lite (normalisation in the file); return its policy id. ``features``:
+        the names of what it was trained on, in order (``Args.features``; by default EdgeML's, ``EDGEML_FEATURES``)."""
+        inputs = self.actor_layers()[0][0].shape[1]
+        if len(features) != inputs:
+            raise ValueError("the actor reads %d state features, %d names given (%s): give the ones it was trained on, "
+                             "in order (Args.features; by default EDGEML_FEATURES)"
+                             % (inputs, len(features), ", ".join(features)))
         return save_policy(path, features=list(features), layers=self.actor_layers(),
                            activations=list(ACTOR_ACTIVATIONS), decoder=self.codec.decoder_meta(),
                            mean=self.mean.tolist(), std=self.std.tolist(), provenance=dict(provenance),

@@ -184,3 +184,12 @@ def test_restarts_keep_the_run_that_validated_best(demo_env):
     assert both.tasks == sum(run.tasks for run in runs)
     with pytest.raises(ValueError, match="select_every"):
         train(demo_env.clone(), Args(epochs=10, restarts=2, select_every=0))
+
+
+def test_export_names_the_features_the_actor_reads(tmp_path):
+    from edgesplit.runtime.controller.state import FEATURES as ALL  # five: EdgeML's four and remote_share
+
+    result = train(CutByBandwidth(), Args(seed=0, epochs=20, warmup_epochs=5, select_every=0))
+    with pytest.raises(ValueError, match="the actor reads 4 state features, 5 names given"):
+        result.agent.export(tmp_path / "p.npz", ALL, {"algorithm": "ddpg"})
+    assert not (tmp_path / "p.npz").exists()
