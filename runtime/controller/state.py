@@ -51,8 +51,10 @@ class StateWindow:
     def close_interval(self, tasks: List[TaskOutcome], remote: bool = False) -> None:
         """``tasks`` ran under one action; ``remote``: that action shipped the input (cut 0)."""
         self._intervals.append(Interval(list(tasks)))
-        flag = 1 if remote else 0
         marks = self._remote
+        if len(marks) == REMOTE_WINDOW and self._remote_count == (REMOTE_WINDOW if remote else 0):
+            return  # a full memory of this same mark (every task of a static action, after the first 50): unchanged
+        flag = 1 if remote else 0
         for _ in range(len(tasks)):
             if len(marks) == REMOTE_WINDOW:
                 self._remote_count -= marks.popleft()
@@ -95,4 +97,6 @@ class StateWindow:
             bandwidth = bandwidth_now_bps
         else:
             bandwidth = 0.0
-        return (latency, energy, bandwidth / 1e6, 1.0 if peer_alive else 0.0, self.remote_share())
+        marks = self._remote  # remote_share(), written out: this runs once per interval
+        return (latency, energy, bandwidth / 1e6, 1.0 if peer_alive else 0.0,
+                self._remote_count / len(marks) if marks else 0.0)

@@ -68,6 +68,9 @@ def test_remote_share_counts_the_last_tasks_under_a_cut_0_action_beyond_the_wind
     assert window.state(True, None)["remote_share"] == 0.0
     window.close_interval([outcome()] * (2 * REMOTE_WINDOW), remote=True)
     assert window.state(True, None)["remote_share"] == 1.0
+    window.close_interval([outcome()], remote=True)  # a full memory of the same mark: unchanged
+    window.close_interval([outcome()], remote=False)
+    assert window.state(True, None)["remote_share"] == pytest.approx((REMOTE_WINDOW - 1) / REMOTE_WINDOW)
 
 
 def test_the_controller_marks_tasks_remote_by_their_action_s_cut(tmp_path):
