@@ -198,7 +198,7 @@ def _guard_env(tmp_path):
 def _remote_only_policy(path: Path) -> Path:
     """A real policy file whose actor always decides cut 0 (sigmoid outputs ~0 for thresholds and cut)."""
     from edgesplit.codegen.learning.ddpg import DDPG, ActionCodec, Args
-    from edgesplit.runtime.controller.state import FEATURES
+    from edgesplit.runtime.controller.state import EDGEML_FEATURES as FEATURES  # what DDPG reads
 
     agent = DDPG(len(FEATURES), ActionCodec(2, 4, 5), Args())
     with torch.no_grad():

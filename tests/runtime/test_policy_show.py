@@ -219,11 +219,16 @@ def test_show_imports_nothing_of_the_workstation():
     assert done.stdout.strip().endswith("LOADED []")
 
 
-def test_a_search_policy_with_a_memory_shows_its_fast_action():
-    from edgesplit.runtime.commands.policy import _gated
-
+def test_a_search_policy_with_a_memory_shows_its_fast_action(capsys, tmp_path):
     gated = dict(SEARCH_PROVENANCE["gated_policy"], fast={"threshold": 0.5, "cut": 3, "share_gate": 0.62,
-                                                   "remote_window_tasks": 50})
-    assert _gated(gated) == ("local: cut 3, thresholds 0.543, 0.4664; remote: cut 0, thresholds 0.1271, 0.0504; "
-                             "gate 0.6451 Mbit/s, interval 1; fast: cut 3, threshold 0.5, while the gate is shut and "
-                             "remote_share >= 0.62")
+                                                          "remote_window_tasks": 50})
+    path = tmp_path / "memory.npz"
+    save_policy(path, features=FEATURES + ["remote_share"], layers=[(np.zeros((4, 5)), np.zeros(4))],
+                activations=["identity"], decoder=edgeml_decoder(2, 4), provenance=dict(SEARCH_PROVENANCE,
+                                                                                        gated_policy=gated))
+    code, out, err = show(capsys, path)
+    assert code == 0, err
+    assert _field(out, "features") == "latency_mean_s, energy_mean, bandwidth_mbps, peer_alive, remote_share"
+    assert _field(out, "gated_policy") == ("local: cut 3, thresholds 0.543, 0.4664; remote: cut 0, thresholds "
+                                           "0.1271, 0.0504; gate 0.6451 Mbit/s, interval 1; fast: cut 3, threshold "
+                                           "0.5, while the gate is shut and remote_share >= 0.62")
