@@ -95,6 +95,9 @@ class Args:
     # "moea" (MOEA's static action's thresholds, chosen on the search's recordings: search_command.start_action)
     memory: bool = False             # a fast local action while remote_share >= a share gate (two more genes: its one
     # threshold and the share gate; the policy then reads the state's remote_share)
+    rival_term: bool = False         # per episode, the SR points by which the best rival within the allowance (evaluate's
+    # baselines, given to search as rivals) beats the policy are charged, averaged over the episodes: the line is won
+    # recording by recording, not on the mean
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -333,6 +336,7 @@ class Score:
     t1_sr: float = float("nan")            # the T1 ablation's SR
     tl_sr: float = float("nan")            # the TL ablation's SR
     tl_accuracy: float = float("nan")      # the TL ablation's accuracy
+    rival_lead: float = float("nan")       # with Args.rival_term: the mean per-episode lead of the best eligible rival
 
     def to_dict(self) -> Dict[str, float]:
         return {k: round(float(v), 5) for k, v in asdict(self).items() if not math.isnan(float(v))}
@@ -347,6 +351,35 @@ def draw_episodes(env, count: int, rng: np.random.RandomState) -> List[EpisodeSp
         specs.append(EpisodeSpec(index, float(rng.randint(max(1, int(len(rates) * step_s)))),
                                  int(rng.randint(2 ** 31))))
     return specs
+
+
+def episode_results(env, strategy, specs: Sequence[EpisodeSpec]) -> List[Tuple[float, float, int]]:
+    """(SR, accuracy, tasks) of each episode of ``specs``."""
+    out = []
+    for spec in specs:
+        episode = env.run(strategy, seed=spec.seed, recording=spec.recording, start_s=spec.start_s)
+        out.append((episode.sr, episode.accuracy, episode.tasks))
+    return out
+
+
+def rival_results(env, rivals: Sequence[Strategy], specs: Sequence[EpisodeSpec]) -> List[List[Tuple[float, float, int]]]:
+    """Each rival's ``episode_results`` (run once per set of episodes: every candidate is compared with the same)."""
+    return [episode_results(env, rival, specs) for rival in rivals]
+
+
+def rival_lead(policy: Sequence[Tuple[float, float, int]], rivals: Sequence[Sequence[Tuple[float, float, int]]],
+               allowance: float) -> float:
+    """The mean over episodes of how far the best rival within ``allowance`` of the most accurate rival on that episode
+    is above the policy's SR (0 where none is): ``evaluate``'s verdict, recording by recording, as a number."""
+    if not rivals or not policy:
+        return 0.0
+    leads = []
+    for i, (sr, _, _) in enumerate(policy):
+        rows = [r[i] for r in rivals]
+        best_accuracy = max(row[1] for row in rows)
+        eligible = [row[0] for row in rows if row[1] >= best_accuracy - allowance]
+        leads.append(max(0.0, max(eligible) - sr))
+    return float(np.mean(leads))
 
 
 def run_episodes(env, strategy, specs: Sequence[EpisodeSpec]) -> Tuple[float, float]:
@@ -375,7 +408,8 @@ def final_exit_accuracy(env, specs: Sequence[EpisodeSpec]) -> float:
 
 
 def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accuracy: float, args: Args,
-          ceiling: Optional[float] = None) -> Score:
+          ceiling: Optional[float] = None, rivals: Optional[Sequence[Sequence[Tuple[float, float, int]]]] = None
+          ) -> Score:
     """``value = (1 - w) SR + w local SR - penalty x shortfall - ablation lead``.
 
     ``floor`` = max(reference, T1, TL, NonBranch accuracy) - allowance + margin (``evaluate``'s most accurate
@@ -396,7 +430,10 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
     from edgesplit.codegen.learning.baselines import AblatedPolicy
 
     strategy = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
-    sr, accuracy = run_episodes(env, strategy, specs)
+    per_episode = episode_results(env, strategy, specs)
+    tasks = max(1, sum(t for _, _, t in per_episode))
+    sr = sum(r * t for r, _, t in per_episode) / tasks
+    accuracy = sum(a * t for _, a, t in per_episode) / tasks
     t1_sr, t1_accuracy = run_episodes(env, AblatedPolicy(strategy, "t1"), specs)
     tl_sr, tl_accuracy = run_episodes(env, AblatedPolicy(strategy, "tl"), specs)
     _, nonbranch_accuracy = run_episodes(env, AblatedPolicy(strategy, "nonbranch"), specs)
@@ -422,9 +459,13 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
         for ablation_sr, ablation_accuracy in ((t1_sr, t1_accuracy), (tl_sr, tl_accuracy)):
             if ablation_accuracy >= eligible:
                 lead += max(0.0, ablation_sr - sr)
+    rivals_ahead = float("nan")
+    if args.rival_term and rivals:
+        rivals_ahead = rival_lead(per_episode, rivals, args.accuracy_allowance)
+        lead += rivals_ahead
     return Score(sr, accuracy, reference_accuracy, t1_accuracy, nonbranch_accuracy, floor,
                  sr_term - args.penalty * shortfall - lead, local_accuracy, local_floor, local_sr, t1_sr, tl_sr,
-                 tl_accuracy)
+                 tl_accuracy, rivals_ahead)
 
 
 # ---------------------------------------------------------------- the search
@@ -452,9 +493,13 @@ class SearchResult:
 
 
 def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy]], args: Args, validation_env=None,
-           on_generation: Optional[Callable[[Generation], None]] = None) -> SearchResult:
+           on_generation: Optional[Callable[[Generation], None]] = None,
+           rivals: Sequence[Strategy] = ()) -> SearchResult:
     """The cross-entropy method from ``start``; finalists chosen on ``validation_env`` (if given). ``reference`` (one
-    strategy or several: the most accurate counts) sets the accuracy floor, run on the same episodes as the candidates."""
+    strategy or several: the most accurate counts) sets the accuracy floor, run on the same episodes as the candidates.
+    ``rivals`` (with ``args.rival_term``): the strategies whose per-episode lead is charged (``rival_lead``)."""
+    if args.rival_term and not rivals:
+        raise ValueError("rival_term needs rivals: the strategies evaluate would rank the policy against")
     started = time.perf_counter()
     rng = np.random.RandomState(args.seed)
     n_exits, n_cuts, max_interval = env.n_exits, env.n_cuts, env.max_interval
@@ -481,6 +526,7 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
         specs = draw_episodes(env, args.episodes, rng)
         reference_floor = reference_accuracy(env, reference, specs)
         ceiling = final_exit_accuracy(env, specs) if args.per_action_floor else None
+        rows = rival_results(env, rivals, specs) if args.rival_term else None
         population = [mean]
         if g == 0:
             seeded = gate_seeds(env, start, specs, args)[:max(0, args.population - 1)]
@@ -492,7 +538,7 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
             policy = decode(genes)
             key = (policy, g)
             if key not in cache:
-                cache[key] = score(env, policy, specs, reference_floor, args, ceiling)
+                cache[key] = score(env, policy, specs, reference_floor, args, ceiling, rows)
                 evaluations += 1
             scored.append((cache[key].value, genes, policy))
         scored.sort(key=lambda item: -item[0])
@@ -516,25 +562,26 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
         if policy not in finalists:
             finalists.append(policy)
     if validation_env is not None:
-        chosen, validation = validate(validation_env, finalists, reference, args)
+        chosen, validation = validate(validation_env, finalists, reference, args, rivals)
         evaluations += len(finalists)
     else:
         chosen, validation = finalists[0], {"finalists": [], "chosen": finalists[0].describe()}
-    final_score = score(env, chosen, specs, reference_floor, args, ceiling)
-    start_score = score(env, start, specs, reference_floor, args, ceiling)
+    final_score = score(env, chosen, specs, reference_floor, args, ceiling, rows)
+    start_score = score(env, start, specs, reference_floor, args, ceiling, rows)
     return SearchResult(chosen, start, final_score, start_score, validation, generations, evaluations,
                         time.perf_counter() - started, [p.describe() for p in seeded])
 
 
 def validate(env, finalists: Sequence[GatedPolicy], reference: Union[Strategy, Sequence[Strategy]],
-             args: Args) -> Tuple[GatedPolicy, Dict[str, Any]]:
+             args: Args, rivals: Sequence[Strategy] = ()) -> Tuple[GatedPolicy, Dict[str, Any]]:
     """The finalist with the best score on the validation recordings (then the higher SR), and every score."""
     specs = validation_episodes(env, args)
     reference_floor = reference_accuracy(env, reference, specs)
     ceiling = final_exit_accuracy(env, specs) if args.per_action_floor else None
+    rival_rows = rival_results(env, rivals, specs) if args.rival_term else None
     ranked, rows = [], []
     for policy in finalists:
-        v = score(env, policy, specs, reference_floor, args, ceiling)
+        v = score(env, policy, specs, reference_floor, args, ceiling, rival_rows)
         rows.append(dict(v.to_dict(), policy=policy.describe()))
         ranked.append((v.value, v.sr, policy))
     chosen = max(ranked, key=lambda item: (item[0], item[1]))[2]

@@ -26,7 +26,8 @@ SEARCH_ONLY_FLAGS = (("generations", "--generations"), ("population", "--populat
                      ("recording_speed", "--recording-speed"), ("accuracy_allowance", "--accuracy-allowance"),
                      ("accuracy_margin", "--accuracy-margin"), ("local_sr_weight", "--local-sr-weight"),
                      ("no_per_action_floor", "--no-per-action-floor"), ("no_ablation_sr_term", "--no-ablation-sr-term"),
-                     ("tied_thresholds", "--tied-thresholds"), ("memory", "--memory"), ("start", "--start"))
+                     ("tied_thresholds", "--tied-thresholds"), ("memory", "--memory"), ("start", "--start"),
+                     ("rival_term", "--rival-term"))
 # (flag, Args field): accuracy figures, given in points on the command line and stored as fractions
 POINTS_FLAGS = (("--accuracy-allowance", "accuracy_allowance"), ("--accuracy-margin", "accuracy_margin"))
 
@@ -67,6 +68,10 @@ def add_arguments(parser) -> None:
                              "local-only with the bundle's thresholds (the default), or MOEA's static action chosen "
                              "on the training recordings as evaluate chooses its MOEA baseline (NSGA-III), at the "
                              "last cut")
+    parser.add_argument("--rival-term", action="store_true", default=None,
+                        help="search: charge the policy, episode by episode, the SR points by which the best of "
+                             "evaluate's baselines within the accuracy allowance (local-only, remote-only, Neurosurgeon, "
+                             "one threshold, MOEA, the shipped planner policy) beats it")
     parser.add_argument("--memory", action="store_true", default=None,
                         help="search: a third, fast local action (one threshold) taken while the gate is shut and "
                              "the state's remote_share (the share of the last 50 tasks run at cut 0) is at least a "
@@ -218,19 +223,36 @@ def plot_generations(generations, out_png: Path, title: str) -> None:
     save_curve(fig, axes, title, out_png)
 
 
+def profiling_of(env, local):
+    """What evaluate's baselines are chosen from: the bundle's profiles and the search's own recordings' rates."""
+    from edgesplit.codegen.learning.baselines import Profiling
+
+    static = env.static
+    rates = np.concatenate([np.asarray(r[1], dtype=float) for r in static.recordings])
+    return Profiling(static.stats, static.cost, env.bounds, rates, tuple(local.action.thresholds))
+
+
+def rivals_of(env, local, params):
+    """``evaluate``'s baselines, chosen on the search's recordings as evaluate chooses them on its training ones:
+    the static ones (``baselines.static_baselines``, MOEA seeded with the search's seed) and the shipped planner."""
+    from edgesplit.codegen.learning.baselines import static_baselines
+    from edgesplit.runtime.controller.strategies import load_policy_strategy
+    from edgesplit.runtime.shipped_policy import DEMO_POLICY_FILE
+
+    planner = load_policy_strategy(DEMO_POLICY_FILE, env.n_exits, env.n_cuts, name="planner")
+    return static_baselines(profiling_of(env, local), moea_seed=params.seed) + [planner]
+
+
 def start_action(env, local, params):
     """The search's starting local action: ``local`` (local-only with the bundle's thresholds), or with ``params.start``
     "moea" the thresholds of MOEA's static action, chosen on the search's own recordings (``baselines.moea_action``:
     what ``evaluate`` runs as its MOEA baseline, chosen on the training recordings), at the last cut."""
-    from edgesplit.codegen.learning.baselines import Profiling, moea_action
+    from edgesplit.codegen.learning.baselines import moea_action
     from edgesplit.runtime.controller.strategies import Action
 
     if params.start == "local-only":
         return local.action
-    static = env.static
-    rates = np.concatenate([np.asarray(r[1], dtype=float) for r in static.recordings])
-    profiling = Profiling(static.stats, static.cost, env.bounds, rates, tuple(local.action.thresholds))
-    chosen = moea_action(profiling, seed=params.seed).action
+    chosen = moea_action(profiling_of(env, local), seed=params.seed).action
     log.info("search: starting from MOEA's thresholds %s (its cut %d; the local action runs at cut %d)",
              list(chosen.thresholds), chosen.cut, env.n_cuts - 1)
     return Action(tuple(chosen.thresholds), env.n_cuts - 1, 1, True)
@@ -272,6 +294,8 @@ def run(args) -> int:
         params.memory = True
     if args.start:
         params.start = args.start
+    if args.rival_term:
+        params.rival_term = True
     bundle = resolve_bundle(args.bundle)
     fit, validation = split_recordings(args.link_traces, args.validation_traces or [])
     # --from-traces: the boards' timing and networks (their transitions are DDPG's: a search does not replay them),
@@ -293,7 +317,8 @@ def run(args) -> int:
         bar.set_postfix(sr="%.3f" % generation.best["sr"], accuracy="%.3f" % generation.best["accuracy"])
 
     try:
-        result = search(env, start, references, params, validation_env=validation_env, on_generation=on_generation)
+        result = search(env, start, references, params, validation_env=validation_env, on_generation=on_generation,
+                        rivals=rivals_of(env, local, params) if params.rival_term else ())
     finally:
         bar.close()
     candidate = guard.path(args.seed)

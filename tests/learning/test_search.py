@@ -488,3 +488,24 @@ def test_train_algo_search_with_a_memory_from_moea_s_action(tmp_path):
     done = _train("ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--memory", "--start", "moea",
                   "--seed", "0", "--out", tmp_path / "p.npz", timeout=120)
     assert done.returncode != 0 and "--memory, --start: only for --algo search" in done.stderr, done.stderr
+
+
+def test_the_rival_lead_is_the_best_eligible_rival_s_lead_episode_by_episode():
+    from edgesplit.codegen.learning.search import rival_lead
+
+    policy = [(0.95, 0.96, 100), (0.99, 0.95, 100)]
+    rivals = [[(0.97, 0.97, 100), (0.98, 0.97, 100)],   # ahead by 2 points on the first episode, behind on the second
+              [(0.999, 0.90, 100), (1.0, 0.96, 100)]]   # first episode: 7 points less accurate, not eligible
+    assert rival_lead(policy, rivals, 0.015) == pytest.approx((0.02 + 0.01) / 2)
+    assert rival_lead(policy, [], 0.015) == 0.0
+
+
+def test_train_algo_search_with_the_rival_term(tmp_path):
+    out = tmp_path / "rivals.npz"
+    done = _train("search", *SCENARIO, "--generations", 1, "--population", 4, "--rival-term", "--out", out,
+                  "--json", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert load_policy(out).provenance["hyperparameters"]["rival_term"] is True
+    assert "rival_lead" in summary["train_score"] and summary["train_score"]["rival_lead"] >= 0.0
+    assert all("rival_lead" in f for f in summary["validation"]["finalists"])
