@@ -232,15 +232,18 @@ def profiling_of(env, local):
     return Profiling(static.stats, static.cost, env.bounds, rates, tuple(local.action.thresholds))
 
 
-def rivals_of(env, local, params):
+def rivals_of(env, local, params, default_bundle: bool):
     """``evaluate``'s baselines, chosen on the search's recordings as evaluate chooses them on its training ones:
-    the static ones (``baselines.static_baselines``, MOEA seeded with the search's seed) and the shipped planner."""
+    the static ones (``baselines.static_baselines``, MOEA seeded with the search's seed) and, for the default bundle
+    it was built for (as ``evaluate`` includes it), the shipped planner policy."""
     from edgesplit.codegen.learning.baselines import static_baselines
     from edgesplit.runtime.controller.strategies import load_policy_strategy
     from edgesplit.runtime.shipped_policy import DEMO_POLICY_FILE
 
-    planner = load_policy_strategy(DEMO_POLICY_FILE, env.n_exits, env.n_cuts, name="planner")
-    return static_baselines(profiling_of(env, local), moea_seed=params.seed) + [planner]
+    rivals = static_baselines(profiling_of(env, local), moea_seed=params.seed)
+    if default_bundle:
+        rivals.append(load_policy_strategy(DEMO_POLICY_FILE, env.n_exits, env.n_cuts, name="planner"))
+    return rivals
 
 
 def start_action(env, local, params):
@@ -268,7 +271,7 @@ def run(args) -> int:
     from edgesplit.codegen.learning.search import Args, search, starting_policy
     from edgesplit.codegen.learning.train_command import _check_args
     from edgesplit.runtime.controller.strategies import load_policy_strategy, local_only, remote_only
-    from edgesplit.runtime.default_bundle import resolve_bundle
+    from edgesplit.runtime.default_bundle import DEFAULT_BUNDLE, resolve_bundle
 
     out = _check_args(args)
     started = time.perf_counter()
@@ -316,9 +319,10 @@ def run(args) -> int:
         bar.update(1)
         bar.set_postfix(sr="%.3f" % generation.best["sr"], accuracy="%.3f" % generation.best["accuracy"])
 
+    rivals = rivals_of(env, local, params, args.bundle == DEFAULT_BUNDLE) if params.rival_term else []
     try:
         result = search(env, start, references, params, validation_env=validation_env, on_generation=on_generation,
-                        rivals=rivals_of(env, local, params) if params.rival_term else ())
+                        rivals=rivals)
     finally:
         bar.close()
     candidate = guard.path(args.seed)

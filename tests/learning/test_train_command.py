@@ -262,3 +262,23 @@ def test_a_full_disk_at_the_final_write_is_one_clear_error(tmp_path, monkeypatch
     assert code == 1 and "Traceback" not in err, err
     assert "%s: writing the policy failed (No space left on device)" % out in err, err
     assert not out.exists()
+
+
+def test_a_search_of_any_bundle_takes_every_option(tmp_path):
+    # The rival term's baselines are evaluate's: the shipped planner policy only for the default bundle it was built
+    # for (another bundle's exits and cuts differ), the static baselines for any.
+    from support.tiny_bundle import write_tiny_bundle
+
+    bundle = write_tiny_bundle(tmp_path / "tiny")
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.standard_normal((120, 4)).astype(np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 3, 120))
+    out = tmp_path / "tiny.npz"
+    done = _run("train", "--algo", "search", "--bundle", bundle.root, "--board", "rpi4", "--workload-scale", "20000",
+                "--link-traces", "norway_car_3", "ghent_bus_0001", "--images", tmp_path / "x.npy", "--labels",
+                tmp_path / "y.npy", "--episode-tasks", "60", "--generations", "1", "--population", "4", "--memory",
+                "--start", "moea", "--rival-term", "--seed", "0", "--out", out, "--json", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    policy = load_policy(out)
+    assert policy.spec.decoder.n_exits == 1 and "remote_share" in policy.features
+    assert json.loads(done.stdout)["train_score"]["rival_lead"] >= 0.0
