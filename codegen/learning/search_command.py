@@ -246,16 +246,18 @@ def rivals_of(env, local, params, default_bundle: bool):
     return rivals
 
 
-def start_action(env, local, params):
+def start_action(env, local, params, rivals=()):
     """The search's starting local action: ``local`` (local-only with the bundle's thresholds), or with ``params.start``
     "moea" the thresholds of MOEA's static action, chosen on the search's own recordings (``baselines.moea_action``:
-    what ``evaluate`` runs as its MOEA baseline, chosen on the training recordings), at the last cut."""
+    what ``evaluate`` runs as its MOEA baseline, chosen on the training recordings), at the last cut. A MOEA rival
+    (``rivals_of``, the same NSGA-III with the same seed) is taken as it is rather than searched for again."""
     from edgesplit.codegen.learning.baselines import moea_action
     from edgesplit.runtime.controller.strategies import Action
 
     if params.start == "local-only":
         return local.action
-    chosen = moea_action(profiling_of(env, local), seed=params.seed).action
+    moea = [r for r in rivals if r.name == "moea"]
+    chosen = moea[0].action if moea else moea_action(profiling_of(env, local), seed=params.seed).action
     log.info("search: starting from MOEA's thresholds %s (its cut %d; the local action runs at cut %d)",
              list(chosen.thresholds), chosen.cut, env.n_cuts - 1)
     return Action(tuple(chosen.thresholds), env.n_cuts - 1, 1, True)
@@ -311,7 +313,8 @@ def run(args) -> int:
     manifest = env.static.bundle.manifest
     local = local_only(env.n_exits, env.n_cuts - 1, [e.threshold for e in manifest.exits if e.head is not None])
     references = [local, remote_only(env.n_exits)]  # the accuracy floor follows the more accurate of the two
-    start = starting_policy(start_action(env, local, params), env.n_exits, params.gate_max_mbps)
+    rivals = rivals_of(env, local, params, args.bundle == DEFAULT_BUNDLE) if params.rival_term else []
+    start = starting_policy(start_action(env, local, params, rivals), env.n_exits, params.gate_max_mbps)
     bar = tqdm(total=params.generations, desc="training search", unit="generation", disable=args.no_progress,
                leave=False, file=sys.stderr)
 
@@ -319,7 +322,6 @@ def run(args) -> int:
         bar.update(1)
         bar.set_postfix(sr="%.3f" % generation.best["sr"], accuracy="%.3f" % generation.best["accuracy"])
 
-    rivals = rivals_of(env, local, params, args.bundle == DEFAULT_BUNDLE) if params.rival_term else []
     try:
         result = search(env, start, references, params, validation_env=validation_env, on_generation=on_generation,
                         rivals=rivals)

@@ -367,13 +367,17 @@ def test_search_flags_are_refused_for_ddpg(tmp_path):
     assert done.returncode != 0 and "--tied-thresholds: only for --algo search" in done.stderr, done.stderr
 
 
-def test_train_algo_search_tied_thresholds(tmp_path):
-    out = tmp_path / "tied.npz"
-    done = _train("search", *SCENARIO, "--generations", 1, "--population", 4, "--tied-thresholds", "--out", out,
-                  "--json", "--no-progress")
+def _quick_search(out, *flags):
+    """``train --algo search`` in the test scenario, one generation of 4; (its JSON summary, the frozen policy)."""
+    done = _train("search", *SCENARIO, "--generations", 1, "--population", 4, *flags, "--out", out, "--json",
+                  "--no-progress")
     assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
-    prov = load_policy(out).provenance
+    return json.loads(done.stdout), load_policy(out)
+
+
+def test_train_algo_search_tied_thresholds(tmp_path):
+    summary, policy = _quick_search(tmp_path / "tied.npz", "--tied-thresholds")
+    prov = policy.provenance
     assert prov["hyperparameters"]["tied_thresholds"] is True
     for action in ("local", "remote"):
         assert len(set(summary["policy"][action]["thresholds"])) == 1, summary["policy"]
@@ -471,11 +475,7 @@ def test_a_memory_search_keeps_the_memory_and_holds_the_local_action_to_the_floo
 
 def test_train_algo_search_with_a_memory_from_moea_s_action(tmp_path):
     out = tmp_path / "memory.npz"
-    done = _train("search", *SCENARIO, "--generations", 1, "--population", 4, "--memory", "--start", "moea",
-                  "--out", out, "--json", "--no-progress")
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
-    policy = load_policy(out)
+    summary, policy = _quick_search(out, "--memory", "--start", "moea")
     prov = policy.provenance
     assert prov["hyperparameters"]["memory"] is True and prov["hyperparameters"]["start"] == "moea"
     assert list(policy.features) == list(FEATURES) and "fast" in summary["policy"]
@@ -501,11 +501,7 @@ def test_the_rival_lead_is_the_best_eligible_rival_s_lead_episode_by_episode():
 
 
 def test_train_algo_search_with_the_rival_term(tmp_path):
-    out = tmp_path / "rivals.npz"
-    done = _train("search", *SCENARIO, "--generations", 1, "--population", 4, "--rival-term", "--out", out,
-                  "--json", "--no-progress")
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
-    assert load_policy(out).provenance["hyperparameters"]["rival_term"] is True
+    summary, policy = _quick_search(tmp_path / "rivals.npz", "--rival-term")
+    assert policy.provenance["hyperparameters"]["rival_term"] is True
     assert "rival_lead" in summary["train_score"] and summary["train_score"]["rival_lead"] >= 0.0
     assert all("rival_lead" in f for f in summary["validation"]["finalists"])

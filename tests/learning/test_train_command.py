@@ -168,13 +168,19 @@ def test_bad_arguments_are_refused_by_name(tmp_path, args, message):
     assert message in done.stderr, done.stderr
 
 
-def test_any_bundle_with_exits_is_trainable(tmp_path):
+def _tiny_bundle_with_data(tmp_path):
+    """A bundle other than the default (one early exit, 3 cuts) and its own profiling set, x.npy and y.npy."""
     from support.tiny_bundle import write_tiny_bundle
 
     bundle = write_tiny_bundle(tmp_path / "tiny")
     rng = np.random.default_rng(0)
     np.save(tmp_path / "x.npy", rng.standard_normal((120, 4)).astype(np.float32))
     np.save(tmp_path / "y.npy", rng.integers(0, 3, 120))
+    return bundle
+
+
+def test_any_bundle_with_exits_is_trainable(tmp_path):
+    bundle = _tiny_bundle_with_data(tmp_path)
     out = tmp_path / "tiny.npz"
     done = _run("train", "--algo", "ddpg", "--bundle", bundle.root, "--board", "rpi4", "--workload-scale", "20000",
                 "--link-traces", "norway_car_3", "--images", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
@@ -267,12 +273,7 @@ def test_a_full_disk_at_the_final_write_is_one_clear_error(tmp_path, monkeypatch
 def test_a_search_of_any_bundle_takes_every_option(tmp_path):
     # The rival term's baselines are evaluate's: the shipped planner policy only for the default bundle it was built
     # for (another bundle's exits and cuts differ), the static baselines for any.
-    from support.tiny_bundle import write_tiny_bundle
-
-    bundle = write_tiny_bundle(tmp_path / "tiny")
-    rng = np.random.default_rng(0)
-    np.save(tmp_path / "x.npy", rng.standard_normal((120, 4)).astype(np.float32))
-    np.save(tmp_path / "y.npy", rng.integers(0, 3, 120))
+    bundle = _tiny_bundle_with_data(tmp_path)
     out = tmp_path / "tiny.npz"
     done = _run("train", "--algo", "search", "--bundle", bundle.root, "--board", "rpi4", "--workload-scale", "20000",
                 "--link-traces", "norway_car_3", "ghent_bus_0001", "--images", tmp_path / "x.npy", "--labels",
