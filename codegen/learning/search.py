@@ -61,6 +61,7 @@ SHARE_GATE_MIN = 1.0 / REMOTE_WINDOW  # the share gate's range: at least one rem
 # would take the fast action with no remote task at all, where the per-action floor holds only the local action) ..
 SHARE_GATE_MAX = 1.0 + 2.0 / REMOTE_WINDOW  # .. this (above 1: never the fast action)
 STARTS = ("local-only", "moea")
+RESTART_SEED_STEP = 1000  # restart r of seed S draws with S + 1000 r (as DDPG's restarts)
 
 
 @dataclass
@@ -95,6 +96,8 @@ class Args:
     # "moea" (MOEA's static action's thresholds, chosen on the search's recordings: search_command.start_action)
     memory: bool = False             # a fast local action while remote_share >= a share gate (two more genes: its one
     # threshold and the share gate; the policy then reads the state's remote_share)
+    restarts: int = 1                # independent cross-entropy runs from the same start (restart r draws with seed
+    # seed + 1000 r; restart 0 is the run without restarts); every run's finalists are validated together
     rival_term: bool = False         # per episode, the SR points by which the best rival within the allowance (evaluate's
     # baselines, given to search as rivals) beats the policy are charged, averaged over the episodes: the line is won
     # recording by recording, not on the mean
@@ -102,6 +105,8 @@ class Args:
     def __post_init__(self) -> None:
         if self.start not in STARTS:
             raise ValueError("start %r: one of %s" % (self.start, ", ".join(STARTS)))
+        if self.restarts < 1:
+            raise ValueError("restarts must be >= 1, got %r" % self.restarts)
 
 
 @dataclass(frozen=True)
@@ -477,6 +482,7 @@ class Generation:
     best: Dict[str, Any]
     mean_value: float
     sigma_mean: float
+    restart: int = 0
 
 
 @dataclass
@@ -495,20 +501,60 @@ class SearchResult:
 def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy]], args: Args, validation_env=None,
            on_generation: Optional[Callable[[Generation], None]] = None,
            rivals: Sequence[Strategy] = ()) -> SearchResult:
-    """The cross-entropy method from ``start``; finalists chosen on ``validation_env`` (if given). ``reference`` (one
-    strategy or several: the most accurate counts) sets the accuracy floor, run on the same episodes as the candidates.
-    ``rivals`` (with ``args.rival_term``): the strategies whose per-episode lead is charged (``rival_lead``)."""
+    """The cross-entropy method from ``start``, ``args.restarts`` times; every run's finalists are chosen among on
+    ``validation_env`` (if given; without it, the first run's first finalist). ``reference`` (one strategy or several:
+    the most accurate counts) sets the accuracy floor, run on the same episodes as the candidates. ``rivals`` (with
+    ``args.rival_term``): the strategies whose per-episode lead is charged (``rival_lead``)."""
     if args.rival_term and not rivals:
         raise ValueError("rival_term needs rivals: the strategies evaluate would rank the policy against")
     started = time.perf_counter()
-    rng = np.random.RandomState(args.seed)
-    n_exits, n_cuts, max_interval = env.n_exits, env.n_cuts, env.max_interval
-
-    tied = args.tied_thresholds
-    if tied:
+    if args.tied_thresholds:
         start = start.tied()
     if args.memory:
         start = start.with_memory()
+    runs = [_run(env, start, reference, args, r, on_generation, rivals) for r in range(args.restarts)]
+    finalists = []  # type: List[GatedPolicy]
+    home = {}  # type: Dict[GatedPolicy, _Run]  # the run that found each finalist (the first, if several did)
+    for run in runs:
+        for policy in run.finalists:
+            if policy not in home:
+                finalists.append(policy)
+                home[policy] = run
+    evaluations = sum(run.evaluations for run in runs)
+    if validation_env is not None:
+        chosen, validation = validate(validation_env, finalists, reference, args, rivals)
+        evaluations += len(finalists)
+    else:
+        chosen, validation = finalists[0], {"finalists": [], "chosen": finalists[0].describe()}
+    if args.restarts > 1:
+        validation["restart"] = home[chosen].restart
+    # the chosen one and the start, scored on the last episodes of the run that found it
+    specs, reference_floor, ceiling, rows = home[chosen].last
+    final_score = score(env, chosen, specs, reference_floor, args, ceiling, rows)
+    start_score = score(env, start, specs, reference_floor, args, ceiling, rows)
+    return SearchResult(chosen, start, final_score, start_score, validation,
+                        [g for run in runs for g in run.generations], evaluations, time.perf_counter() - started,
+                        [p.describe() for p in runs[0].seeded])
+
+
+@dataclass
+class _Run:
+    """One cross-entropy run: its finalists, its curve, and its last generation's episodes (specs, the accuracy
+    floor, the final exit's accuracy, the rivals' rows: what ``score`` takes after the policy)."""
+
+    restart: int
+    finalists: List[GatedPolicy]
+    generations: List[Generation]
+    evaluations: int
+    seeded: List[GatedPolicy]
+    last: Tuple[Any, ...]
+
+
+def _run(env, start: GatedPolicy, reference, args: Args, restart: int,
+         on_generation: Optional[Callable[[Generation], None]], rivals: Sequence[Strategy]) -> _Run:
+    rng = np.random.RandomState(args.seed + RESTART_SEED_STEP * restart)
+    n_exits, n_cuts, max_interval = env.n_exits, env.n_cuts, env.max_interval
+    tied = args.tied_thresholds
 
     def decode(genes) -> GatedPolicy:
         return GatedPolicy.from_genes(genes, n_exits, n_cuts, max_interval, args.gate_max_mbps, tied, args.memory)
@@ -520,13 +566,14 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
     evaluations = 0
     cache = {}  # type: Dict[Tuple[GatedPolicy, int], Score]
     elite_policies = []  # type: List[GatedPolicy]
-    specs = []  # type: List[EpisodeSpec]
+    last = ()  # type: Tuple[Any, ...]
     seeded = []  # type: List[GatedPolicy]
     for g in range(args.generations):
         specs = draw_episodes(env, args.episodes, rng)
         reference_floor = reference_accuracy(env, reference, specs)
         ceiling = final_exit_accuracy(env, specs) if args.per_action_floor else None
         rows = rival_results(env, rivals, specs) if args.rival_term else None
+        last = (specs, reference_floor, ceiling, rows)
         population = [mean]
         if g == 0:
             seeded = gate_seeds(env, start, specs, args)[:max(0, args.population - 1)]
@@ -551,9 +598,9 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
             best_ever = (elite[0][0], elite[0][2])
         elite_policies = [item[2] for item in elite]
         generation = Generation(g, dict(cache[(elite[0][2], g)].to_dict(), policy=elite[0][2].describe()),
-                                float(np.mean([item[0] for item in scored])), float(sigma.mean()))
+                                float(np.mean([item[0] for item in scored])), float(sigma.mean()), restart)
         generations.append(generation)
-        log.info("generation %d: best %.4f (sr %.4f accuracy %.4f), mean %.4f", g, elite[0][0],
+        log.info("restart %d, generation %d: best %.4f (sr %.4f accuracy %.4f), mean %.4f", restart, g, elite[0][0],
                  cache[(elite[0][2], g)].sr, cache[(elite[0][2], g)].accuracy, generation.mean_value)
         if on_generation:
             on_generation(generation)
@@ -561,15 +608,7 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
     for policy in [decode(mean)] + elite_policies[:args.finalists] + ([best_ever[1]] if best_ever else []):
         if policy not in finalists:
             finalists.append(policy)
-    if validation_env is not None:
-        chosen, validation = validate(validation_env, finalists, reference, args, rivals)
-        evaluations += len(finalists)
-    else:
-        chosen, validation = finalists[0], {"finalists": [], "chosen": finalists[0].describe()}
-    final_score = score(env, chosen, specs, reference_floor, args, ceiling, rows)
-    start_score = score(env, start, specs, reference_floor, args, ceiling, rows)
-    return SearchResult(chosen, start, final_score, start_score, validation, generations, evaluations,
-                        time.perf_counter() - started, [p.describe() for p in seeded])
+    return _Run(restart, finalists, generations, evaluations, seeded, last)
 
 
 def validate(env, finalists: Sequence[GatedPolicy], reference: Union[Strategy, Sequence[Strategy]],

@@ -96,8 +96,7 @@ def check_flags(args) -> None:
     if getattr(args, "candidates", 1) > 1:
         raise InputError("--candidates %d: --algo search trains one policy (its own search keeps the best)"
                          % args.candidates)
-    for flag, value in (("--write-traces", args.write_traces), ("--epochs", args.epochs),
-                        ("--restarts", getattr(args, "restarts", 1) != 1)):
+    for flag, value in (("--write-traces", args.write_traces), ("--epochs", args.epochs)):
         if value:
             raise InputError("%s: not taken by --algo search (its budget is --generations x --population "
                              "candidates, scored in the environment)" % flag)
@@ -207,19 +206,24 @@ def plot_generations(generations, out_png: Path, title: str) -> None:
     """The search's learning curve: per generation the best candidate's score, SR and accuracy, and the mean score."""
     from edgesplit.codegen.learning.train_command import curve_figure, save_curve
 
-    x = [g.index for g in generations]
     fig, axes = curve_figure()
-    axes[0].plot(x, [g.best["value"] for g in generations], marker="o", label="best score", color="tab:blue")
-    axes[0].plot(x, [g.mean_value for g in generations], marker=".", label="population's mean score",
-                 color="tab:gray")
+    restarts = sorted({g.restart for g in generations})
+    for r in restarts:  # one line per restart (each its own run from the start), labelled only when there are several
+        run = [g for g in generations if g.restart == r]
+        x = [g.index for g in run]
+        tag = " (restart %d)" % r if len(restarts) > 1 else ""
+        style = dict(alpha=1.0 if r == 0 else 0.6)
+        axes[0].plot(x, [g.best["value"] for g in run], marker="o", label="best score" + tag, color="tab:blue", **style)
+        axes[0].plot(x, [g.mean_value for g in run], marker=".", label="population's mean score" + tag,
+                     color="tab:gray", **style)
+        axes[1].plot(x, [g.best["sr"] for g in run], marker="o", label="best's satisfaction rate" + tag,
+                     color="tab:green", **style)
+        axes[1].plot(x, [g.best["accuracy"] for g in run], marker="o", label="best's accuracy" + tag,
+                     color="tab:orange", **style)
     axes[0].set_ylabel("score (SR - penalties)")
-    axes[0].legend(loc="lower right")
-    axes[1].plot(x, [g.best["sr"] for g in generations], marker="o", label="best's satisfaction rate",
-                 color="tab:green")
-    axes[1].plot(x, [g.best["accuracy"] for g in generations], marker="o", label="best's accuracy",
-                 color="tab:orange")
+    axes[0].legend(loc="lower right", fontsize="small")
     axes[1].set_xlabel("generation (every candidate scored on that generation's episodes)")
-    axes[1].legend(loc="lower right")
+    axes[1].legend(loc="lower right", fontsize="small")
     save_curve(fig, axes, title, out_png)
 
 
@@ -301,6 +305,7 @@ def run(args) -> int:
         params.start = args.start
     if args.rival_term:
         params.rival_term = True
+    params.restarts = getattr(args, "restarts", 1)
     bundle = resolve_bundle(args.bundle)
     fit, validation = split_recordings(args.link_traces, args.validation_traces or [])
     # --from-traces: the boards' timing and networks (their transitions are DDPG's: a search does not replay them),
@@ -315,7 +320,7 @@ def run(args) -> int:
     references = [local, remote_only(env.n_exits)]  # the accuracy floor follows the more accurate of the two
     rivals = rivals_of(env, local, params, args.bundle == DEFAULT_BUNDLE) if params.rival_term else []
     start = starting_policy(start_action(env, local, params, rivals), env.n_exits, params.gate_max_mbps)
-    bar = tqdm(total=params.generations, desc="training search", unit="generation", disable=args.no_progress,
+    bar = tqdm(total=params.generations * params.restarts, desc="training search", unit="generation", disable=args.no_progress,
                leave=False, file=sys.stderr)
 
     def on_generation(generation):

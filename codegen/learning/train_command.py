@@ -76,7 +76,9 @@ def register(commands) -> None:
                              "than the last; 0 keeps the last (default 25)")
     parser.add_argument("--restarts", type=int, default=1, metavar="K",
                         help="train K independent runs (seeds S, S+1000, ...) and keep the one whose selected actor "
-                             "validated best on the training recordings (default 1); needs --select-every > 0")
+                             "validated best on the training recordings (default 1); ddpg: needs --select-every > 0; "
+                             "search: K cross-entropy runs from the same start, every run's finalists validated "
+                             "together on the validation recordings")
     parser.add_argument("--out", required=True, help="the frozen policy to write (.npz; refused if it exists, checked "
                                                      "before training starts, unless --overwrite); the learning curve "
                                                      "goes beside it as NAME_curve.png")
@@ -106,7 +108,7 @@ def _check_args(args) -> Path:
         raise InputError("--epochs must be >= 1, got %d" % args.epochs)
     if args.restarts < 1:
         raise InputError("--restarts must be >= 1, got %d" % args.restarts)
-    if args.restarts > 1 and args.select_every == 0:
+    if args.restarts > 1 and args.select_every == 0 and args.algo != "search":
         raise InputError("--restarts %d chooses among runs by validation: it needs --select-every > 0" % args.restarts)
     if args.select_every < 0:
         raise InputError("--select-every must be >= 0 (0 keeps the last actor), got %d" % args.select_every)

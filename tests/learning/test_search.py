@@ -2,6 +2,7 @@
 starting point, the policy it freezes loads through ``load_policy_strategy`` and decides as it did in the search,
 its provenance says how it was made, and bad flags are refused by name."""
 import json
+from dataclasses import replace
 import subprocess
 import sys
 
@@ -74,6 +75,36 @@ def test_the_search_improves_on_its_starting_point(envs):
     assert len(result.generations) == 3 and result.evaluations >= 3 * 2
     assert result.validation["chosen"] == result.policy.describe()
     assert len(result.validation["finalists"]) >= 1
+
+
+def test_restarts_validate_every_run_s_finalists_together(envs):
+    env, validation = envs
+    args = Args(seed=3, generations=2, population=6, elite=2, episodes=2, episode_tasks=150, finalists=2,
+                validation_seeds=1)
+    local = manifest_local(env)
+    start = starting_policy(local.action, env.n_exits, args.gate_max_mbps)
+    one = search(env, start, local, args, validation_env=validation)
+    three = search(env, start, local, replace(args, restarts=3), validation_env=validation)
+    assert [g.restart for g in three.generations] == [0, 0, 1, 1, 2, 2]
+    # restart 0 is the run without restarts, draw for draw; the others draw with seeds of their own
+    assert [g.best for g in three.generations[:2]] == [g.best for g in one.generations]
+    assert three.generations[2].best != three.generations[0].best or three.generations[4].best != three.generations[0].best
+    # every run's finalists are validated on the same episodes, and the best of them all is chosen
+    def key(row):
+        return json.dumps(row["policy"], sort_keys=True)
+
+    one_rows = {key(row): row for row in one.validation["finalists"]}
+    rows = three.validation["finalists"]
+    assert len(rows) > len(one_rows) and set(one_rows) <= {key(row) for row in rows}
+    for row in rows:
+        if key(row) in one_rows:
+            assert one_rows[key(row)]["value"] == pytest.approx(row["value"])
+    best = max(rows, key=lambda row: (row["value"], row["sr"]))
+    assert three.validation["chosen"] == best["policy"] == three.policy.describe()
+    assert three.validation["restart"] in (0, 1, 2) and "restart" not in one.validation
+    assert three.evaluations > one.evaluations
+    with pytest.raises(ValueError, match="restarts must be >= 1"):
+        Args(restarts=0)
 
 
 def test_generation_zero_tries_gates_where_the_board_estimate_falls():
@@ -339,7 +370,7 @@ def test_train_algo_search_writes_a_policy_with_provenance(tmp_path):
     (["--generations", "0"], "--generations must be >= 1"),
     (["--population", "1"], "--population must be >= 2"),
     (["--epochs", "10"], "--epochs: not taken by --algo search"),
-    (["--restarts", "2"], "--restarts: not taken by --algo search"),
+    (["--restarts", "0"], "--restarts must be >= 1"),
     (["--link-scale", "0.3"], "give one"),
     (["--validation-traces", "norway_car_3"], "also in --link-traces"),
     (["--link-traces", "norway_car_3", "norway_car_3"], "more than once: give each recording once"),
@@ -505,3 +536,12 @@ def test_train_algo_search_with_the_rival_term(tmp_path):
     assert policy.provenance["hyperparameters"]["rival_term"] is True
     assert "rival_lead" in summary["train_score"] and summary["train_score"]["rival_lead"] >= 0.0
     assert all("rival_lead" in f for f in summary["validation"]["finalists"])
+
+
+def test_train_algo_search_with_restarts(tmp_path):
+    summary, policy = _quick_search(tmp_path / "restarts.npz", "--restarts", "2")
+    assert [g["restart"] for g in summary["generations"]] == [0, 1]
+    assert summary["validation"]["restart"] in (0, 1)
+    assert summary["validation"]["chosen"] == summary["policy"]
+    assert policy.provenance["hyperparameters"]["restarts"] == 2
+    assert (tmp_path / "restarts_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
