@@ -10,7 +10,6 @@ tasks end at the final exit, so where most tasks went remote, a local action may
 """
 import collections
 import math
-from dataclasses import dataclass
 from typing import Deque, Dict, List, Optional, Tuple
 
 from edgesplit.runtime.controller.reward import TaskOutcome
@@ -20,16 +19,6 @@ FEATURES = EDGEML_FEATURES + ("remote_share",)
 DEFAULT_Q = 3
 REMOTE_WINDOW = 50  # tasks remote_share looks back over
 _isfinite = math.isfinite
-
-
-@dataclass
-class Interval:
-    """The tasks run under one action."""
-
-    tasks: List[TaskOutcome]
-
-    def bandwidths(self) -> List[float]:
-        return [t.bandwidth_bps for t in self.tasks if t.bandwidth_bps > 0 and math.isfinite(t.bandwidth_bps)]
 
 
 def as_state(values: Tuple[float, ...]) -> Dict[str, float]:
@@ -44,13 +33,13 @@ class StateWindow:
         if q < 1:
             raise ValueError("q must be >= 1, got %r" % q)
         self.q = q
-        self._intervals = collections.deque(maxlen=q)  # type: Deque[Interval]
+        self._intervals = collections.deque(maxlen=q)  # type: Deque[Tuple[TaskOutcome, ...]]  # the tasks of each
         self._remote = collections.deque()  # type: Deque[int]  # per task of the last REMOTE_WINDOW: 1 if shipped
         self._remote_count = 0
 
     def close_interval(self, tasks: List[TaskOutcome], remote: bool = False) -> None:
         """``tasks`` ran under one action; ``remote``: that action shipped the input (cut 0)."""
-        self._intervals.append(Interval(list(tasks)))
+        self._intervals.append(tuple(tasks))
         marks = self._remote
         if len(marks) == REMOTE_WINDOW and self._remote_count == (REMOTE_WINDOW if remote else 0):
             return  # a full memory of this same mark (every task of a static action, after the first 50): unchanged
@@ -67,7 +56,7 @@ class StateWindow:
         return self._remote_count / len(marks) if marks else 0.0
 
     def tasks(self) -> List[TaskOutcome]:
-        return [t for interval in self._intervals for t in interval.tasks]
+        return [t for interval in self._intervals for t in interval]
 
     def state(self, peer_alive: bool, bandwidth_now_bps: Optional[float]) -> Dict[str, float]:
         """The feature mapping the strategy sees.
@@ -79,18 +68,22 @@ class StateWindow:
 
     def state_values(self, peer_alive: bool, bandwidth_now_bps: Optional[float]) -> Tuple[float, ...]:
         """``state``'s values in ``FEATURES`` order (what a transition row stores)."""
-        # One pass over the window's tasks (this runs once per interval, every task under a static action);
-        # sum() over the same values in the same order as ever, so the state is the same to the last bit.
-        latencies, energies, samples = [], [], []  # type: List[float], List[float], List[float]
+        # One pass over the window's tasks (this runs once per interval, every task under a static action), adding
+        # as sum() adds on Python 3.8-3.11 (0.0, then each value in order), so the state is the same to the last bit.
+        latency = energy = 0.0
+        count = 0
+        samples = []  # type: List[float]
         for interval in self._intervals:
-            for t in interval.tasks:
-                latencies.append(t.latency_s)
-                energies.append(t.energy)
-                b = t.bandwidth_bps
+            for t in interval:  # TaskOutcome: (latency_s, energy, bandwidth_bps, ...), read by position
+                latency += t[0]
+                energy += t[1]
+                count += 1
+                b = t[2]
                 if b > 0 and _isfinite(b):
                     samples.append(b)
-        latency = sum(latencies) / len(latencies) if latencies else 0.0
-        energy = sum(energies) / len(energies) if energies else 0.0
+        if count:
+            latency /= count
+            energy /= count
         if samples:
             bandwidth = sum(samples) / len(samples)
         elif bandwidth_now_bps is not None and bandwidth_now_bps > 0 and _isfinite(bandwidth_now_bps):

@@ -38,8 +38,18 @@ def test_a_non_finite_value_is_refused_with_its_row(bad):
         check_tensor(SPEC, array, "input")
 
 
-def test_finite_values_whose_sum_overflows_pass():
-    array = np.full((1, 1, 28, 28), 1e307)  # finite float64 values whose float64 sum is infinite
+@pytest.mark.parametrize("dtype, value", [("float64", 1e307), ("float32", 3e37), ("float16", 6e4)])
+def test_finite_values_whose_sum_overflows_pass(dtype, value):
+    array = np.full((1, 1, 28, 28), value, dtype=dtype)  # finite values whose sum in their own type is infinite
     with np.errstate(over="ignore"):  # the overflow is the point: the exact check must pass them
-        assert not np.isfinite(array.sum())
-        check_tensor(TensorSpec(name="image", dtype="float64", shape=(None, 1, 28, 28)), array, "input")
+        assert np.isfinite(array).all() and not np.isfinite(array.sum())
+        check_tensor(TensorSpec(name="image", dtype=dtype, shape=(None, 1, 28, 28)), array, "input")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_one_bad_value_is_found_in_any_float_width(dtype, bad):
+    array = np.zeros((2, 1, 28, 28), dtype=dtype)
+    array[1, 0, 27, 27] = bad
+    with pytest.raises(InputError, match=r"1 non-finite value\(s\) .* in row 1 of the batch axis"):
+        check_tensor(TensorSpec(name="image", dtype=dtype, shape=(None, 1, 28, 28)), array, "input")
