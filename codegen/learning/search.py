@@ -495,7 +495,8 @@ class SearchResult:
     generations: List[Generation] = field(default_factory=list)
     evaluations: int = 0
     seconds: float = 0.0
-    seeded: List[Dict[str, Any]] = field(default_factory=list)  # generation 0's gate seeds (gate_seeds)
+    seeded: List[Dict[str, Any]] = field(default_factory=list)  # generation 0's gate seeds (gate_seeds), every run's
+    # (with restarts each carries its run's "restart")
 
 
 def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy]], args: Args, validation_env=None,
@@ -534,7 +535,8 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
     start_score = score(env, start, specs, reference_floor, args, ceiling, rows)
     return SearchResult(chosen, start, final_score, start_score, validation,
                         [g for run in runs for g in run.generations], evaluations, time.perf_counter() - started,
-                        [p.describe() for p in runs[0].seeded])
+                        [dict(p.describe(), restart=run.restart) if args.restarts > 1 else p.describe()
+                         for run in runs for p in run.seeded])
 
 
 @dataclass

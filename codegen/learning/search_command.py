@@ -197,7 +197,7 @@ def provenance(args, bundle, fit: Sequence[Path], validation: Sequence[Path], pa
         "reference": [r.describe() for r in reference], "start": result.start.describe(),
         "train_score": result.train_score.to_dict(), "start_train_score": result.start_train_score.to_dict(),
         "validation": result.validation, "seeded": result.seeded,
-        "training": {"generations": len(result.generations), "evaluations": result.evaluations,
+        "training": {"generations": params.generations, "restarts": params.restarts, "evaluations": result.evaluations,
                      "seconds": round(result.seconds, 3)},
     }
 
@@ -320,8 +320,8 @@ def run(args) -> int:
     references = [local, remote_only(env.n_exits)]  # the accuracy floor follows the more accurate of the two
     rivals = rivals_of(env, local, params, args.bundle == DEFAULT_BUNDLE) if params.rival_term else []
     start = starting_policy(start_action(env, local, params, rivals), env.n_exits, params.gate_max_mbps)
-    bar = tqdm(total=params.generations * params.restarts, desc="training search", unit="generation", disable=args.no_progress,
-               leave=False, file=sys.stderr)
+    bar = tqdm(total=params.generations * params.restarts, desc="training search", unit="generation",
+               disable=args.no_progress, leave=False, file=sys.stderr)
 
     def on_generation(generation):
         bar.update(1)
@@ -368,9 +368,10 @@ def run(args) -> int:
         print_json(summary)
         return 0
     print("wrote %s (policy %s) and %s" % (out, policy_id[:12], curve))
-    print("searched %d generations (%d candidates scored, generation 0's gate seeds and the finalists' validation "
+    print("searched %d generations%s (%d candidates scored, generation 0's gate seeds and the finalists' validation "
           "included) in %.1f s; chosen: %s"
-          % (len(result.generations), result.evaluations, result.seconds, result.policy.describe()))
+          % (params.generations, " x %d restarts (chosen from restart %d)" % (params.restarts, result.validation["restart"])
+             if params.restarts > 1 else "", result.evaluations, result.seconds, result.policy.describe()))
     print("on the search's last episodes: SR %.3f accuracy %.3f (start: SR %.3f accuracy %.3f)"
           % (result.train_score.sr, result.train_score.accuracy, result.start_train_score.sr,
              result.start_train_score.accuracy))

@@ -69,7 +69,9 @@ class StateWindow:
     def state_values(self, peer_alive: bool, bandwidth_now_bps: Optional[float]) -> Tuple[float, ...]:
         """``state``'s values in ``FEATURES`` order (what a transition row stores)."""
         # One pass over the window's tasks (this runs once per interval, every task under a static action), adding
-        # as sum() adds on Python 3.8-3.11 (0.0, then each value in order), so the state is the same to the last bit.
+        # as sum() adds on Python 3.8-3.11 (0.0, then each value in order): the same bits as sum() there. (3.12's
+        # sum() compensates, so there the last bits may differ from it; the board and the environment share this
+        # code, so they agree with each other on every version.)
         latency = energy = 0.0
         count = 0
         samples = []  # type: List[float]
