@@ -98,6 +98,8 @@ class Args:
     # threshold and the share gate; the policy then reads the state's remote_share)
     restarts: int = 1                # independent cross-entropy runs from the same start (restart r draws with seed
     # seed + 1000 r; restart 0 is the run without restarts); every run's finalists are validated together
+    rival_floor: bool = False        # the accuracy floor follows the most accurate of the rivals too (over the same
+    # episodes), as evaluate's allowance is counted from its most accurate baseline, whichever it is
     rival_term: bool = False         # per episode, the SR points by which the best rival within the allowance (evaluate's
     # baselines, given to search as rivals) beats the policy are charged, averaged over the episodes: the line is won
     # recording by recording, not on the mean
@@ -506,8 +508,8 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
     ``validation_env`` (if given; without it, the first run's first finalist). ``reference`` (one strategy or several:
     the most accurate counts) sets the accuracy floor, run on the same episodes as the candidates. ``rivals`` (with
     ``args.rival_term``): the strategies whose per-episode lead is charged (``rival_lead``)."""
-    if args.rival_term and not rivals:
-        raise ValueError("rival_term needs rivals: the strategies evaluate would rank the policy against")
+    if (args.rival_term or args.rival_floor) and not rivals:
+        raise ValueError("rival_term and rival_floor need rivals: the strategies evaluate would rank the policy against")
     started = time.perf_counter()
     if args.tied_thresholds:
         start = start.tied()
@@ -572,9 +574,7 @@ def _run(env, start: GatedPolicy, reference, args: Args, restart: int,
     seeded = []  # type: List[GatedPolicy]
     for g in range(args.generations):
         specs = draw_episodes(env, args.episodes, rng)
-        reference_floor = reference_accuracy(env, reference, specs)
-        ceiling = final_exit_accuracy(env, specs) if args.per_action_floor else None
-        rows = rival_results(env, rivals, specs) if args.rival_term else None
+        reference_floor, ceiling, rows = scoring_setting(env, reference, rivals, specs, args)
         last = (specs, reference_floor, ceiling, rows)
         population = [mean]
         if g == 0:
@@ -613,13 +613,30 @@ def _run(env, start: GatedPolicy, reference, args: Args, restart: int,
     return _Run(restart, finalists, generations, evaluations, seeded, last)
 
 
+def scoring_setting(env, reference, rivals: Sequence[Strategy], specs: Sequence[EpisodeSpec], args: Args
+                    ) -> Tuple[float, Optional[float], Optional[List[List[Tuple[float, float, int]]]]]:
+    """What every candidate on ``specs`` is scored against: the reference accuracy (with ``rival_floor``, the most
+    accurate rival's too, over every task of ``specs``), the final exit's accuracy (for the per-action floor), and the
+    rivals' rows (with ``rival_term`` or ``rival_floor``)."""
+    floor = reference_accuracy(env, reference, specs)
+    ceiling = final_exit_accuracy(env, specs) if args.per_action_floor else None
+    rows = rival_results(env, rivals, specs) if args.rival_term or args.rival_floor else None
+    if args.rival_floor and rows:
+        floor = max([floor] + [pooled_accuracy(row) for row in rows])
+    return floor, ceiling, rows
+
+
+def pooled_accuracy(episodes: Sequence[Tuple[float, float, int]]) -> float:
+    """Accuracy over every task of (SR, accuracy, tasks) episodes, as ``run_episodes`` counts it."""
+    tasks = sum(n for _, _, n in episodes)
+    return sum(accuracy * n for _, accuracy, n in episodes) / max(1, tasks)
+
+
 def validate(env, finalists: Sequence[GatedPolicy], reference: Union[Strategy, Sequence[Strategy]],
              args: Args, rivals: Sequence[Strategy] = ()) -> Tuple[GatedPolicy, Dict[str, Any]]:
     """The finalist with the best score on the validation recordings (then the higher SR), and every score."""
     specs = validation_episodes(env, args)
-    reference_floor = reference_accuracy(env, reference, specs)
-    ceiling = final_exit_accuracy(env, specs) if args.per_action_floor else None
-    rival_rows = rival_results(env, rivals, specs) if args.rival_term else None
+    reference_floor, ceiling, rival_rows = scoring_setting(env, reference, rivals, specs, args)
     ranked, rows = [], []
     for policy in finalists:
         v = score(env, policy, specs, reference_floor, args, ceiling, rival_rows)

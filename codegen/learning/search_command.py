@@ -27,7 +27,7 @@ SEARCH_ONLY_FLAGS = (("generations", "--generations"), ("population", "--populat
                      ("accuracy_margin", "--accuracy-margin"), ("local_sr_weight", "--local-sr-weight"),
                      ("no_per_action_floor", "--no-per-action-floor"), ("no_ablation_sr_term", "--no-ablation-sr-term"),
                      ("tied_thresholds", "--tied-thresholds"), ("memory", "--memory"), ("start", "--start"),
-                     ("rival_term", "--rival-term"))
+                     ("rival_term", "--rival-term"), ("rival_floor", "--rival-floor"))
 # (flag, Args field): accuracy figures, given in points on the command line and stored as fractions
 POINTS_FLAGS = (("--accuracy-allowance", "accuracy_allowance"), ("--accuracy-margin", "accuracy_margin"))
 
@@ -72,6 +72,10 @@ def add_arguments(parser) -> None:
                         help="search: charge the policy, episode by episode, the SR points by which the best of "
                              "evaluate's baselines within the accuracy allowance (local-only, remote-only, Neurosurgeon, "
                              "one threshold, MOEA, the shipped planner policy) beats it")
+    parser.add_argument("--rival-floor", action="store_true", default=None,
+                        help="search: the accuracy floor follows the most accurate of those baselines too (evaluate "
+                             "counts its allowance from its most accurate baseline, whichever it is), not only "
+                             "local-only's and remote-only's")
     parser.add_argument("--memory", action="store_true", default=None,
                         help="search: a third, fast local action (one threshold) taken while the gate is shut and "
                              "the state's remote_share (the share of the last 50 tasks run at cut 0) is at least a "
@@ -305,6 +309,8 @@ def run(args) -> int:
         params.start = args.start
     if args.rival_term:
         params.rival_term = True
+    if args.rival_floor:
+        params.rival_floor = True
     params.restarts = getattr(args, "restarts", 1)
     bundle = resolve_bundle(args.bundle)
     fit, validation = split_recordings(args.link_traces, args.validation_traces or [])
@@ -318,7 +324,8 @@ def run(args) -> int:
     manifest = env.static.bundle.manifest
     local = local_only(env.n_exits, env.n_cuts - 1, [e.threshold for e in manifest.exits if e.head is not None])
     references = [local, remote_only(env.n_exits)]  # the accuracy floor follows the more accurate of the two
-    rivals = rivals_of(env, local, params, args.bundle == DEFAULT_BUNDLE) if params.rival_term else []
+    rivals = (rivals_of(env, local, params, args.bundle == DEFAULT_BUNDLE) if params.rival_term or params.rival_floor
+              else [])
     start = starting_policy(start_action(env, local, params, rivals), env.n_exits, params.gate_max_mbps)
     bar = tqdm(total=params.generations * params.restarts, desc="training search", unit="generation",
                disable=args.no_progress, leave=False, file=sys.stderr)

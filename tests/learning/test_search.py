@@ -18,8 +18,8 @@ from edgesplit.codegen.learning.search import (Args, GatedPolicy, draw_episodes,
                                                 search, starting_policy, validate, validation_episodes)
 from edgesplit.policies_lite import load_policy  # noqa: E402
 from edgesplit.runtime.controller.state import EDGEML_FEATURES, FEATURES  # noqa: E402
-from edgesplit.runtime.controller.strategies import (Action, load_policy_strategy, local_only,  # noqa: E402
-                                                     remote_only)
+from edgesplit.runtime.controller.strategies import (Action, StaticStrategy, load_policy_strategy,  # noqa: E402
+                                                     local_only, remote_only)
 from edgesplit.runtime.emulation.link.recording_readers import read_recording  # noqa: E402
 from edgesplit.runtime.emulation.link.shipped import resolve_recording  # noqa: E402
 
@@ -553,3 +553,29 @@ def test_train_algo_search_with_restarts(tmp_path):
     assert summary["validation"]["chosen"] == summary["policy"]
     assert policy.provenance["hyperparameters"]["restarts"] == 2
     assert (tmp_path / "restarts_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_rival_floor_follows_the_most_accurate_rival(envs):
+    from edgesplit.codegen.learning.search import pooled_accuracy, run_episodes, scoring_setting
+
+    env, _ = envs
+    specs = draw_episodes(env, 2, np.random.RandomState(5))
+    local = manifest_local(env)
+    references = [local, remote_only(env.n_exits)]
+    # every task to the final exit on the board: more accurate than the bundle's local thresholds on these episodes
+    final = StaticStrategy("final-exit", Action(tuple([0.0] * env.n_exits), env.n_cuts - 1, 1, False))
+    plain = Args(seed=0, episode_tasks=150)
+    floor, _, rows = scoring_setting(env, references, [final], specs, plain)
+    assert rows is None and floor == pytest.approx(max(run_episodes(env, r, specs)[1] for r in references))
+    raised, _, rows = scoring_setting(env, references, [final], specs, replace(plain, rival_floor=True))
+    final_accuracy = run_episodes(env, final, specs)[1]
+    assert pooled_accuracy(rows[0]) == pytest.approx(final_accuracy)
+    assert final_accuracy > floor and raised == pytest.approx(final_accuracy)
+    with pytest.raises(ValueError, match="need rivals"):
+        search(env, starting_policy(local.action, env.n_exits, 2.0), local, replace(plain, rival_floor=True, generations=1))
+
+
+def test_train_algo_search_with_the_rival_floor(tmp_path):
+    summary, policy = _quick_search(tmp_path / "floor.npz", "--rival-floor")
+    assert policy.provenance["hyperparameters"]["rival_floor"] is True
+    assert "rival_lead" not in summary["train_score"]  # the floor only: no lead charged without --rival-term
