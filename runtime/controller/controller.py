@@ -37,6 +37,7 @@ class Controller:
         self._state_values = None  # type: Optional[Tuple[float, ...]]
         self._next_state_values = None  # type: Optional[Tuple[float, ...]]
         self._action_json = (None, None)  # type: Any
+        self._action_dict = (None, None)  # type: Any  # (action, its to_dict()): the decision log's, made once per action
 
     @property
     def current(self) -> Optional[Action]:
@@ -57,9 +58,12 @@ class Controller:
         started = time.perf_counter()
         current = self._action = self.strategy.decide(self._state)
         self.decide_seconds += time.perf_counter() - started
-        # The state dict is the window's fresh one, never changed after: kept as it is, not copied.
+        # The state dict is the window's fresh one, never changed after: kept as it is, not copied. The action's dict
+        # is shared by the decisions of one action (a static one: all of them); nothing changes a logged decision.
+        if self._action_dict[0] is not current:
+            self._action_dict = (current, current.to_dict())
         self.decisions.append({"step": self.step, "task": task_id, "time_s": self.clock(), "state": self._state,
-                               "action": current.to_dict()})
+                               "action": self._action_dict[1]})
         return current
 
     def record(self, outcome: TaskOutcome, task_id: int = -1) -> None:
@@ -84,7 +88,8 @@ class Controller:
             self._next_state_values = next_values
             action = self._action
             if self._action_json[0] is not action:
-                self._action_json = (action, JsonText(dumps(action.to_dict(), "action")))
+                described = self._action_dict[1] if self._action_dict[0] is action else action.to_dict()
+                self._action_json = (action, JsonText(dumps(described, "action")))
             # Raw values: the store's writer checks and encodes them (log_task_values), off this thread.
             store.log_transition_values((self.run_id, self.step, self.clock(), state, self._action_json[1], value,
                                          next_values, self.strategy.policy_id))
