@@ -507,7 +507,8 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
     """The cross-entropy method from ``start``, ``args.restarts`` times; every run's finalists are chosen among on
     ``validation_env`` (if given; without it, the first run's first finalist). ``reference`` (one strategy or several:
     the most accurate counts) sets the accuracy floor, run on the same episodes as the candidates. ``rivals`` (with
-    ``args.rival_term``): the strategies whose per-episode lead is charged (``rival_lead``)."""
+    ``args.rival_term``): the strategies whose per-episode lead is charged (``rival_lead``); with ``args.rival_floor`` the
+    most accurate of them also raises the accuracy floor (``scoring_setting``)."""
     if (args.rival_term or args.rival_floor) and not rivals:
         raise ValueError("rival_term and rival_floor need rivals: the strategies evaluate would rank the policy against")
     started = time.perf_counter()
