@@ -52,12 +52,17 @@ def manifest_local(env):
     return local_only(env.n_exits, env.n_cuts - 1, side)
 
 
+def local_start(env, args):
+    """The bundle's local-only strategy, and the gated policy a search starts from with it."""
+    local = manifest_local(env)
+    return local, starting_policy(local.action, env.n_exits, args.gate_max_mbps)
+
+
 def test_the_search_improves_on_its_starting_point(envs):
     env, validation = envs
     args = Args(seed=0, generations=3, population=8, elite=2, episodes=3, episode_tasks=150, finalists=2,
                 validation_seeds=1)
-    local = manifest_local(env)
-    start = starting_policy(local.action, env.n_exits, args.gate_max_mbps)
+    local, start = local_start(env, args)
     result = search(env, start, local, args, validation_env=validation)
     s = result.start_train_score
     assert result.start == start
@@ -81,8 +86,7 @@ def test_restarts_validate_every_run_s_finalists_together(envs):
     env, validation = envs
     args = Args(seed=3, generations=2, population=6, elite=2, episodes=2, episode_tasks=150, finalists=2,
                 validation_seeds=1)
-    local = manifest_local(env)
-    start = starting_policy(local.action, env.n_exits, args.gate_max_mbps)
+    local, start = local_start(env, args)
     one = search(env, start, local, args, validation_env=validation)
     three = search(env, start, local, replace(args, restarts=3), validation_env=validation)
     assert [g.restart for g in three.generations] == [0, 0, 1, 1, 2, 2]
@@ -124,8 +128,7 @@ def test_generation_zero_tries_gates_where_the_board_estimate_falls():
     scenario.episode_tasks = 150
     env = Environment(scenario)
     args = Args(seed=0, episodes=2, episode_tasks=150)
-    local = manifest_local(env)
-    start = starting_policy(local.action, env.n_exits, args.gate_max_mbps)
+    local, start = local_start(env, args)
     specs = draw_episodes(env, args.episodes, np.random.RandomState(0))
     seeds = gate_seeds(env, start, specs, args)
     # One seed per distinct gate: the estimate moves once a second under a local action, so two quantiles of a
@@ -291,8 +294,7 @@ def test_a_tied_search_only_scores_tied_policies(envs):
     env, validation = envs
     args = Args(seed=0, generations=2, population=6, elite=2, episodes=2, episode_tasks=150, finalists=2,
                 validation_seeds=1, tied_thresholds=True)
-    local = manifest_local(env)
-    start = starting_policy(local.action, env.n_exits, args.gate_max_mbps)
+    local, start = local_start(env, args)
     assert len(set(start.local_thresholds)) > 1  # the bundle's thresholds differ per exit
     result = search(env, start, local, args, validation_env=validation)
     assert result.start == start.tied()
@@ -502,8 +504,7 @@ def test_a_memory_search_keeps_the_memory_and_holds_the_local_action_to_the_floo
     env, validation = envs
     args = Args(seed=0, generations=2, population=6, elite=2, episodes=2, episode_tasks=150, finalists=2,
                 validation_seeds=1, tied_thresholds=True, memory=True)
-    local = manifest_local(env)
-    start = starting_policy(local.action, env.n_exits, args.gate_max_mbps)
+    local, start = local_start(env, args)
     result = search(env, start, local, args, validation_env=validation)
     assert result.start.memory and result.policy.memory
     assert result.start.fast_threshold == result.start.local_thresholds[0]  # the tied local action, to begin with
