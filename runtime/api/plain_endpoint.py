@@ -19,13 +19,12 @@ import itertools
 import logging
 import os
 import socket
-import struct
 import threading
 import time
 from typing import Any, List, Optional, Set, Tuple
 
 from edgesplit.runtime.api import protocol
-from edgesplit.runtime.api.stream import HELLO, MessageReader, StreamClosed, StreamRefused, send_message
+from edgesplit.runtime.api.stream import HELLO, MessageReader, StreamClosed, StreamRefused, send_message, timeval
 from edgesplit.runtime.thread_names import name_native_thread
 
 log = logging.getLogger(__name__)
@@ -41,10 +40,6 @@ def plain_path(socket_path: str) -> str:
     return socket_path + PLAIN_SUFFIX
 
 
-def _timeval(seconds: int) -> bytes:
-    return struct.pack("ll", seconds, 0)
-
-
 class _Stopping(Exception):
     pass
 
@@ -53,9 +48,10 @@ class PlainEndpoint:
     """The listening socket, its accept thread and one thread per connection. ``server``: the ApiServer
     whose ``answer`` handles requests (and whose handlers, queue and limits they share)."""
 
-    def __init__(self, server: Any, path: str):
+    def __init__(self, server: Any, path: str, spin_us: float = 0.0):
         self.server = server
         self.path = path
+        self.spin_s = spin_us / 1e6  # each connection's MessageReader spins this long for a request (api.spin_us)
         self._listener = None  # type: Optional[socket.socket]
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -136,10 +132,11 @@ class PlainEndpoint:
         sender = None  # a ZeroMQ ReplySender, made in this thread when a ZeroMQ client's job is pushed out
         try:
             # A blocking recv with a kernel time limit: it wakes to look at the stop flag.
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(RECEIVE_POLL_S))
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval(RECEIVE_POLL_S))
             conn.sendall(HELLO)
             server = self.server
-            reader = MessageReader(conn, protocol.MAX_TENSORS + 1, protocol.MAX_HEADER_BYTES, server.max_input_bytes)
+            reader = MessageReader(conn, protocol.MAX_TENSORS + 1, protocol.MAX_HEADER_BYTES, server.max_input_bytes,
+                                   spin_s=self.spin_s)
             replies = _ConnectionReplies()
             while True:
                 try:

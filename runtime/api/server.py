@@ -138,7 +138,7 @@ class DirectReplies:
 
 class ApiServer:
     def __init__(self, socket_path: str, handlers: ApiHandlers, jobs: "queue.Queue[Job]", max_input_bytes: int,
-                 group: str = "", context: Optional[zmq.Context] = None):
+                 group: str = "", context: Optional[zmq.Context] = None, spin_us: float = 0.0):
         self.socket_path = os.path.abspath(socket_path)
         self.endpoint = "ipc://" + self.socket_path
         self.handlers = handlers
@@ -155,7 +155,7 @@ class ApiServer:
         self._failures_logged = set()  # type: set
         self._direct = None  # type: Optional[DirectReplies]
         # The same API on a plain Unix stream socket beside this one (runtime/api/plain_endpoint.py).
-        self.plain = PlainEndpoint(self, plain_path(self.socket_path))
+        self.plain = PlainEndpoint(self, plain_path(self.socket_path), spin_us)
         self._thread = threading.Thread(target=self._main, name="edgesplit-api", daemon=True)
 
     # ------------------------------------------------------------ lifecycle

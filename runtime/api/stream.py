@@ -13,15 +13,20 @@ receiver's limits before a byte of the frames is read, and a message must arrive
 ``MESSAGE_TIMEOUT_S`` once its first byte has (a client that sends half a message and stalls loses
 its connection, not a thread forever).
 """
+import os
 import socket
 import struct
 import time
 from typing import Any, List, Optional, Sequence
 
+_perf_counter = time.perf_counter
+_yield = os.sched_yield
+
 HELLO = b"ESAPI1\r\n"
 _COUNT = struct.Struct("<I")
 _LENGTH = struct.Struct("<Q")
 MESSAGE_TIMEOUT_S = 10.0
+MAX_SPIN_US = 100000  # a spin (ApiClient's spin_us, api.spin_us) costs at most 0.1 s of a core per wait
 # Small messages (a header and an MNIST-sized image) arrive in one recv into this buffer.
 _CHUNK = 64 * 1024
 
@@ -41,6 +46,12 @@ class StreamRefused(Exception):
         super().__init__(detail)
         self.detail = detail
         self.header = header  # the header frame when it could be read (to answer with its id)
+
+
+def timeval(seconds: float) -> bytes:
+    """``struct timeval`` for SO_RCVTIMEO / SO_SNDTIMEO; at least 1 us (0 would mean "wait forever")."""
+    micros = max(1, int(round(seconds * 1e6)))
+    return struct.pack("ll", micros // 1000000, micros % 1000000)
 
 
 def _buffer(frame: Any) -> memoryview:
@@ -69,8 +80,17 @@ def send_message(sock: socket.socket, frames: Sequence[Any], flags: int = 0) -> 
 class MessageReader:
     """Reads whole messages from one connection, with the receiver's limits checked first."""
 
-    def __init__(self, sock: socket.socket, max_frames: int, max_header_bytes: int, max_total_bytes: int):
+    def __init__(self, sock: socket.socket, max_frames: int, max_header_bytes: int, max_total_bytes: int,
+                 spin_s: float = 0.0):
         self.sock = sock
+        # Waiting for a message to begin, try non-blocking recvs for up to spin_s before a blocking one: a
+        # message that comes within it wakes nobody (a sleeping thread's wake-up costs 10-30 us on a VM).
+        # Only while messages come that soon: after a wait longer than spin_s, the next wait blocks at once,
+        # until a message again comes within spin_s of being awaited. The socket must be blocking, with its
+        # time limit in SO_RCVTIMEO: a Python timeout would poll() before every recv.
+        self.spin_s = spin_s
+        self._spin_worth = True
+        self._wait_started = 0.0
         self.max_frames = max_frames
         self.max_header_bytes = max_header_bytes
         self.max_total_bytes = max_total_bytes
@@ -81,12 +101,18 @@ class MessageReader:
         self._message_started = 0.0
         self._in_message = False
 
+    @property
+    def spinning(self) -> bool:
+        """Whether the next wait for a message spins first (``spin_s`` set, and the last message came within it)."""
+        return self.spin_s > 0.0 and self._spin_worth
+
     def read(self, idle_check=None) -> List[bytes]:
         """The next message's frames. ``idle_check()`` is called whenever the socket's receive timeout
         passes with no message begun; it raises to stop waiting (the daemon stopping)."""
         # A message already begun in the buffer counts from now; otherwise from its first byte.
         self._in_message = self._end > self._start
         self._message_started = time.monotonic()
+        self._wait_started = _perf_counter()
         count = _COUNT.unpack(self._take(_COUNT.size, idle_check))[0]
         if not 1 <= count <= self.max_frames:
             raise StreamRefused("a message has %d frames; the limit is %d" % (count, self.max_frames))
@@ -129,17 +155,36 @@ class MessageReader:
             begun = self._in_message or self._end > self._start
             if begun and time.monotonic() - self._message_started > MESSAGE_TIMEOUT_S:
                 raise StreamClosed("a message did not arrive whole within %.0f s" % MESSAGE_TIMEOUT_S)
-            try:
-                got = self.sock.recv_into(target)
-            except (BlockingIOError, socket.timeout):  # SO_RCVTIMEO passed with nothing received
-                got = -1
+            got = -1
+            if self._spin_worth and self.spin_s > 0.0 and not begun:
+                got = self._spin(target)
+                self._spin_worth = got >= 0
+            if got < 0:
+                try:
+                    got = self.sock.recv_into(target)
+                except (BlockingIOError, socket.timeout):  # SO_RCVTIMEO passed with nothing received
+                    got = -1
             if got > 0:
                 if not self._in_message:
                     self._in_message = True
                     self._message_started = time.monotonic()
+                    if self.spin_s > 0.0:
+                        self._spin_worth = _perf_counter() - self._wait_started <= self.spin_s
                 return got
             if got == 0:
                 raise StreamClosed("the connection closed%s" % (" in the middle of a message" if begun else ""),
                                    clean=not begun)
             if not begun and idle_check is not None:
                 idle_check()
+
+    def _spin(self, target: memoryview) -> int:
+        """What a non-blocking recv gets within ``spin_s``; -1 if nothing came."""
+        recv_into = self.sock.recv_into
+        end = _perf_counter() + self.spin_s
+        while True:
+            try:
+                return recv_into(target, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                if _perf_counter() >= end:
+                    return -1
+                _yield()

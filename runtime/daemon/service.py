@@ -264,7 +264,8 @@ class Daemon:
         self.store = self.pipeline.store
         self.client = self.pipeline.client
         self.api = ApiServer(config.api.socket, self.handlers, self.jobs,
-                             max_input_bytes=int(config.api.max_input_mb * 1024 * 1024), group=config.api.group)
+                             max_input_bytes=int(config.api.max_input_mb * 1024 * 1024), group=config.api.group,
+                             spin_us=config.api.spin_us)
         if variants:
             from edgesplit.runtime.selection.wiring import build_selector
 

@@ -75,9 +75,9 @@ class DaemonProcess:
             time.sleep(0.05)
         raise RuntimeError("daemon not answering within %.0f s:\n%s" % (timeout_s, self.log.read_text()))
 
-    def client(self, timeout_s: float = 10.0, transport: str = "auto") -> ApiClient:
+    def client(self, timeout_s: float = 10.0, transport: str = "auto", spin_us: float = 0.0) -> ApiClient:
         """``transport="zmq"`` for a test that sends raw frames on ``client._sock`` (a ZeroMQ DEALER)."""
-        return ApiClient(str(self.socket), timeout_s=timeout_s, transport=transport)
+        return ApiClient(str(self.socket), timeout_s=timeout_s, transport=transport, spin_us=spin_us)
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
