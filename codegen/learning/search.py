@@ -100,6 +100,8 @@ class Args:
     # seed + 1000 r; restart 0 is the run without restarts); every run's finalists are validated together
     rival_floor: bool = False        # the accuracy floor follows the most accurate of the rivals too (over the same
     # episodes), as evaluate's allowance is counted from its most accurate baseline, whichever it is
+    hysteresis: bool = False         # the gate opens at gate - hysteresis x remote_share (one more gene, 0 .. gate_max_mbps):
+    # after a remote stretch a dip of the estimate does not shut it; the policy then reads the state's remote_share
     rival_term: bool = False         # per episode, the SR points by which the best rival within the allowance (evaluate's
     # baselines, given to search as rivals) beats the policy are charged, averaged over the episodes: the line is won
     # recording by recording, not on the mean
@@ -125,6 +127,7 @@ class GatedPolicy:
     interval: int
     fast_threshold: Optional[float] = None  # the fast local action's one threshold (None: no memory)
     share_gate: float = SHARE_GATE_MAX
+    hysteresis_mbps: Optional[float] = None  # the gate opens at gate_mbps - this x remote_share (None: no such gene)
 
     @property
     def memory(self) -> bool:
@@ -132,32 +135,37 @@ class GatedPolicy:
 
     @property
     def features(self) -> Tuple[str, ...]:
-        """What its MLP reads: EdgeML's state, and remote_share with a memory."""
-        return FEATURES if self.memory else EDGEML_FEATURES
+        """What its MLP reads: EdgeML's state, and remote_share with a memory or a hysteresis."""
+        return FEATURES if self.memory or self.hysteresis_mbps is not None else EDGEML_FEATURES
 
     # ---- genes: every one in [0, 1]; cuts and interval floored as the edgeml decoder floors them
 
     @staticmethod
-    def n_genes(n_exits: int, tied: bool = False, memory: bool = False) -> int:
-        return (6 if tied else 2 * n_exits + 4) + (2 if memory else 0)
+    def n_genes(n_exits: int, tied: bool = False, memory: bool = False, hysteresis: bool = False) -> int:
+        return (6 if tied else 2 * n_exits + 4) + (2 if memory else 0) + (1 if hysteresis else 0)
 
     @classmethod
     def from_genes(cls, genes: Sequence[float], n_exits: int, n_cuts: int, max_interval: int,
-                   gate_max_mbps: float, tied: bool = False, memory: bool = False) -> "GatedPolicy":
+                   gate_max_mbps: float, tied: bool = False, memory: bool = False,
+                   hysteresis: bool = False) -> "GatedPolicy":
         """With ``tied`` the genes are (local threshold, local cut, remote threshold, remote cut, gate, interval):
         every exit of an action gets that action's one threshold. With ``memory`` two more follow: the fast
-        action's threshold and the share gate (0..1 onto ``SHARE_GATE_MIN``..``SHARE_GATE_MAX``)."""
+        action's threshold and the share gate (0..1 onto ``SHARE_GATE_MIN``..``SHARE_GATE_MAX``); with
+        ``hysteresis`` one more, last: the hysteresis (0..1 onto 0..``gate_max_mbps``)."""
         g = np.clip(np.asarray(genes, dtype=float), 0.0, 1.0)
         e = n_exits
-        expected = cls.n_genes(n_exits, tied, memory)
+        expected = cls.n_genes(n_exits, tied, memory, hysteresis)
         if len(g) != expected:
             raise ValueError("%s genes are %d values, got %d"
-                             % ("+".join(["tied" if tied else "untied"] + (["memory"] if memory else [])),
-                                expected, len(g)))
+                             % ("+".join(["tied" if tied else "untied"] + (["memory"] if memory else [])
+                                         + (["hysteresis"] if hysteresis else [])), expected, len(g)))
         extra = {}  # type: Dict[str, Any]
+        if hysteresis:
+            extra["hysteresis_mbps"] = round(float(g[-1]) * gate_max_mbps, 4)
+            g = g[:-1]
         if memory:
             share_gate = SHARE_GATE_MIN + float(g[-1]) * (SHARE_GATE_MAX - SHARE_GATE_MIN)
-            extra = {"fast_threshold": round(float(g[-2]), 4), "share_gate": round(share_gate, 4)}
+            extra.update(fast_threshold=round(float(g[-2]), 4), share_gate=round(share_gate, 4))
             g = g[:-2]
         if tied:
             g = np.concatenate([np.repeat(g[0], e), g[1:2], np.repeat(g[2], e), g[3:]])
@@ -177,8 +185,10 @@ class GatedPolicy:
             local, remote = [float(np.mean(local))], [float(np.mean(remote))]
         share = (self.share_gate - SHARE_GATE_MIN) / (SHARE_GATE_MAX - SHARE_GATE_MIN)
         memory = [self.fast_threshold, min(max(share, 0.0), 1.0)] if self.memory else []
+        hysteresis = [] if self.hysteresis_mbps is None else [min(self.hysteresis_mbps / gate_max_mbps, 1.0)]
         return np.array(local + [(self.local_cut + 0.5) / n_cuts] + remote + [(self.remote_cut + 0.5) / n_cuts]
-                        + [min(self.gate_mbps / gate_max_mbps, 1.0), (self.interval - 0.5) / max_interval] + memory)
+                        + [min(self.gate_mbps / gate_max_mbps, 1.0), (self.interval - 0.5) / max_interval] + memory
+                        + hysteresis)
 
     def tied(self) -> "GatedPolicy":
         """The same policy with each action's thresholds replaced by their mean (rounded as genes round)."""
@@ -193,12 +203,19 @@ class GatedPolicy:
             return self
         return replace(self, fast_threshold=round(float(np.mean(self.local_thresholds)), 4), share_gate=share_gate)
 
+    def with_hysteresis(self, hysteresis_mbps: float = 0.0) -> "GatedPolicy":
+        """This policy with a hysteresis gene (at 0 Mbit/s it decides as the plain gate)."""
+        if self.hysteresis_mbps is not None:
+            return self
+        return replace(self, hysteresis_mbps=hysteresis_mbps)
+
     # ---- the MLP the board runs
 
     def to_layers(self, n_cuts: int, max_interval: int) -> List[Tuple[np.ndarray, np.ndarray]]:
         """Two layers over EDGEML_FEATURES: h = tanh(slope (bandwidth - gate) - slope x big x (1 - peer_alive)),
         then the decoder's outputs = local + (remote - local) (h + 1) / 2, with the ``clip`` thresholds and the
-        ``unit`` cut/interval (the middle of each cell, so the floor lands on the action).
+        ``unit`` cut/interval (the middle of each cell, so the floor lands on the action). With a hysteresis h
+        also reads remote_share: tanh(slope (bandwidth - gate + hysteresis x remote_share) - ...), over FEATURES.
 
         With a memory, three layers over FEATURES: h as above and m = tanh(slope (remote_share - share gate +
         tolerance)); then g = tanh(10 h) (h passed on) and f = tanh(10 (m - h - 1)), +1 only when m is +1 and h
@@ -212,6 +229,8 @@ class GatedPolicy:
         w0 = np.zeros((units, len(features)))
         w0[0, features.index("bandwidth_mbps")] = GATE_SLOPE
         w0[0, features.index("peer_alive")] = GATE_SLOPE * PEER_DOWN_MBPS
+        if self.hysteresis_mbps:
+            w0[0, features.index("remote_share")] = GATE_SLOPE * self.hysteresis_mbps
         b0 = np.zeros(units)
         b0[0] = -GATE_SLOPE * (self.gate_mbps + PEER_DOWN_MBPS)
         interval = (self.interval - 0.5) / max_interval
@@ -268,6 +287,8 @@ class GatedPolicy:
         """The policy ``describe`` wrote (a search policy's provenance keeps it as ``gated_policy``)."""
         fast = described.get("fast")
         extra = {"fast_threshold": float(fast["threshold"]), "share_gate": float(fast["share_gate"])} if fast else {}
+        if described.get("hysteresis_mbps") is not None:
+            extra["hysteresis_mbps"] = float(described["hysteresis_mbps"])
         return cls(tuple(float(t) for t in described["local"]["thresholds"]), int(described["local"]["cut"]),
                    tuple(float(t) for t in described["remote"]["thresholds"]), int(described["remote"]["cut"]),
                    float(described["gate_mbps"]), int(described["interval"]), **extra)
@@ -279,6 +300,8 @@ class GatedPolicy:
         if self.memory:
             out["fast"] = {"threshold": self.fast_threshold, "cut": self.local_cut, "share_gate": self.share_gate,
                            "remote_window_tasks": REMOTE_WINDOW}
+        if self.hysteresis_mbps is not None:
+            out["hysteresis_mbps"] = self.hysteresis_mbps  # the gate: gate_mbps - this x remote_share
         return out
 
 
@@ -516,6 +539,8 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
         start = start.tied()
     if args.memory:
         start = start.with_memory()
+    if args.hysteresis:
+        start = start.with_hysteresis()
     runs = [_run(env, start, reference, args, r, on_generation, rivals) for r in range(args.restarts)]
     finalists = []  # type: List[GatedPolicy]
     home = {}  # type: Dict[GatedPolicy, _Run]  # the run that found each finalist (the first, if several did)
@@ -562,7 +587,8 @@ def _run(env, start: GatedPolicy, reference, args: Args, restart: int,
     tied = args.tied_thresholds
 
     def decode(genes) -> GatedPolicy:
-        return GatedPolicy.from_genes(genes, n_exits, n_cuts, max_interval, args.gate_max_mbps, tied, args.memory)
+        return GatedPolicy.from_genes(genes, n_exits, n_cuts, max_interval, args.gate_max_mbps, tied, args.memory,
+                                      args.hysteresis)
 
     mean = start.genes(n_cuts, max_interval, args.gate_max_mbps, tied)
     sigma = np.full(len(mean), args.sigma0)

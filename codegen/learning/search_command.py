@@ -26,7 +26,7 @@ SEARCH_ONLY_FLAGS = (("generations", "--generations"), ("population", "--populat
                      ("recording_speed", "--recording-speed"), ("accuracy_allowance", "--accuracy-allowance"),
                      ("accuracy_margin", "--accuracy-margin"), ("local_sr_weight", "--local-sr-weight"),
                      ("no_per_action_floor", "--no-per-action-floor"), ("no_ablation_sr_term", "--no-ablation-sr-term"),
-                     ("tied_thresholds", "--tied-thresholds"), ("memory", "--memory"), ("start", "--start"),
+                     ("tied_thresholds", "--tied-thresholds"), ("memory", "--memory"), ("hysteresis", "--hysteresis"), ("start", "--start"),
                      ("rival_term", "--rival-term"), ("rival_floor", "--rival-floor"))
 # (flag, Args field): accuracy figures, given in points on the command line and stored as fractions
 POINTS_FLAGS = (("--accuracy-allowance", "accuracy_allowance"), ("--accuracy-margin", "accuracy_margin"))
@@ -76,6 +76,10 @@ def add_arguments(parser) -> None:
                         help="search: the accuracy floor follows the most accurate of those baselines too (evaluate "
                              "counts its allowance from its most accurate baseline, whichever it is), not only "
                              "local-only's and remote-only's")
+    parser.add_argument("--hysteresis", action="store_true", default=None,
+                        help="search: the gate opens at the gate less a searched hysteresis (Mbit/s) times the "
+                             "state's remote_share, so after a remote stretch a dip of the estimate does not shut it; "
+                             "the policy then needs a board that supplies remote_share")
     parser.add_argument("--memory", action="store_true", default=None,
                         help="search: a third, fast local action (one threshold) taken while the gate is shut and "
                              "the state's remote_share (the share of the last 50 tasks run at cut 0) is at least a "
@@ -305,6 +309,8 @@ def run(args) -> int:
         params.tied_thresholds = True
     if args.memory:
         params.memory = True
+    if args.hysteresis:
+        params.hysteresis = True
     if args.start:
         params.start = args.start
     if args.rival_term:

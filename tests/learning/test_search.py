@@ -580,3 +580,68 @@ def test_train_algo_search_with_the_rival_floor(tmp_path):
     summary, policy = _quick_search(tmp_path / "floor.npz", "--rival-floor")
     assert policy.provenance["hyperparameters"]["rival_floor"] is True
     assert "rival_lead" not in summary["train_score"]  # the floor only: no lead charged without --rival-term
+
+
+def test_the_hysteresis_mlp_lowers_its_gate_by_the_remote_share(envs, tmp_path):
+    # The gate opens at gate - hysteresis x remote_share: after a remote stretch the policy stays remote through a dip
+    # of the estimate that would shut a plain gate; after a local stretch it opens at the gate itself.
+    env, _ = envs
+    policy = GatedPolicy((0.31, 0.62), 3, (0.0, 0.1), 0, 0.7, 2, hysteresis_mbps=0.3)
+    path = tmp_path / "hysteresis.npz"
+    policy.export(path, env.n_exits, env.n_cuts, env.max_interval, {"traces": [], "algorithm": "search"})
+    assert list(load_policy(path).features) == list(FEATURES)  # reads remote_share
+    in_search = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
+    frozen = load_policy_strategy(path, env.n_exits, env.n_cuts, name="policy")
+    local, remote = Action((0.31, 0.62), 3, 2, True), Action((0.0, 0.1), 0, 2, True)
+    for bandwidth, alive, share, expected in ((0.69, 1.0, 0.0, local), (0.71, 1.0, 0.0, remote),
+                                              (0.69, 1.0, 0.1, remote), (0.54, 1.0, 0.5, local),
+                                              (0.56, 1.0, 0.5, remote), (0.41, 1.0, 1.0, remote),
+                                              (0.39, 1.0, 1.0, local), (50.0, 0.0, 1.0, local)):
+        state = {"latency_mean_s": 0.05, "energy_mean": 500.0, "bandwidth_mbps": bandwidth, "peer_alive": alive,
+                 "remote_share": share}
+        for strategy in (in_search, frozen):
+            a = strategy.decide(state)
+            assert Action(tuple(round(t, 6) for t in a.thresholds), a.cut, a.interval, a.use_exits) == expected, \
+                (bandwidth, alive, share)
+    assert GatedPolicy.from_description(policy.describe()) == policy
+    assert policy.describe()["hysteresis_mbps"] == 0.3
+
+
+def test_hysteresis_genes_round_trip_and_add_one(envs):
+    env, _ = envs
+    for tied in (False, True):
+        for memory in (False, True):
+            n = GatedPolicy.n_genes(env.n_exits, tied=tied, memory=memory, hysteresis=True)
+            assert n == GatedPolicy.n_genes(env.n_exits, tied=tied, memory=memory) + 1
+            for genes in np.random.RandomState(3).rand(10, n):
+                p = GatedPolicy.from_genes(genes, env.n_exits, env.n_cuts, env.max_interval, 2.0, tied=tied,
+                                           memory=memory, hysteresis=True)
+                assert p.hysteresis_mbps == round(float(genes[-1]) * 2.0, 4) and p.memory == memory
+                assert GatedPolicy.from_genes(p.genes(env.n_cuts, env.max_interval, 2.0, tied=tied), env.n_exits,
+                                              env.n_cuts, env.max_interval, 2.0, tied=tied, memory=memory,
+                                              hysteresis=True) == p
+    # Without the gene the policy reads EdgeML's state only, as before.
+    assert GatedPolicy((0.3, 0.6), 3, (0.0, 0.0), 0, 0.7, 1).features == EDGEML_FEATURES
+
+
+def test_a_hysteresis_of_zero_decides_as_the_plain_gate_in_the_environment(envs):
+    env, _ = envs
+    plain = GatedPolicy((0.31, 0.62), 3, (0.0, 0.0), 0, 0.08, 1)
+    zero = replace(plain, hysteresis_mbps=0.0)
+    a = env.run(plain.strategy(env.n_exits, env.n_cuts, env.max_interval), seed=3)
+    b = env.run(zero.strategy(env.n_exits, env.n_cuts, env.max_interval), seed=3)
+    for key in ("cut", "exit", "latency_s", "correct"):
+        assert np.array_equal(a.per_task[key], b.per_task[key]), key
+    # A dead peer shuts the gate whatever the hysteresis (here the peer is unknown after local tasks).
+    wide = replace(plain, hysteresis_mbps=2.0)
+    c = env.run(wide.strategy(env.n_exits, env.n_cuts, env.max_interval), seed=3)
+    alive = np.array([d["state"]["peer_alive"] for d in env.controller.decisions]) > 0
+    assert set(np.unique(c.per_task["cut"][~alive[:len(c.per_task["cut"])]])) == {3}
+
+
+def test_train_algo_search_with_hysteresis(tmp_path):
+    out = tmp_path / "hysteresis.npz"
+    summary, policy = _quick_search(out, "--memory", "--hysteresis")
+    prov = policy.provenance
+    assert prov["hyperparameters"]["hysteresis"] is True
+    assert "hysteresis_mbps" in prov["gated_policy"] and list(policy.features) == list(FEATURES)

@@ -232,3 +232,15 @@ def test_a_search_policy_with_a_memory_shows_its_fast_action(capsys, tmp_path):
     assert _field(out, "gated_policy") == ("local: cut 3, thresholds 0.543, 0.4664; remote: cut 0, thresholds "
                                            "0.1271, 0.0504; gate 0.6451 Mbit/s, interval 1; fast: cut 3, threshold "
                                            "0.5, while the gate is shut and remote_share >= 0.62")
+
+
+def test_a_search_policy_with_hysteresis_shows_how_far_its_gate_falls(capsys, tmp_path):
+    gated = dict(SEARCH_PROVENANCE["gated_policy"], hysteresis_mbps=0.25)
+    path = tmp_path / "hysteresis.npz"
+    save_policy(path, features=FEATURES + ["remote_share"], layers=[(np.zeros((4, 5)), np.zeros(4))],
+                activations=["identity"], decoder=edgeml_decoder(2, 4), provenance=dict(SEARCH_PROVENANCE,
+                                                                                        gated_policy=gated))
+    code, out, err = show(capsys, path)
+    assert code == 0, err
+    assert _field(out, "gated_policy").endswith("gate 0.6451 Mbit/s, interval 1; the gate lowered by 0.25 Mbit/s x "
+                                                "remote_share"), out
