@@ -60,6 +60,10 @@ AND_SLOPE = 10.0      # the second layer's units: tanh(10) is 1 within 5e-9, so 
 SHARE_GATE_MIN = 1.0 / REMOTE_WINDOW  # the share gate's range: at least one remote task in the memory (a gate at 0
 # would take the fast action with no remote task at all, where the per-action floor holds only the local action) ..
 SHARE_GATE_MAX = 1.0 + 2.0 / REMOTE_WINDOW  # .. this (above 1: never the fast action)
+# The hysteresis: at most this share of the gate, so that with every recent task remote the gate is still a quarter of
+# itself (a hysteresis as large as the gate would latch it open: no estimate could shut it while the peer answers).
+HYSTERESIS_MAX_SHARE = 0.75
+HYSTERESIS_START = 0.1  # the search starts its gene here, off the boundary (half of a draw around 0 would clip to 0)
 STARTS = ("local-only", "moea")
 RESTART_SEED_STEP = 1000  # restart r of seed S draws with S + 1000 r (as DDPG's restarts)
 
@@ -100,7 +104,7 @@ class Args:
     # seed + 1000 r; restart 0 is the run without restarts); every run's finalists are validated together
     rival_floor: bool = False        # the accuracy floor follows the most accurate of the rivals too (over the same
     # episodes), as evaluate's allowance is counted from its most accurate baseline, whichever it is
-    hysteresis: bool = False         # the gate opens at gate - hysteresis x remote_share (one more gene, 0 .. gate_max_mbps):
+    hysteresis: bool = False         # the gate opens at gate - hysteresis x remote_share (one more gene: 0 .. 0.75 x gate):
     # after a remote stretch a dip of the estimate does not shut it; the policy then reads the state's remote_share
     rival_term: bool = False         # per episode, the SR points by which the best rival within the allowance (evaluate's
     # baselines, given to search as rivals) beats the policy are charged, averaged over the episodes: the line is won
@@ -127,7 +131,8 @@ class GatedPolicy:
     interval: int
     fast_threshold: Optional[float] = None  # the fast local action's one threshold (None: no memory)
     share_gate: float = SHARE_GATE_MAX
-    hysteresis_mbps: Optional[float] = None  # the gate opens at gate_mbps - this x remote_share (None: no such gene)
+    hysteresis_mbps: Optional[float] = None  # the gate opens at gate_mbps - this x remote_share (None: no such gene);
+    # at most HYSTERESIS_MAX_SHARE x gate_mbps
 
     @property
     def memory(self) -> bool:
@@ -151,7 +156,7 @@ class GatedPolicy:
         """With ``tied`` the genes are (local threshold, local cut, remote threshold, remote cut, gate, interval):
         every exit of an action gets that action's one threshold. With ``memory`` two more follow: the fast
         action's threshold and the share gate (0..1 onto ``SHARE_GATE_MIN``..``SHARE_GATE_MAX``); with
-        ``hysteresis`` one more, last: the hysteresis (0..1 onto 0..``gate_max_mbps``)."""
+        ``hysteresis`` one more, last: the hysteresis (0..1 onto 0..``HYSTERESIS_MAX_SHARE`` x the gate)."""
         g = np.clip(np.asarray(genes, dtype=float), 0.0, 1.0)
         e = n_exits
         expected = cls.n_genes(n_exits, tied, memory, hysteresis)
@@ -160,8 +165,9 @@ class GatedPolicy:
                              % ("+".join(["tied" if tied else "untied"] + (["memory"] if memory else [])
                                          + (["hysteresis"] if hysteresis else [])), expected, len(g)))
         extra = {}  # type: Dict[str, Any]
+        hysteresis_share = None  # type: Optional[float]
         if hysteresis:
-            extra["hysteresis_mbps"] = round(float(g[-1]) * gate_max_mbps, 4)
+            hysteresis_share = float(g[-1])
             g = g[:-1]
         if memory:
             share_gate = SHARE_GATE_MIN + float(g[-1]) * (SHARE_GATE_MAX - SHARE_GATE_MIN)
@@ -173,9 +179,12 @@ class GatedPolicy:
         def index(value: float, count: int) -> int:
             return int(min(math.floor(value * count), count - 1))
 
+        gate = round(float(g[2 * e + 2]) * gate_max_mbps, 4)
+        if hysteresis_share is not None:
+            extra["hysteresis_mbps"] = round(hysteresis_share * HYSTERESIS_MAX_SHARE * gate, 4)
         return cls(tuple(round(float(v), 4) for v in g[:e]), index(g[e], n_cuts),
                    tuple(round(float(v), 4) for v in g[e + 1:2 * e + 1]), index(g[2 * e + 1], n_cuts),
-                   round(float(g[2 * e + 2]) * gate_max_mbps, 4), 1 + index(g[2 * e + 3], max_interval), **extra)
+                   gate, 1 + index(g[2 * e + 3], max_interval), **extra)
 
     def genes(self, n_cuts: int, max_interval: int, gate_max_mbps: float, tied: bool = False) -> np.ndarray:
         """The middle of this policy's cell in gene space (``from_genes`` of it gives the policy back; with ``tied``,
@@ -185,7 +194,8 @@ class GatedPolicy:
             local, remote = [float(np.mean(local))], [float(np.mean(remote))]
         share = (self.share_gate - SHARE_GATE_MIN) / (SHARE_GATE_MAX - SHARE_GATE_MIN)
         memory = [self.fast_threshold, min(max(share, 0.0), 1.0)] if self.memory else []
-        hysteresis = [] if self.hysteresis_mbps is None else [min(self.hysteresis_mbps / gate_max_mbps, 1.0)]
+        hysteresis = [] if self.hysteresis_mbps is None else [
+            min(self.hysteresis_mbps / (HYSTERESIS_MAX_SHARE * self.gate_mbps), 1.0) if self.gate_mbps > 0 else 0.0]
         return np.array(local + [(self.local_cut + 0.5) / n_cuts] + remote + [(self.remote_cut + 0.5) / n_cuts]
                         + [min(self.gate_mbps / gate_max_mbps, 1.0), (self.interval - 0.5) / max_interval] + memory
                         + hysteresis)
@@ -203,11 +213,18 @@ class GatedPolicy:
             return self
         return replace(self, fast_threshold=round(float(np.mean(self.local_thresholds)), 4), share_gate=share_gate)
 
-    def with_hysteresis(self, hysteresis_mbps: float = 0.0) -> "GatedPolicy":
-        """This policy with a hysteresis gene (at 0 Mbit/s it decides as the plain gate)."""
+    def with_gate(self, gate_mbps: float) -> "GatedPolicy":
+        """This policy with another gate; a hysteresis keeps its share of the gate (its gene)."""
+        if self.hysteresis_mbps is None or self.gate_mbps <= 0:
+            return replace(self, gate_mbps=gate_mbps)
+        share = self.hysteresis_mbps / self.gate_mbps
+        return replace(self, gate_mbps=gate_mbps, hysteresis_mbps=round(share * gate_mbps, 4))
+
+    def with_hysteresis(self, share: float = HYSTERESIS_START) -> "GatedPolicy":
+        """This policy with a hysteresis gene, at ``share`` of its range (0: it decides as the plain gate)."""
         if self.hysteresis_mbps is not None:
             return self
-        return replace(self, hysteresis_mbps=hysteresis_mbps)
+        return replace(self, hysteresis_mbps=round(share * HYSTERESIS_MAX_SHARE * self.gate_mbps, 4))
 
     # ---- the MLP the board runs
 
@@ -225,6 +242,10 @@ class GatedPolicy:
         if self.memory and not self.share_gate >= SHARE_GATE_MIN:
             raise ValueError("share gate %r: at least %g (one remote task of the last %d), or the fast action is "
                              "taken where no task went remote" % (self.share_gate, SHARE_GATE_MIN, REMOTE_WINDOW))
+        if self.hysteresis_mbps is not None and not (
+                0.0 <= self.hysteresis_mbps <= HYSTERESIS_MAX_SHARE * self.gate_mbps + 1e-9):
+            raise ValueError("hysteresis %r Mbit/s: in [0, %g x the gate %g] (a larger one would latch the gate open)"
+                             % (self.hysteresis_mbps, HYSTERESIS_MAX_SHARE, self.gate_mbps))
         units = 2 if self.memory else 1
         w0 = np.zeros((units, len(features)))
         w0[0, features.index("bandwidth_mbps")] = GATE_SLOPE
@@ -335,7 +356,7 @@ def gate_seeds(env, start: GatedPolicy, specs: Sequence["EpisodeSpec"], args: Ar
     seeds = []  # type: List[GatedPolicy]
     for q in args.seed_gate_quantiles:
         gate = round(float(min(np.quantile(pooled, q), args.gate_max_mbps)), 4)
-        policy = replace(start, remote_thresholds=tuple([0.0] * env.n_exits), remote_cut=0, gate_mbps=gate)
+        policy = replace(start, remote_thresholds=tuple([0.0] * env.n_exits), remote_cut=0).with_gate(gate)
         if policy not in seeds:
             seeds.append(policy)
     return seeds

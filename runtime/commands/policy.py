@@ -181,7 +181,7 @@ def _gated(gated: Any) -> Optional[str]:
         if fast is not None:  # a search policy with a memory (train --algo search --memory)
             text += "; fast: cut %d, threshold %g, while the gate is shut and remote_share >= %g" % (
                 fast["cut"], fast["threshold"], fast["share_gate"])
-        if gated.get("hysteresis_mbps"):  # train --algo search --hysteresis
+        if gated.get("hysteresis_mbps") is not None:  # train --algo search --hysteresis
             text += "; the gate lowered by %g Mbit/s x remote_share" % gated["hysteresis_mbps"]
         return text
     except (KeyError, TypeError, ValueError):

@@ -605,6 +605,16 @@ def test_the_hysteresis_mlp_lowers_its_gate_by_the_remote_share(envs, tmp_path):
                 (bandwidth, alive, share)
     assert GatedPolicy.from_description(policy.describe()) == policy
     assert policy.describe()["hysteresis_mbps"] == 0.3
+    # With a memory too: the fast action while the (lowered) gate is shut and the share is at its gate.
+    both = replace(policy, fast_threshold=0.5, share_gate=0.6)
+    fast = Action((0.5, 0.5), 3, 2, True)
+    for bandwidth, share, expected in ((0.69, 0.0, local), (0.51, 0.6, fast), (0.53, 0.6, remote), (0.45, 1.0, remote),
+                                       (0.39, 1.0, fast), (0.60, 0.5, remote), (0.54, 0.5, local)):
+        state = {"latency_mean_s": 0.05, "energy_mean": 500.0, "bandwidth_mbps": bandwidth, "peer_alive": 1.0,
+                 "remote_share": share}
+        a = both.strategy(env.n_exits, env.n_cuts, env.max_interval).decide(state)
+        assert Action(tuple(round(t, 6) for t in a.thresholds), a.cut, a.interval, a.use_exits) == expected, \
+            (bandwidth, share)
 
 
 def test_hysteresis_genes_round_trip_and_add_one(envs):
@@ -616,12 +626,22 @@ def test_hysteresis_genes_round_trip_and_add_one(envs):
             for genes in np.random.RandomState(3).rand(10, n):
                 p = GatedPolicy.from_genes(genes, env.n_exits, env.n_cuts, env.max_interval, 2.0, tied=tied,
                                            memory=memory, hysteresis=True)
-                assert p.hysteresis_mbps == round(float(genes[-1]) * 2.0, 4) and p.memory == memory
+                assert p.hysteresis_mbps == round(float(genes[-1]) * 0.75 * p.gate_mbps, 4) and p.memory == memory
                 assert GatedPolicy.from_genes(p.genes(env.n_cuts, env.max_interval, 2.0, tied=tied), env.n_exits,
                                               env.n_cuts, env.max_interval, 2.0, tied=tied, memory=memory,
                                               hysteresis=True) == p
     # Without the gene the policy reads EdgeML's state only, as before.
     assert GatedPolicy((0.3, 0.6), 3, (0.0, 0.0), 0, 0.7, 1).features == EDGEML_FEATURES
+    # At most 3/4 of the gate: a hysteresis as large as the gate would latch it open (refused by name).
+    with pytest.raises(ValueError, match="hysteresis 0.6 Mbit/s: in \\[0, 0.75 x the gate 0.7\\]"):
+        GatedPolicy((0.3, 0.6), 3, (0.0, 0.0), 0, 0.7, 1, hysteresis_mbps=0.6).to_layers(4, 5)
+    top = GatedPolicy.from_genes(np.ones(GatedPolicy.n_genes(env.n_exits, hysteresis=True)), env.n_exits, env.n_cuts,
+                                 env.max_interval, 2.0, hysteresis=True)
+    assert top.hysteresis_mbps == 1.5 and top.gate_mbps == 2.0
+    # A new gate (generation 0's gate seeds) keeps the hysteresis's share of it.
+    moved = GatedPolicy((0.3, 0.6), 3, (0.0, 0.0), 0, 2.0, 1, hysteresis_mbps=0.15).with_gate(0.4)
+    assert moved.gate_mbps == 0.4 and moved.hysteresis_mbps == 0.03
+    moved.to_layers(4, 5)
 
 
 def test_a_hysteresis_of_zero_decides_as_the_plain_gate_in_the_environment(envs):
@@ -633,7 +653,7 @@ def test_a_hysteresis_of_zero_decides_as_the_plain_gate_in_the_environment(envs)
     for key in ("cut", "exit", "latency_s", "correct"):
         assert np.array_equal(a.per_task[key], b.per_task[key]), key
     # A dead peer shuts the gate whatever the hysteresis (here the peer is unknown after local tasks).
-    wide = replace(plain, hysteresis_mbps=2.0)
+    wide = replace(plain, hysteresis_mbps=0.06)  # the most a gate of 0.08 takes
     c = env.run(wide.strategy(env.n_exits, env.n_cuts, env.max_interval), seed=3)
     alive = np.array([d["state"]["peer_alive"] for d in env.controller.decisions]) > 0
     assert set(np.unique(c.per_task["cut"][~alive[:len(c.per_task["cut"])]])) == {3}
