@@ -284,6 +284,7 @@ def main(argv=None) -> int:
         "bench": "api_submit",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "rounds": args.rounds,
         "calls_per_round": args.calls,
         "us_per_call": {name: {"median": round(1e6 * statistics.median(v), 1), "min": round(1e6 * min(v), 1)}

@@ -13,6 +13,7 @@ import errno
 import itertools
 import json
 import logging
+import numbers
 import os
 import socket
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ class ApiClient:
                  context: Optional[zmq.Context] = None, transport: str = "auto", spin_us: float = 0.0):
         if transport not in TRANSPORTS:
             raise ValueError("transport must be one of %s, got %r" % (", ".join(TRANSPORTS), transport))
-        if not (isinstance(spin_us, (int, float)) and 0.0 <= spin_us <= MAX_SPIN_US):
+        if isinstance(spin_us, bool) or not isinstance(spin_us, numbers.Real) or not 0.0 <= spin_us <= MAX_SPIN_US:
             raise ValueError("spin_us must be a number in [0, %d] (microseconds), got %r" % (MAX_SPIN_US, spin_us))
         self.spin_us = float(spin_us)
         self.socket_path = socket_path

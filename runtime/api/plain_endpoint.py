@@ -60,6 +60,12 @@ class PlainEndpoint:
         self._full_logged = False
         self._accepting = threading.Thread(target=self._accept_loop, name="edgesplit-api-accept", daemon=True)
 
+    @property
+    def connections(self) -> int:
+        """Clients connected now."""
+        with self._lock:
+            return len(self._connections)
+
     def bind(self) -> None:
         """Bind and listen (the caller sets the umask, mode and group, as for the ZeroMQ socket)."""
         if os.path.exists(self.path):
@@ -147,9 +153,14 @@ class PlainEndpoint:
                     return
                 arrival = time.perf_counter()
                 pushed_out = []  # type: List[Tuple[Any, bytes]]
+                written = connection.writes
                 reply = server.answer(connection.identity, frames, arrival, replies, pushed_out, connection.write)
                 if reply is not None:
                     connection.write(reply)
+                elif connection.writes == written:
+                    # Queued: the serving loop answers it, and this client's next request waits for that answer
+                    # (a spin now would take the serving thread's core and GIL while it runs the task).
+                    reader.pause_spin()
                 for other, other_reply in pushed_out:
                     if other.reply_to is not None:
                         other.reply_to(other_reply)
@@ -188,9 +199,11 @@ class _Connection:
         self.identity = identity
         self._write_lock = threading.Lock()
         self._closed = False
+        self.writes = 0  # answers written (or dropped because the client left): the connection's thread reads it
 
     def write(self, reply: bytes) -> None:
         with self._write_lock:
+            self.writes += 1
             if self._closed:
                 return  # the client went away: its answer has nowhere to go
             try:

@@ -20,7 +20,7 @@ import time
 from typing import Any, List, Optional, Sequence
 
 _perf_counter = time.perf_counter
-_yield = os.sched_yield
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))  # Linux has it; elsewhere a plain GIL release
 
 HELLO = b"ESAPI1\r\n"
 _COUNT = struct.Struct("<I")
@@ -48,10 +48,16 @@ class StreamRefused(Exception):
         self.header = header  # the header frame when it could be read (to answer with its id)
 
 
+# SO_RCVTIMEO / SO_SNDTIMEO take a C ``struct timeval``: two longs, except where Python was built against a 64-bit
+# time_t on a 32-bit CPU (armhf with _TIME_BITS=64: the options are then Linux's SO_*TIMEO_NEW, 66 and 67, whose
+# timeval is two 64-bit integers whatever the word size).
+_TIMEVAL = struct.Struct("qq" if getattr(socket, "SO_RCVTIMEO", 0) == 66 else "ll")
+
+
 def timeval(seconds: float) -> bytes:
     """``struct timeval`` for SO_RCVTIMEO / SO_SNDTIMEO; at least 1 us (0 would mean "wait forever")."""
     micros = max(1, int(round(seconds * 1e6)))
-    return struct.pack("ll", micros // 1000000, micros % 1000000)
+    return _TIMEVAL.pack(micros // 1000000, micros % 1000000)
 
 
 def _buffer(frame: Any) -> memoryview:
@@ -100,6 +106,10 @@ class MessageReader:
         self._end = 0
         self._message_started = 0.0
         self._in_message = False
+
+    def pause_spin(self) -> None:
+        """The next wait sleeps at once (its message is known not to come soon); spinning resumes when one does."""
+        self._spin_worth = False
 
     @property
     def spinning(self) -> bool:

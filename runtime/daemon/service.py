@@ -411,6 +411,8 @@ class Daemon:
             "uptime_s": round(time.monotonic() - self._started_mono, 3),
             "startup_s": None if self.startup_s is None else round(self.startup_s, 3),
             "queue": {"length": self.jobs.qsize(), "capacity": self.jobs.maxsize},
+            # the plain endpoint as it runs: its clients now, and how long a connection spins for a request
+            "api": {"plain_connections": self.api.plain.connections, "spin_us": round(self.api.plain.spin_s * 1e6, 3)},
             "current_task": serving.current_task,
             "current_action": snapshot.get("action"),
             "policy": {"policy_id": strategy.get("policy_id"), "name": strategy.get("name"),
