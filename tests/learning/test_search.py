@@ -430,6 +430,17 @@ def test_search_needs_a_validation_recording(tmp_path):
     assert done.returncode != 0 and "at least 2 --link-traces" in done.stderr, done.stderr
 
 
+def _assert_decisions(strategies, cases):
+    """Each strategy decides ``expected`` in the state (bandwidth, peer alive, remote share) of each case."""
+    for bandwidth, alive, share, expected in cases:
+        state = {"latency_mean_s": 0.05, "energy_mean": 500.0, "bandwidth_mbps": bandwidth, "peer_alive": alive,
+                 "remote_share": share}
+        for strategy in strategies:
+            a = strategy.decide(state)
+            assert Action(tuple(round(t, 6) for t in a.thresholds), a.cut, a.interval, a.use_exits) == expected, \
+                (bandwidth, alive, share)
+
+
 def test_the_memory_mlp_takes_its_fast_action_only_when_the_gate_is_shut_and_the_share_is_at_its_gate(envs, tmp_path):
     env, _ = envs
     policy = GatedPolicy((0.31, 0.62), 3, (0.0, 0.1), 0, 0.7, 2, fast_threshold=0.5, share_gate=0.6)
@@ -439,17 +450,11 @@ def test_the_memory_mlp_takes_its_fast_action_only_when_the_gate_is_shut_and_the
     in_search = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
     frozen = load_policy_strategy(path, env.n_exits, env.n_cuts, name="policy")
     local, remote, fast = Action((0.31, 0.62), 3, 2, True), Action((0.0, 0.1), 0, 2, True), Action((0.5, 0.5), 3, 2, True)
-    for bandwidth, alive, share, expected in ((0.69, 1.0, 0.0, local), (0.69, 1.0, 0.59, local), (0.69, 1.0, 0.6, fast),
-                                              (0.69, 1.0, 0.6 - 0.5e-7, fast), (0.69, 1.0, 0.6 - 2e-6, local),
-                                              (0.69, 1.0, 0.6 - 1.5e-7, local), (0.69, 1.0, 0.6 + 2e-6, fast),
-                                              (0.0, 1.0, 1.0, fast), (0.71, 1.0, 0.0, remote), (0.71, 1.0, 1.0, remote),
-                                              (50.0, 0.0, 1.0, fast), (50.0, 0.0, 0.2, local)):
-        state = {"latency_mean_s": 0.05, "energy_mean": 500.0, "bandwidth_mbps": bandwidth, "peer_alive": alive,
-                 "remote_share": share}
-        for strategy in (in_search, frozen):
-            a = strategy.decide(state)
-            assert Action(tuple(round(t, 6) for t in a.thresholds), a.cut, a.interval, a.use_exits) == expected, \
-                (bandwidth, alive, share)
+    _assert_decisions((in_search, frozen), (
+        (0.69, 1.0, 0.0, local), (0.69, 1.0, 0.59, local), (0.69, 1.0, 0.6, fast), (0.69, 1.0, 0.6 - 0.5e-7, fast),
+        (0.69, 1.0, 0.6 - 2e-6, local), (0.69, 1.0, 0.6 - 1.5e-7, local), (0.69, 1.0, 0.6 + 2e-6, fast),
+        (0.0, 1.0, 1.0, fast), (0.71, 1.0, 0.0, remote), (0.71, 1.0, 1.0, remote), (50.0, 0.0, 1.0, fast),
+        (50.0, 0.0, 0.2, local)))
 
 
 def test_memory_genes_round_trip_and_add_two(envs):
@@ -593,28 +598,17 @@ def test_the_hysteresis_mlp_lowers_its_gate_by_the_remote_share(envs, tmp_path):
     in_search = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
     frozen = load_policy_strategy(path, env.n_exits, env.n_cuts, name="policy")
     local, remote = Action((0.31, 0.62), 3, 2, True), Action((0.0, 0.1), 0, 2, True)
-    for bandwidth, alive, share, expected in ((0.69, 1.0, 0.0, local), (0.71, 1.0, 0.0, remote),
-                                              (0.69, 1.0, 0.1, remote), (0.54, 1.0, 0.5, local),
-                                              (0.56, 1.0, 0.5, remote), (0.41, 1.0, 1.0, remote),
-                                              (0.39, 1.0, 1.0, local), (50.0, 0.0, 1.0, local)):
-        state = {"latency_mean_s": 0.05, "energy_mean": 500.0, "bandwidth_mbps": bandwidth, "peer_alive": alive,
-                 "remote_share": share}
-        for strategy in (in_search, frozen):
-            a = strategy.decide(state)
-            assert Action(tuple(round(t, 6) for t in a.thresholds), a.cut, a.interval, a.use_exits) == expected, \
-                (bandwidth, alive, share)
+    _assert_decisions((in_search, frozen), (
+        (0.69, 1.0, 0.0, local), (0.71, 1.0, 0.0, remote), (0.69, 1.0, 0.1, remote), (0.54, 1.0, 0.5, local),
+        (0.56, 1.0, 0.5, remote), (0.41, 1.0, 1.0, remote), (0.39, 1.0, 1.0, local), (50.0, 0.0, 1.0, local)))
     assert GatedPolicy.from_description(policy.describe()) == policy
     assert policy.describe()["hysteresis_mbps"] == 0.3
     # With a memory too: the fast action while the (lowered) gate is shut and the share is at its gate.
     both = replace(policy, fast_threshold=0.5, share_gate=0.6)
     fast = Action((0.5, 0.5), 3, 2, True)
-    for bandwidth, share, expected in ((0.69, 0.0, local), (0.51, 0.6, fast), (0.53, 0.6, remote), (0.45, 1.0, remote),
-                                       (0.39, 1.0, fast), (0.60, 0.5, remote), (0.54, 0.5, local)):
-        state = {"latency_mean_s": 0.05, "energy_mean": 500.0, "bandwidth_mbps": bandwidth, "peer_alive": 1.0,
-                 "remote_share": share}
-        a = both.strategy(env.n_exits, env.n_cuts, env.max_interval).decide(state)
-        assert Action(tuple(round(t, 6) for t in a.thresholds), a.cut, a.interval, a.use_exits) == expected, \
-            (bandwidth, share)
+    _assert_decisions([both.strategy(env.n_exits, env.n_cuts, env.max_interval)], (
+        (0.69, 1.0, 0.0, local), (0.51, 1.0, 0.6, fast), (0.53, 1.0, 0.6, remote), (0.45, 1.0, 1.0, remote),
+        (0.39, 1.0, 1.0, fast), (0.60, 1.0, 0.5, remote), (0.54, 1.0, 0.5, local)))
 
 
 def test_hysteresis_genes_round_trip_and_add_one(envs):
