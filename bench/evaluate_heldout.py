@@ -4,7 +4,11 @@ For each recording of ``codegen/learning/trace_split.HELD_OUT`` (under ``../shar
 ``edgesplit evaluate --json`` with the baselines chosen on the training recordings of the same split,
 every recording scaled to one mean rate (``--link-mean-mbps``, default: the demo's, norway_car_3 x its
 link scale), and prints one JSON document: the command, machine, date, and per recording every
-strategy's SR, accuracy, mean latency and reward (mean and spread over the seeds) with the verdict.
+strategy's SR, accuracy and reward (mean and spread over the seeds), mean latency and fallbacks (tasks
+per run; means over the seeds), the verdict, and ``scenario_differences``: where the evaluation's
+scenario differs from the one the policy was trained in (empty when none; evaluate's warning is also
+passed on). A recording that fails ends the run: the report holds the recordings before it and ``failed``,
+and the exit status is 1. In the verdict a tie counts as the highest (``>=``), as ``edgesplit evaluate`` says.
 ``--recordings`` evaluates on other recordings instead (a fresh held-out set, e.g. mahimahi's, fetched by
 bench/fetch_mahimahi_recordings.py); the baselines are still chosen on the split's training recordings.
 
@@ -38,15 +42,27 @@ def given_recordings(paths: List[Path]) -> List[Path]:
             raise SystemExit("evaluate_heldout: --recordings %s: no such file or folder" % path)
     if not found:
         raise SystemExit("evaluate_heldout: --recordings %s: no .up or .down file there" % " ".join(map(str, paths)))
+    names = [p.name for p in found]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SystemExit("evaluate_heldout: --recordings: two files named %s: the report names recordings by file "
+                         "name, so give one of them" % ", ".join(twice))
     return found
 
 
-def named(path: Path, traces_dir: str) -> str:
+def named(path: Path, traces_dir: Path) -> str:
     """A shared recording by its path under the shared folder, any other by its file name."""
     try:
         return str(path.relative_to(traces_dir))
     except ValueError:
         return path.name
+
+
+def at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1, got %d" % value)
+    return value
 
 
 def main() -> int:
@@ -55,20 +71,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", default=str(ROOT / "runtime" / "assets" / "policies" / "demo_policy.npz"),
                         help="the policy evaluated (default: the shipped planner policy)")
-    parser.add_argument("--traces-dir", default=str(shared_traces_dir(ROOT)), help="the shared traces folder")
+    parser.add_argument("--traces-dir", type=Path, default=shared_traces_dir(ROOT),
+                        help="the shared traces folder: its training recordings choose the baselines (default: "
+                             "%(default)s)")
     parser.add_argument("--link-mean-mbps", type=float, default=DEMO_MEAN_MBPS,
-                        help="every recording scaled to this mean rate (default: the demo's)")
-    parser.add_argument("--tasks", type=int, default=500)
-    parser.add_argument("--seeds", type=int, default=3)
+                        help="every recording scaled to this mean rate (default: the demo's, %(default)s; give the "
+                             "rate the policy was trained at, which its provenance names)")
+    parser.add_argument("--tasks", type=at_least_one, default=500)
+    parser.add_argument("--seeds", type=at_least_one, default=3)
     parser.add_argument("--recordings", nargs="+", type=Path, metavar="PATH",
                         help="evaluate on these recordings (files, or folders of .up/.down files) instead of the "
                              "split's held-out set; the baselines are still chosen on the split's training recordings "
                              "(e.g. the fresh set of bench/fetch_mahimahi_recordings.py)")
-    parser.add_argument("--only", type=int, help="only the first N held-out recordings")
+    parser.add_argument("--only", type=at_least_one, help="only the first N recordings")
     parser.add_argument("--no-oracle", action="store_true")
-    parser.add_argument("--out", help="also write the JSON document here")
+    parser.add_argument("--out", help="also write the JSON document here (also when a recording fails: what finished)")
     args = parser.parse_args()
-    training, held_out = split(Path(args.traces_dir))
+    traces_dir = args.traces_dir.resolve()
+    try:
+        training, held_out = split(traces_dir)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise SystemExit("evaluate_heldout: --traces-dir %s: %s (the baselines are chosen on the split's training "
+                         "recordings, so the shared folder is needed)" % (args.traces_dir, exc))
     if args.recordings:
         held_out = given_recordings(args.recordings)
     held_out = held_out[:args.only]
@@ -78,8 +102,11 @@ def main() -> int:
                                          "python": platform.python_version(), "platform": platform.platform()},
               "command": " ".join([Path(sys.executable).name] + sys.argv), "policy": args.policy,
               "link_mean_mbps": args.link_mean_mbps, "tasks": args.tasks, "seeds": args.seeds,
-              "training": [str(p.relative_to(args.traces_dir)) for p in training],
-              "held_out": [named(p, args.traces_dir) for p in held_out], "recordings": []}
+              "training": [str(p.relative_to(traces_dir)) for p in training],
+              "evaluated_on": "--recordings " + " ".join(map(str, args.recordings)) if args.recordings
+              else "the split's held-out set",
+              "held_out": [named(p, traces_dir) for p in held_out], "recordings": []}
+    failed = None
     for i, recording in enumerate(held_out):
         command = [sys.executable, "-m", "edgesplit.runtime.cli", "evaluate", "--link", str(recording),
                    "--link-mean-mbps", str(args.link_mean_mbps), "--policy", args.policy, "--tasks", str(args.tasks),
@@ -91,22 +118,33 @@ def main() -> int:
         print("evaluate_heldout: %d/%d %s (%.0f s)" % (i + 1, len(held_out), recording.name,
                                                         time.monotonic() - started), file=sys.stderr, flush=True)
         done = subprocess.run(command, capture_output=True, text=True)
+        if done.stderr.strip():
+            print(done.stderr.rstrip(), file=sys.stderr)  # evaluate's own warnings (a scenario the policy was not
+            # trained in) and errors
         if done.returncode != 0:
-            print(done.stderr, file=sys.stderr)
-            return done.returncode
+            failed = {"recording": named(recording, traces_dir), "exit_code": done.returncode,
+                      "error": done.stderr.strip().splitlines()[-1:] or ["(no message)"]}
+            break
         result = json.loads(done.stdout)
         report["recordings"].append({
-            "recording": named(recording, args.traces_dir), "link_scale": result["scenario"]["link_scale"],
+            "recording": named(recording, traces_dir), "link_scale": result["scenario"]["link_scale"],
+            "scenario_differences": result.get("scenario_differences", []),
             "verdict": result["verdict"],
             "results": [dict({k: r[k] for k in ("strategy", "sr", "sr_std", "accuracy", "accuracy_std",
                                                  "mean_latency_ms", "reward", "reward_std", "fallbacks")},
                              upper_bound=bool(r.get("upper_bound", False)))
                         for r in result["results"]]})
     report["wall_s"] = round(time.monotonic() - started, 1)
+    if failed:
+        report["failed"] = failed
     text = json.dumps(report, indent=1)
     if args.out:
         Path(args.out).write_text(text + "\n")
     print(text)
+    if failed:
+        print("evaluate_heldout: evaluate failed on %s (exit %d); the %d recordings before it are in the report"
+              % (failed["recording"], failed["exit_code"], len(report["recordings"])), file=sys.stderr)
+        return 1
     return 0
 
 

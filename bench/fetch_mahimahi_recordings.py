@@ -1,4 +1,4 @@
-"""Fetch mahimahi's published cellular recordings (Debian's ``mahimahi-traces`` package) for evaluation.
+"""Fetch mahimahi's published cellular recordings (Debian's mahimahi-traces package) for evaluation.
 
 The 16 recordings (8 drives, an uplink ``.up`` and a downlink ``.down`` each: AT&T, T-Mobile and Verizon
 LTE, UMTS and EVDO, Boston 2012-2016) were measured with the Saturator of Winstein, Sivaraman and
@@ -6,8 +6,9 @@ Balakrishnan, "Stochastic Forecasts Achieve High Throughput and Low Delay over C
 Debian packages them as ``mahimahi-traces`` 0.98-1.1 (bullseye, architecture all); this script downloads
 that package from Debian's archive, checks its SHA-256, and unpacks only the recordings into ``--dest``
 (no dpkg needed: a .deb is an ``ar`` archive holding ``data.tar.xz``). The files are GPL-3+: edgesplit
-reads them, it does not ship them. Prints one JSON document: the package, its hash, and per recording its
-path, seconds and mean rate.
+reads them, it does not ship them. Prints one JSON document: the package, where it came from, its hash, the
+folder, and per recording its file name, whole seconds and mean rate as edgesplit's reader sees them (a
+partial last second dropped, as for every recording format).
 
     python bench/fetch_mahimahi_recordings.py [--dest ~/.cache/edgesplit/mahimahi-traces-0.98-1.1] [--deb FILE]
 """
@@ -27,7 +28,6 @@ PACKAGE = "mahimahi-traces_0.98-1.1_all.deb"
 URL = "http://deb.debian.org/debian/pool/main/m/mahimahi/" + PACKAGE
 SHA256 = "31f096d488d66e141641a3a9517932b9106936824824c0d27a12fbd2a045e1ac"
 MEMBER_DIR = "usr/share/mahimahi/traces/"
-MTU_BITS = 1500 * 8
 
 
 def default_dest() -> Path:
@@ -65,10 +65,12 @@ def recordings(deb: bytes) -> Dict[str, bytes]:
     raise ValueError("no data.tar member in the package")
 
 
-def summary(content: bytes) -> Dict[str, float]:
-    stamps = content.split()
-    seconds = int(stamps[-1]) / 1000.0
-    return {"seconds": round(seconds, 1), "mean_mbps": round(len(stamps) * MTU_BITS / seconds / 1e6, 3)}
+def summary(path: Path) -> Dict[str, float]:
+    """Seconds and mean rate of a written recording, read by edgesplit's own reader."""
+    from edgesplit.runtime.emulation.link.recording_readers import read_recording
+
+    recording = read_recording(path, "mahimahi")
+    return {"seconds": len(recording.bps), "mean_mbps": round(float(recording.bps.mean()) / 1e6, 3)}
 
 
 def main(argv=None) -> int:
@@ -77,12 +79,25 @@ def main(argv=None) -> int:
                         help="folder the recordings are written to (default: %(default)s)")
     parser.add_argument("--deb", type=Path, help="a copy of %s already downloaded (its hash is checked)" % PACKAGE)
     args = parser.parse_args(argv)
+    if args.dest.exists() and not args.dest.is_dir():
+        print("fetch_mahimahi_recordings: --dest %s is a file: give a folder (it is created if missing)" % args.dest,
+              file=sys.stderr)
+        return 1
     if args.deb:
-        deb = args.deb.read_bytes()
+        try:
+            deb = args.deb.read_bytes()
+        except OSError as exc:
+            print("fetch_mahimahi_recordings: --deb %s: %s" % (args.deb, exc.strerror or exc), file=sys.stderr)
+            return 1
     else:
         print("fetch_mahimahi_recordings: downloading %s" % URL, file=sys.stderr, flush=True)
-        with urllib.request.urlopen(URL, timeout=120) as answer:
-            deb = answer.read()
+        try:
+            with urllib.request.urlopen(URL, timeout=120) as answer:
+                deb = answer.read()
+        except OSError as exc:
+            print("fetch_mahimahi_recordings: could not download %s: %s (download it another way and give it with "
+                  "--deb FILE)" % (URL, exc), file=sys.stderr)
+            return 1
     digest = hashlib.sha256(deb).hexdigest()
     if digest != SHA256:
         print("fetch_mahimahi_recordings: %s has SHA-256 %s, expected %s: not the package this evaluation names; "
@@ -90,10 +105,11 @@ def main(argv=None) -> int:
         return 1
     files = recordings(deb)
     args.dest.mkdir(parents=True, exist_ok=True)
-    report = {"package": PACKAGE, "url": URL, "sha256": digest, "dest": str(args.dest), "recordings": []}
+    report = {"package": PACKAGE, "source": str(args.deb) if args.deb else URL, "sha256": digest,
+              "dest": str(args.dest), "recordings": []}
     for name in sorted(files):
         (args.dest / name).write_bytes(files[name])
-        report["recordings"].append(dict({"file": name}, **summary(files[name])))
+        report["recordings"].append(dict({"file": name}, **summary(args.dest / name)))
     print(json.dumps(report, indent=1))
     return 0
 

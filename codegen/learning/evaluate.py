@@ -76,7 +76,7 @@ def evaluate_in_environment(env, chosen: Lineup, seeds: Sequence[int], oracle: b
         for seed in seeds:
             per_seed.append(episode_row(env.run(strategy, seed=seed)))
         if progress:
-            progress("%d/%d %s done (%d seeds)" % (i + 1, total, strategy.name, len(seeds)))
+            progress("%d/%d %s done (%d seed%s)" % (i + 1, total, strategy.name, len(seeds), "" if len(seeds) == 1 else "s"))
         rows.append(aggregate(strategy.name, per_seed, seeds, description=strategy.describe()))
     if oracle:
         static = [s.action for s in chosen.strategies if hasattr(s, "action")]
@@ -107,6 +107,8 @@ def verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOWANCE) -
     eligible = [r for r in others if r["accuracy"] >= floor - 1e-12]
     best_eligible = max(eligible, key=lambda r: r["sr"])  # the most accurate row is always eligible
     within = policy["accuracy"] >= floor - 1e-12
+    # A tie counts as the highest (a tie is not a loss); the rows it ties with are named.
+    tied = [r["strategy"] for r in others if r["sr"] == policy["sr"]]
     return {"policy_sr_highest": all(policy["sr"] >= r["sr"] for r in others),
             "best_baseline": best["strategy"], "best_baseline_sr": best["sr"],
             "policy_sr_minus_best_baseline_points": round(100 * (policy["sr"] - best["sr"]), 2),
@@ -118,6 +120,8 @@ def verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOWANCE) -
             "best_eligible_baseline": best_eligible["strategy"], "best_eligible_baseline_sr": best_eligible["sr"],
             "policy_sr_minus_best_eligible_points": round(100 * (policy["sr"] - best_eligible["sr"]), 2),
             "policy_sr_highest_within_allowance": within and all(policy["sr"] >= r["sr"] for r in eligible),
+            "tied_with_policy_sr": tied,
+            "tied_with_policy_sr_within_allowance": [r["strategy"] for r in eligible if r["strategy"] in tied],
             "policy_accuracy": policy["accuracy"], "strategies_compared": len(others),
             "strategies_below_policy_sr": sum(1 for r in others if r["sr"] < policy["sr"])}
 
@@ -125,7 +129,10 @@ def verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOWANCE) -
 def verdict_lines(v: Dict[str, Any]) -> List[str]:
     """The verdict in two sentences (strict; within the allowance), as ``evaluate`` prints them under its table."""
     n = v["strategies_compared"]
-    if v["policy_sr_highest"]:
+    if v["policy_sr_highest"] and v.get("tied_with_policy_sr"):
+        strict = ("policy: SR the highest of the %d other non-oracle strategies, tied with %s"
+                  % (n, ", ".join(v["tied_with_policy_sr"])))
+    elif v["policy_sr_highest"]:
         strict = ("policy: SR the highest of the %d other non-oracle strategies (next %s, %+.2f points)"
                   % (n, v["best_baseline"], v["policy_sr_minus_best_baseline_points"]))
     else:
@@ -140,6 +147,9 @@ def verdict_lines(v: Dict[str, Any]) -> List[str]:
         within = (head + "policy OUTSIDE (%.1f %% < %.1f %%): not eligible; the best eligible strategy is %s (the policy's "
                   "SR %+.2f points against it)" % (100 * v["policy_accuracy"], 100 * v["accuracy_floor"],
                                                   v["best_eligible_baseline"], v["policy_sr_minus_best_eligible_points"]))
+    elif v["policy_sr_highest_within_allowance"] and v.get("tied_with_policy_sr_within_allowance"):
+        within = (head + "policy within; SR the highest of the %d eligible strategies, tied with %s"
+                  % (eligible, ", ".join(v["tied_with_policy_sr_within_allowance"])))
     elif v["policy_sr_highest_within_allowance"]:
         within = (head + "policy within; SR the highest of the %d eligible strategies (next %s, %+.2f points)"
                   % (eligible, v["best_eligible_baseline"], v["policy_sr_minus_best_eligible_points"]))

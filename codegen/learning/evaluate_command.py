@@ -18,6 +18,7 @@ import numpy as np
 
 from edgesplit.runtime.commands.number_flags import POSITIVE
 from edgesplit.runtime.commands.output import print_json, print_table
+from edgesplit.runtime.emulation.link.recording_readers import FORMATS
 from edgesplit.runtime.emulation.scenario import DEMO
 from edgesplit.runtime.errors import InputError
 
@@ -49,8 +50,8 @@ def register(commands) -> None:
     parser.add_argument("--link", required=True, metavar="TRACE",
                         help="the bandwidth recording to evaluate on (a file in any supported format, or a shipped "
                              "name)")
-    parser.add_argument("--link-format", default="auto", help="format of --link and --train-link files (default: "
-                                                               "detected)")
+    parser.add_argument("--link-format", default="auto", choices=FORMATS,
+                        help="format of --link and --train-link files (default: detected)")
     parser.add_argument("--link-scale", type=float, metavar="F",
                         help="multiply the recordings' rates (default 1; the demo's %.4f for the default bundle)"
                              % DEMO["link_scale"])
@@ -66,7 +67,7 @@ def register(commands) -> None:
     parser.add_argument("--rtt-ms", type=float, default=1e3 * DEMO["rtt_s"], help="the link's base RTT "
                         "(default %(default)g)")
     parser.add_argument("--policy", required=True, metavar="P.npz", help="the trained policy to evaluate (its row "
-                        "says 'policy'; demo: the shipped one)")
+                        "says 'policy'); the word demo names the shipped demo policy")
     parser.add_argument("--planner-policy", metavar="P.npz",
                         help="the planner-built policy to compare with (default: the shipped demo policy for the "
                              "default bundle, none for another bundle)")

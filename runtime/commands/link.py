@@ -21,8 +21,9 @@ def register(commands) -> None:
                     "base RTT each way. Needs no root. Point the device at the --listen address instead of the "
                     "peer. Bandwidth recordings (recorded link capacity over time, called traces in the datasets; "
                     "not the task traces of 'edgesplit traces'): a file in the FCC / Norway 3G / Ghent 4G (Pensieve 'cooked', Mbit/s), Ghent raw "
-                    "or ReCoCo JSON, or multipath (CSV, bytes/s) formats, or the name of a shipped recording "
-                    "(--list-recordings).")
+                    "or ReCoCo JSON, multipath (CSV, bytes/s) or mahimahi (.up/.down: packet-delivery milliseconds) "
+                    "formats, or the name of a shipped recording (--list-recordings). --describe reads a recording "
+                    "and prints its rates without relaying.")
     parser.add_argument("--listen", default="tcp://127.0.0.1:5556", help="where devices connect (default %(default)s)")
     parser.add_argument("--to", default="tcp://127.0.0.1:5555", help="the peer's endpoint (default %(default)s)")
     parser.add_argument("--recording", "--trace", dest="recording", metavar="NAME_OR_FILE", default=DEFAULT_RECORDING,
@@ -37,8 +38,12 @@ def register(commands) -> None:
                              "byte waits its serialisation time, as on a real bottleneck; 1500 = one MTU)")
     parser.add_argument("--list-recordings", "--list-traces", dest="list_recordings", action="store_true",
                         help="list the shipped bandwidth recordings and exit (--list-traces is its old name)")
+    parser.add_argument("--describe", action="store_true",
+                        help="read --recording (with --format), print its format, length and rates, and exit "
+                             "without relaying: to check a recording file before using it")
     parser.add_argument("--json", action="store_true",
-                        help="print JSON: a ready line, one line per recorded step, stats at exit")
+                        help="print JSON: a ready line, one line per recorded step, stats at exit (with "
+                             "--list-recordings or --describe: one document)")
     parser.set_defaults(handler=run_link)
 
 
@@ -52,9 +57,22 @@ def _list_recordings(as_json: bool) -> int:
     return 0
 
 
+def _describe(args) -> int:
+    summary = read_recording(resolve_recording(args.recording), args.format).summary()
+    if args.json:
+        print_json(summary)
+    else:
+        print_table(["recording", "format", "steps (s)", "mean Mbit/s", "min", "max"],
+                    [[summary["source"], summary["format"], summary["steps"], summary["mean_mbps"], summary["min_mbps"],
+                      summary["max_mbps"]]])
+    return 0
+
+
 def run_link(args) -> int:
     if args.list_recordings:
         return _list_recordings(args.json)
+    if args.describe:
+        return _describe(args)
     # --rtt-ms and --time-scale are checked with every command's number flags (runtime/commands/number_flags.py).
     if args.burst_bytes < 0:
         raise InputError("--burst-bytes must be zero or a positive number of bytes, got %d" % args.burst_bytes)

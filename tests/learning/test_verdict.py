@@ -53,3 +53,23 @@ def test_the_printed_verdict_says_what_the_table_shows():
     strict, within = verdict_lines(verdict(rows))
     assert strict.startswith("policy: SR the highest of the 3 other non-oracle strategies")
     assert "policy within" in within and "the highest of the 2 eligible" in within
+
+
+def test_a_tie_counts_as_the_highest_and_is_said_to_be_one():
+    # A tie is not a loss (every look has counted it as the highest), but the verdict names the rows it ties with
+    # instead of reading "the highest (next X, +0.00 points)".
+    rows = [row("moea", 1.0, 0.961), row("remote-only", 1.0, 0.962), row("local-only", 0.90, 0.967),
+            row("policy", 1.0, 0.962)]
+    v = verdict(rows)
+    assert v["policy_sr_highest"] is True and v["policy_sr_highest_within_allowance"] is True
+    assert v["tied_with_policy_sr"] == ["moea", "remote-only"]
+    assert v["tied_with_policy_sr_within_allowance"] == ["moea", "remote-only"]
+    strict, within = verdict_lines(v)
+    assert "tied with moea, remote-only" in strict and "next" not in strict
+    assert "tied with moea, remote-only" in within
+    rows[0] = row("moea", 0.99, 0.961)
+    v = verdict(rows)
+    assert v["tied_with_policy_sr"] == ["remote-only"] and "next" not in verdict_lines(v)[0]
+    rows[1] = row("remote-only", 0.98, 0.962)
+    v = verdict(rows)
+    assert v["tied_with_policy_sr"] == [] and "(next moea, +1.00 points)" in verdict_lines(v)[0]

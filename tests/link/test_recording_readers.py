@@ -92,6 +92,11 @@ def test_shipped_recordings_read_and_vary():
         resolve_recording("no_such_recording")
 
 
+def test_a_folder_given_as_a_recording_is_named_as_a_folder(tmp_path):
+    with pytest.raises(RecordingError, match="is a folder, not a recording file: give one file in it"):
+        resolve_recording(str(tmp_path))
+
+
 def test_link_lists_the_shipped_recordings_under_the_new_and_the_old_flag():
     import subprocess
     import sys
@@ -102,3 +107,21 @@ def test_link_lists_the_shipped_recordings_under_the_new_and_the_old_flag():
     assert new.returncode == old.returncode == 0, new.stderr + old.stderr
     assert json.loads(new.stdout) == json.loads(old.stdout)
     assert {r["name"] for r in json.loads(new.stdout)} == set(shipped_recordings())
+
+
+def test_link_describe_reads_a_recording_file_and_exits_without_relaying(tmp_path):
+    import subprocess
+    import sys
+
+    recording = tmp_path / "cellular.down"
+    recording.write_text("\n".join(str(ms) for ms in range(4, 3001, 4)) + "\n")  # one packet every 4 ms: 3 Mbit/s
+    command = [sys.executable, "-m", "edgesplit.runtime.cli", "link", "--recording", str(recording), "--describe"]
+    done = subprocess.run(command + ["--json"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["format"] == "mahimahi" and summary["steps"] == 3 and summary["mean_mbps"] == pytest.approx(3.0)
+    text = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0 and "mahimahi" in text.stdout and "3.0" in text.stdout, text.stderr
+    bad = subprocess.run(command[:-3] + ["--recording", str(tmp_path), "--describe"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode != 0 and "is a folder" in bad.stderr

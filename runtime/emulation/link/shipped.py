@@ -21,5 +21,7 @@ def resolve_recording(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise RecordingError("%s is a folder, not a recording file: give one file in it" % name_or_path)
     raise RecordingError("no bandwidth recording file %s and no shipped recording of that name (shipped: %s)"
                      % (name_or_path, ", ".join(shipped) or "none"))
