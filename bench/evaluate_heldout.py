@@ -35,7 +35,11 @@ def given_recordings(paths: List[Path]) -> List[Path]:
     found = []  # type: List[Path]
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix in (".up", ".down"))
+            inside = sorted(p for p in path.iterdir() if p.suffix in (".up", ".down"))
+            if not inside:
+                raise SystemExit("evaluate_heldout: --recordings %s: a folder with no .up or .down file (name other "
+                                 "recordings one by one)" % path)
+            found += inside
         elif path.is_file():
             found.append(path)
         else:
@@ -53,7 +57,7 @@ def given_recordings(paths: List[Path]) -> List[Path]:
 def named(path: Path, traces_dir: Path) -> str:
     """A shared recording by its path under the shared folder, any other by its file name."""
     try:
-        return str(path.relative_to(traces_dir))
+        return str(path.resolve().relative_to(traces_dir))
     except ValueError:
         return path.name
 
@@ -95,6 +99,11 @@ def main() -> int:
                          "recordings, so the shared folder is needed)" % (args.traces_dir, exc))
     if args.recordings:
         held_out = given_recordings(args.recordings)
+        trained_on = {p.resolve() for p in training}
+        seen = [str(p) for p in held_out if p.resolve() in trained_on]
+        if seen:
+            raise SystemExit("evaluate_heldout: --recordings: %s chooses the baselines (a training recording of the "
+                             "split): a held-out evaluation cannot use it" % ", ".join(seen))
     held_out = held_out[:args.only]
     started = time.monotonic()
     report = {"bench": "evaluate_heldout", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -121,11 +130,14 @@ def main() -> int:
         if done.stderr.strip():
             print(done.stderr.rstrip(), file=sys.stderr)  # evaluate's own warnings (a scenario the policy was not
             # trained in) and errors
-        if done.returncode != 0:
+        try:
+            result = json.loads(done.stdout) if done.returncode == 0 else None
+        except ValueError as exc:
+            result, done.stderr = None, "%s\nevaluate's output is not JSON: %s" % (done.stderr, exc)
+        if result is None:
             failed = {"recording": named(recording, traces_dir), "exit_code": done.returncode,
                       "error": done.stderr.strip().splitlines()[-1:] or ["(no message)"]}
             break
-        result = json.loads(done.stdout)
         report["recordings"].append({
             "recording": named(recording, traces_dir), "link_scale": result["scenario"]["link_scale"],
             "scenario_differences": result.get("scenario_differences", []),

@@ -28,6 +28,7 @@ PACKAGE = "mahimahi-traces_0.98-1.1_all.deb"
 URL = "http://deb.debian.org/debian/pool/main/m/mahimahi/" + PACKAGE
 SHA256 = "31f096d488d66e141641a3a9517932b9106936824824c0d27a12fbd2a045e1ac"
 MEMBER_DIR = "usr/share/mahimahi/traces/"
+RECORDINGS = 16  # 8 drives, an uplink and a downlink each
 
 
 def default_dest() -> Path:
@@ -104,6 +105,10 @@ def main(argv=None) -> int:
               "nothing written" % (args.deb or URL, digest, SHA256), file=sys.stderr)
         return 1
     files = recordings(deb)
+    if len(files) != RECORDINGS:
+        print("fetch_mahimahi_recordings: the package holds %d recordings under /%s, expected %d: nothing written"
+              % (len(files), MEMBER_DIR, RECORDINGS), file=sys.stderr)
+        return 1
     args.dest.mkdir(parents=True, exist_ok=True)
     report = {"package": PACKAGE, "source": str(args.deb) if args.deb else URL, "sha256": digest,
               "dest": str(args.dest), "recordings": []}

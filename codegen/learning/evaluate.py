@@ -91,6 +91,9 @@ def evaluate_in_environment(env, chosen: Lineup, seeds: Sequence[int], oracle: b
     return rows
 
 
+SR_TIE = 1e-9  # SRs closer than this are equal (means over seeds of the same counts, summed in another order)
+
+
 def verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOWANCE) -> Dict[str, Any]:
     """How the evaluated policy (the ``policy`` row) stands against every non-oracle strategy, two ways.
 
@@ -100,6 +103,7 @@ def verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOWANCE) -
     ablation, or "exit 0 always", meets the bounds nearly always a few accuracy points down).
     """
     policy = next(r for r in rows if r["strategy"] == "policy")
+    sr = policy["sr"]
     others = [r for r in rows if r["strategy"] != "policy" and not r.get("upper_bound")]
     best = max(others, key=lambda r: r["sr"])
     most_accurate = max(others, key=lambda r: r["accuracy"])
@@ -107,9 +111,10 @@ def verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOWANCE) -
     eligible = [r for r in others if r["accuracy"] >= floor - 1e-12]
     best_eligible = max(eligible, key=lambda r: r["sr"])  # the most accurate row is always eligible
     within = policy["accuracy"] >= floor - 1e-12
-    # A tie counts as the highest (a tie is not a loss); the rows it ties with are named.
-    tied = [r["strategy"] for r in others if r["sr"] == policy["sr"]]
-    return {"policy_sr_highest": all(policy["sr"] >= r["sr"] for r in others),
+    # A tie counts as the highest (a tie is not a loss); the rows it ties with are named. SRs are means over seeds:
+    # equal ones summed in another order can differ in the last bits, so "equal" is within SR_TIE.
+    tied = [r["strategy"] for r in others if abs(r["sr"] - sr) <= SR_TIE]
+    return {"policy_sr_highest": all(sr >= r["sr"] - SR_TIE for r in others),
             "best_baseline": best["strategy"], "best_baseline_sr": best["sr"],
             "policy_sr_minus_best_baseline_points": round(100 * (policy["sr"] - best["sr"]), 2),
             "most_accurate_baseline": most_accurate["strategy"],
@@ -119,11 +124,11 @@ def verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOWANCE) -
             "policy_within_allowance": within,
             "best_eligible_baseline": best_eligible["strategy"], "best_eligible_baseline_sr": best_eligible["sr"],
             "policy_sr_minus_best_eligible_points": round(100 * (policy["sr"] - best_eligible["sr"]), 2),
-            "policy_sr_highest_within_allowance": within and all(policy["sr"] >= r["sr"] for r in eligible),
+            "policy_sr_highest_within_allowance": within and all(sr >= r["sr"] - SR_TIE for r in eligible),
             "tied_with_policy_sr": tied,
             "tied_with_policy_sr_within_allowance": [r["strategy"] for r in eligible if r["strategy"] in tied],
             "policy_accuracy": policy["accuracy"], "strategies_compared": len(others),
-            "strategies_below_policy_sr": sum(1 for r in others if r["sr"] < policy["sr"])}
+            "strategies_below_policy_sr": sum(1 for r in others if r["sr"] < sr - SR_TIE)}
 
 
 def verdict_lines(v: Dict[str, Any]) -> List[str]:

@@ -73,3 +73,14 @@ def test_a_tie_counts_as_the_highest_and_is_said_to_be_one():
     rows[1] = row("remote-only", 0.98, 0.962)
     v = verdict(rows)
     assert v["tied_with_policy_sr"] == [] and "(next moea, +1.00 points)" in verdict_lines(v)[0]
+
+
+def test_a_tie_of_seed_means_that_differ_by_rounding_is_still_a_tie():
+    # SR is a mean over seeds: the same successes summed in another order can differ in the last bit.
+    a = (0.1 + 0.2 + 0.3) / 3
+    b = (0.3 + 0.2 + 0.1) / 3
+    assert a != b
+    rows = [row("moea", max(a, b), 0.961), row("local-only", 0.10, 0.967), row("policy", min(a, b), 0.962)]
+    v = verdict(rows)
+    assert v["policy_sr_highest"] is True and v["policy_sr_highest_within_allowance"] is True
+    assert v["tied_with_policy_sr"] == ["moea"]
