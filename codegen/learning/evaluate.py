@@ -76,7 +76,8 @@ def evaluate_in_environment(env, chosen: Lineup, seeds: Sequence[int], oracle: b
         for seed in seeds:
             per_seed.append(episode_row(env.run(strategy, seed=seed)))
         if progress:
-            progress("%d/%d %s done (%d seed%s)" % (i + 1, total, strategy.name, len(seeds), "" if len(seeds) == 1 else "s"))
+            progress("%d/%d %s done (%d seed%s)"
+                     % (i + 1, total, strategy.name, len(seeds), "" if len(seeds) == 1 else "s"))
         rows.append(aggregate(strategy.name, per_seed, seeds, description=strategy.describe()))
     if oracle:
         static = [s.action for s in chosen.strategies if hasattr(s, "action")]

@@ -20,6 +20,7 @@ from edgesplit.codegen.learning import search_command
 from edgesplit.codegen.policy_output import check_policy_out, write_failed
 from edgesplit.runtime.commands.number_flags import POSITIVE
 from edgesplit.runtime.commands.output import print_json
+from edgesplit.runtime.emulation.scenario import DEMO
 from edgesplit.runtime.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -41,67 +42,67 @@ def register(commands) -> None:
                     "ddpg, per generation for search), and "
                     "the frozen policy's SR and accuracy on each training recording. "
                     "Train's flags keep their own defaults; "
-                    "'edgesplit evaluate' defaults to the demo's scenario for the default bundle (--board "
-                    "jetson_nano_cpu --workload-scale 112 --energy-bound 900 --link-scale 0.2552, and for search "
-                    "--recording-speed 2): "
+                    "'edgesplit evaluate' defaults to the demo's scenario for the default bundle (--board %s "
+                    "--workload-scale %g --energy-bound %g --link-scale %.4f, and for search --recording-speed %g): "
                     "give train the scenario you will evaluate in (evaluate warns where they differ). "
-                    "See docs/learning.md.")
+                    "See docs/learning.md." % (DEMO["board"], DEMO["workload_scale"], DEMO["energy_bound_mj"],
+                                               DEMO["link_scale"], DEMO["recording_speed"]))
     main = parser.add_argument_group("what to train")
     main.add_argument("--algo", required=True, choices=ALGORITHMS, help="the learning algorithm")
     main.add_argument("--bundle", default="default", help="bundle directory ('default': the embedded MNIST one)")
     main.add_argument("--seed", type=int, required=True, help="seeds the agent, its noise and the episodes")
     main.add_argument("--out", required=True, help="the frozen policy to write (.npz; refused if it exists, checked "
-                                                     "before training starts, unless --overwrite); the learning curve "
-                                                     "goes beside it as NAME_curve.png")
+                                                   "before training starts, unless --overwrite); the learning curve "
+                                                   "goes beside it as NAME_curve.png")
     main.add_argument("--overwrite", action="store_true",
-                        help="replace --out if it exists (atomically: the old policy stays whole until the new one "
-                             "is written). --force is the guard's (--from-traces), not this")
+                      help="replace --out if it exists (atomically: the old policy stays whole until the new one "
+                           "is written). --force is the guard's (--from-traces), not this")
     main.add_argument("--json", action="store_true", help="print the summary as one JSON document")
     main.add_argument("--no-progress", action="store_true", help="hide the progress bar (stderr)")
     scenario = parser.add_argument_group(
         "the scenario (the environment: board, workload, network, bounds; evaluate in the same one)")
     scenario.add_argument("--board", required=True, metavar="NAME",
-                        help="the EMULATED board (a board config from 'edgesplit board list' with an [emulation] "
-                             "table): segment times from its MACs model, energy from its power model, in mJ")
+                          help="the EMULATED board (a board config from 'edgesplit board list' with an [emulation] "
+                               "table): segment times from its MACs model, energy from its power model, in mJ")
     scenario.add_argument("--workload-scale", type=float, default=1.0,
-                        help="segment time multiplier, as run --workload-scale (default 1)")
+                          help="segment time multiplier, as run --workload-scale (default 1)")
     scenario.add_argument("--measured-profile", metavar="NAME",
-                        help="time segments from BUNDLE/profiles/NAME.json (edgesplit profile) instead of the MACs "
-                             "model, as run --measured-profile")
+                          help="time segments from BUNDLE/profiles/NAME.json (edgesplit profile) instead of the MACs "
+                               "model, as run --measured-profile")
     scenario.add_argument("--link-traces", nargs="+", required=True, metavar="T",
-                        help="bandwidth recordings (files in any format 'edgesplit link' reads, or shipped names) "
-                             "to train on; each episode replays one of them from a random second")
+                          help="bandwidth recordings (files in any format 'edgesplit link' reads, or shipped names) "
+                               "to train on; each episode replays one of them from a random second")
     scenario.add_argument("--link-scale", type=float, default=1.0, help="multiply the recordings' rates (default 1)")
     scenario.add_argument("--rtt-ms", type=float, default=20.0, help="the link's base RTT (default 20)")
     scenario.add_argument("--latency-bound-ms", type=float, default=100.0, help="latency bound per task (default 100)")
     scenario.add_argument("--energy-bound", type=float,
-                        help="energy bound per task in mJ (the emulated board's power x time); default: none")
+                          help="energy bound per task in mJ (the emulated board's power x time); default: none")
     scenario.add_argument("--period-ms", type=float, default=100.0, help="one task arrives every this many ms "
-                        "(default 100)")
+                          "(default 100)")
     scenario.add_argument("--episode-tasks", type=int, default=500, help="tasks per episode (default 500)")
     scenario.add_argument("--images", help=".npy profiling images, preprocessed as the bundle's input (required for a "
-                                         "bundle other than the default)")
+                                           "bundle other than the default)")
     scenario.add_argument("--labels", help=".npy labels for --images")
     training = parser.add_argument_group("training (both algorithms)")
     training.add_argument("--select-every", type=int, default=25, metavar="N",
-                        help="every N epochs after the warm-up, run the greedy actor on validation episodes of the "
-                             "training recordings and keep the best actor seen (higher SR, then accuracy) rather "
-                             "than the last; 0 keeps the last (default 25)")
+                          help="every N epochs after the warm-up, run the greedy actor on validation episodes of the "
+                               "training recordings and keep the best actor seen (higher SR, then accuracy) rather "
+                               "than the last; 0 keeps the last (default 25)")
     training.add_argument("--restarts", type=int, default=1, metavar="K",
-                        help="train K independent runs (seeds S, S+1000, ...) and keep the one whose selected actor "
-                             "validated best on the training recordings (default 1); ddpg: needs --select-every > 0; "
-                             "search: K cross-entropy runs from the same start, every run's finalists validated "
-                             "together on the validation recordings")
+                          help="train K independent runs (seeds S, S+1000, ...) and keep the one whose selected actor "
+                               "validated best on the training recordings (default 1); ddpg: needs --select-every > 0; "
+                               "search: K cross-entropy runs from the same start, every run's finalists validated "
+                               "together on the validation recordings")
     training.add_argument("--write-traces", metavar="DB",
-                        help="also log this run's training transitions to this trace database (for --from-traces "
-                             "elsewhere: EdgeML's transfer of MDP traces to another board)")
+                          help="also log this run's training transitions to this trace database (for --from-traces "
+                               "elsewhere: EdgeML's transfer of MDP traces to another board)")
     ddpg = parser.add_argument_group("ddpg (--algo ddpg)")
     ddpg.add_argument("--epochs", type=int, help="ddpg: actions taken in the environment (default %d)" % DEFAULT_EPOCHS)
     retraining = parser.add_argument_group("retraining from what boards log (--from-traces)")
     retraining.add_argument("--from-traces", nargs="+", default=[], metavar="DB",
-                        help="trace databases written by run/serve (or --write-traces): their transitions go in the "
-                             "replay buffer (off-policy) and are learnt from before the first epoch; refused if a "
-                             "run's bundle, state features or energy unit differ")
+                            help="trace databases written by run/serve (or --write-traces): their transitions go in the "
+                                 "replay buffer (off-policy) and are learnt from before the first epoch; refused if a "
+                                 "run's bundle, state features or energy unit differ")
     _add_retraining_arguments(retraining)
     search_command.add_arguments(parser.add_argument_group("search (--algo search)"))
     # The environment paces arrivals i x period: a period of 0 (run's "back to back") has no meaning here.
