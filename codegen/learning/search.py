@@ -29,7 +29,10 @@ a third action, a *fast* local one (one threshold for every exit, at the local a
 local action while the gate is shut and the state's ``remote_share`` (the share of the last tasks run under a cut-0
 action) is at least ``share_gate``: where the link kept most tasks remote, their final exits leave accuracy to spend
 on earlier exits. The local action alone (the gate always shut: no remote tasks, so never the fast one) is still
-what the per-action floor holds.
+what the per-action floor holds. With ``Args.fast_remote`` (and a memory) the remote action has its fast twin too: one
+threshold for every exit at the remote action's cut, taken instead of it while the gate is open and the share is at
+the share gate, so that on a link that keeps most tasks remote the remote tasks may also spend accuracy on earlier
+exits (what the policy's TL ablation did where it led on recordings no search had seen).
 """
 import logging
 import math
@@ -104,6 +107,9 @@ class Args:
     # seed + 1000 r; restart 0 is the run without restarts); every run's finalists are validated together
     rival_floor: bool = False        # the accuracy floor follows the most accurate of the rivals too (over the same
     # episodes), as evaluate's allowance is counted from its most accurate baseline, whichever it is
+    fast_remote: bool = False        # with a memory: a fast remote action (one threshold for every exit, at the remote
+    # action's cut) taken instead of the remote action while the gate is open and remote_share >= the share gate (one
+    # more gene): where the link kept most tasks remote, the remote tasks may spend accuracy on earlier exits too
     hysteresis: bool = False         # the gate opens at gate - hysteresis x remote_share (one more gene: 0 .. 0.75 x gate):
     # after a remote stretch a dip of the estimate does not shut it; the policy then reads the state's remote_share
     rival_term: bool = False         # per episode, the SR points by which the best rival within the allowance (evaluate's
@@ -115,13 +121,16 @@ class Args:
             raise ValueError("start %r: one of %s" % (self.start, ", ".join(STARTS)))
         if self.restarts < 1:
             raise ValueError("restarts must be >= 1, got %r" % self.restarts)
+        if self.fast_remote and not self.memory:
+            raise ValueError("fast_remote needs memory: the fast remote action follows the memory's share gate")
 
 
 @dataclass(frozen=True)
 class GatedPolicy:
     """The remote action while the peer is alive and bandwidth_mbps >= gate_mbps, else the local action; with a
     memory (``fast_threshold`` set), the fast local action instead of the local one while remote_share >=
-    ``share_gate`` (less ``SHARE_TOLERANCE``)."""
+    ``share_gate`` (less ``SHARE_TOLERANCE``), and with ``fast_remote_threshold`` also the fast remote action instead
+    of the remote one then."""
 
     local_thresholds: Tuple[float, ...]
     local_cut: int
@@ -133,6 +142,8 @@ class GatedPolicy:
     share_gate: float = SHARE_GATE_MAX
     hysteresis_mbps: Optional[float] = None  # the gate opens at gate_mbps - this x remote_share (None: no such gene);
     # at most HYSTERESIS_MAX_SHARE x gate_mbps
+    fast_remote_threshold: Optional[float] = None  # with a memory: the fast remote action's one threshold, taken instead
+    # of the remote action while the gate is open and remote_share >= share_gate (None: no such action)
 
     @property
     def memory(self) -> bool:
@@ -146,25 +157,34 @@ class GatedPolicy:
     # ---- genes: every one in [0, 1]; cuts and interval floored as the edgeml decoder floors them
 
     @staticmethod
-    def n_genes(n_exits: int, tied: bool = False, memory: bool = False, hysteresis: bool = False) -> int:
-        return (6 if tied else 2 * n_exits + 4) + (2 if memory else 0) + (1 if hysteresis else 0)
+    def n_genes(n_exits: int, tied: bool = False, memory: bool = False, hysteresis: bool = False,
+                fast_remote: bool = False) -> int:
+        return ((6 if tied else 2 * n_exits + 4) + (2 if memory else 0) + (1 if hysteresis else 0)
+                + (1 if fast_remote else 0))
 
     @classmethod
     def from_genes(cls, genes: Sequence[float], n_exits: int, n_cuts: int, max_interval: int,
                    gate_max_mbps: float, tied: bool = False, memory: bool = False,
-                   hysteresis: bool = False) -> "GatedPolicy":
+                   hysteresis: bool = False, fast_remote: bool = False) -> "GatedPolicy":
         """With ``tied`` the genes are (local threshold, local cut, remote threshold, remote cut, gate, interval):
         every exit of an action gets that action's one threshold. With ``memory`` two more follow: the fast
         action's threshold and the share gate (0..1 onto ``SHARE_GATE_MIN``..``SHARE_GATE_MAX``); with
-        ``hysteresis`` one more, last: the hysteresis (0..1 onto 0..``HYSTERESIS_MAX_SHARE`` x the gate)."""
+        ``hysteresis`` one more: the hysteresis (0..1 onto 0..``HYSTERESIS_MAX_SHARE`` x the gate); with
+        ``fast_remote`` (needs ``memory``) one more, last: the fast remote action's threshold."""
+        if fast_remote and not memory:
+            raise ValueError("a fast remote action needs a memory (its share gate)")
         g = np.clip(np.asarray(genes, dtype=float), 0.0, 1.0)
         e = n_exits
-        expected = cls.n_genes(n_exits, tied, memory, hysteresis)
+        expected = cls.n_genes(n_exits, tied, memory, hysteresis, fast_remote)
         if len(g) != expected:
             raise ValueError("%s genes are %d values, got %d"
                              % ("+".join(["tied" if tied else "untied"] + (["memory"] if memory else [])
-                                         + (["hysteresis"] if hysteresis else [])), expected, len(g)))
+                                         + (["hysteresis"] if hysteresis else [])
+                                         + (["fast remote"] if fast_remote else [])), expected, len(g)))
         extra = {}  # type: Dict[str, Any]
+        if fast_remote:
+            extra["fast_remote_threshold"] = round(float(g[-1]), 4)
+            g = g[:-1]
         hysteresis_share = None  # type: Optional[float]
         if hysteresis:
             hysteresis_share = float(g[-1])
@@ -196,9 +216,10 @@ class GatedPolicy:
         memory = [self.fast_threshold, min(max(share, 0.0), 1.0)] if self.memory else []
         hysteresis = [] if self.hysteresis_mbps is None else [
             min(self.hysteresis_mbps / (HYSTERESIS_MAX_SHARE * self.gate_mbps), 1.0) if self.gate_mbps > 0 else 0.0]
+        fast_remote = [] if self.fast_remote_threshold is None else [self.fast_remote_threshold]
         return np.array(local + [(self.local_cut + 0.5) / n_cuts] + remote + [(self.remote_cut + 0.5) / n_cuts]
                         + [min(self.gate_mbps / gate_max_mbps, 1.0), (self.interval - 0.5) / max_interval] + memory
-                        + hysteresis)
+                        + hysteresis + fast_remote)
 
     def tied(self) -> "GatedPolicy":
         """The same policy with each action's thresholds replaced by their mean (rounded as genes round)."""
@@ -212,6 +233,15 @@ class GatedPolicy:
         if self.memory:
             return self
         return replace(self, fast_threshold=round(float(np.mean(self.local_thresholds)), 4), share_gate=share_gate)
+
+    def with_fast_remote(self) -> "GatedPolicy":
+        """This policy (with a memory) with a fast remote action that starts as its remote action tied (one
+        threshold, their mean)."""
+        if self.fast_remote_threshold is not None:
+            return self
+        if not self.memory:
+            raise ValueError("a fast remote action needs a memory (its share gate)")
+        return replace(self, fast_remote_threshold=round(float(np.mean(self.remote_thresholds)), 4))
 
     def with_gate(self, gate_mbps: float) -> "GatedPolicy":
         """This policy with another gate; a hysteresis keeps its share of the gate (its gene)."""
@@ -237,8 +267,13 @@ class GatedPolicy:
         With a memory, three layers over FEATURES: h as above and m = tanh(slope (remote_share - share gate +
         tolerance)); then g = tanh(10 h) (h passed on) and f = tanh(10 (m - h - 1)), +1 only when m is +1 and h
         is -1 (the memory says fast and the gate is shut); outputs = local + (remote - local) (g + 1) / 2 +
-        (fast - local) (f + 1) / 2, the fast action being its threshold at every exit, the local cut and interval."""
+        (fast - local) (f + 1) / 2, the fast action being its threshold at every exit, the local cut and interval.
+        With a fast remote action a third unit r = tanh(10 (m + h - 1)), +1 only when m and h are both +1 (the
+        memory says fast and the gate is open), adds (fast remote - remote) (r + 1) / 2: its one threshold at every
+        exit, the remote cut and interval."""
         features = list(self.features)
+        if self.fast_remote_threshold is not None and not self.memory:
+            raise ValueError("a fast remote action needs a memory (its share gate)")
         if self.memory and not self.share_gate >= SHARE_GATE_MIN:
             raise ValueError("share gate %r: at least %g (one remote task of the last %d), or the fast action is "
                              "taken where no task went remote" % (self.share_gate, SHARE_GATE_MIN, REMOTE_WINDOW))
@@ -269,6 +304,13 @@ class GatedPolicy:
                         + [(self.local_cut + 0.5) / n_cuts, interval])
         w2 = np.stack([(remote - local) / 2.0, (fast - local) / 2.0], axis=1)
         b2 = local + (remote - local) / 2.0 + (fast - local) / 2.0
+        if self.fast_remote_threshold is not None:
+            w1 = np.vstack([w1, [AND_SLOPE, AND_SLOPE]])
+            b1 = np.append(b1, -AND_SLOPE)
+            fast_remote = np.array([float(self.fast_remote_threshold)] * len(self.remote_thresholds)
+                                   + [(self.remote_cut + 0.5) / n_cuts, interval])
+            w2 = np.hstack([w2, ((fast_remote - remote) / 2.0).reshape(-1, 1)])
+            b2 = b2 + (fast_remote - remote) / 2.0
         return [(w0, b0), (w1, b1), (w2, b2)]
 
     def activations(self) -> List[str]:
@@ -278,7 +320,8 @@ class GatedPolicy:
         features = list(self.features)
         return {"format_version": 1, "kind": "mlp", "features": features,
                 "normalisation": {"mean": [0.0] * len(features), "std": [1.0] * len(features)},
-                "layer_sizes": [len(features)] + ([2, 2] if self.memory else [1]) + [n_exits + 2],
+                "layer_sizes": [len(features)] + ([2, 2 if self.fast_remote_threshold is None else 3] if self.memory
+                                                  else [1]) + [n_exits + 2],
                 "activations": self.activations(),
                 "decoder": {"type": "edgeml", "n_exits": n_exits, "n_cuts": n_cuts, "max_interval": max_interval,
                             "thresholds": "clip", "scale": "unit"},
@@ -310,6 +353,9 @@ class GatedPolicy:
         extra = {"fast_threshold": float(fast["threshold"]), "share_gate": float(fast["share_gate"])} if fast else {}
         if described.get("hysteresis_mbps") is not None:
             extra["hysteresis_mbps"] = float(described["hysteresis_mbps"])
+        fast_remote = described.get("fast_remote")
+        if fast_remote:
+            extra["fast_remote_threshold"] = float(fast_remote["threshold"])
         return cls(tuple(float(t) for t in described["local"]["thresholds"]), int(described["local"]["cut"]),
                    tuple(float(t) for t in described["remote"]["thresholds"]), int(described["remote"]["cut"]),
                    float(described["gate_mbps"]), int(described["interval"]), **extra)
@@ -323,6 +369,9 @@ class GatedPolicy:
                            "remote_window_tasks": REMOTE_WINDOW}
         if self.hysteresis_mbps is not None:
             out["hysteresis_mbps"] = self.hysteresis_mbps  # the gate: gate_mbps - this x remote_share
+        if self.fast_remote_threshold is not None:
+            out["fast_remote"] = {"threshold": self.fast_remote_threshold, "cut": self.remote_cut,
+                                  "share_gate": self.share_gate}
         return out
 
 
@@ -562,6 +611,8 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
         start = start.with_memory()
     if args.hysteresis:
         start = start.with_hysteresis()
+    if args.fast_remote:
+        start = start.with_fast_remote()
     runs = [_run(env, start, reference, args, r, on_generation, rivals) for r in range(args.restarts)]
     finalists = []  # type: List[GatedPolicy]
     home = {}  # type: Dict[GatedPolicy, _Run]  # the run that found each finalist (the first, if several did)
@@ -609,7 +660,7 @@ def _run(env, start: GatedPolicy, reference, args: Args, restart: int,
 
     def decode(genes) -> GatedPolicy:
         return GatedPolicy.from_genes(genes, n_exits, n_cuts, max_interval, args.gate_max_mbps, tied, args.memory,
-                                      args.hysteresis)
+                                      args.hysteresis, args.fast_remote)
 
     mean = start.genes(n_cuts, max_interval, args.gate_max_mbps, tied)
     sigma = np.full(len(mean), args.sigma0)

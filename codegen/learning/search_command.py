@@ -26,7 +26,8 @@ SEARCH_ONLY_FLAGS = (("generations", "--generations"), ("population", "--populat
                      ("recording_speed", "--recording-speed"), ("accuracy_allowance", "--accuracy-allowance"),
                      ("accuracy_margin", "--accuracy-margin"), ("local_sr_weight", "--local-sr-weight"),
                      ("no_per_action_floor", "--no-per-action-floor"), ("no_ablation_sr_term", "--no-ablation-sr-term"),
-                     ("tied_thresholds", "--tied-thresholds"), ("memory", "--memory"), ("hysteresis", "--hysteresis"), ("start", "--start"),
+                     ("tied_thresholds", "--tied-thresholds"), ("memory", "--memory"), ("fast_remote", "--fast-remote"),
+                     ("hysteresis", "--hysteresis"), ("start", "--start"),
                      ("rival_term", "--rival-term"), ("rival_floor", "--rival-floor"))
 # (flag, Args field): accuracy figures, given in points on the command line and stored as fractions
 POINTS_FLAGS = (("--accuracy-allowance", "accuracy_allowance"), ("--accuracy-margin", "accuracy_margin"))
@@ -84,6 +85,11 @@ def add_arguments(parser) -> None:
                         help="search: a third, fast local action (one threshold) taken while the gate is shut and "
                              "the state's remote_share (the share of the last 50 tasks run at cut 0) is at least a "
                              "searched share gate; the policy then needs a board that supplies remote_share")
+    parser.add_argument("--fast-remote", action="store_true", default=None,
+                        help="search, with --memory: a fast remote action too (one threshold for every exit, at the "
+                             "remote action's cut) taken instead of the remote action while the gate is open and "
+                             "remote_share is at least the share gate: on a link that keeps most tasks remote, the "
+                             "remote tasks may spend accuracy on earlier exits")
 
 
 def _defaults():
@@ -125,6 +131,8 @@ def check_flags(args) -> None:
         raise InputError("--local-sr-weight must be between 0 and 1, got %r" % weight)
     if weight and args.no_per_action_floor:
         raise InputError("--local-sr-weight needs the local action's own run, which --no-per-action-floor drops")
+    if args.fast_remote and not args.memory:
+        raise InputError("--fast-remote needs --memory: the fast remote action follows the memory's share gate")
     if args.link_mean_mbps is not None and args.link_scale != 1.0:
         raise InputError("--link-mean-mbps and --link-scale both scale the recordings: give one")
 
@@ -309,6 +317,8 @@ def run(args) -> int:
         params.tied_thresholds = True
     if args.memory:
         params.memory = True
+    if args.fast_remote:
+        params.fast_remote = True
     if args.hysteresis:
         params.hysteresis = True
     if args.start:

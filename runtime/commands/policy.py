@@ -181,6 +181,10 @@ def _gated(gated: Any) -> Optional[str]:
         if fast is not None:  # a search policy with a memory (train --algo search --memory)
             text += "; fast: cut %d, threshold %g, while the gate is shut and remote_share >= %g" % (
                 fast["cut"], fast["threshold"], fast["share_gate"])
+        fast_remote = gated.get("fast_remote")
+        if fast_remote is not None:  # train --algo search --memory --fast-remote
+            text += "; fast remote: cut %d, threshold %g, while the gate is open and remote_share >= %g" % (
+                fast_remote["cut"], fast_remote["threshold"], fast_remote["share_gate"])
         if gated.get("hysteresis_mbps") is not None:  # train --algo search --hysteresis
             text += "; the gate lowered by %g Mbit/s x remote_share" % gated["hysteresis_mbps"]
         return text

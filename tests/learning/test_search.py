@@ -659,3 +659,68 @@ def test_train_algo_search_with_hysteresis(tmp_path):
     prov = policy.provenance
     assert prov["hyperparameters"]["hysteresis"] is True
     assert "hysteresis_mbps" in prov["gated_policy"] and list(policy.features) == list(FEATURES)
+
+
+def test_the_fast_remote_mlp_takes_its_action_only_when_the_gate_is_open_and_the_share_is_at_its_gate(envs, tmp_path):
+    # A memory with a fast remote action: four actions, each where its two units say (the gate and the share gate),
+    # the same in the search and from the frozen file; with a hysteresis the lowered gate decides which side.
+    env, _ = envs
+    policy = GatedPolicy((0.31, 0.62), 3, (0.0, 0.1), 0, 0.7, 2, fast_threshold=0.5, share_gate=0.6,
+                         fast_remote_threshold=0.2)
+    path = tmp_path / "fast_remote.npz"
+    policy.export(path, env.n_exits, env.n_cuts, env.max_interval, {"traces": [], "algorithm": "search"})
+    assert load_policy(path).spec.layer_sizes[1:3] == (2, 3)
+    in_search = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
+    frozen = load_policy_strategy(path, env.n_exits, env.n_cuts, name="policy")
+    local, remote = Action((0.31, 0.62), 3, 2, True), Action((0.0, 0.1), 0, 2, True)
+    fast, fast_remote = Action((0.5, 0.5), 3, 2, True), Action((0.2, 0.2), 0, 2, True)
+    _assert_decisions((in_search, frozen), (
+        (0.69, 1.0, 0.0, local), (0.69, 1.0, 0.6, fast), (0.71, 1.0, 0.0, remote), (0.71, 1.0, 0.59, remote),
+        (0.71, 1.0, 0.6, fast_remote), (0.71, 1.0, 0.6 + 2e-6, fast_remote), (0.71, 1.0, 0.6 - 2e-6, remote),
+        (5.0, 1.0, 1.0, fast_remote), (50.0, 0.0, 1.0, fast), (50.0, 0.0, 0.2, local)))
+    assert GatedPolicy.from_description(policy.describe()) == policy
+    assert policy.describe()["fast_remote"] == {"threshold": 0.2, "cut": 0, "share_gate": 0.6}
+    with_hysteresis = replace(policy, hysteresis_mbps=0.3)
+    _assert_decisions([with_hysteresis.strategy(env.n_exits, env.n_cuts, env.max_interval)], (
+        (0.45, 1.0, 1.0, fast_remote), (0.39, 1.0, 1.0, fast), (0.56, 1.0, 0.5, remote), (0.54, 1.0, 0.5, local)))
+    with pytest.raises(ValueError, match="fast remote action needs a memory"):
+        GatedPolicy((0.3, 0.6), 3, (0.0, 0.0), 0, 0.7, 1, fast_remote_threshold=0.2).to_layers(4, 5)
+
+
+def test_fast_remote_genes_round_trip_and_add_one(envs):
+    env, _ = envs
+    for tied in (False, True):
+        for hysteresis in (False, True):
+            n = GatedPolicy.n_genes(env.n_exits, tied=tied, memory=True, hysteresis=hysteresis, fast_remote=True)
+            assert n == GatedPolicy.n_genes(env.n_exits, tied=tied, memory=True, hysteresis=hysteresis) + 1
+            for genes in np.random.RandomState(4).rand(10, n):
+                p = GatedPolicy.from_genes(genes, env.n_exits, env.n_cuts, env.max_interval, 2.0, tied=tied,
+                                           memory=True, hysteresis=hysteresis, fast_remote=True)
+                assert p.fast_remote_threshold == round(float(genes[-1]), 4) and p.memory
+                assert (p.hysteresis_mbps is not None) == hysteresis
+                assert GatedPolicy.from_genes(p.genes(env.n_cuts, env.max_interval, 2.0, tied=tied), env.n_exits,
+                                              env.n_cuts, env.max_interval, 2.0, tied=tied, memory=True,
+                                              hysteresis=hysteresis, fast_remote=True) == p
+    with pytest.raises(ValueError, match="needs a memory"):
+        GatedPolicy.from_genes(np.zeros(9), env.n_exits, env.n_cuts, env.max_interval, 2.0, fast_remote=True)
+    with pytest.raises(ValueError, match="fast_remote needs memory"):
+        Args(fast_remote=True)
+    # The search starts it as the remote action tied: the start decides as it did without it.
+    start = GatedPolicy((0.3, 0.6), 3, (0.1, 0.3), 0, 0.7, 1, fast_threshold=0.45, share_gate=0.8)
+    assert start.with_fast_remote().fast_remote_threshold == 0.2
+
+
+def test_train_algo_search_with_a_fast_remote_action(tmp_path):
+    out = tmp_path / "fast_remote.npz"
+    summary, policy = _quick_search(out, "--memory", "--fast-remote", "--hysteresis")
+    prov = policy.provenance
+    assert prov["hyperparameters"]["fast_remote"] is True
+    assert "fast_remote" in prov["gated_policy"] and "fast" in prov["gated_policy"]
+    shown = subprocess.run(EDGESPLIT + ["policy", "show", str(out)], capture_output=True, text=True)
+    assert shown.returncode == 0 and "fast remote: cut 0, threshold" in shown.stdout, shown.stderr
+
+
+def test_fast_remote_without_memory_is_refused_by_name(tmp_path):
+    done = subprocess.run(EDGESPLIT + ["train", "--algo", "search", "--bundle", "default", "--fast-remote",
+                                       "--out", str(tmp_path / "p.npz")] + SCENARIO, capture_output=True, text=True)
+    assert done.returncode != 0 and "--fast-remote needs --memory" in done.stderr, done.stderr
