@@ -236,7 +236,11 @@ class GatedPolicy:
 
     def with_fast_remote(self) -> "GatedPolicy":
         """This policy (with a memory) with a fast remote action that starts as its remote action tied (one
-        threshold, their mean)."""
+        threshold, their mean). From the search's start (``starting_policy``: every remote threshold 0) that is the
+        remote action itself, so the start decides as without it; from a policy whose remote thresholds differ it is
+        their mean, which decides differently while the gate is open and the share is at the share gate.
+        ``remote_share`` counts tasks run at cut 0 only: a fast remote action at another cut lowers the share it
+        depends on, so it cannot hold for long (every search so far chose cut 0 for the remote action)."""
         if self.fast_remote_threshold is not None:
             return self
         if not self.memory:

@@ -357,12 +357,12 @@ def test_every_option_is_documented():
     missing = []
     for words in command_words():
         try:
-            text = help_text(*words)
+            page = help_text(*words)
         except AssertionError:
             if words[0] in WORKSTATION_COMMANDS and not has_workstation_extras():
                 continue  # its --help needs the codegen extra
             raise
-        for flag in options_in_help(text):
+        for flag in options_in_help(page):
             if not re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(flag), text):
                 missing.append("edgesplit %s %s" % (" ".join(words), flag))
     assert not missing, "options in --help that README.md and docs/ never mention:\n" + "\n".join(missing)
