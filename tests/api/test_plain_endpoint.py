@@ -220,15 +220,15 @@ def test_a_client_outlives_a_daemon_restart(make_daemon):
 def test_a_submit_in_flight_when_the_daemon_stops_is_answered(make_daemon):
     daemon = make_daemon().start()
     images = heldout(50)
-    answers = []
+    answers, gone = [], []
 
     def submit_all():
         with daemon.client(timeout_s=20.0) as client:
             for i in range(50):
                 try:
                     answers.append(client.submit(images[i:i + 1]).status)
-                except ApiUnavailable:
-                    answers.append("unavailable")
+                except ApiUnavailable as exc:  # the daemon gone: fine after its answers, not instead of one
+                    gone.append(str(exc))
                     return
 
     thread = threading.Thread(target=submit_all)
@@ -236,8 +236,10 @@ def test_a_submit_in_flight_when_the_daemon_stops_is_answered(make_daemon):
     time.sleep(0.2)
     assert daemon.stop() == 0
     thread.join(30)
-    assert set(answers) <= {"ok", "draining", "unavailable"}, answers
-    assert answers.count("unavailable") <= 1
+    assert not thread.is_alive(), "the client still waits 30 s after the daemon stopped"
+    assert "ok" in answers and set(answers) <= {"ok", "draining"}, answers
+    # A request the daemon dropped would end in the client's own time limit; a closed socket ends it at once.
+    assert not any("no answer from the edgesplit daemon" in text for text in gone), gone
 
 
 def test_submit_many_answers_every_item_in_order_on_both_endpoints(make_daemon):

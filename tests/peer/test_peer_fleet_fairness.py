@@ -20,6 +20,7 @@ def test_three_flooding_device_processes_leave_a_polite_one_its_answers(peer_fla
     report = json.loads(done.stdout)
     assert report["flood_refused_after_s"] is not None, report  # the queue was full before the polite device asked
     assert report["polite_ok_within_answer_s"] >= 18, report["polite"]
+    assert len(report["flooders"]) == 3, report["flooders"]
     for flood in report["flooders"]:
         assert flood.get("ok", 0) > 0 and flood.get("overloaded", 0) > 0, report["flooders"]
     assert report["peer_exit"] == 0 and done.returncode == 0, report

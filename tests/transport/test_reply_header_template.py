@@ -54,11 +54,14 @@ def test_a_batch_s_replies_are_the_frames_of_each_request_s_rows():
     output = np.arange(40, dtype=np.float32).reshape(4, 10)
     replies = [(5, 0.001, 1), (6, 0.25, 2), (2 ** 53 - 1, 3e-05, 1)]
     start = 0
-    for (request_id, service_s, count), (header, rows) in zip(replies, encoder.rows(replies, 0.0042, output)):
+    frames = list(encoder.rows(replies, 0.0042, output))
+    assert len(frames) == len(replies)
+    for (request_id, service_s, count), (header, rows) in zip(replies, frames):
         alone = encoder(request_id, 0.0042, service_s, output[start:start + count])
         assert header == alone[0]
         np.testing.assert_array_equal(rows, alone[1])
         start += count
+    assert start == len(output)
     with pytest.raises(ValueError):  # the rows asked for are not the output's
         encoder.rows(replies, 0.0, output[:3])
     with pytest.raises(ValueError):
