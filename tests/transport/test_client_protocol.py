@@ -67,23 +67,25 @@ def test_maybe_probe_does_not_block_and_recovers_the_peer():
     answering = threading.Event()
 
     def script(request):
-        return [(0, wire.encode_reply(request.request_id, "ok"))] if answering.is_set() else []
+        # Answered 0.3 s late: a maybe_probe that waited for its answer would take that long.
+        return [(0.3, wire.encode_reply(request.request_id, "ok"))] if answering.is_set() else []
 
     peer = ScriptedPeer(script)
     try:
-        client = PeerClient(peer.endpoint, BUNDLE, probe_backoff_s=(0.05, 0.2), probe_timeout_s=0.1)
+        client = PeerClient(peer.endpoint, BUNDLE, probe_backoff_s=(0.05, 0.2), probe_timeout_s=1.0)
         assert client.offload(0, {"x": np.zeros((1, 4), np.float32)}, 0.1).status == "timeout"
         assert not client.peer_alive
-        calls = 0
         answering.set()
         started = time.monotonic()
-        while not client.maybe_probe() and time.monotonic() - started < 5.0:
-            calls += 1
-            call_started = time.monotonic()
-            client.maybe_probe()
-            assert time.monotonic() - call_started < 0.05  # never waits for the answer
+        slowest = 0.0
+        alive = False
+        while not alive and time.monotonic() - started < 5.0:
+            call_started = time.monotonic()  # every call timed: the one that sends the probe too
+            alive = client.maybe_probe()
+            slowest = max(slowest, time.monotonic() - call_started)
             time.sleep(0.01)
-        assert client.peer_alive
+        assert alive and client.peer_alive
+        assert slowest < 0.2, "maybe_probe took %.3f s: it waited for the 0.3 s answer" % slowest
         probes = [r for r in peer.requests if r.kind == "probe"]
         assert probes and all(r.bundle == BUNDLE for r in probes)
         client.close()
