@@ -136,4 +136,7 @@ def test_a_busy_client_still_refreshes_the_base_rtt_with_empty_probes():
     finally:
         peer.stop()
     assert refreshed
-    assert [r.nbytes for r in peer.requests if r.kind == "probe"] == [0, 0, 0]
+    # Only empty probes: the two first and at least one refresh (a refresh whose answer was read late gives no
+    # timing, so another may follow on a busy machine); a stale-estimate probe would carry a payload.
+    sizes = [r.nbytes for r in peer.requests if r.kind == "probe"]
+    assert len(sizes) >= 3 and set(sizes) == {0}, sizes
