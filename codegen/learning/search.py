@@ -32,7 +32,8 @@ on earlier exits. The local action alone (the gate always shut: no remote tasks,
 what the per-action floor holds. With ``Args.fast_remote`` (and a memory) the remote action has its fast twin too: one
 threshold for every exit at the remote action's cut, taken instead of it while the gate is open and the share is at
 the share gate, so that on a link that keeps most tasks remote the remote tasks may also spend accuracy on earlier
-exits (what the policy's TL ablation did where it led on recordings no search had seen).
+exits (a part of what the policy's TL ablation did where it led on the fresh recordings; most of its lead was its
+local thresholds: docs/learning.md, rule 18).
 """
 import logging
 import math
@@ -68,6 +69,7 @@ SHARE_GATE_MAX = 1.0 + 2.0 / REMOTE_WINDOW  # .. this (above 1: never the fast a
 HYSTERESIS_MAX_SHARE = 0.75
 HYSTERESIS_START = 0.1  # the search starts its gene here, off the boundary (half of a draw around 0 would clip to 0)
 STARTS = ("local-only", "moea")
+NEEDS_MEMORY = "a fast remote action needs a memory (its share gate)"
 RESTART_SEED_STEP = 1000  # restart r of seed S draws with S + 1000 r (as DDPG's restarts)
 
 
@@ -172,7 +174,7 @@ class GatedPolicy:
         ``hysteresis`` one more: the hysteresis (0..1 onto 0..``HYSTERESIS_MAX_SHARE`` x the gate); with
         ``fast_remote`` (needs ``memory``) one more, last: the fast remote action's threshold."""
         if fast_remote and not memory:
-            raise ValueError("a fast remote action needs a memory (its share gate)")
+            raise ValueError(NEEDS_MEMORY)
         g = np.clip(np.asarray(genes, dtype=float), 0.0, 1.0)
         e = n_exits
         expected = cls.n_genes(n_exits, tied, memory, hysteresis, fast_remote)
@@ -244,7 +246,7 @@ class GatedPolicy:
         if self.fast_remote_threshold is not None:
             return self
         if not self.memory:
-            raise ValueError("a fast remote action needs a memory (its share gate)")
+            raise ValueError(NEEDS_MEMORY)
         return replace(self, fast_remote_threshold=round(float(np.mean(self.remote_thresholds)), 4))
 
     def with_gate(self, gate_mbps: float) -> "GatedPolicy":
@@ -277,7 +279,7 @@ class GatedPolicy:
         exit, the remote cut and interval."""
         features = list(self.features)
         if self.fast_remote_threshold is not None and not self.memory:
-            raise ValueError("a fast remote action needs a memory (its share gate)")
+            raise ValueError(NEEDS_MEMORY)
         if self.memory and not self.share_gate >= SHARE_GATE_MIN:
             raise ValueError("share gate %r: at least %g (one remote task of the last %d), or the fast action is "
                              "taken where no task went remote" % (self.share_gate, SHARE_GATE_MIN, REMOTE_WINDOW))
