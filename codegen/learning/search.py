@@ -33,7 +33,9 @@ what the per-action floor holds. With ``Args.fast_remote`` (and a memory) the re
 threshold for every exit at the remote action's cut, taken instead of it while the gate is open and the share is at
 the share gate, so that on a link that keeps most tasks remote the remote tasks may also spend accuracy on earlier
 exits (a part of what the policy's TL ablation did where it led on the fresh recordings; most of its lead was its
-local thresholds: docs/learning.md, rule 18).
+local thresholds: docs/learning.md, rule 18). With ``Args.fast_steps`` K > 1 the fast local action is graded: K equal
+steps, the k-th from remote_share >= k/K of the share gate, so the local thresholds move toward the fast one as the
+share of recent remote tasks rises instead of all at once at the share gate (the same two genes; rule 19).
 """
 import logging
 import math
@@ -70,7 +72,16 @@ HYSTERESIS_MAX_SHARE = 0.75
 HYSTERESIS_START = 0.1  # the search starts its gene here, off the boundary (half of a draw around 0 would clip to 0)
 STARTS = ("local-only", "moea")
 NEEDS_MEMORY = "a fast remote action needs a memory (its share gate)"
+MAX_FAST_STEPS = 10  # a graded fast action has at most this many steps (each is two units of the MLP)
 RESTART_SEED_STEP = 1000  # restart r of seed S draws with S + 1000 r (as DDPG's restarts)
+
+
+def check_fast_steps(steps: Any, memory: bool) -> None:
+    """A graded fast action: a whole number of steps in 1..MAX_FAST_STEPS, more than one only with a memory."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_FAST_STEPS:
+        raise ValueError("fast steps %r: a whole number from 1 to %d" % (steps, MAX_FAST_STEPS))
+    if steps > 1 and not memory:
+        raise ValueError("a graded fast action needs a memory (the fast action and its share gate)")
 
 
 @dataclass
@@ -109,6 +120,8 @@ class Args:
     # seed + 1000 r; restart 0 is the run without restarts); every run's finalists are validated together
     rival_floor: bool = False        # the accuracy floor follows the most accurate of the rivals too (over the same
     # episodes), as evaluate's allowance is counted from its most accurate baseline, whichever it is
+    fast_steps: int = 1              # with a memory: the fast local action comes in this many equal steps as remote_share
+    # rises to the share gate (GatedPolicy.fast_steps; no gene: the same two genes, a graded shape)
     fast_remote: bool = False        # with a memory: a fast remote action (one threshold for every exit, at the remote
     # action's cut) taken instead of the remote action while the gate is open and remote_share >= the share gate (one
     # more gene): where the link kept most tasks remote, the remote tasks may spend accuracy on earlier exits too
@@ -125,6 +138,7 @@ class Args:
             raise ValueError("restarts must be >= 1, got %r" % self.restarts)
         if self.fast_remote and not self.memory:
             raise ValueError("fast_remote needs memory: the fast remote action follows the memory's share gate")
+        check_fast_steps(self.fast_steps, self.memory)
 
 
 @dataclass(frozen=True)
@@ -146,6 +160,8 @@ class GatedPolicy:
     # at most HYSTERESIS_MAX_SHARE x gate_mbps
     fast_remote_threshold: Optional[float] = None  # with a memory: the fast remote action's one threshold, taken instead
     # of the remote action while the gate is open and remote_share >= share_gate (None: no such action)
+    fast_steps: int = 1  # with a memory: the fast local action in this many equal steps, step k (of K) taken from
+    # remote_share >= k/K of the share gate: the local thresholds move a k/K part of the way to the fast threshold
 
     @property
     def memory(self) -> bool:
@@ -167,14 +183,16 @@ class GatedPolicy:
     @classmethod
     def from_genes(cls, genes: Sequence[float], n_exits: int, n_cuts: int, max_interval: int,
                    gate_max_mbps: float, tied: bool = False, memory: bool = False,
-                   hysteresis: bool = False, fast_remote: bool = False) -> "GatedPolicy":
+                   hysteresis: bool = False, fast_remote: bool = False, fast_steps: int = 1) -> "GatedPolicy":
         """With ``tied`` the genes are (local threshold, local cut, remote threshold, remote cut, gate, interval):
         every exit of an action gets that action's one threshold. With ``memory`` two more follow: the fast
         action's threshold and the share gate (0..1 onto ``SHARE_GATE_MIN``..``SHARE_GATE_MAX``); with
         ``hysteresis`` one more: the hysteresis (0..1 onto 0..``HYSTERESIS_MAX_SHARE`` x the gate); with
-        ``fast_remote`` (needs ``memory``) one more, last: the fast remote action's threshold."""
+        ``fast_remote`` (needs ``memory``) one more, last: the fast remote action's threshold. ``fast_steps`` is no
+        gene: the graded shape of the memory's fast action (``fast_steps``)."""
         if fast_remote and not memory:
             raise ValueError(NEEDS_MEMORY)
+        check_fast_steps(fast_steps, memory)
         g = np.clip(np.asarray(genes, dtype=float), 0.0, 1.0)
         e = n_exits
         expected = cls.n_genes(n_exits, tied, memory, hysteresis, fast_remote)
@@ -194,6 +212,8 @@ class GatedPolicy:
         if memory:
             share_gate = SHARE_GATE_MIN + float(g[-1]) * (SHARE_GATE_MAX - SHARE_GATE_MIN)
             extra.update(fast_threshold=round(float(g[-2]), 4), share_gate=round(share_gate, 4))
+            if fast_steps > 1:
+                extra["fast_steps"] = fast_steps
             g = g[:-2]
         if tied:
             g = np.concatenate([np.repeat(g[0], e), g[1:2], np.repeat(g[2], e), g[3:]])
@@ -249,6 +269,12 @@ class GatedPolicy:
             raise ValueError(NEEDS_MEMORY)
         return replace(self, fast_remote_threshold=round(float(np.mean(self.remote_thresholds)), 4))
 
+    def share_steps(self) -> Tuple[float, ...]:
+        """The remote_share from which each step of the fast action is taken: k/K of the share gate (four decimals, as
+        the gate; the last is the share gate itself)."""
+        k = self.fast_steps
+        return tuple(round(self.share_gate * (i + 1) / k, 4) for i in range(k - 1)) + (self.share_gate,)
+
     def with_gate(self, gate_mbps: float) -> "GatedPolicy":
         """This policy with another gate; a hysteresis keeps its share of the gate (its gene)."""
         if self.hysteresis_mbps is None or self.gate_mbps <= 0:
@@ -274,7 +300,11 @@ class GatedPolicy:
         tolerance)); then g = tanh(10 h) (h passed on) and f = tanh(10 (m - h - 1)), +1 only when m is +1 and h
         is -1 (the memory says fast and the gate is shut); outputs = local + (remote - local) (g + 1) / 2 +
         (fast - local) (f + 1) / 2, the fast action being its threshold at every exit, the local cut and interval.
-        With a fast remote action a third unit r = tanh(10 (m + h - 1)), +1 only when m and h are both +1 (the
+        A graded fast action (``fast_steps`` K > 1) has K share units m_k, one per ``share_steps`` gate, and K units
+        f_k = tanh(10 (m_k - h - 1)) each adding (fast - local) (f_k + 1) / 2K: with the gate shut and the share at
+        the k-th step's gate, the thresholds are k/K of the way from the local action's to the fast one's.
+        With a fast remote action one more unit r = tanh(10 (m + h - 1)), +1 only when m (the share gate's unit, the
+        last step's) and h are both +1 (the
         memory says fast and the gate is open), adds (fast remote - remote) (r + 1) / 2: its one threshold at every
         exit, the remote cut and interval."""
         features = list(self.features)
@@ -287,7 +317,9 @@ class GatedPolicy:
                 0.0 <= self.hysteresis_mbps <= HYSTERESIS_MAX_SHARE * self.gate_mbps + 1e-9):
             raise ValueError("hysteresis %r Mbit/s: in [0, %g x the gate %g] (a larger one would latch the gate open)"
                              % (self.hysteresis_mbps, HYSTERESIS_MAX_SHARE, self.gate_mbps))
-        units = 2 if self.memory else 1
+        check_fast_steps(self.fast_steps, self.memory)
+        steps = self.share_steps() if self.memory else ()
+        units = 1 + len(steps)
         w0 = np.zeros((units, len(features)))
         w0[0, features.index("bandwidth_mbps")] = GATE_SLOPE
         w0[0, features.index("peer_alive")] = GATE_SLOPE * PEER_DOWN_MBPS
@@ -302,22 +334,35 @@ class GatedPolicy:
             w1 = ((remote - local) / 2.0).reshape(-1, 1)
             b1 = (remote + local) / 2.0
             return [(w0, b0), (w1, b1)]
-        w0[1, features.index("remote_share")] = SHARE_SLOPE
-        b0[1] = -SHARE_SLOPE * (self.share_gate - SHARE_TOLERANCE)
-        w1 = np.array([[AND_SLOPE, 0.0], [-AND_SLOPE, AND_SLOPE]])
-        b1 = np.array([0.0, -AND_SLOPE])
+        k = len(steps)
+        for i, share_gate in enumerate(steps):
+            w0[1 + i, features.index("remote_share")] = SHARE_SLOPE
+            b0[1 + i] = -SHARE_SLOPE * (share_gate - SHARE_TOLERANCE)
+        w1 = np.zeros((units, units))
+        w1[:, 0] = [AND_SLOPE] + [-AND_SLOPE] * k
+        w1[np.arange(1, units), np.arange(1, units)] = AND_SLOPE
+        b1 = np.array([0.0] + [-AND_SLOPE] * k)
         fast = np.array([float(self.fast_threshold)] * len(self.local_thresholds)
                         + [(self.local_cut + 0.5) / n_cuts, interval])
-        w2 = np.stack([(remote - local) / 2.0, (fast - local) / 2.0], axis=1)
+        w2 = np.stack([(remote - local) / 2.0] + [(fast - local) / (2.0 * k)] * k, axis=1)
         b2 = local + (remote - local) / 2.0 + (fast - local) / 2.0
         if self.fast_remote_threshold is not None:
-            w1 = np.vstack([w1, [AND_SLOPE, AND_SLOPE]])
+            top = np.zeros(units)
+            top[0] = top[k] = AND_SLOPE
+            w1 = np.vstack([w1, top])
             b1 = np.append(b1, -AND_SLOPE)
             fast_remote = np.array([float(self.fast_remote_threshold)] * len(self.remote_thresholds)
                                    + [(self.remote_cut + 0.5) / n_cuts, interval])
             w2 = np.hstack([w2, ((fast_remote - remote) / 2.0).reshape(-1, 1)])
             b2 = b2 + (fast_remote - remote) / 2.0
         return [(w0, b0), (w1, b1), (w2, b2)]
+
+    def hidden_sizes(self) -> List[int]:
+        """The hidden layers' widths ``to_layers`` builds."""
+        if not self.memory:
+            return [1]
+        units = 1 + self.fast_steps
+        return [units, units + (0 if self.fast_remote_threshold is None else 1)]
 
     def activations(self) -> List[str]:
         return ["tanh", "tanh", "identity"] if self.memory else ["tanh", "identity"]
@@ -326,8 +371,7 @@ class GatedPolicy:
         features = list(self.features)
         return {"format_version": 1, "kind": "mlp", "features": features,
                 "normalisation": {"mean": [0.0] * len(features), "std": [1.0] * len(features)},
-                "layer_sizes": [len(features)] + ([2, 2 if self.fast_remote_threshold is None else 3] if self.memory
-                                                  else [1]) + [n_exits + 2],
+                "layer_sizes": [len(features)] + self.hidden_sizes() + [n_exits + 2],
                 "activations": self.activations(),
                 "decoder": {"type": "edgeml", "n_exits": n_exits, "n_cuts": n_cuts, "max_interval": max_interval,
                             "thresholds": "clip", "scale": "unit"},
@@ -356,7 +400,8 @@ class GatedPolicy:
     def from_description(cls, described: Dict[str, Any]) -> "GatedPolicy":
         """The policy ``describe`` wrote (a search policy's provenance keeps it as ``gated_policy``)."""
         fast = described.get("fast")
-        extra = {"fast_threshold": float(fast["threshold"]), "share_gate": float(fast["share_gate"])} if fast else {}
+        extra = {"fast_threshold": float(fast["threshold"]), "share_gate": float(fast["share_gate"]),
+                 "fast_steps": int(fast.get("steps", 1))} if fast else {}
         if described.get("hysteresis_mbps") is not None:
             extra["hysteresis_mbps"] = float(described["hysteresis_mbps"])
         fast_remote = described.get("fast_remote")
@@ -373,6 +418,8 @@ class GatedPolicy:
         if self.memory:
             out["fast"] = {"threshold": self.fast_threshold, "cut": self.local_cut, "share_gate": self.share_gate,
                            "remote_window_tasks": REMOTE_WINDOW}
+            if self.fast_steps > 1:  # graded: step k of K from remote_share >= k/K of the share gate
+                out["fast"]["steps"] = self.fast_steps
         if self.hysteresis_mbps is not None:
             out["hysteresis_mbps"] = self.hysteresis_mbps  # the gate: gate_mbps - this x remote_share
         if self.fast_remote_threshold is not None:
@@ -614,7 +661,7 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
     if args.tied_thresholds:
         start = start.tied()
     if args.memory:
-        start = start.with_memory()
+        start = replace(start.with_memory(), fast_steps=args.fast_steps)
     if args.hysteresis:
         start = start.with_hysteresis()
     if args.fast_remote:
@@ -666,7 +713,7 @@ def _run(env, start: GatedPolicy, reference, args: Args, restart: int,
 
     def decode(genes) -> GatedPolicy:
         return GatedPolicy.from_genes(genes, n_exits, n_cuts, max_interval, args.gate_max_mbps, tied, args.memory,
-                                      args.hysteresis, args.fast_remote)
+                                      args.hysteresis, args.fast_remote, args.fast_steps)
 
     mean = start.genes(n_cuts, max_interval, args.gate_max_mbps, tied)
     sigma = np.full(len(mean), args.sigma0)
