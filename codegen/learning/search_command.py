@@ -27,6 +27,7 @@ SEARCH_ONLY_FLAGS = (("generations", "--generations"), ("population", "--populat
                      ("accuracy_margin", "--accuracy-margin"), ("local_sr_weight", "--local-sr-weight"),
                      ("no_per_action_floor", "--no-per-action-floor"), ("no_ablation_sr_term", "--no-ablation-sr-term"),
                      ("tied_thresholds", "--tied-thresholds"), ("memory", "--memory"), ("fast_remote", "--fast-remote"),
+                     ("fast_steps", "--fast-steps"),
                      ("hysteresis", "--hysteresis"), ("start", "--start"),
                      ("rival_term", "--rival-term"), ("rival_floor", "--rival-floor"))
 # (flag, Args field): accuracy figures, given in points on the command line and stored as fractions
@@ -90,6 +91,17 @@ def add_arguments(parser) -> None:
                              "remote action's cut) taken instead of the remote action while the gate is open and "
                              "remote_share is at least the share gate: on a link that keeps most tasks remote, the "
                              "remote tasks may spend accuracy on earlier exits")
+    parser.add_argument("--fast-steps", type=int, metavar="K",
+                        help="search, with --memory: grade the fast local action in K equal steps (1 to %d; default "
+                             "1, all at once): the k-th is taken from remote_share >= k/K of the share gate and moves "
+                             "the local thresholds a K-th of the way to the fast threshold (no more genes)"
+                             % _max_fast_steps())
+
+
+def _max_fast_steps() -> int:
+    from edgesplit.codegen.learning.search import MAX_FAST_STEPS
+
+    return MAX_FAST_STEPS
 
 
 def _defaults():
@@ -133,6 +145,12 @@ def check_flags(args) -> None:
         raise InputError("--local-sr-weight needs the local action's own run, which --no-per-action-floor drops")
     if args.fast_remote and not args.memory:
         raise InputError("--fast-remote needs --memory: the fast remote action follows the memory's share gate")
+    if args.fast_steps is not None:
+        if not 1 <= args.fast_steps <= _max_fast_steps():
+            raise InputError("--fast-steps must be between 1 and %d, got %d" % (_max_fast_steps(), args.fast_steps))
+        if args.fast_steps > 1 and not args.memory:
+            raise InputError("--fast-steps %d needs --memory: the steps grade the memory's fast action"
+                             % args.fast_steps)
     if args.link_mean_mbps is not None and args.link_scale != 1.0:
         raise InputError("--link-mean-mbps and --link-scale both scale the recordings: give one")
 
@@ -319,6 +337,8 @@ def run(args) -> int:
         params.memory = True
     if args.fast_remote:
         params.fast_remote = True
+    if args.fast_steps is not None:
+        params.fast_steps = args.fast_steps
     if args.hysteresis:
         params.hysteresis = True
     if args.start:

@@ -179,8 +179,13 @@ def _gated(gated: Any) -> Optional[str]:
         text = "%s; gate %g Mbit/s, interval %s" % ("; ".join(sides), gated["gate_mbps"], gated["interval"])
         fast = gated.get("fast")
         if fast is not None:  # a search policy with a memory (train --algo search --memory)
-            text += "; fast: cut %d, threshold %g, while the gate is shut and remote_share >= %g" % (
-                fast["cut"], fast["threshold"], fast["share_gate"])
+            steps = int(fast.get("steps", 1))  # --fast-steps K: step k from remote_share >= k/K of the share gate
+            if steps > 1:
+                text += ("; fast: cut %d, threshold %g, while the gate is shut, in %d steps: the k-th from remote_share"
+                         " >= k/%d x %g" % (fast["cut"], fast["threshold"], steps, steps, fast["share_gate"]))
+            else:
+                text += "; fast: cut %d, threshold %g, while the gate is shut and remote_share >= %g" % (
+                    fast["cut"], fast["threshold"], fast["share_gate"])
         fast_remote = gated.get("fast_remote")
         if fast_remote is not None:  # train --algo search --memory --fast-remote
             text += "; fast remote: cut %d, threshold %g, while the gate is open and remote_share >= %g" % (

@@ -752,3 +752,86 @@ def test_fast_remote_without_memory_is_refused_by_name(tmp_path):
     done = subprocess.run(EDGESPLIT + ["train", "--algo", "search", "--bundle", "default", "--fast-remote",
                                        "--out", str(tmp_path / "p.npz")] + SCENARIO, capture_output=True, text=True)
     assert done.returncode != 0 and "--fast-remote needs --memory" in done.stderr, done.stderr
+
+
+def test_a_graded_fast_action_moves_the_local_thresholds_a_kth_of_the_way_per_step(envs, tmp_path):
+    # K = 4 steps of a share gate 0.8: from remote_share 0.2, 0.4, 0.6 and 0.8 the thresholds are 1/4 .. 4/4 of the way
+    # from the local action's to the fast one's, at the local cut and interval; the same in the search and from the
+    # frozen file; the gate open (or a fast remote action's share gate) does not depend on the steps.
+    env, _ = envs
+    policy = GatedPolicy((0.3, 0.7), 3, (0.0, 0.1), 0, 0.7, 2, fast_threshold=0.9, share_gate=0.8, fast_steps=4)
+    assert policy.share_steps() == (0.2, 0.4, 0.6, 0.8)
+    path = tmp_path / "graded.npz"
+    policy.export(path, env.n_exits, env.n_cuts, env.max_interval, {"traces": [], "algorithm": "search"})
+    assert load_policy(path).spec.layer_sizes[1:3] == (5, 5)
+    in_search = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
+    frozen = load_policy_strategy(path, env.n_exits, env.n_cuts, name="policy")
+
+    def step(j):
+        return Action((round(0.3 + 0.6 * j / 4, 6), round(0.7 + 0.2 * j / 4, 6)), 3, 2, True)
+
+    remote = Action((0.0, 0.1), 0, 2, True)
+    _assert_decisions((in_search, frozen), (
+        (0.69, 1.0, 0.0, step(0)), (0.69, 1.0, 0.2 - 2e-6, step(0)), (0.69, 1.0, 0.2, step(1)),
+        (0.69, 1.0, 0.38, step(1)), (0.69, 1.0, 0.4, step(2)), (0.69, 1.0, 0.6, step(3)),
+        (0.69, 1.0, 0.8 - 2e-6, step(3)), (0.69, 1.0, 0.8, step(4)), (0.69, 1.0, 1.0, step(4)),
+        (0.71, 1.0, 0.0, remote), (0.71, 1.0, 0.5, remote), (0.71, 1.0, 1.0, remote), (50.0, 0.0, 0.5, step(2))))
+    assert GatedPolicy.from_description(policy.describe()) == policy
+    assert policy.describe()["fast"]["steps"] == 4
+    # With a fast remote action, it follows the share gate itself (the last step), as without steps.
+    fast_remote = Action((0.2, 0.2), 0, 2, True)
+    both = replace(policy, fast_remote_threshold=0.2)
+    _assert_decisions([both.strategy(env.n_exits, env.n_cuts, env.max_interval)], (
+        (0.71, 1.0, 0.6, remote), (0.71, 1.0, 0.8, fast_remote), (0.69, 1.0, 0.6, step(3)), (0.69, 1.0, 0.8, step(4))))
+
+
+def test_one_fast_step_is_the_memory_as_frozen_before(envs):
+    # K = 1 builds, to the bit, the layers of a file frozen before the steps existed (rule 16's seed-0 policy).
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "results" / "search_hysteresis_seed0_2026-12-01.npz"
+    policy = GatedPolicy.from_description(load_policy(path).provenance["gated_policy"])
+    assert policy.fast_steps == 1 and "steps" not in policy.describe()["fast"]
+    stored = np.load(path)
+    for i, (w, b) in enumerate(policy.to_layers(4, 5)):
+        assert np.array_equal(stored["W%d" % i], w) and np.array_equal(stored["b%d" % i], b), i
+
+
+def test_fast_steps_are_a_shape_not_genes_and_need_a_memory(envs):
+    env, _ = envs
+    n = GatedPolicy.n_genes(env.n_exits, memory=True, hysteresis=True)
+    for genes in np.random.RandomState(5).rand(5, n):
+        p = GatedPolicy.from_genes(genes, env.n_exits, env.n_cuts, env.max_interval, 2.0, memory=True,
+                                   hysteresis=True, fast_steps=3)
+        assert p.fast_steps == 3 and len(p.share_steps()) == 3 and p.share_steps()[-1] == p.share_gate
+        assert GatedPolicy.from_genes(p.genes(env.n_cuts, env.max_interval, 2.0), env.n_exits, env.n_cuts,
+                                      env.max_interval, 2.0, memory=True, hysteresis=True, fast_steps=3) == p
+    for bad in (0, 11, 2.5, True):
+        with pytest.raises(ValueError, match="fast steps"):
+            GatedPolicy.from_genes(np.zeros(n), env.n_exits, env.n_cuts, env.max_interval, 2.0, memory=True,
+                                   hysteresis=True, fast_steps=bad)
+    with pytest.raises(ValueError, match="graded fast action needs a memory"):
+        Args(fast_steps=2)
+    with pytest.raises(ValueError, match="graded fast action needs a memory"):
+        GatedPolicy((0.3, 0.6), 3, (0.0, 0.0), 0, 0.7, 1, fast_steps=2).to_layers(4, 5)
+    # The search starts from the shape it was given.
+    args = Args(memory=True, fast_steps=3, generations=1, population=2, episodes=1, episode_tasks=30, finalists=1,
+                per_action_floor=False, local_sr_weight=0.0, seed_gate_quantiles=())
+    local, start = local_start(env, args)
+    result = search(env, start, local, args)
+    assert result.policy.fast_steps == 3 and result.start.fast_steps == 3
+
+
+def test_train_algo_search_with_a_graded_fast_action(tmp_path):
+    out = tmp_path / "graded.npz"
+    summary, policy = _quick_search(out, "--memory", "--fast-steps", "3")
+    prov = policy.provenance
+    assert prov["hyperparameters"]["fast_steps"] == 3 and prov["gated_policy"]["fast"]["steps"] == 3
+    assert policy.spec.layer_sizes[1:3] == (4, 4)
+    shown = subprocess.run(EDGESPLIT + ["policy", "show", str(out)], capture_output=True, text=True)
+    assert shown.returncode == 0 and "in 3 steps: the k-th from remote_share >= k/3 x" in shown.stdout, shown.stderr
+    for flags, message in ((["--fast-steps", "2"], "--fast-steps 2 needs --memory"),
+                           (["--memory", "--fast-steps", "0"], "--fast-steps must be between 1 and 10, got 0")):
+        done = subprocess.run(EDGESPLIT + ["train", "--algo", "search", "--bundle", "default", *flags,
+                                           "--out", str(tmp_path / "p.npz")] + SCENARIO, capture_output=True, text=True)
+        assert done.returncode != 0 and message in done.stderr, done.stderr
