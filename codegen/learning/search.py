@@ -36,6 +36,8 @@ exits (a part of what the policy's TL ablation did where it led on the fresh rec
 local thresholds: docs/learning.md, rule 18). With ``Args.fast_steps`` K > 1 the fast local action is graded: K equal
 steps, the k-th from remote_share >= k/K of the share gate, so the local thresholds move toward the fast one as the
 share of recent remote tasks rises instead of all at once at the share gate (the same two genes; rule 19).
+With ``Args.episode_floor`` the accuracy floor is held episode by episode against the most accurate rival, as
+``evaluate`` counts its allowance recording by recording, besides over every task pooled (rule 20).
 """
 import logging
 import math
@@ -130,6 +132,9 @@ class Args:
     rival_term: bool = False         # per episode, the SR points by which the best rival within the allowance (evaluate's
     # baselines, given to search as rivals) beats the policy are charged, averaged over the episodes: the line is won
     # recording by recording, not on the mean
+    episode_floor: bool = False      # the accuracy floor held episode by episode too: on each, the most accurate rival's
+    # accuracy less the allowance plus the margin; the mean shortfall is charged the penalty (episode_shortfall), as
+    # evaluate counts its allowance recording by recording
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -490,6 +495,8 @@ class Score:
     tl_sr: float = float("nan")            # the TL ablation's SR
     tl_accuracy: float = float("nan")      # the TL ablation's accuracy
     rival_lead: float = float("nan")       # with Args.rival_term: the mean per-episode lead of the best eligible rival
+    episode_shortfall: float = float("nan")  # with Args.episode_floor: the mean per-episode shortfall under the most
+    # accurate rival less the allowance plus the margin
 
     def to_dict(self) -> Dict[str, float]:
         return {k: round(float(v), 5) for k, v in asdict(self).items() if not math.isnan(float(v))}
@@ -533,6 +540,18 @@ def rival_lead(policy: Sequence[Tuple[float, float, int]], rivals: Sequence[Sequ
         eligible = [row[0] for row in rows if row[1] >= best_accuracy - allowance]
         leads.append(max(0.0, max(eligible) - sr))
     return float(np.mean(leads))
+
+
+def episode_shortfall(policy: Sequence[Tuple[float, float, int]], rivals: Sequence[Sequence[Tuple[float, float, int]]],
+                      allowance: float, margin: float) -> float:
+    """The mean over episodes of how far the policy's accuracy is under the most accurate rival's on that episode less
+    ``allowance`` plus ``margin`` (0 where it is not): ``evaluate``'s allowance, recording by recording, as a number.
+    A floor met over every task pooled can hide episodes far under it, where the policy spent accuracy the allowance
+    leaves only on others."""
+    if not rivals or not policy:
+        return 0.0
+    return float(np.mean([max(0.0, max(r[i][1] for r in rivals) - allowance + margin - accuracy)
+                          for i, (_, accuracy, _) in enumerate(policy)]))
 
 
 def run_episodes(env, strategy, specs: Sequence[EpisodeSpec]) -> Tuple[float, float]:
@@ -579,7 +598,9 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
     could count as eligible) and whose SR is above the policy's costs the policy that lead: ``evaluate`` counts them as strategies.
     With ``args.per_action_floor`` the SR term weighs the local action's SR alone by ``args.local_sr_weight`` (``w``;
     else ``w`` is 0): the policy's SR is a mix too, and on the search's episodes, where the gate is mostly open, the
-    local action's SR had too little weight to be searched (its thresholds ended dominated by static actions)."""
+    local action's SR had too little weight to be searched (its thresholds ended dominated by static actions). With
+    ``args.episode_floor`` the shortfall also counts ``episode_shortfall``: the floor held on each episode against
+    the most accurate rival there, as ``evaluate`` counts its allowance recording by recording."""
     from edgesplit.codegen.learning.baselines import AblatedPolicy
 
     strategy = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
@@ -612,13 +633,17 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
         for ablation_sr, ablation_accuracy in ((t1_sr, t1_accuracy), (tl_sr, tl_accuracy)):
             if ablation_accuracy >= eligible:
                 lead += max(0.0, ablation_sr - sr)
+    below = float("nan")
+    if args.episode_floor and rivals:
+        below = episode_shortfall(per_episode, rivals, args.accuracy_allowance, args.accuracy_margin)
+        shortfall += below
     rivals_ahead = float("nan")
     if args.rival_term and rivals:
         rivals_ahead = rival_lead(per_episode, rivals, args.accuracy_allowance)
         lead += rivals_ahead
     return Score(sr, accuracy, reference_accuracy, t1_accuracy, nonbranch_accuracy, floor,
                  sr_term - args.penalty * shortfall - lead, local_accuracy, local_floor, local_sr, t1_sr, tl_sr,
-                 tl_accuracy, rivals_ahead)
+                 tl_accuracy, rivals_ahead, below)
 
 
 # ---------------------------------------------------------------- the search
@@ -654,9 +679,11 @@ def search(env, start: GatedPolicy, reference: Union[Strategy, Sequence[Strategy
     ``validation_env`` (if given; without it, the first run's first finalist). ``reference`` (one strategy or several:
     the most accurate counts) sets the accuracy floor, run on the same episodes as the candidates. ``rivals`` (with
     ``args.rival_term``): the strategies whose per-episode lead is charged (``rival_lead``); with ``args.rival_floor`` the
-    most accurate of them also raises the accuracy floor (``scoring_setting``)."""
-    if (args.rival_term or args.rival_floor) and not rivals:
-        raise ValueError("rival_term and rival_floor need rivals: the strategies evaluate would rank the policy against")
+    most accurate of them also raises the accuracy floor (``scoring_setting``), with ``args.episode_floor`` on each
+    episode (``episode_shortfall``)."""
+    if (args.rival_term or args.rival_floor or args.episode_floor) and not rivals:
+        raise ValueError("rival_term, rival_floor and episode_floor need rivals: the strategies evaluate would rank the "
+                         "policy against")
     started = time.perf_counter()
     if args.tied_thresholds:
         start = start.tied()
@@ -769,10 +796,10 @@ def scoring_setting(env, reference, rivals: Sequence[Strategy], specs: Sequence[
                     ) -> Tuple[float, Optional[float], Optional[List[List[Tuple[float, float, int]]]]]:
     """What every candidate on ``specs`` is scored against: the reference accuracy (with ``rival_floor``, the most
     accurate rival's too, over every task of ``specs``), the final exit's accuracy (for the per-action floor), and the
-    rivals' rows (with ``rival_term`` or ``rival_floor``)."""
+    rivals' rows (with ``rival_term``, ``rival_floor`` or ``episode_floor``)."""
     floor = reference_accuracy(env, reference, specs)
     ceiling = final_exit_accuracy(env, specs) if args.per_action_floor else None
-    rows = rival_results(env, rivals, specs) if args.rival_term or args.rival_floor else None
+    rows = rival_results(env, rivals, specs) if args.rival_term or args.rival_floor or args.episode_floor else None
     if args.rival_floor and rows:
         floor = max([floor] + [pooled_accuracy(row) for row in rows])
     return floor, ceiling, rows

@@ -29,7 +29,8 @@ SEARCH_ONLY_FLAGS = (("generations", "--generations"), ("population", "--populat
                      ("tied_thresholds", "--tied-thresholds"), ("memory", "--memory"), ("fast_remote", "--fast-remote"),
                      ("fast_steps", "--fast-steps"),
                      ("hysteresis", "--hysteresis"), ("start", "--start"),
-                     ("rival_term", "--rival-term"), ("rival_floor", "--rival-floor"))
+                     ("rival_term", "--rival-term"), ("rival_floor", "--rival-floor"),
+                     ("episode_floor", "--episode-floor"))
 # (flag, Args field): accuracy figures, given in points on the command line and stored as fractions
 POINTS_FLAGS = (("--accuracy-allowance", "accuracy_allowance"), ("--accuracy-margin", "accuracy_margin"))
 
@@ -78,6 +79,10 @@ def add_arguments(parser) -> None:
                         help="search: the accuracy floor follows the most accurate of those baselines too (evaluate "
                              "counts its allowance from its most accurate baseline, whichever it is), not only "
                              "local-only's and remote-only's")
+    parser.add_argument("--episode-floor", action="store_true", default=None,
+                        help="search: hold the accuracy floor on each episode too (the most accurate of those "
+                             "baselines there, less the allowance), not only over every task pooled: evaluate counts "
+                             "its allowance recording by recording")
     parser.add_argument("--hysteresis", action="store_true", default=None,
                         help="search: the gate opens at the gate less a searched hysteresis (Mbit/s) times the "
                              "state's remote_share, so after a remote stretch a dip of the estimate does not shut it; "
@@ -347,6 +352,8 @@ def run(args) -> int:
         params.rival_term = True
     if args.rival_floor:
         params.rival_floor = True
+    if args.episode_floor:
+        params.episode_floor = True
     params.restarts = getattr(args, "restarts", 1)
     bundle = resolve_bundle(args.bundle)
     fit, validation = split_recordings(args.link_traces, args.validation_traces or [])
@@ -361,7 +368,7 @@ def run(args) -> int:
     local = local_only(env.n_exits, env.n_cuts - 1, [e.threshold for e in manifest.exits if e.head is not None])
     references = [local, remote_only(env.n_exits)]  # the accuracy floor follows the more accurate of the two
     rivals = (rivals_of(env, local, params, args.bundle == DEFAULT_BUNDLE) if params.rival_term or params.rival_floor
-              else [])
+              or params.episode_floor else [])
     start = starting_policy(start_action(env, local, params, rivals), env.n_exits, params.gate_max_mbps)
     bar = tqdm(total=params.generations * params.restarts, desc="training search", unit="generation",
                disable=args.no_progress, leave=False, file=sys.stderr)

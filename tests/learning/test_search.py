@@ -2,6 +2,7 @@
 starting point, the policy it freezes loads through ``load_policy_strategy`` and decides as it did in the search,
 its provenance says how it was made, and bad flags are refused by name."""
 import json
+import math
 import re
 from dataclasses import replace
 import subprocess
@@ -835,3 +836,49 @@ def test_train_algo_search_with_a_graded_fast_action(tmp_path):
         done = subprocess.run(EDGESPLIT + ["train", "--algo", "search", "--bundle", "default", *flags,
                                            "--out", str(tmp_path / "p.npz")] + SCENARIO, capture_output=True, text=True)
         assert done.returncode != 0 and message in done.stderr, done.stderr
+
+
+def test_the_episode_shortfall_counts_the_allowance_episode_by_episode():
+    from edgesplit.codegen.learning.search import episode_shortfall
+
+    policy = [(0.99, 0.95, 100), (0.99, 0.97, 100)]
+    rivals = [[(0.97, 0.97, 100), (0.98, 0.97, 100)],
+              [(0.90, 0.98, 100), (0.95, 0.96, 100)]]
+    # first episode: the most accurate rival 98 %, so the floor is 98 - 1.5 + 0.2 = 96.7 %: 1.7 points short;
+    # second: 97 - 1.5 + 0.2 = 95.7 %, met. Pooled, the policy (96 %) is within 1.5 points of either rival (97.5, 97)
+    assert episode_shortfall(policy, rivals, 0.015, 0.002) == pytest.approx(0.017 / 2)
+    assert episode_shortfall(policy, [], 0.015, 0.002) == 0.0
+
+
+def test_the_episode_floor_charges_the_penalty_on_each_episode_s_shortfall(envs):
+    from edgesplit.codegen.learning.search import episode_results, episode_shortfall, score, scoring_setting
+
+    env, _ = envs
+    specs = draw_episodes(env, 3, np.random.RandomState(7))
+    local = manifest_local(env)
+    final = StaticStrategy("final-exit", Action(tuple([0.0] * env.n_exits), env.n_cuts - 1, 1, False))
+    # early exits taken freely: less accurate than every task to the final exit on each episode
+    policy = GatedPolicy((0.9, 0.9), 3, (0.0, 0.0), 0, 0.7, 1)
+    plain = Args(seed=0, episode_tasks=150, rival_term=True)
+    floored = replace(plain, episode_floor=True)
+    reference, ceiling, rows = scoring_setting(env, [local], [final], specs, floored)
+    without = score(env, policy, specs, reference, plain, ceiling, rows)
+    with_floor = score(env, policy, specs, reference, floored, ceiling, rows)
+    own = episode_results(env, policy.strategy(env.n_exits, env.n_cuts, env.max_interval), specs)
+    expected = episode_shortfall(own, rows, plain.accuracy_allowance, plain.accuracy_margin)
+    assert expected > 0 and with_floor.episode_shortfall == pytest.approx(expected)
+    assert with_floor.value == pytest.approx(without.value - plain.penalty * expected)
+    assert math.isnan(without.episode_shortfall)
+    with pytest.raises(ValueError, match="need rivals"):
+        search(env, starting_policy(local.action, env.n_exits, 2.0), local,
+               replace(Args(seed=0, episode_tasks=150), episode_floor=True, generations=1))
+
+
+def test_train_algo_search_with_the_episode_floor(tmp_path):
+    summary, policy = _quick_search(tmp_path / "episodes.npz", "--rival-term", "--episode-floor")
+    assert policy.provenance["hyperparameters"]["episode_floor"] is True
+    assert summary["train_score"]["episode_shortfall"] >= 0.0
+    assert all("episode_shortfall" in f for f in summary["validation"]["finalists"])
+    done = _train("ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--episode-floor",
+                  "--seed", "0", "--out", tmp_path / "p.npz", timeout=120)
+    assert done.returncode != 0 and "--episode-floor: only for --algo search" in done.stderr, done.stderr
