@@ -150,8 +150,9 @@ class Args:
 class GatedPolicy:
     """The remote action while the peer is alive and bandwidth_mbps >= gate_mbps, else the local action; with a
     memory (``fast_threshold`` set), the fast local action instead of the local one while remote_share >=
-    ``share_gate`` (less ``SHARE_TOLERANCE``), and with ``fast_remote_threshold`` also the fast remote action instead
-    of the remote one then."""
+    ``share_gate`` (less ``SHARE_TOLERANCE``), graded in ``fast_steps`` steps (``share_steps``) when more than one,
+    and with ``fast_remote_threshold`` also the fast remote action instead of the remote one while remote_share >=
+    ``share_gate``."""
 
     local_thresholds: Tuple[float, ...]
     local_cut: int
@@ -167,6 +168,10 @@ class GatedPolicy:
     # of the remote action while the gate is open and remote_share >= share_gate (None: no such action)
     fast_steps: int = 1  # with a memory: the fast local action in this many equal steps, step k (of K) taken from
     # remote_share >= k/K of the share gate: the local thresholds move a k/K part of the way to the fast threshold
+
+    def __post_init__(self) -> None:
+        check_fast_steps(self.fast_steps, self.memory)
+        object.__setattr__(self, "fast_steps", int(self.fast_steps))  # a numpy integer would reach the JSON provenance
 
     @property
     def memory(self) -> bool:
@@ -276,7 +281,8 @@ class GatedPolicy:
 
     def share_steps(self) -> Tuple[float, ...]:
         """The remote_share from which each step of the fast action is taken: k/K of the share gate (four decimals, as
-        the gate; the last is the share gate itself)."""
+        the gate; the last is the share gate itself). With a full window the share moves by 1/REMOTE_WINDOW a task,
+        so steps closer than that (share gate / K < 1/50) are taken on the same task."""
         k = self.fast_steps
         return tuple(round(self.share_gate * (i + 1) / k, 4) for i in range(k - 1)) + (self.share_gate,)
 
@@ -309,8 +315,7 @@ class GatedPolicy:
         f_k = tanh(10 (m_k - h - 1)) each adding (fast - local) (f_k + 1) / 2K: with the gate shut and the share at
         the k-th step's gate, the thresholds are k/K of the way from the local action's to the fast one's.
         With a fast remote action one more unit r = tanh(10 (m + h - 1)), +1 only when m (the share gate's unit, the
-        last step's) and h are both +1 (the
-        memory says fast and the gate is open), adds (fast remote - remote) (r + 1) / 2: its one threshold at every
+        last step's) and h are both +1 (the memory says fast and the gate is open), adds (fast remote - remote) (r + 1) / 2: its one threshold at every
         exit, the remote cut and interval."""
         features = list(self.features)
         if self.fast_remote_threshold is not None and not self.memory:
@@ -406,7 +411,7 @@ class GatedPolicy:
         """The policy ``describe`` wrote (a search policy's provenance keeps it as ``gated_policy``)."""
         fast = described.get("fast")
         extra = {"fast_threshold": float(fast["threshold"]), "share_gate": float(fast["share_gate"]),
-                 "fast_steps": int(fast.get("steps", 1))} if fast else {}
+                 "fast_steps": fast.get("steps", 1)} if fast else {}  # checked as built: a whole number
         if described.get("hysteresis_mbps") is not None:
             extra["hysteresis_mbps"] = float(described["hysteresis_mbps"])
         fast_remote = described.get("fast_remote")
@@ -600,7 +605,8 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
     else ``w`` is 0): the policy's SR is a mix too, and on the search's episodes, where the gate is mostly open, the
     local action's SR had too little weight to be searched (its thresholds ended dominated by static actions). With
     ``args.episode_floor`` the shortfall also counts ``episode_shortfall``: the floor held on each episode against
-    the most accurate rival there, as ``evaluate`` counts its allowance recording by recording."""
+    the most accurate rival there (the policy's own ablations, which the pooled floor counts, are left out of it), as
+    ``evaluate`` counts its allowance recording by recording."""
     from edgesplit.codegen.learning.baselines import AblatedPolicy
 
     strategy = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)

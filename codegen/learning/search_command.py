@@ -81,8 +81,8 @@ def add_arguments(parser) -> None:
                              "local-only's and remote-only's")
     parser.add_argument("--episode-floor", action="store_true", default=None,
                         help="search: hold the accuracy floor on each episode too (the most accurate of those "
-                             "baselines there, less the allowance), not only over every task pooled: evaluate counts "
-                             "its allowance recording by recording")
+                             "baselines there, less the allowance plus the margin), not only over every task pooled: "
+                             "evaluate counts its allowance recording by recording")
     parser.add_argument("--hysteresis", action="store_true", default=None,
                         help="search: the gate opens at the gate less a searched hysteresis (Mbit/s) times the "
                              "state's remote_share, so after a remote stretch a dip of the estimate does not shut it; "
