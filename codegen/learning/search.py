@@ -135,6 +135,9 @@ class Args:
     episode_floor: bool = False      # the accuracy floor held episode by episode too: on each, the most accurate rival's
     # accuracy less the allowance plus the margin; the mean shortfall is charged the penalty (episode_shortfall), as
     # evaluate counts its allowance recording by recording
+    ablation_rivals: bool = False    # with rival_term: the policy's own T1, TL and NonBranch ablations are rivals too,
+    # episode by episode (their SR lead and, with episode_floor, their accuracy), instead of the ablations' lead over
+    # every task pooled (ablation_sr_term): evaluate ranks them beside its baselines, recording by recording
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -144,6 +147,8 @@ class Args:
         if self.fast_remote and not self.memory:
             raise ValueError("fast_remote needs memory: the fast remote action follows the memory's share gate")
         check_fast_steps(self.fast_steps, self.memory)
+        if self.ablation_rivals and not self.rival_term:
+            raise ValueError("ablation_rivals needs rival_term: the ablations join the rivals whose lead it charges")
 
 
 @dataclass(frozen=True)
@@ -605,18 +610,17 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
     else ``w`` is 0): the policy's SR is a mix too, and on the search's episodes, where the gate is mostly open, the
     local action's SR had too little weight to be searched (its thresholds ended dominated by static actions). With
     ``args.episode_floor`` the shortfall also counts ``episode_shortfall``: the floor held on each episode against
-    the most accurate rival there (the policy's own ablations, which the pooled floor counts, are left out of it), as
-    ``evaluate`` counts its allowance recording by recording."""
+    the most accurate rival there (the policy's own ablations, which the pooled floor counts, are left out of it
+    unless ``args.ablation_rivals``), as ``evaluate`` counts its allowance recording by recording. With
+    ``args.ablation_rivals`` (and ``args.rival_term``) the T1, TL and NonBranch ablations' rows join the rivals', episode
+    by episode, and their lead over every task pooled is no longer charged (it would be charged twice)."""
     from edgesplit.codegen.learning.baselines import AblatedPolicy
 
     strategy = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
     per_episode = episode_results(env, strategy, specs)
-    tasks = max(1, sum(t for _, _, t in per_episode))
-    sr = sum(r * t for r, _, t in per_episode) / tasks
-    accuracy = sum(a * t for _, a, t in per_episode) / tasks
-    t1_sr, t1_accuracy = run_episodes(env, AblatedPolicy(strategy, "t1"), specs)
-    tl_sr, tl_accuracy = run_episodes(env, AblatedPolicy(strategy, "tl"), specs)
-    _, nonbranch_accuracy = run_episodes(env, AblatedPolicy(strategy, "nonbranch"), specs)
+    sr, accuracy = pooled(per_episode)
+    ablations = [episode_results(env, AblatedPolicy(strategy, kind), specs) for kind in ("t1", "tl", "nonbranch")]
+    (t1_sr, t1_accuracy), (tl_sr, tl_accuracy), (_, nonbranch_accuracy) = [pooled(rows) for rows in ablations]
     floor = (max(reference_accuracy, t1_accuracy, tl_accuracy, nonbranch_accuracy) - args.accuracy_allowance
              + args.accuracy_margin)
     shortfall = max(0.0, floor - accuracy)
@@ -634,7 +638,9 @@ def score(env, policy: GatedPolicy, specs: Sequence[EpisodeSpec], reference_accu
         shortfall += max(0.0, local_floor - local_accuracy)
         sr_term = (1.0 - args.local_sr_weight) * sr + args.local_sr_weight * local_sr
     lead = 0.0
-    if args.ablation_sr_term:
+    if args.ablation_rivals:
+        rivals = list(rivals or []) + ablations
+    elif args.ablation_sr_term:
         eligible = floor - 2 * args.accuracy_margin
         for ablation_sr, ablation_accuracy in ((t1_sr, t1_accuracy), (tl_sr, tl_accuracy)):
             if ablation_accuracy >= eligible:
@@ -811,10 +817,15 @@ def scoring_setting(env, reference, rivals: Sequence[Strategy], specs: Sequence[
     return floor, ceiling, rows
 
 
+def pooled(episodes: Sequence[Tuple[float, float, int]]) -> Tuple[float, float]:
+    """(SR, accuracy) over every task of (SR, accuracy, tasks) episodes, as ``run_episodes`` counts them."""
+    tasks = max(1, sum(n for _, _, n in episodes))
+    return sum(sr * n for sr, _, n in episodes) / tasks, sum(accuracy * n for _, accuracy, n in episodes) / tasks
+
+
 def pooled_accuracy(episodes: Sequence[Tuple[float, float, int]]) -> float:
     """Accuracy over every task of (SR, accuracy, tasks) episodes, as ``run_episodes`` counts it."""
-    tasks = sum(n for _, _, n in episodes)
-    return sum(accuracy * n for _, accuracy, n in episodes) / max(1, tasks)
+    return pooled(episodes)[1]
 
 
 def validate(env, finalists: Sequence[GatedPolicy], reference: Union[Strategy, Sequence[Strategy]],

@@ -30,7 +30,7 @@ SEARCH_ONLY_FLAGS = (("generations", "--generations"), ("population", "--populat
                      ("fast_steps", "--fast-steps"),
                      ("hysteresis", "--hysteresis"), ("start", "--start"),
                      ("rival_term", "--rival-term"), ("rival_floor", "--rival-floor"),
-                     ("episode_floor", "--episode-floor"))
+                     ("episode_floor", "--episode-floor"), ("ablation_rivals", "--ablation-rivals"))
 # (flag, Args field): accuracy figures, given in points on the command line and stored as fractions
 POINTS_FLAGS = (("--accuracy-allowance", "accuracy_allowance"), ("--accuracy-margin", "accuracy_margin"))
 
@@ -83,6 +83,10 @@ def add_arguments(parser) -> None:
                         help="search: hold the accuracy floor on each episode too (the most accurate of those "
                              "baselines there, less the allowance plus the margin), not only over every task pooled: "
                              "evaluate counts its allowance recording by recording")
+    parser.add_argument("--ablation-rivals", action="store_true", default=None,
+                        help="search, with --rival-term: the policy's own T1, TL and NonBranch ablations are rivals too, "
+                             "episode by episode (their SR lead and, with --episode-floor, their accuracy), instead of "
+                             "their lead over every task pooled: evaluate ranks them beside its baselines")
     parser.add_argument("--hysteresis", action="store_true", default=None,
                         help="search: the gate opens at the gate less a searched hysteresis (Mbit/s) times the "
                              "state's remote_share, so after a remote stretch a dip of the estimate does not shut it; "
@@ -150,6 +154,8 @@ def check_flags(args) -> None:
         raise InputError("--local-sr-weight needs the local action's own run, which --no-per-action-floor drops")
     if args.fast_remote and not args.memory:
         raise InputError("--fast-remote needs --memory: the fast remote action follows the memory's share gate")
+    if args.ablation_rivals and not args.rival_term:
+        raise InputError("--ablation-rivals needs --rival-term: the ablations join the rivals whose lead it charges")
     if args.fast_steps is not None:
         if not 1 <= args.fast_steps <= _max_fast_steps():
             raise InputError("--fast-steps must be between 1 and %d, got %d" % (_max_fast_steps(), args.fast_steps))
@@ -354,6 +360,8 @@ def run(args) -> int:
         params.rival_floor = True
     if args.episode_floor:
         params.episode_floor = True
+    if args.ablation_rivals:
+        params.ablation_rivals = True
     params.restarts = getattr(args, "restarts", 1)
     bundle = resolve_bundle(args.bundle)
     fit, validation = split_recordings(args.link_traces, args.validation_traces or [])

@@ -900,3 +900,44 @@ def test_train_algo_search_with_the_episode_floor(tmp_path):
     done = _train("ddpg", "--board", "jetson_nano_cpu", "--link-traces", "norway_car_3", "--episode-floor",
                   "--seed", "0", "--out", tmp_path / "p.npz", timeout=120)
     assert done.returncode != 0 and "--episode-floor: only for --algo search" in done.stderr, done.stderr
+
+
+def test_the_ablations_as_rivals_are_charged_episode_by_episode_instead_of_pooled(envs):
+    from edgesplit.codegen.learning.baselines import AblatedPolicy
+    from edgesplit.codegen.learning.search import episode_results, episode_shortfall, rival_lead, scoring_setting
+
+    env, _ = envs
+    specs = draw_episodes(env, 3, np.random.RandomState(11))
+    local = manifest_local(env)
+    policy = GatedPolicy((0.9, 0.2), 3, (0.0, 0.0), 0, 0.7, 1)
+    plain = Args(seed=0, episode_tasks=150, rival_term=True, episode_floor=True)
+    ranked = replace(plain, ablation_rivals=True)
+    reference, ceiling, rows = scoring_setting(env, [local], [local], specs, plain)
+    without = score(env, policy, specs, reference, plain, ceiling, rows)
+    with_ablations = score(env, policy, specs, reference, ranked, ceiling, rows)
+    strategy = policy.strategy(env.n_exits, env.n_cuts, env.max_interval)
+    own = episode_results(env, strategy, specs)
+    ablations = [episode_results(env, AblatedPolicy(strategy, kind), specs) for kind in ("t1", "tl", "nonbranch")]
+    allowance, margin = plain.accuracy_allowance, plain.accuracy_margin
+    assert with_ablations.rival_lead == pytest.approx(rival_lead(own, rows + ablations, allowance))
+    assert with_ablations.episode_shortfall == pytest.approx(episode_shortfall(own, rows + ablations, allowance, margin))
+    assert without.rival_lead == pytest.approx(rival_lead(own, rows, allowance))
+    # the pooled ablation lead (charged without the flag) is what the per-episode charges replace
+    pooled_lead = sum(max(0.0, s - without.sr) for s, a in ((without.t1_sr, without.t1_accuracy),
+                                                            (without.tl_sr, without.tl_accuracy))
+                      if a >= without.floor - 2 * margin)
+    assert with_ablations.value == pytest.approx(
+        without.value + pooled_lead - (with_ablations.rival_lead - without.rival_lead)
+        - plain.penalty * (with_ablations.episode_shortfall - without.episode_shortfall))
+    # the pooled figures are those run_episodes gives (the rows are pooled as it pools them)
+    assert (without.tl_sr, without.tl_accuracy) == run_episodes(env, AblatedPolicy(strategy, "tl"), specs)
+    with pytest.raises(ValueError, match="ablation_rivals needs rival_term"):
+        Args(ablation_rivals=True)
+
+
+def test_train_algo_search_with_the_ablations_as_rivals(tmp_path):
+    summary, policy = _quick_search(tmp_path / "ablations.npz", "--rival-term", "--ablation-rivals")
+    assert policy.provenance["hyperparameters"]["ablation_rivals"] is True
+    assert summary["train_score"]["rival_lead"] >= 0.0
+    done = _train("search", *SCENARIO, "--ablation-rivals", "--out", tmp_path / "p.npz")
+    assert done.returncode != 0 and "--ablation-rivals needs --rival-term" in done.stderr, done.stderr
