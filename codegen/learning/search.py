@@ -320,8 +320,8 @@ class GatedPolicy:
         f_k = tanh(10 (m_k - h - 1)) each adding (fast - local) (f_k + 1) / 2K: with the gate shut and the share at
         the k-th step's gate, the thresholds are k/K of the way from the local action's to the fast one's.
         With a fast remote action one more unit r = tanh(10 (m + h - 1)), +1 only when m (the share gate's unit, the
-        last step's) and h are both +1 (the memory says fast and the gate is open), adds (fast remote - remote) (r + 1) / 2: its one threshold at every
-        exit, the remote cut and interval."""
+        last step's) and h are both +1 (the memory says fast and the gate is open), adds (fast remote - remote)
+        (r + 1) / 2: its one threshold at every exit, the remote cut and interval."""
         features = list(self.features)
         if self.fast_remote_threshold is not None and not self.memory:
             raise ValueError(NEEDS_MEMORY)
@@ -566,13 +566,7 @@ def episode_shortfall(policy: Sequence[Tuple[float, float, int]], rivals: Sequen
 
 def run_episodes(env, strategy, specs: Sequence[EpisodeSpec]) -> Tuple[float, float]:
     """(SR, accuracy) over every task of ``specs``."""
-    met = correct = tasks = 0
-    for spec in specs:
-        episode = env.run(strategy, seed=spec.seed, recording=spec.recording, start_s=spec.start_s)
-        met += episode.sr * episode.tasks
-        correct += episode.accuracy * episode.tasks
-        tasks += episode.tasks
-    return met / max(1, tasks), correct / max(1, tasks)
+    return pooled(episode_results(env, strategy, specs))
 
 
 def reference_accuracy(env, reference: Union[Strategy, Sequence[Strategy]], specs: Sequence[EpisodeSpec]) -> float:
@@ -818,7 +812,7 @@ def scoring_setting(env, reference, rivals: Sequence[Strategy], specs: Sequence[
 
 
 def pooled(episodes: Sequence[Tuple[float, float, int]]) -> Tuple[float, float]:
-    """(SR, accuracy) over every task of (SR, accuracy, tasks) episodes, as ``run_episodes`` counts them."""
+    """(SR, accuracy) over every task of (SR, accuracy, tasks) episodes (``run_episodes`` pools them so)."""
     tasks = max(1, sum(n for _, _, n in episodes))
     return sum(sr * n for sr, _, n in episodes) / tasks, sum(accuracy * n for _, accuracy, n in episodes) / tasks
 
