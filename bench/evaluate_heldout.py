@@ -5,7 +5,8 @@ For each recording of ``codegen/learning/trace_split.HELD_OUT`` (under ``../shar
 every recording scaled to one mean rate (``--link-mean-mbps``, default: the demo's, norway_car_3 x its
 link scale), and prints one JSON document: the command, machine, date, and per recording every
 strategy's SR, accuracy and reward (mean and spread over the seeds), mean latency and fallbacks (tasks
-per run; means over the seeds), the verdict, and ``scenario_differences``: where the evaluation's
+per run; means over the seeds; each seed's SR and accuracy), the verdict on the means and on each seed's run
+alone (``verdict_per_seed``), and ``scenario_differences``: where the evaluation's
 scenario differs from the one the policy was trained in (empty when none; evaluate's warning is also
 passed on). A recording that fails ends the run: the report holds the recordings before it and ``failed``,
 and the exit status is 1. In the verdict a tie counts as the highest (``>=``), as ``edgesplit evaluate`` says.
@@ -141,10 +142,11 @@ def main() -> int:
         report["recordings"].append({
             "recording": named(recording, traces_dir), "link_scale": result["scenario"]["link_scale"],
             "scenario_differences": result.get("scenario_differences", []),
-            "verdict": result["verdict"],
+            "verdict": result["verdict"], "verdict_per_seed": result.get("verdict_per_seed", []),
             "results": [dict({k: r[k] for k in ("strategy", "sr", "sr_std", "accuracy", "accuracy_std",
                                                  "mean_latency_ms", "reward", "reward_std", "fallbacks")},
-                             upper_bound=bool(r.get("upper_bound", False)))
+                             upper_bound=bool(r.get("upper_bound", False)),
+                             per_seed=[{k: s[k] for k in ("sr", "accuracy", "tasks")} for s in r["per_seed"]])
                         for r in result["results"]]})
     report["wall_s"] = round(time.monotonic() - started, 1)
     if failed:

@@ -4,7 +4,8 @@ The validation recordings are every fourth training recording of ``codegen/learn
 ``train --algo search`` validates on by default). For each policy and each of them it runs ``edgesplit evaluate
 --json --no-oracle`` with the baselines chosen on the other training recordings, and prints one JSON document:
 per run the verdict and every strategy's row, per policy a summary (on how many recordings its SR is the highest
-within the accuracy allowance, strictly the highest, within the allowance at all). What a search's rules are
+within the accuracy allowance, on the means and on every evaluation seed's run alone, strictly the highest, within
+the allowance at all). What a search's rules are
 checked against before a held-out run (docs/learning.md, "A fourth look").
 
     python bench/validation_check.py --policy A.npz B.npz --link-mean-mbps 1 --out R.json
@@ -17,6 +18,8 @@ import sys
 from pathlib import Path
 
 from report import emit, header
+
+from edgesplit.codegen.learning.evaluate import seed_verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATION_EVERY = 4  # as train --algo search's default
@@ -42,11 +45,14 @@ def summary(policy: str, runs) -> dict:
     done = [r for r in runs if r["policy"] == policy and "verdict" in r]
     verdicts = [r["verdict"] for r in done]
     srs = [next(x["sr"] for x in r["results"] if x["strategy"] == "policy") for r in done]
+    per_run = [seed_verdicts(r["results"]) for r in done]  # each evaluation seed's run alone
     return {"policy": policy, "recordings": len(done),
             "errors": sum(1 for r in runs if r["policy"] == policy and "error" in r),
             "highest_within_allowance": sum(bool(v["policy_sr_highest_within_allowance"]) for v in verdicts),
             "strictly_highest": sum(bool(v["policy_sr_highest"]) for v in verdicts),
             "within_allowance": sum(bool(v["policy_within_allowance"]) for v in verdicts),
+            "highest_within_allowance_every_run": sum(all(v["policy_sr_highest_within_allowance"] for v in runs)
+                                                      for runs in per_run),
             "mean_sr": sum(srs) / len(srs) if srs else None,
             "worst_sr_minus_best_eligible_points": min(
                 (v["policy_sr_minus_best_eligible_points"] for v in verdicts), default=None)}

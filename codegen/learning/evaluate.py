@@ -132,6 +132,49 @@ def verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOWANCE) -
             "strategies_below_policy_sr": sum(1 for r in others if r["sr"] < sr - SR_TIE)}
 
 
+SEED_VERDICT_KEYS = ("policy_sr_highest", "policy_within_allowance", "policy_sr_highest_within_allowance",
+                     "best_eligible_baseline", "policy_sr_minus_best_eligible_points", "most_accurate_baseline",
+                     "policy_accuracy_gap_points")
+
+
+def seed_verdicts(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOWANCE) -> List[Dict[str, Any]]:
+    """The verdict on each evaluation seed's run alone (``SEED_VERDICT_KEYS`` of it, and ``seed_index``).
+
+    ``verdict`` reads the means over seeds; a row near the allowance's edge can be inside it on one run and outside
+    on another, so a standing that holds on the means may not hold run by run. Every row must have ``per_seed``
+    values for the same number of seeds (as ``aggregate`` makes them); rows without any give an empty list."""
+    counts = [(r["strategy"], len(r["per_seed"])) for r in rows if r.get("per_seed")]
+    if not counts:
+        return []
+    if len(counts) != len(rows) or len({n for _, n in counts}) != 1:
+        raise ValueError("every row needs per-seed values for the same seeds: %s"
+                         % ", ".join("%s %d seed(s)" % (name, n) for name, n in
+                                     [(r["strategy"], len(r.get("per_seed") or ())) for r in rows]))
+    found = []
+    for i in range(counts[0][1]):
+        run = [{"strategy": r["strategy"], "sr": r["per_seed"][i]["sr"], "accuracy": r["per_seed"][i]["accuracy"],
+                "upper_bound": r.get("upper_bound", False)} for r in rows]
+        v = verdict(run, allowance)
+        found.append(dict({"seed_index": i}, **{key: v[key] for key in SEED_VERDICT_KEYS}))
+    return found
+
+
+def seed_verdict_line(per_seed: List[Dict[str, Any]]) -> str:
+    """``seed_verdicts`` in one sentence, as ``evaluate`` prints it under the verdict."""
+    n = len(per_seed)
+    won = sum(1 for v in per_seed if v["policy_sr_highest_within_allowance"])
+    within = sum(1 for v in per_seed if v["policy_within_allowance"])
+    below = {}  # type: Dict[str, int]
+    for v in per_seed:
+        if v["policy_within_allowance"] and not v["policy_sr_highest_within_allowance"]:
+            below[v["best_eligible_baseline"]] = below.get(v["best_eligible_baseline"], 0) + 1
+    rest = ["below %s on %d" % (name, count) for name, count in sorted(below.items())]
+    if within < n:
+        rest.append("outside the allowance on %d" % (n - within))
+    return ("run by run (each evaluation seed alone): the highest SR within the allowance on %d of %d%s"
+            % (won, n, "; " + ", ".join(rest) if rest else ""))
+
+
 def verdict_lines(v: Dict[str, Any]) -> List[str]:
     """The verdict in two sentences (strict; within the allowance), as ``evaluate`` prints them under its table."""
     n = v["strategies_compared"]

@@ -312,7 +312,8 @@ def _planner_path(args) -> Optional[str]:
 def run(args) -> int:
     from edgesplit.codegen.learning.baselines import Profiling
     from edgesplit.codegen.learning.environment import Environment
-    from edgesplit.codegen.learning.evaluate import (evaluate_in_environment, lineup, load_policy_for, verdict)
+    from edgesplit.codegen.learning.evaluate import (evaluate_in_environment, lineup, load_policy_for, seed_verdicts,
+                                                      verdict)
     from edgesplit.runtime.controller.state import FEATURES
     started = time.monotonic()
     _check_args(args)
@@ -358,7 +359,8 @@ def run(args) -> int:
                      "tasks": scenario.episode_tasks},
         "train_links": [str(p) for p in train],
         "policy": args.policy, "planner_policy": planner_path, "seeds": seeds,
-        "results": rows, "verdict": verdict(rows), "scenario_differences": differences,
+        "results": rows, "verdict": verdict(rows), "verdict_per_seed": seed_verdicts(rows),
+        "scenario_differences": differences,
         "wall_s": round(time.monotonic() - started, 1)}
     if not args.real:
         from edgesplit.codegen.learning import environment
@@ -432,7 +434,7 @@ def _pm(mean: Optional[float], std: Optional[float], scale: float, fmt: str) -> 
 
 
 def _print_report(report: Dict[str, Any]) -> None:
-    from edgesplit.codegen.learning.evaluate import verdict_lines
+    from edgesplit.codegen.learning.evaluate import seed_verdict_line, verdict_lines
 
     sc = report["scenario"]
     print("%s: EMULATED %s (x%g workload), recording %s x%.4g, bounds %g ms and %s mJ, %d tasks, seeds %s"
@@ -449,3 +451,5 @@ def _print_report(report: Dict[str, Any]) -> None:
         for r in report["results"]])
     for line in verdict_lines(report["verdict"]):
         print(line)
+    if len(report["verdict_per_seed"]) > 1:
+        print(seed_verdict_line(report["verdict_per_seed"]))

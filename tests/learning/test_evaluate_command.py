@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("pymoo")
 
+from edgesplit.codegen.learning.evaluate import verdict  # noqa: E402
 from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE  # noqa: E402
 from edgesplit.runtime.emulation.link.shipped import resolve_recording  # noqa: E402
 
@@ -50,6 +51,12 @@ def test_evaluate_json_runs_every_strategy_and_the_oracle_on_one_trace(short_tra
     # Baselines are chosen on other recordings than the one evaluated.
     assert report["train_links"] and str(short_trace) not in report["train_links"]
     assert set(report["verdict"]) >= {"policy_sr_highest", "best_baseline", "policy_accuracy_gap_points"}
+    # The verdict on each seed's run alone, beside the one on the means: what "in repeated runs" reads.
+    assert [v["seed_index"] for v in report["verdict_per_seed"]] == [0, 1]
+    for v, seed in zip(report["verdict_per_seed"], (0, 1)):
+        run = [dict(r["per_seed"][seed], strategy=r["strategy"], upper_bound=r.get("upper_bound", False))
+               for r in report["results"]]
+        assert v["policy_sr_highest_within_allowance"] == verdict(run)["policy_sr_highest_within_allowance"]
     assert "evaluate: " in done.stderr  # progress on stderr, stdout stays one JSON document
 
 
@@ -61,6 +68,15 @@ def test_evaluate_prints_one_row_per_strategy(short_trace):
     assert done.stderr == ""
     rows = [line.split()[0] for line in done.stdout.splitlines() if line.split() and line.split()[0] in STRATEGIES]
     assert rows == STRATEGIES
+    assert "run by run" not in done.stdout  # one seed: the verdict on the means is the run's
+
+
+def test_evaluate_prints_the_verdict_run_by_run_with_several_seeds(short_trace):
+    done = evaluate("--link", short_trace, "--policy", "demo", "--tasks", 20, "--seeds", 2,
+                    "--no-oracle", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    line = next(l for l in done.stdout.splitlines() if l.startswith("run by run"))
+    assert "within the allowance on" in line and "of 2" in line
 
 
 def test_evaluate_real_runs_the_strategies_through_real_processes(short_trace):

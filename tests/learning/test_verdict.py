@@ -84,3 +84,94 @@ def test_a_tie_of_seed_means_that_differ_by_rounding_is_still_a_tie():
     v = verdict(rows)
     assert v["policy_sr_highest"] is True and v["policy_sr_highest_within_allowance"] is True
     assert v["tied_with_policy_sr"] == ["moea"]
+
+
+def seeded(name, per_seed, **extra):
+    """A row whose means are those of ``per_seed`` [(sr, accuracy), ...], as ``aggregate`` makes them."""
+    srs, accuracies = [p[0] for p in per_seed], [p[1] for p in per_seed]
+    return dict({"strategy": name, "sr": sum(srs) / len(srs), "accuracy": sum(accuracies) / len(accuracies),
+                 "per_seed": [{"sr": s, "accuracy": a, "tasks": 500} for s, a in per_seed]}, **extra)
+
+
+def test_the_verdict_on_each_evaluation_seed_can_differ_from_the_verdict_on_the_means():
+    from edgesplit.codegen.learning.evaluate import seed_verdicts
+
+    # On the means edgeml-tl is 1.6 points under the most accurate row (outside the 1.5 allowance), so the policy
+    # wins within it; on seed 1 alone it is 1.4 under (inside) and has more SR: the policy loses that run.
+    rows = [seeded("planner", [(0.97, 0.976), (0.97, 0.976)]),
+            seeded("edgeml-tl", [(0.995, 0.958), (0.996, 0.962)]),
+            seeded("policy", [(0.99, 0.97), (0.99, 0.97)]),
+            seeded("oracle", [(1.0, 0.99), (1.0, 0.99)], upper_bound=True)]
+    assert verdict(rows)["policy_sr_highest_within_allowance"] is True
+    per_seed = seed_verdicts(rows)
+    assert [v["policy_sr_highest_within_allowance"] for v in per_seed] == [True, False]
+    assert per_seed[1]["best_eligible_baseline"] == "edgeml-tl"
+    assert per_seed[1]["policy_sr_minus_best_eligible_points"] == pytest.approx(-0.6)
+    assert [v["seed_index"] for v in per_seed] == [0, 1]
+
+
+def test_seed_verdicts_need_every_row_run_on_the_same_seeds():
+    from edgesplit.codegen.learning.evaluate import seed_verdicts
+
+    rows = [seeded("planner", [(0.97, 0.976)]), seeded("policy", [(0.99, 0.97), (0.99, 0.97)])]
+    with pytest.raises(ValueError, match="planner.*1 seed.*policy.*2"):
+        seed_verdicts(rows)
+    assert seed_verdicts([row("moea", 0.9, 0.9), row("policy", 0.9, 0.9)]) == []  # rows without per-seed values
+
+
+def test_the_run_by_run_line_counts_wins_and_names_what_beat_the_policy():
+    from edgesplit.codegen.learning.evaluate import seed_verdict_line, seed_verdicts
+
+    rows = [seeded("planner", [(0.97, 0.976)] * 3),
+            seeded("edgeml-tl", [(0.995, 0.958), (0.996, 0.962), (0.996, 0.962)]),
+            seeded("policy", [(0.99, 0.97), (0.99, 0.97), (0.999, 0.95)])]
+    line = seed_verdict_line(seed_verdicts(rows))
+    assert line == ("run by run (each evaluation seed alone): the highest SR within the allowance on 1 of 3; "
+                    "below edgeml-tl on 1, outside the allowance on 1")
+
+
+def run_verdict_spread(*documents):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "verdict_spread.py"
+    done = subprocess.run([sys.executable, str(script)] + [str(d) for d in documents], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_verdict_spread_names_a_loss_decided_at_the_allowance_edge(tmp_path):
+    import json
+
+    # edgeml-tl is inside the allowance on the means by 0.1 point, with an accuracy spread of 0.2: an edge loss.
+    rows = [seeded("planner", [(0.97, 0.976), (0.97, 0.976)]),
+            seeded("edgeml-tl", [(0.995, 0.960), (0.996, 0.964)]),
+            seeded("policy", [(0.99, 0.97), (0.99, 0.97)])]
+    rows[1]["accuracy_std"] = 0.002
+    document = {"runs": [{"policy": "P.npz", "link": "L", "results": rows, "verdict": verdict(rows)}]}
+    path = tmp_path / "check.json"
+    path.write_text(json.dumps(document))
+    found = run_verdict_spread(path)["documents"][0]
+    detail = found["recordings"][0]
+    assert detail["won"] is False and detail["beaten_within_allowance_by"] == ["edgeml-tl"]
+    assert detail["edge_loss"] is True and detail["edge_rows"][0]["accuracy_minus_floor_points"] == pytest.approx(0.1)
+    assert detail["won_runs"] == [True, False]  # outside on seed 0 (1.6 under), inside on seed 1 (1.2 under)
+    assert found["summary"]["verdict_flips_with_the_run"] == 1
+
+
+def test_verdict_spread_reproduces_a_stored_check():
+    from pathlib import Path
+
+    stored = Path(__file__).resolve().parents[2] / "bench" / "results" / "training_checks_hysteresis_2026-12-01.json"
+    if not stored.is_file():
+        pytest.skip("bench/results not in this checkout")
+    import json
+
+    summaries = {s["policy"]: s for s in json.loads(stored.read_text())["summary"]}
+    for found in run_verdict_spread(stored)["documents"]:
+        s = found["summary"]
+        assert s["won_on_the_means"] == summaries[found["policy"]]["highest_within_allowance"]
+        assert s["won_every_run"] + s["won_no_run"] + s["won_some_runs"] == s["recordings"] == 21
