@@ -13,7 +13,7 @@ from edgesplit.policies_lite.errors import PolicyError
 from edgesplit.policies_lite.features import features_vector
 from edgesplit.policies_lite.format import ACTIVATIONS, FORMAT_VERSION, PolicySpec
 from edgesplit.policies_lite.io import (content_id, edgeml_decoder, load_policy, read_policy_file, save_policy,
-                              task_choice_decoder)
+                                        short_policy_id, task_choice_decoder)
 from edgesplit.policies_lite.linucb import LearnerState, LinUCB, LinUCBConfig
 from edgesplit.policies_lite.linucb_state import load_state, save_state
 from edgesplit.policies_lite.policy import FrozenPolicy
@@ -21,4 +21,4 @@ from edgesplit.policies_lite.policy import FrozenPolicy
 __all__ = ["ACTIVATIONS", "EdgeMLAction", "FORMAT_VERSION", "FrozenPolicy", "LearnerState", "LinUCB", "LinUCBConfig",
            "PolicyError", "PolicySpec",
            "TaskChoice", "content_id", "edgeml_decoder", "features_vector", "load_policy",
-           "load_state", "read_policy_file", "save_policy", "save_state", "task_choice_decoder"]
+           "load_state", "read_policy_file", "save_policy", "save_state", "short_policy_id", "task_choice_decoder"]

@@ -11,6 +11,7 @@ saving is refused.
 import datetime
 import hashlib
 import json
+import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -44,6 +45,15 @@ def _reject_constant(name: str):
 
 def canonical_json(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+_DIGEST = re.compile(r"[0-9a-f]{32,}")
+
+
+def short_policy_id(policy_id: str) -> str:
+    """A policy id as people read it: every digest in it (a policy file's sha256, 64 hex digits) cut to its first 12,
+    the rest whole (``static:neurosurgeon (cut 0)``, ``edgeml-tl:`` and the like stay copyable)."""
+    return _DIGEST.sub(lambda m: m.group()[:12], policy_id)
 
 
 def content_id(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:

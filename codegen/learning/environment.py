@@ -248,8 +248,9 @@ def _profiling_set(scenario: Scenario):
     if scenario.images is not None:
         if scenario.labels is None:
             raise ValueError("Scenario.images needs Scenario.labels (one label per image)")
-        return (np.load(scenario.images, allow_pickle=False), np.load(scenario.labels, allow_pickle=False),
-                str(scenario.images))
+        from edgesplit.runtime.inputs import read_npy
+
+        return read_npy(str(scenario.images), "--images"), read_npy(str(scenario.labels), "--labels"), str(scenario.images)
     from edgesplit.runtime.default_bundle import default_bundle_path
 
     if Path(scenario.bundle_dir).resolve() != Path(default_bundle_path()).resolve():

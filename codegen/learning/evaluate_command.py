@@ -93,8 +93,9 @@ def register(commands) -> None:
                         help="run the strategies through real processes (peer subprocess, emulated devices, "
                              "software link) instead of the environment; the oracle needs the environment and is "
                              "left out")
-    parser.add_argument("--speedup", type=float, default=1.0,
-                        help="with --real: emulated seconds per real second (default %(default)g)")
+    parser.add_argument("--speedup", type=float, default=None,
+                        help="with --real: emulated seconds per real second (default 1); the environment runs in "
+                             "virtual time and refuses it")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--no-progress", action="store_true", help="print no progress lines (stderr)")
     parser.set_defaults(handler=run, number_flag_ranges={"--period-ms": POSITIVE})
@@ -133,6 +134,9 @@ def _check_args(args) -> None:
         raise InputError("give either --energy-bound or --no-energy-bound, not both")
     if (args.images is None) != (args.labels is None):
         raise InputError("--images and --labels go together (one label per image)")
+    if args.speedup is not None and not args.real:
+        raise InputError("--speedup is for --real (real processes paced to the emulated board); the environment runs "
+                         "in virtual time: drop --speedup or add --real")
     from edgesplit.runtime.shipped_policy import resolve_policy_path
 
     args.policy = str(resolve_policy_path(args.policy))  # "demo": the shipped policy, as everywhere a policy is taken
@@ -293,6 +297,14 @@ def scenario_differences(provenance: Dict[str, Any], scenario, bundle_hash,
         found.append("trained on recordings scaled to a %s Mbit/s mean, evaluated %s" % (
             shown(trained_mean, "%g"),
             "with --link-scale" if link_mean_mbps is None else "at a %g Mbit/s mean" % link_mean_mbps))
+    trained_scale = provenance.get("link_scale")  # the recordings' scale, where no mean was asked for instead
+    if trained_mean is None and trained_scale is not None:
+        if link_mean_mbps is not None:
+            found.append("trained with --link-scale %s, evaluated at a %g Mbit/s mean (--link-mean-mbps)"
+                         % (shown(trained_scale, "%g"), link_mean_mbps))
+        elif differs(trained_scale, getattr(scenario, "link_scale", None)):
+            found.append("trained with --link-scale %s, evaluated with --link-scale %s"
+                         % (shown(trained_scale, "%g"), shown(scenario.link_scale, "%g")))
     return found
 
 
@@ -393,12 +405,14 @@ def evaluate_real(args, scenario, strategies, seeds: List[int], progress: Progre
         logging.getLogger("edgesplit.runtime.transport").setLevel(logging.ERROR)
     bundle = load_bundle(str(scenario.bundle_dir))
     if scenario.images is not None:
-        images, labels = np.load(scenario.images, allow_pickle=False), np.load(scenario.labels, allow_pickle=False)
+        from edgesplit.runtime.inputs import read_npy
+
+        images, labels = read_npy(str(scenario.images), "--images"), read_npy(str(scenario.labels), "--labels")
     else:
         images, labels = load_heldout()  # the demo's inputs: never in the profiling set
     measured = load_profile(bundle, scenario.measured_profile) if scenario.measured_profile else None
     emulation = Emulation(load_emulated_board(scenario.board), workload_scale=scenario.workload_scale,
-                          speedup=args.speedup, measured=measured)
+                          speedup=args.speedup or 1.0, measured=measured)
     recording = read_recording(Path(scenario.recordings[0]), args.link_format)
     link = LinkSetup(recording, rtt_s=scenario.rtt_s, recording_speed=scenario.recording_speed,
                      link_scale=scenario.link_scale, name=Path(scenario.recordings[0]).name)
@@ -453,3 +467,6 @@ def _print_report(report: Dict[str, Any]) -> None:
         print(line)
     if len(report["verdict_per_seed"]) > 1:
         print(seed_verdict_line(report["verdict_per_seed"]))
+    traces = sorted({r["traces"] for r in report["results"] if r.get("traces")})
+    if traces:  # --real: every task of every strategy, kept for a look (edgesplit traces summary); delete at will
+        print("traces of the real runs: %s" % ", ".join(traces))

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from edgesplit.policies_lite import short_policy_id
 from edgesplit.runtime.errors import InputError
 from edgesplit.runtime.traces import TraceError, open_readonly
 
@@ -292,13 +293,19 @@ def find_incumbent(runs: Sequence[BoardRun], given: Optional[Path]) -> Incumbent
         given = resolve_policy_path(str(given))  # "demo": the shipped policy
         if not Path(given).is_file():
             raise RetrainingError("--incumbent %s: no such policy file" % given)
-        return Incumbent("--incumbent %s" % given, load_policy(Path(given)).policy_id, path=Path(given))
+        from edgesplit.policies_lite import PolicyError
+
+        try:
+            policy_id = load_policy(Path(given)).policy_id
+        except PolicyError as exc:
+            raise RetrainingError("--incumbent %s: %s" % (given, exc)) from None
+        return Incumbent("--incumbent %s" % given, policy_id, path=Path(given))
     served = sorted({run.last_policy_id for run in runs if run.last_policy_id})
     if len(served) != 1:
         raise RetrainingError("the runs of %s last served %s: say which policy a new one must beat with "
                               "--incumbent P.npz (or pass --no-guard)"
                               % (", ".join(sorted({str(r.db) for r in runs})),
-                                 "several policies (%s)" % ", ".join(p[:12] for p in served) if served
+                                 "several policies (%s)" % ", ".join(short_policy_id(p) for p in served) if served
                                  else "no policy"))
     policy_id = served[0]
     run = [r for r in runs if r.last_policy_id == policy_id][-1]
@@ -309,15 +316,15 @@ def find_incumbent(runs: Sequence[BoardRun], given: Optional[Path]) -> Incumbent
     if strategy.get("policy_id") != policy_id or not source:
         raise RetrainingError("%s last served policy %s, which its run does not name as a file (it was reloaded since "
                               "the run started): give that policy with --incumbent P.npz (or pass --no-guard)"
-                              % (run.where, policy_id[:12]))
+                              % (run.where, short_policy_id(policy_id)))
     if not Path(source).is_file():
         raise RetrainingError("%s served policy %s from %s, which is not on this machine: copy it here and give "
-                              "--incumbent P.npz (or pass --no-guard)" % (run.where, policy_id[:12], source))
+                              "--incumbent P.npz (or pass --no-guard)" % (run.where, short_policy_id(policy_id), source))
     found = load_policy(Path(source)).policy_id
     if found != policy_id:
         raise RetrainingError("%s served policy %s from %s, which now holds policy %s: give the served policy with "
                               "--incumbent P.npz (or pass --no-guard)"
-                              % (run.where, policy_id[:12], source, found[:12]))
+                              % (run.where, short_policy_id(policy_id), source, short_policy_id(found)))
     return Incumbent("%s: %s" % (run.where, source), policy_id, path=Path(source))
 
 
@@ -440,10 +447,16 @@ def check_arguments(args) -> None:
 
 
 def prepare_in_temporary_dir(args, scenario: Scenario, bundle) -> Tuple[Plan, Path]:
-    """``prepare`` with a fresh working directory for the guard's files (the plan, the directory)."""
+    """``prepare`` with a fresh working directory for the guard's files (the plan, the directory). The directory (the
+    board's network as a recording, the candidates) is removed when the process ends, however it ends: ``train`` is a
+    command, and what it keeps is ``--out`` (a kept candidate is copied there; the provenance records every
+    recording's sha256 and the trace databases it came from)."""
+    import atexit
+    import shutil
     import tempfile
 
     workdir = Path(tempfile.mkdtemp(prefix="edgesplit-train-"))
+    atexit.register(shutil.rmtree, str(workdir), True)
     return prepare(args, scenario, bundle, workdir), workdir
 
 

@@ -172,6 +172,7 @@ def provenance(args, bundle, scenario, params, result, offline) -> Dict[str, Any
         "bundle": bundle.manifest.name, "bundle_sha256": bundle.hash, "bundle_path": str(bundle.root),
         "board": args.board, "board_emulated": True, "workload_scale": args.workload_scale,
         "measured_profile": args.measured_profile, "link_scale": args.link_scale, "rtt_s": args.rtt_ms / 1e3,
+        "recording_speed": scenario.recording_speed,
         "period_s": args.period_ms / 1e3, "episode_tasks": args.episode_tasks,
         "bounds": {"latency_s": args.latency_bound_ms / 1e3, "energy": args.energy_bound},
         "energy_unit": ENERGY_UNIT, "energy_proxy": "emulated",

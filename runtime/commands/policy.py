@@ -21,7 +21,8 @@ PROVENANCE_WIDTH = 19
 # Provenance keys the text shows on their own line (or folds into one); the rest are listed by name only.
 SHOWN = ("algorithm", "date", "board", "board_emulated", "bundle", "bundle_sha256", "bounds", "latency_bound_s",
          "energy_bound", "energy_unit", "environment_version", "seeds", "seed", "recordings", "traces", "from_traces",
-         "hyperparameters", "gated_policy", "policy_id")
+         "hyperparameters", "gated_policy", "policy_id", "workload_scale", "link_mean_mbps", "link_scale",
+         "recording_speed", "period_s", "rtt_s")
 
 
 def register(subparsers) -> None:
@@ -88,7 +89,7 @@ def _decoder(decoder: Mapping[str, Any]) -> str:
 
 def _provenance_rows(prov: Mapping[str, Any]) -> List[Tuple[str, str]]:
     rows = [("algorithm", prov.get("algorithm")), ("date", prov.get("date")), ("board", _board(prov)),
-            ("bundle", _bundle(prov)), ("bounds", _bounds(prov)),
+            ("bundle", _bundle(prov)), ("bounds", _bounds(prov)), ("scenario", _scenario(prov)),
             ("environment_version", prov.get("environment_version")), ("seeds", _seeds(prov)),
             ("recordings", _recordings(prov.get("recordings"))),
             ("traces", None if "recordings" in prov else _count_paths(prov.get("traces"))),
@@ -129,6 +130,28 @@ def _bounds(prov: Mapping[str, Any]) -> Optional[str]:
         parts.append(("energy %g %s" % (energy, prov.get("energy_unit", ""))).rstrip())
     elif has_energy:
         parts.append("no energy bound")
+    return ", ".join(parts) or None
+
+
+def _scenario(prov: Mapping[str, Any]) -> Optional[str]:
+    """What else of the scenario it was trained in ('edgesplit evaluate' warns where its own differs)."""
+    def number(key: str) -> Optional[float]:
+        value = prov.get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    parts = []
+    if number("workload_scale") is not None:
+        parts.append("workload x%g" % number("workload_scale"))
+    if number("link_mean_mbps") is not None:
+        parts.append("recordings scaled to a %g Mbit/s mean" % number("link_mean_mbps"))
+    elif number("link_scale") is not None:
+        parts.append("link scale %g" % number("link_scale"))
+    if number("recording_speed") is not None:
+        parts.append("recording speed %g" % number("recording_speed"))
+    if number("period_s") is not None:
+        parts.append("one task per %g ms" % (1e3 * number("period_s")))
+    if number("rtt_s") is not None:
+        parts.append("RTT %g ms" % (1e3 * number("rtt_s")))
     return ", ".join(parts) or None
 
 

@@ -5,6 +5,7 @@
 """
 import argparse
 
+from edgesplit.policies_lite import short_policy_id
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.traces import FORMATS, export, summarize
 
@@ -75,7 +76,7 @@ def _summary(args) -> int:
         print()
         print_table(["policy (in the order it served)", "tasks", "deadline met", "accuracy (labelled)", "fallbacks",
                      "mean ms", "p95 ms"],
-                    [[(p["policy_id"] or "-")[:24], p["tasks"], _share(p["deadline_met"]),
+                    [[short_policy_id(p["policy_id"] or "-"), p["tasks"], _share(p["deadline_met"]),
                       "-" if p["accuracy"] is None else "%s (%d)" % (_share(p["accuracy"]), p["labelled"]),
                       p["fallbacks"], _ms(p["mean_latency_ms"]), _ms(p["p95_latency_ms"])]
                      for p in info["policies"]])

@@ -100,6 +100,7 @@ def test_evaluate_real_runs_the_strategies_through_real_processes(short_trace):
     (["--bundle", "no_such_bundle"], "no manifest.json"),
     (["--board", "no_such_board"], "--board no_such_board"),
     (["--link-mean-mbps", "0.5", "--link-scale", "2"], "either --link-scale or --link-mean-mbps"),
+    (["--speedup", "2"], "--speedup is for --real"),
 ])
 def test_bad_input_is_one_clear_line(args, message):
     base = {"--link": "norway_car_3", "--policy": str(DEMO_POLICY_FILE)}
@@ -183,6 +184,15 @@ def test_scenario_differences_name_what_the_policy_was_trained_for():
         "trained for a '0.1' ms latency bound, evaluated at 100 ms",
         "trained for a '900' mJ energy bound, evaluated with a 900 mJ energy bound",
         "trained on recordings scaled to a '1' Mbit/s mean, evaluated at a 1 Mbit/s mean"]
+    # train --algo ddpg records the recordings' scale (no mean): a policy trained unscaled, evaluated at the demo's
+    # scale, or at a mean, is told so; search records a mean, and then its scale (1) is not what counts.
+    scaled = SimpleNamespace(**dict(vars(scenario), link_scale=0.2552))
+    assert scenario_differences({"link_scale": 1.0}, scaled, "abc") == [
+        "trained with --link-scale 1, evaluated with --link-scale 0.2552"]
+    assert scenario_differences({"link_scale": 0.2552}, scaled, "abc") == []
+    assert scenario_differences({"link_scale": 1.0}, scaled, "abc", 1.0) == [
+        "trained with --link-scale 1, evaluated at a 1 Mbit/s mean (--link-mean-mbps)"]
+    assert scenario_differences({"link_scale": 1.0, "link_mean_mbps": 1.0}, scaled, "abc", 1.0) == []
 
 
 def test_evaluate_warns_when_the_policy_was_trained_for_another_scenario(tmp_path, short_trace):
@@ -201,3 +211,17 @@ def test_evaluate_warns_when_the_policy_was_trained_for_another_scenario(tmp_pat
     done = evaluate("--link", short_trace, "--policy", "demo", "--tasks", 10, "--seeds", 1, "--no-oracle", "--json",
                     "--no-progress")
     assert json.loads(done.stdout)["scenario_differences"] == []  # the demo's policy, in the demo's scenario
+
+
+def test_the_text_report_of_real_runs_names_their_trace_database(capsys):
+    from edgesplit.codegen.learning.evaluate_command import _print_report
+
+    row = {"strategy": "policy", "sr": 1.0, "sr_std": 0.0, "accuracy": 0.97, "accuracy_std": 0.0,
+           "mean_latency_ms": 50.0, "mean_latency_ms_std": 0.0, "reward": 0.1, "reward_std": 0.0, "fallbacks": 0.0,
+           "traces": "/tmp/edgesplit-evaluate-x/evaluate_traces.db"}
+    report = {"mode": "real", "seeds": [0], "train_links": ["a"], "results": [row],
+              "scenario": {"board": "jetson_nano_cpu", "workload_scale": 112, "link": "norway_car_3", "link_scale": 0.25,
+                           "latency_bound_ms": 100, "energy_bound_mj": 900, "tasks": 10},
+              "verdict": verdict([dict(row, strategy="moea"), row]), "verdict_per_seed": []}
+    _print_report(report)
+    assert "traces of the real runs: /tmp/edgesplit-evaluate-x/evaluate_traces.db" in capsys.readouterr().out

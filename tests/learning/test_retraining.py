@@ -335,3 +335,17 @@ def test_a_run_without_a_peer_trains_from_its_transitions_once_told_to(tmp_path)
     told = _run(*train, "--no-board-network", "--no-guard", "--no-calibrate", "--out", tmp_path / "b.npz")
     assert told.returncode == 0, told.stderr
     assert load_policy(tmp_path / "b.npz").provenance["from_traces"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (lambda good: good[:len(good) // 2], "damaged"),  # cut short
+    (lambda good: b"seconds,mbps\n0,1\n", "--incumbent"),  # not a policy at all
+])
+def test_a_damaged_incumbent_is_one_clear_error(tmp_path, content, message):
+    from edgesplit.runtime.default_bundle import DEMO_POLICY_FILE
+
+    bad = tmp_path / "incumbent.npz"
+    bad.write_bytes(content(Path(DEMO_POLICY_FILE).read_bytes()))
+    with pytest.raises(retraining.RetrainingError, match=message) as caught:
+        retraining.find_incumbent([], bad)
+    assert str(bad) in str(caught.value)

@@ -168,6 +168,29 @@ def test_bad_arguments_are_refused_by_name(tmp_path, args, message):
     assert message in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+@pytest.mark.parametrize("make, flag, message", [
+    (lambda d: d / "missing.npy", "--images", "no such file"),
+    (lambda d: (d / "short.npy").write_bytes((d / "x.npy").read_bytes()[:200]) and d / "short.npy", "--images",
+     "cut short"),
+    (lambda d: (d / "text.npy").write_text("1,2,3\n") and d / "text.npy", "--labels", "not a .npy array"),
+])
+def test_a_bad_profiling_set_is_one_clear_error_naming_the_file(tmp_path, command, make, flag, message):
+    np.save(tmp_path / "x.npy", np.zeros((20, 1, 28, 28), np.float32))
+    np.save(tmp_path / "y.npy", np.zeros(20, np.int64))
+    files = {"--images": tmp_path / "x.npy", "--labels": tmp_path / "y.npy"}
+    files[flag] = make(tmp_path)
+    if command == "train":
+        argv = ["train", "--algo", "ddpg"] + SCENARIO + ["--epochs", "5", "--seed", "0", "--out", tmp_path / "p.npz"]
+    else:
+        argv = ["evaluate", "--link", "norway_car_3", "--policy", "demo", "--tasks", "5", "--seeds", "1"]
+    done = _run(*argv, "--images", files["--images"], "--labels", files["--labels"], "--no-progress")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and message in done.stderr, done.stderr
+    assert "%s %s" % (flag, files[flag]) in done.stderr
+    assert not (tmp_path / "p.npz").exists()
+
+
 def _tiny_bundle_with_data(tmp_path):
     """A bundle other than the default (one early exit, 3 cuts) and its own profiling set, x.npy and y.npy."""
     from support.tiny_bundle import write_tiny_bundle

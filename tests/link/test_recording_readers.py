@@ -63,6 +63,11 @@ def test_multipath_csv_bytes_per_second(tmp_path):
     ("0 1 2\n1 2 3\n", "auto", "cannot tell the recording format"),
     ("{\"downlink\": {}}", "ghent", "ReCoCo JSON"),
     ("0 1\n1 2\n", "wifi", "unknown recording format"),
+    ("time,mbps\n0,100000\n1,200000\n", "auto", r":1: expected numbers, got 'time,mbps' \(a header line\? start it "
+                                                 "with '#'"),
+    ("0 1\n1 x\n", "norway", r":2: expected numbers, got '1 x'$"),  # the header hint only for a first line
+    ("0,1.5\n1,2.0\n2,1.0\n", "auto", "every rate is under 1000 bytes/s.*Mbit/s, write two whitespace-separated"),
+    ("0 1 2\n1 2 3\n", "auto", "two whitespace-separated columns, seconds and Mbit/s"),
 ])
 def test_bad_recordings_name_file_and_line(tmp_path, text, fmt, message):
     with pytest.raises(RecordingError, match=message):
@@ -70,6 +75,18 @@ def test_bad_recordings_name_file_and_line(tmp_path, text, fmt, message):
     if message.startswith("t:"):  # the file named with its line, as for the other problems
         with pytest.raises(RecordingError, match="^" + re.escape(str(tmp_path / message))):
             read_recording(_write(tmp_path, "t", text), fmt)
+
+
+def test_rates_that_look_like_mbps_in_a_comma_file_are_read_as_bytes_when_the_format_is_named(tmp_path):
+    recording = read_recording(_write(tmp_path, "t.csv", "0,1.5\n1,2.0\n"), "multipath")
+    np.testing.assert_allclose(recording.bps, [12.0, 16.0])
+
+
+def test_a_binary_file_is_named_as_not_text(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"\x00\x98\xff binary")
+    with pytest.raises(RecordingError, match=r"t.csv: not a text file \(byte 0x98 at offset 1 is not UTF-8\)"):
+        read_recording(path)
 
 
 def test_resample_conserves_bits():

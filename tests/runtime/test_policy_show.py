@@ -27,6 +27,8 @@ SEARCH_PROVENANCE = {
     "hyperparameters": {"population": 24, "sigma0": 0.25, "seed_gate_quantiles": [0.1, 0.5]},
     "gated_policy": {"gate_mbps": 0.6451, "interval": 1, "local": {"cut": 3, "thresholds": [0.543, 0.4664]},
                      "remote": {"cut": 0, "thresholds": [0.1271, 0.0504]}},
+    "workload_scale": 112.0, "link_scale": 1.0, "link_mean_mbps": 1.0, "recording_speed": 2.0, "period_s": 0.1,
+    "rtt_s": 0.02,
 }
 
 
@@ -77,6 +79,10 @@ def test_text_shows_what_the_policy_is_and_where_it_comes_from(capsys, linear_po
     assert _field(out, "board") == "jetson_nano_cpu (emulated)"
     assert _field(out, "bundle") == "mnist-branchy (sha256 bc8dd408ee83)"
     assert _field(out, "bounds") == "latency 100 ms, energy 900 mJ"
+    # the scenario evaluate compares with its own (a mean, when one was asked for, says more than the scale)
+    assert _field(out, "scenario") == ("workload x112, recordings scaled to a 1 Mbit/s mean, recording speed 2, "
+                                       "one task per 100 ms, RTT 20 ms")
+    assert _field(out, "other") is None
     assert _field(out, "environment_version") == "1"
     assert _field(out, "seeds") == "0, 1"
     assert _field(out, "recordings") == "3: 2 search, 1 validation"

@@ -38,6 +38,8 @@ COOKED = "cooked"
 STEP_S = 1.0
 PACKET_BITS = 1500 * 8  # mahimahi: every delivery opportunity carries one MTU-sized packet
 MAHIMAHI_SUFFIXES = (".up", ".down")
+# A comma file detected as multipath whose every rate is under this (1 kB/s) is more likely Mbit/s in the wrong layout.
+MULTIPATH_IMPLAUSIBLE_BPS = 8000.0
 
 
 class RecordingError(EdgesplitError):
@@ -95,7 +97,8 @@ def _numeric_rows(path: Path, text: str, delimiter) -> List[Tuple[int, List[floa
         try:
             values = [float(p) for p in parts]
         except ValueError:
-            raise RecordingError("%s:%d: expected numbers, got %r" % (path, number, line[:80])) from None
+            hint = "" if rows else " (a header line? start it with '#', which marks a comment, or remove it)"
+            raise RecordingError("%s:%d: expected numbers, got %r%s" % (path, number, line[:80], hint)) from None
         if not all(math.isfinite(x) for x in values):
             raise RecordingError("%s:%d: values must be finite, got %r" % (path, number, line[:80]))
         rows.append((number, values))
@@ -233,8 +236,9 @@ def _detect(path: Path, text: str) -> str:
     if len(first.split()) == 2:
         return COOKED  # fcc, norway and cooked ghent share this layout and unit: time_s Mbit/s
     raise RecordingError("%s: cannot tell the recording format from its first line %r: name it (one of %s) with "
-                         "'link --format' or 'run/evaluate --link-format', or convert the file to two columns, "
-                         "seconds and Mbit/s (docs/link.md)" % (path, first[:80], ", ".join(FORMATS[1:])))
+                         "'link --format' or 'run/evaluate --link-format', or convert the file to two "
+                         "whitespace-separated columns, seconds and Mbit/s (docs/link.md)"
+                         % (path, first[:80], ", ".join(FORMATS[1:])))
 
 
 def read_recording(path: Union[str, Path], fmt: str = "auto") -> BandwidthRecording:
@@ -244,13 +248,23 @@ def read_recording(path: Union[str, Path], fmt: str = "auto") -> BandwidthRecord
         raise RecordingError("unknown recording format %r: use one of %s" % (fmt, ", ".join(FORMATS)))
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise RecordingError("%s: not a text file (byte %#04x at offset %d is not UTF-8): a bandwidth recording is text "
+                             "in one of the formats %s (docs/link.md)"
+                             % (path, exc.object[exc.start], exc.start, ", ".join(FORMATS[1:]))) from None
+    except OSError as exc:
         raise RecordingError("cannot read bandwidth recording %s: %s" % (path, exc)) from None
     detected = _detect(path, text) if fmt == "auto" else fmt
     if detected == "mahimahi":
         return BandwidthRecording(_read_mahimahi(path, text), str(path), detected)
     if detected == "multipath":
         times, bps, lines = _read_multipath(path, text)
+        if fmt == "auto" and len(bps) and float(np.max(bps)) < MULTIPATH_IMPLAUSIBLE_BPS:
+            raise RecordingError(
+                "%s: read as the multipath CSV layout (time_s,bytes_per_second: it has commas), every rate is under "
+                "%g bytes/s, which no link is: if the values are Mbit/s, write two whitespace-separated columns "
+                "(seconds Mbit/s); if they are bytes/s, name the format (link --format multipath, run/evaluate --link-format multipath)"
+                % (path, MULTIPATH_IMPLAUSIBLE_BPS / 8.0))
     elif detected == "ghent" and text.lstrip().startswith("{"):
         times, bps, lines = _read_ghent_json(path, text)
     elif detected == "ghent" and len(text.split("\n", 1)[0].split()) == 6:
