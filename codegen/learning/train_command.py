@@ -238,6 +238,25 @@ def evaluate_policy(env, policy_path: Path, seed: int) -> List[Dict[str, Any]]:
     return rows
 
 
+def warn_if_accuracy_given_away(env, evaluation: List[Dict[str, Any]]) -> float:
+    """The final exit's accuracy on the profiling set; a warning when the frozen policy's accuracy on the training
+    recordings is more than ``evaluate``'s allowance below it (DDPG maximises EdgeML's reward, which an actor that
+    stops every task at the first exit can earn: ``evaluate`` would then rank it outside the allowance)."""
+    from edgesplit.codegen.learning.baselines import ACCURACY_ALLOWANCE
+
+    final = float(np.mean([row[env.static.final_exit] for row in env.static.correct]))
+    tasks = sum(row["tasks"] for row in evaluation)
+    if tasks:
+        accuracy = sum(row["accuracy"] * row["tasks"] for row in evaluation) / tasks
+        if final - accuracy > ACCURACY_ALLOWANCE:
+            log.warning("the policy kept is %.1f %% accurate on the training recordings, %.1f points below the final "
+                        "exit's %.1f %% on the profiling set: 'edgesplit evaluate' ranks a policy more than %.1f points "
+                        "below the most accurate strategy outside its allowance. DDPG maximises EdgeML's reward, not "
+                        "accuracy: train more epochs or --restarts, or use --algo search (it holds an accuracy floor)",
+                        100 * accuracy, 100 * (final - accuracy), 100 * final, 100 * ACCURACY_ALLOWANCE)
+    return final
+
+
 def run(args) -> int:
     import torch
     from tqdm import tqdm
@@ -317,6 +336,7 @@ def run(args) -> int:
                            "recordings": [str(r) for r in scenario.recordings],
                            "bounds": {"latency_s": scenario.latency_bound_s, "energy": scenario.energy_bound}})
     evaluation = evaluate_policy(env, out, seed)
+    final_accuracy = warn_if_accuracy_given_away(env, evaluation)
     arrays = result.log.to_arrays()
     last = slice(max(0, args.epochs - 100), args.epochs)
     summary = {"out": str(out), "policy_id": policy_id, "curve": str(curve), "algorithm": args.algo,
@@ -326,7 +346,8 @@ def run(args) -> int:
                "seconds": round(time.perf_counter() - started, 3),
                "last_100_epochs": {"reward": float(arrays["reward"][last].mean()),
                                    "sr": float(arrays["met"][last].sum() / max(1, arrays["tasks"][last].sum()))},
-               "selection": result.selection.to_dict(), "evaluation": evaluation, "write_traces": args.write_traces}
+               "selection": result.selection.to_dict(), "evaluation": evaluation,
+               "final_exit_accuracy": final_accuracy, "write_traces": args.write_traces}
     summary.update(guard.summary())
     if args.json:
         print_json(summary)

@@ -9,6 +9,7 @@ Pirate) and ``ApiUnavailable`` says where to look. A refusal is not an exception
 an ``ApiAnswer`` whose ``status`` says what happened (``ok``, ``queue_full``, ``draining``, ...).
 """
 import collections
+import collections.abc
 import errno
 import itertools
 import json
@@ -72,6 +73,24 @@ def _plain(value: Any) -> Any:
 
 class _Timeout(Exception):
     pass
+
+
+def _tensors(inputs: Any, input_name: str) -> Dict[str, np.ndarray]:
+    """One task's inputs as the name -> array map the request carries; anything else is a TypeError saying what to
+    pass (a list of numbers is not an array: its dtype and shape would be guessed)."""
+    if isinstance(inputs, np.ndarray):
+        return {input_name: inputs}
+    if isinstance(inputs, collections.abc.Mapping):
+        tensors = dict(inputs)
+        wrong = [name for name, value in tensors.items() if not isinstance(value, np.ndarray)]
+        if wrong:
+            raise TypeError("inputs %s: each value must be a numpy array (np.asarray(value, dtype=...) with the "
+                            "model's dtype), got %s" % (", ".join(map(repr, wrong)),
+                                                       ", ".join(type(tensors[n]).__name__ for n in wrong)))
+        return tensors
+    raise TypeError("inputs: a numpy array (the model's only input) or a mapping of input name -> array, got %s: "
+                    "convert it with np.asarray(inputs, dtype=...) in the model's dtype and shape"
+                    % type(inputs).__name__)
 
 
 class ApiClient:
@@ -173,7 +192,7 @@ class ApiClient:
                label: Optional[int] = None, input_name: str = protocol.ONLY_INPUT,
                timeout_s: Optional[float] = None) -> ApiAnswer:
         """Run one task. ``inputs``: one array (the model's only input) or a name -> array map."""
-        tensors = {input_name: inputs} if isinstance(inputs, np.ndarray) else dict(inputs)
+        tensors = _tensors(inputs, input_name)
         fields = {"deadline_ms": deadline_ms, "label": label}
         wait = timeout_s if timeout_s is not None else self.timeout_s + (deadline_ms or 0.0) / 1e3
         return self._answer(self._call("submit", fields, tensors, wait))
@@ -203,7 +222,7 @@ class ApiClient:
         while sent < len(items) or waiting:
             while sent < len(items) and len(waiting) < window:
                 item = items[sent]
-                tensors = {input_name: item} if isinstance(item, np.ndarray) else dict(item)
+                tensors = _tensors(item, input_name)
                 fields = {"deadline_ms": deadline_ms, "label": None if labels is None else _plain(labels[sent])}
                 request_id = next(self._ids)
                 self._send(protocol.encode_request("submit", request_id, fields, tensors), wait, first=not waiting)

@@ -16,7 +16,13 @@ def socket_of(args) -> str:
     if args.socket:
         return args.socket
     if args.config:
-        from edgesplit.runtime.daemon.config import load_daemon_config
+        from edgesplit.runtime.daemon.config import DaemonConfigError, load_daemon_config
 
-        return load_daemon_config(args.config).api.socket
+        try:
+            return load_daemon_config(args.config).api.socket
+        except DaemonConfigError as exc:
+            # The running daemon may be serving an older, valid version of this file (a bad reload is refused).
+            raise DaemonConfigError("%s\n(the socket path comes from --config, which does not read: to reach a daemon "
+                                    "running with an earlier version of the file, give its socket with --socket PATH)"
+                                    % exc) from None
     return DEFAULT_SOCKET

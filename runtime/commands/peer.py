@@ -5,6 +5,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Any, Dict
 
 from edgesplit.runtime.default_bundle import resolve_bundle
 from edgesplit.runtime.errors import InputError
@@ -113,6 +114,12 @@ def run_peer(args) -> int:
     if curve is not None and not curve.allowed:
         log.warning("--allowed-keys %s holds no device keys (NAME.key files): every device is refused until "
                     "keys are copied there and the peer restarted", args.allowed_keys)
+    if args.max_queue < 1:
+        raise InputError("--max-queue must be at least 1 (requests waiting; more are answered 'overloaded'), got %d"
+                         % args.max_queue)
+    if args.threads is not None and args.threads < 1:
+        raise InputError("--threads must be at least 1 (onnxruntime threads per segment; leave it out for the "
+                         "default), got %d" % args.threads)
     if not 1 <= args.max_batch <= 4096:
         raise InputError("--max-batch must be 1 (off) to 4096 rows, got %d" % args.max_batch)
     if not 0 <= args.batch_window_us <= 1000000:
@@ -154,5 +161,18 @@ def run_peer(args) -> int:
     log.info("stopped: %s", summary)
     if args.json:
         print(json.dumps(summary), flush=True)  # JSON Lines, like the ready event
+    else:
+        print(stopped_line(summary), flush=True)
     return 0
+
+
+def stopped_line(summary: Dict[str, Any]) -> str:
+    """The stop summary for people (``--json`` prints every counter)."""
+    refused = ", ".join("%s %d" % (name, summary[key]) for name, key in (
+        ("bad requests", "bad_requests"), ("wrong bundle", "bundle_mismatches"), ("expired", "expired"),
+        ("overloaded", "overloaded"), ("failed handshakes", "handshake_failures")) if summary.get(key))
+    return ("edgesplit peer: stopped after %.1f s: served %d, probes %d, errors %d, refused %s; batching %s"
+            % (summary["uptime_s"], summary["served"], summary["probes"], summary["errors"], refused or "none",
+               "%d passes of more than one request answered %d" % (summary["batches"], summary["batched"])
+               if summary.get("batches") else "no pass held more than one request"))
 

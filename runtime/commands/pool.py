@@ -14,6 +14,8 @@ from edgesplit.runtime.transport.endpoint import zmq_endpoint
 log = logging.getLogger(__name__)
 
 
+DEFAULT_REPLICAS = 2
+
 def register(commands) -> None:
     parser = commands.add_parser(
         "pool",
@@ -37,9 +39,10 @@ def register(commands) -> None:
     parser.add_argument("--application", metavar="NAME",
                         help="the Ray Serve application to join or deploy (default: 'edgesplit-' and the first 16 "
                              "characters of the bundle's wire hash); front ends with the same NAME share replicas")
-    parser.add_argument("--replicas", type=int, default=2,
-                        help="replicas to deploy when this bundle is not deployed yet (default %(default)s); a "
-                             "front end that finds it running shares the replicas that are there")
+    parser.add_argument("--replicas", type=int, default=None,
+                        help="replicas to deploy when this bundle is not deployed yet (default %d); a "
+                             "front end that finds it running shares the replicas that are there (and says so "
+                             "when their number is not this)" % DEFAULT_REPLICAS)
     parser.add_argument("--replica-cpus", type=float, default=1.0,
                         help="CPUs Ray reserves per replica (default %(default)s); the cluster must offer "
                              "replicas x this")
@@ -66,7 +69,8 @@ def register(commands) -> None:
 
 
 def _check(args) -> None:
-    for name, value in (("--replicas", args.replicas), ("--max-ongoing", args.max_ongoing),
+    for name, value in (("--replicas", DEFAULT_REPLICAS if args.replicas is None else args.replicas),
+                        ("--max-ongoing", args.max_ongoing),
                         ("--max-in-flight", args.max_in_flight), ("--max-bytes", args.max_bytes),
                         ("--threads", args.threads)):
         if value < 1:
@@ -85,7 +89,7 @@ def run_pool(args) -> int:
 
     engine = PoolEngine(args.ray_address)
     try:
-        replica = engine.deploy(args.bundle, bundle.wire_hash, args.replicas, threads=args.threads,
+        replica = engine.deploy(args.bundle, bundle.wire_hash, args.replicas or DEFAULT_REPLICAS, threads=args.threads,
                                 replica_cpus=args.replica_cpus, max_ongoing_requests=args.max_ongoing,
                                 application=args.application)
         front = PoolFrontEnd(engine, bundle.wire_hash, wire.Limits(max_total_bytes=args.max_bytes),
@@ -108,6 +112,10 @@ async def _serve(args, front, engine, bundle, endpoint, replica, security) -> in
              "application": engine.app, "replicas": engine.replicas(), "replica_pid": replica["pid"]}
     log.info("pool front end on %s (%s): bundle %s on %d replicas of %s", endpoint, security, bundle.hash[:12],
              ready["replicas"], engine.app)
+    if engine.joined and args.replicas is not None and args.replicas != ready["replicas"]:
+        log.warning("--replicas %d not applied: %s was already running, with the %d replicas the front end that "
+                    "deployed it asked for; this front end shares them (to change the number, delete the application "
+                    "and start a front end with the new --replicas)", args.replicas, engine.app, ready["replicas"])
     if args.json:
         print(json.dumps(ready), flush=True)
     else:

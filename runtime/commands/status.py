@@ -32,13 +32,16 @@ def run_status(args) -> int:
         if proxy:
             print("energy     %s" % ("%s %.6g %s (%s)" % (proxy["reading"], proxy["latest"], proxy["unit"], proxy["source"])
                                      if proxy["available"] else "%s unavailable: %s" % (proxy["reading"], proxy["source"])))
-    print("action     %s" % (status["current_action"] or "none yet"))
+    print("action     %s" % _action(status["current_action"]))
     print("policy     %s %s%s" % (policy["name"], policy["policy_id"], " (%s)" % policy["note"] if policy["note"] else ""))
     if peer["address"]:
         bandwidth = peer["bandwidth_bps"]
         print("peer       %s %s%s%s" % (peer["address"], "up" if peer["alive"] else "DOWN",
                                         ", %.2f Mbit/s" % (bandwidth / 1e6) if bandwidth else "",
                                         ", CurveZMQ" if peer["secure"] else ", plain"))
+        if not peer["alive"] and peer["secure"]:
+            print("           (no answer to probes: with CurveZMQ a peer that refuses this device's key is silent too; "
+                  "its log says 'refused device key')")
     else:
         print("peer       none (every task runs locally)")
     print("tasks      %d answered, %d offloaded, %d fallbacks, %d expired, %d errors, %d late" % (
@@ -59,3 +62,21 @@ def run_status(args) -> int:
     if status["restart_needed_for"]:
         print("restart needed to apply: %s" % ", ".join(status["restart_needed_for"]))
     return 0
+
+
+def _action(action) -> str:
+    """The action the controller took last, as people read it (``--json`` has the mapping)."""
+    if not action:
+        return "none yet"
+    if not isinstance(action, dict):
+        return str(action)
+    cut = action.get("cut")
+    parts = ["cut %s" % cut if cut is not None else "local"]
+    thresholds = action.get("thresholds")
+    if action.get("use_exits", True) and thresholds:
+        parts.append("exit thresholds %s" % ", ".join("%.4g" % t for t in thresholds))
+    elif not action.get("use_exits", True):
+        parts.append("no early exits")
+    if action.get("interval") is not None:
+        parts.append("for %s task(s)" % action["interval"])
+    return ", ".join(parts)

@@ -223,8 +223,9 @@ def load_daemon_config(path: str) -> DaemonConfig:
         with open(path, "rb") as handle:
             text = handle.read().decode("utf-8")
     except OSError as exc:
-        raise DaemonConfigError("cannot read config %s: %s (see systemd/edgesplit.toml for an example)"
-                                % (path, exc.strerror or exc)) from None
+        raise DaemonConfigError("cannot read config %s: %s ('edgesplit serve --local DIR' writes a working one in "
+                                "DIR; every key is in docs/daemon.md; systemd/install.sh installs the example as "
+                                "/etc/edgesplit/edgesplit.toml)" % (path, exc.strerror or exc)) from None
     except UnicodeDecodeError as exc:
         raise DaemonConfigError("%s: not UTF-8 text: %s" % (path, exc)) from None
     return parse_daemon_config(text, path)

@@ -1,4 +1,4 @@
-"""What the machine must provide for a valid config to start: folders, permissions, the API group.
+"""What the machine must provide for a valid config to start: folders, permissions, the API group, key files.
 
 ``load_daemon_config`` checks the file on its own; these checks look at the machine (does the trace
 database's folder exist and can this user write there, does ``api.group`` exist and may this user
@@ -43,7 +43,23 @@ def machine_problems(config: DaemonConfig) -> List[str]:
         trouble = _group_problem(config.api.group)
         if trouble:
             problem("api", "group", "%s (%s, or set group = \"\" to keep the daemon's own group)" % (trouble, LOCAL_HINT))
+    if config.peer.address and config.peer.server_key:
+        for key, need_secret in (("server_key", False), ("device_key", True)):
+            trouble = _key_problem(getattr(config.peer, key), need_secret)
+            if trouble:
+                problem("peer", key, trouble)
     return problems
+
+
+def _key_problem(path: str, need_secret: bool) -> str:
+    """'' when the CurveZMQ key file reads as the secure link needs it (a secret one owner-only); else why not."""
+    from edgesplit.runtime.security.keys import KeyFileError, load_keys
+
+    try:
+        load_keys(path, need_secret=need_secret)
+    except KeyFileError as exc:
+        return str(exc)
+    return ""
 
 
 def check_machine(config: DaemonConfig) -> None:

@@ -43,11 +43,32 @@ def _modules():
     return ray, serve
 
 
+REACH_TIMEOUT_S = 5.0
+
+
+def check_reachable(address: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """A cluster address HOST:PORT must accept a TCP connection before Ray is asked to join it: ``ray.init`` keeps
+    retrying an address where nothing listens, for minutes, ignoring Ctrl-C. ``auto`` and ``ray://`` addresses are
+    left to Ray."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise InputError("cannot join the Ray cluster at %s: nothing answers there (%s): start one with 'ray start "
+                         "--head --port %s' on that machine, or give the address 'ray start' printed (or 'auto' on a "
+                         "node of the cluster)" % (address, exc.strerror or exc, port)) from None
+
+
 class PoolEngine:
     """A connection to a Ray cluster and the handle of one bundle's replicas."""
 
     def __init__(self, address: str):
         self.ray, self.serve = _modules()
+        check_reachable(address)
         try:
             self.ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING,
                           log_to_driver=False)
@@ -56,6 +77,7 @@ class PoolEngine:
                              "address, or 'auto' on a node of the cluster)" % (address, exc)) from None
         self.handle = None
         self.app = ""
+        self.joined = False  # deploy found the application running (its replica count is not this front end's)
         self._lost_errors = tuple(getattr(self.ray.exceptions, name) for name in
                                   ("RayActorError", "ActorUnavailableError", "WorkerCrashedError")
                                   if hasattr(self.ray.exceptions, name))
@@ -70,7 +92,8 @@ class PoolEngine:
         serve = self.serve
         serve.start(proxy_location="Disabled")  # devices speak ZeroMQ to the front ends, not HTTP
         name = self.app = application or app_name(wire_hash)
-        if name in serve.status().applications:
+        self.joined = name in serve.status().applications
+        if self.joined:
             log.info("joining the running application %s", name)
             self.handle = serve.get_deployment_handle(DEPLOYMENT, app_name=name)
         else:

@@ -36,6 +36,13 @@ def test_client_uses_the_plain_endpoint_and_answers_match_the_zeromq_socket(make
         assert plain.feedback(10 ** 6, label=1).status == "unknown_task"
         bad = plain.submit(np.zeros((1, 3, 28, 28), np.float32))
         assert bad.status == "bad_request" and "shape" in bad.message, bad
+        for wrong, says in (([[1, 2, 3]], "got list: convert it with np.asarray"),
+                            ({"x": [1.0]}, "inputs 'x': each value must be a numpy array")):
+            try:  # refused in the client, before a byte goes out: the connection stays usable
+                plain.submit(wrong)
+                raise AssertionError("submit(%r) was sent" % (wrong,))
+            except TypeError as exc:
+                assert says in str(exc), exc
         assert plain.ping()
         status = plain.status()
         assert status["tasks"]["ok"] == 17 and status["refused"]["bad_request"] == 1

@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from edgesplit.runtime.daemon.config import DaemonConfigError, load_daemon_config, parse_daemon_config
@@ -97,6 +98,21 @@ def test_check_config_names_file_line_and_key_of_a_cut_or_policy_the_bundle_cann
     assert proc.stderr.startswith("edgesplit serve: error: %s:%d: %s" % (config, line, message)), proc.stderr
     if "policy" in message:
         assert "nope.npz: no such file" in proc.stderr
+
+
+def test_check_config_names_the_key_and_line_of_every_key_file_the_secure_link_cannot_read(tmp_path):
+    pytest.importorskip("zmq.auth")
+    config = tmp_path / "k.toml"
+    config.write_text('[traces]\npath = "traces.db"\n[api]\nsocket = "api.sock"\n[model]\nboard = "x86_cpu"\n'
+                      '[peer]\naddress = "tcp://10.0.0.9:5555"\nserver_key = "keys/peer.key"\n'
+                      'device_key = "keys/missing.key_secret"\n')
+    proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "serve", "--config", str(config),
+                           "--check-config"], stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    # both files, each at its own key and line, in one run
+    assert "%s:9: key peer.server_key: %s: no such key file" % (config, tmp_path / "keys" / "peer.key") in proc.stderr
+    assert ("%s:10: key peer.device_key: %s: no such key file" % (config, tmp_path / "keys" / "missing.key_secret")
+            in proc.stderr), proc.stderr
 
 
 def test_check_config_names_an_emulated_board_and_refuses_an_unknown_one(tmp_path):
@@ -206,3 +222,15 @@ def test_check_config_places_an_unknown_emulated_board_or_recording_at_its_key(t
                            "--check-config"], stderr=subprocess.PIPE, universal_newlines=True)
     line = 8 if key == "emulation.board" else 9
     assert proc.returncode == 1 and "%s:%d: key %s: " % (config, line, key) in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("command", ["status", "submit"])
+def test_a_client_whose_config_does_not_read_is_pointed_to_socket(tmp_path, command):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[api]\nqueue_size = -1\n")
+    np.save(str(tmp_path / "x.npy"), np.zeros((1, 1, 28, 28), np.float32))
+    extra = ["--inputs", str(tmp_path / "x.npy")] if command == "submit" else []
+    proc = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", command, "--config", str(broken)] + extra,
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "%s:2: key api.queue_size" % broken in proc.stderr and "--socket PATH" in proc.stderr, proc.stderr

@@ -38,6 +38,11 @@ def test_serve_local_keeps_every_path_in_one_folder_and_answers(tmp_path):
         assert [a["status"] for a in answers] == ["ok"] * 3
         status = json.loads(_cli("status", "--config", config, "--json").stdout)
         assert status["traces"]["path"] == str(folder / "traces.db")
+        action = status["current_action"]
+        text = _cli("status", "--config", config).stdout  # the action for people, not a Python dict
+        line = next(l for l in text.splitlines() if l.startswith("action"))
+        assert "{" not in line and "cut %s" % action["cut"] in line, line
+        assert "for %d task(s)" % action["interval"] in line, line
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
     finally:

@@ -306,3 +306,17 @@ def test_a_search_of_any_bundle_takes_every_option(tmp_path):
     policy = load_policy(out)
     assert policy.spec.decoder.n_exits == 1 and "remote_share" in policy.features
     assert json.loads(done.stdout)["train_score"]["rival_lead"] >= 0.0
+
+
+def test_a_policy_that_gives_accuracy_away_is_warned_about(caplog):
+    from types import SimpleNamespace
+
+    from edgesplit.codegen.learning.train_command import warn_if_accuracy_given_away
+
+    env = SimpleNamespace(static=SimpleNamespace(final_exit=2, correct=[[0, 1, 1]] * 97 + [[0, 0, 0]] * 3))
+    with caplog.at_level("WARNING"):
+        assert warn_if_accuracy_given_away(env, [{"accuracy": 0.96, "tasks": 100}]) == pytest.approx(0.97)
+    assert not caplog.records  # 1 point below: within evaluate's allowance
+    with caplog.at_level("WARNING"):
+        warn_if_accuracy_given_away(env, [{"accuracy": 0.893, "tasks": 300}, {"accuracy": 0.95, "tasks": 100}])
+    assert "90.7 % accurate on the training recordings, 6.3 points below the final exit's 97.0 %" in caplog.text

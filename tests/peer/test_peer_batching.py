@@ -108,7 +108,9 @@ def test_batch_flags_are_checked(make_peer):
     import subprocess
     import sys
 
-    for flags, word in ((["--max-batch", "0"], "--max-batch"), (["--batch-window-us", "-1"], "--batch-window-us")):
+    for flags, word in ((["--max-batch", "0"], "--max-batch"), (["--batch-window-us", "-1"], "--batch-window-us"),
+                        (["--max-queue", "0"], "--max-queue must be at least 1"),
+                        (["--threads", "-2"], "--threads must be at least 1")):
         done = subprocess.run([sys.executable, "-m", "edgesplit.runtime.cli", "peer", "default", "--bind",
                                "tcp://127.0.0.1:*"] + flags, capture_output=True, text=True, timeout=120)
         assert done.returncode != 0 and word in done.stderr, (flags, done.returncode, done.stderr)
@@ -158,3 +160,22 @@ def test_only_requests_shaped_like_the_cut_can_share_a_pass():
                 {"a": good["a"]}, {"a": np.zeros((0, 3), np.float32), "b": np.zeros((0, 5, 2), np.int64)},
                 dict(good, a=[[0.0] * 3] * 2)):
         assert batch_key(odd, layout) is None, odd
+
+
+def test_without_json_the_peer_says_what_it_did_when_it_stops():
+    import signal
+    import subprocess
+    import sys
+
+    peer = subprocess.Popen([sys.executable, "-m", "edgesplit.runtime.cli", "peer", "default", "--bind",
+                             "tcp://127.0.0.1:*", "--max-batch", "4"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Ctrl-C to stop" in peer.stdout.readline()
+        peer.send_signal(signal.SIGTERM)
+        out, err = peer.communicate(timeout=60)
+    finally:
+        peer.kill()
+    assert peer.returncode == 0, err
+    assert out.startswith("edgesplit peer: stopped after ") and "served 0, probes 0, errors 0, refused none" in out
+    assert "no pass held more than one request" in out

@@ -81,6 +81,8 @@ def test_two_front_ends_share_the_replicas_and_answer_like_the_peer(front_ends, 
     # The second front end found the application the first deployed (its --replicas 1 changed nothing).
     assert first.ready["application"] == second.ready["application"]
     assert second.ready["replicas"] == 2
+    assert "--replicas 1 not applied" in second.stderr_text()  # said, not silently dropped
+    assert "not applied" not in first.stderr_text()
     bundle = load_bundle(default_bundle_path())
     executor = Executor(bundle)
     images = inputs[2][:8]
@@ -208,3 +210,18 @@ def test_pool_refuses_a_bad_option_with_a_clear_message():
                           stderr=subprocess.PIPE, text=True)
     assert proc.returncode == 1 and "--insecure" in proc.stderr
     assert wire.PROTOCOL_VERSION == 1
+
+
+def test_a_cluster_address_where_nothing_listens_is_one_clear_line_at_once():
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: bound, never listening, then closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    proc = subprocess.run(EDGESPLIT + ["pool", "default", "--ray-address", "127.0.0.1:%d" % port,
+                                       "--bind", "tcp://127.0.0.1:*"],
+                          stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot join the Ray cluster at 127.0.0.1:%d: nothing answers there" % port in proc.stderr
+    assert "Traceback" not in proc.stderr and time.monotonic() - started < 60  # not Ray's minutes of retrying
