@@ -21,7 +21,7 @@ def register(commands) -> None:
             "MatMul).", 100),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  edgesplit cuts resnet50.onnx\n  edgesplit cuts resnet50.onnx --json > cuts.json")
-    parser.add_argument("model", metavar="MODEL.onnx", help="ONNX classification model (opset 9-17, one output)")
+    parser.add_argument("model", metavar="MODEL.onnx", help="ONNX classification model (one output; opset 9-21: onnxruntime 1.19 on JetPack 4 loads up to 21, a newer one is warned about)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     parser.set_defaults(handler=run_cuts)
 

@@ -105,8 +105,11 @@ def bandwidth_grid(rates_bps: Sequence[np.ndarray], points: int = GRID_POINTS) -
     return tuple([float("%.4g" % low)] + inner + [float("%.4g" % high)])
 
 
-def check_profiling_images(bundle, images: np.ndarray, labels: np.ndarray, source: str) -> None:
-    """Refuse images the bundle cannot read, or too few to measure the exits on, before any session runs."""
+def check_profiling_images(bundle, images: np.ndarray, labels: np.ndarray, source: str,
+                           labels_source: Optional[str] = None) -> None:
+    """Refuse images the bundle cannot read, labels that cannot be theirs, or too few images to measure the exits
+    on, before any session runs. ``source`` names the images (their file), ``labels_source`` the labels."""
+    labels_name = labels_source or "the labels of %s" % source
     spec = bundle.manifest.inputs[0]
     want = tuple(spec.shape[1:])
     if images.ndim != len(spec.shape) or any(w is not None and g != w for g, w in zip(images.shape[1:], want)):
@@ -114,15 +117,50 @@ def check_profiling_images(bundle, images: np.ndarray, labels: np.ndarray, sourc
                          "preprocessed as the model expects" % (source, list(images.shape), bundle.manifest.name,
                                                                 spec.name, list(spec.shape)))
     if images.dtype != np.dtype(spec.dtype):
-        raise InputError("%s: images are %s but the bundle's input %r is %s" % (source, images.dtype, spec.name,
-                                                                               spec.dtype))
-    if labels.ndim != 1 or len(labels) != len(images) or labels.dtype.kind not in "iu":
-        raise InputError("%s: labels must be a 1-D integer array with one label per image (%d), got %s %s"
-                         % (source, len(images), labels.dtype, list(labels.shape)))
+        raise InputError("%s: images are %s but the bundle's input %r is %s: apply the model's preprocessing and "
+                         "convert them (np.asarray(x, %r))" % (source, images.dtype, spec.name, spec.dtype, spec.dtype))
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise InputError("%s: labels must be a 1-D integer array (one class index per image), got %s %s"
+                         % (labels_name, labels.dtype, list(labels.shape)))
+    if len(labels) != len(images):
+        raise InputError("%s has %d labels but %s has %d images: one label per image"
+                         % (labels_name, len(labels), source, len(images)))
+    classes = bundle.manifest.outputs[0].shape[-1]
+    if isinstance(classes, int) and len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise InputError("%s: labels run from %d to %d but the model has %d classes (0..%d): class indices count "
+                         "from 0, as the model's outputs do" % (labels_name, labels.min(), labels.max(), classes,
+                                                                classes - 1))
     if len(labels) < MIN_PROFILING_IMAGES:
-        raise InputError("%s: %d labelled images are too few to measure the exits on: build-policy needs at least %d "
+        raise InputError("%s: %d labelled images are too few to measure the exits on: at least %d are needed "
                          "(images the model and its exit heads were not trained on)"
                          % (source, len(labels), MIN_PROFILING_IMAGES))
+
+
+def exit_training_data(provenance: Any) -> List[str]:
+    """The sha256 of every images file the bundle's provenance says its exit heads were trained on (add-exits)."""
+    found = []  # type: List[str]
+    if isinstance(provenance, dict):
+        for key, value in provenance.items():
+            if key == "images_sha256" and isinstance(value, str):
+                found.append(value)
+            else:
+                found.extend(exit_training_data(value))
+    elif isinstance(provenance, list):
+        for value in provenance:
+            found.extend(exit_training_data(value))
+    return found
+
+
+def warn_if_exit_training_data(bundle, images_path: str, images_sha256: Optional[str] = None) -> None:
+    """A warning when the profiling images are the file the bundle's exit heads were trained on: measured on their own
+    training images the exits look more confident and accurate than on what the board will see."""
+    from edgesplit.runtime.bundle.manifest import file_sha256
+
+    trained_on = exit_training_data(getattr(bundle.manifest, "provenance", None))
+    if trained_on and (images_sha256 or file_sha256(str(images_path))) in trained_on:
+        log.warning("%s: these are the images bundle %s's exit heads were trained on (add-exits' provenance has "
+                    "their sha256): measured on them the exits look better than on new inputs; give images the "
+                    "model and its heads never saw (a held-out split)", images_path, bundle.manifest.name)
 
 
 def exit_stats(bundle, images: np.ndarray, labels: np.ndarray, progress: bool = False) -> ExitStats:
@@ -304,7 +342,10 @@ def build_policy(bundle_path: str, board: str, out: Path, workload_scale: float,
 
     bundle = load_bundle(bundle_path)
     check_profiling_images(bundle, images, labels, images_source.get("images_file", "images")
-                           if isinstance(images_source, dict) else images_source)
+                           if isinstance(images_source, dict) else images_source,
+                           images_source.get("labels_file") if isinstance(images_source, dict) else None)
+    if isinstance(images_source, dict) and images_source.get("images_sha256"):
+        warn_if_exit_training_data(bundle, images_source.get("images_file", "images"), images_source["images_sha256"])
     grid_mbps = tuple(float(b) for b in bandwidth_grid_mbps)
     grid_step = math.log(grid_mbps[-1] / grid_mbps[0]) / (len(grid_mbps) - 1)
     measured = load_measured_profile(bundle, measured_profile) if measured_profile else None

@@ -20,7 +20,7 @@ def register(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  edgesplit split resnet50.onnx --out resnet50.bundle\n"
                "  edgesplit split resnet50.onnx --out r50 --cuts 4,15,31 --force --json")
-    parser.add_argument("model", metavar="MODEL.onnx", help="ONNX classification model (opset 9-17, one output)")
+    parser.add_argument("model", metavar="MODEL.onnx", help="ONNX classification model (one output; opset 9-21: onnxruntime 1.19 on JetPack 4 loads up to 21, a newer one is warned about)")
     parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to create")
     parser.add_argument("--cuts", default="auto",
                         help="'auto' (about 4 cuts at equal steps of compute, smallest crossing in each step; "

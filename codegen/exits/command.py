@@ -74,6 +74,13 @@ def _data(args, model_path: str):
         if size is not None and len(size) != 2:
             raise InputError("--size wants H,W, got %r" % args.size)
         model_input = analyse_model(load_model(model_path)).inputs[0]
+        shape = list(model_input.shape)
+        if size is not None and len(shape) == 4:
+            wanted = tuple(shape[1:3] if str(args.layout).upper() == "NHWC" else shape[2:4])
+            if all(isinstance(v, int) for v in wanted) and size != wanted:
+                raise InputError("--size %s: the model's input %r is %s (%s), so it reads %dx%d images: give --size "
+                                 "%d,%d (or leave --size out)" % (args.size, model_input.name, shape, args.layout,
+                                                                  wanted[0], wanted[1], wanted[0], wanted[1]))
         prep = Preprocessing(size, _numbers(args.mean, "--mean"), _numbers(args.std, "--std"), args.layout)
         return load_image_folder(args.image_dir, model_input, prep)
     if not args.images or not args.labels:
@@ -111,6 +118,9 @@ def run(args) -> int:
     model_source = _model_source(args.model_source)
     images, labels, source = _data(args, args.model)
     at = _numbers(args.at, "--at", int) if args.at else None
+    if at is not None and len(set(at)) != len(at):
+        raise InputError("--at %s: names a cut twice; one exit per cut (give distinct cut ids, see 'edgesplit cuts')"
+                         % args.at)
     report = add_exits(args.model, images, labels, args.out, source, count=args.exits, at=at, epochs=args.epochs,
                        seed=args.seed, tolerance=args.accuracy_tolerance / 100.0, no_exits=args.no_exits,
                        overwrite=args.force, progress=not args.no_progress, name=args.name,

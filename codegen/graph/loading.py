@@ -29,9 +29,18 @@ def load_model(path: Union[str, Path]):
     return model
 
 
+BOARD_MAX_OPSET = 21  # the newest ai.onnx opset onnxruntime 1.19 loads (JetPack 4's, the oldest board runtime)
+
+
 def check_supported(model, where: str) -> None:
-    """Refuse models the splitter cannot split, saying why."""
+    """Refuse models the splitter cannot split, saying why; warn about an opset the oldest boards cannot load."""
     graph = model.graph
+    opset = next((int(e.version) for e in model.opset_import if e.domain in ("", "ai.onnx")), None)
+    if opset is not None and opset > BOARD_MAX_OPSET:
+        log.warning("%s: opset %d is newer than onnxruntime 1.19 loads (up to %d; JetPack 4's, the oldest board "
+                    "runtime edgesplit supports): its segments will not load on such a board. Export the model at "
+                    "opset 17 to %d (torch.onnx.export(..., opset_version=17)) unless every board has a newer "
+                    "onnxruntime", where, opset, BOARD_MAX_OPSET, BOARD_MAX_OPSET)
     if not graph.node:
         raise ModelError("%s: not an ONNX model, or an empty graph (no nodes); export the model to ONNX first"
                          % where)

@@ -159,7 +159,8 @@ class StaticModel:
 
     def __init__(self, scenario: Scenario):
         check_scenario(scenario)
-        from edgesplit.codegen.policy_build import check_profiling_images, cost_model, exit_stats
+        from edgesplit.codegen.policy_build import (check_profiling_images, cost_model, exit_stats,
+                                                    warn_if_exit_training_data)
         from edgesplit.runtime.bundle.store import load_bundle
         from edgesplit.runtime.emulation.board import load_emulated_board
         from edgesplit.runtime.profiling.store import load_profile
@@ -169,7 +170,10 @@ class StaticModel:
         self.bundle = bundle
         manifest = bundle.manifest
         images, labels, self.images_source = _profiling_set(scenario)
-        check_profiling_images(bundle, images, labels, self.images_source)
+        check_profiling_images(bundle, images, labels, self.images_source,
+                               str(scenario.labels) if scenario.labels is not None else None)
+        if scenario.images is not None:
+            warn_if_exit_training_data(bundle, str(scenario.images))
         self.stats = exit_stats(bundle, images, labels)
         measured = load_profile(bundle, scenario.measured_profile) if scenario.measured_profile else None
         self.cost = cost_model(bundle, scenario.board, scenario.workload_scale, scenario.rtt_s, scenario.peer_s,

@@ -74,7 +74,9 @@ def register(commands) -> None:
                                "to train on; each episode replays one of them from a random second")
     scenario.add_argument("--link-scale", type=float, default=1.0, help="multiply the recordings' rates (default 1)")
     scenario.add_argument("--rtt-ms", type=float, default=20.0, help="the link's base RTT (default 20)")
-    scenario.add_argument("--latency-bound-ms", type=float, default=100.0, help="latency bound per task (default 100)")
+    scenario.add_argument("--latency-bound-ms", type=float, default=None,
+                          help="latency bound per task (default: the demo's 100 for the default bundle, else the "
+                               "board config's, as evaluate and build-policy take it)")
     scenario.add_argument("--energy-bound", type=float,
                           help="energy bound per task in mJ (the emulated board's power x time); default: none")
     scenario.add_argument("--period-ms", type=float, default=100.0, help="one task arrives every this many ms "
@@ -115,7 +117,24 @@ def _add_retraining_arguments(parser) -> None:
     add_arguments(parser)
 
 
+def default_latency_bound_ms(args) -> float:
+    """``--latency-bound-ms`` when given; else what ``evaluate`` and ``build-policy`` take: the demo's bound for the
+    default bundle, the board config's for any other (an unknown board is refused by name later)."""
+    if args.latency_bound_ms is not None:
+        return args.latency_bound_ms
+    from edgesplit.runtime.boards.config import BoardConfigError, load_named_board
+    from edgesplit.runtime.default_bundle import DEFAULT_BUNDLE
+
+    if args.bundle == DEFAULT_BUNDLE:
+        return 1e3 * DEMO["latency_bound_s"]
+    try:
+        return float(load_named_board(args.board).bounds.latency_ms)
+    except BoardConfigError:
+        return 1e3 * DEMO["latency_bound_s"]
+
+
 def _check_args(args) -> Path:
+    args.latency_bound_ms = default_latency_bound_ms(args)
     out = check_policy_out(args.out, args.overwrite, "--overwrite")
     if args.epochs is not None and args.epochs < 1:
         raise InputError("--epochs must be >= 1, got %d" % args.epochs)

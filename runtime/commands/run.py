@@ -92,14 +92,53 @@ def register(commands) -> None:
     parser.set_defaults(handler=run_command)
 
 
-def _labels(path, count):
+def _labels(path, count, classes=None):
     if path is None:
         return None
     labels = load_inputs(path)
     if labels.ndim != 1 or labels.shape[0] != count or labels.dtype.kind not in "iu":
         raise InputError("%s: labels must be a 1-D integer array with one label per input (%d), got %s %s"
                          % (path, count, labels.dtype, labels.shape))
+    if isinstance(classes, int) and (labels.min() < 0 or labels.max() >= classes):
+        raise InputError("%s: labels run from %d to %d but the model has %d classes (0..%d): class indices count from "
+                         "0, as the model's outputs do" % (path, labels.min(), labels.max(), classes, classes - 1))
     return labels
+
+
+def _check_inputs(bundle, inputs, path) -> None:
+    """The file's arrays as the bundle's input reads them (shape after the batch axis, dtype), or one line saying
+    what the file holds and what to save instead."""
+    import numpy as np
+
+    spec = bundle.manifest.inputs[0]
+    want = tuple(spec.shape[1:])
+    if inputs.ndim != len(spec.shape) or any(w is not None and g != w for g, w in zip(inputs.shape[1:], want)):
+        raise InputError("%s: inputs of shape %s, but bundle %s reads %r of shape %s (batch first; None: any size): "
+                         "save them preprocessed as the model expects (channels first, say, if it is NCHW)"
+                         % (path, list(inputs.shape), bundle.manifest.name, spec.name, list(spec.shape)))
+    if inputs.dtype != np.dtype(spec.dtype):
+        raise InputError("%s: inputs are %s but the bundle's input %r is %s: apply the model's preprocessing and "
+                         "convert them (np.asarray(x, %r))" % (path, inputs.dtype, spec.name, spec.dtype, spec.dtype))
+
+
+def bound_differences(provenance, bounds: Bounds) -> list:
+    """Where the bounds a policy was made for (``bounds`` from train and search, ``latency_bound_s`` and
+    ``energy_bound`` from build-policy) differ from this run's; none when the policy records none."""
+    made = provenance.get("bounds") if isinstance(provenance.get("bounds"), dict) else {
+        k: provenance[old] for k, old in (("latency_s", "latency_bound_s"), ("energy", "energy_bound"))
+        if old in provenance}
+    found = []
+    latency = made.get("latency_s")
+    if isinstance(latency, (int, float)) and abs(latency - bounds.latency_s) > 1e-9:
+        found.append("made for a %g ms latency bound, run at %g ms" % (1e3 * latency, 1e3 * bounds.latency_s))
+    if "energy" in made:
+        energy = made["energy"]
+        energy = float("inf") if energy is None else energy
+        if isinstance(energy, (int, float)) and energy != bounds.energy:
+            found.append("made for %s, run with %s" % (
+                "no energy bound" if energy == float("inf") else "a %g energy bound" % energy,
+                "no energy bound" if bounds.energy == float("inf") else "a %g energy bound" % bounds.energy))
+    return found
 
 
 def build_strategy(args, bundle):
@@ -128,8 +167,9 @@ def run_command(args) -> int:
     inputs = load_inputs(args.inputs)
     if args.limit:
         inputs = inputs[:args.limit]
+    _check_inputs(bundle, inputs, args.inputs)
     check_finite(bundle.manifest.inputs[0].name, inputs, args.inputs)
-    labels = _labels(args.labels, load_inputs(args.inputs).shape[0])
+    labels = _labels(args.labels, load_inputs(args.inputs).shape[0], bundle.manifest.outputs[0].shape[-1])
     if labels is not None and args.limit:
         labels = labels[:args.limit]
     strategy = build_strategy(args, bundle)
@@ -145,6 +185,11 @@ def run_command(args) -> int:
                          link_scale=args.link_scale, name=args.link)
     energy_bounded = args.energy_bound is not None
     bounds = Bounds(args.latency_bound_ms / 1e3, args.energy_bound if energy_bounded else float("inf"))
+    for difference in bound_differences(getattr(getattr(strategy, "policy", None), "provenance", None) or {},
+                                        bounds):
+        log.warning("--policy %s: %s: the SR below is counted against bounds it was not made for (give "
+                    "--latency-bound-ms and --energy-bound as 'edgesplit policy show' lists them)", args.policy,
+                    difference)
     deadline = None if args.deadline_ms is None else args.deadline_ms / 1e3
     # Not emulated: this machine's own board config (providers, threads, sensors and energy proxy).
     board = detect_live_board() if emulation is None else None

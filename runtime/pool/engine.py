@@ -139,7 +139,16 @@ class PoolEngine:
 
     async def check(self, timeout_s: float) -> str:
         """A health call: ``""`` when a replica answers ``describe`` within ``timeout_s``, else what went wrong
-        (no replica, a deleted application, a broken Ray connection)."""
+        (no replica, a deleted application, a broken Ray connection). Serve's own status is read first: a deleted
+        application, or one with no replica running, is told at once rather than after ``timeout_s``."""
+        try:
+            running = await asyncio.get_event_loop().run_in_executor(None, self.replicas)
+        except Exception as exc:  # the controller unreachable: the describe call below says the same, slower
+            running = None
+            log.debug("Serve's status could not be read: %s: %s", type(exc).__name__, exc)
+        if running == 0:
+            return ("Ray Serve runs no replica of %s (the application was deleted, or every replica is starting "
+                    "again)" % self.app)
         try:
             response = self.handle.describe.remote()
         except Exception as exc:  # Ray raises many types here; each one means no replica can be reached

@@ -195,8 +195,10 @@ class PoolFrontEnd:
         except Exception as exc:  # a replica's failure becomes a reply; the device falls back locally
             self.stats.errors += 1
             self._failed("%s: %s" % (type(exc).__name__, exc))
-            log.warning("request %d from %s failed in the pool: %s", request.request_id, identity.hex(), exc)
-            await self._reply(identity, request.request_id, "error", "the pool failed running the model: %s" % exc)
+            log.warning("request %d from %s failed in the pool: %s: %s", request.request_id, identity.hex(),
+                        type(exc).__name__, exc)
+            await self._reply(identity, request.request_id, "error", "the pool failed running the model: %s: %s"
+                              % (type(exc).__name__, exc))
             return
         self._mark_healthy()  # a replica answered
         if answer["status"] != "ok":

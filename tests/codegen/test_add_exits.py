@@ -127,6 +127,12 @@ def test_bad_data_is_refused_with_what_to_do(plain_user_model, tmp_path, capsys)
 
     with pytest.raises(CutError, match="usable cuts are"):
         add_exits(model, images, np.load(root / "y.npy"), tmp_path / "b", {}, at=[999])
+    assert cli_main(["add-exits", str(model), "--images", str(root / "x.npy"), "--labels", str(root / "y.npy"),
+                     "--at", "6,6", "--out", str(tmp_path / "b")]) != 0
+    assert "--at 6,6: names a cut twice" in capsys.readouterr().err and not (tmp_path / "b").exists()
+    assert cli_main(["add-exits", str(model), "--image-dir", str(tmp_path), "--size", "32,32",
+                     "--out", str(tmp_path / "b")]) != 0
+    assert "reads 28x28 images: give --size 28,28" in capsys.readouterr().err
     (tmp_path / "taken").mkdir()
     assert cli_main(["add-exits", str(model), "--images", str(root / "x.npy"), "--labels", str(root / "y.npy"),
                      "--out", str(tmp_path / "taken"), "--no-progress"]) != 0

@@ -118,3 +118,22 @@ def test_force_replaces_an_existing_policy(plain_user_model, cut_only_bundle, tm
     report = json.loads(capsys.readouterr().out)
     assert load_policy(out).policy_id == report["policy_id"] != load_policy(DEMO_POLICY_FILE).policy_id
     assert [p.name for p in tmp_path.iterdir()] == ["p.npz"]  # no temporary or unchecked file left
+
+
+def test_profiling_images_the_exit_heads_were_trained_on_are_warned_about(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from edgesplit.codegen.policy_build import warn_if_exit_training_data
+    from edgesplit.runtime.bundle.manifest import file_sha256
+
+    trained, other = tmp_path / "x.npy", tmp_path / "held_out.npy"
+    np.save(str(trained), np.zeros((3, 2), np.float32))
+    np.save(str(other), np.ones((3, 2), np.float32))
+    provenance = {"tool": "edgesplit add-exits", "procedure": {"data": {"images_sha256": file_sha256(str(trained))}}}
+    bundle = SimpleNamespace(manifest=SimpleNamespace(provenance=provenance, name="mine"))
+    with caplog.at_level("WARNING"):
+        warn_if_exit_training_data(bundle, str(other))
+    assert not caplog.records
+    with caplog.at_level("WARNING"):
+        warn_if_exit_training_data(bundle, str(trained))
+    assert "these are the images bundle mine's exit heads were trained on" in caplog.text

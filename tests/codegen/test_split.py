@@ -295,3 +295,22 @@ def test_split_command_bad_cuts(zoo, tmp_path, capsys, cuts, message):
     assert cli_main(["split", str(zoo("light_squeezenet")), "--out", str(tmp_path / "b"), "--cuts", cuts]) == 1
     assert message in capsys.readouterr().err
     assert _leftovers(tmp_path) == []
+
+
+def test_an_opset_the_oldest_boards_cannot_load_is_warned_about(torch_models, tmp_path, caplog):
+    import onnx
+
+    from edgesplit.codegen.graph import load_model
+
+    model = onnx.load(str(torch_models[("residual", 17)]))
+    load_model(torch_models[("residual", 17)])
+    assert "opset" not in caplog.text
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = 22
+    newer = tmp_path / "opset22.onnx"
+    onnx.save(model, str(newer))
+    with caplog.at_level("WARNING"):
+        load_model(newer)
+    assert "opset 22 is newer than onnxruntime 1.19 loads (up to 21" in caplog.text
+    assert "opset_version=17" in caplog.text

@@ -125,14 +125,23 @@ def test_the_walkthrough_runs_as_written(pretrained, tmp_path):
            "--labels val_y.npy --link norway_car_3 --out live_policy.npz")
     live = load_policy(work / "live_policy.npz")
     assert live.provenance["energy_unit"] == "MHz" and live.provenance["energy_proxy"] == "cpu_freq"
+    # Learned instead of planned, then ranked on a recording it was not trained on.
+    sh.run("edgesplit train --algo search --bundle my.bundle --board rpi4 --energy-bound 400 --images val_x.npy "
+           "--labels val_y.npy --link-traces norway_car_3 --validation-traces ghent_bus_0001 --generations 4 --seed 0 "
+           "--out learned.npz")
+    assert load_policy(work / "learned.npz").provenance["bounds"] == {"latency_s": 0.3, "energy": 400.0}
+    ranked = sh.run("edgesplit evaluate --bundle my.bundle --board rpi4 --energy-bound 400 --images val_x.npy "
+                    "--labels val_y.npy --link ghent_bus_0001 --train-link norway_car_3 --policy learned.npz "
+                    "--tasks 200")
+    assert "policy" in ranked and "within 1.5 accuracy points" in ranked
 
     peer = sh.start("edgesplit peer my.bundle --bind tcp://127.0.0.1:* --json")
     try:
         ready = json.loads(peer.stdout.readline().decode())
         endpoint = ready["endpoint"]
         report = json.loads(sh.run("edgesplit run my.bundle --board rpi4 --policy policy.npz --peer {peer} "
-                                   "--link norway_car_3 --period-ms 50 --inputs test_x.npy --labels test_y.npy "
-                                   "--traces run.db --json", peer=endpoint))
+                                   "--link norway_car_3 --period-ms 50 --latency-bound-ms 300 --energy-bound 400 "
+                                   "--inputs test_x.npy --labels test_y.npy --traces run.db --json", peer=endpoint))
         assert report["tasks"] == report["completed"] == 100
         assert report["accuracy"] > 0.9 and report["policy_id"]
 

@@ -45,3 +45,16 @@ def test_run_refuses_a_bad_number_by_flag_name_before_any_task(extra, flag, acce
 def test_zero_period_means_back_to_back_and_stays_accepted(heldout_files, capsys):
     assert main(["run", "default", "--inputs", heldout_files[0], "--limit", "2", "--period-ms", "0", "--json"]) == 0
     assert '"tasks": 2' in capsys.readouterr().out
+
+
+def test_run_says_when_the_policy_was_made_for_other_bounds(heldout_files, capsys, caplog):
+    # The demo policy was planned for a 100 ms latency bound and a 900 mJ energy bound.
+    images, _ = heldout_files
+    with caplog.at_level("WARNING"):
+        assert main(["run", "default", "--inputs", str(images), "--limit", "3", "--policy", "demo"]) == 0
+    assert "made for a 900 energy bound, run with no energy bound" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["run", "default", "--inputs", str(images), "--limit", "3", "--policy", "demo",
+                     "--energy-bound", "900"]) == 0
+    assert "made for" not in caplog.text

@@ -63,3 +63,20 @@ def test_empty_npy_is_a_clear_error_not_a_traceback(tmp_path):
     done = _cli("infer", "default", tmp_path / "empty.npy", "--out", tmp_path / "out.npy")
     err = done.stderr.decode()
     assert done.returncode == 1 and "empty" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda d: np.save(str(d / "x.npy"), heldout(4).transpose(0, 2, 3, 1).copy()),
+     "x.npy: inputs of shape [4, 28, 28, 1], but bundle mnist-branchy reads 'image' of shape [None, 1, 28, 28]"),
+    (lambda d: np.save(str(d / "x.npy"), (heldout(4) * 255).astype(np.uint8)),
+     "x.npy: inputs are uint8 but the bundle's input 'image' is float32: apply the model's preprocessing"),
+    (lambda d: (np.save(str(d / "x.npy"), heldout(4)), np.save(str(d / "y.npy"), np.array([-1, 2, 3, 4]))),
+     "y.npy: labels run from -1 to 4 but the model has 10 classes (0..9)"),
+])
+def test_run_names_the_file_whose_inputs_or_labels_the_bundle_cannot_take(tmp_path, make, says):
+    make(tmp_path)
+    labels = ["--labels", tmp_path / "y.npy"] if (tmp_path / "y.npy").exists() else []
+    done = _cli("run", "default", "--inputs", tmp_path / "x.npy", *labels)
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "Traceback" not in err, err
+    assert says in err, err

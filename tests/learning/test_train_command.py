@@ -320,3 +320,35 @@ def test_a_policy_that_gives_accuracy_away_is_warned_about(caplog):
     with caplog.at_level("WARNING"):
         warn_if_accuracy_given_away(env, [{"accuracy": 0.893, "tasks": 300}, {"accuracy": 0.95, "tasks": 100}])
     assert "90.7 % accurate on the training recordings, 6.3 points below the final exit's 97.0 %" in caplog.text
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+@pytest.mark.parametrize("labels, message", [
+    (np.zeros(150, np.int64), "y.npy has 150 labels but {x} has 200 images: one label per image"),
+    (np.arange(200) % 10 + 1, "y.npy: labels run from 1 to 10 but the model has 10 classes (0..9)"),
+])
+def test_labels_that_cannot_be_the_images_are_refused_naming_the_labels_file(tmp_path, command, labels, message):
+    from edgesplit.runtime.default_bundle import load_heldout
+
+    x, y = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(x, load_heldout()[0][:200])
+    np.save(y, labels)
+    if command == "train":
+        argv = ["train", "--algo", "ddpg"] + SCENARIO + ["--epochs", "5", "--seed", "0", "--out", tmp_path / "p.npz"]
+    else:
+        argv = ["evaluate", "--link", "norway_car_3", "--policy", "demo", "--tasks", "5", "--seeds", "1"]
+    done = _run(*argv, "--images", x, "--labels", y, "--no-progress")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert message.format(x=x) in done.stderr, done.stderr
+
+
+def test_the_latency_bound_defaults_as_evaluate_and_build_policy_take_it():
+    from types import SimpleNamespace
+
+    from edgesplit.codegen.learning.train_command import default_latency_bound_ms
+    from edgesplit.runtime.boards.config import load_named_board
+
+    assert default_latency_bound_ms(SimpleNamespace(latency_bound_ms=None, bundle="default", board="rpi4")) == 100.0
+    own = SimpleNamespace(latency_bound_ms=None, bundle="my.bundle", board="rpi4")
+    assert default_latency_bound_ms(own) == load_named_board("rpi4").bounds.latency_ms
+    assert default_latency_bound_ms(SimpleNamespace(latency_bound_ms=42.0, bundle="my.bundle", board="rpi4")) == 42.0
