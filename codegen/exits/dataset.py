@@ -13,6 +13,7 @@ import numpy as np
 
 from edgesplit.runtime.bundle.manifest import TensorSpec
 from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.segments.base import check_finite
 
 SPLIT_SHARES = (0.6, 0.2, 0.2)  # train, calibration, test
 MIN_PER_CLASS_TRAIN = 5
@@ -55,6 +56,7 @@ def check_images(images: np.ndarray, labels: np.ndarray, model_input: TensorSpec
     if images.dtype != np.dtype(model_input.dtype):
         raise InputError("%s: images are %s but the model's input %r is %s: convert them (np.asarray(x, %r))"
                          % (images_name, images.dtype, model_input.name, model_input.dtype, model_input.dtype))
+    check_finite(model_input.name, images, images_name)  # the whole file at once: every bad value counted
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise InputError("%s: labels must be a 1-D integer array (one class index per image), got %s %s"
                          % (labels_name, labels.dtype, list(labels.shape)))

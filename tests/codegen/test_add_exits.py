@@ -133,6 +133,14 @@ def test_bad_data_is_refused_with_what_to_do(plain_user_model, tmp_path, capsys)
     assert cli_main(["add-exits", str(model), "--image-dir", str(tmp_path), "--size", "32,32",
                      "--out", str(tmp_path / "b")]) != 0
     assert "reads 28x28 images: give --size 28,28" in capsys.readouterr().err
+    nan = images.copy()
+    nan[3:5] = np.nan  # two whole rows: every value of both counted, the file named
+    np.save(tmp_path / "nan_x.npy", nan)
+    assert cli_main(["add-exits", str(model), "--images", str(tmp_path / "nan_x.npy"), "--labels",
+                     str(root / "y.npy"), "--out", str(tmp_path / "b")]) != 0
+    err = capsys.readouterr().err
+    assert "nan_x.npy: tensor" in err and "has %d non-finite value(s)" % (2 * images[0].size) in err
+    assert "in row 3" in err, err
     (tmp_path / "taken").mkdir()
     assert cli_main(["add-exits", str(model), "--images", str(root / "x.npy"), "--labels", str(root / "y.npy"),
                      "--out", str(tmp_path / "taken"), "--no-progress"]) != 0
