@@ -30,5 +30,7 @@ def test_run_replays_a_mahimahi_trace_between_real_processes(peers, heldout_file
         config = json.loads(conn.execute("SELECT config FROM runs").fetchone()[0])
         estimates = [r[0] for r in conn.execute("SELECT bandwidth_bps FROM tasks WHERE bandwidth_bps IS NOT NULL")]
     assert config["link"]["recording"] == str(trace) and config["link"]["recording_summary"]["format"] == "mahimahi"
-    # The link shapes the traffic: the device's estimate sees megabits, not loopback's gigabits.
-    assert estimates and float(np.median(estimates)) < 2 * 3e6
+    # The link shapes the traffic: the device's estimate sees megabits, not loopback's gigabits. (Within 5x of the
+    # 3 Mbit/s recording: CI's two legs side by side once gave a median of 8.5 Mbit/s, 2.8x, where alone it is under
+    # 2x; unshaped loopback is hundreds of times more.)
+    assert estimates and float(np.median(estimates)) < 5 * 3e6
