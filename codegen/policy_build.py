@@ -54,6 +54,7 @@ from edgesplit.runtime.controller.state import EDGEML_FEATURES
 from edgesplit.runtime.emulation.board import load_emulated_board
 from edgesplit.runtime.emulation.segment_times import SegmentTimes
 from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.inputs import check_label_range
 from edgesplit.runtime.executor.entropy import normalised_entropy
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.profiling.energy import proxy_energy_model
@@ -125,11 +126,7 @@ def check_profiling_images(bundle, images: np.ndarray, labels: np.ndarray, sourc
     if len(labels) != len(images):
         raise InputError("%s has %d labels but %s has %d images: one label per image"
                          % (labels_name, len(labels), source, len(images)))
-    classes = bundle.manifest.outputs[0].shape[-1]
-    if isinstance(classes, int) and len(labels) and (labels.min() < 0 or labels.max() >= classes):
-        raise InputError("%s: labels run from %d to %d but the model has %d classes (0..%d): class indices count "
-                         "from 0, as the model's outputs do" % (labels_name, labels.min(), labels.max(), classes,
-                                                                classes - 1))
+    check_label_range(labels, bundle.manifest.outputs[0].shape[-1], labels_name)
     if len(labels) < MIN_PROFILING_IMAGES:
         raise InputError("%s: %d labelled images are too few to measure the exits on: at least %d are needed "
                          "(images the model and its exit heads were not trained on)"

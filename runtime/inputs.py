@@ -63,3 +63,10 @@ def load_inputs(path: str) -> np.ndarray:
         raise InputError("%s: needs at least one input along the first (batch) axis, got shape %s"
                          % (path, array.shape))
     return array
+
+
+def check_label_range(labels: np.ndarray, classes, name: str) -> None:
+    """Labels must be class indices of the model's output (0 .. classes-1); ``classes`` None (unknown) checks nothing."""
+    if isinstance(classes, int) and len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise InputError("%s: labels run from %d to %d but the model has %d classes (0..%d): class indices count from "
+                         "0, as the model's outputs do" % (name, labels.min(), labels.max(), classes, classes - 1))

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgesplit.runtime.bundle.manifest import TensorSpec
 from edgesplit.runtime.errors import InputError
+from edgesplit.runtime.inputs import check_label_range
 from edgesplit.runtime.segments.base import check_finite
 
 SPLIT_SHARES = (0.6, 0.2, 0.2)  # train, calibration, test
@@ -63,9 +64,7 @@ def check_images(images: np.ndarray, labels: np.ndarray, model_input: TensorSpec
     if len(labels) != len(images):
         raise InputError("%s has %d labels but %s has %d images: one label per image"
                          % (labels_name, len(labels), images_name, len(images)))
-    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
-        raise InputError("%s: labels run from %d to %d but the model has %d classes (0..%d)"
-                         % (labels_name, labels.min(), labels.max(), classes, classes - 1))
+    check_label_range(labels, int(classes), labels_name)
     # Per class that occurs: a 1000-class model may be given images of the classes a deployment sees.
     present = int(len(np.unique(labels)))
     needed = minimum_images(present)

@@ -14,7 +14,7 @@ from edgesplit.runtime.emulation.board import load_emulated_board
 from edgesplit.runtime.emulation.link.recording_readers import FORMATS
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
-from edgesplit.runtime.inputs import load_inputs
+from edgesplit.runtime.inputs import check_label_range, load_inputs
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
 from edgesplit.runtime.segments.base import check_finite
 from edgesplit.runtime.transport.endpoint import peer_endpoints
@@ -99,9 +99,7 @@ def _labels(path, count, classes=None):
     if labels.ndim != 1 or labels.shape[0] != count or labels.dtype.kind not in "iu":
         raise InputError("%s: labels must be a 1-D integer array with one label per input (%d), got %s %s"
                          % (path, count, labels.dtype, labels.shape))
-    if isinstance(classes, int) and (labels.min() < 0 or labels.max() >= classes):
-        raise InputError("%s: labels run from %d to %d but the model has %d classes (0..%d): class indices count from "
-                         "0, as the model's outputs do" % (path, labels.min(), labels.max(), classes, classes - 1))
+    check_label_range(labels, classes, path)
     return labels
 
 
