@@ -84,6 +84,8 @@ def main() -> int:
                              "rate the policy was trained at, which its provenance names)")
     parser.add_argument("--tasks", type=at_least_one, default=500)
     parser.add_argument("--seeds", type=at_least_one, default=3)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the first evaluation seed (evaluate --seed; also MOEA's search seed; default 0)")
     parser.add_argument("--recordings", nargs="+", type=Path, metavar="PATH",
                         help="evaluate on these recordings (files, or folders of .up/.down files) instead of the "
                              "split's held-out set; the baselines are still chosen on the split's training recordings "
@@ -112,6 +114,7 @@ def main() -> int:
                                          "python": platform.python_version(), "platform": platform.platform()},
               "command": " ".join([Path(sys.executable).name] + sys.argv), "policy": args.policy,
               "link_mean_mbps": args.link_mean_mbps, "tasks": args.tasks, "seeds": args.seeds,
+              "first_seed": args.seed,
               "training": [str(p.relative_to(traces_dir)) for p in training],
               "evaluated_on": "--recordings " + " ".join(map(str, args.recordings)) if args.recordings
               else "the split's held-out set",
@@ -120,7 +123,7 @@ def main() -> int:
     for i, recording in enumerate(held_out):
         command = [sys.executable, "-m", "edgesplit.runtime.cli", "evaluate", "--link", str(recording),
                    "--link-mean-mbps", str(args.link_mean_mbps), "--policy", args.policy, "--tasks", str(args.tasks),
-                   "--seeds", str(args.seeds), "--json", "--no-progress"]
+                   "--seeds", str(args.seeds), "--seed", str(args.seed), "--json", "--no-progress"]
         for path in training:
             command += ["--train-link", str(path)]
         if args.no_oracle:

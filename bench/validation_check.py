@@ -28,7 +28,7 @@ VALIDATION_EVERY = 4  # as train --algo search's default
 def evaluate(policy: str, recording: Path, training, args) -> dict:
     command = [sys.executable, "-m", "edgesplit.runtime.cli", "evaluate", "--link", str(recording),
                "--link-mean-mbps", str(args.link_mean_mbps), "--policy", policy, "--tasks", str(args.tasks),
-               "--seeds", str(args.seeds), "--json", "--no-progress", "--no-oracle"]
+               "--seeds", str(args.seeds), "--seed", str(args.seed), "--json", "--no-progress", "--no-oracle"]
     for path in training:
         if path != recording:
             command += ["--train-link", str(path)]
@@ -67,6 +67,8 @@ def main() -> int:
     parser.add_argument("--link-mean-mbps", type=float, default=1.0, help="every recording scaled to this mean rate")
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the first evaluation seed (evaluate --seed; also MOEA's search seed; default 0)")
     parser.add_argument("--jobs", type=int, default=2, help="evaluate processes at once (default 2)")
     parser.add_argument("--only", type=int, help="only the first N validation recordings")
     parser.add_argument("--out", help="also write the JSON document here")
@@ -81,7 +83,7 @@ def main() -> int:
         runs = list(pool.map(lambda job: evaluate(job[0], job[1], training, args), jobs))
     report = dict(started, **{
               "validation": [str(p.relative_to(args.traces_dir)) for p in validation],
-              "link_mean_mbps": args.link_mean_mbps, "tasks": args.tasks, "seeds": args.seeds,
+              "link_mean_mbps": args.link_mean_mbps, "tasks": args.tasks, "seeds": args.seeds, "first_seed": args.seed,
               "summary": [summary(policy, runs) for policy in args.policy], "runs": runs})
     emit(report, args.out)
     return 1 if any("error" in r for r in runs) else 0
