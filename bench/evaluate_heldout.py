@@ -146,6 +146,7 @@ def main() -> int:
             "recording": named(recording, traces_dir), "link_scale": result["scenario"]["link_scale"],
             "scenario_differences": result.get("scenario_differences", []),
             "verdict": result["verdict"], "verdict_per_seed": result.get("verdict_per_seed", []),
+            "verdict_paired": result.get("verdict_paired"),
             "results": [dict({k: r[k] for k in ("strategy", "sr", "sr_std", "accuracy", "accuracy_std",
                                                  "mean_latency_ms", "reward", "reward_std", "fallbacks")},
                              upper_bound=bool(r.get("upper_bound", False)),

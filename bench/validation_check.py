@@ -19,7 +19,7 @@ from pathlib import Path
 
 from report import emit, header
 
-from edgesplit.codegen.learning.evaluate import seed_verdicts
+from edgesplit.codegen.learning.evaluate import paired_verdict, seed_verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATION_EVERY = 4  # as train --algo search's default
@@ -53,6 +53,8 @@ def summary(policy: str, runs) -> dict:
             "within_allowance": sum(bool(v["policy_within_allowance"]) for v in verdicts),
             "highest_within_allowance_every_run": sum(all(v["policy_sr_highest_within_allowance"] for v in runs)
                                                       for runs in per_run),
+            "holds_by_paired_test": sum(bool(v and v["policy_holds"]) for v in
+                                        (paired_verdict(r["results"]) for r in done)),
             "mean_sr": sum(srs) / len(srs) if srs else None,
             "worst_sr_minus_best_eligible_points": min(
                 (v["policy_sr_minus_best_eligible_points"] for v in verdicts), default=None)}

@@ -9,7 +9,10 @@ allowance's floor (the most accurate row's accuracy less 1.5 points). Whether su
 is decided by the evaluation's draw, not by the policy. A loss is an **edge loss** when every row that beats the
 policy within the allowance is an edge row, and a **loss within one spread** when each of them is an edge row or
 ahead of the policy's SR by less than one run's spread (``sr_spread``: the standard deviation over the seeds of the
-paired SR differences where the rows keep per-seed values, else the larger of the two rows' SR standard deviations). Prints one JSON document: per document the counts, per recording the details.
+paired SR differences where the rows keep per-seed values, else the larger of the two rows' SR standard deviations).
+Where the rows keep per-seed values it also gives ``edgesplit evaluate``'s paired test (``paired_verdict``: does a
+row within the allowance lead the policy by more than the draw, one-sided at 5 %; rule 22 in docs/learning.md).
+Prints one JSON document: per document the counts, per recording the details.
 
     python bench/verdict_spread.py bench/results/training_checks_X.json [more.json] [--out R.json]
 """
@@ -23,7 +26,7 @@ import numpy as np
 from report import emit, header
 
 from edgesplit.codegen.learning.baselines import ACCURACY_ALLOWANCE
-from edgesplit.codegen.learning.evaluate import seed_verdicts, verdict
+from edgesplit.codegen.learning.evaluate import paired_verdict, seed_verdicts, verdict
 
 
 def recordings(document: Dict[str, Any]) -> List[Tuple[str, str, List[Dict[str, Any]], Dict[str, Any]]]:
@@ -85,6 +88,11 @@ def recording_detail(rows: List[Dict[str, Any]], stored: Dict[str, Any]) -> Dict
         runs = []
     if runs:
         detail["won_runs"] = [bool(r["policy_sr_highest_within_allowance"]) for r in runs]
+    paired = paired_verdict(rows)
+    if paired:
+        detail["paired"] = {"holds": paired["policy_holds"], "beaten_by": paired["beaten_by"],
+                            "leads": [{k: lead[k] for k in ("strategy", "lead_points", "standard_error_points", "t")}
+                                      for lead in paired["leads"]]}
     return detail
 
 
@@ -102,6 +110,11 @@ def summarise(details: List[Dict[str, Any]]) -> Dict[str, Any]:
                      won_no_run=sum(not any(d["won_runs"]) for d in with_runs),
                      won_some_runs=sum(any(d["won_runs"]) and not all(d["won_runs"]) for d in with_runs),
                      verdict_flips_with_the_run=sum(len(set(d["won_runs"])) > 1 for d in with_runs))
+    paired = [d for d in details if "paired" in d]
+    if paired:
+        found.update(holds_by_paired_test=sum(d["paired"]["holds"] for d in paired),
+                     beaten_by_paired_test={d["recording"]: d["paired"]["beaten_by"] for d in paired
+                                            if d["paired"]["beaten_by"]})
     return found
 
 

@@ -175,6 +175,78 @@ def seed_verdict_line(per_seed: List[Dict[str, Any]]) -> str:
             % (won, n, "; " + ", ".join(rest) if rest else ""))
 
 
+# Student's t, one-sided 5 %: the critical value for df degrees of freedom (a df between two rows takes the lower row's,
+# which is slightly higher than the exact value, up to 0.012: a lead must be that much clearer to count; beyond 120 the
+# 120 row's).
+_T_95 = ((1, 6.314), (2, 2.920), (3, 2.353), (4, 2.132), (5, 2.015), (6, 1.943), (7, 1.895), (8, 1.860), (9, 1.833),
+         (10, 1.812), (11, 1.796), (12, 1.782), (13, 1.771), (14, 1.761), (15, 1.753), (16, 1.746), (17, 1.740),
+         (18, 1.734), (19, 1.729), (20, 1.725), (21, 1.721), (22, 1.717), (23, 1.714), (24, 1.711), (25, 1.708),
+         (26, 1.706), (27, 1.703), (28, 1.701), (29, 1.699), (30, 1.697), (40, 1.684), (60, 1.671), (120, 1.658))
+
+
+def critical_t(df: int) -> float:
+    """Student's t at 95 % (one-sided) for ``df`` degrees of freedom, from a table (no scipy on the workstation's list)."""
+    if df < 1:
+        raise ValueError("a t-test needs at least 1 degree of freedom, got %d" % df)
+    return [t for d, t in _T_95 if d <= df][-1]
+
+
+def paired_verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOWANCE) -> Optional[Dict[str, Any]]:
+    """Whether any strategy *beats* the policy, more than another draw of the same evaluation would undo.
+
+    Rows within the allowance (by their means, as ``verdict``) that have more SR than the policy on the means are
+    each tested: a one-sided paired t-test at 5 % over the evaluation seeds' runs (the same seeds draw the same
+    inputs for every strategy, so the per-run differences are paired). A lead the test does not find is a tie. The
+    policy **holds** when it is within the allowance and no lead is significant. A lead equal on every run (no
+    spread) is significant, however small. Needs every row's ``per_seed`` values on the same two or more seeds
+    (None otherwise)."""
+    try:
+        runs = seed_verdicts(rows, allowance)
+    except ValueError:
+        return None
+    if len(runs) < 2:
+        return None
+    n = len(runs)
+    means = verdict(rows, allowance)
+    policy = next(r for r in rows if r["strategy"] == "policy")
+    t_needed = critical_t(n - 1)
+    leads = []
+    for r in rows:
+        if r["strategy"] not in means["eligible_baselines"] or r["sr"] <= policy["sr"] + SR_TIE:
+            continue
+        diffs = np.array([a["sr"] - b["sr"] for a, b in zip(r["per_seed"], policy["per_seed"])])
+        error = float(np.std(diffs, ddof=1) / np.sqrt(n))
+        t = float(np.mean(diffs) / error) if error > 0 else float("inf")
+        leads.append({"strategy": r["strategy"], "lead_points": round(100 * float(np.mean(diffs)), 3),
+                      "standard_error_points": round(100 * error, 3), "t": t, "significant": t > t_needed})
+    leads.sort(key=lambda lead: -lead["lead_points"])
+    beaten_by = [lead["strategy"] for lead in leads if lead["significant"]]
+    return {"test": "one-sided paired t-test at 5 %", "runs": n, "critical_t": t_needed,
+            "policy_within_allowance": means["policy_within_allowance"], "leads": leads, "beaten_by": beaten_by,
+            "policy_holds": bool(means["policy_within_allowance"] and not beaten_by)}
+
+
+def paired_verdict_line(v: Dict[str, Any]) -> str:
+    """``paired_verdict`` in one sentence, as ``evaluate`` prints it under the run-by-run line."""
+    head = "paired test over %d runs: " % v["runs"]
+
+    def lead(x: Dict[str, Any]) -> str:
+        return "%s %+.2f points (t %s)" % (x["strategy"], x["lead_points"],
+                                          "inf" if x["t"] == float("inf") else "%.1f" % x["t"])
+
+    if not v["policy_within_allowance"]:
+        return head + "the policy is outside the allowance, so it does not hold"
+    if v["beaten_by"]:
+        return (head + "the policy is beaten by " + ", ".join(
+            "%s (%+.2f points, t %s > %.2f)" % (x["strategy"], x["lead_points"],
+                                               "inf" if x["t"] == float("inf") else "%.1f" % x["t"], v["critical_t"])
+            for x in v["leads"] if x["significant"]))
+    if v["leads"]:
+        return (head + "the policy holds: no lead within the allowance is significant at 5 %% (t <= %.2f): %s"
+                % (v["critical_t"], ", ".join(lead(x) for x in v["leads"])))
+    return head + "the policy holds: no strategy within the allowance has more SR"
+
+
 def verdict_lines(v: Dict[str, Any]) -> List[str]:
     """The verdict in two sentences (strict; within the allowance), as ``evaluate`` prints them under its table."""
     n = v["strategies_compared"]

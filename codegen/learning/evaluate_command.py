@@ -324,8 +324,8 @@ def _planner_path(args) -> Optional[str]:
 def run(args) -> int:
     from edgesplit.codegen.learning.baselines import Profiling
     from edgesplit.codegen.learning.environment import Environment
-    from edgesplit.codegen.learning.evaluate import (evaluate_in_environment, lineup, load_policy_for, seed_verdicts,
-                                                      verdict)
+    from edgesplit.codegen.learning.evaluate import (evaluate_in_environment, lineup, load_policy_for, paired_verdict,
+                                                      seed_verdicts, verdict)
     from edgesplit.runtime.controller.state import FEATURES
     started = time.monotonic()
     _check_args(args)
@@ -372,6 +372,7 @@ def run(args) -> int:
         "train_links": [str(p) for p in train],
         "policy": args.policy, "planner_policy": planner_path, "seeds": seeds,
         "results": rows, "verdict": verdict(rows), "verdict_per_seed": seed_verdicts(rows),
+        "verdict_paired": paired_verdict(rows),
         "scenario_differences": differences,
         "wall_s": round(time.monotonic() - started, 1)}
     if not args.real:
@@ -448,7 +449,7 @@ def _pm(mean: Optional[float], std: Optional[float], scale: float, fmt: str) -> 
 
 
 def _print_report(report: Dict[str, Any]) -> None:
-    from edgesplit.codegen.learning.evaluate import seed_verdict_line, verdict_lines
+    from edgesplit.codegen.learning.evaluate import paired_verdict_line, seed_verdict_line, verdict_lines
 
     sc = report["scenario"]
     print("%s: EMULATED %s (x%g workload), recording %s x%.4g, bounds %g ms and %s mJ, %d tasks, seeds %s"
@@ -467,6 +468,8 @@ def _print_report(report: Dict[str, Any]) -> None:
         print(line)
     if len(report["verdict_per_seed"]) > 1:
         print(seed_verdict_line(report["verdict_per_seed"]))
+    if report.get("verdict_paired"):
+        print(paired_verdict_line(report["verdict_paired"]))
     traces = sorted({r["traces"] for r in report["results"] if r.get("traces")})
     if traces:  # --real: every task of every strategy, kept for a look (edgesplit traces summary); delete at will
         print("traces of the real runs: %s" % ", ".join(traces))

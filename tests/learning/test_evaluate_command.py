@@ -57,6 +57,12 @@ def test_evaluate_json_runs_every_strategy_and_the_oracle_on_one_trace(short_tra
         run = [dict(r["per_seed"][seed], strategy=r["strategy"], upper_bound=r.get("upper_bound", False))
                for r in report["results"]]
         assert v["policy_sr_highest_within_allowance"] == verdict(run)["policy_sr_highest_within_allowance"]
+    # and a paired test over the runs: which leads within the allowance another draw would not undo
+    paired = report["verdict_paired"]
+    assert paired["runs"] == 2 and paired["policy_within_allowance"] == report["verdict"]["policy_within_allowance"]
+    for lead in paired["leads"]:
+        assert lead["strategy"] in report["verdict"]["eligible_baselines"] and lead["lead_points"] > 0
+    assert paired["policy_holds"] == (paired["policy_within_allowance"] and not paired["beaten_by"])
     assert "evaluate: " in done.stderr  # progress on stderr, stdout stays one JSON document
 
 
@@ -69,6 +75,7 @@ def test_evaluate_prints_one_row_per_strategy(short_trace):
     rows = [line.split()[0] for line in done.stdout.splitlines() if line.split() and line.split()[0] in STRATEGIES]
     assert rows == STRATEGIES
     assert "run by run" not in done.stdout  # one seed: the verdict on the means is the run's
+    assert "paired test" not in done.stdout  # and there is nothing to pair
 
 
 def test_evaluate_prints_the_verdict_run_by_run_with_several_seeds(short_trace):
@@ -77,6 +84,8 @@ def test_evaluate_prints_the_verdict_run_by_run_with_several_seeds(short_trace):
     assert done.returncode == 0, done.stderr
     line = next(l for l in done.stdout.splitlines() if l.startswith("run by run"))
     assert "within the allowance on" in line and "of 2" in line
+    line = next(l for l in done.stdout.splitlines() if l.startswith("paired test over 2 runs: "))
+    assert "the policy holds" in line or "beaten by" in line or "outside the allowance" in line
 
 
 def test_evaluate_real_runs_the_strategies_through_real_processes(short_trace):

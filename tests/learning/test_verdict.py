@@ -160,6 +160,10 @@ def test_verdict_spread_names_a_loss_decided_at_the_allowance_edge(tmp_path):
     assert detail["edge_loss"] is True and detail["edge_rows"][0]["accuracy_minus_floor_points"] == pytest.approx(0.1)
     assert detail["won_runs"] == [True, False]  # outside on seed 0 (1.6 under), inside on seed 1 (1.2 under)
     assert found["summary"]["verdict_flips_with_the_run"] == 1
+    # the paired test: a lead of 0.5 and 0.6 points on the two runs is steady (t 11 > 6.31 at 1 degree of freedom)
+    assert detail["paired"]["beaten_by"] == ["edgeml-tl"] and detail["paired"]["holds"] is False
+    assert found["summary"]["holds_by_paired_test"] == 0
+    assert found["summary"]["beaten_by_paired_test"] == {"L": ["edgeml-tl"]}
 
 
 def test_verdict_spread_reproduces_a_stored_check():
@@ -175,3 +179,65 @@ def test_verdict_spread_reproduces_a_stored_check():
         s = found["summary"]
         assert s["won_on_the_means"] == summaries[found["policy"]]["highest_within_allowance"]
         assert s["won_every_run"] + s["won_no_run"] + s["won_some_runs"] == s["recordings"] == 21
+
+
+def test_the_paired_test_calls_a_lead_within_the_draw_a_tie_and_a_steady_lead_a_loss():
+    from edgesplit.codegen.learning.evaluate import paired_verdict
+
+    # moea leads by 0.2 points on the mean but trails on 3 of 6 runs: no significant lead (a tie);
+    # edgeml-tl leads by 0.4-0.6 points on every run: significant; local-only leads but is outside the allowance.
+    rows = [seeded("moea", [(0.984, 0.965), (0.976, 0.965), (0.990, 0.965), (0.970, 0.965), (0.988, 0.965),
+                            (0.976, 0.965)]),
+            seeded("local-only", [(0.999, 0.90)] * 6),
+            seeded("edgeml-tl", [(0.985, 0.962), (0.986, 0.962), (0.984, 0.962), (0.985, 0.962), (0.986, 0.962),
+                                 (0.984, 0.962)]),
+            seeded("policy", [(0.98, 0.97), (0.98, 0.97), (0.98, 0.97), (0.98, 0.97), (0.98, 0.97), (0.98, 0.97)]),
+            seeded("oracle", [(1.0, 0.99)] * 6, upper_bound=True)]
+    v = paired_verdict(rows)
+    assert v["runs"] == 6 and v["critical_t"] == pytest.approx(2.015)
+    assert v["policy_within_allowance"] is True
+    leads = {lead["strategy"]: lead for lead in v["leads"]}
+    assert set(leads) == {"moea", "edgeml-tl"}  # local-only is outside the allowance; the oracle is not a rival
+    assert leads["moea"]["significant"] is False and leads["moea"]["lead_points"] == pytest.approx(0.067, abs=1e-3)
+    assert leads["edgeml-tl"]["significant"] is True and leads["edgeml-tl"]["lead_points"] == pytest.approx(0.5)
+    assert v["beaten_by"] == ["edgeml-tl"] and v["policy_holds"] is False
+    # without the steady lead the policy holds: the mean lead of moea alone is a tie
+    v = paired_verdict([r for r in rows if r["strategy"] != "edgeml-tl"])
+    assert v["policy_holds"] is True and v["beaten_by"] == []
+
+
+def test_the_paired_test_needs_two_runs_and_a_policy_within_the_allowance():
+    from edgesplit.codegen.learning.evaluate import paired_verdict
+
+    assert paired_verdict([seeded("moea", [(0.97, 0.97)]), seeded("policy", [(0.98, 0.97)])]) is None
+    assert paired_verdict([row("moea", 0.9, 0.9), row("policy", 0.9, 0.9)]) is None  # no per-seed values
+    # a lead equal on every run has no spread: it is significant, however small
+    v = paired_verdict([seeded("moea", [(0.982, 0.97)] * 3), seeded("policy", [(0.98, 0.97)] * 3)])
+    assert v["beaten_by"] == ["moea"] and v["leads"][0]["t"] == float("inf")
+    # the policy outside the allowance does not hold, whatever the leads
+    v = paired_verdict([seeded("moea", [(0.90, 0.97)] * 3), seeded("policy", [(0.99, 0.94)] * 3)])
+    assert v["policy_within_allowance"] is False and v["policy_holds"] is False and v["beaten_by"] == []
+
+
+def test_the_critical_values_are_students():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    from edgesplit.codegen.learning.evaluate import critical_t
+
+    for df in list(range(1, 31)) + [35, 40, 59, 60, 100, 120, 1000]:
+        exact = float(scipy_stats.t.ppf(0.95, df))
+        assert exact - 0.0005 <= critical_t(df) <= exact + 0.02  # 3 decimals; a df between two rows takes the lower row's
+    with pytest.raises(ValueError):
+        critical_t(0)
+
+
+def test_the_paired_line_says_whether_the_policy_holds_and_names_what_beat_it():
+    from edgesplit.codegen.learning.evaluate import paired_verdict, paired_verdict_line
+
+    rows = [seeded("moea", [(0.984, 0.965), (0.976, 0.965), (0.990, 0.965)]),
+            seeded("policy", [(0.98, 0.97)] * 3)]
+    line = paired_verdict_line(paired_verdict(rows))
+    assert line.startswith("paired test over 3 runs: the policy holds")
+    assert "moea +0.33" in line
+    rows.append(seeded("edgeml-tl", [(0.985, 0.962), (0.986, 0.962), (0.984, 0.962)]))
+    line = paired_verdict_line(paired_verdict(rows))
+    assert line.startswith("paired test over 3 runs: the policy is beaten by edgeml-tl (+0.50 points")
