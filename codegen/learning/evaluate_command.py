@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from edgesplit.policies_lite.provenance import recorded_bounds
 from edgesplit.runtime.commands.number_flags import POSITIVE
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.emulation.link.recording_readers import FORMATS
@@ -279,10 +280,7 @@ def scenario_differences(provenance: Dict[str, Any], scenario, bundle_hash,
         trained = provenance.get(key)
         if differs(trained, evaluated):
             found.append(("trained with " + phrase + ", evaluated with " + phrase) % (show(trained), show(evaluated)))
-    bounds = provenance.get("bounds")  # train and search; build-policy writes latency_bound_s and energy_bound
-    if not isinstance(bounds, dict):
-        bounds = {k: provenance[old] for k, old in (("latency_s", "latency_bound_s"), ("energy", "energy_bound"))
-                  if old in provenance}
+    bounds = recorded_bounds(provenance)
     if differs(bounds.get("latency_s"), scenario.latency_bound_s):
         found.append("trained for a %s ms latency bound, evaluated at %s ms"
                      % (shown(bounds["latency_s"], "%g", 1e3), shown(scenario.latency_bound_s, "%g", 1e3)))

@@ -12,6 +12,7 @@ from typing import Any, List, Mapping, Optional, Tuple
 
 from edgesplit.policies_lite import PolicyError, load_policy
 from edgesplit.policies_lite.format import spec_to_meta
+from edgesplit.policies_lite.provenance import recorded_bounds
 from edgesplit.runtime.commands.output import print_json
 from edgesplit.runtime.controller.strategies import PolicyLoadError
 from edgesplit.runtime.shipped_policy import DEMO_POLICY, resolve_policy_path
@@ -118,11 +119,9 @@ def _bundle(prov: Mapping[str, Any]) -> Optional[str]:
 
 
 def _bounds(prov: Mapping[str, Any]) -> Optional[str]:
-    # train and search write {"bounds": {"latency_s", "energy"}}; build-policy latency_bound_s and energy_bound.
-    bounds = prov.get("bounds") if isinstance(prov.get("bounds"), dict) else {}
-    latency = bounds.get("latency_s", prov.get("latency_bound_s"))
-    has_energy = "energy" in bounds or "energy_bound" in prov
-    energy = bounds.get("energy", prov.get("energy_bound"))
+    bounds = recorded_bounds(prov)
+    latency, energy = bounds.get("latency_s"), bounds.get("energy")
+    has_energy = "energy" in bounds
     parts = []
     if isinstance(latency, (int, float)):
         parts.append("latency %g ms" % (1e3 * latency))

@@ -3,6 +3,7 @@ import argparse
 import logging
 import time
 
+from edgesplit.policies_lite.provenance import recorded_bounds
 from edgesplit.runtime.commands.output import print_json, print_table
 from edgesplit.runtime.controller.reward import Bounds
 from edgesplit.runtime.controller.flags import strategy_from_flags
@@ -122,9 +123,7 @@ def _check_inputs(bundle, inputs, path) -> None:
 def bound_differences(provenance, bounds: Bounds) -> list:
     """Where the bounds a policy was made for (``bounds`` from train and search, ``latency_bound_s`` and
     ``energy_bound`` from build-policy) differ from this run's; none when the policy records none."""
-    made = provenance.get("bounds") if isinstance(provenance.get("bounds"), dict) else {
-        k: provenance[old] for k, old in (("latency_s", "latency_bound_s"), ("energy", "energy_bound"))
-        if old in provenance}
+    made = recorded_bounds(provenance)
     found = []
     latency = made.get("latency_s")
     if isinstance(latency, (int, float)) and abs(latency - bounds.latency_s) > 1e-9:
