@@ -54,7 +54,7 @@ from edgesplit.runtime.controller.state import EDGEML_FEATURES
 from edgesplit.runtime.emulation.board import load_emulated_board
 from edgesplit.runtime.emulation.segment_times import SegmentTimes
 from edgesplit.runtime.errors import InputError
-from edgesplit.runtime.inputs import check_label_range
+from edgesplit.runtime.inputs import check_labels, check_model_input
 from edgesplit.runtime.executor.entropy import normalised_entropy
 from edgesplit.runtime.executor.executor import Executor
 from edgesplit.runtime.profiling.energy import proxy_energy_model
@@ -111,22 +111,8 @@ def check_profiling_images(bundle, images: np.ndarray, labels: np.ndarray, sourc
     """Refuse images the bundle cannot read, labels that cannot be theirs, or too few images to measure the exits
     on, before any session runs. ``source`` names the images (their file), ``labels_source`` the labels."""
     labels_name = labels_source or "the labels of %s" % source
-    spec = bundle.manifest.inputs[0]
-    want = tuple(spec.shape[1:])
-    if images.ndim != len(spec.shape) or any(w is not None and g != w for g, w in zip(images.shape[1:], want)):
-        raise InputError("%s: images have shape %s but bundle %s reads %r of shape %s (batch first): give images "
-                         "preprocessed as the model expects" % (source, list(images.shape), bundle.manifest.name,
-                                                                spec.name, list(spec.shape)))
-    if images.dtype != np.dtype(spec.dtype):
-        raise InputError("%s: images are %s but the bundle's input %r is %s: apply the model's preprocessing and "
-                         "convert them (np.asarray(x, %r))" % (source, images.dtype, spec.name, spec.dtype, spec.dtype))
-    if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise InputError("%s: labels must be a 1-D integer array (one class index per image), got %s %s"
-                         % (labels_name, labels.dtype, list(labels.shape)))
-    if len(labels) != len(images):
-        raise InputError("%s has %d labels but %s has %d images: one label per image"
-                         % (labels_name, len(labels), source, len(images)))
-    check_label_range(labels, bundle.manifest.outputs[0].shape[-1], labels_name)
+    check_model_input(images, bundle.manifest.inputs[0], source, "bundle %s" % bundle.manifest.name, "images")
+    check_labels(labels, len(images), bundle.manifest.outputs[0].shape[-1], labels_name, source)
     if len(labels) < MIN_PROFILING_IMAGES:
         raise InputError("%s: %d labelled images are too few to measure the exits on: at least %d are needed "
                          "(images the model and its exit heads were not trained on)"

@@ -70,3 +70,29 @@ def check_label_range(labels: np.ndarray, classes, name: str) -> None:
     if isinstance(classes, int) and len(labels) and (labels.min() < 0 or labels.max() >= classes):
         raise InputError("%s: labels run from %d to %d but the model has %d classes (0..%d): class indices count from "
                          "0, as the model's outputs do" % (name, labels.min(), labels.max(), classes, classes - 1))
+
+
+def check_model_input(array: np.ndarray, spec, source: str, owner: str, what: str = "inputs") -> None:
+    """``array`` as the model input ``spec`` (``name``, ``shape`` batch first with None for any size, ``dtype``) reads
+    it: the same rank, the same size on every fixed axis after the batch axis, the same dtype. Else one line naming
+    ``source`` (the file), ``owner`` (who reads it: "bundle NAME", "the model") and what to save instead."""
+    want = tuple(spec.shape[1:])
+    if array.ndim != len(spec.shape) or any(w is not None and g != w for g, w in zip(array.shape[1:], want)):
+        raise InputError("%s: %s of shape %s, but %s reads %r of shape %s (batch first; None: any size): apply the "
+                         "model's preprocessing and save an array of shape (N, %s) (channels first, say, if it is NCHW)"
+                         % (source, what, list(array.shape), owner, spec.name, list(spec.shape),
+                            ", ".join("?" if w is None else str(w) for w in want)))
+    if array.dtype != np.dtype(spec.dtype):
+        raise InputError("%s: %s are %s but %s reads %r as %s: apply the model's preprocessing and convert them "
+                         "(np.asarray(x, %r))" % (source, what, array.dtype, owner, spec.name, spec.dtype, spec.dtype))
+
+
+def check_labels(labels: np.ndarray, images: int, classes, labels_name: str, images_name: str) -> None:
+    """One class index per image: a 1-D integer array as long as the images, each in 0 .. classes-1."""
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise InputError("%s: labels must be a 1-D integer array (one class index per image), got %s %s"
+                         % (labels_name, labels.dtype, list(labels.shape)))
+    if len(labels) != images:
+        raise InputError("%s has %d labels but %s has %d images: one label per image"
+                         % (labels_name, len(labels), images_name, images))
+    check_label_range(labels, classes, labels_name)

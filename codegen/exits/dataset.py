@@ -13,7 +13,7 @@ import numpy as np
 
 from edgesplit.runtime.bundle.manifest import TensorSpec
 from edgesplit.runtime.errors import InputError
-from edgesplit.runtime.inputs import check_label_range
+from edgesplit.runtime.inputs import check_labels, check_model_input
 from edgesplit.runtime.segments.base import check_finite
 
 SPLIT_SHARES = (0.6, 0.2, 0.2)  # train, calibration, test
@@ -48,23 +48,9 @@ def minimum_images(classes: int) -> int:
 def check_images(images: np.ndarray, labels: np.ndarray, model_input: TensorSpec, classes: int,
                  images_name: str, labels_name: str) -> None:
     """Refuse data the model cannot read or the heads cannot learn from, naming the file and what to do."""
-    want = tuple(model_input.shape[1:])
-    if images.ndim != len(model_input.shape) or any(w is not None and g != w for g, w in zip(images.shape[1:], want)):
-        raise InputError("%s: images have shape %s but the model's input %r is %s (batch first): apply the model's "
-                         "preprocessing and save an array of shape (N, %s)"
-                         % (images_name, list(images.shape), model_input.name, list(model_input.shape),
-                            ", ".join("?" if w is None else str(w) for w in want)))
-    if images.dtype != np.dtype(model_input.dtype):
-        raise InputError("%s: images are %s but the model's input %r is %s: convert them (np.asarray(x, %r))"
-                         % (images_name, images.dtype, model_input.name, model_input.dtype, model_input.dtype))
+    check_model_input(images, model_input, images_name, "the model", "images")
     check_finite(model_input.name, images, images_name)  # the whole file at once: every bad value counted
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise InputError("%s: labels must be a 1-D integer array (one class index per image), got %s %s"
-                         % (labels_name, labels.dtype, list(labels.shape)))
-    if len(labels) != len(images):
-        raise InputError("%s has %d labels but %s has %d images: one label per image"
-                         % (labels_name, len(labels), images_name, len(images)))
-    check_label_range(labels, int(classes), labels_name)
+    check_labels(labels, len(images), int(classes), labels_name, images_name)
     # Per class that occurs: a 1000-class model may be given images of the classes a deployment sees.
     present = int(len(np.unique(labels)))
     needed = minimum_images(present)

@@ -15,7 +15,7 @@ from edgesplit.runtime.emulation.board import load_emulated_board
 from edgesplit.runtime.emulation.link.recording_readers import FORMATS
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
-from edgesplit.runtime.inputs import check_label_range, load_inputs
+from edgesplit.runtime.inputs import check_label_range, check_model_input, load_inputs
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
 from edgesplit.runtime.segments.base import check_finite
 from edgesplit.runtime.transport.endpoint import peer_endpoints
@@ -104,22 +104,6 @@ def _labels(path, count, classes=None):
     return labels
 
 
-def _check_inputs(bundle, inputs, path) -> None:
-    """The file's arrays as the bundle's input reads them (shape after the batch axis, dtype), or one line saying
-    what the file holds and what to save instead."""
-    import numpy as np
-
-    spec = bundle.manifest.inputs[0]
-    want = tuple(spec.shape[1:])
-    if inputs.ndim != len(spec.shape) or any(w is not None and g != w for g, w in zip(inputs.shape[1:], want)):
-        raise InputError("%s: inputs of shape %s, but bundle %s reads %r of shape %s (batch first; None: any size): "
-                         "save them preprocessed as the model expects (channels first, say, if it is NCHW)"
-                         % (path, list(inputs.shape), bundle.manifest.name, spec.name, list(spec.shape)))
-    if inputs.dtype != np.dtype(spec.dtype):
-        raise InputError("%s: inputs are %s but the bundle's input %r is %s: apply the model's preprocessing and "
-                         "convert them (np.asarray(x, %r))" % (path, inputs.dtype, spec.name, spec.dtype, spec.dtype))
-
-
 def bound_differences(provenance, bounds: Bounds) -> list:
     """Where the bounds a policy was made for (``bounds`` from train and search, ``latency_bound_s`` and
     ``energy_bound`` from build-policy) differ from this run's; none when the policy records none."""
@@ -164,7 +148,7 @@ def run_command(args) -> int:
     inputs = load_inputs(args.inputs)
     if args.limit:
         inputs = inputs[:args.limit]
-    _check_inputs(bundle, inputs, args.inputs)
+    check_model_input(inputs, bundle.manifest.inputs[0], args.inputs, "bundle %s" % bundle.manifest.name)
     check_finite(bundle.manifest.inputs[0].name, inputs, args.inputs)
     labels = _labels(args.labels, load_inputs(args.inputs).shape[0], bundle.manifest.outputs[0].shape[-1])
     if labels is not None and args.limit:

@@ -69,7 +69,7 @@ def test_empty_npy_is_a_clear_error_not_a_traceback(tmp_path):
     (lambda d: np.save(str(d / "x.npy"), heldout(4).transpose(0, 2, 3, 1).copy()),
      "x.npy: inputs of shape [4, 28, 28, 1], but bundle mnist-branchy reads 'image' of shape [None, 1, 28, 28]"),
     (lambda d: np.save(str(d / "x.npy"), (heldout(4) * 255).astype(np.uint8)),
-     "x.npy: inputs are uint8 but the bundle's input 'image' is float32: apply the model's preprocessing"),
+     "x.npy: inputs are uint8 but bundle mnist-branchy reads 'image' as float32: apply the model's preprocessing"),
     (lambda d: (np.save(str(d / "x.npy"), heldout(4)), np.save(str(d / "y.npy"), np.array([-1, 2, 3, 4]))),
      "y.npy: labels run from -1 to 4 but the model has 10 classes (0..9)"),
 ])
