@@ -16,6 +16,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 from report import emit, header
 
@@ -41,6 +42,14 @@ def evaluate(policy: str, recording: Path, training, args) -> dict:
     return {"policy": policy, "link": str(recording), "verdict": report["verdict"], "results": rows}
 
 
+def paired_holds(done) -> Optional[int]:
+    """On how many recordings the policy holds under evaluate's paired test; None without a test (one seed)."""
+    verdicts = [paired_verdict(r["results"]) for r in done]
+    if not verdicts or any(v is None for v in verdicts):
+        return None
+    return sum(bool(v["policy_holds"]) for v in verdicts)
+
+
 def summary(policy: str, runs) -> dict:
     done = [r for r in runs if r["policy"] == policy and "verdict" in r]
     verdicts = [r["verdict"] for r in done]
@@ -53,8 +62,7 @@ def summary(policy: str, runs) -> dict:
             "within_allowance": sum(bool(v["policy_within_allowance"]) for v in verdicts),
             "highest_within_allowance_every_run": sum(all(v["policy_sr_highest_within_allowance"] for v in runs)
                                                       for runs in per_run),
-            "holds_by_paired_test": sum(bool(v and v["policy_holds"]) for v in
-                                        (paired_verdict(r["results"]) for r in done)),
+            "holds_by_paired_test": paired_holds(done),
             "mean_sr": sum(srs) / len(srs) if srs else None,
             "worst_sr_minus_best_eligible_points": min(
                 (v["policy_sr_minus_best_eligible_points"] for v in verdicts), default=None)}

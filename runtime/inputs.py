@@ -93,6 +93,6 @@ def check_labels(labels: np.ndarray, images: int, classes, labels_name: str, ima
         raise InputError("%s: labels must be a 1-D integer array (one class index per image), got %s %s"
                          % (labels_name, labels.dtype, list(labels.shape)))
     if len(labels) != images:
-        raise InputError("%s has %d labels but %s has %d images: one label per image"
-                         % (labels_name, len(labels), images_name, images))
+        raise InputError("%s has %d labels but %s has %d %s: one label per image"
+                         % (labels_name, len(labels), images_name, images, "image" if images == 1 else "images"))
     check_label_range(labels, classes, labels_name)

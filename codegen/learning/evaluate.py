@@ -176,12 +176,15 @@ def seed_verdict_line(per_seed: List[Dict[str, Any]]) -> str:
 
 
 # Student's t, one-sided 5 %: the critical value for df degrees of freedom (a df between two rows takes the lower row's,
-# which is slightly higher than the exact value, up to 0.012: a lead must be that much clearer to count; beyond 120 the
-# 120 row's).
+# which is slightly higher than the exact value, by up to 0.014: a lead must be that much clearer to count; beyond 120
+# the 120 row's).
 _T_95 = ((1, 6.314), (2, 2.920), (3, 2.353), (4, 2.132), (5, 2.015), (6, 1.943), (7, 1.895), (8, 1.860), (9, 1.833),
          (10, 1.812), (11, 1.796), (12, 1.782), (13, 1.771), (14, 1.761), (15, 1.753), (16, 1.746), (17, 1.740),
          (18, 1.734), (19, 1.729), (20, 1.725), (21, 1.721), (22, 1.717), (23, 1.714), (24, 1.711), (25, 1.708),
          (26, 1.706), (27, 1.703), (28, 1.701), (29, 1.699), (30, 1.697), (40, 1.684), (60, 1.671), (120, 1.658))
+FEW_RUNS = 5  # below this many runs a paired test tells little, and a lead equal on every run is not a finding
+# (every run ahead has probability 0.5 ** n by chance: above 5 % for n < 5)
+_SAME_DIFFERENCE = 1e-9  # per-run SR differences closer than this are equal (SR moves in steps of one task)
 
 
 def critical_t(df: int) -> float:
@@ -191,20 +194,27 @@ def critical_t(df: int) -> float:
     return [t for d, t in _T_95 if d <= df][-1]
 
 
+def _paired(rows: List[Dict[str, Any]]) -> bool:
+    """Every row ran on the same seeds (where rows name them; ``aggregate``'s do, the benches' copies may not)."""
+    named = [tuple(r["seeds"]) for r in rows if r.get("seeds") is not None]
+    return len(set(named)) <= 1
+
+
 def paired_verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOWANCE) -> Optional[Dict[str, Any]]:
     """Whether any strategy *beats* the policy, more than another draw of the same evaluation would undo.
 
     Rows within the allowance (by their means, as ``verdict``) that have more SR than the policy on the means are
-    each tested: a one-sided paired t-test at 5 % over the evaluation seeds' runs (the same seeds draw the same
-    inputs for every strategy, so the per-run differences are paired). A lead the test does not find is a tie. The
-    policy **holds** when it is within the allowance and no lead is significant. A lead equal on every run (no
-    spread) is significant, however small. Needs every row's ``per_seed`` values on the same two or more seeds
-    (None otherwise)."""
+    each tested: a one-sided paired t-test at 5 % over the evaluation seeds' runs (a seed draws the same inputs from
+    the same recording for every strategy, so the per-run differences are paired). A lead the test does not find is
+    a tie. A lead equal on every run has no spread and no t (``t`` None, ``zero_spread``): it counts when every run
+    being ahead is itself unlikely by chance (0.5 ** runs under 5 %: five runs or more), as a sign test says. The
+    policy **holds** when it is within the allowance and no lead is significant. Needs every row's ``per_seed`` values
+    on the same two or more seeds (None otherwise)."""
     try:
         runs = seed_verdicts(rows, allowance)
-    except ValueError:
+    except (KeyError, ValueError):
         return None
-    if len(runs) < 2:
+    if len(runs) < 2 or not _paired(rows):
         return None
     n = len(runs)
     means = verdict(rows, allowance)
@@ -215,10 +225,15 @@ def paired_verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOW
         if r["strategy"] not in means["eligible_baselines"] or r["sr"] <= policy["sr"] + SR_TIE:
             continue
         diffs = np.array([a["sr"] - b["sr"] for a, b in zip(r["per_seed"], policy["per_seed"])])
-        error = float(np.std(diffs, ddof=1) / np.sqrt(n))
-        t = float(np.mean(diffs) / error) if error > 0 else float("inf")
-        leads.append({"strategy": r["strategy"], "lead_points": round(100 * float(np.mean(diffs)), 3),
-                      "standard_error_points": round(100 * error, 3), "t": t, "significant": t > t_needed})
+        lead = {"strategy": r["strategy"], "lead_points": round(100 * float(np.mean(diffs)), 3)}
+        if float(np.ptp(diffs)) <= _SAME_DIFFERENCE:
+            lead.update(standard_error_points=0.0, t=None, zero_spread=True, significant=n >= FEW_RUNS)
+        else:
+            error = float(np.std(diffs, ddof=1) / np.sqrt(n))
+            t = float(np.mean(diffs) / error)
+            lead.update(standard_error_points=round(100 * error, 3), t=round(t, 3), zero_spread=False,
+                        significant=t > t_needed)
+        leads.append(lead)
     leads.sort(key=lambda lead: -lead["lead_points"])
     beaten_by = [lead["strategy"] for lead in leads if lead["significant"]]
     return {"test": "one-sided paired t-test at 5 %", "runs": n, "critical_t": t_needed,
@@ -229,22 +244,24 @@ def paired_verdict(rows: List[Dict[str, Any]], allowance: float = ACCURACY_ALLOW
 def paired_verdict_line(v: Dict[str, Any]) -> str:
     """``paired_verdict`` in one sentence, as ``evaluate`` prints it under the run-by-run line."""
     head = "paired test over %d runs: " % v["runs"]
+    few = ("; %d runs tell little (--seeds 10 tells a lead of a few tenths of a point from the draw)" % v["runs"]
+           if v["runs"] < FEW_RUNS else "")
 
-    def lead(x: Dict[str, Any]) -> str:
-        return "%s %+.2f points (t %s)" % (x["strategy"], x["lead_points"],
-                                          "inf" if x["t"] == float("inf") else "%.1f" % x["t"])
+    def t_of(x: Dict[str, Any]) -> str:
+        return "the same lead on every run" if x["t"] is None else "t %.1f" % x["t"]
 
     if not v["policy_within_allowance"]:
         return head + "the policy is outside the allowance, so it does not hold"
     if v["beaten_by"]:
         return (head + "the policy is beaten by " + ", ".join(
-            "%s (%+.2f points, t %s > %.2f)" % (x["strategy"], x["lead_points"],
-                                               "inf" if x["t"] == float("inf") else "%.1f" % x["t"], v["critical_t"])
+            "%s (%+.2f points, %s)" % (x["strategy"], x["lead_points"],
+                                       t_of(x) if x["t"] is None else "t %.1f > %.2f" % (x["t"], v["critical_t"]))
             for x in v["leads"] if x["significant"]))
     if v["leads"]:
-        return (head + "the policy holds: no lead within the allowance is significant at 5 %% (t <= %.2f): %s"
-                % (v["critical_t"], ", ".join(lead(x) for x in v["leads"])))
-    return head + "the policy holds: no strategy within the allowance has more SR"
+        return (head + "the policy holds: no lead within the allowance is significant at 5 %% (t <= %.2f): %s%s"
+                % (v["critical_t"], ", ".join("%s %+.2f points (%s)" % (x["strategy"], x["lead_points"], t_of(x))
+                                              for x in v["leads"]), few))
+    return head + "the policy holds: no strategy within the allowance has more SR" + few
 
 
 def verdict_lines(v: Dict[str, Any]) -> List[str]:

@@ -15,7 +15,7 @@ from edgesplit.runtime.emulation.board import load_emulated_board
 from edgesplit.runtime.emulation.link.recording_readers import FORMATS
 from edgesplit.runtime.emulation.pacing import Emulation
 from edgesplit.runtime.errors import InputError
-from edgesplit.runtime.inputs import check_label_range, check_model_input, load_inputs
+from edgesplit.runtime.inputs import check_labels, check_model_input, load_inputs
 from edgesplit.runtime.profiling.store import load_profile as load_measured_profile
 from edgesplit.runtime.segments.base import check_finite
 from edgesplit.runtime.transport.endpoint import peer_endpoints
@@ -93,14 +93,11 @@ def register(commands) -> None:
     parser.set_defaults(handler=run_command)
 
 
-def _labels(path, count, classes=None):
+def _labels(path, inputs_path, count, classes=None):
     if path is None:
         return None
     labels = load_inputs(path)
-    if labels.ndim != 1 or labels.shape[0] != count or labels.dtype.kind not in "iu":
-        raise InputError("%s: labels must be a 1-D integer array with one label per input (%d), got %s %s"
-                         % (path, count, labels.dtype, labels.shape))
-    check_label_range(labels, classes, path)
+    check_labels(labels, count, classes, path, inputs_path)
     return labels
 
 
@@ -150,7 +147,7 @@ def run_command(args) -> int:
         inputs = inputs[:args.limit]
     check_model_input(inputs, bundle.manifest.inputs[0], args.inputs, "bundle %s" % bundle.manifest.name)
     check_finite(bundle.manifest.inputs[0].name, inputs, args.inputs)
-    labels = _labels(args.labels, load_inputs(args.inputs).shape[0], bundle.manifest.outputs[0].shape[-1])
+    labels = _labels(args.labels, args.inputs, load_inputs(args.inputs).shape[0], bundle.manifest.outputs[0].shape[-1])
     if labels is not None and args.limit:
         labels = labels[:args.limit]
     strategy = build_strategy(args, bundle)

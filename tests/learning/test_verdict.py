@@ -211,9 +211,21 @@ def test_the_paired_test_needs_two_runs_and_a_policy_within_the_allowance():
 
     assert paired_verdict([seeded("moea", [(0.97, 0.97)]), seeded("policy", [(0.98, 0.97)])]) is None
     assert paired_verdict([row("moea", 0.9, 0.9), row("policy", 0.9, 0.9)]) is None  # no per-seed values
-    # a lead equal on every run has no spread: it is significant, however small
+    # a lead equal on every run has no spread and no t: a sign test's answer, found from five runs (0.5 ** 5 < 5 %)
     v = paired_verdict([seeded("moea", [(0.982, 0.97)] * 3), seeded("policy", [(0.98, 0.97)] * 3)])
-    assert v["beaten_by"] == ["moea"] and v["leads"][0]["t"] == float("inf")
+    assert v["beaten_by"] == [] and v["leads"][0]["t"] is None and v["leads"][0]["zero_spread"] is True
+    v = paired_verdict([seeded("moea", [(0.982, 0.97)] * 5), seeded("policy", [(0.98, 0.97)] * 5)])
+    assert v["beaten_by"] == ["moea"] and v["leads"][0]["t"] is None
+    # equal in task counts, unequal in the last bits of the floats: still no spread (no t of 5e13)
+    v = paired_verdict([seeded("moea", [(0.802, 0.97), (0.804, 0.97), (0.814, 0.97)]),
+                        seeded("policy", [(0.800, 0.97), (0.802, 0.97), (0.812, 0.97)])])
+    assert v["leads"][0]["zero_spread"] is True and v["beaten_by"] == []
+    import json
+    json.dumps(v, allow_nan=False)  # what --json prints: no Infinity
+    # rows that name their seeds must name the same ones to be paired
+    a, b = seeded("moea", [(0.99, 0.97)] * 3), seeded("policy", [(0.98, 0.97)] * 3)
+    a["seeds"], b["seeds"] = [0, 1, 2], [3, 4, 5]
+    assert paired_verdict([a, b]) is None
     # the policy outside the allowance does not hold, whatever the leads
     v = paired_verdict([seeded("moea", [(0.90, 0.97)] * 3), seeded("policy", [(0.99, 0.94)] * 3)])
     assert v["policy_within_allowance"] is False and v["policy_holds"] is False and v["beaten_by"] == []
@@ -237,7 +249,8 @@ def test_the_paired_line_says_whether_the_policy_holds_and_names_what_beat_it():
             seeded("policy", [(0.98, 0.97)] * 3)]
     line = paired_verdict_line(paired_verdict(rows))
     assert line.startswith("paired test over 3 runs: the policy holds")
-    assert "moea +0.33" in line
+    assert "moea +0.33 points (t 0.8)" in line
+    assert line.endswith("3 runs tell little (--seeds 10 tells a lead of a few tenths of a point from the draw)")
     rows.append(seeded("edgeml-tl", [(0.985, 0.962), (0.986, 0.962), (0.984, 0.962)]))
     line = paired_verdict_line(paired_verdict(rows))
     assert line.startswith("paired test over 3 runs: the policy is beaten by edgeml-tl (+0.50 points")
