@@ -126,7 +126,7 @@ class PoolEngine:
             response = self.handle.run.remote(cut, dict(tensors), thresholds, use_exits)
             try:
                 return await asyncio.wait_for(_awaited(response), max(0.0, until - loop_clock()))
-            except asyncio.TimeoutError:
+            except (asyncio.TimeoutError, asyncio.CancelledError):  # late, or given up by the front end
                 response.cancel()
                 raise
             except self._busy_errors as exc:
@@ -137,18 +137,36 @@ class PoolEngine:
                     raise ReplicaLost("%s (%d attempts)" % (type(exc).__name__, attempts)) from None
                 log.info("a replica was lost during a call (%s); sending it to another", type(exc).__name__)
 
+    def serve_problem(self) -> str:
+        """What Ray Serve's own status says is wrong with the application, "" when nothing: deleted, being deleted, or
+        no replica running. Cheap: the controller's status, no call to a replica. Raises when Serve cannot be read."""
+        app = self.serve.status().applications.get(self.app)
+        if app is None:
+            return "Ray Serve has no application %s (it was deleted)" % self.app
+        if str(getattr(app.status, "value", app.status)) == "DELETING":
+            return "Ray Serve is deleting the application %s" % self.app
+        deployment = app.deployments.get(DEPLOYMENT)
+        if deployment is None or int(deployment.replica_states.get("RUNNING", 0)) == 0:
+            return "Ray Serve runs no replica of %s (every replica is starting again)" % self.app
+        return ""
+
+    async def status_problem(self) -> str:
+        """``serve_problem`` off the event loop; "" when Serve's status cannot be read (the caller's slower check
+        tells)."""
+        try:
+            return await asyncio.get_event_loop().run_in_executor(None, self.serve_problem)
+        except Exception as exc:  # the controller unreachable: check's describe call says the same, slower
+            log.debug("Serve's status could not be read: %s: %s", type(exc).__name__, exc)
+            return ""
+
     async def check(self, timeout_s: float) -> str:
         """A health call: ``""`` when a replica answers ``describe`` within ``timeout_s``, else what went wrong
-        (no replica, a deleted application, a broken Ray connection). Serve's own status is read first: a deleted
-        application, or one with no replica running, is told at once rather than after ``timeout_s``."""
-        try:
-            running = await asyncio.get_event_loop().run_in_executor(None, self.replicas)
-        except Exception as exc:  # the controller unreachable: the describe call below says the same, slower
-            running = None
-            log.debug("Serve's status could not be read: %s: %s", type(exc).__name__, exc)
-        if running == 0:
-            return ("Ray Serve runs no replica of %s (the application was deleted, or every replica is starting "
-                    "again)" % self.app)
+        (no replica, a deleted application, a broken Ray connection). Serve's own status is read first
+        (``status_problem``): an application deleted, being deleted or with no replica running is told at once rather
+        than after ``timeout_s``."""
+        problem = await self.status_problem()
+        if problem:
+            return problem
         try:
             response = self.handle.describe.remote()
         except Exception as exc:  # Ray raises many types here; each one means no replica can be reached

@@ -39,13 +39,16 @@ class FrontEndStats(ServerStats):
 class PoolFrontEnd:
     """``bind()``, then ``await serve(stop)``; ``close()`` when done. ``engine``: a deployed ``PoolEngine``.
 
-    Health: every ``health_period_s`` in which no replica answered a request, one ``engine.check`` call;
-    a failed one, or ``failures_before_down`` failed requests in a row, and the front end refuses
-    everything ``overloaded`` until a check passes."""
+    Health: every ``health_period_s`` in which no replica answered a request, one ``engine.check`` call; while
+    requests wait on replicas and none answered for ``quick_s``, Serve's status (``engine.status_problem``) every
+    ``quick_s``. A failed one, or ``failures_before_down`` failed requests in a row, and the front end refuses
+    everything ``overloaded`` until a check passes; the requests then waiting on replicas are answered ``overloaded``
+    at once (``_release_waiting``), not at their deadlines."""
 
     def __init__(self, engine, bundle_hash: str, limits: wire.Limits = wire.DEFAULT_LIMITS,
                  max_in_flight: int = 256, curve=None, context: Optional[zmq.Context] = None,
-                 health_period_s: float = 2.0, health_timeout_s: float = 5.0, failures_before_down: int = 3):
+                 health_period_s: float = 2.0, health_timeout_s: float = 5.0, failures_before_down: int = 3,
+                 quick_s: float = 0.25):
         self.engine = engine
         self.bundle_hash = bundle_hash
         self.limits = limits
@@ -57,8 +60,10 @@ class PoolFrontEnd:
         self._sync_socket = None  # type: Optional[zmq.Socket]
         self._allow_list = None
         self._tasks = set()  # type: set
+        self._waiting = set()  # type: set  # the tasks of _tasks waiting on a replica's answer
         self.health_period_s = health_period_s
         self.health_timeout_s = health_timeout_s
+        self.quick_s = quick_s  # requests waiting and no replica answer for this long: read Serve's status
         self.failures_before_down = failures_before_down
         self.unhealthy = ""  # why no replica answers, while none does; "" when healthy
         self._failures = 0  # failed requests in a row
@@ -107,28 +112,45 @@ class PoolFrontEnd:
                     log.exception("failed taking in a message; the front end keeps serving")
 
     async def _watch_health(self, stop: asyncio.Event) -> None:
+        checked_at = time.monotonic()  # the last full check
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), self.health_period_s)
+                await asyncio.wait_for(stop.wait(), min(self.quick_s, self.health_period_s))
                 return
             except asyncio.TimeoutError:
                 pass
-            if not self.unhealthy and time.monotonic() - self._answered_at < self.health_period_s:
-                continue  # a replica answered a request a moment ago: no need to ask
+            now = time.monotonic()
+            quiet = now - self._answered_at  # since a replica last answered
+            full = now - checked_at >= self.health_period_s and (bool(self.unhealthy) or quiet >= self.health_period_s)
+            # Requests waiting and no answer for quick_s: Serve's status only (a deleted application's calls never
+            # return); it cannot prove a replica answers, so it only ever marks the front end down.
+            quick = not full and not self.unhealthy and bool(self._waiting) and quiet >= self.quick_s
+            if not (full or quick):
+                continue  # a replica answered a moment ago, or the last check was a moment ago
+            if full:
+                checked_at = now
             try:
-                problem = await self.engine.check(self.health_timeout_s)
+                problem = await (self.engine.check(self.health_timeout_s) if full else self.engine.status_problem())
             except Exception as exc:  # the watcher must outlive any failure, or the front end never recovers
                 problem = "the health call failed: %s: %s" % (type(exc).__name__, exc)
             if problem:
                 self._mark_unhealthy(problem)
-            else:
+            elif full:
                 self._mark_healthy()
 
     def _mark_unhealthy(self, problem: str) -> None:
         if not self.unhealthy:
             log.warning("no replica answers (%s): probes and requests are answered 'overloaded', so devices use "
                         "their next front end, until one does", problem)
+            self.unhealthy = problem
+            self._release_waiting()
         self.unhealthy = problem
+
+    def _release_waiting(self) -> None:
+        """Requests waiting on replicas that are gone are answered 'overloaded' now, not at their deadlines: each
+        waiting call is cancelled, and its request answered where it waited (``_answer``)."""
+        for task in list(self._waiting):
+            task.cancel()
 
     def _mark_healthy(self) -> None:
         if self.unhealthy:
@@ -177,8 +199,15 @@ class PoolFrontEnd:
     async def _answer(self, identity: bytes, request: wire.Request, arrived: float) -> None:
         remaining = request.deadline_s - (time.monotonic() - arrived)
         try:
-            answer = await self.engine.call(request.cut, request.tensors, request.thresholds, request.use_exits,
-                                            remaining, time.monotonic)
+            answer = await self._call(request, remaining)
+        except asyncio.CancelledError:
+            if not self.unhealthy:
+                raise  # not cancelled by _release_waiting (the loop is closing): nothing to answer
+            self.stats.unavailable += 1
+            await self._reply(identity, request.request_id, "overloaded",
+                              "no replica behind this front end answers (%s); try another front end"
+                              % self.unhealthy[:200])
+            return
         except asyncio.TimeoutError:
             self.stats.expired += 1
             await self._reply(identity, request.request_id, "expired", "no replica answered before the deadline")
@@ -208,6 +237,16 @@ class PoolFrontEnd:
         self.stats.served += 1
         await self._reply(identity, request.request_id, "ok", exit_id=answer["exit_id"], compute_s=answer["compute_s"],
                           service_s=time.monotonic() - arrived, tensors=answer["tensors"])
+
+    async def _call(self, request: wire.Request, remaining: float):
+        """The engine's call, marked as waiting while it runs (what ``_release_waiting`` cancels)."""
+        task = asyncio.current_task()
+        self._waiting.add(task)
+        try:
+            return await self.engine.call(request.cut, request.tensors, request.thresholds, request.use_exits,
+                                          remaining, time.monotonic)
+        finally:
+            self._waiting.discard(task)
 
     async def _reply(self, identity: bytes, request_id: Optional[int], status: str, message: str = "",
                      exit_id: Optional[int] = None, compute_s: float = 0.0, service_s: float = 0.0,
