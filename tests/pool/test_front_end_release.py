@@ -7,6 +7,7 @@ is deleted cannot be made to happen on cue, so the engine here is a stand-in wit
 call that never returns, and a health call that says the replicas are gone. Everything else is real: the front end,
 its ZeroMQ socket and a device's ``PeerClient``."""
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -43,7 +44,11 @@ class VanishingReplicas:
         return self.gone
 
 
-def _serve_in_thread(front):
+@contextlib.contextmanager
+def serving(front):
+    """The front end bound on loopback and serving on its own event loop in a thread; yields (endpoint, box): the
+    loop's stats land in ``box["stats"]`` once it stops."""
+    endpoint = front.bind("tcp://127.0.0.1:*")
     ready, box = threading.Event(), {}
 
     def main():
@@ -56,7 +61,24 @@ def _serve_in_thread(front):
     thread = threading.Thread(target=main, daemon=True)
     thread.start()
     assert ready.wait(10)
-    return thread, box
+    try:
+        yield endpoint, box
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(10)
+        front.close()
+
+
+def devices(endpoint, count, deadline_s, outcomes):
+    """``count`` devices, each offloading once on its own connection (threads, started); outcomes appended."""
+    def device():
+        with PeerClient(endpoint, BUNDLE) as client:
+            outcomes.append(client.offload(2, {"x": np.zeros((1, 4), np.float32)}, deadline_s=deadline_s))
+
+    started = [threading.Thread(target=device) for _ in range(count)]
+    for t in started:
+        t.start()
+    return started
 
 
 @pytest.mark.parametrize("health_period_s", [0.1, 60.0])
@@ -65,17 +87,9 @@ def test_requests_waiting_on_replicas_that_vanish_are_answered_overloaded_at_onc
     with no answer (every ``quick_s``) does, long before the period and the requests' deadlines."""
     engine = VanishingReplicas()
     front = PoolFrontEnd(engine, BUNDLE, health_period_s=health_period_s, health_timeout_s=1.0, quick_s=0.1)
-    endpoint = front.bind("tcp://127.0.0.1:*")
-    thread, box = _serve_in_thread(front)
     outcomes = []
-    try:
-        def device():
-            with PeerClient(endpoint, BUNDLE) as client:
-                outcomes.append(client.offload(2, {"x": np.zeros((1, 4), np.float32)}, deadline_s=30.0))
-
-        waiting = [threading.Thread(target=device) for _ in range(3)]
-        for t in waiting:
-            t.start()
+    with serving(front) as (endpoint, box):
+        waiting = devices(endpoint, 3, 30.0, outcomes)
         deadline = time.monotonic() + 10
         while len(front._tasks) < 3 and time.monotonic() < deadline:  # all three in flight at the front end
             time.sleep(0.01)
@@ -84,10 +98,6 @@ def test_requests_waiting_on_replicas_that_vanish_are_answered_overloaded_at_onc
         for t in waiting:
             t.join(20)  # far inside the 30 s deadline: an answer came, not the device's own timeout
             assert not t.is_alive()
-    finally:
-        box["loop"].call_soon_threadsafe(box["stop"].set)
-        thread.join(10)
-        front.close()
     assert [o.peer_status for o in outcomes] == ["overloaded"] * 3, [o.message for o in outcomes]
     assert all("no replica behind this front end answers" in o.message for o in outcomes)
     assert engine.calls_cancelled == 3  # the replicas' calls were given up, not left running
@@ -100,20 +110,9 @@ def test_a_status_read_that_finds_nothing_wrong_does_not_stand_for_a_health_chec
     """Slow replicas (calls still running) and Serve's status fine: nothing is released, nothing refused."""
     engine = VanishingReplicas()
     front = PoolFrontEnd(engine, BUNDLE, health_period_s=60.0, health_timeout_s=1.0, quick_s=0.05)
-    endpoint = front.bind("tcp://127.0.0.1:*")
-    thread, box = _serve_in_thread(front)
     outcomes = []
-    try:
-        def device():
-            with PeerClient(endpoint, BUNDLE) as client:
-                outcomes.append(client.offload(2, {"x": np.zeros((1, 4), np.float32)}, deadline_s=1.0))
-
-        waiting = threading.Thread(target=device)
-        waiting.start()
-        waiting.join(20)
-    finally:
-        box["loop"].call_soon_threadsafe(box["stop"].set)
-        thread.join(10)
-        front.close()
+    with serving(front) as (endpoint, _):
+        for t in devices(endpoint, 1, 1.0, outcomes):
+            t.join(20)
     assert engine.status_reads >= 3 and engine.checks == 0 and not front.unhealthy
     assert outcomes[0].peer_status != "overloaded"  # it waited its deadline, as a slow replica's request should
